@@ -1,0 +1,83 @@
+/*
+ * destination.h - what a destination is to the sync engine.
+ *
+ * Like curl's protocol handlers or PostgreSQL's FdwRoutine: each destination
+ * fills one const struct of capabilities and callbacks, and the engine holds
+ * a table of them (destination.c).  The engine knows nothing about any API;
+ * a destination knows nothing about SQL or the state store.
+ *
+ * Adding a destination = one new file and one line in destination.c.
+ */
+#ifndef RETL_DESTINATION_H
+#define RETL_DESTINATION_H
+
+#include <stddef.h>
+
+#include "../src/config.h"
+#include "../src/err.h"
+
+enum retl_op_kind {
+	RETL_OP_UPSERT,
+	RETL_OP_INSERT,
+	RETL_OP_UPDATE,
+	RETL_OP_REMOVE,
+};
+
+struct retl_op {
+	enum retl_op_kind kind;
+	const char *key;          /* key text (composite keys: a JSON array) */
+	const char *key_json;     /* the key as a JSON value */
+	const char *payload;      /* canonical JSON object; NULL for removes */
+	size_t payload_len;
+	const char *dest_id;      /* stored destination record id, or NULL */
+};
+
+enum retl_result_kind {
+	RETL_RES_ACK,             /* done; dest_id may carry the record id */
+	RETL_RES_REJECT,          /* refused for this record; reason says why */
+	RETL_RES_RETRY,           /* not done (transient); try next run */
+};
+
+/* filled by send(); strings are malloc'd and freed by the engine */
+struct retl_result {
+	enum retl_result_kind kind;
+	char *dest_id;
+	char *reason;
+};
+
+struct retl_destination {
+	const char *name;         /* the "type" in retl.json */
+	unsigned modes;           /* bit (1u << enum retl_mode) per mode */
+	unsigned removals;        /* bit (1u << enum retl_on_remove) per action */
+	size_t max_batch;         /* records per request */
+	/* keys allowed besides "type" and "base_url" in retl.json, NULL-ended */
+	const char *const *conn_keys;
+	/* destination-specific keys allowed in a sync file, NULL-ended */
+	const char *const *sync_keys;
+
+	/* config-time checks of options (required keys, value types);
+	 * messages "retl.json: destinations.<name>.<key>: ..." */
+	int (*validate)(const struct retl_dest_cfg *dc, struct retl_err *err);
+	/* per sync run; `dir` is the project directory for relative paths */
+	int (*open)(void **ctx, const struct retl_dest_cfg *dc,
+		    const struct retl_sync_cfg *sc, const char *dir,
+		    struct retl_err *err);
+	/* credentials work, the object and mapped fields exist */
+	int (*check)(void *ctx, struct retl_err *err);
+	/*
+	 * Sends n operations and fills results[0..n-1].  Returns 0 when every
+	 * result is filled; < 0 on a fatal destination error (err->code 4):
+	 * then no row of the batch counts as acknowledged.
+	 */
+	int (*send)(void *ctx, const struct retl_op *ops, size_t n,
+		    struct retl_result *results, struct retl_err *err);
+	void (*close)(void *ctx);
+};
+
+const struct retl_destination *retl_destination_find(const char *type);
+/* "file, hubspot, ..." for messages */
+const char *retl_destination_names(void);
+
+extern const struct retl_destination retl_dest_file;
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * buf.h - retl_buf, the one growable byte string (git's strbuf idea).
+ *
+ * Always NUL-terminated after any call, so ->ptr can be passed to C string
+ * functions; ->len excludes the terminator.  Allocation failure aborts the
+ * process (retl cannot do useful work without memory, and checking every
+ * append would drown the code that builds payloads).
+ */
+#ifndef RETL_BUF_H
+#define RETL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct retl_buf {
+	char *ptr;
+	size_t len;
+	size_t cap;
+} retl_buf;
+
+#define RETL_BUF_INIT { NULL, 0, 0 }
+
+void retl_buf_init(retl_buf *b);
+void retl_buf_free(retl_buf *b);
+/* len = 0, keeps the allocation for reuse */
+void retl_buf_reset(retl_buf *b);
+void retl_buf_grow(retl_buf *b, size_t extra);
+void retl_buf_add(retl_buf *b, const void *data, size_t len);
+void retl_buf_adds(retl_buf *b, const char *s);
+void retl_buf_addc(retl_buf *b, char c);
+void retl_buf_addf(retl_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void retl_buf_vaddf(retl_buf *b, const char *fmt, va_list ap);
+/* appends s as a JSON string literal, quotes included (RFC 8259 escaping) */
+void retl_buf_add_json_str(retl_buf *b, const char *s, size_t len);
+void retl_buf_truncate(retl_buf *b, size_t len);
+/* hands the string to the caller (who frees it) and resets b */
+char *retl_buf_detach(retl_buf *b);
+/* a never-NULL C string view, "" when empty */
+const char *retl_buf_cstr(const retl_buf *b);
+
+/* abort-on-failure allocation helpers used across retl */
+void *retl_malloc(size_t n);
+void *retl_calloc(size_t n, size_t size);
+void *retl_realloc(void *p, size_t n);
+char *retl_strdup(const char *s);
+char *retl_strndup(const char *s, size_t n);
+
+#endif

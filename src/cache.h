@@ -1,0 +1,54 @@
+/*
+ * cache.h - one sync's hash cache, in memory for the length of a run.
+ *
+ * An open-addressing table keyed by the 128-bit key hash (48 bytes a slot,
+ * sized for a load of at most 0.8, so about 60 bytes a cached row).  Keys
+ * themselves stay in the state store: the run only needs them for rows that
+ * left the model, and reads those back from SQLite.
+ */
+#ifndef RETL_CACHE_H
+#define RETL_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+
+enum retl_row_status {
+	RETL_STATUS_NONE = 0,    /* new this run: nothing acknowledged yet */
+	RETL_STATUS_OK = 1,      /* pay is what the destination acknowledged */
+	RETL_STATUS_FAILED = 2,  /* last attempt rejected; retried every run */
+	RETL_STATUS_PENDING = 3, /* create intent written, outcome unknown */
+};
+
+struct retl_cache_entry {
+	retl_h128 kh;            /* key hash; {0,0} marks an empty slot */
+	retl_h128 pay;           /* acknowledged payload hash, {0,0} = none */
+	uint64_t src;            /* source hash of the acknowledged row, 0 = none */
+	uint8_t status;          /* enum retl_row_status */
+	uint8_t seen;            /* met in this run's model */
+	uint8_t cached;          /* loaded from the state store (not new) */
+};
+
+typedef struct retl_cache retl_cache;
+
+retl_cache *retl_cache_new(size_t expected);
+void retl_cache_free(retl_cache *c);
+
+/*
+ * The entry of kh, created zeroed (status NONE, cached 0) when absent.
+ * Pointers are valid until the next retl_cache_upsert.  kh {0,0} is
+ * remapped internally so callers need not care.
+ */
+struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,
+					   int *created);
+struct retl_cache_entry *retl_cache_find(retl_cache *c, retl_h128 kh);
+size_t retl_cache_count(const retl_cache *c);
+
+/* iteration over occupied slots: for (i = 0; (e = retl_cache_next(c, &i));) */
+struct retl_cache_entry *retl_cache_next(retl_cache *c, size_t *iter);
+
+/* bytes held by the table, for the benchmark */
+size_t retl_cache_bytes(const retl_cache *c);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * config.h - a retl project: retl.json (connections) + mappings/<sync>.json.
+ *
+ * Loading validates everything that can be validated without a network:
+ * JSON syntax (file:line:col from jansson), unknown keys, types of values,
+ * references between syncs and connections, and the field language (parsed
+ * into a retl_mapping here, bound to the query's columns at run time).
+ * Secrets (`${ENV}` anywhere inside a string, or a whole-string
+ * `@file:PATH`) are resolved here and registered with redact.h.
+ *
+ * Error messages:
+ *   retl.json:4:17: unexpected token near ','              (syntax)
+ *   mappings/x.json: fields.mrr.type: unknown type "nmber" (expected one of ...)
+ * Paths are shown relative to the project directory.
+ */
+#ifndef RETL_CONFIG_H
+#define RETL_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "err.h"
+
+struct retl_mapping;
+
+enum retl_mode {
+	RETL_MODE_UPSERT,
+	RETL_MODE_UPDATE,
+	RETL_MODE_INSERT,
+	RETL_MODE_MIRROR,
+};
+
+enum retl_on_remove {
+	RETL_REMOVE_IGNORE,
+	RETL_REMOVE_ARCHIVE,
+	RETL_REMOVE_DELETE,
+	RETL_REMOVE_UNSUBSCRIBE,
+	RETL_REMOVE_CLEAR,
+};
+
+struct retl_source_cfg {
+	char *name;
+	char *type;               /* "postgres" (Redshift speaks the same) */
+	char *dsn;                /* secrets resolved; never print it */
+	long statement_timeout_ms; /* 0 = server default */
+};
+
+struct retl_dest_cfg {
+	char *name;
+	char *type;               /* a name from destinations/destination.h's table */
+	char *base_url;           /* NULL unless set */
+	json_t *options;          /* the whole object, secrets resolved (owned) */
+};
+
+struct retl_safety {
+	long max_removed;         /* -1 = no limit */
+	double max_removed_ratio; /* < 0 = no limit; ratio of cached rows */
+	int refuse_empty_model;   /* default 1 */
+};
+
+struct retl_sync_cfg {
+	char *name;               /* file stem of mappings/<name>.json */
+	char *file;               /* "mappings/<name>.json", for messages */
+	char *source;
+	char *query;
+	char **key;               /* one or more column names */
+	size_t nkey;
+	char *destination;
+	char *object;             /* NULL when not given */
+	enum retl_mode mode;
+	json_t *match;            /* {destination field: column} or NULL (owned) */
+	json_t *fields;           /* the raw "fields" object (owned) */
+	enum retl_on_remove on_remove;
+	struct retl_safety safety;
+	char *schedule;           /* NULL when not given */
+	json_t *options;          /* destination-specific sync keys, or NULL (owned) */
+	struct retl_mapping *mapping; /* parsed fields (owned) */
+	/* resolved references (borrowed from the config) */
+	struct retl_source_cfg *src;
+	struct retl_dest_cfg *dst;
+};
+
+struct retl_config {
+	char *dir;                /* project directory */
+	char *state_path;         /* resolved against dir; default "state/retl.db" */
+	struct retl_source_cfg *sources;
+	size_t nsources;
+	struct retl_dest_cfg *dests;
+	size_t ndests;
+	struct retl_sync_cfg *syncs; /* sorted by name */
+	size_t nsyncs;
+};
+
+/* loads dir/retl.json and dir/mappings/ *.json; on error fills err (code 2) */
+int retl_config_load(struct retl_config **out, const char *dir, struct retl_err *err);
+void retl_config_free(struct retl_config *cfg);
+struct retl_sync_cfg *retl_config_sync(struct retl_config *cfg, const char *name);
+
+const char *retl_mode_name(enum retl_mode m);
+const char *retl_on_remove_name(enum retl_on_remove r);
+
+#endif

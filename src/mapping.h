@@ -1,0 +1,104 @@
+/*
+ * mapping.h - the field language: model row -> canonical JSON payload.
+ *
+ * A sync's "fields" object is parsed once (at config load, so mistakes are
+ * config errors with a JSON path) and bound once per run to the query's
+ * columns.  Applying it to a row writes the canonical payload straight into
+ * a reused buffer: keys sorted (byte order) at every level, compact JSON, no
+ * per-row JSON tree.  Identical rows therefore give identical bytes and the
+ * payload hash is stable.
+ *
+ * Values are rendered in retl's neutral formats, converted by destinations:
+ *   string "text", integer 42, number 12.5, boolean true,
+ *   date "2024-05-01", datetime "2024-05-01T12:30:00Z" (UTC, fraction kept),
+ *   json: any JSON value, canonicalised (sorted keys, compact).
+ */
+#ifndef RETL_MAPPING_H
+#define RETL_MAPPING_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+/* PostgreSQL type OIDs retl gives meaning to */
+#define RETL_OID_BOOL 16
+#define RETL_OID_INT8 20
+#define RETL_OID_INT2 21
+#define RETL_OID_INT4 23
+#define RETL_OID_OID 26
+#define RETL_OID_JSON 114
+#define RETL_OID_FLOAT4 700
+#define RETL_OID_FLOAT8 701
+#define RETL_OID_DATE 1082
+#define RETL_OID_TIMESTAMP 1114
+#define RETL_OID_TIMESTAMPTZ 1184
+#define RETL_OID_NUMERIC 1700
+#define RETL_OID_JSONB 3802
+
+enum retl_type {
+	RETL_TYPE_AUTO = 0,       /* from the column's OID (see mapping.c) */
+	RETL_TYPE_STRING,
+	RETL_TYPE_INTEGER,
+	RETL_TYPE_NUMBER,
+	RETL_TYPE_BOOLEAN,
+	RETL_TYPE_DATE,
+	RETL_TYPE_DATETIME,
+	RETL_TYPE_JSON,
+};
+
+struct retl_column {
+	char *name;
+	unsigned oid;
+};
+
+/*
+ * One row of the model, in PostgreSQL's text output format (session
+ * TimeZone=UTC, DateStyle=ISO).  vals[i] == NULL is SQL NULL.  Borrowed.
+ */
+struct retl_row {
+	size_t ncols;
+	const char *const *vals;
+	const size_t *lens;
+};
+
+typedef struct retl_mapping retl_mapping;
+
+/*
+ * Parses a "fields" object.  `file` prefixes messages, e.g.
+ * "mappings/x.json: fields.mrr.type: unknown type \"nmber\" (expected one of
+ * string, integer, number, boolean, date, datetime, json)".
+ */
+int retl_mapping_parse(retl_mapping **out, const json_t *fields,
+		       const char *file, struct retl_err *err);
+void retl_mapping_free(retl_mapping *m);
+
+/*
+ * Resolves column names against the query's columns (borrowed; must outlive
+ * the mapping's use).  Unknown column: "mappings/x.json: fields.mrr.from:
+ * column \"mrrr\" is not returned by the query (columns: a, b, c)".
+ */
+int retl_mapping_bind(retl_mapping *m, const struct retl_column *cols,
+		      size_t ncols, struct retl_err *err);
+
+/*
+ * Writes row's payload to out (reset first).  On a rejected row returns -1
+ * and writes "<target>: <reason>" to reason (reset first), e.g.
+ * "email: value \"x\" does not match ^[^@\\s]+@[^@\\s]+$".
+ */
+int retl_mapping_apply(retl_mapping *m, const struct retl_row *row,
+		       retl_buf *out, retl_buf *reason);
+
+/* hash of the mapping's definition; salts the source-row hash */
+uint64_t retl_mapping_fingerprint(const retl_mapping *m);
+
+/* target fields in payload order, for destinations that need types */
+size_t retl_mapping_nfields(const retl_mapping *m);
+const char *retl_mapping_field_target(const retl_mapping *m, size_t i);
+enum retl_type retl_mapping_field_type(const retl_mapping *m, size_t i);
+
+const char *retl_type_name(enum retl_type t);
+
+#endif

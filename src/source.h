@@ -1,0 +1,47 @@
+/*
+ * source.h - the warehouse side: one PostgreSQL connection per run.
+ *
+ * Everything a run reads comes from one BEGIN READ ONLY ISOLATION LEVEL
+ * REPEATABLE READ transaction, so a model can never write and every row is
+ * from one snapshot.  Rows are streamed with COPY (query) TO STDOUT (text
+ * format) and decoded in place; the whole result is never in memory.
+ * Session settings: TimeZone=UTC, DateStyle=ISO, IntervalStyle=iso_8601,
+ * extra_float_digits=3, statement_timeout from config.
+ */
+#ifndef RETL_SOURCE_H
+#define RETL_SOURCE_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "err.h"
+#include "mapping.h"
+
+typedef struct retl_source retl_source;
+
+/* connects and opens the transaction; errors carry code 3 and the server's
+ * message, never the DSN's password */
+int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
+		     struct retl_err *err);
+
+/* prepares the query (one statement only) and returns its columns, owned by
+ * the source and valid until close */
+int retl_source_describe(retl_source *s, const char *query,
+			 const struct retl_column **cols, size_t *ncols,
+			 struct retl_err *err);
+
+/*
+ * Called once per row.  `raw` is the row's COPY text line (without the
+ * newline), for hashing.  Return 0 to go on; non-zero stops the stream and
+ * becomes retl_source_stream's return value.
+ */
+typedef int (*retl_row_fn)(void *ud, const struct retl_row *row,
+			   const char *raw, size_t rawlen);
+
+int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
+		       void *ud, struct retl_err *err);
+
+/* rolls back (nothing was written) and disconnects; NULL is fine */
+void retl_source_close(retl_source *s);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * state.h - the state store: one SQLite file (WAL, mode 0600).
+ *
+ * Per sync it holds the cache (key -> acknowledged payload hash, source
+ * hash, destination record id, status, attempts, last error, timestamps),
+ * the runs with their counts, and per-row outcomes of recent runs.
+ *
+ * The rules that make it trustworthy live in sync.c; this module only
+ * provides the primitives: a row's hashes change only through
+ * retl_state_ack(), and the sync engine calls it only for rows the
+ * destination acknowledged, inside one transaction per batch.
+ */
+#ifndef RETL_STATE_H
+#define RETL_STATE_H
+
+#include <stdint.h>
+
+#include "cache.h"
+#include "err.h"
+#include "hash.h"
+
+typedef struct retl_state retl_state;
+
+/* creates the file (and its directory) when missing, mode 0600, migrates */
+int retl_state_open(retl_state **out, const char *path, struct retl_err *err);
+void retl_state_close(retl_state *st);
+
+/*
+ * One run per sync at a time.  The lock dies with the process (a killed run
+ * never leaves a stale lock).  Held: err code 2, "sync X is already running
+ * (pid N)".
+ */
+int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err);
+void retl_state_unlock(retl_state *st, const char *sync);
+
+/* the sync's cache, every row: kh, pay, src, status; cached = 1 */
+int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
+			  struct retl_err *err);
+
+/* one transaction per batch */
+int retl_state_begin(retl_state *st, struct retl_err *err);
+int retl_state_commit(retl_state *st, struct retl_err *err);
+void retl_state_rollback(retl_state *st);
+
+struct retl_state_rec {
+	const char *key;         /* key text, as the sync engine renders it */
+	retl_h128 kh;
+	retl_h128 pay;
+	uint64_t src;
+	const char *dest_id;     /* NULL keeps the stored one */
+	const char *reason;      /* for retl_state_fail */
+};
+
+/* acknowledged: status OK, hashes and dest_id set, attempts 0, error cleared */
+int retl_state_ack(retl_state *st, const char *sync,
+		   const struct retl_state_rec *r, struct retl_err *err);
+/* rejected: status FAILED, attempts + 1, last_error = reason; the stored
+ * payload hash is kept (inserted with none when the key is new) and the
+ * source hash cleared so the row is mapped and retried next run */
+int retl_state_fail(retl_state *st, const char *sync,
+		    const struct retl_state_rec *r, struct retl_err *err);
+/* same payload under a new source row: only the source hash moves */
+int retl_state_set_src(retl_state *st, const char *sync,
+		       const struct retl_state_rec *r, struct retl_err *err);
+/* create intent before an insert is sent (status PENDING) */
+int retl_state_pending(retl_state *st, const char *sync,
+		       const struct retl_state_rec *r, struct retl_err *err);
+/* the row left the model (and its removal, if any, was acknowledged) */
+int retl_state_forget(retl_state *st, const char *sync, const char *key,
+		      struct retl_err *err);
+/* the stored destination id of key, malloc'd, or NULL */
+char *retl_state_dest_id(retl_state *st, const char *sync, const char *key);
+
+/* every cached row of a sync: key, key hash, destination id (may be NULL) */
+typedef int (*retl_state_row_fn)(void *ud, const char *key, retl_h128 kh,
+				 const char *dest_id);
+int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
+		    void *ud, struct retl_err *err);
+
+/* forget every cached row of a sync (retl reset) */
+int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err);
+
+struct retl_run_counts {
+	long read, added, changed, unchanged, retried, removed;
+	long rejected;           /* by the mapping / keys, before sending */
+	long failed;             /* rejected by the destination */
+	long api_calls, retries, http_429;
+};
+
+/* outcomes: "added" "changed" "retried" "removed" "rejected" "failed" */
+int retl_state_run_begin(retl_state *st, const char *sync, int64_t *run_id,
+			 struct retl_err *err);
+int retl_state_outcome(retl_state *st, int64_t run_id, const char *key,
+		       const char *outcome, const char *reason,
+		       struct retl_err *err);
+/* status: "ok" "failed" (some rows) "error" "refused" "interrupted" */
+int retl_state_run_end(retl_state *st, int64_t run_id, const char *status,
+		       int exit_code, const struct retl_run_counts *c,
+		       const char *message, struct retl_err *err);
+
+struct retl_run_rec {
+	int64_t id;
+	const char *sync;
+	const char *started;     /* ISO 8601 UTC */
+	const char *ended;       /* NULL while running */
+	const char *status;
+	int exit_code;
+	double seconds;
+	struct retl_run_counts c;
+	const char *message;
+};
+/* newest first; sync NULL = the last run of every sync */
+typedef int (*retl_state_run_fn)(void *ud, const struct retl_run_rec *r);
+int retl_state_runs(retl_state *st, const char *sync, int limit,
+		    retl_state_run_fn fn, void *ud, struct retl_err *err);
+
+struct retl_failure_rec {
+	const char *key;         /* NULL for rows rejected without a key */
+	const char *outcome;     /* "failed" or "rejected" */
+	int attempts;
+	const char *reason;
+	const char *since;       /* first failure, ISO 8601 */
+	const char *last;        /* last attempt */
+};
+/* rows currently failing (cache status FAILED) plus the last run's
+ * rejections that have no cache row (null/duplicate keys) */
+typedef int (*retl_state_failure_fn)(void *ud, const struct retl_failure_rec *r);
+int retl_state_failures(retl_state *st, const char *sync,
+			retl_state_failure_fn fn, void *ud, struct retl_err *err);
+
+#endif
