@@ -1,0 +1,189 @@
+/*
+ * file.c - the file destination: one JSON line per acknowledged operation.
+ *
+ *   {"op":"upsert","key":"42","payload":{...}}
+ *   {"op":"remove","key":"17","payload":null}
+ *
+ * retl's embedded default sink: the demo, the tests and exports to file.
+ * A batch is acknowledged only after its lines are written and fsync'd, so
+ * the state store never gets ahead of the file.  A line cut short by a
+ * crash was never acknowledged; open() trims it so the file stays valid
+ * JSON lines, and the row is written again by the next run.
+ * The file is created with mode 0600: it holds warehouse data.
+ */
+#include "destination.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+struct file_ctx {
+	int fd;
+	char *path;
+	retl_buf out;
+};
+
+static const char *const file_conn_keys[] = { "path", NULL };
+
+static int file_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
+{
+	json_t *p = json_object_get(dc->options, "path");
+	if (!p)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.path: missing (the file destination writes to this path)",
+				    dc->name);
+	if (!json_is_string(p) || !json_string_length(p))
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.path: expected a non-empty string",
+				    dc->name);
+	return 0;
+}
+
+/* drops a trailing partial line left by a process killed mid-write */
+static int trim_partial_line(int fd)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	if (end <= 0)
+		return 0;
+	char buf[4096];
+	off_t pos = end;
+	while (pos > 0) {
+		size_t n = pos > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)pos;
+		if (pread(fd, buf, n, pos - (off_t)n) != (ssize_t)n)
+			return -1;
+		for (size_t i = n; i > 0; i--) {
+			if (buf[i - 1] == '\n') {
+				off_t keep = pos - (off_t)n + (off_t)i;
+				return keep == end ? 0 : ftruncate(fd, keep);
+			}
+		}
+		pos -= (off_t)n;
+	}
+	return ftruncate(fd, 0);
+}
+
+static int file_open(void **out, const struct retl_dest_cfg *dc,
+		     const struct retl_sync_cfg *sc, const char *dir,
+		     struct retl_err *err)
+{
+	const char *p = json_string_value(json_object_get(dc->options, "path"));
+	retl_buf path = RETL_BUF_INIT;
+	if (p[0] != '/' && dir) {
+		retl_buf_adds(&path, dir);
+		retl_buf_addc(&path, '/');
+	}
+	retl_buf_adds(&path, p);
+
+	/* create the parent directory (one level) for a fresh project */
+	char *slash = strrchr(path.ptr, '/');
+	if (slash && slash != path.ptr) {
+		*slash = '\0';
+		if (mkdir(path.ptr, 0700) < 0 && errno != EEXIST) {
+			retl_err_set(err, RETL_EXIT_DEST, "destination %s: cannot create %s: %s",
+				     dc->name, path.ptr, strerror(errno));
+			retl_buf_free(&path);
+			return -1;
+		}
+		*slash = '/';
+	}
+	int fd = open(path.ptr, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || trim_partial_line(fd) < 0) {
+		retl_err_set(err, RETL_EXIT_DEST, "destination %s: cannot open %s: %s",
+			     dc->name, path.ptr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		retl_buf_free(&path);
+		return -1;
+	}
+	struct file_ctx *c = retl_calloc(1, sizeof(*c));
+	c->fd = fd;
+	c->path = retl_buf_detach(&path);
+	*out = c;
+	return 0;
+}
+
+static int file_check(void *ctx, struct retl_err *err)
+{
+	struct file_ctx *c = ctx;
+	if (access(c->path, W_OK) < 0)
+		return retl_err_set(err, RETL_EXIT_DEST, "%s is not writable: %s",
+				    c->path, strerror(errno));
+	return 0;
+}
+
+static const char *op_name(enum retl_op_kind k)
+{
+	switch (k) {
+	case RETL_OP_INSERT: return "insert";
+	case RETL_OP_UPDATE: return "update";
+	case RETL_OP_REMOVE: return "remove";
+	default: return "upsert";
+	}
+}
+
+static int file_send(void *ctx, const struct retl_op *ops, size_t n,
+		     struct retl_result *res, struct retl_err *err)
+{
+	struct file_ctx *c = ctx;
+	retl_buf_reset(&c->out);
+	for (size_t i = 0; i < n; i++) {
+		retl_buf_addf(&c->out, "{\"op\":\"%s\",\"key\":", op_name(ops[i].kind));
+		retl_buf_adds(&c->out, ops[i].key_json);
+		retl_buf_adds(&c->out, ",\"payload\":");
+		if (ops[i].payload)
+			retl_buf_add(&c->out, ops[i].payload, ops[i].payload_len);
+		else
+			retl_buf_adds(&c->out, "null");
+		retl_buf_adds(&c->out, "}\n");
+	}
+	size_t off = 0;
+	while (off < c->out.len) {
+		ssize_t w = write(c->fd, c->out.ptr + off, c->out.len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return retl_err_set(err, RETL_EXIT_DEST, "writing %s: %s",
+					    c->path, strerror(errno));
+		}
+		off += (size_t)w;
+	}
+	if (fdatasync(c->fd) < 0)
+		return retl_err_set(err, RETL_EXIT_DEST, "syncing %s: %s", c->path,
+				    strerror(errno));
+	for (size_t i = 0; i < n; i++) {
+		res[i].kind = RETL_RES_ACK;
+		res[i].dest_id = NULL;
+		res[i].reason = NULL;
+	}
+	return 0;
+}
+
+static void file_close(void *ctx)
+{
+	struct file_ctx *c = ctx;
+	if (!c)
+		return;
+	close(c->fd);
+	free(c->path);
+	retl_buf_free(&c->out);
+	free(c);
+}
+
+const struct retl_destination retl_dest_file = {
+	.name = "file",
+	.modes = 1u << RETL_MODE_UPSERT | 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR,
+	.removals = 1u << RETL_REMOVE_DELETE,
+	.max_batch = 500,
+	.conn_keys = file_conn_keys,
+	.sync_keys = NULL,
+	.validate = file_validate,
+	.open = file_open,
+	.check = file_check,
+	.send = file_send,
+	.close = file_close,
+};

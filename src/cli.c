@@ -1,0 +1,195 @@
+/*
+ * cli.c - global options and verb dispatch (one table, as redis does for
+ * its commands).  The verbs live in cmd_run.c and cmd_report.c.  Only the
+ * CLI prints errors and chooses exit codes.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "redact.h"
+
+#define RETL_VERSION "0.1.0"
+
+struct verb {
+	const char *name;
+	int (*fn)(struct retl_cli *, int, char **);
+	const char *usage;
+	const char *help;
+};
+
+static const struct verb verbs[] = {
+	{ "check", cmd_check, "retl check [SYNC...]",
+	  "Validates the project: config, the source connection, the query's\n"
+	  "columns (run with LIMIT 0 semantics: prepared, not executed), the key\n"
+	  "and match columns, the field mapping, and the destination.\n" },
+	{ "plan", cmd_plan, "retl plan SYNC [--out FILE] [--full-resync]",
+	  "Reads the model and diffs it against the state store, sends nothing and\n"
+	  "changes no state.  Prints counts (add, change, unchanged, retry, remove,\n"
+	  "rejected), the API requests the run would spend and sample payloads.\n"
+	  "  --out FILE      write every planned operation as a JSON line\n"
+	  "  --full-resync   plan as if every row had changed\n" },
+	{ "run", cmd_run, "retl run [SYNC...|--all] [--full-resync] [--limit N]",
+	  "Syncs now: sends new, changed and previously failed rows, and removals\n"
+	  "in mirror mode.  Ends with a summary.\n"
+	  "  --all           every sync of the project\n"
+	  "  --full-resync   send every row, changed or not\n"
+	  "  --limit N       send at most N operations; the rest wait for the next run\n" },
+	{ "status", cmd_status, "retl status",
+	  "The last run of every sync: when, how it ended, its counts, and how\n"
+	  "many rows are failing.\n" },
+	{ "history", cmd_history, "retl history SYNC [--limit N]",
+	  "The runs of one sync, newest first (default: the last 20).\n" },
+	{ "failures", cmd_failures, "retl failures SYNC",
+	  "Rows of one sync that are failing, with the reason: rejected by the\n"
+	  "mapping or the key rules, or by the destination.  They are retried on\n"
+	  "every run until they succeed.\n" },
+	{ "reset", cmd_reset, "retl reset SYNC",
+	  "Forgets a sync's cache: the next run sends every row again.\n" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: retl [--config DIR] [--log-format text|json] [-v] VERB [ARGS]\n"
+		"\n"
+		"retl runs SQL models in PostgreSQL and pushes new and changed rows to\n"
+		"destinations.  Verbs:\n\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(f, "  %s\n", verbs[i].usage);
+	fprintf(f,
+		"\n"
+		"  --config DIR        the project directory (default: .)\n"
+		"  --log-format FMT    text (default) or json log lines on stderr\n"
+		"  -v, --verbose       debug log lines\n"
+		"  --version           print the version\n"
+		"\n"
+		"Exit codes: 0 all rows synced, 1 some rows failed, 2 usage or config\n"
+		"error, 3 source error, 4 destination error, 5 refused by a safety limit.\n"
+		"`retl VERB --help` describes a verb.\n");
+}
+
+int retl_cli_is_help(const char *arg)
+{
+	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+int retl_cli_fail(const struct retl_err *err)
+{
+	retl_buf out = RETL_BUF_INIT;
+	/* config errors start with their file; the rest get our name */
+	int is_config = err->code == RETL_EXIT_USAGE &&
+			(!strncmp(err->msg, "retl.json", 9) ||
+			 !strncmp(err->msg, "mappings/", 9));
+	if (!is_config)
+		retl_buf_adds(&out, "retl: ");
+	retl_redact_into(&out, err->msg, strlen(err->msg));
+	fprintf(stderr, "%s\n", retl_buf_cstr(&out));
+	retl_buf_free(&out);
+	return err->code ? err->code : RETL_EXIT_USAGE;
+}
+
+int retl_cli_open(struct retl_cli *cli, int want_state)
+{
+	struct retl_err err;
+	retl_err_clear(&err);
+	if (retl_config_load(&cli->cfg, cli->config_dir, &err) < 0)
+		return retl_cli_fail(&err);
+	if (want_state &&
+	    retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0)
+		return retl_cli_fail(&err);
+	return 0;
+}
+
+void retl_cli_close(struct retl_cli *cli)
+{
+	retl_state_close(cli->st);
+	retl_config_free(cli->cfg);
+	cli->st = NULL;
+	cli->cfg = NULL;
+}
+
+struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
+				    struct retl_err *err)
+{
+	struct retl_sync_cfg *sc = retl_config_sync(cli->cfg, name);
+	if (sc)
+		return sc;
+	retl_buf l = RETL_BUF_INIT;
+	for (size_t i = 0; i < cli->cfg->nsyncs; i++)
+		retl_buf_addf(&l, "%s%s", i ? ", " : "", cli->cfg->syncs[i].name);
+	retl_err_set(err, RETL_EXIT_USAGE, "unknown sync \"%s\" (syncs: %s)", name,
+		     cli->cfg->nsyncs ? l.ptr : "none: add mappings/<name>.json");
+	retl_buf_free(&l);
+	return NULL;
+}
+
+int retl_cli_main(int argc, char **argv)
+{
+	struct retl_cli cli = { .config_dir = "." };
+	char **rest = retl_calloc((size_t)argc + 1, sizeof(char *));
+	int nrest = 0;
+
+	/* global options may come before or after the verb */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--config") || !strcmp(a, "--log-format")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "retl: %s needs a value\n", a);
+				free(rest);
+				return RETL_EXIT_USAGE;
+			}
+			const char *v = argv[++i];
+			if (!strcmp(a, "--config")) {
+				cli.config_dir = v;
+			} else if (!strcmp(v, "json") || !strcmp(v, "text")) {
+				retl_log_set_json(!strcmp(v, "json"));
+			} else {
+				fprintf(stderr, "retl: --log-format: expected text or json, not \"%s\"\n", v);
+				free(rest);
+				return RETL_EXIT_USAGE;
+			}
+		} else if (!strncmp(a, "--config=", 9)) {
+			cli.config_dir = a + 9;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			retl_log_set_level(RETL_LOG_DEBUG);
+		} else if (!strcmp(a, "--version")) {
+			printf("retl %s\n", RETL_VERSION);
+			free(rest);
+			return 0;
+		} else {
+			rest[nrest++] = argv[i];
+		}
+	}
+	if (!nrest || (nrest == 1 && retl_cli_is_help(rest[0]))) {
+		usage(nrest ? stdout : stderr);
+		free(rest);
+		return nrest ? 0 : RETL_EXIT_USAGE;
+	}
+	int rc = -1;
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(verbs[i].name, rest[0]))
+			continue;
+		for (int j = 1; j < nrest; j++) {
+			if (retl_cli_is_help(rest[j])) {
+				printf("usage: %s\n\n%s", verbs[i].usage, verbs[i].help);
+				free(rest);
+				return 0;
+			}
+		}
+		rc = verbs[i].fn(&cli, nrest - 1, rest + 1);
+		break;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "retl: unknown verb \"%s\"\n\n", rest[0]);
+		usage(stderr);
+		rc = RETL_EXIT_USAGE;
+	}
+	retl_cli_close(&cli);
+	free(rest);
+	return rc;
+}

@@ -1,0 +1,201 @@
+/*
+ * cmd_report.c - the verbs that read the state store: status, history,
+ * failures; and reset, which clears a sync's cache.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "redact.h"
+
+/* prints s redacted (API reasons may echo anything) */
+static void put_redacted(const char *prefix, const char *s)
+{
+	retl_buf m = RETL_BUF_INIT;
+	retl_redact_into(&m, s ? s : "", s ? strlen(s) : 0);
+	printf("%s%s\n", prefix, retl_buf_cstr(&m));
+	retl_buf_free(&m);
+}
+
+struct status_ctx {
+	struct retl_run_rec *last; /* per sync, copied */
+	struct retl_config *cfg;
+};
+
+static int on_status(void *ud, const struct retl_run_rec *r)
+{
+	struct status_ctx *s = ud;
+	for (size_t i = 0; i < s->cfg->nsyncs; i++) {
+		if (strcmp(s->cfg->syncs[i].name, r->sync))
+			continue;
+		struct retl_run_rec *d = &s->last[i];
+		*d = *r;
+		d->sync = s->cfg->syncs[i].name;
+		d->started = retl_strdup(r->started ? r->started : "");
+		d->ended = r->ended ? retl_strdup(r->ended) : NULL;
+		d->status = retl_strdup(r->status ? r->status : "");
+		d->message = r->message ? retl_strdup(r->message) : NULL;
+	}
+	return 0;
+}
+
+struct count_ctx {
+	long n;
+};
+
+static int on_count_failure(void *ud, const struct retl_failure_rec *r)
+{
+	((struct count_ctx *)ud)->n++;
+	return 0;
+}
+
+int cmd_status(struct retl_cli *cli, int argc, char **argv)
+{
+	if (argc) {
+		fprintf(stderr, "retl: status takes no arguments\n");
+		return RETL_EXIT_USAGE;
+	}
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	struct status_ctx s = { retl_calloc(cli->cfg->nsyncs + 1, sizeof(*s.last)), cli->cfg };
+	if (retl_state_runs(cli->st, NULL, 0, on_status, &s, &err) < 0) {
+		free(s.last);
+		return retl_cli_fail(&err);
+	}
+	printf("%-24s %-12s %-24s %8s %8s %8s %8s %8s  %s\n", "SYNC", "LAST RUN",
+	       "ENDED", "READ", "SENT", "REMOVED", "FAILING", "SECONDS", "MODE");
+	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
+		struct retl_sync_cfg *sc = &cli->cfg->syncs[i];
+		struct retl_run_rec *r = &s.last[i];
+		struct count_ctx cnt = { 0 };
+		retl_state_failures(cli->st, sc->name, on_count_failure, &cnt, &err);
+		char mode[96];
+		snprintf(mode, sizeof(mode), "%s -> %s (%s)", sc->source,
+			 sc->destination, retl_mode_name(sc->mode));
+		if (!r->status) {
+			printf("%-24s %-12s %-24s %8s %8s %8s %8ld %8s  %s\n", sc->name,
+			       "never", "-", "-", "-", "-", cnt.n, "-", mode);
+			continue;
+		}
+		printf("%-24s %-12s %-24s %8ld %8ld %8ld %8ld %8.2f  %s\n", sc->name,
+		       r->status, r->ended ? r->ended : "(running)", r->c.read,
+		       r->c.added + r->c.changed + r->c.retried, r->c.removed,
+		       cnt.n, r->seconds, mode);
+		if (r->message && r->exit_code > 1)
+			put_redacted("    ", r->message);
+		free((char *)r->started);
+		free((char *)r->ended);
+		free((char *)r->status);
+		free((char *)r->message);
+	}
+	free(s.last);
+	return 0;
+}
+
+static int on_history(void *ud, const struct retl_run_rec *r)
+{
+	const struct retl_run_counts *c = &r->c;
+	printf("%-6lld %-24s %-11s %4d %8.2f %8ld %6ld %7ld %7ld %7ld %9ld %8ld %6ld %6ld\n",
+	       (long long)r->id, r->started, r->status, r->exit_code, r->seconds,
+	       c->read, c->added, c->changed, c->retried, c->removed,
+	       c->unchanged, c->rejected, c->failed, c->api_calls);
+	if (r->message && r->exit_code > 1)
+		put_redacted("       ", r->message);
+	return 0;
+}
+
+int cmd_history(struct retl_cli *cli, int argc, char **argv)
+{
+	long limit = 20;
+	const char *name = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--limit") && i + 1 < argc)
+			limit = strtol(argv[++i], NULL, 10);
+		else if (argv[i][0] != '-' && !name)
+			name = argv[i];
+		else {
+			fprintf(stderr, "retl: usage: retl history SYNC [--limit N]\n");
+			return RETL_EXIT_USAGE;
+		}
+	}
+	if (!name) {
+		fprintf(stderr, "retl: usage: retl history SYNC [--limit N]\n");
+		return RETL_EXIT_USAGE;
+	}
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	if (!retl_cli_sync(cli, name, &err))
+		return retl_cli_fail(&err);
+	printf("%-6s %-24s %-11s %4s %8s %8s %6s %7s %7s %7s %9s %8s %6s %6s\n", "RUN",
+	       "STARTED", "STATUS", "EXIT", "SECONDS", "READ", "ADDED", "CHANGED",
+	       "RETRIED", "REMOVED", "UNCHANGED", "REJECTED", "FAILED", "CALLS");
+	if (retl_state_runs(cli->st, name, (int)limit, on_history, NULL, &err) < 0)
+		return retl_cli_fail(&err);
+	return 0;
+}
+
+static int on_failure(void *ud, const struct retl_failure_rec *r)
+{
+	long *n = ud;
+	(*n)++;
+	retl_buf line = RETL_BUF_INIT;
+	retl_buf_addf(&line, "%-9s key %s  (attempts %d, since %s)\n    ",
+		      r->outcome, r->key ? r->key : "(none)", r->attempts,
+		      r->since ? r->since : "-");
+	retl_buf_adds(&line, r->reason ? r->reason : "");
+	put_redacted("", line.ptr);
+	retl_buf_free(&line);
+	return 0;
+}
+
+int cmd_failures(struct retl_cli *cli, int argc, char **argv)
+{
+	if (argc != 1 || argv[0][0] == '-') {
+		fprintf(stderr, "retl: usage: retl failures SYNC\n");
+		return RETL_EXIT_USAGE;
+	}
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	if (!retl_cli_sync(cli, argv[0], &err))
+		return retl_cli_fail(&err);
+	long n = 0;
+	if (retl_state_failures(cli->st, argv[0], on_failure, &n, &err) < 0)
+		return retl_cli_fail(&err);
+	printf("%ld row%s failing in %s\n", n, n == 1 ? "" : "s", argv[0]);
+	return 0;
+}
+
+int cmd_reset(struct retl_cli *cli, int argc, char **argv)
+{
+	if (argc != 1 || argv[0][0] == '-') {
+		fprintf(stderr, "retl: usage: retl reset SYNC\n");
+		return RETL_EXIT_USAGE;
+	}
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	if (!retl_cli_sync(cli, argv[0], &err))
+		return retl_cli_fail(&err);
+	/* never under a running sync */
+	if (retl_state_lock(cli->st, argv[0], &err) < 0)
+		return retl_cli_fail(&err);
+	rc = retl_state_reset(cli->st, argv[0], &err);
+	retl_state_unlock(cli->st, argv[0]);
+	if (rc < 0)
+		return retl_cli_fail(&err);
+	printf("reset %s: cache cleared; the next run sends every row\n", argv[0]);
+	return 0;
+}

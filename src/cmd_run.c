@@ -1,0 +1,232 @@
+/*
+ * cmd_run.c - the verbs that read the model: check, plan, run.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "redact.h"
+#include "sync.h"
+
+static int worse(int a, int b)
+{
+	return b > a ? b : a;
+}
+
+static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
+			  const struct retl_sync_summary *s, int plan)
+{
+	const struct retl_run_counts *c = &s->c;
+	double rate = s->seconds > 0 ? c->read / s->seconds : 0;
+	const char *how;
+	switch (s->exit_code) {
+	case 0: how = plan ? "planned" : "all rows synced"; break;
+	case 1: how = plan ? "planned, some rows rejected" : "completed, some rows failed"; break;
+	case 5: how = "refused by a safety limit"; break;
+	default: how = "stopped";
+	}
+	printf("%s %s: %s (exit %d)\n", verb, sc->name, how, s->exit_code);
+	if (s->message[0]) {
+		retl_buf m = RETL_BUF_INIT;
+		retl_redact_into(&m, s->message, strlen(s->message));
+		printf("  %s\n", m.ptr);
+		retl_buf_free(&m);
+	}
+	printf("  %-10s %10ld   %.0f rows/s over %.2f s\n", "read", c->read, rate, s->seconds);
+	printf("  %-10s %10ld\n", plan ? "add" : "added", c->added);
+	printf("  %-10s %10ld\n", plan ? "change" : "changed", c->changed);
+	printf("  %-10s %10ld\n", plan ? "retry" : "retried", c->retried);
+	printf("  %-10s %10ld\n", plan ? "remove" : "removed", c->removed);
+	printf("  %-10s %10ld\n", "unchanged", c->unchanged);
+	printf("  %-10s %10ld%s%s\n", "rejected", c->rejected,
+	       c->rejected && !plan ? "   see: retl failures " : "",
+	       c->rejected && !plan ? sc->name : "");
+	if (!plan)
+		printf("  %-10s %10ld%s%s\n", "failed", c->failed,
+		       c->failed ? "   see: retl failures " : "",
+		       c->failed ? sc->name : "");
+	if (s->deferred)
+		printf("  %-10s %10ld   (--limit: sent by a later run)\n", "deferred", s->deferred);
+	printf("  %-10s %10ld\n", plan ? "requests" : "api calls",
+	       plan ? s->requests : c->api_calls);
+}
+
+/* parses --full-resync, --limit N, --all, --out F; the rest are sync names */
+struct run_args {
+	int full, all;
+	long limit;
+	const char *out;
+	char **names;
+	int nnames;
+};
+
+static int parse_args(int argc, char **argv, struct run_args *a, int allow_out,
+		      int allow_all, int allow_limit)
+{
+	a->limit = -1;
+	a->names = argv;
+	a->nnames = 0;
+	for (int i = 0; i < argc; i++) {
+		const char *s = argv[i];
+		if (!strcmp(s, "--full-resync")) {
+			a->full = 1;
+		} else if (allow_all && !strcmp(s, "--all")) {
+			a->all = 1;
+		} else if ((allow_limit && !strcmp(s, "--limit")) ||
+			   (allow_out && !strcmp(s, "--out"))) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "retl: %s needs a value\n", s);
+				return -1;
+			}
+			const char *v = argv[++i];
+			if (!strcmp(s, "--out")) {
+				a->out = v;
+				continue;
+			}
+			char *end;
+			errno = 0;
+			a->limit = strtol(v, &end, 10);
+			if (errno || *end || a->limit < 0) {
+				fprintf(stderr, "retl: --limit: expected a number of operations, not \"%s\"\n", v);
+				return -1;
+			}
+		} else if (s[0] == '-') {
+			fprintf(stderr, "retl: unknown option \"%s\" (see --help)\n", s);
+			return -1;
+		} else {
+			a->names[a->nnames++] = argv[i];
+		}
+	}
+	return 0;
+}
+
+int cmd_check(struct retl_cli *cli, int argc, char **argv)
+{
+	struct run_args a = { 0 };
+	if (parse_args(argc, argv, &a, 0, 0, 0) < 0)
+		return RETL_EXIT_USAGE;
+	int rc = retl_cli_open(cli, 0);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	int worst = 0;
+	for (int i = 0; i < a.nnames; i++)
+		if (!retl_cli_sync(cli, a.names[i], &err))
+			return retl_cli_fail(&err);
+	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
+		struct retl_sync_cfg *sc = &cli->cfg->syncs[i];
+		int wanted = !a.nnames;
+		for (int j = 0; j < a.nnames; j++)
+			wanted |= !strcmp(a.names[j], sc->name);
+		if (!wanted)
+			continue;
+		retl_err_clear(&err);
+		if (retl_sync_check(cli->cfg, sc, &err) < 0) {
+			worst = worse(worst, retl_cli_fail(&err));
+			continue;
+		}
+		printf("ok  %s: %s -> %s (%s%s%s)\n", sc->name, sc->source,
+		       sc->destination, retl_mode_name(sc->mode),
+		       sc->object ? ", " : "", sc->object ? sc->object : "");
+	}
+	if (!cli->cfg->nsyncs)
+		printf("ok  config (no syncs in mappings/)\n");
+	return worst;
+}
+
+int cmd_plan(struct retl_cli *cli, int argc, char **argv)
+{
+	struct run_args a = { 0 };
+	if (parse_args(argc, argv, &a, 1, 0, 0) < 0)
+		return RETL_EXIT_USAGE;
+	if (a.nnames != 1) {
+		fprintf(stderr, "retl: plan needs one sync: retl plan SYNC [--out FILE]\n");
+		return RETL_EXIT_USAGE;
+	}
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	struct retl_sync_cfg *sc = retl_cli_sync(cli, a.names[0], &err);
+	if (!sc)
+		return retl_cli_fail(&err);
+	FILE *out = NULL;
+	if (a.out && !(out = fopen(a.out, "w"))) {
+		fprintf(stderr, "retl: --out %s: %s\n", a.out, strerror(errno));
+		return RETL_EXIT_USAGE;
+	}
+	struct retl_sync_opts o = { .full_resync = a.full, .limit = -1, .plan = 1,
+				    .plan_out = out };
+	struct retl_sync_summary sum;
+	rc = retl_sync_run(cli->cfg, sc, cli->st, &o, &sum, &err);
+	if (out && fclose(out) != 0 && rc == 0) {
+		fprintf(stderr, "retl: --out %s: %s\n", a.out, strerror(errno));
+		rc = -1;
+		err.code = RETL_EXIT_USAGE;
+	}
+	int code;
+	if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY) {
+		code = retl_cli_fail(&err);
+	} else {
+		print_summary("plan", sc, &sum, 1);
+		for (size_t i = 0; i < sum.nsamples; i++) {
+			retl_buf m = RETL_BUF_INIT;
+			retl_redact_into(&m, sum.samples[i], strlen(sum.samples[i]));
+			printf("%s %s\n", i ? "         " : "  sample  ", m.ptr);
+			retl_buf_free(&m);
+		}
+		code = sum.exit_code;
+	}
+	retl_sync_summary_free(&sum);
+	return code;
+}
+
+int cmd_run(struct retl_cli *cli, int argc, char **argv)
+{
+	struct run_args a = { 0 };
+	if (parse_args(argc, argv, &a, 0, 1, 1) < 0)
+		return RETL_EXIT_USAGE;
+	if (!a.all && !a.nnames) {
+		fprintf(stderr, "retl: run needs sync names or --all: retl run [SYNC...|--all]\n");
+		return RETL_EXIT_USAGE;
+	}
+	if (a.all && a.nnames) {
+		fprintf(stderr, "retl: run takes sync names or --all, not both\n");
+		return RETL_EXIT_USAGE;
+	}
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	for (int i = 0; i < a.nnames; i++)
+		if (!retl_cli_sync(cli, a.names[i], &err))
+			return retl_cli_fail(&err);
+	int worst = 0;
+	size_t n = a.all ? cli->cfg->nsyncs : (size_t)a.nnames;
+	for (size_t i = 0; i < n; i++) {
+		struct retl_sync_cfg *sc = a.all ? &cli->cfg->syncs[i] :
+			retl_config_sync(cli->cfg, a.names[i]);
+		struct retl_sync_opts o = { .full_resync = a.full, .limit = a.limit };
+		struct retl_sync_summary sum;
+		retl_err_clear(&err);
+		retl_log(RETL_LOG_INFO, sc->name, "run started (%s, %s -> %s)",
+			 retl_mode_name(sc->mode), sc->source, sc->destination);
+		rc = retl_sync_run(cli->cfg, sc, cli->st, &o, &sum, &err);
+		if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY && !sum.c.read) {
+			worst = worse(worst, retl_cli_fail(&err));
+		} else {
+			if (rc < 0)
+				retl_cli_fail(&err);
+			print_summary("run", sc, &sum, 0);
+			worst = worse(worst, sum.exit_code);
+		}
+		retl_sync_summary_free(&sum);
+	}
+	return worst;
+}

@@ -1,0 +1,539 @@
+/*
+ * source_pg.c - the PostgreSQL source (see source.h).
+ *
+ * One connection, one BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ
+ * transaction per run: a model can never write, and every row a run reads
+ * comes from one snapshot.  The transaction is always rolled back.
+ *
+ * describe() prepares the query as the unnamed statement; the server rejects
+ * several statements in one prepare, which is what we want (a model is one
+ * statement).  stream() runs COPY (query) TO STDOUT in text format and
+ * decodes each line in place: the line is copied once into a reused buffer
+ * and unescaped there (decoded text is never longer than the escaped text),
+ * tabs become NULs, so each value is a NUL-terminated string with a length
+ * and no row costs an allocation of ours once the buffers are warm (libpq
+ * still allocates each line it hands us; we PQfreemem it at once).
+ *
+ * describe() and stream() each run inside a savepoint, so an SQL error or a
+ * cancelled stream leaves the connection usable for the next sync (retl
+ * check describes several syncs on one connection).
+ *
+ * Session settings are pinned so the text of a value (and so the row hash)
+ * does not depend on the server's or the role's defaults: TimeZone=UTC,
+ * DateStyle=ISO, IntervalStyle=iso_8601, extra_float_digits=3 (shortest
+ * exact floats), client_encoding=UTF8 (payloads are JSON).
+ *
+ * Error messages never contain the DSN; everything from the server is passed
+ * through retl_redact_str() because messages can echo the query's literals.
+ */
+#include "source.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "redact.h"
+
+/* "COPY (\n" in front of the user's query; server positions are shifted */
+#define COPY_PREFIX "COPY (\n"
+#define COPY_PREFIX_LEN (sizeof(COPY_PREFIX) - 1)
+
+struct retl_source {
+	PGconn *conn;
+	char *name;
+
+	struct retl_column *cols;       /* from describe() */
+	size_t ncols;
+
+	retl_buf sql;                   /* reused: statements we build */
+
+	/* stream() decoding state, reused across rows */
+	char *line;                     /* decoded copy of the current line */
+	size_t linecap;
+	const char **vals;
+	size_t *lens;
+	size_t fieldcap;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* err->msg redacted in place; always returns -1 */
+static int fail(struct retl_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int fail(struct retl_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	retl_err_vset(err, RETL_EXIT_SOURCE, fmt, ap);
+	va_end(ap);
+	if (err)
+		retl_redact_str(err->msg, sizeof(err->msg));
+	return -1;
+}
+
+/*
+ * libpq's messages end in a newline and can span lines ("...failed: ...\n\t
+ * Is the server running...?").  For a one-line log entry: runs of
+ * whitespace that contain a line break become one space; trailing
+ * whitespace goes.
+ */
+static void one_line(retl_buf *out, const char *s)
+{
+	retl_buf_reset(out);
+	if (!s)
+		return;
+	while (*s) {
+		if (isspace((unsigned char)*s)) {
+			const char *t = s;
+			int nl = 0;
+			while (*t && isspace((unsigned char)*t)) {
+				if (*t == '\n' || *t == '\r')
+					nl = 1;
+				t++;
+			}
+			if (!*t)
+				break;
+			if (nl)
+				retl_buf_addc(out, ' ');
+			else
+				retl_buf_add(out, s, (size_t)(t - s));
+			s = t;
+			continue;
+		}
+		retl_buf_addc(out, *s++);
+	}
+}
+
+/*
+ * "source <name>: <primary> (SQLSTATE xxxxx) at character N; DETAIL: ...;
+ * HINT: ..." from a failed result (res may be NULL: connection-level error).
+ * pos_shift is subtracted from the server's position so it points into the
+ * user's query, not into what we wrapped around it.
+ */
+static int fail_result(retl_source *s, const PGresult *res, size_t pos_shift,
+		       struct retl_err *err)
+{
+	retl_buf msg = RETL_BUF_INIT, part = RETL_BUF_INIT;
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (primary) {
+		one_line(&part, primary);
+		retl_buf_add(&msg, part.ptr, part.len);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state)
+			retl_buf_addf(&msg, " (SQLSTATE %s)", state);
+		const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+		if (pos) {
+			long p = strtol(pos, NULL, 10);
+			if (p > (long)pos_shift)
+				retl_buf_addf(&msg, " at character %ld", p - (long)pos_shift);
+		}
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		if (detail) {
+			one_line(&part, detail);
+			retl_buf_addf(&msg, "; DETAIL: %s", part.ptr);
+		}
+		const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+		if (hint) {
+			one_line(&part, hint);
+			retl_buf_addf(&msg, "; HINT: %s", part.ptr);
+		}
+	} else {
+		one_line(&part, PQerrorMessage(s->conn));
+		if (!part.len)
+			retl_buf_adds(&part, "unknown error (connection lost?)");
+		retl_buf_add(&msg, part.ptr, part.len);
+	}
+	fail(err, "source %s: %s", s->name, retl_buf_cstr(&msg));
+	retl_buf_free(&msg);
+	retl_buf_free(&part);
+	return -1;
+}
+
+/* runs a statement that returns no rows; on error fills err */
+static int exec_cmd(retl_source *s, const char *sql, struct retl_err *err)
+{
+	PGresult *res = PQexec(s->conn, sql);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = fail_result(s, res, 0, err);
+	PQclear(res);
+	return rc;
+}
+
+/* best effort: used on the way out of an error, err already set */
+static void exec_quiet(retl_source *s, const char *sql)
+{
+	PQclear(PQexec(s->conn, sql));
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
+		     struct retl_err *err)
+{
+	*out = NULL;
+	const char *name = cfg->name ? cfg->name : "?";
+	if (!cfg->dsn)
+		return fail(err, "source %s: no dsn", name);
+
+	/* config.c registers it too; doing it here keeps the source safe alone */
+	retl_redact_dsn_password(cfg->dsn);
+
+	retl_source *s = retl_calloc(1, sizeof(*s));
+	s->name = retl_strdup(name);
+	s->conn = PQconnectdb(cfg->dsn);
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		retl_buf m = RETL_BUF_INIT;
+		one_line(&m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		fail(err, "source %s: cannot connect: %s", s->name, retl_buf_cstr(&m));
+		retl_buf_free(&m);
+		retl_source_close(s);
+		return -1;
+	}
+
+	retl_buf_adds(&s->sql,
+		      "SET TimeZone='UTC'; SET DateStyle='ISO'; "
+		      "SET IntervalStyle='iso_8601'; SET extra_float_digits=3; "
+		      "SET client_encoding='UTF8'; SET application_name='retl'");
+	if (cfg->statement_timeout_ms > 0)
+		retl_buf_addf(&s->sql, "; SET statement_timeout=%ld",
+			      cfg->statement_timeout_ms);
+	if (exec_cmd(s, s->sql.ptr, err) ||
+	    exec_cmd(s, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", err)) {
+		retl_source_close(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+static void free_cols(retl_source *s)
+{
+	for (size_t i = 0; i < s->ncols; i++)
+		free(s->cols[i].name);
+	free(s->cols);
+	s->cols = NULL;
+	s->ncols = 0;
+}
+
+void retl_source_close(retl_source *s)
+{
+	if (!s)
+		return;
+	if (s->conn) {
+		if (PQstatus(s->conn) == CONNECTION_OK &&
+		    PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+			exec_quiet(s, "ROLLBACK");
+		PQfinish(s->conn);
+	}
+	free_cols(s);
+	retl_buf_free(&s->sql);
+	free(s->line);
+	free(s->vals);
+	free(s->lens);
+	free(s->name);
+	free(s);
+}
+
+/* ---- describe ---------------------------------------------------------- */
+
+/* the query without one trailing ';' and surrounding whitespace */
+static size_t query_len(const char *q)
+{
+	size_t n = strlen(q);
+	while (n && isspace((unsigned char)q[n - 1]))
+		n--;
+	if (n && q[n - 1] == ';') {
+		n--;
+		while (n && isspace((unsigned char)q[n - 1]))
+			n--;
+	}
+	return n;
+}
+
+int retl_source_describe(retl_source *s, const char *query,
+			 const struct retl_column **cols, size_t *ncols,
+			 struct retl_err *err)
+{
+	*cols = NULL;
+	*ncols = 0;
+	free_cols(s);
+
+	retl_buf_reset(&s->sql);
+	retl_buf_add(&s->sql, query, query_len(query));
+	if (exec_cmd(s, "SAVEPOINT retl_describe", err))
+		return -1;
+
+	int rc = 0;
+	PGresult *res = PQprepare(s->conn, "", s->sql.ptr, 0, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = fail_result(s, res, 0, err);
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+
+	res = PQdescribePrepared(s->conn, "");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = fail_result(s, res, 0, err);
+		PQclear(res);
+		goto out;
+	}
+	int n = PQnfields(res);
+	if (n <= 0) {
+		/* e.g. a bare DELETE: it was only prepared, never run */
+		rc = fail(err, "source %s: the query returns no columns "
+			  "(a model must be a SELECT)", s->name);
+		PQclear(res);
+		goto out;
+	}
+	s->cols = retl_calloc((size_t)n, sizeof(*s->cols));
+	for (int i = 0; i < n; i++) {
+		s->cols[i].name = retl_strdup(PQfname(res, i));
+		s->cols[i].oid = (unsigned)PQftype(res, i);
+	}
+	s->ncols = (size_t)n;
+	PQclear(res);
+
+out:
+	if (rc) {
+		exec_quiet(s, "ROLLBACK TO SAVEPOINT retl_describe");
+		exec_quiet(s, "RELEASE SAVEPOINT retl_describe");
+		free_cols(s);
+		return rc;
+	}
+	if (exec_cmd(s, "RELEASE SAVEPOINT retl_describe", err)) {
+		free_cols(s);
+		return -1;
+	}
+	*cols = s->cols;
+	*ncols = s->ncols;
+	return 0;
+}
+
+/* ---- stream ------------------------------------------------------------ */
+
+static inline int octal(char c)
+{
+	return c >= '0' && c <= '7';
+}
+
+static inline int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Unescapes p[0..n) in place (COPY text format: \b \f \n \r \t \v \\ \NNN
+ * \xHH; any other escaped character stands for itself) and returns the new
+ * length.  `bs` is the first backslash, found by the caller.
+ */
+static size_t unescape(char *p, size_t n, char *bs)
+{
+	char *end = p + n;
+	char *w = bs;
+	const char *r = bs;
+	while (r < end) {
+		char c = *r++;
+		if (c != '\\' || r == end) {
+			*w++ = c;
+			continue;
+		}
+		c = *r++;
+		switch (c) {
+		case 'b': *w++ = '\b'; break;
+		case 'f': *w++ = '\f'; break;
+		case 'n': *w++ = '\n'; break;
+		case 'r': *w++ = '\r'; break;
+		case 't': *w++ = '\t'; break;
+		case 'v': *w++ = '\v'; break;
+		case 'x': {
+			int h = r < end ? hexval(*r) : -1;
+			if (h < 0) {
+				*w++ = 'x';
+				break;
+			}
+			int v = h;
+			r++;
+			if (r < end && (h = hexval(*r)) >= 0) {
+				v = v * 16 + h;
+				r++;
+			}
+			*w++ = (char)v;
+			break;
+		}
+		default:
+			if (octal(c)) {
+				int v = c - '0';
+				if (r < end && octal(*r)) {
+					v = v * 8 + (*r++ - '0');
+					if (r < end && octal(*r))
+						v = v * 8 + (*r++ - '0');
+				}
+				*w++ = (char)(v & 0xff);
+			} else {
+				*w++ = c;
+			}
+		}
+	}
+	return (size_t)(w - p);
+}
+
+static void ensure_fields(retl_source *s, size_t n)
+{
+	if (n <= s->fieldcap)
+		return;
+	s->vals = retl_realloc(s->vals, n * sizeof(*s->vals));
+	s->lens = retl_realloc(s->lens, n * sizeof(*s->lens));
+	s->fieldcap = n;
+}
+
+/*
+ * Splits and decodes one line (len bytes, no newline) into s->vals/lens.
+ * Returns the number of fields found.
+ */
+static size_t decode_line(retl_source *s, const char *raw, size_t len,
+			  size_t nexpect)
+{
+	if (len + 1 > s->linecap) {
+		size_t cap = s->linecap ? s->linecap : 256;
+		while (cap < len + 1)
+			cap *= 2;
+		free(s->line);
+		s->line = retl_malloc(cap);
+		s->linecap = cap;
+	}
+	char *p = s->line;
+	memcpy(p, raw, len);
+	p[len] = '\0';
+
+	char *end = p + len;
+	size_t nf = 0;
+	for (;;) {
+		char *tab = memchr(p, '\t', (size_t)(end - p));
+		char *fend = tab ? tab : end;
+		size_t flen = (size_t)(fend - p);
+		*fend = '\0';
+		if (nf >= s->fieldcap)
+			ensure_fields(s, nf < nexpect ? nexpect : nf * 2 + 8);
+		if (flen == 2 && p[0] == '\\' && p[1] == 'N') {
+			s->vals[nf] = NULL;
+			s->lens[nf] = 0;
+		} else {
+			char *bs = memchr(p, '\\', flen);
+			if (bs) {
+				flen = unescape(p, flen, bs);
+				p[flen] = '\0';
+			}
+			s->vals[nf] = p;
+			s->lens[nf] = flen;
+		}
+		nf++;
+		if (!tab)
+			break;
+		p = tab + 1;
+	}
+	return nf;
+}
+
+/* after fn asked to stop: cancel the COPY and swallow what is still coming */
+static void cancel_and_drain(retl_source *s)
+{
+	PGcancel *c = PQgetCancel(s->conn);
+	if (c) {
+		char errbuf[256];
+		PQcancel(c, errbuf, (int)sizeof(errbuf));
+		PQfreeCancel(c);
+	}
+	char *line;
+	int n;
+	while ((n = PQgetCopyData(s->conn, &line, 0)) >= 0)
+		if (n > 0)
+			PQfreemem(line);
+	PGresult *res;
+	while ((res = PQgetResult(s->conn)))
+		PQclear(res);
+}
+
+int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
+		       void *ud, struct retl_err *err)
+{
+	if (exec_cmd(s, "SAVEPOINT retl_stream", err))
+		return -1;
+
+	/* newlines around the query so a trailing "-- comment" cannot eat ")" */
+	retl_buf_reset(&s->sql);
+	retl_buf_adds(&s->sql, COPY_PREFIX);
+	retl_buf_add(&s->sql, query, query_len(query));
+	retl_buf_adds(&s->sql, "\n) TO STDOUT");
+
+	int rc = 0;
+	PGresult *res = PQexec(s->conn, s->sql.ptr);
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		rc = fail_result(s, res, COPY_PREFIX_LEN, err);
+		PQclear(res);
+		goto out;
+	}
+	size_t ncols = (size_t)PQnfields(res);
+	PQclear(res);
+	ensure_fields(s, ncols ? ncols : 1);
+
+	struct retl_row row;
+	row.ncols = ncols;
+	char *line;
+	int n;
+	while ((n = PQgetCopyData(s->conn, &line, 0)) > 0) {
+		size_t len = (size_t)n;
+		if (line[len - 1] == '\n')
+			len--;
+		size_t nf = ncols ? decode_line(s, line, len, ncols) : 0;
+		if (nf != ncols) {
+			PQfreemem(line);
+			cancel_and_drain(s);
+			rc = fail(err, "source %s: COPY row has %zu fields, "
+				  "expected %zu", s->name, nf, ncols);
+			goto out;
+		}
+		row.vals = s->vals;
+		row.lens = s->lens;
+		int stop = fn(ud, &row, line, len);
+		PQfreemem(line);
+		if (stop) {
+			cancel_and_drain(s);
+			rc = stop;
+			goto out;
+		}
+	}
+	if (n == -2) {
+		fail_result(s, NULL, 0, err);
+		rc = -1;
+		/* fall through: collect the final result anyway */
+	}
+
+	/* the COPY's own outcome: a timeout or a runtime error arrives here */
+	while ((res = PQgetResult(s->conn))) {
+		if (!rc && PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = fail_result(s, res, COPY_PREFIX_LEN, err);
+		PQclear(res);
+	}
+
+out:
+	if (rc) {
+		exec_quiet(s, "ROLLBACK TO SAVEPOINT retl_stream");
+		exec_quiet(s, "RELEASE SAVEPOINT retl_stream");
+		return rc;
+	}
+	return exec_cmd(s, "RELEASE SAVEPOINT retl_stream", err);
+}

@@ -1,0 +1,699 @@
+/*
+ * sync.c - the sync engine: one run of one sync.
+ *
+ * Rows stream from the source; each is keyed, hashed and diffed against the
+ * sync's cache (loaded once); only new, changed or previously failed rows
+ * are mapped into payloads and queued.  A full queue is sent as one batch,
+ * and the destination's per-record results are committed in one state
+ * transaction right after: only acknowledged rows advance their hash, so a
+ * run killed at any point has marked nothing unsent as sent.
+ *
+ * Unchanged rows cost a key hash, a source-line hash and a table probe: the
+ * mapping is deterministic, so a row whose raw source line hashes the same
+ * (seeded by the mapping fingerprint) as when it was acknowledged is not
+ * mapped again.
+ */
+#include "sync.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "destination.h"
+#include "hash.h"
+#include "log.h"
+#include "mapping.h"
+#include "progress.h"
+#include "redact.h"
+#include "source.h"
+
+enum change { CH_ADD, CH_CHANGE, CH_RETRY, CH_REMOVE };
+
+static const char *const change_name[] = { "added", "changed", "retried", "removed" };
+
+/* one queued operation; strings live in the batch arena */
+struct pending {
+	enum retl_op_kind kind;
+	enum change change;
+	size_t key, key_json, payload, payload_len, dest_id; /* arena offsets */
+	int has_payload, has_dest_id;
+	retl_h128 kh, pay;
+	uint64_t src;
+};
+
+/* a row whose payload is unchanged under a new source line */
+struct touch {
+	size_t key;
+	retl_h128 kh, pay;
+	uint64_t src;
+};
+
+struct run {
+	struct retl_config *cfg;
+	struct retl_sync_cfg *sc;
+	retl_state *st;
+	const struct retl_sync_opts *o;
+	struct retl_sync_summary *sum;
+	struct retl_err *err;
+
+	const struct retl_destination *dest;
+	void *dctx;
+	retl_cache *cache;
+	int64_t run_id;
+	uint64_t seed;
+	size_t key_idx[16];
+	size_t cached_rows;
+
+	struct pending *q;
+	size_t nq, max_batch;
+	retl_buf arena;
+	struct touch *t;
+	size_t nt;
+	retl_buf tarena;
+	long nops;                /* queued so far, for --limit */
+	int stop;                 /* a fatal error happened */
+
+	/* per-row scratch, reused */
+	retl_buf key, key_json, payload, reason;
+	struct retl_op *ops;
+	struct retl_result *res;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void progress(struct run *r)
+{
+	struct retl_run_counts *c = &r->sum->c;
+	retl_progress_update(c->read, c->added + c->changed + c->retried + c->removed,
+			     c->failed + c->rejected);
+}
+
+static int outcome(struct run *r, const char *key, const char *what,
+		   const char *reason)
+{
+	if (r->o->plan)
+		return 0;
+	return retl_state_outcome(r->st, r->run_id, key, what, reason, r->err);
+}
+
+/* a row refused before sending: bad key or mapping; stored, run goes on */
+static int reject(struct run *r, const char *key, retl_h128 kh, const char *why)
+{
+	r->sum->c.rejected++;
+	if (r->o->plan)
+		return 0;
+	if (retl_state_begin(r->st, r->err) < 0)
+		return -1;
+	if (key) {
+		struct retl_state_rec rec = { .key = key, .kh = kh, .reason = why };
+		if (retl_state_fail(r->st, r->sc->name, &rec, r->err) < 0)
+			goto fail;
+	}
+	if (outcome(r, key, "rejected", why) < 0)
+		goto fail;
+	return retl_state_commit(r->st, r->err);
+fail:
+	retl_state_rollback(r->st);
+	return -1;
+}
+
+static void plan_line(struct run *r, const struct retl_op *op, enum change ch)
+{
+	FILE *f = r->o->plan_out;
+	if (r->sum->nsamples < RETL_SAMPLES && op->payload)
+		r->sum->samples[r->sum->nsamples++] = retl_strndup(op->payload, op->payload_len);
+	if (!f)
+		return;
+	static const char *const names[] = { "upsert", "insert", "update", "remove" };
+	retl_buf line = RETL_BUF_INIT, red = RETL_BUF_INIT;
+	retl_buf_addf(&line, "{\"op\":\"%s\",\"change\":\"%s\",\"key\":%s,\"payload\":",
+		      names[op->kind], change_name[ch], op->key_json);
+	if (op->payload)
+		retl_buf_add(&line, op->payload, op->payload_len);
+	else
+		retl_buf_adds(&line, "null");
+	retl_buf_adds(&line, "}\n");
+	retl_redact_into(&red, line.ptr, line.len);
+	fwrite(red.ptr, 1, red.len, f);
+	retl_buf_free(&line);
+	retl_buf_free(&red);
+}
+
+static int flush_touches(struct run *r)
+{
+	if (!r->nt)
+		return 0;
+	int rc = retl_state_begin(r->st, r->err);
+	for (size_t i = 0; rc == 0 && i < r->nt; i++) {
+		struct retl_state_rec rec = {
+			.key = r->tarena.ptr + r->t[i].key, .kh = r->t[i].kh,
+			.pay = r->t[i].pay, .src = r->t[i].src,
+		};
+		rc = retl_state_set_src(r->st, r->sc->name, &rec, r->err);
+	}
+	if (rc == 0)
+		rc = retl_state_commit(r->st, r->err);
+	else
+		retl_state_rollback(r->st);
+	r->nt = 0;
+	retl_buf_reset(&r->tarena);
+	return rc;
+}
+
+static int commit_results(struct run *r)
+{
+	struct retl_run_counts *c = &r->sum->c;
+	if (retl_state_begin(r->st, r->err) < 0)
+		return -1;
+	for (size_t i = 0; i < r->nq; i++) {
+		struct pending *p = &r->q[i];
+		struct retl_result *res = &r->res[i];
+		const char *key = r->arena.ptr + p->key;
+		struct retl_state_rec rec = {
+			.key = key, .kh = p->kh, .pay = p->pay, .src = p->src,
+			.dest_id = res->dest_id, .reason = res->reason,
+		};
+		int rc;
+		if (res->kind == RETL_RES_ACK) {
+			if (p->kind == RETL_OP_REMOVE)
+				rc = retl_state_forget(r->st, r->sc->name, key, r->err);
+			else
+				rc = retl_state_ack(r->st, r->sc->name, &rec, r->err);
+			if (rc == 0)
+				rc = outcome(r, key, change_name[p->change], NULL);
+			switch (p->change) {
+			case CH_ADD: c->added++; break;
+			case CH_CHANGE: c->changed++; break;
+			case CH_RETRY: c->retried++; break;
+			case CH_REMOVE: c->removed++; break;
+			}
+		} else {
+			if (!rec.reason)
+				rec.reason = res->kind == RETL_RES_RETRY ?
+					"not acknowledged (transient error); retried next run" :
+					"rejected by the destination";
+			rc = retl_state_fail(r->st, r->sc->name, &rec, r->err);
+			if (rc == 0)
+				rc = outcome(r, key, "failed", rec.reason);
+			c->failed++;
+		}
+		if (rc < 0) {
+			retl_state_rollback(r->st);
+			return -1;
+		}
+	}
+	return retl_state_commit(r->st, r->err);
+}
+
+static void free_results(struct run *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(r->res[i].dest_id);
+		free(r->res[i].reason);
+		r->res[i].dest_id = r->res[i].reason = NULL;
+	}
+}
+
+/* sends the queued batch and commits what the destination acknowledged */
+static int flush(struct run *r)
+{
+	if (!r->nq)
+		return 0;
+	for (size_t i = 0; i < r->nq; i++) {
+		struct pending *p = &r->q[i];
+		struct retl_op *op = &r->ops[i];
+		op->kind = p->kind;
+		op->key = r->arena.ptr + p->key;
+		op->key_json = r->arena.ptr + p->key_json;
+		op->payload = p->has_payload ? r->arena.ptr + p->payload : NULL;
+		op->payload_len = p->payload_len;
+		op->dest_id = p->has_dest_id ? r->arena.ptr + p->dest_id : NULL;
+	}
+	int rc = 0;
+	r->sum->requests++;
+	if (r->o->plan) {
+		for (size_t i = 0; i < r->nq; i++)
+			plan_line(r, &r->ops[i], r->q[i].change);
+		struct retl_run_counts *c = &r->sum->c;
+		for (size_t i = 0; i < r->nq; i++) {
+			switch (r->q[i].change) {
+			case CH_ADD: c->added++; break;
+			case CH_CHANGE: c->changed++; break;
+			case CH_RETRY: c->retried++; break;
+			case CH_REMOVE: c->removed++; break;
+			}
+		}
+	} else {
+		memset(r->res, 0, r->nq * sizeof(*r->res));
+		r->sum->c.api_calls++;
+		rc = r->dest->send(r->dctx, r->ops, r->nq, r->res, r->err);
+		if (rc == 0)
+			rc = commit_results(r);
+		free_results(r, r->nq);
+	}
+	r->nq = 0;
+	retl_buf_reset(&r->arena);
+	progress(r);
+	if (rc < 0)
+		r->stop = 1;
+	return rc;
+}
+
+static size_t arena_add(retl_buf *a, const char *s, size_t len)
+{
+	size_t off = a->len;
+	retl_buf_add(a, s, len);
+	retl_buf_addc(a, '\0');
+	return off;
+}
+
+static int enqueue(struct run *r, enum retl_op_kind kind, enum change ch,
+		   const char *key, size_t keylen, const char *key_json,
+		   size_t kjlen, const char *payload, size_t plen,
+		   const char *dest_id, retl_h128 kh, retl_h128 pay, uint64_t src)
+{
+	struct pending *p = &r->q[r->nq++];
+	p->kind = kind;
+	p->change = ch;
+	p->key = arena_add(&r->arena, key, keylen);
+	p->key_json = arena_add(&r->arena, key_json, kjlen);
+	p->has_payload = payload != NULL;
+	p->payload = payload ? arena_add(&r->arena, payload, plen) : 0;
+	p->payload_len = plen;
+	p->has_dest_id = dest_id != NULL;
+	p->dest_id = dest_id ? arena_add(&r->arena, dest_id, strlen(dest_id)) : 0;
+	p->kh = kh;
+	p->pay = pay;
+	p->src = src;
+	r->nops++;
+	if (r->nq == r->max_batch)
+		return flush(r);
+	return 0;
+}
+
+/* key text and its JSON form; 0, or -1 for a NULL or empty key part */
+static int build_key(struct run *r, const struct retl_row *row)
+{
+	retl_buf_reset(&r->key);
+	retl_buf_reset(&r->key_json);
+	size_t n = r->sc->nkey;
+	if (n == 1) {
+		const char *v = row->vals[r->key_idx[0]];
+		size_t len = row->lens[r->key_idx[0]];
+		if (!v || !len)
+			return -1;
+		retl_buf_add(&r->key, v, len);
+		retl_buf_add_json_str(&r->key_json, v, len);
+		return 0;
+	}
+	retl_buf_addc(&r->key, '[');
+	for (size_t i = 0; i < n; i++) {
+		const char *v = row->vals[r->key_idx[i]];
+		size_t len = row->lens[r->key_idx[i]];
+		if (!v || !len)
+			return -1;
+		if (i)
+			retl_buf_addc(&r->key, ',');
+		retl_buf_add_json_str(&r->key, v, len);
+	}
+	retl_buf_addc(&r->key, ']');
+	retl_buf_add(&r->key_json, r->key.ptr, r->key.len);
+	return 0;
+}
+
+static int on_row(void *ud, const struct retl_row *row, const char *raw,
+		  size_t rawlen)
+{
+	struct run *r = ud;
+	struct retl_run_counts *c = &r->sum->c;
+	enum retl_mode mode = r->sc->mode;
+	c->read++;
+	if ((c->read & 1023) == 0)
+		progress(r);
+
+	if (build_key(r, row) < 0) {
+		retl_buf_reset(&r->reason);
+		retl_buf_addf(&r->reason, "null key: row %ld has a NULL or empty %s",
+			      c->read, r->sc->nkey == 1 ? "key column" : "key part");
+		retl_h128 none = { 0, 0 };
+		return reject(r, NULL, none, r->reason.ptr) < 0 ? 1 : 0;
+	}
+	retl_h128 kh = retl_hash128(r->key.ptr, r->key.len);
+	int created;
+	struct retl_cache_entry *e = retl_cache_upsert(r->cache, kh, &created);
+	if (e->seen) {
+		retl_buf_reset(&r->reason);
+		retl_buf_addf(&r->reason, "duplicate key: row %ld repeats a key already seen in this run",
+			      c->read);
+		/* an outcome only: the cache row belongs to the first occurrence */
+		c->rejected++;
+		return outcome(r, r->key.ptr, "rejected", r->reason.ptr) < 0 ? 1 : 0;
+	}
+	e->seen = 1;
+	uint64_t src = retl_hash64(raw, rawlen, r->seed);
+	int status = e->status;
+	if (status == RETL_STATUS_OK && e->src == src && !r->o->full_resync) {
+		c->unchanged++;
+		return 0;
+	}
+	retl_h128 old_pay = e->pay;   /* e is invalid after the next upsert */
+
+	if (retl_mapping_apply(r->sc->mapping, row, &r->payload, &r->reason) < 0)
+		return reject(r, r->key.ptr, kh, r->reason.ptr) < 0 ? 1 : 0;
+	retl_h128 pay = retl_hash128(r->payload.ptr, r->payload.len);
+
+	if (status == RETL_STATUS_OK && retl_h128_eq(pay, old_pay) &&
+	    !r->o->full_resync) {
+		c->unchanged++;
+		if (r->o->plan)
+			return 0;
+		struct touch *t = &r->t[r->nt++];
+		t->key = arena_add(&r->tarena, r->key.ptr, r->key.len);
+		t->kh = kh;
+		t->pay = pay;
+		t->src = src;
+		if (r->nt == r->max_batch && flush_touches(r) < 0)
+			return 1;
+		return 0;
+	}
+
+	enum change ch;
+	if (status == RETL_STATUS_FAILED || status == RETL_STATUS_PENDING)
+		ch = CH_RETRY;
+	else if (status == RETL_STATUS_OK)
+		ch = CH_CHANGE;
+	else
+		ch = CH_ADD;
+	int known = !retl_h128_zero(old_pay);
+
+	enum retl_op_kind kind;
+	switch (mode) {
+	case RETL_MODE_INSERT:
+		if (known) {          /* insert mode never touches existing keys */
+			c->unchanged++;
+			return 0;
+		}
+		kind = RETL_OP_INSERT;
+		break;
+	case RETL_MODE_UPDATE:
+		kind = RETL_OP_UPDATE;
+		break;
+	default:
+		kind = RETL_OP_UPSERT;
+	}
+
+	if (r->o->limit >= 0 && r->nops >= r->o->limit) {
+		r->sum->deferred++;
+		return 0;
+	}
+	char *dest_id = NULL;
+	if (known && !r->o->plan)
+		dest_id = retl_state_dest_id(r->st, r->sc->name, r->key.ptr);
+	int rc = enqueue(r, kind, ch, r->key.ptr, r->key.len, r->key_json.ptr,
+			 r->key_json.len, r->payload.ptr, r->payload.len, dest_id,
+			 kh, pay, src);
+	free(dest_id);
+	return rc < 0 ? 1 : 0;
+}
+
+/* rows of the cache that the model no longer returns */
+struct gone {
+	struct run *r;
+	int send_removes;
+	long forgotten;
+};
+
+static int on_gone(void *ud, const char *key, retl_h128 kh, const char *dest_id)
+{
+	struct gone *g = ud;
+	struct run *r = g->r;
+	struct retl_cache_entry *e = retl_cache_find(r->cache, kh);
+	if (!e || e->seen)
+		return 0;
+	int acked = !retl_h128_zero(e->pay);
+	if (g->send_removes && acked) {
+		if (r->o->limit >= 0 && r->nops >= r->o->limit) {
+			r->sum->deferred++;
+			return 0;
+		}
+		/* key_json: single keys were stored as text, composite as JSON */
+		retl_buf kj = RETL_BUF_INIT;
+		if (r->sc->nkey == 1)
+			retl_buf_add_json_str(&kj, key, strlen(key));
+		else
+			retl_buf_adds(&kj, key);
+		retl_h128 none = { 0, 0 };
+		int rc = enqueue(r, RETL_OP_REMOVE, CH_REMOVE, key, strlen(key),
+				 kj.ptr, kj.len, NULL, 0, dest_id, kh, none, 0);
+		retl_buf_free(&kj);
+		return rc < 0 ? -1 : 0;
+	}
+	if (r->o->plan)
+		return 0;
+	/* left the model, nothing to send: forget it */
+	g->forgotten++;
+	if (retl_state_begin(r->st, r->err) < 0)
+		return -1;
+	if (retl_state_forget(r->st, r->sc->name, key, r->err) < 0) {
+		retl_state_rollback(r->st);
+		return -1;
+	}
+	return retl_state_commit(r->st, r->err);
+}
+
+/* safety limits, checked before any removal is sent */
+static int check_safety(struct run *r, long gone)
+{
+	const struct retl_safety *s = &r->sc->safety;
+	struct retl_sync_summary *sum = r->sum;
+	if (gone <= 0)
+		return 0;
+	if (s->refuse_empty_model && r->sum->c.read == 0) {
+		snprintf(sum->message, sizeof(sum->message),
+			 "the model returned 0 rows: refusing to remove all %ld synced rows (safety.refuse_empty_model)",
+			 gone);
+		return -1;
+	}
+	if (s->max_removed >= 0 && gone > s->max_removed) {
+		snprintf(sum->message, sizeof(sum->message),
+			 "would remove %ld rows, over safety.max_removed (%ld) by %ld: nothing removed",
+			 gone, s->max_removed, gone - s->max_removed);
+		return -1;
+	}
+	if (s->max_removed_ratio >= 0 && r->cached_rows > 0) {
+		double ratio = (double)gone / (double)r->cached_rows;
+		if (ratio > s->max_removed_ratio) {
+			snprintf(sum->message, sizeof(sum->message),
+				 "would remove %ld of %zu synced rows (%.1f%%), over safety.max_removed_ratio (%.1f%%) by %.1f points: nothing removed",
+				 gone, r->cached_rows, ratio * 100,
+				 s->max_removed_ratio * 100,
+				 (ratio - s->max_removed_ratio) * 100);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* opens the source, checks key columns and binds the mapping */
+static int open_source(struct retl_sync_cfg *sc, retl_source **src,
+		       size_t *key_idx, struct retl_err *err)
+{
+	const struct retl_column *cols;
+	size_t ncols;
+	if (retl_source_open(src, sc->src, err) < 0)
+		return -1;
+	if (retl_source_describe(*src, sc->query, &cols, &ncols, err) < 0)
+		return -1;
+	for (size_t k = 0; k < sc->nkey; k++) {
+		size_t i;
+		for (i = 0; i < ncols; i++)
+			if (!strcmp(cols[i].name, sc->key[k]))
+				break;
+		if (i == ncols) {
+			retl_buf l = RETL_BUF_INIT;
+			for (size_t j = 0; j < ncols; j++)
+				retl_buf_addf(&l, "%s%s", j ? ", " : "", cols[j].name);
+			retl_err_set(err, RETL_EXIT_USAGE,
+				     "%s: key: column \"%s\" is not returned by the query (columns: %s)",
+				     sc->file, sc->key[k], retl_buf_cstr(&l));
+			retl_buf_free(&l);
+			return -1;
+		}
+		key_idx[k] = i;
+	}
+	if (sc->match) {
+		const char *field;
+		json_t *col;
+		json_object_foreach(sc->match, field, col) {
+			size_t i;
+			for (i = 0; i < ncols; i++)
+				if (!strcmp(cols[i].name, json_string_value(col)))
+					break;
+			if (i == ncols)
+				return retl_err_set(err, RETL_EXIT_USAGE,
+						    "%s: match.%s: column \"%s\" is not returned by the query",
+						    sc->file, field, json_string_value(col));
+		}
+	}
+	return retl_mapping_bind(sc->mapping, cols, ncols, err);
+}
+
+int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
+		    struct retl_err *err)
+{
+	retl_source *src = NULL;
+	size_t key_idx[16];
+	int rc = open_source(sc, &src, key_idx, err);
+	retl_source_close(src);
+	if (rc < 0)
+		return -1;
+	const struct retl_destination *d = retl_destination_find(sc->dst->type);
+	void *ctx = NULL;
+	if (d->open(&ctx, sc->dst, sc, cfg->dir, err) < 0)
+		return -1;
+	rc = d->check ? d->check(ctx, err) : 0;
+	d->close(ctx);
+	return rc;
+}
+
+static void run_free(struct run *r)
+{
+	retl_cache_free(r->cache);
+	free(r->q);
+	free(r->t);
+	free(r->ops);
+	free(r->res);
+	retl_buf_free(&r->arena);
+	retl_buf_free(&r->tarena);
+	retl_buf_free(&r->key);
+	retl_buf_free(&r->key_json);
+	retl_buf_free(&r->payload);
+	retl_buf_free(&r->reason);
+}
+
+int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
+		  retl_state *st, const struct retl_sync_opts *o,
+		  struct retl_sync_summary *sum, struct retl_err *err)
+{
+	struct run r = { .cfg = cfg, .sc = sc, .st = st, .o = o, .sum = sum, .err = err };
+	retl_source *src = NULL;
+	int locked = 0, rc = -1, run_open = 0;
+	double t0 = now_s();
+	const char *status = "error";
+
+	memset(sum, 0, sizeof(*sum));
+	r.dest = retl_destination_find(sc->dst->type);
+	r.max_batch = r.dest->max_batch ? r.dest->max_batch : 100;
+	r.q = retl_calloc(r.max_batch, sizeof(*r.q));
+	r.t = retl_calloc(r.max_batch, sizeof(*r.t));
+	r.ops = retl_calloc(r.max_batch, sizeof(*r.ops));
+	r.res = retl_calloc(r.max_batch, sizeof(*r.res));
+	r.seed = retl_mapping_fingerprint(sc->mapping);
+
+	if (!o->plan) {
+		if (retl_state_lock(st, sc->name, err) < 0)
+			goto out;
+		locked = 1;
+	}
+	if (retl_state_load_cache(st, sc->name, &r.cache, err) < 0)
+		goto out;
+	r.cached_rows = retl_cache_count(r.cache);
+	if (open_source(sc, &src, r.key_idx, err) < 0)
+		goto out;
+	if (!o->plan) {
+		if (r.dest->open(&r.dctx, sc->dst, sc, cfg->dir, err) < 0)
+			goto out;
+		if (retl_state_run_begin(st, sc->name, &r.run_id, err) < 0)
+			goto out;
+		run_open = 1;
+	}
+	retl_progress_start(sc->name);
+	int s = retl_source_stream(src, sc->query, on_row, &r, err);
+	if (s < 0 || r.stop)
+		goto stopped;
+	if (s > 0) {
+		if (!err->msg[0])
+			retl_err_set(err, RETL_EXIT_USAGE, "run stopped");
+		goto stopped;
+	}
+	/* the snapshot is read; release the warehouse before sending the rest */
+	retl_source_close(src);
+	src = NULL;
+	if (flush(&r) < 0 || (!o->plan && flush_touches(&r) < 0))
+		goto stopped;
+
+	/* rows that left the model */
+	long gone = 0;
+	size_t it = 0;
+	struct retl_cache_entry *e;
+	while ((e = retl_cache_next(r.cache, &it)))
+		if (e->cached && !e->seen)
+			gone++;
+	sum->would_remove = gone;
+	int send_removes = sc->mode == RETL_MODE_MIRROR &&
+			   sc->on_remove != RETL_REMOVE_IGNORE;
+	if (gone && send_removes && check_safety(&r, gone) < 0) {
+		retl_err_set(err, RETL_EXIT_SAFETY, "%s", sum->message);
+		status = "refused";
+		goto stopped;
+	}
+	if (gone) {
+		struct gone g = { .r = &r, .send_removes = send_removes };
+		if (retl_state_scan(st, sc->name, on_gone, &g, err) < 0 || r.stop)
+			goto stopped;
+		if (flush(&r) < 0)
+			goto stopped;
+	}
+	rc = 0;
+	status = sum->c.failed || sum->c.rejected ? "failed" : "ok";
+	sum->exit_code = sum->c.failed || sum->c.rejected ? RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
+	goto finish;
+
+stopped:
+	rc = -1;
+	if (!err->code)
+		err->code = RETL_EXIT_USAGE;
+	sum->exit_code = err->code;
+	if (!sum->message[0])
+		snprintf(sum->message, sizeof(sum->message), "%s", err->msg);
+finish:
+	retl_progress_stop();
+	sum->seconds = now_s() - t0;
+	if (run_open) {
+		struct retl_err e2;
+		retl_err_clear(&e2);
+		if (retl_state_run_end(st, r.run_id, status, sum->exit_code, &sum->c,
+				       sum->message[0] ? sum->message : NULL, &e2) < 0 &&
+		    rc == 0) {
+			*err = e2;
+			rc = -1;
+		}
+	}
+out:
+	if (rc < 0 && !run_open) {
+		if (!err->code)
+			err->code = RETL_EXIT_USAGE;
+		sum->exit_code = err->code;
+	}
+	retl_source_close(src);
+	if (r.dctx)
+		r.dest->close(r.dctx);
+	if (locked)
+		retl_state_unlock(st, sc->name);
+	run_free(&r);
+	return rc;
+}
+
+void retl_sync_summary_free(struct retl_sync_summary *sum)
+{
+	for (size_t i = 0; i < sum->nsamples; i++)
+		free(sum->samples[i]);
+	sum->nsamples = 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * sync.h - one run of one sync: source -> mapping -> diff -> destination
+ * -> state, and `retl check` for a sync.
+ */
+#ifndef RETL_SYNC_H
+#define RETL_SYNC_H
+
+#include <stdio.h>
+
+#include "config.h"
+#include "err.h"
+#include "state.h"
+
+struct retl_sync_opts {
+	int full_resync;          /* every row counts as changed */
+	long limit;               /* at most this many operations; < 0 = all */
+	int plan;                 /* diff only: send nothing, change no state */
+	FILE *plan_out;           /* plan: every operation as a JSON line */
+};
+
+#define RETL_SAMPLES 3
+
+struct retl_sync_summary {
+	struct retl_run_counts c;
+	long deferred;            /* left for the next run by --limit */
+	long would_remove;        /* rows that left the model */
+	long requests;            /* plan: API requests the run would spend */
+	double seconds;
+	int exit_code;
+	char message[RETL_ERR_MSG_MAX]; /* why the run stopped, when it did */
+	char *samples[RETL_SAMPLES]; /* plan: a few payloads (owned) */
+	size_t nsamples;
+};
+
+/*
+ * Runs (or plans) one sync.  Returns 0 when the run completed (rows may
+ * have failed: see sum->exit_code), < 0 when it stopped (err says why,
+ * err->code is the exit code).
+ */
+int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
+		  retl_state *st, const struct retl_sync_opts *o,
+		  struct retl_sync_summary *sum, struct retl_err *err);
+void retl_sync_summary_free(struct retl_sync_summary *sum);
+
+/* validates a sync against its source (LIMIT 0) and destination */
+int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
+		    struct retl_err *err);
+
+#endif

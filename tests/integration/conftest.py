@@ -1,0 +1,167 @@
+"""Shared fixtures for retl's integration tests.
+
+    pg         one throwaway PostgreSQL cluster for the whole session
+               (tests/pgcluster.py); tests that need isolation take `db`
+    db         a fresh database in that cluster for one test (.dsn, .psql)
+    retl_bin   the built binary: $RETL_BIN or <repo>/retl (fails if missing)
+    project    factory: project(dsn=None, destinations=None, state=None)
+               -> Project with .dir, .add_mapping(name, dict|str),
+                  .run(*args, env=None), .read_jsonl(relpath)
+    run        run(retl_bin, project_dir, *args, env=None)
+               -> (returncode, stdout, stderr)
+
+A project is a temp folder with retl.json: source "warehouse" (the session
+cluster's DSN unless given) and destination "out" = {"type": "file",
+"path": "out.jsonl"} (relative to the project folder).
+"""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_DIR = os.path.dirname(TESTS_DIR)
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+from pgcluster import PgCluster  # noqa: E402
+
+RUN_TIMEOUT = 300
+
+
+def run(retl_bin, project_dir, *args, env=None, timeout=RUN_TIMEOUT,
+        input=None):
+    """Runs `retl --config project_dir args...`; env entries are added to
+    (not replacing) the environment; a value of None removes a variable."""
+    full_env = dict(os.environ)
+    for k, v in (env or {}).items():
+        if v is None:
+            full_env.pop(k, None)
+        else:
+            full_env[k] = str(v)
+    argv = [retl_bin, "--config", str(project_dir)] + [str(a) for a in args]
+    res = subprocess.run(argv, env=full_env, capture_output=True, text=True,
+                         timeout=timeout, input=input,
+                         stdin=None if input is not None else subprocess.DEVNULL)
+    return res.returncode, res.stdout, res.stderr
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def pg():
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+class Database:
+    """A database of the session cluster, dropped after the test."""
+
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        self.name = name
+
+    @property
+    def dsn(self):
+        return self.cluster.dsn.replace("dbname=postgres",
+                                        f"dbname={self.name}")
+
+    def psql(self, sql, *args, check=True):
+        return self.cluster.psql(sql, *args, check=check, dbname=self.name)
+
+    def scalar(self, sql):
+        return self.psql(sql, "-At").split("\n", 1)[0]
+
+
+_db_counter = itertools.count(1)
+
+
+@pytest.fixture
+def db(pg):
+    name = f"t{os.getpid()}_{next(_db_counter)}"
+    pg.psql(f"CREATE DATABASE {name}")
+    try:
+        yield Database(pg, name)
+    finally:
+        pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
+
+
+@pytest.fixture(scope="session")
+def retl_bin():
+    path = os.environ.get("RETL_BIN") or os.path.join(REPO_DIR, "retl")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"retl binary not found at {path}: run `make retl` "
+                    f"first or set RETL_BIN", pytrace=False)
+    return path
+
+
+class Project:
+    def __init__(self, root, retl_bin):
+        self.dir = str(root)
+        self.retl_bin = retl_bin
+        os.makedirs(os.path.join(self.dir, "mappings"), exist_ok=True)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def write_config(self, config):
+        with open(self.path("retl.json"), "w", encoding="utf-8") as f:
+            if isinstance(config, str):
+                f.write(config)
+            else:
+                json.dump(config, f, indent=2)
+        return self.path("retl.json")
+
+    def add_mapping(self, name, mapping):
+        """mappings/<name>.json from a dict (dumped) or a string (as is)."""
+        p = self.path("mappings", f"{name}.json")
+        with open(p, "w", encoding="utf-8") as f:
+            if isinstance(mapping, str):
+                f.write(mapping)
+            else:
+                json.dump(mapping, f, indent=2)
+        return p
+
+    def run(self, *args, env=None, timeout=RUN_TIMEOUT, input=None):
+        return run(self.retl_bin, self.dir, *args, env=env, timeout=timeout,
+                   input=input)
+
+    def read_jsonl(self, rel="out.jsonl"):
+        return read_jsonl(self.path(rel))
+
+
+@pytest.fixture
+def project(tmp_path, pg, retl_bin):
+    counter = itertools.count(1)
+
+    def make(dsn=None, destinations=None, state=None, sources=None):
+        root = tmp_path / f"project{next(counter)}"
+        root.mkdir()
+        p = Project(root, retl_bin)
+        config = {
+            "sources": sources or {
+                "warehouse": {"type": "postgres", "dsn": dsn or pg.dsn},
+            },
+            "destinations": destinations or {
+                "out": {"type": "file", "path": "out.jsonl"},
+            },
+        }
+        if state is not None:
+            config["state"] = state
+        p.write_config(config)
+        return p
+
+    return make

@@ -1,0 +1,431 @@
+"""The sync engine end to end: PostgreSQL model -> mapping -> diff -> file
+destination -> state store, through the real binary.
+
+The file destination appends one JSON line per acknowledged operation; the
+"net state" of the file (upserts set a key, removes delete it) must equal
+the model after every completed run.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+N = 100
+
+
+def net_state(lines):
+    state = {}
+    for line in lines:
+        if line["op"] == "remove":
+            state.pop(json.dumps(line["key"]), None)
+        else:
+            state[json.dumps(line["key"])] = line["payload"]
+    return state
+
+
+def make_customers(db, n=N, table="customers"):
+    db.psql(f"""
+        DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (
+            id int PRIMARY KEY, email text, name text, plan text,
+            mrr numeric(10,2), active bool, created_at timestamptz);
+        INSERT INTO {table}
+        SELECT i, 'User' || i || '@Example.com', 'name ' || i,
+               CASE WHEN i % 3 = 0 THEN 'pro' ELSE 'free' END,
+               (i * 1.5)::numeric(10,2), i % 2 = 0,
+               timestamptz '2024-01-01 00:00:00+00' + i * interval '1 hour'
+        FROM generate_series(1, {n}) i;
+    """)
+
+
+def sync_def(mode="upsert", query="SELECT * FROM customers", **extra):
+    d = {
+        "source": "warehouse",
+        "query": query,
+        "key": "id",
+        "destination": "out",
+        "mode": mode,
+        "fields": {
+            "email": {"from": "email", "transform": ["trim", "lower"]},
+            "name": "name",
+            "mrr": {"from": "mrr", "type": "number"},
+            "active": "active",
+        },
+    }
+    if mode == "mirror":
+        d["on_remove"] = "delete"
+    d.update(extra)
+    return d
+
+
+def expected_payloads(db, table="customers"):
+    out = db.psql(f"SELECT id, lower(trim(email)), name, mrr, active FROM {table} "
+                  f"ORDER BY id", "-At", "-F", "\t")
+    exp = {}
+    for line in out.splitlines():
+        i, email, name, mrr, active = line.split("\t")
+        exp[json.dumps(i)] = {"email": email, "name": name,
+                              "mrr": float(mrr), "active": active == "t"}
+    return exp
+
+
+def norm(state):
+    return {k: dict(v, mrr=float(v["mrr"])) for k, v in state.items()}
+
+
+@pytest.fixture
+def proj(project, db):
+    make_customers(db)
+    return project(dsn=db.dsn)
+
+
+def test_first_second_and_changed_rows(proj, db):
+    proj.add_mapping("customers", sync_def())
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, err
+    lines = proj.read_jsonl()
+    assert len(lines) == N
+    assert all(l["op"] == "upsert" for l in lines)
+    assert lines[0]["payload"] == {"active": False, "email": "user1@example.com",
+                                   "mrr": 1.5, "name": "name 1"}
+    assert norm(net_state(lines)) == expected_payloads(db)
+
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, err
+    assert len(proj.read_jsonl()) == N, "an unchanged re-run sends nothing"
+    assert "unchanged         100" in out
+
+    db.psql("UPDATE customers SET name = name || ' (changed)' WHERE id <= 10")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, err
+    new = proj.read_jsonl()[N:]
+    assert len(new) == 10
+    assert sorted(int(l["key"]) for l in new) == list(range(1, 11))
+    assert all(l["payload"]["name"].endswith("(changed)") for l in new)
+    assert norm(net_state(proj.read_jsonl())) == expected_payloads(db)
+
+
+def test_unmapped_column_change_sends_nothing(proj, db):
+    proj.add_mapping("customers", sync_def())
+    assert proj.run("run", "customers")[0] == 0
+    # plan is not mapped: the source line changes, the payload does not
+    db.psql("UPDATE customers SET plan = 'enterprise' WHERE id <= 10")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, err
+    assert len(proj.read_jsonl()) == N
+
+
+def test_mirror_removes_deleted_rows(proj, db):
+    proj.add_mapping("customers", sync_def("mirror"))
+    assert proj.run("run", "customers")[0] == 0
+    db.psql("DELETE FROM customers WHERE id IN (3, 14, 15, 92, 100)")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, err
+    new = proj.read_jsonl()[N:]
+    assert len(new) == 5
+    assert all(l["op"] == "remove" and l["payload"] is None for l in new)
+    assert sorted(int(l["key"]) for l in new) == [3, 14, 15, 92, 100]
+    assert norm(net_state(proj.read_jsonl())) == expected_payloads(db)
+    # removed rows are forgotten: nothing more next time
+    assert proj.run("run", "customers")[0] == 0
+    assert len(proj.read_jsonl()) == N + 5
+
+
+def test_upsert_mode_forgets_rows_that_left(proj, db):
+    proj.add_mapping("customers", sync_def())
+    assert proj.run("run", "customers")[0] == 0
+    db.psql("DELETE FROM customers WHERE id = 7")
+    assert proj.run("run", "customers")[0] == 0
+    assert len(proj.read_jsonl()) == N, "upsert mode sends no removes"
+    db.psql("INSERT INTO customers (id, email, name, mrr, active) "
+            "VALUES (7, 'back@example.com', 'back', 1, true)")
+    assert proj.run("run", "customers")[0] == 0
+    new = proj.read_jsonl()[N:]
+    assert [l["key"] for l in new] == ["7"], "a row that comes back is new again"
+
+
+def test_mapping_change_resends_every_row_once(proj, db):
+    proj.add_mapping("customers", sync_def())
+    assert proj.run("run", "customers")[0] == 0
+    d = sync_def()
+    d["fields"]["plan"] = "plan"
+    proj.add_mapping("customers", d)
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, err
+    new = proj.read_jsonl()[N:]
+    assert len(new) == N
+    assert all("plan" in l["payload"] for l in new)
+    assert proj.run("run", "customers")[0] == 0
+    assert len(proj.read_jsonl()) == 2 * N
+
+
+def test_full_resync_and_reset(proj, db):
+    proj.add_mapping("customers", sync_def())
+    assert proj.run("run", "customers")[0] == 0
+    rc, out, err = proj.run("run", "customers", "--full-resync")
+    assert rc == 0, err
+    assert len(proj.read_jsonl()) == 2 * N
+    assert proj.run("run", "customers")[0] == 0
+    assert len(proj.read_jsonl()) == 2 * N
+
+    rc, out, err = proj.run("reset", "customers")
+    assert rc == 0, err
+    assert proj.run("run", "customers")[0] == 0
+    assert len(proj.read_jsonl()) == 3 * N
+
+
+def test_plan_changes_nothing(proj, db, tmp_path):
+    proj.add_mapping("customers", sync_def())
+    planfile = tmp_path / "plan.jsonl"
+    rc, out, err = proj.run("plan", "customers", "--out", planfile)
+    assert rc == 0, err
+    assert "add               100" in out
+    assert "requests            1" in out
+    planned = [json.loads(l) for l in planfile.read_text().splitlines()]
+    assert len(planned) == N
+    assert planned[0]["change"] == "added"
+    assert not os.path.exists(proj.path("out.jsonl"))
+    # plan again: same answer, no state was written
+    rc, out, err = proj.run("plan", "customers")
+    assert rc == 0 and "add               100" in out
+    assert proj.run("run", "customers")[0] == 0
+    rc, out, err = proj.run("plan", "customers")
+    assert "unchanged         100" in out and "add                 0" in out
+
+
+def test_bad_rows_are_rejected_with_reasons(proj, db):
+    db.psql("""
+        ALTER TABLE customers DROP CONSTRAINT customers_pkey;
+        ALTER TABLE customers ALTER COLUMN id DROP NOT NULL;
+        UPDATE customers SET email = 'not-an-email' WHERE id = 5;
+        UPDATE customers SET name = 'abc' WHERE id = 6;
+        INSERT INTO customers (id, email, name) VALUES (NULL, 'nokey@example.com', 'x');
+        INSERT INTO customers (id, email, name, mrr, active)
+            VALUES (8, 'dup@example.com', 'name 8 dup', 1, true);
+    """)
+    d = sync_def(query="SELECT * FROM customers ORDER BY id NULLS LAST, name")
+    d["fields"]["email"]["transform"].append({"match": "^[^@\\s]+@[^@\\s]+$"})
+    d["fields"]["score"] = {"from": "name", "transform": [{"extract": "[a-z]+"}],
+                            "type": "integer"}
+    # integer cast fails for every row unless the name is numeric: limit it
+    d["fields"]["score"] = {"from": "name", "transform": [{"replace": "^name .*", "with": "1"}],
+                            "type": "integer"}
+    proj.add_mapping("customers", d)
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 1, (out, err)
+    lines = proj.read_jsonl()
+    keys = sorted(int(l["key"]) for l in lines)
+    assert keys == [i for i in range(1, N + 1) if i not in (5, 6)]
+    assert "rejected            4" in out
+
+    rc, out, err = proj.run("failures", "customers")
+    assert rc == 0, err
+    assert "key 5" in out and 'email: value "not-an-email" does not match' in out
+    assert "key 6" in out and 'score: cannot convert "abc" to integer' in out
+    assert "null key" in out
+    assert "duplicate key" in out and "key 8" in out
+
+    # failed rows are retried on the next run: still failing, still reported
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 1
+    assert "rejected            4" in out
+    # fixed in the model -> sent, and no longer failing
+    db.psql("UPDATE customers SET email = 'five@example.com' WHERE id = 5;"
+            "UPDATE customers SET name = 'name 6' WHERE id = 6;"
+            "DELETE FROM customers WHERE id IS NULL OR name = 'name 8 dup'")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, (out, err)
+    assert "retried             2" in out
+    rc, out, err = proj.run("failures", "customers")
+    assert "0 rows failing" in out
+
+
+def test_safety_refuses_empty_model(proj, db):
+    proj.add_mapping("customers", sync_def("mirror"))
+    assert proj.run("run", "customers")[0] == 0
+    db.psql("DELETE FROM customers")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 5, (out, err)
+    assert "refuse_empty_model" in out + err
+    assert len(proj.read_jsonl()) == N, "nothing removed"
+    rc, out, err = proj.run("status")
+    assert "refused" in out
+
+
+def test_safety_max_removed_ratio(proj, db):
+    proj.add_mapping("customers", sync_def("mirror", safety={"max_removed_ratio": 0.1}))
+    assert proj.run("run", "customers")[0] == 0
+    db.psql("DELETE FROM customers WHERE id <= 15")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 5, (out, err)
+    assert "would remove 15 of 100 synced rows (15.0%), over safety.max_removed_ratio (10.0%) by 5.0 points" in out + err
+    assert len(proj.read_jsonl()) == N
+    # within the limit: removed
+    db.psql("INSERT INTO customers (id, email, name, mrr, active) "
+            "SELECT i, 'u' || i || '@x.com', 'n', 1, true FROM generate_series(1, 10) i")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, (out, err)
+    assert sum(1 for l in proj.read_jsonl() if l["op"] == "remove") == 5
+
+
+def test_safety_max_removed(proj, db):
+    proj.add_mapping("customers", sync_def("mirror", safety={"max_removed": 3}))
+    assert proj.run("run", "customers")[0] == 0
+    db.psql("DELETE FROM customers WHERE id <= 5")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 5
+    assert "would remove 5 rows, over safety.max_removed (3) by 2" in out + err
+    assert len(proj.read_jsonl()) == N
+
+
+@pytest.mark.parametrize("query", [
+    "DELETE FROM customers",
+    "DELETE FROM customers RETURNING id, email, name, mrr, active",
+    "UPDATE customers SET name = 'x' RETURNING id, email, name, mrr, active",
+    "WITH d AS (DELETE FROM customers RETURNING *) SELECT * FROM d",
+    "SELECT * FROM customers; DELETE FROM customers",
+])
+def test_queries_that_write_fail_and_change_nothing(proj, db, query):
+    proj.add_mapping("customers", sync_def(query=query))
+    for verb in (["check"], ["run", "customers"]):
+        rc, out, err = proj.run(*verb)
+        assert rc == 3, (verb, out, err)
+        assert "retl: source warehouse:" in err
+        assert ("read-only transaction" in err or "a model must be a SELECT" in err
+                or "multiple commands" in err), err
+    assert db.scalar("SELECT count(*) FROM customers WHERE name <> 'x'") == str(N)
+    assert not proj.read_jsonl()
+
+
+def test_lock_refuses_a_second_run(proj, db):
+    db.psql("CREATE OR REPLACE FUNCTION slow(int) RETURNS int "
+            "LANGUAGE sql AS 'SELECT $1 FROM pg_sleep(0.02)'")
+    proj.add_mapping("customers", sync_def(query="SELECT slow(id) AS id, email, name, mrr, active FROM customers"))
+    p = subprocess.Popen([proj.retl_bin, "--config", proj.dir, "run", "customers"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        rc, out, err = proj.run("run", "customers")
+        assert rc == 2
+        assert f"sync customers is already running (pid {p.pid})" in err
+    finally:
+        p.wait(timeout=60)
+    assert p.returncode == 0
+
+
+def test_secret_never_leaves(project, db, tmp_path):
+    secret = "s3cr3t-Pa55word-never-print"
+    make_customers(db)
+    dsn = db.dsn + " password=${RETL_TEST_PW}"
+    p = project(dsn=dsn)
+    p.add_mapping("customers", sync_def())
+    env = {"RETL_TEST_PW": secret}
+    outputs = []
+    plan = tmp_path / "plan.jsonl"
+    for args in (["check"], ["plan", "customers", "--out", plan],
+                 ["run", "customers"], ["status"], ["history", "customers"],
+                 ["failures", "customers"], ["--log-format", "json", "run", "customers"]):
+        rc, out, err = p.run(*args, env=env)
+        assert rc == 0, (args, out, err)
+        outputs += [out, err]
+    # a connection failure must not echo the DSN either
+    bad = project(dsn="host=/nonexistent-dir port=1 user=postgres password=${RETL_TEST_PW}")
+    bad.add_mapping("customers", sync_def())
+    for args in (["check"], ["run", "customers"]):
+        rc, out, err = bad.run(*args, env=env)
+        assert rc == 3, (out, err)
+        assert "cannot connect" in err
+        outputs += [out, err]
+    blob = "\n".join(outputs)
+    assert secret not in blob
+    for root, _, files in os.walk(tmp_path):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                assert secret.encode() not in fh.read(), f"secret found in {f}"
+
+
+def test_state_file_is_private(proj, db):
+    proj.add_mapping("customers", sync_def())
+    assert proj.run("run", "customers")[0] == 0
+    st = os.stat(proj.path("state", "retl.db"))
+    assert st.st_mode & 0o777 == 0o600
+    con = sqlite3.connect(proj.path("state", "retl.db"))
+    n, = con.execute("SELECT count(*) FROM cache WHERE sync='customers' AND status=1").fetchone()
+    assert n == N
+    runs = con.execute("SELECT status, read, added FROM runs").fetchall()
+    assert runs == [("ok", N, N)]
+    con.close()
+
+
+def test_crash_safety_sigkill(project, db):
+    """Kill a run with SIGKILL at several points, run again: the file's net
+    state equals the model, and no row was marked synced unwritten."""
+    rows = 20000
+    make_customers(db, rows)
+    p = project(dsn=db.dsn)
+    p.add_mapping("customers", sync_def("mirror", safety={"max_removed_ratio": 1}))
+    statefile = p.path("state", "retl.db")
+
+    def synced_keys():
+        if not os.path.exists(statefile):
+            return set()
+        con = sqlite3.connect(statefile)
+        try:
+            return {json.dumps(k) for k, in con.execute(
+                "SELECT key FROM cache WHERE sync='customers' AND status=1")}
+        finally:
+            con.close()
+
+    def kill_when(lines_at_least):
+        proc = subprocess.Popen([p.retl_bin, "--config", p.dir, "run", "customers"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        out = p.path("out.jsonl")
+        while time.time() < deadline and proc.poll() is None:
+            if lines_at_least == 0 or (os.path.exists(out) and
+                                       sum(1 for _ in open(out, "rb")) >= lines_at_least):
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        lines = p.read_jsonl()
+        state = net_state(lines)
+        # every key the state store calls synced was written ...
+        written = {json.dumps(l["key"]) for l in lines if l["op"] != "remove"}
+        assert synced_keys() <= written, "a row was marked synced but never written"
+        # ... with the payload it was marked with: whatever differs between
+        # the file and the model must still be planned for sending
+        plan = os.path.join(p.dir, "plan.jsonl")
+        rc, out, err = p.run("plan", "customers", "--out", plan)
+        assert rc == 0, err
+        planned = {json.dumps(json.loads(l)["key"]) for l in open(plan)}
+        model = expected_payloads(db)
+        have = norm(state)
+        differ = {k for k in set(model) | set(have) if model.get(k) != have.get(k)}
+        assert differ <= planned, f"{len(differ - planned)} rows differ but are not planned"
+
+    # first run, killed at several points
+    for at in (0, 1, 3000, 11000):
+        kill_when(at)
+    rc, out, err = p.run("run", "customers")
+    assert rc == 0, err
+    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
+
+    # a run with changes and removals, killed mid-way
+    db.psql("UPDATE customers SET name = name || ' v2' WHERE id % 2 = 0;"
+            "DELETE FROM customers WHERE id % 7 = 0")
+    before = len(p.read_jsonl())
+    kill_when(before + 4000)
+    kill_when(before + 9000)
+    rc, out, err = p.run("run", "customers")
+    assert rc == 0, err
+    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
+    n = len(p.read_jsonl())
+    rc, out, err = p.run("run", "customers")
+    assert rc == 0, err
+    assert len(p.read_jsonl()) == n, "after recovery an unchanged run sends nothing"

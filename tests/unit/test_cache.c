@@ -1,0 +1,144 @@
+/*
+ * test_cache.c - the hash cache: insert, find, growth, iteration, the
+ * {0,0} key hash.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "cache.h"
+#include "test.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+	/* splitmix64: deterministic, so a failure reproduces */
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void test_many(void)
+{
+	enum { N = 200000 };
+	retl_h128 *keys = malloc(N * sizeof(*keys));
+	retl_cache *c = retl_cache_new(1000);   /* small: forces many grows */
+	struct retl_cache_entry *e;
+	size_t i, it, seen = 0, bad = 0, start_bytes = retl_cache_bytes(c);
+	int created;
+
+	for (i = 0; i < N; i++) {
+		keys[i].lo = rng();
+		keys[i].hi = rng();
+		e = retl_cache_upsert(c, keys[i], &created);
+		if (!created || e->status || e->cached || e->seen || e->src ||
+		    !retl_h128_zero(e->pay))
+			bad++;
+		e->src = i + 1;
+		e->status = RETL_STATUS_OK;
+	}
+	CHECK(bad == 0);
+	CHECK(retl_cache_count(c) == N);
+	CHECK(retl_cache_bytes(c) > start_bytes);
+	CHECK(retl_cache_bytes(c) >= (size_t)N * 48 * 5 / 4);
+
+	/* every key found with its value; a second upsert creates nothing */
+	bad = 0;
+	for (i = 0; i < N; i++) {
+		e = retl_cache_find(c, keys[i]);
+		if (!e || e->src != i + 1 || !retl_h128_eq(e->kh, keys[i]))
+			bad++;
+		e = retl_cache_upsert(c, keys[i], &created);
+		if (created || e->src != i + 1)
+			bad++;
+	}
+	CHECK(bad == 0);
+	CHECK(retl_cache_count(c) == N);
+
+	/* keys never inserted are absent */
+	bad = 0;
+	for (i = 0; i < 10000; i++) {
+		retl_h128 k = { rng(), rng() };
+		if (retl_cache_find(c, k))
+			bad++;
+	}
+	CHECK(bad == 0);
+
+	/* iteration visits each occupied slot once */
+	for (it = 0; (e = retl_cache_next(c, &it));) {
+		seen++;
+		e->seen++;
+	}
+	CHECK(seen == N);
+	bad = 0;
+	for (i = 0; i < N; i++)
+		if (retl_cache_find(c, keys[i])->seen != 1)
+			bad++;
+	CHECK(bad == 0);
+	retl_cache_free(c);
+	free(keys);
+}
+
+static void test_zero_key(void)
+{
+	retl_cache *c = retl_cache_new(0);
+	retl_h128 zero = { 0, 0 }, one = { 1, 0 };
+	struct retl_cache_entry *e;
+	size_t it = 0;
+	int created = -1;
+
+	CHECK(retl_cache_bytes(c) >= 16 * 48);
+	CHECK(retl_cache_find(c, zero) == NULL);
+	e = retl_cache_upsert(c, zero, &created);
+	CHECK(e != NULL);
+	CHECK(created == 1);
+	CHECK(!retl_h128_zero(e->kh));
+	e->status = RETL_STATUS_FAILED;
+	CHECK(retl_cache_count(c) == 1);
+	CHECK(retl_cache_find(c, zero) == e);
+	e = retl_cache_upsert(c, zero, &created);
+	CHECK(created == 0);
+	CHECK(e->status == RETL_STATUS_FAILED);
+	/* the remap target is {1,0}: shared, by design */
+	CHECK(retl_cache_find(c, one) == e);
+	CHECK(retl_cache_next(c, &it) == e);
+	CHECK(retl_cache_next(c, &it) == NULL);
+	CHECK(retl_cache_next(c, &it) == NULL);
+	retl_cache_free(c);
+	retl_cache_free(NULL);
+}
+
+static void test_clustered(void)
+{
+	/* keys whose low words are close land in neighbouring slots: probing
+	 * must wrap around the end of the table */
+	retl_cache *c = retl_cache_new(10);
+	struct retl_cache_entry *e;
+	size_t i, bad = 0, it, n = 0;
+
+	for (i = 0; i < 500; i++) {
+		retl_h128 k = { UINT64_MAX - i, i };
+		e = retl_cache_upsert(c, k, NULL);
+		e->src = i;
+	}
+	for (i = 0; i < 500; i++) {
+		retl_h128 k = { UINT64_MAX - i, i };
+		e = retl_cache_find(c, k);
+		if (!e || e->src != i)
+			bad++;
+	}
+	CHECK(bad == 0);
+	for (it = 0; retl_cache_next(c, &it);)
+		n++;
+	CHECK(n == 500);
+	retl_cache_free(c);
+}
+
+int main(void)
+{
+	test_zero_key();
+	test_clustered();
+	test_many();
+	TEST_DONE();
+}

@@ -1,0 +1,565 @@
+/*
+ * test_state.c - the state store: file modes, schema, row semantics, the
+ * run lock across processes, run history and reports, scan and reset.
+ */
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "state.h"
+#include "test.h"
+
+static char dir[64], db_path[128];
+
+/* a second connection, as `sqlite3 state.db` would see the store */
+static long long q_int(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	long long v = -999;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			v = sqlite3_column_type(s, 0) == SQLITE_NULL ?
+				-1 : sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	} else {
+		fprintf(stderr, "q_int %s: %s\n", sql, sqlite3_errmsg(db));
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static char *q_text(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	char *v = NULL;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+			v = retl_strdup((const char *)sqlite3_column_text(s, 0));
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+static int mode_of(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) < 0 ? -1 : (int)(sb.st_mode & 0777);
+}
+
+static struct retl_state_rec rec(const char *key, uint64_t pay, uint64_t src,
+				 const char *dest_id, const char *reason)
+{
+	struct retl_state_rec r;
+
+	r.key = key;
+	r.kh = retl_hash128(key, strlen(key));
+	r.pay.lo = pay;
+	r.pay.hi = pay ? 7 : 0;
+	r.src = src;
+	r.dest_id = dest_id;
+	r.reason = reason;
+	return r;
+}
+
+static int iso_ms(const char *s)
+{
+	/* 2026-11-25T01:02:03.456Z */
+	return s && strlen(s) == 24 && s[4] == '-' && s[10] == 'T' &&
+	       s[19] == '.' && s[23] == 'Z';
+}
+
+static void test_open(void)
+{
+	struct retl_err err;
+	retl_state *st;
+	char path[160];
+	FILE *f;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_open(&st, db_path, &err) == 0);
+	CHECK(mode_of(db_path) == 0600);
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	CHECK(mode_of(path) == 0700);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 1);
+	{
+		char *jm = q_text("PRAGMA journal_mode");
+		CHECK_STR(jm, "wal");
+		free(jm);
+	}
+	snprintf(path, sizeof(path), "%s-wal", db_path);
+	CHECK(mode_of(path) == 0600);
+	snprintf(path, sizeof(path), "%s-shm", db_path);
+	CHECK(mode_of(path) == 0600);
+	retl_state_close(st);
+
+	/* reopening migrates nothing and loosened modes are tightened */
+	chmod(db_path, 0644);
+	CHECK(retl_state_open(&st, db_path, &err) == 0);
+	CHECK(mode_of(db_path) == 0600);
+	CHECK(q_int("SELECT count(*) FROM meta") == 1);
+	retl_state_close(st);
+
+	/* not a database: a message naming the file, exit code 2 */
+	snprintf(path, sizeof(path), "%s/junk.db", dir);
+	f = fopen(path, "w");
+	fputs("this is not an SQLite database, not even close to one........"
+	      "................................................................",
+	      f);
+	fclose(f);
+	CHECK(retl_state_open(&st, path, &err) < 0);
+	CHECK(st == NULL);
+	CHECK(err.code == 2);
+	CHECK(strstr(err.msg, "state store ") == err.msg);
+	CHECK(strstr(err.msg, path) != NULL);
+
+	/* a future schema is refused rather than misread */
+	{
+		sqlite3 *db;
+		snprintf(path, sizeof(path), "%s/future.db", dir);
+		sqlite3_open(path, &db);
+		sqlite3_exec(db, "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+			     "INSERT INTO meta VALUES('schema_version', 99)",
+			     NULL, NULL, NULL);
+		sqlite3_close(db);
+		CHECK(retl_state_open(&st, path, &err) < 0);
+		CHECK(strstr(err.msg, "schema version 99") != NULL);
+	}
+}
+
+static void test_rows(retl_state *st)
+{
+	struct retl_err err;
+	struct retl_state_rec a = rec("a", 11, 101, "ID-A", NULL);
+	struct retl_state_rec b = rec("b", 22, 202, NULL, NULL);
+	struct retl_state_rec r;
+	retl_cache *c;
+	struct retl_cache_entry *e;
+	char *s;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, "s1", &a, &err) == 0);
+	CHECK(retl_state_ack(st, "s1", &b, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 's1'") == 2);
+	CHECK(q_int("SELECT status FROM cache WHERE key = 'a'") == 1);
+	CHECK(q_int("SELECT attempts FROM cache WHERE key = 'a'") == 0);
+	s = q_text("SELECT created_at FROM cache WHERE key = 'a'");
+	CHECK(iso_ms(s));
+	free(s);
+	s = retl_state_dest_id(st, "s1", "a");
+	CHECK_STR(s, "ID-A");
+	free(s);
+	CHECK(retl_state_dest_id(st, "s1", "b") == NULL);
+	CHECK(retl_state_dest_id(st, "s1", "zz") == NULL);
+	CHECK(retl_state_dest_id(st, "other", "a") == NULL);
+
+	/* a rollback leaves nothing behind */
+	CHECK(retl_state_begin(st, &err) == 0);
+	r = rec("ghost", 1, 1, NULL, NULL);
+	CHECK(retl_state_ack(st, "s1", &r, &err) == 0);
+	retl_state_rollback(st);
+	retl_state_rollback(st);        /* none open: harmless */
+	CHECK(q_int("SELECT count(*) FROM cache WHERE key = 'ghost'") == 0);
+
+	/* fail twice: attempts count, payload kept, source cleared, first
+	 * failure kept */
+	r = rec("a", 0, 0, NULL, "400 INVALID_EMAIL");
+	CHECK(retl_state_fail(st, "s1", &r, &err) == 0);
+	s = q_text("SELECT first_failed_at FROM cache WHERE key = 'a'");
+	CHECK(iso_ms(s));
+	usleep(3000);
+	r.reason = "400 STILL_INVALID";
+	CHECK(retl_state_fail(st, "s1", &r, &err) == 0);
+	CHECK(q_int("SELECT status FROM cache WHERE key = 'a'") == 2);
+	CHECK(q_int("SELECT attempts FROM cache WHERE key = 'a'") == 2);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE key = 'a'") == 11);
+	CHECK(q_int("SELECT src FROM cache WHERE key = 'a'") == -1);
+	{
+		char *t = q_text("SELECT first_failed_at FROM cache "
+				 "WHERE key = 'a'");
+		char *u = q_text("SELECT updated_at FROM cache WHERE key = 'a'");
+		char *l = q_text("SELECT last_error FROM cache WHERE key = 'a'");
+		CHECK_STR(t, s);
+		CHECK(u && strcmp(u, s) > 0);
+		CHECK_STR(l, "400 STILL_INVALID");
+		free(t);
+		free(u);
+		free(l);
+	}
+	free(s);
+	s = retl_state_dest_id(st, "s1", "a");
+	CHECK_STR(s, "ID-A");
+	free(s);
+
+	/* a new key that fails: inserted with no payload */
+	r = rec("c", 0, 0, NULL, "422 bad");
+	CHECK(retl_state_fail(st, "s1", &r, &err) == 0);
+	CHECK(q_int("SELECT attempts FROM cache WHERE key = 'c'") == 1);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE key = 'c'") == -1);
+
+	/* set_src moves only the source hash */
+	r = rec("b", 0, 999, NULL, NULL);
+	CHECK(retl_state_set_src(st, "s1", &r, &err) == 0);
+	CHECK(q_int("SELECT src FROM cache WHERE key = 'b'") == 999);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE key = 'b'") == 22);
+
+	/* pending: new key with no payload; existing key keeps its payload */
+	r = rec("d", 0, 0, NULL, NULL);
+	CHECK(retl_state_pending(st, "s1", &r, &err) == 0);
+	r = rec("b", 0, 0, NULL, NULL);
+	CHECK(retl_state_pending(st, "s1", &r, &err) == 0);
+	CHECK(q_int("SELECT status FROM cache WHERE key = 'b'") == 3);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE key = 'b'") == 22);
+	CHECK(q_int("SELECT status FROM cache WHERE key = 'd'") == 3);
+
+	/* ack after failures clears them and keeps the stored dest id; hashes
+	 * with the top bit set survive the int64 round trip */
+	r = rec("a", 0, 0, NULL, NULL);
+	r.pay.lo = UINT64_MAX;
+	r.pay.hi = 0x8000000000000001ull;
+	r.src = 0xfedcba9876543210ull;
+	CHECK(retl_state_ack(st, "s1", &r, &err) == 0);
+	CHECK(q_int("SELECT attempts FROM cache WHERE key = 'a'") == 0);
+	CHECK(q_int("SELECT last_error IS NULL AND first_failed_at IS NULL "
+		    "FROM cache WHERE key = 'a'") == 1);
+	s = retl_state_dest_id(st, "s1", "a");
+	CHECK_STR(s, "ID-A");
+	free(s);
+
+	/* load_cache */
+	CHECK(retl_state_load_cache(st, "s1", &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 4);
+	e = retl_cache_find(c, r.kh);
+	CHECK(e && e->status == RETL_STATUS_OK && e->cached == 1 && !e->seen);
+	CHECK(e && e->pay.lo == UINT64_MAX && e->pay.hi == 0x8000000000000001ull);
+	CHECK(e && e->src == 0xfedcba9876543210ull);
+	r = rec("b", 0, 0, NULL, NULL);
+	e = retl_cache_find(c, r.kh);
+	CHECK(e && e->status == RETL_STATUS_PENDING && e->src == 999 &&
+	      e->pay.lo == 22 && e->pay.hi == 7);
+	r = rec("c", 0, 0, NULL, NULL);
+	e = retl_cache_find(c, r.kh);
+	CHECK(e && e->status == RETL_STATUS_FAILED && !e->src &&
+	      retl_h128_zero(e->pay));
+	retl_cache_free(c);
+	CHECK(retl_state_load_cache(st, "nothing", &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 0);
+	retl_cache_free(c);
+
+	/* forget */
+	CHECK(retl_state_forget(st, "s1", "d", &err) == 0);
+	CHECK(retl_state_forget(st, "s1", "never", &err) == 0);
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 's1'") == 3);
+}
+
+struct report {
+	retl_buf text;
+	int n;
+};
+
+static int on_failure(void *ud, const struct retl_failure_rec *f)
+{
+	struct report *rp = ud;
+
+	retl_buf_addf(&rp->text, "%s|%s|%d|%s|%d|%d;", f->key ? f->key : "-",
+		      f->outcome, f->attempts, f->reason ? f->reason : "-",
+		      iso_ms(f->since), iso_ms(f->last));
+	rp->n++;
+	return 0;
+}
+
+static int on_run(void *ud, const struct retl_run_rec *r)
+{
+	struct report *rp = ud;
+
+	retl_buf_addf(&rp->text, "%s|%s|%s|%d|%ld|%ld|%s|%d|%d;", r->sync,
+		      r->status, r->ended ? "ended" : "open", r->exit_code,
+		      r->c.read, r->c.http_429, r->message ? r->message : "-",
+		      iso_ms(r->started), r->seconds >= 0);
+	rp->n++;
+	return rp->n >= 100;
+}
+
+static void test_runs(retl_state *st)
+{
+	struct retl_err err;
+	struct retl_run_counts c = { 0 };
+	struct report rp = { RETL_BUF_INIT, 0 };
+	int64_t id, id2;
+	int i;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_run_begin(st, "s1", &id, &err) == 0);
+	CHECK(retl_state_outcome(st, id, "a", "failed", "400", &err) == 0);
+	CHECK(retl_state_outcome(st, id, NULL, "rejected", "null key", &err)
+	      == 0);
+	CHECK(retl_state_outcome(st, id, "c", "rejected", "dup", &err) == 0);
+	CHECK(retl_state_outcome(st, id, "x", "rejected", "bad email", &err)
+	      == 0);
+	CHECK(retl_state_outcome(st, id, "b", "added", NULL, &err) == 0);
+	/* a run still going is not "the last run" for failures */
+	CHECK(retl_state_failures(st, "s1", on_failure, &rp, &err) == 0);
+	CHECK_STR(rp.text.ptr, "c|failed|1|422 bad|1|1;");
+	retl_buf_reset(&rp.text);
+	rp.n = 0;
+	c.read = 42;
+	c.http_429 = 3;
+	CHECK(retl_state_run_end(st, id, "failed", 1, &c, "1 row failed", &err)
+	      == 0);
+	CHECK(q_int("SELECT seconds >= 0 AND seconds < 10 FROM runs") == 1);
+	CHECK(retl_state_failures(st, "s1", on_failure, &rp, &err) == 0);
+	CHECK_STR(rp.text.ptr, "c|failed|1|422 bad|1|1;"
+		  "-|rejected|1|null key|1|1;x|rejected|1|bad email|1|1;");
+	retl_buf_reset(&rp.text);
+	rp.n = 0;
+	CHECK(retl_state_run_end(st, 99999, "ok", 0, NULL, NULL, &err) < 0);
+
+	/* other syncs, and the status view */
+	CHECK(retl_state_run_begin(st, "b-sync", &id2, &err) == 0);
+	CHECK(retl_state_run_begin(st, "a-sync", &id, &err) == 0);
+	CHECK(retl_state_run_end(st, id, "ok", 0, NULL, NULL, &err) == 0);
+	CHECK(retl_state_runs(st, NULL, 0, on_run, &rp, &err) == 0);
+	CHECK_STR(rp.text.ptr, "a-sync|ok|ended|0|0|0|-|1|1;"
+		  "b-sync|running|open|0|0|0|-|1|1;"
+		  "s1|failed|ended|1|42|3|1 row failed|1|1;");
+	retl_buf_reset(&rp.text);
+	rp.n = 0;
+
+	/* history: newest first; outcomes pruned to the latest 20 runs */
+	for (i = 0; i < 25; i++) {
+		CHECK(retl_state_run_begin(st, "s1", &id, &err) == 0);
+		CHECK(retl_state_outcome(st, id, "k", "added", NULL, &err) == 0);
+		c.read = i;
+		CHECK(retl_state_run_end(st, id, "ok", 0, &c, NULL, &err) == 0);
+	}
+	CHECK(q_int("SELECT count(*) FROM runs WHERE sync = 's1'") == 26);
+	CHECK(q_int("SELECT count(DISTINCT run_id) FROM outcomes") == 20);
+	CHECK(retl_state_runs(st, "s1", 2, on_run, &rp, &err) == 0);
+	CHECK_STR(rp.text.ptr, "s1|ok|ended|0|24|3|-|1|1;"
+		  "s1|ok|ended|0|23|3|-|1|1;");
+	retl_buf_reset(&rp.text);
+	rp.n = 0;
+	CHECK(retl_state_runs(st, "s1", 0, on_run, &rp, &err) == 0);
+	CHECK(rp.n == 26);
+	/* the callback stops the walk with its own value */
+	rp.n = 98;
+	CHECK(retl_state_runs(st, "s1", 0, on_run, &rp, &err) == 1);
+	CHECK(rp.n == 100);
+	/* the latest finished run rejected nothing: only the cache's failures */
+	retl_buf_reset(&rp.text);
+	CHECK(retl_state_failures(st, "s1", on_failure, &rp, &err) == 0);
+	CHECK_STR(rp.text.ptr, "c|failed|1|422 bad|1|1;");
+	retl_buf_free(&rp.text);
+	CHECK(retl_state_outcome(st, 424242, "k", "added", NULL, &err) < 0);
+	CHECK(err.code == 2 && strstr(err.msg, "state store ") == err.msg);
+	CHECK(id2 > 0);
+}
+
+struct scan_ctx {
+	retl_state *st;
+	int n, bad, forgot;
+	char last[32];
+};
+
+static int on_row(void *ud, const char *key, retl_h128 kh, const char *dest)
+{
+	struct scan_ctx *sc = ud;
+	struct retl_err err;
+	retl_h128 want = retl_hash128(key, strlen(key));
+
+	if (!retl_h128_eq(kh, want) || strcmp(key, sc->last) <= 0)
+		sc->bad++;
+	if (dest && strcmp(dest + 3, key))
+		sc->bad++;
+	snprintf(sc->last, sizeof(sc->last), "%s", key);
+	if (sc->n++ % 2 == 0) {
+		if (retl_state_forget(sc->st, "big", key, &err) < 0)
+			sc->bad++;
+		sc->forgot++;
+	}
+	return 0;
+}
+
+static int stop_at_3(void *ud, const char *key, retl_h128 kh,
+		     const char *dest)
+{
+	return ++*(int *)ud == 3 ? -7 : 0;
+}
+
+static void test_scan_reset(retl_state *st)
+{
+	struct retl_err err;
+	struct scan_ctx sc = { st, 0, 0, 0, "" };
+	char key[32], dest[40];
+	int i, n = 0;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_begin(st, &err) == 0);
+	for (i = 0; i < 2500; i++) {
+		struct retl_state_rec r;
+
+		snprintf(key, sizeof(key), "k%05d", i);
+		snprintf(dest, sizeof(dest), "ID-%s", key);
+		r = rec(key, (uint64_t)i + 1, (uint64_t)i + 1,
+			i % 3 ? dest : NULL, NULL);
+		if (retl_state_ack(st, "big", &r, &err) < 0)
+			break;
+	}
+	CHECK(i == 2500);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(retl_state_scan(st, "big", on_row, &sc, &err) == 0);
+	CHECK(sc.n == 2500);
+	CHECK(sc.bad == 0);
+	CHECK(sc.forgot == 1250);
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 'big'") == 1250);
+	CHECK(retl_state_scan(st, "big", stop_at_3, &n, &err) == -7);
+	CHECK(n == 3);
+	n = 0;
+	CHECK(retl_state_scan(st, "empty", stop_at_3, &n, &err) == 0);
+	CHECK(n == 0);
+
+	CHECK(retl_state_reset(st, "big", &err) == 0);
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 'big'") == 0);
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 's1'") == 3);
+}
+
+/* the child reports through a pipe: "<rc> <message>" */
+static void lock_child(retl_state *st, const char *sync, int wfd, int hold)
+{
+	struct retl_err err;
+	char line[RETL_ERR_MSG_MAX + 16];
+	int rc, n;
+
+	retl_err_clear(&err);
+	rc = retl_state_lock(st, sync, &err);
+	n = snprintf(line, sizeof(line), "%d %d %s", rc, err.code, err.msg);
+	if (write(wfd, line, (size_t)n) < 0)
+		_exit(3);
+	close(wfd);
+	if (hold && rc == 0)
+		for (;;)
+			pause();
+	_exit(0);
+}
+
+static pid_t spawn_locker(retl_state *st, const char *sync, int hold,
+			  char *out, size_t outsz)
+{
+	int p[2];
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		/* only the lock: SQLite must not be used across fork */
+		lock_child(st, sync, p[1], hold);
+	}
+	close(p[1]);
+	n = read(p[0], out, outsz - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	return pid;
+}
+
+static void test_lock(retl_state *st)
+{
+	struct retl_err err;
+	char got[RETL_ERR_MSG_MAX + 16], want[128], path[160];
+	pid_t pid;
+	int status;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_lock(st, "orders", &err) == 0);
+	CHECK(retl_state_lock(st, "contacts", &err) == 0);
+	snprintf(path, sizeof(path), "%s.orders.lock", db_path);
+	CHECK(mode_of(path) == 0600);
+
+	/* same process, same sync */
+	CHECK(retl_state_lock(st, "orders", &err) < 0);
+	snprintf(want, sizeof(want), "sync orders is already running (pid %ld)",
+		 (long)getpid());
+	CHECK_STR(err.msg, want);
+	CHECK(err.code == 2);
+
+	/* another process */
+	pid = spawn_locker(st, "orders", 0, got, sizeof(got));
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	snprintf(want, sizeof(want), "-1 2 sync orders is already running "
+		 "(pid %ld)", (long)getpid());
+	CHECK_STR(got, want);
+
+	/* released on unlock */
+	retl_state_unlock(st, "orders");
+	retl_state_unlock(st, "never-locked");
+	pid = spawn_locker(st, "orders", 0, got, sizeof(got));
+	waitpid(pid, &status, 0);
+	CHECK(!strncmp(got, "0 0", 3));
+	CHECK(retl_state_lock(st, "orders", &err) == 0);
+
+	/* a holder killed with SIGKILL leaves no stale lock */
+	pid = spawn_locker(st, "killme", 1, got, sizeof(got));
+	CHECK(!strncmp(got, "0 0", 3));
+	CHECK(retl_state_lock(st, "killme", &err) < 0);
+	snprintf(want, sizeof(want), "sync killme is already running (pid %ld)",
+		 (long)pid);
+	CHECK_STR(err.msg, want);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	CHECK(retl_state_lock(st, "killme", &err) == 0);
+
+	/* names that are not file-name safe still get their own lock */
+	CHECK(retl_state_lock(st, "../evil/x", &err) == 0);
+	snprintf(path, sizeof(path), "%s.%%2E.%%2Fevil%%2Fx.lock", db_path);
+	CHECK(mode_of(path) == 0600);
+	/* close releases everything still held */
+}
+
+int main(void)
+{
+	struct retl_err err;
+	retl_state *st;
+
+	snprintf(dir, sizeof(dir), "/tmp/retl-test-state-XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(db_path, sizeof(db_path), "%s/sub/state.db", dir);
+	test_open();
+	if (retl_state_open(&st, db_path, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	test_rows(st);
+	test_runs(st);
+	test_scan_reset(st);
+	test_lock(st);
+	retl_state_close(st);
+	{
+		char cmd[96];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+	TEST_DONE();
+}
