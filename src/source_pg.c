@@ -257,6 +257,56 @@ static size_t query_len(const char *q)
 	return n;
 }
 
+/*
+ * A query that writes (DELETE ... RETURNING, a data-modifying WITH) fails
+ * when it executes, since the transaction is read-only; but describe() only
+ * prepares, and `retl check` should refuse it without running the model.
+ * The plan says it: a ModifyTable node.  EXPLAIN without ANALYZE plans and
+ * runs nothing.  It goes through the extended protocol (PQexecParams), which
+ * takes exactly one statement, like the prepare before it.  A search of the
+ * JSON text is exact: user text inside the plan is a JSON string, where
+ * quotes are escaped, so it cannot spell the unescaped key and value.
+ */
+static int refuse_writes(retl_source *s, struct retl_err *err)
+{
+	static const char node[] = "\"Node Type\": \"ModifyTable\"";
+	static const char op[] = "\"Operation\": \"";
+	retl_buf sql = RETL_BUF_INIT;
+	retl_buf_adds(&sql, "EXPLAIN (FORMAT JSON, COSTS OFF) ");
+	size_t shift = sql.len;
+	retl_buf_add(&sql, s->sql.ptr, s->sql.len);
+	PGresult *res = PQexecParams(s->conn, sql.ptr, 0, NULL, NULL, NULL,
+				     NULL, 0);
+	retl_buf_free(&sql);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		/* prepared fine but cannot be explained: not a SELECT (SHOW...) */
+		rc = fail_result(s, res, shift, err);
+		PQclear(res);
+		return rc;
+	}
+	const char *plan = PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "";
+	const char *m = strstr(plan, node);
+	if (m) {
+		char what[16] = "a write";
+		const char *o = strstr(m, op);
+		if (o) {
+			o += sizeof(op) - 1;
+			size_t i = 0;
+			while (i < sizeof(what) - 1 && o[i] && o[i] != '"') {
+				what[i] = (char)toupper((unsigned char)o[i]);
+				i++;
+			}
+			what[i] = '\0';
+		}
+		rc = fail(err, "source %s: cannot execute %s in a read-only "
+			  "transaction (a model must be a SELECT; nothing was "
+			  "run or changed)", s->name, what);
+	}
+	PQclear(res);
+	return rc;
+}
+
 int retl_source_describe(retl_source *s, const char *query,
 			 const struct retl_column **cols, size_t *ncols,
 			 struct retl_err *err)
@@ -300,6 +350,8 @@ int retl_source_describe(retl_source *s, const char *query,
 	}
 	s->ncols = (size_t)n;
 	PQclear(res);
+	/* after the columns are read: EXPLAIN replaces the unnamed statement */
+	rc = refuse_writes(s, err);
 
 out:
 	if (rc) {

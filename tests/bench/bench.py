@@ -68,8 +68,8 @@ SELECT g,
        g % 3 <> 0,
        timestamptz '2020-01-01 00:00:00+00' + g * interval '97 seconds',
        (ARRAY['US','DE','FR','GB','BR','IN'])[1 + g % 6],
-       (g * 7919) % 1000
-FROM generate_series(1, {rows}) g;
+       ((g * 7919) % 1000)::int
+FROM generate_series(1::bigint, {rows}) g;
 VACUUM ANALYZE bench;
 """
 
