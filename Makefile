@@ -28,6 +28,8 @@ DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-
            postgresql-contrib python3 python3-pytest sqlite3
 
 .PHONY: all deps test unit integration demo bench clean
+# keep the ASan objects between runs (they are not throwaway intermediates)
+.SECONDARY:
 all: retl
 
 retl: $(OBJ)

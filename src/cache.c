@@ -17,7 +17,15 @@
 #include "cache.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "buf.h"
 
@@ -26,6 +34,7 @@ static_assert(sizeof(struct retl_cache_entry) == 48,
 
 struct retl_cache {
 	struct retl_cache_entry *slots;
+	size_t bytes;                   /* mapped size of slots */
 	size_t cap;
 	size_t count;
 	size_t grow_at;                 /* count that triggers growth */
@@ -43,11 +52,41 @@ static inline size_t home(const struct retl_cache *c, retl_h128 kh)
 	return (size_t)(((unsigned __int128)kh.lo * c->cap) >> 64);
 }
 
-static void alloc_slots(struct retl_cache *c, size_t cap)
+/*
+ * Every lookup lands on a random slot of a table of tens of megabytes, so
+ * TLB misses dominate with 4 KiB pages: the table is its own anonymous
+ * mapping (zeroed by the kernel) and asks for transparent huge pages.
+ */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void alloc_slots_exact(struct retl_cache *c, size_t cap, int exact)
 {
-	c->slots = retl_calloc(cap, sizeof(*c->slots));
+	size_t bytes = cap * sizeof(*c->slots);
+
+	if (bytes >= HUGE_PAGE) {
+		bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+		void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			p = retl_calloc(1, bytes), bytes = 0; /* heap fallback */
+		else
+			madvise(p, bytes, MADV_HUGEPAGE);
+		c->slots = p;
+		c->bytes = bytes;
+		/* use the rounding: more slots, same memory */
+		if (bytes && !exact)
+			cap = bytes / sizeof(*c->slots);
+	} else {
+		c->slots = retl_calloc(cap, sizeof(*c->slots));
+		c->bytes = 0;
+	}
 	c->cap = cap;
 	c->grow_at = cap / 5 * 4 + cap % 5 * 4 / 5;     /* floor(0.8 * cap) */
+}
+
+static void alloc_slots(struct retl_cache *c, size_t cap)
+{
+	alloc_slots_exact(c, cap, 0);
 }
 
 retl_cache *retl_cache_new(size_t expected)
@@ -61,18 +100,26 @@ retl_cache *retl_cache_new(size_t expected)
 	return c;
 }
 
+static void free_slots(struct retl_cache_entry *slots, size_t bytes)
+{
+	if (bytes)
+		munmap(slots, bytes);
+	else
+		free(slots);
+}
+
 void retl_cache_free(retl_cache *c)
 {
 	if (!c)
 		return;
-	free(c->slots);
+	free_slots(c->slots, c->bytes);
 	free(c);
 }
 
 static void grow(struct retl_cache *c)
 {
 	struct retl_cache_entry *old = c->slots;
-	size_t old_cap = c->cap, i;
+	size_t old_cap = c->cap, old_bytes = c->bytes, i;
 
 	alloc_slots(c, old_cap + old_cap / 2);
 	for (i = 0; i < old_cap; i++) {
@@ -86,7 +133,7 @@ static void grow(struct retl_cache *c)
 				j = 0;
 		c->slots[j] = old[i];
 	}
-	free(old);
+	free_slots(old, old_bytes);
 }
 
 struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,
@@ -123,6 +170,11 @@ struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,
 	if (created)
 		*created = 1;
 	return e;
+}
+
+void retl_cache_prefetch(const retl_cache *c, retl_h128 kh)
+{
+	__builtin_prefetch(&c->slots[home(c, remap(kh))], 1);
 }
 
 struct retl_cache_entry *retl_cache_find(retl_cache *c, retl_h128 kh)
@@ -164,5 +216,143 @@ struct retl_cache_entry *retl_cache_next(retl_cache *c, size_t *iter)
 
 size_t retl_cache_bytes(const retl_cache *c)
 {
-	return sizeof(*c) + c->cap * sizeof(*c->slots);
+	return sizeof(*c) + (c->bytes ? c->bytes : c->cap * sizeof(*c->slots));
+}
+
+/* ---- the cache image ---- */
+
+#define IMAGE_MAGIC "RETLCI01"
+
+struct image_header {
+	char magic[8];
+	uint64_t gen;
+	uint64_t cap;
+	uint64_t count;
+	uint64_t entry_size;
+	uint64_t checksum;      /* XXH3-64 of the slots */
+	uint64_t pad[2];
+};
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *b = p;
+	while (n) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+	char *b = p;
+	while (n) {
+		ssize_t r = read(fd, b, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * Written to a temporary name and renamed, never fsync'd: a torn image
+ * after a power loss fails its checksum and the next run loads SQLite.
+ */
+int retl_cache_save(const retl_cache *c, const char *path, uint64_t gen)
+{
+	struct image_header h;
+	size_t bytes = c->cap * sizeof(*c->slots);
+	char tmp[4096];
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, IMAGE_MAGIC, 8);
+	h.gen = gen;
+	h.cap = c->cap;
+	h.count = c->count;
+	h.entry_size = sizeof(*c->slots);
+	h.checksum = XXH3_64bits(c->slots, bytes);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid()) >=
+	    (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, &h, sizeof(h)) < 0 ||
+	    write_all(fd, c->slots, bytes) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static int read_header(int fd, struct image_header *h, uint64_t gen)
+{
+	struct stat sb;
+
+	if (read_all(fd, h, sizeof(*h)) < 0 || memcmp(h->magic, IMAGE_MAGIC, 8) ||
+	    h->gen != gen || h->entry_size != sizeof(struct retl_cache_entry) ||
+	    h->cap < 16 || h->count > h->cap || fstat(fd, &sb) < 0 ||
+	    (uint64_t)sb.st_size != sizeof(*h) + h->cap * h->entry_size)
+		return -1;
+	return 0;
+}
+
+int retl_cache_image_is(const char *path, uint64_t gen)
+{
+	struct image_header h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	int ok = read_header(fd, &h, gen) == 0;
+	close(fd);
+	return ok;
+}
+
+int retl_cache_load(retl_cache **out, const char *path, uint64_t gen)
+{
+	struct image_header h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*out = NULL;
+	if (fd < 0)
+		return 1;
+	if (read_header(fd, &h, gen) < 0) {
+		close(fd);
+		return 1;
+	}
+	struct retl_cache *c = retl_calloc(1, sizeof(*c));
+	alloc_slots_exact(c, (size_t)h.cap, 1);
+	size_t bytes = c->cap * sizeof(*c->slots);
+	int bad = read_all(fd, c->slots, bytes) < 0 ||
+		  XXH3_64bits(c->slots, bytes) != h.checksum;
+	close(fd);
+	if (bad) {
+		retl_cache_free(c);
+		return 1;
+	}
+	c->count = (size_t)h.count;
+	*out = c;
+	return 0;
 }

@@ -43,6 +43,9 @@ void retl_cache_free(retl_cache *c);
 struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,
 					   int *created);
 struct retl_cache_entry *retl_cache_find(retl_cache *c, retl_h128 kh);
+/* starts fetching kh's slot into the CPU cache; bulk loads call it for a
+ * run of keys before inserting them, so the memory latencies overlap */
+void retl_cache_prefetch(const retl_cache *c, retl_h128 kh);
 size_t retl_cache_count(const retl_cache *c);
 
 /* iteration over occupied slots: for (i = 0; (e = retl_cache_next(c, &i));) */
@@ -50,5 +53,21 @@ struct retl_cache_entry *retl_cache_next(retl_cache *c, size_t *iter);
 
 /* bytes held by the table, for the benchmark */
 size_t retl_cache_bytes(const retl_cache *c);
+
+/*
+ * The cache image: the table written to a file as it is, so the next run
+ * loads a million rows with one read instead of a million SQLite rows.  It
+ * is only a copy: state.c writes it right after loading the cache from
+ * SQLite, stamps it with the sync's cache generation (changed by every
+ * transaction that changes the sync's rows), and uses it only while the
+ * generation still matches and the checksum holds.
+ *
+ * save: 0 or -1 (errno set).  load: 0 with *out set, or 1 when there is no
+ * usable image (missing, other generation, torn, other format).
+ */
+int retl_cache_save(const retl_cache *c, const char *path, uint64_t gen);
+int retl_cache_load(retl_cache **out, const char *path, uint64_t gen);
+/* 1 when path holds an image of generation gen (header only) */
+int retl_cache_image_is(const char *path, uint64_t gen);
 
 #endif

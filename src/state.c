@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/random.h>
+
 #include "buf.h"
 
 #define SCAN_CHUNK 1000
@@ -64,6 +66,9 @@ static const char *const migrations[] = {
 	" run_id INTEGER NOT NULL REFERENCES runs(id),"
 	" key TEXT, outcome TEXT NOT NULL, reason TEXT);"
 	"CREATE INDEX outcomes_run ON outcomes(run_id);",
+	/* 2: the cache generation, which stamps cache images (cache.h) */
+	"CREATE TABLE cache_gen(sync TEXT PRIMARY KEY, gen INTEGER NOT NULL)"
+	" WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -105,6 +110,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_GEN_GET] = "SELECT gen FROM cache_gen WHERE sync = ?1",
+	[S_GEN_SET] = "INSERT INTO cache_gen(sync, gen) VALUES(?1, ?2) "
+	"ON CONFLICT(sync) DO UPDATE SET gen = excluded.gen",
 };
 
 struct held_lock {
@@ -377,13 +385,14 @@ void retl_state_close(retl_state *st)
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close(st->db);
+	free(st->gen_sync);
 	free(st->path);
 	free(st);
 }
 
 /* ---- the run lock ---- */
 
-static char *lock_path(retl_state *st, const char *sync)
+static char *sync_path(retl_state *st, const char *sync, const char *suffix)
 {
 	retl_buf b = RETL_BUF_INIT;
 	const char *p;
@@ -401,8 +410,13 @@ static char *lock_path(retl_state *st, const char *sync)
 		else
 			retl_buf_addf(&b, "%%%02X", ch);
 	}
-	retl_buf_adds(&b, ".lock");
+	retl_buf_adds(&b, suffix);
 	return retl_buf_detach(&b);
+}
+
+static char *lock_path(retl_state *st, const char *sync)
+{
+	return sync_path(st, sync, ".lock");
 }
 
 /* the holder writes its pid right after taking the lock: allow it a moment */
@@ -520,8 +534,92 @@ static int count_rows(retl_state *st, const char *sync, size_t *n,
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+
+/* ---- the cache generation ---- */
+
+/*
+ * Every transaction that changes a sync's cache rows gives the sync a new
+ * random generation, inside that transaction; a cache image is used only
+ * while its stamp equals it.  Random, not a counter: a store restored from
+ * a backup never matches an image of another history by accident.
+ */
+static int bump_gen(retl_state *st, const char *sync, struct retl_err *err)
+{
+	uint64_t gen;
+
+	if (!sqlite3_get_autocommit(st->db) && st->gen_sync &&
+	    !strcmp(st->gen_sync, sync))
+		return 0;
+	if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
+		gen = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^
+		      (uint64_t)(uintptr_t)&gen;
+	gen |= 1;       /* 0 is "never changed" */
+	sqlite3_stmt *s = st->stmt[S_GEN_SET];
+	retl_state__bind_text(s, 1, sync);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)gen);
+	if (retl_state__done(st, s, err) < 0)
+		return -1;
+	if (!sqlite3_get_autocommit(st->db)) {
+		free(st->gen_sync);
+		st->gen_sync = retl_strdup(sync);
+	}
+	return 0;
+}
+
+static uint64_t get_gen(retl_state *st, const char *sync)
+{
+	sqlite3_stmt *s = st->stmt[S_GEN_GET];
+	uint64_t gen = 0;
+
+	retl_state__bind_text(s, 1, sync);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		gen = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return gen;
+}
+
+static void end_txn(retl_state *st)
+{
+	free(st->gen_sync);
+	st->gen_sync = NULL;
+}
+
+static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
+			    struct retl_err *err);
+
 int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 			  struct retl_err *err)
+{
+	char *path = sync_path(st, sync, ".cache");
+	int rc = retl_cache_load(out, path, get_gen(st, sync));
+
+	free(path);
+	if (rc == 0)
+		return 0;
+	return load_from_sqlite(st, sync, out, err);
+}
+
+int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err)
+{
+	char *path = sync_path(st, sync, ".cache");
+	uint64_t gen = get_gen(st, sync);
+	retl_cache *c = NULL;
+	int rc = 0;
+
+	if (!retl_cache_image_is(path, gen)) {
+		rc = load_from_sqlite(st, sync, &c, err);
+		if (rc == 0 && retl_cache_save(c, path, gen) < 0)
+			rc = retl_err_set(err, RETL_EXIT_USAGE,
+					  "state store: cannot write %s: %s",
+					  path, strerror(errno));
+		retl_cache_free(c);
+	}
+	free(path);
+	return rc;
+}
+
+static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
+			    struct retl_err *err)
 {
 	sqlite3_stmt *s;
 	retl_cache *c;
@@ -537,17 +635,36 @@ int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 		return -1;
 	retl_state__bind_text(s, 1, sync);
 	c = retl_cache_new(n);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		retl_h128 kh = { col_u64(s, 0), col_u64(s, 1) };
-		struct retl_cache_entry *e = retl_cache_upsert(c, kh, NULL);
-
-		e->pay.lo = col_u64(s, 2);
-		e->pay.hi = col_u64(s, 3);
-		e->src = col_u64(s, 4);
-		e->status = (uint8_t)sqlite3_column_int(s, 5);
-		e->cached = 1;
-		e->seen = 0;
-	}
+	/* rows come in key order, slots are random: read a run of rows,
+	 * prefetch their slots, then insert them */
+	enum { RUN = 32 };
+	struct retl_cache_entry run[RUN];
+	size_t k = 0;
+	do {
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			struct retl_cache_entry *r = &run[k++];
+			r->kh.lo = col_u64(s, 0);
+			r->kh.hi = col_u64(s, 1);
+			r->pay.lo = col_u64(s, 2);
+			r->pay.hi = col_u64(s, 3);
+			r->src = col_u64(s, 4);
+			r->status = (uint8_t)sqlite3_column_int(s, 5);
+			retl_cache_prefetch(c, r->kh);
+		}
+		if (k == RUN || (rc != SQLITE_ROW && k)) {
+			for (size_t i = 0; i < k; i++) {
+				struct retl_cache_entry *e =
+					retl_cache_upsert(c, run[i].kh, NULL);
+				e->pay = run[i].pay;
+				e->src = run[i].src;
+				e->status = run[i].status;
+				e->cached = 1;
+				e->seen = 0;
+			}
+			k = 0;
+		}
+	} while (rc == SQLITE_ROW);
 	if (rc != SQLITE_DONE) {
 		retl_state__db_err(st, err);
 		sqlite3_finalize(s);
@@ -561,17 +678,20 @@ int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 
 int retl_state_begin(retl_state *st, struct retl_err *err)
 {
+	end_txn(st);
 	return retl_state__done(st, st->stmt[S_BEGIN], err);
 }
 
 /* on failure the transaction may still be open: call retl_state_rollback */
 int retl_state_commit(retl_state *st, struct retl_err *err)
 {
+	end_txn(st);
 	return retl_state__done(st, st->stmt[S_COMMIT], err);
 }
 
 void retl_state_rollback(retl_state *st)
 {
+	end_txn(st);
 	if (!sqlite3_get_autocommit(st->db))
 		retl_state__done(st, st->stmt[S_ROLLBACK], NULL);
 }
@@ -589,6 +709,8 @@ static sqlite3_stmt *row_stmt(retl_state *st, int which, const char *sync,
 int retl_state_ack(retl_state *st, const char *sync,
 		   const struct retl_state_rec *r, struct retl_err *err)
 {
+	if (bump_gen(st, sync, err) < 0)
+		return -1;
 	sqlite3_stmt *s = row_stmt(st, S_ACK, sync, r->key);
 
 	bind_h128(s, 3, r->kh);
@@ -605,6 +727,8 @@ int retl_state_ack(retl_state *st, const char *sync,
 int retl_state_fail(retl_state *st, const char *sync,
 		    const struct retl_state_rec *r, struct retl_err *err)
 {
+	if (bump_gen(st, sync, err) < 0)
+		return -1;
 	sqlite3_stmt *s = row_stmt(st, S_FAIL, sync, r->key);
 
 	bind_h128(s, 3, r->kh);
@@ -617,6 +741,8 @@ int retl_state_fail(retl_state *st, const char *sync,
 int retl_state_set_src(retl_state *st, const char *sync,
 		       const struct retl_state_rec *r, struct retl_err *err)
 {
+	if (bump_gen(st, sync, err) < 0)
+		return -1;
 	sqlite3_stmt *s = row_stmt(st, S_SET_SRC, sync, r->key);
 
 	if (r->src)
@@ -629,6 +755,8 @@ int retl_state_set_src(retl_state *st, const char *sync,
 int retl_state_pending(retl_state *st, const char *sync,
 		       const struct retl_state_rec *r, struct retl_err *err)
 {
+	if (bump_gen(st, sync, err) < 0)
+		return -1;
 	sqlite3_stmt *s = row_stmt(st, S_PENDING, sync, r->key);
 
 	bind_h128(s, 3, r->kh);
@@ -640,6 +768,8 @@ int retl_state_pending(retl_state *st, const char *sync,
 int retl_state_forget(retl_state *st, const char *sync, const char *key,
 		      struct retl_err *err)
 {
+	if (bump_gen(st, sync, err) < 0)
+		return -1;
 	return retl_state__done(st, row_stmt(st, S_FORGET, sync, key), err);
 }
 
@@ -754,7 +884,8 @@ int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err)
 	sqlite3_stmt *s;
 	int rc;
 
-	if (retl_state__prepare(st, "DELETE FROM cache WHERE sync = ?1",
+	if (bump_gen(st, sync, err) < 0 ||
+	    retl_state__prepare(st, "DELETE FROM cache WHERE sync = ?1",
 				&s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);

@@ -37,6 +37,13 @@ void retl_state_unlock(retl_state *st, const char *sync);
 int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 			  struct retl_err *err);
 
+/*
+ * Writes the sync's cache image (cache.h) unless the one on disk is current.
+ * Called at the end of a run, under the sync's lock, so the next run's
+ * load_cache is one read.  A failure costs only speed.
+ */
+int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err);
+
 /* one transaction per batch */
 int retl_state_begin(retl_state *st, struct retl_err *err);
 int retl_state_commit(retl_state *st, struct retl_err *err);

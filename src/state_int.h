@@ -14,7 +14,7 @@
 /* the statements prepared once at open */
 enum {
 	S_ACK, S_FAIL, S_SET_SRC, S_PENDING, S_FORGET, S_OUTCOME, S_DEST_ID,
-	S_BEGIN, S_COMMIT, S_ROLLBACK, S_COUNT
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GEN_GET, S_GEN_SET, S_COUNT
 };
 
 struct held_lock;
@@ -32,6 +32,8 @@ struct retl_state {
 	size_t nlocks;
 	struct run_clock *clocks;       /* runs begun by this handle */
 	size_t nclocks;
+	char *gen_sync;                 /* sync whose generation this
+					 * transaction already changed */
 	time_t ts_sec;                  /* second st->ts was formatted for */
 	char ts[32];
 };

@@ -605,6 +605,8 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	if (retl_state_load_cache(st, sc->name, &r.cache, err) < 0)
 		goto out;
 	r.cached_rows = retl_cache_count(r.cache);
+	retl_log(RETL_LOG_DEBUG, sc->name, "cache: %zu rows loaded in %.3f s (%zu bytes)",
+		 r.cached_rows, now_s() - t0, retl_cache_bytes(r.cache));
 	if (open_source(sc, &src, r.key_idx, err) < 0)
 		goto out;
 	if (!o->plan) {
@@ -623,6 +625,8 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 			retl_err_set(err, RETL_EXIT_USAGE, "run stopped");
 		goto stopped;
 	}
+	retl_log(RETL_LOG_DEBUG, sc->name, "model: %ld rows streamed at %.3f s",
+		 sum->c.read, now_s() - t0);
 	/* the snapshot is read; release the warehouse before sending the rest */
 	retl_source_close(src);
 	src = NULL;
@@ -685,8 +689,17 @@ out:
 	retl_source_close(src);
 	if (r.dctx)
 		r.dest->close(r.dctx);
-	if (locked)
+	if (locked) {
+		/* so the next run loads the cache in one read; costs a reload
+		 * from SQLite only after runs that changed the cache */
+		struct retl_err e3;
+		retl_cache_free(r.cache);
+		r.cache = NULL;
+		retl_err_clear(&e3);
+		if (retl_state_save_image(st, sc->name, &e3) < 0)
+			retl_log(RETL_LOG_WARN, sc->name, "%s", e3.msg);
 		retl_state_unlock(st, sc->name);
+	}
 	run_free(&r);
 	return rc;
 }

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 /*
  * test_state.c - the state store: file modes, schema, row semantics, the
  * run lock across processes, run history and reports, scan and reset.
@@ -94,7 +95,7 @@ static void test_open(void)
 	CHECK(mode_of(db_path) == 0600);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mode_of(path) == 0700);
-	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 1);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 2);
 	{
 		char *jm = q_text("PRAGMA journal_mode");
 		CHECK_STR(jm, "wal");
@@ -534,6 +535,90 @@ static void test_lock(retl_state *st)
 	/* close releases everything still held */
 }
 
+/* the cache image: used while current, never when stale or torn */
+static int cache_has(retl_cache *c, const char *key, uint64_t pay)
+{
+	struct retl_cache_entry *e = retl_cache_find(c, retl_hash128(key, strlen(key)));
+	return e && e->pay.lo == pay && e->status == RETL_STATUS_OK && e->cached;
+}
+
+static void test_image(retl_state *st)
+{
+	struct retl_err err;
+	retl_cache *c;
+	char image[256];
+	const char *sync = "img";
+
+	snprintf(image, sizeof(image), "%s.img.cache", db_path);
+	CHECK(retl_state_begin(st, &err) == 0);
+	for (int i = 0; i < 1000; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", i);
+		struct retl_state_rec r = rec(key, 100 + (uint64_t)i, 5, NULL, NULL);
+		CHECK(retl_state_ack(st, sync, &r, &err) == 0 || !fprintf(stderr, "%s\n", err.msg));
+	}
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(access(image, F_OK) != 0);
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	CHECK(access(image, F_OK) == 0);
+	CHECK(mode_of(image) == 0600);
+
+	/* current: loaded from the image, same content */
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 1000);
+	CHECK(cache_has(c, "k0", 100) && cache_has(c, "k999", 1099));
+	retl_cache_free(c);
+
+	/* a commit that changes a row makes the image stale: SQLite wins */
+	struct retl_state_rec r = rec("k1", 555, 5, NULL, NULL);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(cache_has(c, "k1", 555));
+	retl_cache_free(c);
+	/* a rolled back change leaves it current */
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	r = rec("k2", 777, 5, NULL, NULL);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &r, &err) == 0);
+	retl_state_rollback(st);
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(cache_has(c, "k2", 102) && cache_has(c, "k1", 555));
+	retl_cache_free(c);
+
+	/* forget and reset change it too */
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_forget(st, sync, "k3", &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 999 && !retl_cache_find(c, retl_hash128("k3", 2)));
+	retl_cache_free(c);
+
+	/* a torn or corrupted image is ignored */
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	{
+		int fd = open(image, O_WRONLY);
+		CHECK(fd >= 0);
+		CHECK(pwrite(fd, "\x5a", 1, 4096) == 1);
+		close(fd);
+	}
+	/* craft a wrong row into the image: the checksum catches it */
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 999 && cache_has(c, "k1", 555));
+	retl_cache_free(c);
+	CHECK(truncate(image, 1000) == 0);
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 999);
+	retl_cache_free(c);
+
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	CHECK(retl_state_reset(st, sync, &err) == 0);
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 0);
+	retl_cache_free(c);
+}
+
 int main(void)
 {
 	struct retl_err err;
@@ -554,6 +639,7 @@ int main(void)
 	test_runs(st);
 	test_scan_reset(st);
 	test_lock(st);
+	test_image(st);
 	retl_state_close(st);
 	{
 		char cmd[96];
