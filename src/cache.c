@@ -116,12 +116,12 @@ void retl_cache_free(retl_cache *c)
 	free(c);
 }
 
-static void grow(struct retl_cache *c)
+static void rehash(struct retl_cache *c, size_t new_cap)
 {
 	struct retl_cache_entry *old = c->slots;
 	size_t old_cap = c->cap, old_bytes = c->bytes, i;
 
-	alloc_slots(c, old_cap + old_cap / 2);
+	alloc_slots(c, new_cap);
 	for (i = 0; i < old_cap; i++) {
 		size_t j;
 
@@ -134,6 +134,19 @@ static void grow(struct retl_cache *c)
 		c->slots[j] = old[i];
 	}
 	free_slots(old, old_bytes);
+}
+
+static void grow(struct retl_cache *c)
+{
+	rehash(c, c->cap + c->cap / 2);
+}
+
+void retl_cache_reserve(retl_cache *c, size_t n)
+{
+	size_t cap = n + n / 4 + 16;
+
+	if (cap > c->cap)
+		rehash(c, cap);
 }
 
 struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,

@@ -47,6 +47,9 @@ struct retl_cache_entry *retl_cache_find(retl_cache *c, retl_h128 kh);
  * run of keys before inserting them, so the memory latencies overlap */
 void retl_cache_prefetch(const retl_cache *c, retl_h128 kh);
 size_t retl_cache_count(const retl_cache *c);
+/* room for n entries without growing (growing copies the table: the
+ * old and the new one are both alive for a moment) */
+void retl_cache_reserve(retl_cache *c, size_t n);
 
 /* iteration over occupied slots: for (i = 0; (e = retl_cache_next(c, &i));) */
 struct retl_cache_entry *retl_cache_next(retl_cache *c, size_t *iter);

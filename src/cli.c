@@ -85,6 +85,11 @@ int retl_cli_fail(const struct retl_err *err)
 	int is_config = err->code == RETL_EXIT_USAGE &&
 			(!strncmp(err->msg, "retl.json", 9) ||
 			 !strncmp(err->msg, "mappings/", 9));
+	if (retl_log_is_json()) {
+		/* machines reading stderr get one JSON object a line */
+		retl_log(RETL_LOG_ERROR, NULL, "%s", err->msg);
+		return err->code ? err->code : RETL_EXIT_USAGE;
+	}
 	if (!is_config)
 		retl_buf_adds(&out, "retl: ");
 	retl_redact_into(&out, err->msg, strlen(err->msg));

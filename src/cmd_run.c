@@ -89,7 +89,7 @@ static int parse_args(int argc, char **argv, struct run_args *a, int allow_out,
 			char *end;
 			errno = 0;
 			a->limit = strtol(v, &end, 10);
-			if (errno || *end || a->limit < 0) {
+			if (errno || end == v || *end || a->limit < 0) {
 				fprintf(stderr, "retl: --limit: expected a number of operations, not \"%s\"\n", v);
 				return -1;
 			}

@@ -30,6 +30,10 @@ int retl_source_describe(retl_source *s, const char *query,
 			 const struct retl_column **cols, size_t *ncols,
 			 struct retl_err *err);
 
+/* the planner's estimate of the rows the described query returns, 0 when
+ * unknown; a sizing hint, never a count */
+double retl_source_estimated_rows(const retl_source *s);
+
 /*
  * Called once per row.  `raw` is the row's COPY text line (without the
  * newline), for hashing.  Return 0 to go on; non-zero stops the stream and

@@ -50,6 +50,7 @@ struct retl_source {
 	size_t ncols;
 
 	retl_buf sql;                   /* reused: statements we build */
+	double est_rows;                /* the planner's estimate, 0 = none */
 
 	/* stream() decoding state, reused across rows */
 	char *line;                     /* decoded copy of the current line */
@@ -272,7 +273,7 @@ static int refuse_writes(retl_source *s, struct retl_err *err)
 	static const char node[] = "\"Node Type\": \"ModifyTable\"";
 	static const char op[] = "\"Operation\": \"";
 	retl_buf sql = RETL_BUF_INIT;
-	retl_buf_adds(&sql, "EXPLAIN (FORMAT JSON, COSTS OFF) ");
+	retl_buf_adds(&sql, "EXPLAIN (FORMAT JSON) ");
 	size_t shift = sql.len;
 	retl_buf_add(&sql, s->sql.ptr, s->sql.len);
 	PGresult *res = PQexecParams(s->conn, sql.ptr, 0, NULL, NULL, NULL,
@@ -286,6 +287,9 @@ static int refuse_writes(retl_source *s, struct retl_err *err)
 		return rc;
 	}
 	const char *plan = PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "";
+	/* the first "Plan Rows" is the top node's: the rows the model returns */
+	const char *pr = strstr(plan, "\"Plan Rows\": ");
+	s->est_rows = pr ? strtod(pr + 13, NULL) : 0;
 	const char *m = strstr(plan, node);
 	if (m) {
 		char what[16] = "a write";
@@ -367,6 +371,11 @@ out:
 	*cols = s->cols;
 	*ncols = s->ncols;
 	return 0;
+}
+
+double retl_source_estimated_rows(const retl_source *s)
+{
+	return s->est_rows;
 }
 
 /* ---- stream ------------------------------------------------------------ */

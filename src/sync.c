@@ -601,21 +601,33 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		if (retl_state_lock(st, sc->name, err) < 0)
 			goto out;
 		locked = 1;
-	}
-	if (retl_state_load_cache(st, sc->name, &r.cache, err) < 0)
-		goto out;
-	r.cached_rows = retl_cache_count(r.cache);
-	retl_log(RETL_LOG_DEBUG, sc->name, "cache: %zu rows loaded in %.3f s (%zu bytes)",
-		 r.cached_rows, now_s() - t0, retl_cache_bytes(r.cache));
-	if (open_source(sc, &src, r.key_idx, err) < 0)
-		goto out;
-	if (!o->plan) {
-		if (r.dest->open(&r.dctx, sc->dst, sc, cfg->dir, err) < 0)
-			goto out;
+		/* recorded before anything can fail, so `retl status` shows a
+		 * run that could not connect as failing */
 		if (retl_state_run_begin(st, sc->name, &r.run_id, err) < 0)
 			goto out;
 		run_open = 1;
 	}
+	if (retl_state_load_cache(st, sc->name, &r.cache, err) < 0)
+		goto stopped;
+	r.cached_rows = retl_cache_count(r.cache);
+	retl_log(RETL_LOG_DEBUG, sc->name, "cache: %zu rows loaded in %.3f s (%zu bytes)",
+		 r.cached_rows, now_s() - t0, retl_cache_bytes(r.cache));
+	if (open_source(sc, &src, r.key_idx, err) < 0)
+		goto stopped;
+	{
+		/* size the cache for the model once, rather than growing it
+		 * through copies; trust the planner only so far */
+		double est = retl_source_estimated_rows(src);
+		double cap = 4.0 * (double)r.cached_rows;
+		if (cap < 2e6)
+			cap = 2e6;
+		if (est > cap)
+			est = cap;
+		if (est > (double)r.cached_rows)
+			retl_cache_reserve(r.cache, (size_t)est);
+	}
+	if (!o->plan && r.dest->open(&r.dctx, sc->dst, sc, cfg->dir, err) < 0)
+		goto stopped;
 	retl_progress_start(sc->name);
 	int s = retl_source_stream(src, sc->query, on_row, &r, err);
 	if (s < 0 || r.stop)

@@ -201,9 +201,6 @@ def test_limit_bad_value(proj, value):
     assert not os.path.exists(proj.path("out.jsonl"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/cmd_run.c parse_args: `--limit ''` is accepted as --limit 0 "
-    "(strtol consumes nothing, *end is NUL) instead of exit 2"))
 def test_limit_empty_value_is_rejected(proj):
     rc, out, err = proj.run("run", "items", "--limit", "")
     assert rc == 2, (out, err)
@@ -288,10 +285,6 @@ def test_log_format_json_on_a_run(proj):
     json_lines(err)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/cli.c retl_cli_fail: the final error of a failed run is written "
-    "as plain text ('retl: source warehouse: ...') even with --log-format "
-    "json; it should be a JSON object {ts, level: error, msg}"))
 def test_log_format_json_when_the_run_fails(proj):
     proj.add_mapping("items", sync("SELECT id, nope AS x FROM items"))
     rc, out, err = proj.run("--log-format", "json", "run", "items")
@@ -355,13 +348,6 @@ def test_exit_3_mid_stream_is_recorded(proj, db):
     assert "error" in out.splitlines()[1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG src/sync.c retl_sync_run: the run record is begun "
-    "(retl_state_run_begin) only after open_source() and the destination's "
-    "open() succeeded, so a run that fails to connect, to prepare its query "
-    "(unknown column, dropped table, a write) or to open its destination "
-    "leaves no trace: `retl status` keeps showing the previous run (\"ok\") "
-    "or \"never\", and `retl history` omits the failed run"))
 def test_failed_run_before_streaming_is_recorded(proj, db):
     assert proj.run("run", "items")[0] == 0
     db.psql("DROP TABLE items")
@@ -369,9 +355,10 @@ def test_failed_run_before_streaming_is_recorded(proj, db):
     rc, out, err = proj.run("status")
     assert status_rows(out)["items"][1] == "error", out
     rc, out, err = proj.run("history", "items")
-    runs = [l.split() for l in out.splitlines()[1:] if l.strip()]
+    runs = [l.split() for l in out.splitlines()[1:] if l[:1].isdigit()]
     assert [r[0] for r in runs] == ["2", "1"], out
     assert runs[0][2] == "error"
+    assert 'relation "items" does not exist' in out, "history shows why"
 
 
 def test_run_all_exit_is_the_worst(proj, db):
