@@ -388,7 +388,11 @@ def test_position_points_into_the_users_query_at_run_time(proj, db):
     assert f'column "bogus_col" does not exist (SQLSTATE 42703) at character {q.index("bogus_col") + 1}' in err
 
 
-@pytest.mark.parametrize("nrows,bad_id", [(1000, 500), (3000, 1700)])
+# the file destination's batch is 2,000 rows
+FILE_BATCH = 2000
+
+
+@pytest.mark.parametrize("nrows,bad_id", [(1000, 500), (6000, 4700)])
 def test_division_by_zero_mid_stream(proj, db, nrows, bad_id):
     db.psql(f"CREATE TABLE nums (id int PRIMARY KEY);"
             f"INSERT INTO nums SELECT generate_series(1, {nrows})")
@@ -404,10 +408,11 @@ def test_division_by_zero_mid_stream(proj, db, nrows, bad_id):
     # only rows streamed before the error, and exactly those marked synced
     assert all(int(k) < bad_id for k in sent)
     assert synced_keys(proj, "div") == sent
-    if bad_id <= 500:
+    if bad_id <= FILE_BATCH:
         assert lines == [], "fewer rows than one batch: nothing sent"
     else:
-        assert len(lines) >= 500, "whole batches before the error were acknowledged"
+        assert len(lines) == (bad_id - 1) // FILE_BATCH * FILE_BATCH, \
+            "whole batches before the error were acknowledged"
     rc, out, err = proj.run("status")
     assert re.search(r"^div\s+error\b", out, re.M), out
 
