@@ -133,6 +133,19 @@ struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 	return NULL;
 }
 
+int retl_cli_open_sync(struct retl_cli *cli, const char *name,
+		       struct retl_sync_cfg **sc)
+{
+	struct retl_err err;
+	int rc = retl_cli_open(cli, 1);
+
+	if (rc)
+		return rc;
+	retl_err_clear(&err);
+	*sc = retl_cli_sync(cli, name, &err);
+	return *sc ? 0 : retl_cli_fail(&err);
+}
+
 int retl_cli_main(int argc, char **argv)
 {
 	struct retl_cli cli = { .config_dir = "." };

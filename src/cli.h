@@ -25,6 +25,10 @@ int retl_cli_fail(const struct retl_err *err);
 /* a sync named on the command line, or a usage error listing the syncs */
 struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 				    struct retl_err *err);
+/* retl_cli_open(cli, 1) and the named sync; 0, or the exit code after
+ * printing the error */
+int retl_cli_open_sync(struct retl_cli *cli, const char *name,
+		       struct retl_sync_cfg **sc);
 /* "--flag" or "-h" style: 1 when argv[i] asks for help */
 int retl_cli_is_help(const char *arg);
 

@@ -127,13 +127,12 @@ int cmd_history(struct retl_cli *cli, int argc, char **argv)
 		fprintf(stderr, "retl: usage: retl history SYNC [--limit N]\n");
 		return RETL_EXIT_USAGE;
 	}
-	int rc = retl_cli_open(cli, 1);
+	struct retl_sync_cfg *sc;
+	int rc = retl_cli_open_sync(cli, name, &sc);
 	if (rc)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
-	if (!retl_cli_sync(cli, name, &err))
-		return retl_cli_fail(&err);
 	printf("%-6s %-24s %-11s %4s %8s %8s %6s %7s %7s %7s %9s %8s %6s %6s\n", "RUN",
 	       "STARTED", "STATUS", "EXIT", "SECONDS", "READ", "ADDED", "CHANGED",
 	       "RETRIED", "REMOVED", "UNCHANGED", "REJECTED", "FAILED", "CALLS");
@@ -162,13 +161,12 @@ int cmd_failures(struct retl_cli *cli, int argc, char **argv)
 		fprintf(stderr, "retl: usage: retl failures SYNC\n");
 		return RETL_EXIT_USAGE;
 	}
-	int rc = retl_cli_open(cli, 1);
+	struct retl_sync_cfg *sc;
+	int rc = retl_cli_open_sync(cli, argv[0], &sc);
 	if (rc)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
-	if (!retl_cli_sync(cli, argv[0], &err))
-		return retl_cli_fail(&err);
 	long n = 0;
 	if (retl_state_failures(cli->st, argv[0], on_failure, &n, &err) < 0)
 		return retl_cli_fail(&err);
@@ -182,13 +180,12 @@ int cmd_reset(struct retl_cli *cli, int argc, char **argv)
 		fprintf(stderr, "retl: usage: retl reset SYNC\n");
 		return RETL_EXIT_USAGE;
 	}
-	int rc = retl_cli_open(cli, 1);
+	struct retl_sync_cfg *sc;
+	int rc = retl_cli_open_sync(cli, argv[0], &sc);
 	if (rc)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
-	if (!retl_cli_sync(cli, argv[0], &err))
-		return retl_cli_fail(&err);
 	/* never under a running sync */
 	if (retl_state_lock(cli->st, argv[0], &err) < 0)
 		return retl_cli_fail(&err);

@@ -147,14 +147,12 @@ int cmd_plan(struct retl_cli *cli, int argc, char **argv)
 		fprintf(stderr, "retl: plan needs one sync: retl plan SYNC [--out FILE]\n");
 		return RETL_EXIT_USAGE;
 	}
-	int rc = retl_cli_open(cli, 1);
+	struct retl_sync_cfg *sc;
+	int rc = retl_cli_open_sync(cli, a.names[0], &sc);
 	if (rc)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
-	struct retl_sync_cfg *sc = retl_cli_sync(cli, a.names[0], &err);
-	if (!sc)
-		return retl_cli_fail(&err);
 	FILE *out = NULL;
 	if (a.out && !(out = fopen(a.out, "w"))) {
 		fprintf(stderr, "retl: --out %s: %s\n", a.out, strerror(errno));
