@@ -25,6 +25,9 @@ enum retl_op_kind {
 
 struct retl_op {
 	enum retl_op_kind kind;
+	int pending;              /* a create intent an earlier run left
+				   * unresolved: look the record up by its
+				   * match field before creating it again */
 	const char *key;          /* key text (composite keys: a JSON array) */
 	const char *key_json;     /* the key as a JSON value */
 	const char *payload;      /* canonical JSON object; NULL for removes */
@@ -45,6 +48,33 @@ struct retl_result {
 	char *reason;
 };
 
+/* what the engine gives a destination beside its config */
+struct retl_dest_env {
+	const char *dir;          /* project directory, for relative paths */
+	long api_budget;          /* requests this run may send; < 0 = no limit */
+};
+
+/*
+ * A batch in flight (asynchronous destinations).  The engine fills ops, n
+ * and zeroed results; the destination fills results and hands the batch
+ * back from wait().  `fatal` (with fatal_code and fatal_msg) means the run
+ * must stop: none of this batch's results count.
+ */
+struct retl_batch {
+	const struct retl_op *ops;
+	size_t n;
+	struct retl_result *results;
+	void *engine;             /* the sync engine's */
+	int fatal;
+	int fatal_code;
+	char fatal_msg[RETL_ERR_MSG_MAX];
+	int outstanding;          /* the destination's: requests in flight */
+};
+
+struct retl_dest_stats {
+	long api_calls, retries, http_429;
+};
+
 struct retl_destination {
 	const char *name;         /* the "type" in retl.json */
 	unsigned modes;           /* bit (1u << enum retl_mode) per mode */
@@ -58,10 +88,10 @@ struct retl_destination {
 	/* config-time checks of options (required keys, value types);
 	 * messages "retl.json: destinations.<name>.<key>: ..." */
 	int (*validate)(const struct retl_dest_cfg *dc, struct retl_err *err);
-	/* per sync run; `dir` is the project directory for relative paths */
+	/* per sync run */
 	int (*open)(void **ctx, const struct retl_dest_cfg *dc,
-		    const struct retl_sync_cfg *sc, const char *dir,
-		    struct retl_err *err);
+		    const struct retl_sync_cfg *sc,
+		    const struct retl_dest_env *env, struct retl_err *err);
 	/* credentials work, the object and mapped fields exist */
 	int (*check)(void *ctx, struct retl_err *err);
 	/*
@@ -72,6 +102,19 @@ struct retl_destination {
 	int (*send)(void *ctx, const struct retl_op *ops, size_t n,
 		    struct retl_result *results, struct retl_err *err);
 	void (*close)(void *ctx);
+
+	/*
+	 * Asynchronous destinations (HTTP) set max_inflight > 0 and these
+	 * instead of send: submit() queues a batch and returns at once;
+	 * wait() hands back a finished batch (NULL: none in flight, or with
+	 * !block none finished yet).  The engine keeps reading the model
+	 * while up to max_inflight batches are out.
+	 */
+	size_t max_inflight;
+	int (*submit)(void *ctx, struct retl_batch *b, struct retl_err *err);
+	struct retl_batch *(*wait)(void *ctx, int block);
+	/* requests spent so far this run (optional) */
+	void (*stats)(void *ctx, struct retl_dest_stats *s);
 };
 
 const struct retl_destination *retl_destination_find(const char *type);

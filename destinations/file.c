@@ -68,9 +68,10 @@ static int trim_partial_line(int fd)
 }
 
 static int file_open(void **out, const struct retl_dest_cfg *dc,
-		     const struct retl_sync_cfg *sc, const char *dir,
-		     struct retl_err *err)
+		     const struct retl_sync_cfg *sc,
+		     const struct retl_dest_env *env, struct retl_err *err)
 {
+	const char *dir = env->dir;
 	const char *p = json_string_value(json_object_get(dc->options, "path"));
 	retl_buf path = RETL_BUF_INIT;
 	if (p[0] != '/' && dir) {

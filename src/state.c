@@ -69,6 +69,9 @@ static const char *const migrations[] = {
 	/* 2: the cache generation, which stamps cache images (cache.h) */
 	"CREATE TABLE cache_gen(sync TEXT PRIMARY KEY, gen INTEGER NOT NULL)"
 	" WITHOUT ROWID;",
+	/* 3: requests spent per destination and UTC day (daily_limit) */
+	"CREATE TABLE api_usage(dest TEXT NOT NULL, day TEXT NOT NULL,"
+	" calls INTEGER NOT NULL, PRIMARY KEY(dest, day)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -889,6 +892,42 @@ int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err)
 				&s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
+	rc = retl_state__done(st, s, err);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* ---- API usage ---- */
+
+long retl_state_api_used(retl_state *st, const char *dest, const char *day)
+{
+	sqlite3_stmt *s;
+	long n = 0;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT calls FROM api_usage WHERE dest = ?1"
+			       " AND day = ?2", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	retl_state__bind_text(s, 1, dest);
+	retl_state__bind_text(s, 2, day);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+int retl_state_api_add(retl_state *st, const char *dest, const char *day,
+		       long calls, struct retl_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (retl_state__prepare(st, "INSERT INTO api_usage(dest, day, calls) "
+				"VALUES(?1, ?2, ?3) ON CONFLICT(dest, day) DO UPDATE "
+				"SET calls = calls + excluded.calls", &s, err) < 0)
+		return -1;
+	retl_state__bind_text(s, 1, dest);
+	retl_state__bind_text(s, 2, day);
+	sqlite3_bind_int64(s, 3, calls);
 	rc = retl_state__done(st, s, err);
 	sqlite3_finalize(s);
 	return rc;

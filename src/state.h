@@ -87,6 +87,11 @@ int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
 /* forget every cached row of a sync (retl reset) */
 int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err);
 
+/* requests spent on a destination on a UTC day ("2026-11-25"), across runs */
+long retl_state_api_used(retl_state *st, const char *dest, const char *day);
+int retl_state_api_add(retl_state *st, const char *dest, const char *day,
+		       long calls, struct retl_err *err);
+
 struct retl_run_counts {
 	long read, added, changed, unchanged, retried, removed;
 	long rejected;           /* by the mapping / keys, before sending */

@@ -28,79 +28,13 @@
 #include "progress.h"
 #include "redact.h"
 #include "source.h"
-
-enum change { CH_ADD, CH_CHANGE, CH_RETRY, CH_REMOVE };
-
-static const char *const change_name[] = { "added", "changed", "retried", "removed" };
-
-/* one queued operation; strings live in the batch arena */
-struct pending {
-	enum retl_op_kind kind;
-	enum change change;
-	size_t key, key_json, payload, payload_len, dest_id; /* arena offsets */
-	int has_payload, has_dest_id;
-	retl_h128 kh, pay;
-	uint64_t src;
-};
-
-/* a row whose payload is unchanged under a new source line */
-struct touch {
-	size_t key;
-	retl_h128 kh, pay;
-	uint64_t src;
-};
-
-struct run {
-	struct retl_config *cfg;
-	struct retl_sync_cfg *sc;
-	retl_state *st;
-	const struct retl_sync_opts *o;
-	struct retl_sync_summary *sum;
-	struct retl_err *err;
-
-	const struct retl_destination *dest;
-	void *dctx;
-	retl_cache *cache;
-	int64_t run_id;
-	uint64_t seed;
-	size_t key_idx[16];
-	size_t cached_rows;
-
-	struct pending *q;
-	size_t nq, max_batch;
-	retl_buf arena;
-	struct touch *t;
-	size_t nt;
-	retl_buf tarena;
-	long nops;                /* queued so far, for --limit */
-	int stop;                 /* a fatal error happened */
-
-	/* per-row scratch, reused */
-	retl_buf key, key_json, payload, reason;
-	struct retl_op *ops;
-	struct retl_result *res;
-};
+#include "sync_int.h"
 
 static double now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void progress(struct run *r)
-{
-	struct retl_run_counts *c = &r->sum->c;
-	retl_progress_update(c->read, c->added + c->changed + c->retried + c->removed,
-			     c->failed + c->rejected);
-}
-
-static int outcome(struct run *r, const char *key, const char *what,
-		   const char *reason)
-{
-	if (r->o->plan)
-		return 0;
-	return retl_state_outcome(r->st, r->run_id, key, what, reason, r->err);
 }
 
 /* a row refused before sending: bad key or mapping; stored, run goes on */
@@ -116,186 +50,12 @@ static int reject(struct run *r, const char *key, retl_h128 kh, const char *why)
 		if (retl_state_fail(r->st, r->sc->name, &rec, r->err) < 0)
 			goto fail;
 	}
-	if (outcome(r, key, "rejected", why) < 0)
+	if (retl_sync_outcome(r, key, "rejected", why) < 0)
 		goto fail;
 	return retl_state_commit(r->st, r->err);
 fail:
 	retl_state_rollback(r->st);
 	return -1;
-}
-
-static void plan_line(struct run *r, const struct retl_op *op, enum change ch)
-{
-	FILE *f = r->o->plan_out;
-	if (r->sum->nsamples < RETL_SAMPLES && op->payload)
-		r->sum->samples[r->sum->nsamples++] = retl_strndup(op->payload, op->payload_len);
-	if (!f)
-		return;
-	static const char *const names[] = { "upsert", "insert", "update", "remove" };
-	retl_buf line = RETL_BUF_INIT, red = RETL_BUF_INIT;
-	retl_buf_addf(&line, "{\"op\":\"%s\",\"change\":\"%s\",\"key\":%s,\"payload\":",
-		      names[op->kind], change_name[ch], op->key_json);
-	if (op->payload)
-		retl_buf_add(&line, op->payload, op->payload_len);
-	else
-		retl_buf_adds(&line, "null");
-	retl_buf_adds(&line, "}\n");
-	retl_redact_into(&red, line.ptr, line.len);
-	fwrite(red.ptr, 1, red.len, f);
-	retl_buf_free(&line);
-	retl_buf_free(&red);
-}
-
-static int flush_touches(struct run *r)
-{
-	if (!r->nt)
-		return 0;
-	int rc = retl_state_begin(r->st, r->err);
-	for (size_t i = 0; rc == 0 && i < r->nt; i++) {
-		struct retl_state_rec rec = {
-			.key = r->tarena.ptr + r->t[i].key, .kh = r->t[i].kh,
-			.pay = r->t[i].pay, .src = r->t[i].src,
-		};
-		rc = retl_state_set_src(r->st, r->sc->name, &rec, r->err);
-	}
-	if (rc == 0)
-		rc = retl_state_commit(r->st, r->err);
-	else
-		retl_state_rollback(r->st);
-	r->nt = 0;
-	retl_buf_reset(&r->tarena);
-	return rc;
-}
-
-static int commit_results(struct run *r)
-{
-	struct retl_run_counts *c = &r->sum->c;
-	if (retl_state_begin(r->st, r->err) < 0)
-		return -1;
-	for (size_t i = 0; i < r->nq; i++) {
-		struct pending *p = &r->q[i];
-		struct retl_result *res = &r->res[i];
-		const char *key = r->arena.ptr + p->key;
-		struct retl_state_rec rec = {
-			.key = key, .kh = p->kh, .pay = p->pay, .src = p->src,
-			.dest_id = res->dest_id, .reason = res->reason,
-		};
-		int rc;
-		if (res->kind == RETL_RES_ACK) {
-			if (p->kind == RETL_OP_REMOVE)
-				rc = retl_state_forget(r->st, r->sc->name, key, r->err);
-			else
-				rc = retl_state_ack(r->st, r->sc->name, &rec, r->err);
-			if (rc == 0)
-				rc = outcome(r, key, change_name[p->change], NULL);
-			switch (p->change) {
-			case CH_ADD: c->added++; break;
-			case CH_CHANGE: c->changed++; break;
-			case CH_RETRY: c->retried++; break;
-			case CH_REMOVE: c->removed++; break;
-			}
-		} else {
-			if (!rec.reason)
-				rec.reason = res->kind == RETL_RES_RETRY ?
-					"not acknowledged (transient error); retried next run" :
-					"rejected by the destination";
-			rc = retl_state_fail(r->st, r->sc->name, &rec, r->err);
-			if (rc == 0)
-				rc = outcome(r, key, "failed", rec.reason);
-			c->failed++;
-		}
-		if (rc < 0) {
-			retl_state_rollback(r->st);
-			return -1;
-		}
-	}
-	return retl_state_commit(r->st, r->err);
-}
-
-static void free_results(struct run *r, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(r->res[i].dest_id);
-		free(r->res[i].reason);
-		r->res[i].dest_id = r->res[i].reason = NULL;
-	}
-}
-
-/* sends the queued batch and commits what the destination acknowledged */
-static int flush(struct run *r)
-{
-	if (!r->nq)
-		return 0;
-	for (size_t i = 0; i < r->nq; i++) {
-		struct pending *p = &r->q[i];
-		struct retl_op *op = &r->ops[i];
-		op->kind = p->kind;
-		op->key = r->arena.ptr + p->key;
-		op->key_json = r->arena.ptr + p->key_json;
-		op->payload = p->has_payload ? r->arena.ptr + p->payload : NULL;
-		op->payload_len = p->payload_len;
-		op->dest_id = p->has_dest_id ? r->arena.ptr + p->dest_id : NULL;
-	}
-	int rc = 0;
-	r->sum->requests++;
-	if (r->o->plan) {
-		for (size_t i = 0; i < r->nq; i++)
-			plan_line(r, &r->ops[i], r->q[i].change);
-		struct retl_run_counts *c = &r->sum->c;
-		for (size_t i = 0; i < r->nq; i++) {
-			switch (r->q[i].change) {
-			case CH_ADD: c->added++; break;
-			case CH_CHANGE: c->changed++; break;
-			case CH_RETRY: c->retried++; break;
-			case CH_REMOVE: c->removed++; break;
-			}
-		}
-	} else {
-		memset(r->res, 0, r->nq * sizeof(*r->res));
-		r->sum->c.api_calls++;
-		rc = r->dest->send(r->dctx, r->ops, r->nq, r->res, r->err);
-		if (rc == 0)
-			rc = commit_results(r);
-		free_results(r, r->nq);
-	}
-	r->nq = 0;
-	retl_buf_reset(&r->arena);
-	progress(r);
-	if (rc < 0)
-		r->stop = 1;
-	return rc;
-}
-
-static size_t arena_add(retl_buf *a, const char *s, size_t len)
-{
-	size_t off = a->len;
-	retl_buf_add(a, s, len);
-	retl_buf_addc(a, '\0');
-	return off;
-}
-
-static int enqueue(struct run *r, enum retl_op_kind kind, enum change ch,
-		   const char *key, size_t keylen, const char *key_json,
-		   size_t kjlen, const char *payload, size_t plen,
-		   const char *dest_id, retl_h128 kh, retl_h128 pay, uint64_t src)
-{
-	struct pending *p = &r->q[r->nq++];
-	p->kind = kind;
-	p->change = ch;
-	p->key = arena_add(&r->arena, key, keylen);
-	p->key_json = arena_add(&r->arena, key_json, kjlen);
-	p->has_payload = payload != NULL;
-	p->payload = payload ? arena_add(&r->arena, payload, plen) : 0;
-	p->payload_len = plen;
-	p->has_dest_id = dest_id != NULL;
-	p->dest_id = dest_id ? arena_add(&r->arena, dest_id, strlen(dest_id)) : 0;
-	p->kh = kh;
-	p->pay = pay;
-	p->src = src;
-	r->nops++;
-	if (r->nq == r->max_batch)
-		return flush(r);
-	return 0;
 }
 
 /* key text and its JSON form; 0, or -1 for a NULL or empty key part */
@@ -336,7 +96,7 @@ static int on_row(void *ud, const struct retl_row *row, const char *raw,
 	enum retl_mode mode = r->sc->mode;
 	c->read++;
 	if ((c->read & 1023) == 0)
-		progress(r);
+		retl_sync_progress(r);
 
 	if (build_key(r, row) < 0) {
 		retl_buf_reset(&r->reason);
@@ -354,7 +114,7 @@ static int on_row(void *ud, const struct retl_row *row, const char *raw,
 			      c->read);
 		/* an outcome only: the cache row belongs to the first occurrence */
 		c->rejected++;
-		return outcome(r, r->key.ptr, "rejected", r->reason.ptr) < 0 ? 1 : 0;
+		return retl_sync_outcome(r, r->key.ptr, "rejected", r->reason.ptr) < 0 ? 1 : 0;
 	}
 	e->seen = 1;
 	uint64_t src = retl_hash64(raw, rawlen, r->seed);
@@ -375,11 +135,11 @@ static int on_row(void *ud, const struct retl_row *row, const char *raw,
 		if (r->o->plan)
 			return 0;
 		struct touch *t = &r->t[r->nt++];
-		t->key = arena_add(&r->tarena, r->key.ptr, r->key.len);
+		t->key = retl_sync_arena_add(&r->tarena, r->key.ptr, r->key.len);
 		t->kh = kh;
 		t->pay = pay;
 		t->src = src;
-		if (r->nt == r->max_batch && flush_touches(r) < 0)
+		if (r->nt == r->max_batch && retl_sync_flush_touches(r) < 0)
 			return 1;
 		return 0;
 	}
@@ -416,9 +176,10 @@ static int on_row(void *ud, const struct retl_row *row, const char *raw,
 	char *dest_id = NULL;
 	if (known && !r->o->plan)
 		dest_id = retl_state_dest_id(r->st, r->sc->name, r->key.ptr);
-	int rc = enqueue(r, kind, ch, r->key.ptr, r->key.len, r->key_json.ptr,
-			 r->key_json.len, r->payload.ptr, r->payload.len, dest_id,
-			 kh, pay, src);
+	int rc = retl_sync_enqueue(r, kind, ch, r->key.ptr, r->key.len,
+				   r->key_json.ptr, r->key_json.len, r->payload.ptr,
+				   r->payload.len, dest_id,
+				   status == RETL_STATUS_PENDING, kh, pay, src);
 	free(dest_id);
 	return rc < 0 ? 1 : 0;
 }
@@ -450,8 +211,9 @@ static int on_gone(void *ud, const char *key, retl_h128 kh, const char *dest_id)
 		else
 			retl_buf_adds(&kj, key);
 		retl_h128 none = { 0, 0 };
-		int rc = enqueue(r, RETL_OP_REMOVE, CH_REMOVE, key, strlen(key),
-				 kj.ptr, kj.len, NULL, 0, dest_id, kh, none, 0);
+		int rc = retl_sync_enqueue(r, RETL_OP_REMOVE, CH_REMOVE, key,
+					   strlen(key), kj.ptr, kj.len, NULL, 0,
+					   dest_id, 0, kh, none, 0);
 		retl_buf_free(&kj);
 		return rc < 0 ? -1 : 0;
 	}
@@ -556,7 +318,8 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		return -1;
 	const struct retl_destination *d = retl_destination_find(sc->dst->type);
 	void *ctx = NULL;
-	if (d->open(&ctx, sc->dst, sc, cfg->dir, err) < 0)
+	struct retl_dest_env env = { .dir = cfg->dir, .api_budget = -1 };
+	if (d->open(&ctx, sc->dst, sc, &env, err) < 0)
 		return -1;
 	rc = d->check ? d->check(ctx, err) : 0;
 	d->close(ctx);
@@ -566,16 +329,47 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 static void run_free(struct run *r)
 {
 	retl_cache_free(r->cache);
-	free(r->q);
-	free(r->t);
-	free(r->ops);
-	free(r->res);
-	retl_buf_free(&r->arena);
-	retl_buf_free(&r->tarena);
+	retl_sync_batches_free(r);
 	retl_buf_free(&r->key);
 	retl_buf_free(&r->key_json);
 	retl_buf_free(&r->payload);
 	retl_buf_free(&r->reason);
+}
+
+/*
+ * A destination's `daily_limit` (requests a day, UTC) is counted in the
+ * state store across runs and syncs: the run may spend what is left.
+ */
+static int api_budget(struct run *r, long *budget)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(r->day, sizeof(r->day), "%Y-%m-%d", &tm);
+	json_t *lim = json_object_get(r->sc->dst->options, "daily_limit");
+	if (!json_is_integer(lim))
+		return 0;
+	long limit = (long)json_integer_value(lim);
+	long used = retl_state_api_used(r->st, r->sc->destination, r->day);
+	*budget = limit - used;
+	if (*budget <= 0)
+		return retl_err_set(r->err, RETL_EXIT_DEST,
+				    "destination %s: daily_limit of %ld requests reached "
+				    "(%ld used on %s UTC); the rows wait for tomorrow's run",
+				    r->sc->destination, limit, used, r->day);
+	return 0;
+}
+
+/* requests, retries and 429s as the destination counted them */
+static void take_stats(struct run *r)
+{
+	if (!r->dctx || !r->dest->stats)
+		return;
+	struct retl_dest_stats s = { 0 };
+	r->dest->stats(r->dctx, &s);
+	r->sum->c.api_calls = s.api_calls;
+	r->sum->c.retries = s.retries;
+	r->sum->c.http_429 = s.http_429;
 }
 
 int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
@@ -591,10 +385,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	memset(sum, 0, sizeof(*sum));
 	r.dest = retl_destination_find(sc->dst->type);
 	r.max_batch = r.dest->max_batch ? r.dest->max_batch : 100;
-	r.q = retl_calloc(r.max_batch, sizeof(*r.q));
-	r.t = retl_calloc(r.max_batch, sizeof(*r.t));
-	r.ops = retl_calloc(r.max_batch, sizeof(*r.ops));
-	r.res = retl_calloc(r.max_batch, sizeof(*r.res));
+	retl_sync_batches_init(&r);
 	r.seed = retl_mapping_fingerprint(sc->mapping);
 
 	if (!o->plan) {
@@ -626,8 +417,13 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		if (est > (double)r.cached_rows)
 			retl_cache_reserve(r.cache, (size_t)est);
 	}
-	if (!o->plan && r.dest->open(&r.dctx, sc->dst, sc, cfg->dir, err) < 0)
-		goto stopped;
+	if (!o->plan) {
+		struct retl_dest_env env = { .dir = cfg->dir, .api_budget = -1 };
+		if (api_budget(&r, &env.api_budget) < 0)
+			goto stopped;
+		if (r.dest->open(&r.dctx, sc->dst, sc, &env, err) < 0)
+			goto stopped;
+	}
 	retl_progress_start(sc->name);
 	int s = retl_source_stream(src, sc->query, on_row, &r, err);
 	if (s < 0 || r.stop)
@@ -642,7 +438,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	/* the snapshot is read; release the warehouse before sending the rest */
 	retl_source_close(src);
 	src = NULL;
-	if (flush(&r) < 0 || (!o->plan && flush_touches(&r) < 0))
+	if (retl_sync_flush(&r) < 0 || (!o->plan && retl_sync_flush_touches(&r) < 0))
 		goto stopped;
 
 	/* rows that left the model */
@@ -664,15 +460,21 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		struct gone g = { .r = &r, .send_removes = send_removes };
 		if (retl_state_scan(st, sc->name, on_gone, &g, err) < 0 || r.stop)
 			goto stopped;
-		if (flush(&r) < 0)
+		if (retl_sync_flush(&r) < 0)
 			goto stopped;
 	}
+	if (retl_sync_drain(&r) < 0)
+		goto stopped;
+	take_stats(&r);
 	rc = 0;
 	status = sum->c.failed || sum->c.rejected ? "failed" : "ok";
 	sum->exit_code = sum->c.failed || sum->c.rejected ? RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
 	goto finish;
 
 stopped:
+	/* batches still out may have been acknowledged: commit them */
+	retl_sync_drain(&r);
+	take_stats(&r);
 	rc = -1;
 	if (!err->code)
 		err->code = RETL_EXIT_USAGE;

@@ -1,0 +1,62 @@
+/*
+ * http_batch.h - what every HTTP destination shares: a batch of rows
+ * becomes one or more requests through the HTTP engine, and comes back as
+ * per-row results.
+ *
+ * A destination supplies encode (rows -> request) and decode (response ->
+ * per-row results).  This layer does the rest:
+ *   - splits a batch into requests of at most max_per_request rows;
+ *   - when decode says a request was refused as a whole because of some of
+ *     its rows (SPLIT), sends each half again, until the bad rows stand
+ *     alone and the good ones are acknowledged;
+ *   - a request the engine gave up on (5xx or transport errors after all
+ *     attempts) leaves its rows not done (RETL_RES_RETRY, with the last
+ *     error): nothing is marked, the next run sends them again;
+ *   - a request over the run's budget makes the batch fatal (exit 4);
+ *   - hands a batch back once all its requests are decoded.
+ */
+#ifndef RETL_HTTP_BATCH_H
+#define RETL_HTTP_BATCH_H
+
+#include "destination.h"
+#include "http.h"
+
+/* some rows of a batch: the ones one request carries */
+struct retl_hb_part {
+	struct retl_batch *b;
+	size_t *idx;              /* indexes into b->ops / b->results */
+	size_t n;
+};
+
+enum retl_hb_verdict {
+	RETL_HB_DONE,             /* every row of the part has its result */
+	RETL_HB_SPLIT,            /* refused as a whole: send halves (n > 1) */
+	RETL_HB_FATAL,            /* the run must stop; err says why (code 4) */
+};
+
+struct retl_hb_ops {
+	/* fills req->method, url, body, idempotent for the part's rows */
+	int (*encode)(void *dctx, const struct retl_hb_part *p,
+		      struct retl_http_req *req, struct retl_err *err);
+	/* reads a 2xx/4xx response into the part's results (results are
+	 * strings the engine frees: retl_strdup them) */
+	enum retl_hb_verdict (*decode)(void *dctx, const struct retl_hb_part *p,
+				       const struct retl_http_req *req,
+				       struct retl_err *err);
+};
+
+typedef struct retl_hb retl_hb;
+
+retl_hb *retl_hb_new(retl_http *http, const struct retl_hb_ops *ops,
+		     void *dctx, size_t max_per_request);
+void retl_hb_free(retl_hb *hb);
+int retl_hb_submit(retl_hb *hb, struct retl_batch *b, struct retl_err *err);
+struct retl_batch *retl_hb_wait(retl_hb *hb, int block);
+
+/* helpers for decoders */
+void retl_hb_set(struct retl_result *r, enum retl_result_kind kind,
+		 const char *dest_id, const char *reason);
+/* "HTTP 400: <first 500 bytes of body>" style reason of a response */
+char *retl_hb_reason(const struct retl_http_req *req);
+
+#endif

@@ -1,0 +1,413 @@
+/*
+ * http.c - the HTTP engine, see http.h.
+ *
+ * Three queues: waiting (submitted or due for a retry, each with a
+ * not-before time), active (easy handles inside the multi handle) and done.
+ * retl_http_next() moves requests along: it starts waiting ones while the
+ * concurrency cap, the rate limiter and the budget allow, lets curl run
+ * until something finishes or the next start is due, and sorts finished
+ * transfers into "retry later" and "done".
+ */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "log.h"
+
+struct retl_http {
+	struct retl_http_opts o;
+	CURLM *multi;
+	CURL **idle;              /* easy handles not in use */
+	size_t nidle;
+	CURL **all;               /* every easy handle made (<= max_inflight) */
+	size_t nall;
+	struct curl_slist *headers;
+	struct retl_http_req *wait_head, *wait_tail;
+	struct retl_http_req *done_head, *done_tail;
+	size_t nactive, nwaiting, ndone;
+	struct retl_http_stats stats;
+};
+
+static int curl_ready;
+
+static void push(struct retl_http_req **head, struct retl_http_req **tail,
+		 struct retl_http_req *r)
+{
+	r->next = NULL;
+	if (*tail)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
+static struct retl_http_req *pop(struct retl_http_req **head,
+				 struct retl_http_req **tail)
+{
+	struct retl_http_req *r = *head;
+	if (r) {
+		*head = r->next;
+		if (!*head)
+			*tail = NULL;
+		r->next = NULL;
+	}
+	return r;
+}
+
+int retl_http_new(retl_http **out, const struct retl_http_opts *o,
+		  struct retl_err *err)
+{
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return retl_err_set(err, RETL_EXIT_DEST, "cannot initialise libcurl");
+		curl_ready = 1;
+	}
+	retl_http *h = retl_calloc(1, sizeof(*h));
+	h->o = *o;
+	if (h->o.max_inflight <= 0)
+		h->o.max_inflight = 4;
+	if (h->o.connect_timeout_ms <= 0)
+		h->o.connect_timeout_ms = 10000;
+	if (h->o.timeout_ms <= 0)
+		h->o.timeout_ms = 60000;
+	if (h->o.max_attempts <= 0)
+		h->o.max_attempts = 5;
+	if (h->o.max_429 <= 0)
+		h->o.max_429 = 20;
+	if (h->o.backoff_base <= 0)
+		h->o.backoff_base = 0.5;
+	if (h->o.backoff_cap <= 0)
+		h->o.backoff_cap = 30;
+	h->multi = curl_multi_init();
+	if (!h->multi) {
+		free(h);
+		return retl_err_set(err, RETL_EXIT_DEST, "cannot create a libcurl multi handle");
+	}
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)h->o.max_inflight);
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_inflight);
+	h->idle = retl_calloc((size_t)h->o.max_inflight, sizeof(CURL *));
+	h->all = retl_calloc((size_t)h->o.max_inflight, sizeof(CURL *));
+	h->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	h->headers = curl_slist_append(h->headers, "Accept: application/json");
+	h->headers = curl_slist_append(h->headers, "Expect:");
+	if (h->o.auth)
+		h->headers = curl_slist_append(h->headers, h->o.auth);
+	*out = h;
+	return 0;
+}
+
+void retl_http_free(retl_http *h)
+{
+	if (!h)
+		return;
+	struct retl_http_req *r;
+	/* requests still held are the caller's to free; detach them */
+	while ((r = pop(&h->wait_head, &h->wait_tail)))
+		retl_http_req_free(r);
+	while ((r = pop(&h->done_head, &h->done_tail)))
+		retl_http_req_free(r);
+	/* transfers still active belong to a caller that gave up early (the
+	 * run stopped): their rows were not marked, drop them */
+	for (size_t i = 0; i < h->nall; i++) {
+		struct retl_http_req *a = NULL;
+		curl_easy_getinfo(h->all[i], CURLINFO_PRIVATE, (char **)&a);
+		if (a && a->easy == h->all[i]) {
+			curl_multi_remove_handle(h->multi, h->all[i]);
+			retl_http_req_free(a);
+		}
+		curl_easy_cleanup(h->all[i]);
+	}
+	curl_multi_cleanup(h->multi);
+	curl_slist_free_all(h->headers);
+	free(h->idle);
+	free(h->all);
+	free(h);
+}
+
+struct retl_http_req *retl_http_req_new(void)
+{
+	struct retl_http_req *r = retl_calloc(1, sizeof(*r));
+	return r;
+}
+
+void retl_http_req_free(struct retl_http_req *r)
+{
+	if (!r)
+		return;
+	free(r->url);
+	free(r->retry_after);
+	retl_buf_free(&r->body);
+	retl_buf_free(&r->resp);
+	free(r);
+}
+
+void retl_http_submit(retl_http *h, struct retl_http_req *r)
+{
+	r->status = 0;
+	r->error[0] = '\0';
+	r->not_before = 0;
+	push(&h->wait_head, &h->wait_tail, r);
+	h->nwaiting++;
+}
+
+size_t retl_http_pending(const retl_http *h)
+{
+	return h->nwaiting + h->nactive + h->ndone;
+}
+
+const struct retl_http_stats *retl_http_stats(const retl_http *h)
+{
+	return &h->stats;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct retl_http_req *r = ud;
+	retl_buf_add(&r->resp, p, size * n);
+	return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct retl_http_req *r = ud;
+	size_t len = size * n;
+	static const char ra[] = "retry-after:";
+	if (len > sizeof(ra) - 1 && !strncasecmp(p, ra, sizeof(ra) - 1)) {
+		free(r->retry_after);
+		size_t off = sizeof(ra) - 1;
+		while (off < len && (p[off] == ' ' || p[off] == '\t'))
+			off++;
+		size_t end = len;
+		while (end > off && (p[end - 1] == '\r' || p[end - 1] == '\n' ||
+				     p[end - 1] == ' '))
+			end--;
+		r->retry_after = retl_strndup(p + off, end - off);
+	}
+	return len;
+}
+
+static void start(retl_http *h, struct retl_http_req *r)
+{
+	CURL *e;
+	if (h->nidle) {
+		e = h->idle[--h->nidle];
+		curl_easy_reset(e);
+	} else {
+		e = curl_easy_init();
+		h->all[h->nall++] = e;
+	}
+	retl_buf_reset(&r->resp);
+	free(r->retry_after);
+	r->retry_after = NULL;
+	curl_easy_setopt(e, CURLOPT_URL, r->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+	if (r->body.len || !strcmp(r->method, "POST") || !strcmp(r->method, "PATCH")) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, retl_buf_cstr(&r->body));
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+	}
+	if (!strcmp(r->method, "GET"))
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->o.timeout_ms);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "retl/0.1");
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
+	/* peer and host verification are libcurl's defaults: never off */
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	r->easy = e;
+	r->attempts++;
+	h->stats.requests++;
+	if (r->attempts > 1)
+		h->stats.retries++;
+	curl_multi_add_handle(h->multi, e);
+	h->nactive++;
+}
+
+static double jitter_backoff(const retl_http *h, int attempt)
+{
+	double cap = h->o.backoff_base;
+	for (int i = 1; i < attempt && cap < h->o.backoff_cap; i++)
+		cap *= 2;
+	if (cap > h->o.backoff_cap)
+		cap = h->o.backoff_cap;
+	uint32_t rnd;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint32_t)rand();
+	return cap * ((double)rnd / 4294967296.0);   /* full jitter */
+}
+
+/* seconds from a Retry-After value (delta-seconds; dates are treated as 1) */
+static double retry_after_seconds(const char *v)
+{
+	if (!v)
+		return -1;
+	char *end;
+	double s = strtod(v, &end);
+	if (end == v || s < 0)
+		return 1;
+	return s > 300 ? 300 : s;
+}
+
+static long header_long(CURL *e, const char *name)
+{
+	struct curl_header *hd;
+	if (!name || curl_easy_header(e, name, 0, CURLH_HEADER, -1, &hd) != CURLHE_OK)
+		return -1;
+	return strtol(hd->value, NULL, 10);
+}
+
+static void finish(retl_http *h, CURL *e, CURLcode code)
+{
+	struct retl_http_req *r;
+	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
+	curl_multi_remove_handle(h->multi, e);
+	h->nactive--;
+	double now = retl_rate_now();
+	long status = 0;
+	if (code == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	if (code == CURLE_OK && h->o.rate) {
+		long max = header_long(e, h->o.rate_max_header);
+		long rem = header_long(e, h->o.rate_remaining_header);
+		if (max > 0 || rem >= 0)
+			retl_rate_observe(h->o.rate, now, (int)max, (int)rem);
+	}
+	curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+	h->idle[h->nidle++] = e;
+	r->easy = NULL;
+
+	if (code != CURLE_OK) {
+		h->stats.transport_errors++;
+		if (!r->error[0])
+			snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(code));
+		/* not connected at all: the request was never sent */
+		int unsent = code == CURLE_COULDNT_CONNECT ||
+			     code == CURLE_COULDNT_RESOLVE_HOST;
+		if ((r->idempotent || unsent) && r->attempts < h->o.max_attempts) {
+			r->not_before = now + jitter_backoff(h, r->attempts);
+			retl_log(RETL_LOG_DEBUG, NULL, "%s %s: %s; retrying", r->method,
+				 r->url, r->error);
+			push(&h->wait_head, &h->wait_tail, r);
+			h->nwaiting++;
+			return;
+		}
+		r->status = RETL_HTTP_TRANSPORT;
+	} else if (status == 429) {
+		h->stats.http_429++;
+		r->n429++;
+		double ra = retry_after_seconds(r->retry_after);
+		if (ra < 0)
+			ra = jitter_backoff(h, r->n429) + 1;
+		if (h->o.rate)
+			retl_rate_pause(h->o.rate, now, ra);
+		if (r->n429 < h->o.max_429) {
+			r->attempts--;          /* a 429 was not an attempt */
+			r->not_before = now + ra;
+			retl_log(RETL_LOG_DEBUG, NULL, "%s %s: 429, waiting %.1f s",
+				 r->method, r->url, ra);
+			push(&h->wait_head, &h->wait_tail, r);
+			h->nwaiting++;
+			return;
+		}
+		r->status = status;
+	} else if (status >= 500 && r->idempotent && r->attempts < h->o.max_attempts) {
+		r->not_before = now + jitter_backoff(h, r->attempts);
+		retl_log(RETL_LOG_DEBUG, NULL, "%s %s: HTTP %ld; retrying", r->method,
+			 r->url, status);
+		push(&h->wait_head, &h->wait_tail, r);
+		h->nwaiting++;
+		return;
+	} else {
+		r->status = status;
+	}
+	push(&h->done_head, &h->done_tail, r);
+	h->ndone++;
+}
+
+/* starts what may start; returns seconds until the next could (or 1) */
+static double start_due(retl_http *h)
+{
+	double now = retl_rate_now(), next = 1.0;
+	struct retl_http_req *prev = NULL, *r = h->wait_head;
+	while (r && h->nactive < (size_t)h->o.max_inflight) {
+		struct retl_http_req *nx = r->next;
+		if (r->not_before > now) {
+			if (r->not_before - now < next)
+				next = r->not_before - now;
+			prev = r;
+			r = nx;
+			continue;
+		}
+		double d = h->o.rate ? retl_rate_delay(h->o.rate, now) : 0;
+		if (d > 0) {
+			if (d < next)
+				next = d;
+			break;          /* nothing else may start before it */
+		}
+		/* unlink r */
+		if (prev)
+			prev->next = nx;
+		else
+			h->wait_head = nx;
+		if (h->wait_tail == r)
+			h->wait_tail = prev;
+		h->nwaiting--;
+		if (h->o.budget >= 0 && h->stats.requests >= h->o.budget) {
+			r->status = RETL_HTTP_BUDGET;
+			snprintf(r->error, sizeof(r->error),
+				 "request budget of %ld spent", h->o.budget);
+			push(&h->done_head, &h->done_tail, r);
+			h->ndone++;
+		} else {
+			if (h->o.rate)
+				retl_rate_take(h->o.rate, now);
+			start(h, r);
+		}
+		r = nx;
+	}
+	return next;
+}
+
+struct retl_http_req *retl_http_next(retl_http *h, int block)
+{
+	for (;;) {
+		if (h->done_head) {
+			h->ndone--;
+			return pop(&h->done_head, &h->done_tail);
+		}
+		double wait = start_due(h);
+		if (h->done_head)
+			continue;
+		if (!h->nactive && !h->nwaiting)
+			return NULL;
+		int running;
+		curl_multi_perform(h->multi, &running);
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(h->multi, &left)))
+			if (m->msg == CURLMSG_DONE)
+				finish(h, m->easy_handle, m->data.result);
+		if (h->done_head)
+			continue;
+		if (!block)
+			return NULL;
+		int ms = (int)(wait * 1000) + 1;
+		if (ms > 1000)
+			ms = 1000;
+		curl_multi_poll(h->multi, NULL, 0, ms, NULL);
+	}
+}

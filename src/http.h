@@ -1,0 +1,99 @@
+/*
+ * http.h - the HTTP engine: many requests in flight over libcurl's multi
+ * interface, inside a rate limit, with retries.
+ *
+ * A destination submits requests and takes back finished ones.  In between
+ * the engine starts them as the concurrency cap and the rate limiter allow
+ * (keep-alive connections are reused, responses may be gzip'd), reads the
+ * server's rate headers, and retries on its own:
+ *   429              after Retry-After (or the window), every request paused
+ *   5xx, transport   exponential backoff with full jitter, up to max_attempts,
+ *                    only for idempotent requests (a create that timed out
+ *                    may have happened: the destination decides)
+ * Everything else (2xx, other 4xx) is handed back as it is.  A request that
+ * would go over the run's request budget is handed back unsent
+ * (status RETL_HTTP_BUDGET).
+ *
+ * TLS peer and host verification stay on.  The Authorization header is
+ * never logged.
+ */
+#ifndef RETL_HTTP_H
+#define RETL_HTTP_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "err.h"
+#include "ratelimit.h"
+
+#define RETL_HTTP_TRANSPORT 0   /* status: no response (error says why) */
+#define RETL_HTTP_BUDGET (-1)   /* status: not sent, request budget spent */
+
+struct retl_http_opts {
+	int max_inflight;         /* requests at once (default 4) */
+	long connect_timeout_ms;  /* default 10 s */
+	long timeout_ms;          /* whole request, default 60 s */
+	int max_attempts;         /* per request for 5xx/transport (default 5) */
+	int max_429;              /* 429s tolerated per request (default 20) */
+	double backoff_base;      /* seconds (default 0.5) */
+	double backoff_cap;       /* seconds (default 30) */
+	retl_ratelimit *rate;     /* borrowed; NULL = no limit */
+	long budget;              /* requests this run may start; < 0 = no limit */
+	const char *auth;         /* full header line, e.g. "Authorization: Bearer …" */
+	/* response headers that report the server's window (optional) */
+	const char *rate_max_header;
+	const char *rate_remaining_header;
+};
+
+struct retl_http_req {
+	/* set by the submitter (the engine owns nothing here but resp) */
+	const char *method;       /* "GET", "POST", "PATCH", "DELETE" */
+	char *url;                /* malloc'd, freed by retl_http_req_free */
+	retl_buf body;            /* request body (JSON) */
+	int idempotent;           /* may be replayed after 5xx / transport errors */
+	void *ud;                 /* the submitter's */
+
+	/* set by the engine when the request is handed back */
+	long status;              /* HTTP status, or RETL_HTTP_* */
+	retl_buf resp;            /* response body (decompressed) */
+	char error[256];          /* transport error, when status is 0 */
+	int attempts;             /* requests actually sent */
+
+	/* engine private */
+	struct retl_http_req *next;
+	double not_before;
+	int n429;
+	void *easy;
+	char *retry_after;
+};
+
+struct retl_http_stats {
+	long requests;            /* requests sent (every attempt) */
+	long retries;             /* attempts after the first */
+	long http_429;
+	long transport_errors;
+};
+
+typedef struct retl_http retl_http;
+
+int retl_http_new(retl_http **out, const struct retl_http_opts *o,
+		  struct retl_err *err);
+void retl_http_free(retl_http *h);
+
+/* a new request; the caller fills method, url (retl_strdup'd), body */
+struct retl_http_req *retl_http_req_new(void);
+void retl_http_req_free(struct retl_http_req *r);
+
+/* queues r; the engine holds it until it is handed back */
+void retl_http_submit(retl_http *h, struct retl_http_req *r);
+/*
+ * Drives transfers and hands back one finished request.  With block, waits
+ * until one finishes; NULL then means nothing is queued or in flight.
+ * Without block, NULL means none has finished yet.
+ */
+struct retl_http_req *retl_http_next(retl_http *h, int block);
+/* requests queued or in flight */
+size_t retl_http_pending(const retl_http *h);
+const struct retl_http_stats *retl_http_stats(const retl_http *h);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * sync_int.h - what sync.c (rows, diff, the run) shares with sync_send.c
+ * (batches to the destination and their commit); nothing else includes it.
+ */
+#ifndef RETL_SYNC_INT_H
+#define RETL_SYNC_INT_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "destination.h"
+#include "hash.h"
+#include "state.h"
+#include "sync.h"
+
+enum change { CH_ADD, CH_CHANGE, CH_RETRY, CH_REMOVE };
+
+extern const char *const retl_change_name[];
+
+/* one queued operation; strings live in its batch's arena */
+struct pending {
+	enum retl_op_kind kind;
+	enum change change;
+	size_t key, key_json, payload, payload_len, dest_id; /* arena offsets */
+	int has_payload, has_dest_id;
+	int was_pending;          /* a create intent from an earlier run */
+	retl_h128 kh, pay;
+	uint64_t src;
+};
+
+/* a row whose payload is unchanged under a new source line */
+struct touch {
+	size_t key;
+	retl_h128 kh, pay;
+	uint64_t src;
+};
+
+/* a batch being filled, in flight, or free */
+struct batch {
+	struct pending *q;
+	size_t nq;
+	retl_buf arena;
+	struct retl_op *ops;
+	struct retl_result *res;
+	struct retl_batch io;
+	int busy;                 /* submitted, not yet back */
+};
+
+struct run {
+	struct retl_config *cfg;
+	struct retl_sync_cfg *sc;
+	retl_state *st;
+	const struct retl_sync_opts *o;
+	struct retl_sync_summary *sum;
+	struct retl_err *err;
+
+	const struct retl_destination *dest;
+	void *dctx;
+	retl_cache *cache;
+	int64_t run_id;
+	uint64_t seed;
+	size_t key_idx[16];
+	size_t cached_rows;
+	char day[16];             /* UTC day the API usage counts against */
+	long calls_counted;       /* API calls already added to the usage */
+
+	struct batch *b;          /* max_inflight + 1 of them (1: synchronous) */
+	size_t nb;
+	struct batch *cur;        /* the one being filled */
+	size_t max_batch;
+	struct touch *t;
+	size_t nt;
+	retl_buf tarena;
+	long nops;                /* queued so far, for --limit */
+	int stop;                 /* a fatal error happened: err says what */
+
+	/* per-row scratch, reused */
+	retl_buf key, key_json, payload, reason;
+};
+
+/* sync_send.c */
+void retl_sync_batches_init(struct run *r);
+void retl_sync_batches_free(struct run *r);
+int retl_sync_enqueue(struct run *r, enum retl_op_kind kind, enum change ch,
+		      const char *key, size_t keylen, const char *key_json,
+		      size_t kjlen, const char *payload, size_t plen,
+		      const char *dest_id, int was_pending, retl_h128 kh,
+		      retl_h128 pay, uint64_t src);
+/* sends the batch being filled (returns at once for an async destination) */
+int retl_sync_flush(struct run *r);
+/* waits for every batch in flight and commits what came back */
+int retl_sync_drain(struct run *r);
+int retl_sync_flush_touches(struct run *r);
+int retl_sync_outcome(struct run *r, const char *key, const char *what,
+		      const char *reason);
+void retl_sync_progress(struct run *r);
+/* copies s (NUL-terminated) into an arena; returns its offset */
+size_t retl_sync_arena_add(retl_buf *a, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,371 @@
+/*
+ * sync_send.c - the sending half of the sync engine: queued operations go
+ * out in batches, and each batch's per-record results are committed in one
+ * state transaction as soon as it comes back.
+ *
+ * A synchronous destination (file) sends a batch and returns its results.
+ * An asynchronous one (HTTP) takes up to max_inflight batches at once: the
+ * engine goes on reading the model while they are out, and blocks only
+ * when every batch buffer is in flight.  Batches may come back in any
+ * order; each is committed on its own, so what is acknowledged is never
+ * held back by a slower batch, and nothing unacknowledged is marked.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "progress.h"
+#include "redact.h"
+#include "sync_int.h"
+
+const char *const retl_change_name[] = { "added", "changed", "retried", "removed" };
+
+static int is_async(const struct run *r)
+{
+	return r->dest->max_inflight > 0 && r->dest->submit && !r->o->plan;
+}
+
+void retl_sync_batches_init(struct run *r)
+{
+	r->nb = is_async(r) ? r->dest->max_inflight + 1 : 1;
+	r->b = retl_calloc(r->nb, sizeof(*r->b));
+	for (size_t i = 0; i < r->nb; i++) {
+		r->b[i].q = retl_calloc(r->max_batch, sizeof(*r->b[i].q));
+		r->b[i].ops = retl_calloc(r->max_batch, sizeof(*r->b[i].ops));
+		r->b[i].res = retl_calloc(r->max_batch, sizeof(*r->b[i].res));
+	}
+	r->cur = &r->b[0];
+	r->t = retl_calloc(r->max_batch, sizeof(*r->t));
+}
+
+static void free_results(struct batch *b)
+{
+	for (size_t i = 0; i < b->nq; i++) {
+		free(b->res[i].dest_id);
+		free(b->res[i].reason);
+		b->res[i].dest_id = b->res[i].reason = NULL;
+	}
+}
+
+void retl_sync_batches_free(struct run *r)
+{
+	for (size_t i = 0; i < r->nb; i++) {
+		free_results(&r->b[i]);
+		free(r->b[i].q);
+		free(r->b[i].ops);
+		free(r->b[i].res);
+		retl_buf_free(&r->b[i].arena);
+	}
+	free(r->b);
+	free(r->t);
+	retl_buf_free(&r->tarena);
+	r->b = NULL;
+	r->nb = 0;
+}
+
+void retl_sync_progress(struct run *r)
+{
+	struct retl_run_counts *c = &r->sum->c;
+	retl_progress_update(c->read, c->added + c->changed + c->retried + c->removed,
+			     c->failed + c->rejected);
+}
+
+int retl_sync_outcome(struct run *r, const char *key, const char *what,
+		      const char *reason)
+{
+	if (r->o->plan)
+		return 0;
+	return retl_state_outcome(r->st, r->run_id, key, what, reason, r->err);
+}
+
+static void count(struct run *r, enum change ch)
+{
+	struct retl_run_counts *c = &r->sum->c;
+	switch (ch) {
+	case CH_ADD: c->added++; break;
+	case CH_CHANGE: c->changed++; break;
+	case CH_RETRY: c->retried++; break;
+	case CH_REMOVE: c->removed++; break;
+	}
+}
+
+static void plan_line(struct run *r, const struct retl_op *op, enum change ch)
+{
+	FILE *f = r->o->plan_out;
+	if (r->sum->nsamples < RETL_SAMPLES && op->payload)
+		r->sum->samples[r->sum->nsamples++] = retl_strndup(op->payload, op->payload_len);
+	if (!f)
+		return;
+	static const char *const names[] = { "upsert", "insert", "update", "remove" };
+	retl_buf line = RETL_BUF_INIT, red = RETL_BUF_INIT;
+	retl_buf_addf(&line, "{\"op\":\"%s\",\"change\":\"%s\",\"key\":%s,\"payload\":",
+		      names[op->kind], retl_change_name[ch], op->key_json);
+	if (op->payload)
+		retl_buf_add(&line, op->payload, op->payload_len);
+	else
+		retl_buf_adds(&line, "null");
+	retl_buf_adds(&line, "}\n");
+	retl_redact_into(&red, line.ptr, line.len);
+	fwrite(red.ptr, 1, red.len, f);
+	retl_buf_free(&line);
+	retl_buf_free(&red);
+}
+
+int retl_sync_flush_touches(struct run *r)
+{
+	if (!r->nt)
+		return 0;
+	int rc = retl_state_begin(r->st, r->err);
+	for (size_t i = 0; rc == 0 && i < r->nt; i++) {
+		struct retl_state_rec rec = {
+			.key = r->tarena.ptr + r->t[i].key, .kh = r->t[i].kh,
+			.pay = r->t[i].pay, .src = r->t[i].src,
+		};
+		rc = retl_state_set_src(r->st, r->sc->name, &rec, r->err);
+	}
+	if (rc == 0)
+		rc = retl_state_commit(r->st, r->err);
+	else
+		retl_state_rollback(r->st);
+	r->nt = 0;
+	retl_buf_reset(&r->tarena);
+	return rc;
+}
+
+/* API calls since the last commit, counted against today's daily usage */
+static int count_calls(struct run *r)
+{
+	if (!r->dest->stats)
+		return 0;
+	struct retl_dest_stats s = { 0 };
+	r->dest->stats(r->dctx, &s);
+	long delta = s.api_calls - r->calls_counted;
+	if (delta <= 0)
+		return 0;
+	r->calls_counted = s.api_calls;
+	return retl_state_api_add(r->st, r->sc->destination, r->day, delta, r->err);
+}
+
+static int commit_results(struct run *r, struct batch *b)
+{
+	struct retl_run_counts *c = &r->sum->c;
+	if (retl_state_begin(r->st, r->err) < 0)
+		return -1;
+	for (size_t i = 0; i < b->nq; i++) {
+		struct pending *p = &b->q[i];
+		struct retl_result *res = &b->res[i];
+		const char *key = b->arena.ptr + p->key;
+		struct retl_state_rec rec = {
+			.key = key, .kh = p->kh, .pay = p->pay, .src = p->src,
+			.dest_id = res->dest_id, .reason = res->reason,
+		};
+		int rc;
+		if (res->kind == RETL_RES_ACK) {
+			if (p->kind == RETL_OP_REMOVE)
+				rc = retl_state_forget(r->st, r->sc->name, key, r->err);
+			else
+				rc = retl_state_ack(r->st, r->sc->name, &rec, r->err);
+			if (rc == 0)
+				rc = retl_sync_outcome(r, key, retl_change_name[p->change], NULL);
+			count(r, p->change);
+		} else if (res->kind == RETL_RES_RETRY && p->kind == RETL_OP_INSERT) {
+			/* a create with no answer may have happened: the pending
+			 * intent stays, and the next run looks the record up */
+			rc = retl_sync_outcome(r, key, "failed", res->reason ? res->reason :
+					       "no answer to the create; looked up next run");
+			c->failed++;
+		} else {
+			if (!rec.reason)
+				rec.reason = res->kind == RETL_RES_RETRY ?
+					"not acknowledged (transient error); retried next run" :
+					"rejected by the destination";
+			rc = retl_state_fail(r->st, r->sc->name, &rec, r->err);
+			if (rc == 0)
+				rc = retl_sync_outcome(r, key, "failed", rec.reason);
+			c->failed++;
+		}
+		if (rc < 0) {
+			retl_state_rollback(r->st);
+			return -1;
+		}
+	}
+	if (count_calls(r) < 0) {
+		retl_state_rollback(r->st);
+		return -1;
+	}
+	return retl_state_commit(r->st, r->err);
+}
+
+static void reset_batch(struct batch *b)
+{
+	free_results(b);
+	b->nq = 0;
+	b->busy = 0;
+	retl_buf_reset(&b->arena);
+}
+
+/* a batch came back: commit it, or stop the run when it is fatal */
+static int complete(struct run *r, struct batch *b)
+{
+	int rc = 0;
+	if (b->io.fatal) {
+		if (!r->stop)
+			retl_err_set(r->err, b->io.fatal_code ? b->io.fatal_code :
+				     RETL_EXIT_DEST, "%s", b->io.fatal_msg);
+		r->stop = 1;
+		rc = -1;
+	} else if (commit_results(r, b) < 0) {
+		r->stop = 1;
+		rc = -1;
+	}
+	reset_batch(b);
+	retl_sync_progress(r);
+	return rc;
+}
+
+static struct batch *wait_one(struct run *r, int block)
+{
+	struct retl_batch *io = r->dest->wait(r->dctx, block);
+	return io ? io->engine : NULL;
+}
+
+/* create intents, committed before the creates are sent */
+static int write_intents(struct run *r, struct batch *b)
+{
+	int any = 0;
+	for (size_t i = 0; i < b->nq && !any; i++)
+		any = b->q[i].kind == RETL_OP_INSERT;
+	if (!any)
+		return 0;
+	if (retl_state_begin(r->st, r->err) < 0)
+		return -1;
+	for (size_t i = 0; i < b->nq; i++) {
+		struct pending *p = &b->q[i];
+		if (p->kind != RETL_OP_INSERT)
+			continue;
+		struct retl_state_rec rec = { .key = b->arena.ptr + p->key, .kh = p->kh };
+		if (retl_state_pending(r->st, r->sc->name, &rec, r->err) < 0) {
+			retl_state_rollback(r->st);
+			return -1;
+		}
+	}
+	return retl_state_commit(r->st, r->err);
+}
+
+int retl_sync_flush(struct run *r)
+{
+	struct batch *b = r->cur;
+	if (!b->nq || r->stop)
+		return r->stop ? -1 : 0;
+	for (size_t i = 0; i < b->nq; i++) {
+		struct pending *p = &b->q[i];
+		struct retl_op *op = &b->ops[i];
+		op->kind = p->kind;
+		op->pending = p->was_pending;
+		op->key = b->arena.ptr + p->key;
+		op->key_json = b->arena.ptr + p->key_json;
+		op->payload = p->has_payload ? b->arena.ptr + p->payload : NULL;
+		op->payload_len = p->payload_len;
+		op->dest_id = p->has_dest_id ? b->arena.ptr + p->dest_id : NULL;
+	}
+	memset(b->res, 0, b->nq * sizeof(*b->res));
+	r->sum->requests += (long)((b->nq + r->max_batch - 1) / r->max_batch);
+
+	if (r->o->plan) {
+		for (size_t i = 0; i < b->nq; i++) {
+			plan_line(r, &b->ops[i], b->q[i].change);
+			count(r, b->q[i].change);
+		}
+		reset_batch(b);
+		retl_sync_progress(r);
+		return 0;
+	}
+	if (write_intents(r, b) < 0) {
+		r->stop = 1;
+		return -1;
+	}
+	if (!is_async(r)) {
+		r->sum->c.api_calls++;
+		int rc = r->dest->send(r->dctx, b->ops, b->nq, b->res, r->err);
+		if (rc < 0) {
+			r->stop = 1;
+			reset_batch(b);
+			return -1;
+		}
+		return complete(r, b);
+	}
+
+	memset(&b->io, 0, sizeof(b->io));
+	b->io.ops = b->ops;
+	b->io.n = b->nq;
+	b->io.results = b->res;
+	b->io.engine = b;
+	b->busy = 1;
+	if (r->dest->submit(r->dctx, &b->io, r->err) < 0)
+		r->stop = 1;
+	/* commit what has come back meanwhile, then find a free buffer */
+	struct batch *done;
+	while ((done = wait_one(r, 0)))
+		complete(r, done);
+	for (;;) {
+		for (size_t i = 0; i < r->nb; i++) {
+			if (!r->b[i].busy) {
+				r->cur = &r->b[i];
+				return r->stop ? -1 : 0;
+			}
+		}
+		done = wait_one(r, 1);
+		if (!done)
+			break;
+		complete(r, done);
+	}
+	return -1;
+}
+
+int retl_sync_drain(struct run *r)
+{
+	if (!is_async(r) || !r->dctx)
+		return r->stop ? -1 : 0;
+	struct batch *done;
+	while ((done = wait_one(r, 1)))
+		complete(r, done);
+	for (size_t i = 0; i < r->nb; i++)
+		r->b[i].busy = 0;
+	return r->stop ? -1 : 0;
+}
+
+size_t retl_sync_arena_add(retl_buf *a, const char *s, size_t len)
+{
+	size_t off = a->len;
+	retl_buf_add(a, s, len);
+	retl_buf_addc(a, '\0');
+	return off;
+}
+
+int retl_sync_enqueue(struct run *r, enum retl_op_kind kind, enum change ch,
+		      const char *key, size_t keylen, const char *key_json,
+		      size_t kjlen, const char *payload, size_t plen,
+		      const char *dest_id, int was_pending, retl_h128 kh,
+		      retl_h128 pay, uint64_t src)
+{
+	struct batch *b = r->cur;
+	struct pending *p = &b->q[b->nq++];
+	p->kind = kind;
+	p->change = ch;
+	p->was_pending = was_pending;
+	p->key = retl_sync_arena_add(&b->arena, key, keylen);
+	p->key_json = retl_sync_arena_add(&b->arena, key_json, kjlen);
+	p->has_payload = payload != NULL;
+	p->payload = payload ? retl_sync_arena_add(&b->arena, payload, plen) : 0;
+	p->payload_len = plen;
+	p->has_dest_id = dest_id != NULL;
+	p->dest_id = dest_id ? retl_sync_arena_add(&b->arena, dest_id, strlen(dest_id)) : 0;
+	p->kh = kh;
+	p->pay = pay;
+	p->src = src;
+	r->nops++;
+	if (b->nq == r->max_batch)
+		return retl_sync_flush(r);
+	return 0;
+}
