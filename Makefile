@@ -62,7 +62,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
 integration: retl
-	$(PYTHON) -m pytest -q tests/integration
+	$(PYTHON) -m pytest -q tests/integration tests/emulators
 
 test: deps
 	$(MAKE) retl
@@ -76,6 +76,7 @@ demo: deps
 bench: deps
 	$(MAKE) retl
 	$(PYTHON) tests/bench/bench.py
+	$(PYTHON) tests/bench/bench_hubspot.py
 
 clean:
 	rm -rf build retl

@@ -310,8 +310,10 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 		h->stats.http_429++;
 		r->n429++;
 		double ra = retry_after_seconds(r->retry_after);
+		/* HubSpot sends no Retry-After: its rate headers (observed
+		 * above) already hold the window; back off a little more */
 		if (ra < 0)
-			ra = jitter_backoff(h, r->n429) + 1;
+			ra = jitter_backoff(h, r->n429);
 		if (h->o.rate)
 			retl_rate_pause(h->o.rate, now, ra);
 		if (r->n429 < h->o.max_429) {
