@@ -2,6 +2,7 @@
  * cmd_run.c - the verbs that read the model: check, plan, run.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,13 @@ int cmd_plan(struct retl_cli *cli, int argc, char **argv)
 	return code;
 }
 
+/* first SIGINT/SIGTERM: finish what is in flight and stop; second: now */
+static void on_stop_signal(int sig)
+{
+	retl_sync_request_stop();
+	signal(sig, SIG_DFL);
+}
+
 int cmd_run(struct retl_cli *cli, int argc, char **argv)
 {
 	struct run_args a = { 0 };
@@ -207,7 +215,9 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 			return retl_cli_fail(&err);
 	int worst = 0;
 	size_t n = a.all ? cli->cfg->nsyncs : (size_t)a.nnames;
-	for (size_t i = 0; i < n; i++) {
+	signal(SIGINT, on_stop_signal);
+	signal(SIGTERM, on_stop_signal);
+	for (size_t i = 0; i < n && !retl_sync_stop_requested(); i++) {
 		struct retl_sync_cfg *sc = a.all ? &cli->cfg->syncs[i] :
 			retl_config_sync(cli->cfg, a.names[i]);
 		struct retl_sync_opts o = { .full_resync = a.full, .limit = a.limit };

@@ -15,6 +15,7 @@
  */
 #include "sync.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -88,12 +89,33 @@ static int build_key(struct run *r, const struct retl_row *row)
 	return 0;
 }
 
+static volatile sig_atomic_t stop_requested;
+
+void retl_sync_request_stop(void)
+{
+	stop_requested = 1;
+}
+
+int retl_sync_stop_requested(void)
+{
+	return stop_requested;
+}
+
+void retl_sync_clear_stop(void)
+{
+	stop_requested = 0;
+}
+
+#define STREAM_INTERRUPTED 2
+
 static int on_row(void *ud, const struct retl_row *row, const char *raw,
 		  size_t rawlen)
 {
 	struct run *r = ud;
 	struct retl_run_counts *c = &r->sum->c;
 	enum retl_mode mode = r->sc->mode;
+	if (stop_requested)
+		return STREAM_INTERRUPTED;
 	c->read++;
 	if ((c->read & 1023) == 0)
 		retl_sync_progress(r);
@@ -195,6 +217,8 @@ static int on_gone(void *ud, const char *key, retl_h128 kh, const char *dest_id)
 {
 	struct gone *g = ud;
 	struct run *r = g->r;
+	if (stop_requested)
+		return 1;
 	struct retl_cache_entry *e = retl_cache_find(r->cache, kh);
 	if (!e || e->seen)
 		return 0;
@@ -428,6 +452,8 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	int s = retl_source_stream(src, sc->query, on_row, &r, err);
 	if (s < 0 || r.stop)
 		goto stopped;
+	if (s == STREAM_INTERRUPTED)
+		goto interrupted;
 	if (s > 0) {
 		if (!err->msg[0])
 			retl_err_set(err, RETL_EXIT_USAGE, "run stopped");
@@ -456,10 +482,14 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		status = "refused";
 		goto stopped;
 	}
+	if (stop_requested)
+		goto interrupted;
 	if (gone) {
 		struct gone g = { .r = &r, .send_removes = send_removes };
 		if (retl_state_scan(st, sc->name, on_gone, &g, err) < 0 || r.stop)
 			goto stopped;
+		if (stop_requested)
+			goto interrupted;
 		if (retl_sync_flush(&r) < 0)
 			goto stopped;
 	}
@@ -471,6 +501,20 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	sum->exit_code = sum->c.failed || sum->c.rejected ? RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
 	goto finish;
 
+interrupted:
+	/* what is in flight finishes and is committed; the rest waits */
+	if (retl_sync_flush(&r) == 0 && retl_sync_drain(&r) == 0 &&
+	    (o->plan || retl_sync_flush_touches(&r) == 0)) {
+		take_stats(&r);
+		status = "interrupted";
+		sum->exit_code = RETL_EXIT_ROWS_FAILED;
+		snprintf(sum->message, sizeof(sum->message),
+			 "interrupted after %ld rows read: rows not sent are sent by the next run",
+			 sum->c.read);
+		retl_err_set(err, RETL_EXIT_ROWS_FAILED, "%s", sum->message);
+		rc = -1;
+		goto finish;
+	}
 stopped:
 	/* batches still out may have been acknowledged: commit them */
 	retl_sync_drain(&r);

@@ -42,6 +42,16 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		  struct retl_sync_summary *sum, struct retl_err *err);
 void retl_sync_summary_free(struct retl_sync_summary *sum);
 
+/*
+ * Asks every run in this process to stop soon: no more rows are read, the
+ * batches in flight finish and are committed, and the run ends with status
+ * "interrupted" (what was not sent is sent next run).  Async-signal-safe,
+ * for SIGTERM/SIGINT handlers.
+ */
+void retl_sync_request_stop(void);
+int retl_sync_stop_requested(void);
+void retl_sync_clear_stop(void);
+
 /* validates a sync against its source (LIMIT 0) and destination */
 int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		    struct retl_err *err);

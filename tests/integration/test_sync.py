@@ -429,3 +429,35 @@ def test_crash_safety_sigkill(project, db):
     rc, out, err = p.run("run", "customers")
     assert rc == 0, err
     assert len(p.read_jsonl()) == n, "after recovery an unchanged run sends nothing"
+
+
+def test_sigterm_finishes_in_flight_and_stops(project, db):
+    """SIGTERM: no more rows are read, what was written is committed, the
+    run is recorded as interrupted, and the next run sends the rest."""
+    make_customers(db, 60000)
+    p = project(dsn=db.dsn)
+    p.add_mapping("customers", sync_def())
+    proc = subprocess.Popen([p.retl_bin, "--config", p.dir, "run", "customers"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out_file = p.path("out.jsonl")
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(out_file) and os.path.getsize(out_file) > 200000:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "interrupted" in out
+    n = len(p.read_jsonl())
+    assert 0 < n < 60000
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    status, = con.execute("SELECT status FROM runs ORDER BY id DESC").fetchone()
+    synced, = con.execute("SELECT count(*) FROM cache WHERE status = 1").fetchone()
+    con.close()
+    assert status == "interrupted"
+    assert synced == n, "exactly the written rows are marked"
+    rc, out, err = p.run("run", "customers")
+    assert rc == 0, err
+    assert len(p.read_jsonl()) == 60000
+    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
