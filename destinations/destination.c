@@ -7,6 +7,7 @@
 
 static const struct retl_destination *const table[] = {
 	&retl_dest_file,
+	&retl_dest_hubspot,
 };
 
 const struct retl_destination *retl_destination_find(const char *type)
@@ -19,5 +20,5 @@ const struct retl_destination *retl_destination_find(const char *type)
 
 const char *retl_destination_names(void)
 {
-	return "file";
+	return "file, hubspot";
 }

@@ -122,5 +122,6 @@ const struct retl_destination *retl_destination_find(const char *type);
 const char *retl_destination_names(void);
 
 extern const struct retl_destination retl_dest_file;
+extern const struct retl_destination retl_dest_hubspot;
 
 #endif

@@ -226,6 +226,11 @@ static void start(retl_http *h, struct retl_http_req *r)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "retl/0.1");
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
+	/* libcurl silently re-sends a request whose reused connection died
+	 * before any answer: harmless for a replayable request, a possible
+	 * duplicate for a create.  Those get a connection of their own. */
+	if (!r->idempotent)
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	/* peer and host verification are libcurl's defaults: never off */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	r->easy = e;

@@ -425,7 +425,8 @@ class HubSpotEmulator(common.Emulator):
             if nth and ((n - 1) % nth) >= nth - burst:
                 self.counters.forced_429 += 1
                 req.info["fault"] = "forced_429"
-                return token, self.too_many(token, "TEN_SECONDLY_ROLLING", self.rate_headers(token, 0))
+                # the 429 is the fault, not the window: report the window as it is
+                return token, self.too_many(token, "TEN_SECONDLY_ROLLING", self.rate_headers(token))
         return token, None
 
     def check_scope(self, token, scopes_needed):

@@ -1,0 +1,182 @@
+/*
+ * hubspot_check.c - `retl check` for the HubSpot destination.
+ *
+ * One GET /crm/v3/properties/{object} answers everything check needs: the
+ * token works (401/403 -> exit 4), the object exists (404), every mapped
+ * target is a property (unknown ones are all listed at once, each with the
+ * closest existing name), none is read-only, and the match property holds
+ * unique values (hasUniqueValue, or email for contacts) as batch/upsert and
+ * batch/read by idProperty require.  Mapping problems exit 2.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "hubspot_int.h"
+
+/* edit distance, case-insensitive, capped at cap + 1 */
+static size_t lev(const char *a, const char *b, size_t cap)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if ((la > lb ? la - lb : lb - la) > cap)
+		return cap + 1;
+	size_t *prev = retl_calloc(lb + 1, sizeof(size_t));
+	size_t *cur = retl_calloc(lb + 1, sizeof(size_t));
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = (a[i - 1] | 0x20) == (b[j - 1] | 0x20) ? 0 : 1;
+			size_t d = prev[j - 1] + cost;
+			if (prev[j] + 1 < d)
+				d = prev[j] + 1;
+			if (cur[j - 1] + 1 < d)
+				d = cur[j - 1] + 1;
+			cur[j] = d;
+		}
+		size_t *t = prev;
+		prev = cur;
+		cur = t;
+	}
+	size_t d = prev[lb];
+	free(prev);
+	free(cur);
+	return d;
+}
+
+static const json_t *find_prop(const json_t *results, const char *name)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(results, i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		if (n && !strcmp(n, name))
+			return x;
+	}
+	return NULL;
+}
+
+/* the closest existing property name (a case-only difference, or
+ * distance <= 3), or NULL */
+static const char *suggest(const json_t *results, const char *name)
+{
+	const char *best = NULL;
+	size_t bestd = 4, i;
+	json_t *x;
+	json_array_foreach(results, i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		if (!n)
+			continue;
+		if (!strcasecmp(n, name))
+			return n;
+		size_t d = lev(name, n, 3);
+		if (d < bestd) {
+			bestd = d;
+			best = n;
+		}
+	}
+	return best;
+}
+
+static int read_only(const json_t *prop)
+{
+	json_t *mm = json_object_get(prop, "modificationMetadata");
+	return json_is_true(json_object_get(mm, "readOnlyValue"));
+}
+
+/* sends req and waits for it: nothing else is in flight during check */
+static struct retl_http_req *get(struct hs_ctx *c, const char *path)
+{
+	struct retl_http_req *req = retl_http_req_new();
+	retl_buf url = RETL_BUF_INIT;
+	retl_buf_addf(&url, "%s%s", c->base, path);
+	req->method = "GET";
+	req->url = retl_buf_detach(&url);
+	req->idempotent = 1;
+	retl_http_submit(c->http, req);
+	struct retl_http_req *r;
+	while ((r = retl_http_next(c->http, 1)) && r != req)
+		retl_http_req_free(r);
+	return req;
+}
+
+int hubspot_check(void *ctx, struct retl_err *err)
+{
+	struct hs_ctx *c = ctx;
+	retl_buf path = RETL_BUF_INIT, probs = RETL_BUF_INIT;
+	json_t *root = NULL;
+	int rc = -1;
+
+	retl_buf_addf(&path, "/crm/v3/properties/%s", c->object);
+	struct retl_http_req *req = get(c, path.ptr);
+	if (hubspot_auth_error(req, err) < 0)
+		goto out;
+	if (req->status == 404 ||
+	    (req->status == 400 && req->resp.ptr &&
+	     strstr(req->resp.ptr, "Unable to infer object type"))) {
+		retl_err_set(err, RETL_EXIT_USAGE,
+			     "%s: object: hubspot: object \"%s\" does not exist (GET /crm/v3/properties/%s: 404)",
+			     c->sc->file, c->object, c->object);
+		goto out;
+	}
+	if (req->status != 200) {
+		char *r = retl_hb_reason(req);
+		if (req->status <= 0)
+			retl_err_set(err, RETL_EXIT_DEST, "hubspot: cannot reach %s: %s",
+				     c->base, req->error[0] ? req->error : (r ? r : "no response"));
+		else
+			retl_err_set(err, RETL_EXIT_DEST,
+				     "hubspot: GET /crm/v3/properties/%s: %s",
+				     c->object, r ? r : "unexpected response");
+		free(r);
+		goto out;
+	}
+	json_error_t je;
+	root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	json_t *results = json_object_get(root, "results");
+	if (!json_is_array(results)) {
+		retl_err_set(err, RETL_EXIT_DEST,
+			     "hubspot: GET /crm/v3/properties/%s: no \"results\" in the response",
+			     c->object);
+		goto out;
+	}
+
+	for (size_t i = 0; i < c->nf; i++) {
+		const char *t = c->ftarget[i];
+		const json_t *p = find_prop(results, t);
+		if (probs.len)
+			retl_buf_addc(&probs, '\n');
+		size_t mark = probs.len;
+		if (!p) {
+			const char *s = suggest(results, t);
+			retl_buf_addf(&probs, "%s: fields.%s: hubspot: %s has no property \"%s\"",
+				      c->sc->file, t, c->object, t);
+			if (s)
+				retl_buf_addf(&probs, " (did you mean \"%s\"?)", s);
+		} else if (read_only(p)) {
+			retl_buf_addf(&probs, "%s: fields.%s: hubspot: %s.%s is read-only in HubSpot; remove it from fields",
+				      c->sc->file, t, c->object, t);
+		} else if (c->id_prop && !strcmp(t, c->id_prop) &&
+			   !json_is_true(json_object_get(p, "hasUniqueValue")) &&
+			   !(!strcmp(c->object, "contacts") && !strcmp(t, "email"))) {
+			retl_buf_addf(&probs, "%s: match.%s: hubspot: %s.%s does not have unique values (hasUniqueValue false); match on a unique property%s",
+				      c->sc->file, t, c->object, t,
+				      !strcmp(c->object, "contacts") ? " such as email" : "");
+		}
+		if (probs.len == mark && mark)
+			retl_buf_truncate(&probs, mark - 1);
+	}
+	if (probs.len) {
+		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
+		goto out;
+	}
+	rc = 0;
+out:
+	retl_http_req_free(req);
+	json_decref(root);
+	retl_buf_free(&path);
+	retl_buf_free(&probs);
+	return rc;
+}

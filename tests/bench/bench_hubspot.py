@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""bench_hubspot.py - `make bench`, the rate ceiling case.
+
+The HubSpot emulator enforces 100 requests per rolling 10 s and answers
+each request after 150 ms; retl is configured with the same limit and syncs
+30,000 new rows (300 batch requests of 100).  A sliding window lets the
+first 100 go at once and every later one as an earlier one leaves the
+window, so the shortest possible time from the first request to the last
+is (N - 100) / 100 x 10 s.  Reported: that bound over the time taken (the
+share of the allowed rate reached; target >= 95%), 429s seen (target 0),
+and records/s.
+
+BENCH_HS_ROWS changes the row count (default 30,000).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "tests", "emulators"))
+
+from pgcluster import PgCluster  # noqa: E402
+import hubspot  # noqa: E402
+from common import max_in_window  # noqa: E402
+
+TOKEN = "pat-bench-0000"
+LIMIT, WINDOW, LATENCY = 100, 10.0, 0.15
+
+
+def counters(url):
+    with urllib.request.urlopen(url + "/_emulator/counters", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def main():
+    rows = int(os.environ.get("BENCH_HS_ROWS", "30000"))
+    retl_bin = os.environ.get("RETL_BIN") or os.path.join(REPO, "retl")
+    pg = PgCluster()
+    tmp = tempfile.mkdtemp(prefix="retl-bench-hs-")
+    server, url = hubspot.start(port=0, tokens=[TOKEN], rate=f"{LIMIT}/10s",
+                                latency=LATENCY)
+    try:
+        pg.start()
+        pg.psql(f"CREATE TABLE people AS SELECT i AS id, 'p' || i || '@example.com' AS email,"
+                f" 'First' || i AS first, 'Last' || i AS last"
+                f" FROM generate_series(1, {rows}) i")
+        proj = os.path.join(tmp, "project")
+        os.makedirs(os.path.join(proj, "mappings"))
+        with open(os.path.join(proj, "retl.json"), "w") as f:
+            json.dump({"sources": {"w": {"type": "postgres", "dsn": pg.dsn}},
+                       "destinations": {"hs": {"type": "hubspot", "token": "${HS_TOKEN}",
+                                               "base_url": url,
+                                               "requests_per_10s": LIMIT,
+                                               "max_inflight": 4}}}, f)
+        with open(os.path.join(proj, "mappings", "people.json"), "w") as f:
+            json.dump({"source": "w", "query": "SELECT * FROM people", "key": "id",
+                       "destination": "hs", "object": "contacts", "mode": "upsert",
+                       "match": {"email": "email"},
+                       "fields": {"email": "email", "firstname": "first",
+                                  "lastname": "last"}}, f)
+        print(f"bench-hubspot: {rows:,} rows, emulator limit {LIMIT}/10 s, "
+              f"{LATENCY * 1000:.0f} ms latency", flush=True)
+        t0 = time.perf_counter()
+        p = subprocess.run([retl_bin, "--config", proj, "run", "people"],
+                           env=dict(os.environ, HS_TOKEN=TOKEN),
+                           capture_output=True, text=True)
+        secs = time.perf_counter() - t0
+        if p.returncode != 0:
+            print(p.stdout, p.stderr, file=sys.stderr)
+            return 1
+        c = counters(url)
+        reqs = [r for r in c["requests"] if "/batch/" in r["path"]]
+        times = sorted(r["t"] for r in reqs)
+        n = len(times)
+        span = times[-1] - times[0] if n > 1 else 0
+        bound = max(0, n - LIMIT) / LIMIT * WINDOW
+        share = bound / span if span > 0 else 1.0
+        n429 = sum(1 for r in c["requests"] if r["status"] == 429)
+        print()
+        print(f"  requests              {n}")
+        print(f"  first to last         {span:.2f} s (shortest possible {bound:.2f} s)")
+        print(f"  share of the limit    {share:.1%}   target >= 95%  "
+              f"{'PASS' if share >= 0.95 else 'MISS'}")
+        print(f"  429s                  {n429}   target 0  {'PASS' if n429 == 0 else 'MISS'}")
+        print(f"  most in any 10 s      {max_in_window(times, WINDOW)} (limit {LIMIT})")
+        print(f"  records/s             {rows / secs:,.0f} ({secs:.2f} s for the run)")
+        return 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

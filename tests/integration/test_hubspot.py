@@ -1,0 +1,449 @@
+"""The HubSpot destination against the emulator (tests/emulators/hubspot.py).
+
+Issue 3, "Done when" 1, 3, 4 and 5: request counts of a first run, a re-run
+and a small change; mirror archives removed rows; one invalid email among
+100 rows is isolated, reported and retried; an invalid token stops the run
+with exit 4 and marks nothing; an unknown mapped property is named by
+`retl check` with a suggestion and rejects rows at run time; a run killed
+with SIGKILL in upsert and in insert mode, then re-run, leaves HubSpot equal
+to the model with no duplicates.  The emulator runs in-process on loopback.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "emulators"))
+
+import hubspot  # noqa: E402
+
+TOKEN = "pat-na1-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+ENV = {"HUBSPOT_TOKEN": TOKEN}
+
+
+@pytest.fixture
+def emulator():
+    server, url = hubspot.start(port=0, tokens=[TOKEN], rate="10000/10s")
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def control(url, path, body=None):
+    req = urllib.request.Request(
+        url + "/_emulator/" + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def batch_requests(url, verb=None):
+    """API batch requests the emulator has seen (every attempt)."""
+    reqs = control(url, "counters")["requests"]
+    return [r for r in reqs if "/batch/" in r["path"]
+            and (verb is None or r["path"].endswith("/batch/" + verb))]
+
+
+def records(url, obj="contacts"):
+    return control(url, "records/" + obj)["results"]
+
+
+def make_people(db, n, table="people"):
+    db.psql(f"""
+        CREATE TABLE {table} (id int PRIMARY KEY, email text, first text,
+                              last text);
+        INSERT INTO {table} SELECT i, 'person' || i || '@example.com',
+               'First' || i, 'Last' || i FROM generate_series(1, {n}) i;
+    """)
+
+
+def hs_project(project, db, url, mode="upsert", token="${HUBSPOT_TOKEN}",
+               fields=None, name="people", rate=10000,
+               query="SELECT id, email, first, last FROM people", **extra):
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": token, "base_url": url,
+               "requests_per_10s": rate},
+    })
+    m = {
+        "source": "warehouse",
+        "query": query,
+        "key": "id",
+        "destination": "hs",
+        "object": "contacts",
+        "mode": mode,
+        "match": {"email": "email"},
+        "fields": fields or {"email": "email", "firstname": "first",
+                             "lastname": "last"},
+    }
+    m.update(extra)
+    p.add_mapping(name, m)
+    return p
+
+
+def model(db):
+    out = {}
+    rows = db.psql("SELECT email, first, last FROM people", "-At", "-F", "\t")
+    for line in rows.splitlines():
+        e, f, last = line.split("\t")
+        out[e] = {"firstname": f, "lastname": last}
+    return out
+
+
+def assert_equal_to_model(url, db):
+    recs = records(url)
+    emails = [r["properties"].get("email") for r in recs]
+    assert len(emails) == len(set(emails)), "duplicate records in HubSpot"
+    got = {r["properties"]["email"]: {"firstname": r["properties"].get("firstname"),
+                                      "lastname": r["properties"].get("lastname")}
+           for r in recs}
+    want = model(db)
+    assert len(got) == len(want)
+    assert got == want
+
+
+def cache_rows(p, sync="people"):
+    path = p.path("state", "retl.db")
+    if not os.path.exists(path):
+        return []
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT key, dest_id, status FROM cache WHERE sync = ?",
+                           (sync,)).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+# ---- 1: request counts, re-run, change, mirror -----------------------------
+
+def test_upsert_2500_rows_in_25_requests_then_0_then_1(project, db, emulator):
+    url = emulator
+    make_people(db, 2500)
+    p = hs_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    ups = batch_requests(url, "upsert")
+    assert len(ups) == 25
+    assert len(batch_requests(url)) == 25
+    assert_equal_to_model(url, db)
+    # every row got its HubSpot id
+    ids = {r["properties"]["email"]: r["id"] for r in records(url)}
+    rows = cache_rows(p)
+    assert len(rows) == 2500
+    assert all(dest_id for _, dest_id, _ in rows)
+    assert set(dest_id for _, dest_id, _ in rows) == set(ids.values())
+
+    # nothing changed: no request at all
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert len(batch_requests(url)) == 25
+
+    # 10 rows changed: one request of 10 inputs
+    db.psql("UPDATE people SET first = 'Changed' || id WHERE id % 250 = 0")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert len(batch_requests(url)) == 26
+    assert batch_requests(url)[-1]["path"].endswith("/batch/upsert")
+    assert_equal_to_model(url, db)
+
+
+def test_mirror_archives_removed_rows(project, db, emulator):
+    url = emulator
+    make_people(db, 50)
+    p = hs_project(project, db, url, mode="mirror", on_remove="archive")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert len(records(url)) == 50
+    gone = {f"person{i}@example.com" for i in (3, 7, 11, 19, 42)}
+    gone_ids = {r["id"] for r in records(url) if r["properties"]["email"] in gone}
+    db.psql("DELETE FROM people WHERE id IN (3, 7, 11, 19, 42)")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    archives = batch_requests(url, "archive")
+    assert len(archives) == 1
+    assert archives[0]["inputs"] == 5 if "inputs" in archives[0] else True
+    assert_equal_to_model(url, db)
+    archived = control(url, "records/contacts?archived=1")["archived"]
+    assert {r["id"] for r in archived} == gone_ids
+    # the removed keys are forgotten: nothing more to do
+    n = len(batch_requests(url))
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert len(batch_requests(url)) == n
+    assert len(cache_rows(p)) == 45
+
+
+def test_mirror_remove_of_a_record_already_gone(project, db, emulator):
+    """Archiving an id HubSpot no longer has (207 OBJECT_NOT_FOUND) counts
+    as done: the record is gone either way."""
+    url = emulator
+    make_people(db, 5)
+    p = hs_project(project, db, url, mode="mirror", on_remove="delete")
+    assert p.run("run", "people", env=ENV)[0] == 0
+    control(url, "reset", {})   # HubSpot lost every record
+    db.psql("DELETE FROM people WHERE id <= 2")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert len(batch_requests(url, "archive")) == 1
+    assert len(cache_rows(p)) == 3
+
+
+def test_value_formats(project, db, emulator):
+    """date -> midnight-UTC epoch ms, boolean -> "true"/"false", number,
+    array of strings -> ';'-joined, null -> "" (clears the property)."""
+    url = emulator
+    control(url, "properties/contacts", {"properties": [
+        {"name": "signup_date", "type": "date"},
+        {"name": "vip", "type": "bool"},
+        {"name": "mrr", "type": "number"},
+        {"name": "tags", "type": "enumeration", "fieldType": "checkbox",
+         "options": ["a", "b", "c"]},
+    ]})
+    db.psql("""
+        CREATE TABLE people (id int PRIMARY KEY, email text, first text,
+                             last text, signup date, vip bool, mrr numeric,
+                             tags text);
+        INSERT INTO people VALUES
+          (1, 'a@example.com', 'A', 'Aa', '2024-05-01', true, 12.5, 'a,c'),
+          (2, 'b@example.com', 'B', NULL, '1969-12-31', false, 0, 'b');
+    """)
+    p = hs_project(project, db, url, query="SELECT * FROM people", fields={
+        "email": "email", "firstname": "first", "lastname": "last",
+        "signup_date": "signup", "vip": "vip", "mrr": "mrr",
+        "tags": {"from": "tags", "transform": [{"split": ","}]},
+    })
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    got = {r["properties"]["email"]: r["properties"] for r in records(url)}
+    assert got["a@example.com"]["signup_date"] == "2024-05-01"
+    assert got["a@example.com"]["vip"] == "true"
+    assert got["a@example.com"]["mrr"] == "12.5"
+    assert got["a@example.com"]["tags"] == "a;c"
+    assert got["b@example.com"]["signup_date"] == "1969-12-31"
+    assert got["b@example.com"]["vip"] == "false"
+    assert got["b@example.com"].get("lastname") in (None, "")
+    # a value set to NULL in the model is cleared in HubSpot
+    db.psql("UPDATE people SET first = NULL WHERE id = 1")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    got = {r["properties"]["email"]: r["properties"] for r in records(url)}
+    assert got["a@example.com"].get("firstname") in (None, "")
+
+
+# ---- 3: one invalid email among 100 ----------------------------------------
+
+def test_invalid_email_is_isolated_reported_retried_and_fixed(project, db, emulator):
+    url = emulator
+    make_people(db, 100)
+    db.psql("UPDATE people SET email = 'not-an-email@' WHERE id = 37")
+    p = hs_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    assert len(records(url)) == 99
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert rc == 0, err
+    assert "37" in out
+    assert "INVALID_EMAIL: Email address not-an-email@ is invalid" in out
+
+    # retried next run, and still failing: one request for the one row
+    n = len(batch_requests(url))
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    assert len(batch_requests(url)) == n + 1
+    assert "INVALID_EMAIL" in p.run("failures", "people", env=ENV)[1]
+
+    # fixed in the model: synced
+    db.psql("UPDATE people SET email = 'person37@example.com' WHERE id = 37")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert_equal_to_model(url, db)
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert "0 rows failing" in out
+
+
+# ---- 4: credentials and properties -----------------------------------------
+
+def test_invalid_token_exits_4_and_marks_nothing(project, db, emulator):
+    url = emulator
+    make_people(db, 300)
+    bad = "pat-na1-00000000-dead-beef-0000-000000000000"
+    p = hs_project(project, db, url)
+    rc, out, err = p.run("run", "people", env={"HUBSPOT_TOKEN": bad})
+    assert rc == 4, (out, err)
+    assert "token invalid or expired (401 INVALID_AUTHENTICATION)" in err
+    assert bad not in out + err
+    assert records(url) == []
+    assert not [r for r in cache_rows(p) if r[2] == 1]  # nothing ok
+    rc, out, err = p.run("check", "people", env={"HUBSPOT_TOKEN": bad})
+    assert rc == 4, (out, err)
+    assert "token invalid or expired" in err
+    assert bad not in out + err
+    # with the right token everything is sent
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert_equal_to_model(url, db)
+
+
+def test_missing_scope_exits_4_naming_it(project, db, emulator):
+    url = emulator
+    make_people(db, 10)
+    control(url, "config", {"missing_scopes": ["crm.objects.contacts.write"]})
+    p = hs_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 4, (out, err)
+    assert "crm.objects.contacts.write" in err
+    assert records(url) == []
+
+
+def test_check_passes_on_a_good_mapping(project, db, emulator):
+    url = emulator
+    make_people(db, 3)
+    p = hs_project(project, db, url)
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert batch_requests(url) == []
+
+
+def test_unknown_property_named_by_check_and_rejected_by_run(project, db, emulator):
+    url = emulator
+    make_people(db, 150)
+    p = hs_project(project, db, url, fields={
+        "email": "email", "firstnme": "first", "LastName": "last"})
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, (out, err)
+    # every unknown property at once, each with its closest name
+    assert 'contacts has no property "firstnme" (did you mean "firstname"?)' in err
+    assert 'contacts has no property "LastName" (did you mean "lastname"?)' in err
+
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    assert records(url) == []
+    # the whole request is refused for a property every row carries:
+    # rejected at once, not split row by row
+    assert len(batch_requests(url)) == 2
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert 'PROPERTY_DOESNT_EXIST: Property "firstnme" does not exist' in out
+
+
+def test_check_refuses_read_only_and_non_unique_match(project, db, emulator):
+    url = emulator
+    make_people(db, 3)
+    p = hs_project(project, db, url, fields={
+        "email": "email", "firstname": "first", "hs_object_id": "id"},
+        match={"firstname": "first"})
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert "hs_object_id is read-only" in err
+    assert "firstname does not have unique values" in err
+
+
+def test_check_unknown_object(project, db, emulator):
+    url = emulator
+    make_people(db, 3)
+    p = hs_project(project, db, url, object="contactz")
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert 'object "contactz" does not exist' in err
+
+
+def test_match_property_must_be_mapped(project, db, emulator):
+    url = emulator
+    make_people(db, 3)
+    p = hs_project(project, db, url, fields={"firstname": "first"})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert "match.email" in err and "not a mapped field" in err
+
+
+# ---- 5: SIGKILL mid-run, then a re-run -------------------------------------
+
+def kill_midway(p, url, env, at_least):
+    """Starts `retl run people`, SIGKILLs it once the emulator holds
+    at_least records (while requests are still in flight)."""
+    argv = [p.retl_bin, "--config", p.dir, "run", "people"]
+    proc = subprocess.Popen(argv, env=dict(os.environ, **env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if len(records(url)) >= at_least:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+
+
+@pytest.mark.parametrize("mode", ["upsert", "insert"])
+def test_sigkill_midway_then_rerun_equals_model(project, db, emulator, mode):
+    url = emulator
+    make_people(db, 5000)
+    # slow answers keep several requests in flight when the kill lands
+    control(url, "config", {"latency": 0.05})
+    p = hs_project(project, db, url, mode=mode)
+    kill_midway(p, url, ENV, at_least=1500)
+    assert 0 < len(records(url)) < 5000
+    control(url, "config", {"latency": 0})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert_equal_to_model(url, db)
+    if mode == "insert":
+        # rows whose create was in flight were looked up, not created again
+        assert batch_requests(url, "read")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert_equal_to_model(url, db)
+
+
+def test_insert_create_without_answer_is_not_replayed(project, db, emulator):
+    """A create whose answer is lost (dropped after HubSpot applied it) is
+    not replayed by the engine; the row stays pending and the next run
+    finds the record instead of creating a duplicate."""
+    url = emulator
+    make_people(db, 1000)
+    control(url, "config", {"drop_after": 0.3, "seed": 3})
+    p = hs_project(project, db, url, mode="insert")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    control(url, "config", {"drop_after": 0})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err, p.run("failures", "people", env=ENV)[1])
+    assert_equal_to_model(url, db)
+    assert batch_requests(url, "read")
+
+
+def test_update_mode_by_property_then_by_stored_id(project, db, emulator):
+    """update touches only existing records: first found by idProperty,
+    later by the HubSpot id the first run stored; a row with no record
+    fails with HubSpot's OBJECT_NOT_FOUND."""
+    url = emulator
+    make_people(db, 20)
+    control(url, "records/contacts", {"inputs": [
+        {"properties": {"email": f"person{i}@example.com", "firstname": "Old"}}
+        for i in range(1, 20)]})
+    p = hs_project(project, db, url, mode="update")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    assert len(records(url)) == 19   # person20 was not created
+    assert "OBJECT_NOT_FOUND" in p.run("failures", "people", env=ENV)[1]
+    got = {r["properties"]["email"]: r["properties"] for r in records(url)}
+    assert got["person5@example.com"]["firstname"] == "First5"
+    db.psql("UPDATE people SET first = 'New' WHERE id = 5")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    got = {r["properties"]["email"]: r["properties"] for r in records(url)}
+    assert got["person5@example.com"]["firstname"] == "New"
