@@ -13,7 +13,7 @@ WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 PG_INC  := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 CPPFLAGS = -Isrc -Idestinations -I$(PG_INC)
 CFLAGS  ?= -O2 -g
-LIBS     = -lpq -lcurl -ljansson -lpcre2-8 -lsqlite3 -lxxhash -lcrypto -lm
+LIBS     = -lpq -lcurl -ljansson -lpcre2-8 -lsqlite3 -lxxhash -lcrypto -lmicrohttpd -lm
 
 SRC      = $(wildcard src/*.c) $(wildcard destinations/*.c)
 LIB_SRC  = $(filter-out src/main.c,$(SRC))
@@ -25,7 +25,7 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev \
            libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
-           postgresql-contrib python3 python3-pytest sqlite3
+           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev
 
 .PHONY: all deps test unit integration demo bench clean
 # keep the ASan objects between runs (they are not throwaway intermediates)

@@ -50,6 +50,18 @@ static const struct verb verbs[] = {
 	  "every run until they succeed.\n" },
 	{ "reset", cmd_reset, "retl reset SYNC",
 	  "Forgets a sync's cache: the next run sends every row again.\n" },
+	{ "daemon", cmd_daemon,
+	  "retl daemon [--concurrency N] [--listen HOST:PORT|off] [--shutdown-timeout S]",
+	  "Runs every sync that has a \"schedule\" when it is due (cron in UTC, or\n"
+	  "\"every 15m\"), each run in its own process.  A run still going when the\n"
+	  "sync is due again makes that due time skipped, not queued; a run missed\n"
+	  "while no daemon ran happens once at start-up.  SIGHUP reloads the\n"
+	  "config (a broken one is logged and the old one kept); SIGTERM/SIGINT\n"
+	  "stop: runs finish their batches in flight and commit, then exit 0.\n"
+	  "  --concurrency N        at most N runs at once (default 2)\n"
+	  "  --listen HOST:PORT     /metrics (Prometheus) and /healthz\n"
+	  "                         (default 127.0.0.1:9187; off = none)\n"
+	  "  --shutdown-timeout S   seconds runs get to stop before SIGKILL (default 30)\n" },
 };
 
 static void usage(FILE *f)

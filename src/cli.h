@@ -39,5 +39,6 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv);
 int cmd_history(struct retl_cli *cli, int argc, char **argv);
 int cmd_failures(struct retl_cli *cli, int argc, char **argv);
 int cmd_reset(struct retl_cli *cli, int argc, char **argv);
+int cmd_daemon(struct retl_cli *cli, int argc, char **argv);
 
 #endif

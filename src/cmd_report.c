@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "cli.h"
+#include "daemon.h"
 #include "redact.h"
 
 /* prints s redacted (API reasons may echo anything) */
@@ -51,6 +53,34 @@ static int on_count_failure(void *ud, const struct retl_failure_rec *r)
 	return 0;
 }
 
+/*
+ * When `retl daemon` runs the sync next, by the daemon's own rule
+ * (daemon.h): "due now" when it never ran or a due time passed since its
+ * last start (a daemon starting now would run it at once), "-" without a
+ * schedule.  UTC, to the minute the schedule names.
+ */
+static void next_run(const struct retl_sync_cfg *sc, const char *last_started,
+		     char *buf, size_t n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	double last = last_started ? retl_daemon_parse_ts(last_started) : -1;
+	double next = retl_daemon_next_run(sc, last, now);
+	if (next < 0) {
+		snprintf(buf, n, "-");
+		return;
+	}
+	if (next <= now) {
+		snprintf(buf, n, "due now");
+		return;
+	}
+	time_t t = (time_t)next;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 int cmd_status(struct retl_cli *cli, int argc, char **argv)
 {
 	if (argc) {
@@ -67,8 +97,9 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 		free(s.last);
 		return retl_cli_fail(&err);
 	}
-	printf("%-24s %-12s %-24s %8s %8s %8s %8s %8s  %s\n", "SYNC", "LAST RUN",
-	       "ENDED", "READ", "SENT", "REMOVED", "FAILING", "SECONDS", "MODE");
+	printf("%-24s %-12s %-24s %8s %8s %8s %8s %8s  %-20s  %s\n", "SYNC",
+	       "LAST RUN", "ENDED", "READ", "SENT", "REMOVED", "FAILING",
+	       "SECONDS", "NEXT RUN", "MODE");
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
 		struct retl_sync_cfg *sc = &cli->cfg->syncs[i];
 		struct retl_run_rec *r = &s.last[i];
@@ -77,15 +108,18 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 		char mode[96];
 		snprintf(mode, sizeof(mode), "%s -> %s (%s)", sc->source,
 			 sc->destination, retl_mode_name(sc->mode));
+		char next[32];
+		next_run(sc, r->status ? r->started : NULL, next, sizeof(next));
 		if (!r->status) {
-			printf("%-24s %-12s %-24s %8s %8s %8s %8ld %8s  %s\n", sc->name,
-			       "never", "-", "-", "-", "-", cnt.n, "-", mode);
+			printf("%-24s %-12s %-24s %8s %8s %8s %8ld %8s  %-20s  %s\n",
+			       sc->name, "never", "-", "-", "-", "-", cnt.n, "-",
+			       next, mode);
 			continue;
 		}
-		printf("%-24s %-12s %-24s %8ld %8ld %8ld %8ld %8.2f  %s\n", sc->name,
-		       r->status, r->ended ? r->ended : "(running)", r->c.read,
-		       r->c.added + r->c.changed + r->c.retried, r->c.removed,
-		       cnt.n, r->seconds, mode);
+		printf("%-24s %-12s %-24s %8ld %8ld %8ld %8ld %8.2f  %-20s  %s\n",
+		       sc->name, r->status, r->ended ? r->ended : "(running)",
+		       r->c.read, r->c.added + r->c.changed + r->c.retried,
+		       r->c.removed, cnt.n, r->seconds, next, mode);
 		if (r->message && r->exit_code > 1)
 			put_redacted("    ", r->message);
 		free((char *)r->started);

@@ -41,6 +41,7 @@
 #include "destination.h"
 #include "mapping.h"
 #include "redact.h"
+#include "schedule.h"
 
 static const char *const mode_names[] = { "upsert", "update", "insert", "mirror", NULL };
 static const char *const remove_names[] = {
@@ -807,6 +808,15 @@ static int load_sync(struct ctx *c, struct retl_config *cfg,
 	if (load_safety(c, &sc->safety, root) < 0 ||
 	    get_string(c, root, NULL, "schedule", 0, 1, &sc->schedule) < 0)
 		goto out;
+	if (sc->schedule) {
+		struct retl_schedule sched;
+		struct retl_err serr;
+		retl_err_clear(&serr);
+		if (retl_schedule_parse(&sched, sc->schedule, &serr) < 0) {
+			fail(c, "schedule", "%s", serr.msg);
+			goto out;
+		}
+	}
 
 	for (const char *const *k = dest->sync_keys; k && *k; k++) {
 		json_t *v = json_object_get(root, *k);

@@ -1,0 +1,57 @@
+/*
+ * metrics.h - the daemon's HTTP listener (libmicrohttpd): /metrics in the
+ * Prometheus text format and /healthz.
+ *
+ * The listener runs inside the daemon's own loop (no thread of its own:
+ * the daemon forks children, and a fork while another thread holds a
+ * SQLite or malloc lock would hand the child a lock nobody releases).
+ * Every scrape reads the state store afresh through a short-lived SQLite
+ * connection, so the counters are the runs table's, exactly; only what
+ * the store cannot know (skipped runs, what is running, next run times)
+ * comes from the daemon, through a view it keeps current.
+ */
+#ifndef RETL_METRICS_H
+#define RETL_METRICS_H
+
+#include <sys/select.h>
+#include <time.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct retl_metrics_sync {
+	const char *name;
+	long skipped;             /* due while its last run was still going */
+	int running;
+	double next;              /* UTC seconds of the next run, 0 = none */
+};
+
+/* owned by the daemon, borrowed by the listener; updated every tick */
+struct retl_metrics_view {
+	const char *state_path;
+	double last_tick;         /* CLOCK_MONOTONIC seconds */
+	const struct retl_metrics_sync *syncs;
+	size_t nsyncs;
+};
+
+typedef struct retl_metrics retl_metrics;
+
+/* listen is "HOST:PORT" or "[V6]:PORT"; view is borrowed for the lifetime */
+int retl_metrics_start(retl_metrics **out, const char *listen,
+		       const struct retl_metrics_view *view,
+		       struct retl_err *err);
+void retl_metrics_stop(retl_metrics *m);
+
+/* for the daemon's select(): adds the listener's fds, lowers *timeout_ms */
+void retl_metrics_fdset(retl_metrics *m, fd_set *rs, fd_set *ws, fd_set *es,
+			int *maxfd, long *timeout_ms);
+/* serves whatever select() found ready */
+void retl_metrics_serve(retl_metrics *m, fd_set *rs, fd_set *ws, fd_set *es);
+
+/* the /metrics body; < 0 when the state store cannot be read */
+int retl_metrics_render(retl_buf *out, const struct retl_metrics_view *view,
+			struct retl_err *err);
+/* 1 when healthy; otherwise 0 and why says what is wrong */
+int retl_metrics_healthy(const struct retl_metrics_view *view, retl_buf *why);
+
+#endif
