@@ -376,7 +376,8 @@ static double start_due(retl_http *h)
 		if (h->o.budget >= 0 && h->stats.requests >= h->o.budget) {
 			r->status = RETL_HTTP_BUDGET;
 			snprintf(r->error, sizeof(r->error),
-				 "request budget of %ld spent", h->o.budget);
+				 "daily_limit reached: the %ld requests left for today are spent; "
+				 "the rest is sent by a run tomorrow (UTC)", h->o.budget);
 			push(&h->done_head, &h->done_tail, r);
 			h->ndone++;
 		} else {

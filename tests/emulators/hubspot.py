@@ -258,6 +258,7 @@ class HubSpotEmulator(common.Emulator):
     def reset_data(self):
         self.schemas = default_schemas(self.knobs.get("email_has_unique_value", True))
         self.records = {oid: OrderedDict() for oid in self.schemas}   # oid -> id -> record
+        self._index = {}                                               # (oid, prop) -> value -> id
         self.archived = {oid: [] for oid in self.schemas}
         self.next_id = 1000
         self.windows = {}          # token -> deque of times
@@ -545,6 +546,7 @@ class HubSpotEmulator(common.Emulator):
                     return bad("Invalid input JSON: each input must be an object")
             op = getattr(self, "op_" + g[1])
             with self.lock:
+                self._index = {}
                 return op(oid, body, inputs)
         except ValidationFailure as f:
             return f.resp
@@ -665,6 +667,9 @@ class HubSpotEmulator(common.Emulator):
         now = iso_ms(time.time())
         rec = {"id": rid, "properties": dict(props), "createdAt": now, "updatedAt": now, "archived": False}
         self.records[oid][rid] = rec
+        for (o, prop), idx in self._index.items():
+            if o == oid and prop in rec["properties"]:
+                idx.setdefault(rec["properties"][prop], rid)
         return rec
 
     def update_record(self, oid, rec, props):
@@ -690,9 +695,25 @@ class HubSpotEmulator(common.Emulator):
     def find_by(self, oid, prop_name, value):
         if prop_name in (None, "", "hs_object_id"):
             return self.records[oid].get(str(value))
-        for rec in self.records[oid].values():
-            if rec["properties"].get(prop_name) == str(value):
-                return rec
+        # an index per (object, property), rebuilt for every batch request
+        # (dispatch clears it): a linear scan per input made 30,000-record
+        # syncs slower than the real API
+        idx = self._index.get((oid, prop_name))
+        if idx is None:
+            idx = {}
+            for rec in self.records[oid].values():
+                v = rec["properties"].get(prop_name)
+                if v is not None:
+                    idx.setdefault(v, rec["id"])
+            self._index[(oid, prop_name)] = idx
+        rid = idx.get(str(value))
+        rec = self.records[oid].get(rid) if rid is not None else None
+        if rec is not None and rec["properties"].get(prop_name) == str(value):
+            return rec
+        if rid is not None:     # stale: fall back to the scan
+            for rec in self.records[oid].values():
+                if rec["properties"].get(prop_name) == str(value):
+                    return rec
         return None
 
     def unique_props(self, oid):

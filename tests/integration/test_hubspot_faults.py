@@ -142,3 +142,45 @@ def test_rate_limit_is_never_exceeded(project, db, emulator):
     assert max_in_window(times, 10.0) <= 20
     assert times[-1] - times[0] >= 10.0
     assert_equal_to_model(url, db)
+
+
+def test_daily_limit_stops_cleanly_and_resumes(project, db, emulator):
+    """daily_limit is counted in the state store across runs: a run stops
+    before the quota is spent (exit 4, rows left for later), the next run
+    the same day sends nothing, and the next day's run finishes."""
+    server, url = emulator
+    make_contacts(db, 5000)
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url,
+               "requests_per_10s": 1000, "daily_limit": 30},
+    })
+    p.add_mapping("people", {
+        "source": "warehouse", "query": "SELECT id, email, first, last FROM people",
+        "key": "id", "destination": "hs", "object": "contacts", "mode": "upsert",
+        "match": {"email": "email"},
+        "fields": {"email": "email", "firstname": "first", "lastname": "last"},
+    })
+    env = {"HUBSPOT_TOKEN": TOKEN}
+    rc, out, err = p.run("run", "people", env=env)
+    assert rc == 4, (out, err)
+    assert "daily_limit reached" in out + err
+    assert len(records(url)) == 3000
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    (used,), = con.execute("SELECT calls FROM api_usage WHERE dest = 'hs'").fetchall()
+    synced, = con.execute("SELECT count(*) FROM cache WHERE status = 1").fetchone()
+    con.close()
+    assert used == 30 and synced == 3000
+
+    rc, out, err = p.run("run", "people", env=env)
+    assert rc == 4
+    assert "daily_limit of 30 requests reached (30 used on" in out + err
+    assert len(control(url, "counters")["requests"]) == 30
+
+    # a new day: yesterday's count no longer applies
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    con.execute("UPDATE api_usage SET day = '2000-01-01'")
+    con.commit()
+    con.close()
+    rc, out, err = p.run("run", "people", env=env)
+    assert rc == 0, (out, err)
+    assert_equal_to_model(url, db)
