@@ -23,6 +23,7 @@ struct retl_hb {
 /* what a request carries: its part of a batch */
 struct part_req {
 	struct retl_hb_part p;
+	int resent;
 };
 
 retl_hb *retl_hb_new(retl_http *http, const struct retl_hb_ops *ops,
@@ -78,9 +79,10 @@ char *retl_hb_reason(const struct retl_http_req *req)
 }
 
 static int send_part(retl_hb *hb, struct retl_batch *b, size_t *idx, size_t n,
-		     struct retl_err *err)
+		     int resent, struct retl_err *err)
 {
 	struct part_req *pr = retl_calloc(1, sizeof(*pr));
+	pr->resent = resent;
 	pr->p.b = b;
 	pr->p.idx = retl_malloc(n * sizeof(size_t));
 	memcpy(pr->p.idx, idx, n * sizeof(size_t));
@@ -118,7 +120,7 @@ int retl_hb_submit(retl_hb *hb, struct retl_batch *b, struct retl_err *err)
 	b->outstanding = 1;
 	for (size_t off = 0; off < b->n && rc == 0; off += hb->max) {
 		size_t n = b->n - off < hb->max ? b->n - off : hb->max;
-		rc = send_part(hb, b, idx + off, n, err);
+		rc = send_part(hb, b, idx + off, n, 0, err);
 	}
 	free(idx);
 	if (--b->outstanding == 0)
@@ -166,12 +168,19 @@ static void settle(retl_hb *hb, struct retl_http_req *req)
 		enum retl_hb_verdict v = hb->ops->decode(hb->dctx, p, req, &err);
 		if (v == RETL_HB_SPLIT && p->n > 1) {
 			size_t half = p->n / 2;
-			if (send_part(hb, b, p->idx, half, &err) < 0 ||
-			    send_part(hb, b, p->idx + half, p->n - half, &err) < 0)
+			if (send_part(hb, b, p->idx, half, 0, &err) < 0 ||
+			    send_part(hb, b, p->idx + half, p->n - half, 0, &err) < 0)
 				fatal(b, err.code ? err.code : RETL_EXIT_DEST, err.msg);
 		} else if (v == RETL_HB_SPLIT) {
 			char *why = retl_hb_reason(req);
 			set_all(p, RETL_RES_REJECT, why);
+			free(why);
+		} else if (v == RETL_HB_RESEND && !pr->resent) {
+			if (send_part(hb, b, p->idx, p->n, 1, &err) < 0)
+				fatal(b, err.code ? err.code : RETL_EXIT_DEST, err.msg);
+		} else if (v == RETL_HB_RESEND) {
+			char *why = retl_hb_reason(req);
+			fatal(b, RETL_EXIT_DEST, why);
 			free(why);
 		} else if (v == RETL_HB_FATAL) {
 			fatal(b, err.code ? err.code : RETL_EXIT_DEST, err.msg);

@@ -32,6 +32,10 @@ enum retl_hb_verdict {
 	RETL_HB_DONE,             /* every row of the part has its result */
 	RETL_HB_SPLIT,            /* refused as a whole: send halves (n > 1) */
 	RETL_HB_FATAL,            /* the run must stop; err says why (code 4) */
+	RETL_HB_RESEND,           /* send the same part again, once (e.g. after
+				   * the destination refreshed an expired token
+				   * with retl_http_set_auth); a second RESEND of
+				   * the same part is FATAL */
 };
 
 struct retl_hb_ops {

@@ -28,6 +28,8 @@ struct retl_http {
 	CURL **all;               /* every easy handle made (<= max_inflight) */
 	size_t nall;
 	struct curl_slist *headers;
+	struct curl_slist **old_headers; /* replaced while transfers used them */
+	size_t nold;
 	struct retl_http_req *wait_head, *wait_tail;
 	struct retl_http_req *done_head, *done_tail;
 	size_t nactive, nwaiting, ndone;
@@ -58,6 +60,16 @@ static struct retl_http_req *pop(struct retl_http_req **head,
 		r->next = NULL;
 	}
 	return r;
+}
+
+static struct curl_slist *base_headers(const char *auth)
+{
+	struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
+	l = curl_slist_append(l, "Accept: application/json");
+	l = curl_slist_append(l, "Expect:");
+	if (auth)
+		l = curl_slist_append(l, auth);
+	return l;
 }
 
 int retl_http_new(retl_http **out, const struct retl_http_opts *o,
@@ -94,11 +106,7 @@ int retl_http_new(retl_http **out, const struct retl_http_opts *o,
 	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_inflight);
 	h->idle = retl_calloc((size_t)h->o.max_inflight, sizeof(CURL *));
 	h->all = retl_calloc((size_t)h->o.max_inflight, sizeof(CURL *));
-	h->headers = curl_slist_append(NULL, "Content-Type: application/json");
-	h->headers = curl_slist_append(h->headers, "Accept: application/json");
-	h->headers = curl_slist_append(h->headers, "Expect:");
-	if (h->o.auth)
-		h->headers = curl_slist_append(h->headers, h->o.auth);
+	h->headers = base_headers(h->o.auth);
 	*out = h;
 	return 0;
 }
@@ -126,9 +134,26 @@ void retl_http_free(retl_http *h)
 	}
 	curl_multi_cleanup(h->multi);
 	curl_slist_free_all(h->headers);
+	for (size_t i = 0; i < h->nold; i++)
+		curl_slist_free_all(h->old_headers[i]);
+	free(h->old_headers);
 	free(h->idle);
 	free(h->all);
 	free(h);
+}
+
+void retl_http_set_auth(retl_http *h, const char *auth)
+{
+	/* transfers in flight keep using the old list until they finish */
+	if (h->nactive) {
+		struct curl_slist **old = retl_realloc(h->old_headers,
+			(h->nold + 1) * sizeof(*old));
+		old[h->nold++] = h->headers;
+		h->old_headers = old;
+	} else {
+		curl_slist_free_all(h->headers);
+	}
+	h->headers = base_headers(auth);
 }
 
 struct retl_http_req *retl_http_req_new(void)

@@ -84,6 +84,10 @@ void retl_http_free(retl_http *h);
 struct retl_http_req *retl_http_req_new(void);
 void retl_http_req_free(struct retl_http_req *r);
 
+/* replaces the Authorization header line (a refreshed token) for every
+ * request started from now on; the line is copied, never logged */
+void retl_http_set_auth(retl_http *h, const char *auth);
+
 /* queues r; the engine holds it until it is handed back */
 void retl_http_submit(retl_http *h, struct retl_http_req *r);
 /*
