@@ -407,3 +407,68 @@ def test_daemon_usage_errors(project):
     assert rc == 2 and "--listen" in err
     rc, out, err = p.run("daemon", "--bogus")
     assert rc == 2
+
+
+def test_sigterm_with_requests_in_flight_to_a_slow_emulator(project, db, daemons):
+    """SIGTERM while batches are in flight to a slow HubSpot emulator
+    (120 ms a request, 4 at once): the daemon exits 0 within the timeout,
+    the batches in flight finish and are committed (the emulator holds
+    exactly the rows the state store calls synced), and the next run sends
+    exactly the rest."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "emulators"))
+    import hubspot
+    token = "pat-daemon-test"
+    server, url = hubspot.start(port=0, tokens=[token], rate="10000/10s", latency=0.12)
+    try:
+        n = 20000
+        db.psql(f"""CREATE TABLE people AS SELECT i AS id,
+                    'p' || i || '@example.com' AS email, 'F' || i AS first
+                    FROM generate_series(1, {n}) i""")
+        p = project(dsn=db.dsn, destinations={
+            "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url,
+                   "requests_per_10s": 10000, "max_inflight": 4}})
+        p.add_mapping("people", {
+            "source": "warehouse", "query": "SELECT id, email, first FROM people",
+            "key": "id", "destination": "hs", "object": "contacts", "mode": "upsert",
+            "match": {"email": "email"}, "schedule": "every 1h",
+            "fields": {"email": "email", "firstname": "first"}})
+        os.environ["HUBSPOT_TOKEN"] = token
+        try:
+            timeout = 20
+            d = daemons(p, "--shutdown-timeout", timeout)
+
+            def upserts():
+                with urllib.request.urlopen(url + "/_emulator/counters", timeout=10) as r:
+                    c = json.loads(r.read())
+                return [q for q in c["requests"] if q["path"].endswith("/batch/upsert")]
+
+            deadline = time.time() + 60
+            while time.time() < deadline and len(upserts()) < 40:
+                time.sleep(0.05)
+            assert len(upserts()) >= 40, d.text()
+            t0 = time.time()
+            rc = d.stop(timeout=timeout + 10)
+            assert rc == 0, d.text()
+            assert time.time() - t0 < timeout
+            first = len(upserts())
+            assert first < n / 100, "the run was not interrupted"
+            with urllib.request.urlopen(url + "/_emulator/records/contacts", timeout=30) as r:
+                held = len(json.loads(r.read())["results"])
+            (status,), = state_rows(p, "SELECT status FROM runs")
+            (synced,), = state_rows(p, "SELECT count(*) FROM cache WHERE status = 1")
+            assert status == "interrupted"
+            assert held == synced == first * 100, "in-flight batches were committed"
+
+            rc, out, err = p.run("run", "people")
+            assert rc == 0, err
+            second = upserts()[first:]
+            assert sum(q["inputs"] for q in second) == n - synced
+            with urllib.request.urlopen(url + "/_emulator/records/contacts", timeout=30) as r:
+                assert len(json.loads(r.read())["results"]) == n
+        finally:
+            os.environ.pop("HUBSPOT_TOKEN", None)
+    finally:
+        server.shutdown()
+        server.server_close()
