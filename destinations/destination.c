@@ -22,3 +22,35 @@ const char *retl_destination_names(void)
 {
 	return "file, hubspot";
 }
+
+int retl_dest_opt_str(const struct retl_dest_cfg *dc, const char *key,
+		      const char *what, const char **out, struct retl_err *err)
+{
+	json_t *v = json_object_get(dc->options, key);
+	*out = NULL;
+	if (!v)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.%s: missing (%s)",
+				    dc->name, key, what);
+	if (!json_is_string(v) || !json_string_length(v))
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.%s: expected a non-empty string",
+				    dc->name, key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
+			 long def, long *out, struct retl_err *err)
+{
+	json_t *v = json_object_get(dc->options, key);
+	*out = def;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.%s: expected a positive integer",
+				    dc->name, key);
+	*out = (long)json_integer_value(v);
+	return 0;
+}

@@ -118,6 +118,16 @@ struct retl_destination {
 };
 
 const struct retl_destination *retl_destination_find(const char *type);
+
+/*
+ * Option readers for validate() and open(), with the config's messages
+ * ("retl.json: destinations.<name>.<key>: ...").  A required string says
+ * `what` it is when missing; an absent integer gives `def`.
+ */
+int retl_dest_opt_str(const struct retl_dest_cfg *dc, const char *key,
+		      const char *what, const char **out, struct retl_err *err);
+int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
+			 long def, long *out, struct retl_err *err);
 /* "file, hubspot, ..." for messages */
 const char *retl_destination_names(void);
 

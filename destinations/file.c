@@ -32,16 +32,9 @@ static const char *const file_conn_keys[] = { "path", NULL };
 
 static int file_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 {
-	json_t *p = json_object_get(dc->options, "path");
-	if (!p)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "retl.json: destinations.%s.path: missing (the file destination writes to this path)",
-				    dc->name);
-	if (!json_is_string(p) || !json_string_length(p))
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "retl.json: destinations.%s.path: expected a non-empty string",
-				    dc->name);
-	return 0;
+	const char *path;
+	return retl_dest_opt_str(dc, "path", "the file destination writes to this path",
+				 &path, err);
 }
 
 /* drops a trailing partial line left by a process killed mid-write */

@@ -56,37 +56,17 @@ static const char *const hs_conn_keys[] = {
 
 /* ---- options ---- */
 
-static int opt_posint(const struct retl_dest_cfg *dc, const char *key,
-		      long def, long *out, struct retl_err *err)
-{
-	json_t *v = json_object_get(dc->options, key);
-	*out = def;
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) <= 0)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "retl.json: destinations.%s.%s: expected a positive integer",
-				    dc->name, key);
-	*out = (long)json_integer_value(v);
-	return 0;
-}
-
 static int hs_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 {
-	json_t *t = json_object_get(dc->options, "token");
+	const char *t;
 	long n;
-	if (!t)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "retl.json: destinations.%s.token: missing (a HubSpot private app token, e.g. \"${HUBSPOT_TOKEN}\")",
-				    dc->name);
-	if (!json_is_string(t) || !json_string_length(t))
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "retl.json: destinations.%s.token: expected a non-empty string (e.g. \"${HUBSPOT_TOKEN}\")",
-				    dc->name);
-	if (opt_posint(dc, "requests_per_10s", 100, &n, err) < 0 ||
-	    opt_posint(dc, "daily_limit", 0, &n, err) < 0 ||
-	    opt_posint(dc, "max_inflight", 4, &n, err) < 0 ||
-	    opt_posint(dc, "timeout", 60, &n, err) < 0)
+	if (retl_dest_opt_str(dc, "token", "a HubSpot private app token, e.g. \"${HUBSPOT_TOKEN}\"",
+			      &t, err) < 0)
+		return -1;
+	if (retl_dest_opt_posint(dc, "requests_per_10s", 100, &n, err) < 0 ||
+	    retl_dest_opt_posint(dc, "daily_limit", 0, &n, err) < 0 ||
+	    retl_dest_opt_posint(dc, "max_inflight", 4, &n, err) < 0 ||
+	    retl_dest_opt_posint(dc, "timeout", 60, &n, err) < 0)
 		return -1;
 	return 0;
 }
@@ -1045,9 +1025,9 @@ static int hs_open(void **out, const struct retl_dest_cfg *dc,
 	long rps, inflight, timeout;
 	*out = NULL;
 	if (hs_validate(dc, err) < 0 ||
-	    opt_posint(dc, "requests_per_10s", 100, &rps, err) < 0 ||
-	    opt_posint(dc, "max_inflight", 4, &inflight, err) < 0 ||
-	    opt_posint(dc, "timeout", 60, &timeout, err) < 0)
+	    retl_dest_opt_posint(dc, "requests_per_10s", 100, &rps, err) < 0 ||
+	    retl_dest_opt_posint(dc, "max_inflight", 4, &inflight, err) < 0 ||
+	    retl_dest_opt_posint(dc, "timeout", 60, &timeout, err) < 0)
 		goto fail;
 	c->sc = sc;
 	c->mode = sc->mode;
