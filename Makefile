@@ -27,7 +27,7 @@ DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-
            libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
            postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev
 
-.PHONY: all deps test unit integration demo bench clean
+.PHONY: all deps test unit integration demo bench clean retl-asan
 # keep the ASan objects between runs (they are not throwaway intermediates)
 .SECONDARY:
 all: retl
@@ -46,6 +46,13 @@ build/asan/%.o: %.c $(wildcard src/*.h destinations/*.h)
 build/asan/test_%: tests/unit/test_%.c tests/unit/test.h $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -o $@ $< $(ASAN_OBJ) $(LIBS)
+
+# the binary under ASan+UBSan, for running the integration suite against it:
+#   make retl-asan && RETL_BIN=build/asan/retl make integration
+build/asan/retl: $(ASAN_OBJ) build/asan/src/main.o
+	$(CC) $(CSTD) -O1 -g $(SAN) -o $@ $(ASAN_OBJ) build/asan/src/main.o $(LIBS)
+
+retl-asan: build/asan/retl
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
