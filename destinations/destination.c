@@ -8,6 +8,9 @@
 static const struct retl_destination *const table[] = {
 	&retl_dest_file,
 	&retl_dest_hubspot,
+	&retl_dest_airtable,
+	&retl_dest_webhook,
+	&retl_dest_mailchimp,
 };
 
 const struct retl_destination *retl_destination_find(const char *type)
@@ -20,7 +23,7 @@ const struct retl_destination *retl_destination_find(const char *type)
 
 const char *retl_destination_names(void)
 {
-	return "file, hubspot";
+	return "file, hubspot, airtable, webhook, mailchimp";
 }
 
 int retl_dest_opt_str(const struct retl_dest_cfg *dc, const char *key,

@@ -133,5 +133,8 @@ const char *retl_destination_names(void);
 
 extern const struct retl_destination retl_dest_file;
 extern const struct retl_destination retl_dest_hubspot;
+extern const struct retl_destination retl_dest_airtable;
+extern const struct retl_destination retl_dest_webhook;
+extern const struct retl_destination retl_dest_mailchimp;
 
 #endif

@@ -1,0 +1,241 @@
+/*
+ * airtable_check.c - `retl check` for the Airtable destination.
+ *
+ * One GET /v0/meta/bases/{base}/tables answers everything: the token works
+ * and may read the schema (401/403 -> exit 4), the table exists (by id or
+ * name), every mapped field exists and can be written (computed fields
+ * cannot), a field's declared `type` fits the Airtable field type, and the
+ * constant values a mapping can produce (`value`, `map` tables and their
+ * `default`) are options of single/multiple select fields unless typecast
+ * is on (then Airtable creates them).  Values that come from columns are
+ * checked by Airtable at run time: such a row fails with its message.
+ * Every problem is listed at once; mapping problems exit 2.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "airtable_int.h"
+#include "buf.h"
+
+static struct retl_http_req *get(struct at_ctx *c, const char *path)
+{
+	struct retl_http_req *req = retl_http_req_new();
+	retl_buf url = RETL_BUF_INIT;
+	retl_buf_addf(&url, "%s%s", c->api, path);
+	req->method = "GET";
+	req->url = retl_buf_detach(&url);
+	req->idempotent = 1;
+	retl_http_submit(c->http, req);
+	struct retl_http_req *r;
+	while ((r = retl_http_next(c->http, 1)) && r != req)
+		retl_http_req_free(r);
+	return req;
+}
+
+static const json_t *find_named(const json_t *arr, const char *name, int by_id)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		const char *id = json_string_value(json_object_get(x, "id"));
+		if ((n && !strcmp(n, name)) || (by_id && id && !strcmp(id, name)))
+			return x;
+	}
+	return NULL;
+}
+
+static const char *case_twin(const json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		if (n && !strcasecmp(n, name))
+			return n;
+	}
+	return NULL;
+}
+
+static int computed(const char *t)
+{
+	static const char *const ro[] = {
+		"formula", "createdTime", "rollup", "count", "lookup",
+		"multipleLookupValues", "autoNumber", "lastModifiedTime", "button",
+		"createdBy", "lastModifiedBy", "externalSyncSource", "aiText", NULL
+	};
+	for (const char *const *p = ro; *p; p++)
+		if (!strcmp(t, *p))
+			return 1;
+	return 0;
+}
+
+static int one_of(const char *t, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcmp(t, *list))
+			return 1;
+	return 0;
+}
+
+/* does a declared retl type fit the Airtable field type (no typecast)? */
+static int type_fits(enum retl_type rt, const char *at)
+{
+	static const char *const text[] = {
+		"singleLineText", "multilineText", "richText", "email", "url",
+		"phoneNumber", "singleSelect", "barcode", NULL
+	};
+	static const char *const num[] = {
+		"number", "percent", "currency", "rating", "duration", NULL
+	};
+	static const char *const date[] = { "date", "dateTime", NULL };
+	switch (rt) {
+	case RETL_TYPE_STRING:
+		return one_of(at, text) || one_of(at, date);
+	case RETL_TYPE_INTEGER:
+	case RETL_TYPE_NUMBER:
+		return one_of(at, num);
+	case RETL_TYPE_BOOLEAN:
+		return !strcmp(at, "checkbox");
+	case RETL_TYPE_DATE:
+	case RETL_TYPE_DATETIME:
+		return one_of(at, date) || one_of(at, text);
+	default:
+		return 1;       /* auto (the column decides) and json */
+	}
+}
+
+static int has_choice(const json_t *field, const char *v)
+{
+	json_t *choices = json_object_get(json_object_get(field, "options"), "choices");
+	size_t i;
+	json_t *x;
+	json_array_foreach(choices, i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		if (n && !strcmp(n, v))
+			return 1;
+	}
+	return 0;
+}
+
+/* every string a constant of the mapping spec can give this field */
+static void spec_constants(const json_t *spec, json_t *out)
+{
+	json_t *v = json_object_get(spec, "value");
+	size_t i;
+	json_t *x;
+	if (json_is_string(v))
+		json_array_append(out, v);
+	json_array_foreach(v, i, x)
+		if (json_is_string(x))
+			json_array_append(out, x);
+	json_array_foreach(json_object_get(spec, "transform"), i, x) {
+		json_t *map = json_object_get(x, "map");
+		const char *k;
+		json_t *mv;
+		json_object_foreach(map, k, mv)
+			if (json_is_string(mv))
+				json_array_append(out, mv);
+		json_t *d = json_object_get(x, "default");
+		if (map && json_is_string(d))
+			json_array_append(out, d);
+	}
+}
+
+static void check_options(struct at_ctx *c, const char *t, const json_t *field,
+			  const char *type, retl_buf *probs)
+{
+	if (c->typecast || (strcmp(type, "singleSelect") && strcmp(type, "multipleSelects")))
+		return;
+	json_t *consts = json_array();
+	spec_constants(json_object_get(c->sc->fields, t), consts);
+	size_t i;
+	json_t *x;
+	json_array_foreach(consts, i, x) {
+		const char *v = json_string_value(x);
+		if (!has_choice(field, v))
+			retl_buf_addf(probs, "%s%s: fields.%s: airtable: \"%s\" is not an option of %s field \"%s\" (add it in Airtable, or set \"typecast\": true to let Airtable create it)",
+				      probs->len ? "\n" : "", c->sc->file, t, v, type, t);
+	}
+	json_decref(consts);
+}
+
+int airtable_check(void *ctx, struct retl_err *err)
+{
+	struct at_ctx *c = ctx;
+	retl_buf path = RETL_BUF_INIT, probs = RETL_BUF_INIT;
+	json_t *root = NULL;
+	int rc = -1;
+
+	retl_buf_addf(&path, "/v0/meta/bases/%s/tables", c->base_id);
+	struct retl_http_req *req = get(c, path.ptr);
+	if (airtable_auth_error(c, req, err) < 0)
+		goto out;
+	if (req->status != 200) {
+		char *r = retl_hb_reason(req);
+		if (req->status <= 0)
+			retl_err_set(err, RETL_EXIT_DEST, "airtable: cannot reach %s: %s",
+				     c->api, req->error[0] ? req->error : (r ? r : "no response"));
+		else
+			retl_err_set(err, RETL_EXIT_DEST, "airtable: GET %s: %s", path.ptr,
+				     r ? r : "unexpected response");
+		free(r);
+		goto out;
+	}
+	json_error_t je;
+	root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	json_t *tables = json_object_get(root, "tables");
+	if (!json_is_array(tables)) {
+		retl_err_set(err, RETL_EXIT_DEST, "airtable: GET %s: no \"tables\" in the response",
+			     path.ptr);
+		goto out;
+	}
+	const json_t *table = find_named(tables, c->table, 1);
+	if (!table) {
+		const char *twin = case_twin(tables, c->table);
+		retl_buf_addf(&probs, "%s: object: airtable: base %s has no table \"%s\"",
+			      c->sc->file, c->base_id, c->table);
+		if (twin)
+			retl_buf_addf(&probs, " (did you mean \"%s\"?)", twin);
+		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
+		goto out;
+	}
+	const json_t *fields = json_object_get(table, "fields");
+	for (size_t i = 0; i < c->nf; i++) {
+		const char *t = c->ftarget[i];
+		const json_t *f = find_named(fields, t, 0);
+		const char *type = f ? json_string_value(json_object_get(f, "type")) : NULL;
+		if (!f) {
+			const char *twin = case_twin(fields, t);
+			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: table \"%s\" has no field \"%s\"",
+				      probs.len ? "\n" : "", c->sc->file, t, c->table, t);
+			if (twin)
+				retl_buf_addf(&probs, " (did you mean \"%s\"?)", twin);
+			continue;
+		}
+		if (!type)
+			continue;
+		if (computed(type)) {
+			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: \"%s\" is a computed field (%s) and cannot be written; remove it from fields",
+				      probs.len ? "\n" : "", c->sc->file, t, t, type);
+			continue;
+		}
+		if (!c->typecast && !type_fits(c->ftype[i], type))
+			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: type %s does not fit field \"%s\" of type %s (change the type, or set \"typecast\": true)",
+				      probs.len ? "\n" : "", c->sc->file, t,
+				      retl_type_name(c->ftype[i]), t, type);
+		check_options(c, t, f, type, &probs);
+	}
+	if (probs.len) {
+		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
+		goto out;
+	}
+	rc = 0;
+out:
+	retl_http_req_free(req);
+	json_decref(root);
+	retl_buf_free(&path);
+	retl_buf_free(&probs);
+	return rc;
+}

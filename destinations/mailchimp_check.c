@@ -1,0 +1,253 @@
+/*
+ * mailchimp_check.c - `retl check` for the Mailchimp destination.
+ *
+ * GET /ping (the key works: 401 -> exit 4), GET /lists/{id} (the audience
+ * exists: 404 -> exit 2), GET /lists/{id}/merge-fields: every mapped
+ * merge_fields.TAG exists (with the closest tag when it does not) and takes
+ * the mapped type, and every merge field the audience requires is mapped
+ * (Mailchimp refuses new members without it).  All mapping problems are
+ * listed at once, exit 2.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "mailchimp_int.h"
+
+static struct retl_http_req *get(struct mc_ctx *c, const char *path)
+{
+	struct retl_http_req *req = retl_http_req_new();
+	retl_buf url = RETL_BUF_INIT;
+	retl_buf_addf(&url, "%s%s", c->base, path);
+	req->method = "GET";
+	req->url = retl_buf_detach(&url);
+	req->idempotent = 1;
+	retl_http_submit(c->http, req);
+	struct retl_http_req *r;
+	while ((r = retl_http_next(c->http, 1)) && r != req)
+		retl_http_req_free(r);
+	return req;
+}
+
+/* 0 when the answer is 200; else err set (code 4) */
+static int answered(struct mc_ctx *c, const struct retl_http_req *req,
+		    const char *what, struct retl_err *err)
+{
+	if (req->status == 200)
+		return 0;
+	if (mailchimp_auth_error(req, err) < 0)
+		return -1;
+	char *why = mailchimp_problem(req);
+	if (req->status <= 0)
+		retl_err_set(err, RETL_EXIT_DEST, "mailchimp: cannot reach %s: %s", c->base,
+			     req->error[0] ? req->error : (why ? why : "no response"));
+	else
+		retl_err_set(err, RETL_EXIT_DEST, "mailchimp: GET %s: HTTP %ld: %s", what,
+			     req->status, why ? why : "unexpected response");
+	free(why);
+	return -1;
+}
+
+static size_t lev(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t *prev = retl_calloc(lb + 1, sizeof(size_t));
+	size_t *cur = retl_calloc(lb + 1, sizeof(size_t));
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t d = prev[j - 1] + ((a[i - 1] | 0x20) != (b[j - 1] | 0x20));
+			if (prev[j] + 1 < d)
+				d = prev[j] + 1;
+			if (cur[j - 1] + 1 < d)
+				d = cur[j - 1] + 1;
+			cur[j] = d;
+		}
+		size_t *t = prev;
+		prev = cur;
+		cur = t;
+	}
+	size_t d = prev[lb];
+	free(prev);
+	free(cur);
+	return d;
+}
+
+static const json_t *find_field(const json_t *fields, const char *tag, int ci)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(fields, i, x) {
+		const char *t = json_string_value(json_object_get(x, "tag"));
+		if (t && (ci ? !strcasecmp(t, tag) : !strcmp(t, tag)))
+			return x;
+	}
+	return NULL;
+}
+
+static const char *suggest(const json_t *fields, const char *tag)
+{
+	const char *best = NULL;
+	size_t bestd = 3, i;
+	json_t *x;
+	json_array_foreach(fields, i, x) {
+		const char *t = json_string_value(json_object_get(x, "tag"));
+		if (!t)
+			continue;
+		size_t d = lev(tag, t);
+		if (d < bestd) {
+			bestd = d;
+			best = t;
+		}
+	}
+	return best;
+}
+
+static int is_address_part(const char *s)
+{
+	static const char *const parts[] = {
+		"addr1", "addr2", "city", "state", "zip", "country", NULL
+	};
+	for (const char *const *p = parts; *p; p++)
+		if (!strcmp(s, *p))
+			return 1;
+	return 0;
+}
+
+/* why the mapped type cannot go to a field of Mailchimp type ft, or NULL */
+static const char *incompatible(const char *ft, enum retl_type t, const char *sub)
+{
+	int address = !strcmp(ft, "address");
+	if (sub)
+		return address ? (is_address_part(sub) ? NULL :
+				  "an address has the parts addr1, addr2, city, state, zip, country")
+			       : "only an address merge field has parts";
+	if (address)
+		return t == RETL_TYPE_AUTO || t == RETL_TYPE_JSON ? NULL :
+		       "an address merge field takes an object {addr1, city, state, zip, …}: map its parts (merge_fields.TAG.addr1, …)";
+	if (t == RETL_TYPE_JSON)
+		return "a JSON value cannot go to this merge field";
+	if (!strcmp(ft, "number"))
+		return t == RETL_TYPE_BOOLEAN || t == RETL_TYPE_DATE || t == RETL_TYPE_DATETIME ?
+		       "a number merge field takes numbers" : NULL;
+	if (!strcmp(ft, "date"))
+		return t == RETL_TYPE_INTEGER || t == RETL_TYPE_NUMBER ||
+		       t == RETL_TYPE_BOOLEAN || t == RETL_TYPE_DATETIME ?
+		       "a date merge field takes dates (type date: YYYY-MM-DD)" : NULL;
+	if (!strcmp(ft, "birthday"))
+		return t == RETL_TYPE_DATE || t == RETL_TYPE_DATETIME ||
+		       t == RETL_TYPE_INTEGER || t == RETL_TYPE_NUMBER ||
+		       t == RETL_TYPE_BOOLEAN ?
+		       "a birthday merge field takes \"MM/DD\" text (e.g. a template or a replace transform)" : NULL;
+	return NULL;
+}
+
+int mailchimp_check(void *ctx, struct retl_err *err)
+{
+	struct mc_ctx *c = ctx;
+	retl_buf path = RETL_BUF_INIT, probs = RETL_BUF_INIT;
+	json_t *root = NULL;
+	struct retl_http_req *req = NULL;
+	int rc = -1;
+	const char *file = c->sc->file;
+
+	req = get(c, "/ping");
+	if (answered(c, req, "/ping", err) < 0)
+		goto out;
+	retl_http_req_free(req);
+
+	retl_buf_addf(&path, "/lists/%s", c->list_id);
+	req = get(c, path.ptr);
+	if (req->status == 404) {
+		retl_err_set(err, RETL_EXIT_USAGE,
+			     "%s: object: mailchimp: audience (list) \"%s\" does not exist (GET /lists/%s: 404)",
+			     file, c->list_id, c->list_id);
+		goto out;
+	}
+	if (answered(c, req, path.ptr, err) < 0)
+		goto out;
+	retl_http_req_free(req);
+
+	retl_buf_adds(&path, "/merge-fields?count=1000");
+	req = get(c, path.ptr);
+	if (answered(c, req, path.ptr, err) < 0)
+		goto out;
+	json_error_t je;
+	root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	json_t *fields = json_object_get(root, "merge_fields");
+	if (!json_is_array(fields)) {
+		retl_err_set(err, RETL_EXIT_DEST,
+			     "mailchimp: GET /lists/%s/merge-fields: no \"merge_fields\" in the response",
+			     c->list_id);
+		goto out;
+	}
+
+	for (size_t i = 0; i < c->nf; i++) {
+		const char *t = c->ftarget[i];
+		if (strncmp(t, "merge_fields.", 13))
+			continue;
+		char *tag = retl_strdup(t + 13);
+		char *sub = strchr(tag, '.');
+		if (sub)
+			*sub++ = '\0';
+		const json_t *f = find_field(fields, tag, 0);
+		const json_t *fci = f ? f : find_field(fields, tag, 1);
+		size_t mark = probs.len;
+		if (probs.len)
+			retl_buf_addc(&probs, '\n');
+		if (!f) {
+			const char *s = fci ? json_string_value(json_object_get(fci, "tag")) :
+					suggest(fields, tag);
+			retl_buf_addf(&probs, "%s: fields.%s: mailchimp: audience %s has no merge field \"%s\"",
+				      file, t, c->list_id, tag);
+			if (s)
+				retl_buf_addf(&probs, " (did you mean \"%s\"?)", s);
+		} else {
+			const char *ft = json_string_value(json_object_get(f, "type"));
+			const char *why = incompatible(ft ? ft : "text", c->ftype[i], sub);
+			if (why)
+				retl_buf_addf(&probs, "%s: fields.%s: mailchimp: merge field %s is of type %s (mapped as %s): %s",
+					      file, t, tag, ft ? ft : "text",
+					      c->ftype[i] == RETL_TYPE_AUTO ? "the column's type" :
+					      retl_type_name(c->ftype[i]), why);
+		}
+		if (probs.len == mark + (mark ? 1 : 0))
+			retl_buf_truncate(&probs, mark);
+		free(tag);
+	}
+	size_t j;
+	json_t *x;
+	json_array_foreach(fields, j, x) {
+		const char *tag = json_string_value(json_object_get(x, "tag"));
+		if (!tag || !json_is_true(json_object_get(x, "required")))
+			continue;
+		int mapped = 0;
+		size_t tl = strlen(tag);
+		for (size_t i = 0; i < c->nf && !mapped; i++) {
+			const char *t = c->ftarget[i];
+			mapped = !strncmp(t, "merge_fields.", 13) && !strncmp(t + 13, tag, tl) &&
+				 (t[13 + tl] == '\0' || t[13 + tl] == '.');
+		}
+		if (mapped)
+			continue;
+		const char *name = json_string_value(json_object_get(x, "name"));
+		if (probs.len)
+			retl_buf_addc(&probs, '\n');
+		retl_buf_addf(&probs, "%s: fields: mailchimp: merge field %s (\"%s\") is required by audience %s but not mapped; Mailchimp refuses new members without it: add \"merge_fields.%s\"",
+			      file, tag, name ? name : tag, c->list_id, tag);
+	}
+	if (probs.len) {
+		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
+		goto out;
+	}
+	rc = 0;
+out:
+	retl_http_req_free(req);
+	json_decref(root);
+	retl_buf_free(&path);
+	retl_buf_free(&probs);
+	return rc;
+}

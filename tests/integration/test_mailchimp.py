@@ -1,0 +1,375 @@
+"""The Mailchimp destination against the emulator (tests/emulators/mailchimp.py).
+
+Issue 5, "Done when":
+  1. 1,200 members -> 3 batch subscribe requests; re-run -> 0; 7 changed -> 1;
+     merge fields and tags are in the emulator's members.
+  2. 5 invalid addresses among 500 -> 495 synced, 5 failed with Mailchimp's
+     reason, retried by the next run.
+  3. mirror with on_remove unsubscribe -> removed rows unsubscribed, not
+     deleted; with archive -> archived.
+  4. 20,000 members under 429s, 5xx and dropped connections -> emulator ==
+     model, and never more than 10 connections open at once.
+  5. `retl check` names a missing merge field and an unmapped required one.
+The emulator runs in-process on loopback.
+"""
+
+import json
+import os
+import sqlite3
+import sys
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "emulators"))
+
+import mailchimp  # noqa: E402
+
+KEY = "5f4dcc3b5aa765d61d8327deb882cf99-us6"
+ENV = {"MAILCHIMP_KEY": KEY}
+LIST = mailchimp.DEFAULT_LIST
+
+
+@pytest.fixture
+def emulator():
+    server, url = mailchimp.start(port=0, api_key=KEY)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def control(url, path, body=None):
+    req = urllib.request.Request(
+        url + "/_emulator/" + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def batch_requests(url):
+    """batch subscribe requests the emulator has seen (every attempt)"""
+    return [r for r in control(url, "counters")["requests"]
+            if r["method"] == "POST" and r["path"] == "/3.0/lists/" + LIST]
+
+
+def members(url):
+    return {m["email_address"].lower(): m for m in control(url, "members/" + LIST)["members"]}
+
+
+def make_people(db, n):
+    db.psql(f"""
+        CREATE TABLE people (id int PRIMARY KEY, email text, first text, last text,
+                             plan text, age int);
+        INSERT INTO people SELECT i, 'person' || i || '@example.com',
+               'First' || i, 'Last' || i,
+               CASE WHEN i % 3 = 0 THEN 'pro,beta' ELSE 'free' END, 20 + i % 50
+        FROM generate_series(1, {n}) i;
+    """)
+
+
+FIELDS = {
+    "email_address": "email",
+    "merge_fields.FNAME": "first",
+    "merge_fields.LNAME": "last",
+    "merge_fields.AGE": {"from": "age", "type": "integer"},
+    "tags": {"from": "plan", "transform": [{"split": ","}]},
+}
+
+
+def mc_project(project, db, url, mode="upsert", fields=None, name="people",
+               query="SELECT id, email, first, last, plan, age FROM people",
+               conn_extra=None, **extra):
+    dest = {"type": "mailchimp", "api_key": "${MAILCHIMP_KEY}", "base_url": url + "/3.0"}
+    dest.update(conn_extra or {})
+    p = project(dsn=db.dsn, destinations={"mc": dest})
+    m = {
+        "source": "warehouse",
+        "query": query,
+        "key": "id",
+        "destination": "mc",
+        "object": LIST,
+        "mode": mode,
+        "match": {"email_address": "email"},
+        "fields": fields or FIELDS,
+    }
+    m.update(extra)
+    p.add_mapping(name, m)
+    return p
+
+
+def add_age_field(url):
+    control(url, "merge-fields/" + LIST, {"tag": "AGE", "type": "number", "name": "Age"})
+
+
+def model(db):
+    out = {}
+    for line in db.psql("SELECT email, first, last, plan, age FROM people",
+                        "-At", "-F", "\t").splitlines():
+        e, f, last, plan, age = line.split("\t")
+        out[e.lower()] = (f, last, int(age), sorted(plan.split(",")))
+    return out
+
+
+def assert_equal_to_model(url, db):
+    got = {e: (m["merge_fields"]["FNAME"], m["merge_fields"]["LNAME"],
+               m["merge_fields"]["AGE"], sorted(t["name"] for t in m["tags"]))
+           for e, m in members(url).items() if m["status"] == "subscribed"}
+    assert got == model(db)
+
+
+OK, FAILED = 1, 2   # cache.status
+
+
+def cache_rows(p, sync="people"):
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    try:
+        return con.execute("SELECT key, dest_id, status, last_error FROM cache WHERE sync = ?",
+                           (sync,)).fetchall()
+    finally:
+        con.close()
+
+
+# ---- 1 -----------------------------------------------------------------------
+
+def test_1200_members_in_3_requests_then_0_then_1(project, db, emulator):
+    url = emulator
+    add_age_field(url)
+    make_people(db, 1200)
+    p = mc_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    reqs = batch_requests(url)
+    assert len(reqs) == 3
+    assert sorted(r["inputs"] for r in reqs) == [200, 500, 500]
+    assert_equal_to_model(url, db)
+    m = members(url)["person3@example.com"]
+    assert m["merge_fields"]["FNAME"] == "First3" and m["merge_fields"]["AGE"] == 23
+    assert sorted(t["name"] for t in m["tags"]) == ["beta", "pro"]
+    assert m["status"] == "subscribed"
+    assert m["id"] == mailchimp.subscriber_hash("person3@example.com")
+    rows = cache_rows(p)
+    assert len(rows) == 1200 and all(r[1] for r in rows)
+
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert len(batch_requests(url)) == 3
+    assert control(url, "counters")["total"] == 3     # not even a GET
+
+    # 7 changed, among them tags: one request of 7 members, tags replaced
+    db.psql("UPDATE people SET first = 'Changed' || id, plan = 'enterprise' "
+            "WHERE id IN (3, 100, 333, 500, 501, 900, 1200)")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    reqs = batch_requests(url)
+    assert len(reqs) == 4 and reqs[-1]["inputs"] == 7
+    assert_equal_to_model(url, db)
+    m = members(url)["person3@example.com"]
+    assert [t["name"] for t in m["tags"]] == ["enterprise"]
+    assert m["merge_fields"]["FNAME"] == "Changed3"
+
+
+def test_status_if_new_and_existing_status_kept(project, db, emulator):
+    url = emulator
+    add_age_field(url)
+    make_people(db, 3)
+    control(url, "members/" + LIST, {"members": [
+        {"email_address": "person1@example.com", "status": "unsubscribed"}]})
+    p = mc_project(project, db, url, status_if_new="pending")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    ms = members(url)
+    assert ms["person1@example.com"]["status"] == "unsubscribed"   # never re-subscribed
+    assert ms["person2@example.com"]["status"] == "pending"
+
+
+def test_insert_mode_existing_member_counts_as_done(project, db, emulator):
+    url = emulator
+    add_age_field(url)
+    make_people(db, 4)
+    control(url, "members/" + LIST, {"members": [
+        {"email_address": "person2@example.com", "status": "subscribed",
+         "merge_fields": {"FNAME": "Theirs"}}]})
+    p = mc_project(project, db, url, mode="insert")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    ms = members(url)
+    assert len(ms) == 4
+    assert ms["person2@example.com"]["merge_fields"]["FNAME"] == "Theirs"
+    assert ms["person1@example.com"]["merge_fields"]["FNAME"] == "First1"
+
+
+# ---- 2 -----------------------------------------------------------------------
+
+BAD = {7: "fake7@example.com", 70: "no-at-sign", 170: "person170@@example.com",
+       270: "test@mailinator.com", 470: "person470@example"}
+
+
+def test_5_invalid_among_500(project, db, emulator):
+    url = emulator
+    add_age_field(url)
+    make_people(db, 500)
+    for i, e in BAD.items():
+        db.psql(f"UPDATE people SET email = '{e}' WHERE id = {i}")
+    p = mc_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    assert len(batch_requests(url)) == 1
+    ms = members(url)
+    assert len(ms) == 495
+    rows = {r[0]: r for r in cache_rows(p)}
+    failed = {k: r for k, r in rows.items() if r[2] != OK}
+    assert set(failed) == {str(i) for i in BAD}
+    assert "looks fake or invalid, please enter a real email address" in failed["7"][3]
+    assert "looks fake or invalid" in failed["270"][3]
+    assert "Please provide a valid email address" in failed["70"][3]
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert "fake7@example.com looks fake or invalid" in out
+
+    # the next run retries exactly the 5 (still failing)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    reqs = batch_requests(url)
+    assert len(reqs) == 2 and reqs[-1]["inputs"] == 5
+    # fixed in the model: acknowledged
+    db.psql("UPDATE people SET email = 'person' || id || '@example.com' WHERE id IN (7, 70, 170, 270, 470)")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert len(members(url)) == 500
+
+
+def test_merge_field_type_error_is_a_row_rejection(project, db, emulator):
+    url = emulator
+    control(url, "merge-fields/" + LIST, {"tag": "AGE", "type": "number"})
+    make_people(db, 10)
+    fields = dict(FIELDS)
+    fields["merge_fields.AGE"] = {"template": "{{age}} years"}
+    p = mc_project(project, db, url, fields=fields)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    rows = cache_rows(p)
+    assert all(r[2] == FAILED for r in rows)
+    assert "Your merge fields were invalid. (AGE: Please enter a number)" in rows[0][3]
+
+
+# ---- 3 -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("action", ["unsubscribe", "archive"])
+def test_mirror_removes(project, db, emulator, action):
+    url = emulator
+    add_age_field(url)
+    make_people(db, 30)
+    p = mc_project(project, db, url, mode="mirror", on_remove=action)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    db.psql("DELETE FROM people WHERE id IN (4, 8, 15)")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    ms = members(url)
+    assert len(ms) == 30               # nothing deleted
+    gone = {"person4@example.com", "person8@example.com", "person15@example.com"}
+    want = "unsubscribed" if action == "unsubscribe" else "archived"
+    assert {e for e, m in ms.items() if m["status"] == want} == gone
+    assert all(m["status"] == "subscribed" for e, m in ms.items() if e not in gone)
+    assert_equal_to_model(url, db)
+    if action == "archive":
+        dels = [r for r in control(url, "counters")["requests"] if r["method"] == "DELETE"]
+        assert len(dels) == 3
+    else:
+        assert len(batch_requests(url)) == 2
+    assert len(cache_rows(p)) == 27
+
+
+def test_delete_needs_delete_permanent(project, db, emulator):
+    url = emulator
+    add_age_field(url)
+    make_people(db, 5)
+    p = mc_project(project, db, url, mode="mirror", on_remove="delete")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 2 and "delete_permanent" in err, (out, err)
+    p = mc_project(project, db, url, mode="mirror", on_remove="delete", delete_permanent=True)
+    assert p.run("run", "people", env=ENV)[0] == 0
+    db.psql("DELETE FROM people WHERE id = 2")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    got = control(url, "members/" + LIST)
+    assert len(got["members"]) == 4 and got["forgotten"] == ["person2@example.com"]
+
+
+# ---- 4 -----------------------------------------------------------------------
+
+def test_20000_members_under_faults_at_most_10_connections(project, db, emulator):
+    url = emulator
+    add_age_field(url)
+    make_people(db, 20000)
+    control(url, "config", {"force_429_rate": 0.1, "error_rate_5xx": 0.08,
+                            "error_5xx_after_rate": 0.05, "drop_before": 0.08,
+                            "drop_after": 0.08, "latency": 0.3, "seed": 5})
+    p = mc_project(project, db, url, conn_extra={"max_connections": 10})
+    for _ in range(3):
+        rc, out, err = p.run("run", "people", env=ENV, timeout=240)
+        if rc == 0:
+            break
+    assert rc == 0, (out, err)
+    control(url, "config", {"force_429_rate": 0, "error_rate_5xx": 0, "error_5xx_after_rate": 0,
+                            "drop_before": 0, "drop_after": 0})
+    assert_equal_to_model(url, db)
+    c = control(url, "counters")
+    assert c["forced_429"] > 0 and c["errors_5xx"] > 0
+    assert c["dropped_before"] + c["dropped_after"] > 0
+    assert c["extra"]["max_open_connections"] <= 10
+    assert 2 <= c["max_inflight"] <= 10
+    assert c["rate_limited"] == c["forced_429"]   # never over the connection cap
+    # the runs record the retries and 429s
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    try:
+        n429 = con.execute("SELECT sum(http_429) FROM runs").fetchone()[0]
+    except sqlite3.OperationalError:
+        n429 = None
+    finally:
+        con.close()
+    if n429 is not None:
+        assert n429 > 0
+
+
+# ---- 5 -----------------------------------------------------------------------
+
+def test_check_names_missing_and_required_merge_fields(project, db, emulator):
+    url = emulator
+    control(url, "merge-fields/" + LIST, {"tag": "AGE", "type": "number"})
+    control(url, "merge-fields/" + LIST, {"tag": "COMPANY", "type": "text", "name": "Company",
+                                          "required": True})
+    make_people(db, 3)
+    fields = dict(FIELDS)
+    fields["merge_fields.FNAMEE"] = "first"
+    fields["merge_fields.AGE"] = {"from": "first", "type": "boolean"}
+    p = mc_project(project, db, url, fields=fields)
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert 'fields.merge_fields.FNAMEE: mailchimp: audience %s has no merge field "FNAMEE" (did you mean "FNAME"?)' % LIST in err
+    assert 'merge field COMPANY ("Company") is required by audience %s but not mapped' % LIST in err
+    assert "fields.merge_fields.AGE: mailchimp: merge field AGE is of type number" in err
+
+    fields = dict(FIELDS)
+    fields["merge_fields.COMPANY"] = "last"
+    p = mc_project(project, db, url, fields=fields, name="ok")
+    rc, out, err = p.run("check", "ok", env=ENV)
+    assert rc == 0, (out, err)
+    paths = [r["path"] for r in control(url, "counters")["requests"]]
+    assert "/3.0/ping" in paths and "/3.0/lists/%s/merge-fields" % LIST in paths
+
+
+def test_check_bad_key_and_unknown_audience(project, db, emulator):
+    url = emulator
+    make_people(db, 1)
+    p = mc_project(project, db, url)
+    rc, out, err = p.run("check", "people", env={"MAILCHIMP_KEY": "00000000000000000000000000000000-us6"})
+    assert rc == 4, (out, err)
+    assert "API key invalid" in err and "0000000000" not in err
+    p = mc_project(project, db, url, name="nolist", object="zzz999")
+    rc, out, err = p.run("check", "nolist", env=ENV)
+    assert rc == 2 and 'audience (list) "zzz999" does not exist' in err, (out, err)
