@@ -20,16 +20,10 @@
 
 static struct retl_http_req *get(struct at_ctx *c, const char *path)
 {
-	struct retl_http_req *req = retl_http_req_new();
 	retl_buf url = RETL_BUF_INIT;
 	retl_buf_addf(&url, "%s%s", c->api, path);
-	req->method = "GET";
-	req->url = retl_buf_detach(&url);
-	req->idempotent = 1;
-	retl_http_submit(c->http, req);
-	struct retl_http_req *r;
-	while ((r = retl_http_next(c->http, 1)) && r != req)
-		retl_http_req_free(r);
+	struct retl_http_req *req = retl_http_get(c->http, url.ptr);
+	retl_buf_free(&url);
 	return req;
 }
 

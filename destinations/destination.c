@@ -3,7 +3,11 @@
  */
 #include "destination.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "buf.h"
 
 static const struct retl_destination *const table[] = {
 	&retl_dest_file,
@@ -56,4 +60,56 @@ int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
 				    dc->name, key);
 	*out = (long)json_integer_value(v);
 	return 0;
+}
+
+/* Levenshtein distance ignoring ASCII case; above cap returns cap + 1 */
+static size_t edit_distance(const char *a, const char *b, size_t cap)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if ((la > lb ? la - lb : lb - la) > cap)
+		return cap + 1;
+	size_t *prev = retl_calloc(lb + 1, sizeof(size_t));
+	size_t *cur = retl_calloc(lb + 1, sizeof(size_t));
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = (a[i - 1] | 0x20) == (b[j - 1] | 0x20) ? 0 : 1;
+			size_t d = prev[j - 1] + cost;
+			if (prev[j] + 1 < d)
+				d = prev[j] + 1;
+			if (cur[j - 1] + 1 < d)
+				d = cur[j - 1] + 1;
+			cur[j] = d;
+		}
+		size_t *t = prev;
+		prev = cur;
+		cur = t;
+	}
+	size_t d = prev[lb];
+	free(prev);
+	free(cur);
+	return d;
+}
+
+const char *retl_dest_closest(const json_t *arr, const char *field,
+			      const char *name, size_t max_dist)
+{
+	const char *best = NULL;
+	size_t bestd = max_dist + 1, i;
+	json_t *x;
+	json_array_foreach(arr, i, x) {
+		const char *n = json_string_value(json_object_get(x, field));
+		if (!n)
+			continue;
+		if (!strcasecmp(n, name))
+			return n;
+		size_t d = edit_distance(name, n, max_dist);
+		if (d < bestd) {
+			bestd = d;
+			best = n;
+		}
+	}
+	return best;
 }

@@ -128,6 +128,14 @@ int retl_dest_opt_str(const struct retl_dest_cfg *dc, const char *key,
 		      const char *what, const char **out, struct retl_err *err);
 int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
 			 long def, long *out, struct retl_err *err);
+
+/*
+ * For check()'s "did you mean": among the objects of `arr`, the value of
+ * `field` closest to `name` (the same but for case, else the smallest edit
+ * distance, ASCII case ignored, up to max_dist), or NULL.
+ */
+const char *retl_dest_closest(const json_t *arr, const char *field,
+			      const char *name, size_t max_dist);
 /* "file, hubspot, ..." for messages */
 const char *retl_destination_names(void);
 

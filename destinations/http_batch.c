@@ -208,3 +208,11 @@ struct retl_batch *retl_hb_wait(retl_hb *hb, int block)
 		settle(hb, req);
 	}
 }
+
+void retl_hb_stats(const retl_http *http, struct retl_dest_stats *s)
+{
+	const struct retl_http_stats *h = http ? retl_http_stats(http) : NULL;
+	s->api_calls = h ? h->requests : 0;
+	s->retries = h ? h->retries : 0;
+	s->http_429 = h ? h->http_429 : 0;
+}

@@ -57,6 +57,9 @@ void retl_hb_free(retl_hb *hb);
 int retl_hb_submit(retl_hb *hb, struct retl_batch *b, struct retl_err *err);
 struct retl_batch *retl_hb_wait(retl_hb *hb, int block);
 
+/* a destination's stats() from its HTTP engine (NULL-safe) */
+void retl_hb_stats(const retl_http *http, struct retl_dest_stats *s);
+
 /* helpers for decoders */
 void retl_hb_set(struct retl_result *r, enum retl_result_kind kind,
 		 const char *dest_id, const char *reason);

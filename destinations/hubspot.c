@@ -1086,10 +1086,7 @@ fail:
 static void hs_stats(void *ctx, struct retl_dest_stats *s)
 {
 	struct hs_ctx *c = ctx;
-	const struct retl_http_stats *h = c && c->http ? retl_http_stats(c->http) : NULL;
-	s->api_calls = h ? h->requests : 0;
-	s->retries = h ? h->retries : 0;
-	s->http_429 = h ? h->http_429 : 0;
+	retl_hb_stats(c ? c->http : NULL, s);
 }
 
 const struct retl_destination retl_dest_hubspot = {

@@ -16,36 +16,6 @@
 #include "hubspot_int.h"
 
 /* edit distance, case-insensitive, capped at cap + 1 */
-static size_t lev(const char *a, const char *b, size_t cap)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if ((la > lb ? la - lb : lb - la) > cap)
-		return cap + 1;
-	size_t *prev = retl_calloc(lb + 1, sizeof(size_t));
-	size_t *cur = retl_calloc(lb + 1, sizeof(size_t));
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = (a[i - 1] | 0x20) == (b[j - 1] | 0x20) ? 0 : 1;
-			size_t d = prev[j - 1] + cost;
-			if (prev[j] + 1 < d)
-				d = prev[j] + 1;
-			if (cur[j - 1] + 1 < d)
-				d = cur[j - 1] + 1;
-			cur[j] = d;
-		}
-		size_t *t = prev;
-		prev = cur;
-		cur = t;
-	}
-	size_t d = prev[lb];
-	free(prev);
-	free(cur);
-	return d;
-}
-
 static const json_t *find_prop(const json_t *results, const char *name)
 {
 	size_t i;
@@ -58,28 +28,6 @@ static const json_t *find_prop(const json_t *results, const char *name)
 	return NULL;
 }
 
-/* the closest existing property name (a case-only difference, or
- * distance <= 3), or NULL */
-static const char *suggest(const json_t *results, const char *name)
-{
-	const char *best = NULL;
-	size_t bestd = 4, i;
-	json_t *x;
-	json_array_foreach(results, i, x) {
-		const char *n = json_string_value(json_object_get(x, "name"));
-		if (!n)
-			continue;
-		if (!strcasecmp(n, name))
-			return n;
-		size_t d = lev(name, n, 3);
-		if (d < bestd) {
-			bestd = d;
-			best = n;
-		}
-	}
-	return best;
-}
-
 static int read_only(const json_t *prop)
 {
 	json_t *mm = json_object_get(prop, "modificationMetadata");
@@ -89,16 +37,10 @@ static int read_only(const json_t *prop)
 /* sends req and waits for it: nothing else is in flight during check */
 static struct retl_http_req *get(struct hs_ctx *c, const char *path)
 {
-	struct retl_http_req *req = retl_http_req_new();
 	retl_buf url = RETL_BUF_INIT;
 	retl_buf_addf(&url, "%s%s", c->base, path);
-	req->method = "GET";
-	req->url = retl_buf_detach(&url);
-	req->idempotent = 1;
-	retl_http_submit(c->http, req);
-	struct retl_http_req *r;
-	while ((r = retl_http_next(c->http, 1)) && r != req)
-		retl_http_req_free(r);
+	struct retl_http_req *req = retl_http_get(c->http, url.ptr);
+	retl_buf_free(&url);
 	return req;
 }
 
@@ -150,7 +92,7 @@ int hubspot_check(void *ctx, struct retl_err *err)
 			retl_buf_addc(&probs, '\n');
 		size_t mark = probs.len;
 		if (!p) {
-			const char *s = suggest(results, t);
+			const char *s = retl_dest_closest(results, "name", t, 3);
 			retl_buf_addf(&probs, "%s: fields.%s: hubspot: %s has no property \"%s\"",
 				      c->sc->file, t, c->object, t);
 			if (s)

@@ -17,16 +17,10 @@
 
 static struct retl_http_req *get(struct mc_ctx *c, const char *path)
 {
-	struct retl_http_req *req = retl_http_req_new();
 	retl_buf url = RETL_BUF_INIT;
 	retl_buf_addf(&url, "%s%s", c->base, path);
-	req->method = "GET";
-	req->url = retl_buf_detach(&url);
-	req->idempotent = 1;
-	retl_http_submit(c->http, req);
-	struct retl_http_req *r;
-	while ((r = retl_http_next(c->http, 1)) && r != req)
-		retl_http_req_free(r);
+	struct retl_http_req *req = retl_http_get(c->http, url.ptr);
+	retl_buf_free(&url);
 	return req;
 }
 
@@ -49,33 +43,6 @@ static int answered(struct mc_ctx *c, const struct retl_http_req *req,
 	return -1;
 }
 
-static size_t lev(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	size_t *prev = retl_calloc(lb + 1, sizeof(size_t));
-	size_t *cur = retl_calloc(lb + 1, sizeof(size_t));
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t d = prev[j - 1] + ((a[i - 1] | 0x20) != (b[j - 1] | 0x20));
-			if (prev[j] + 1 < d)
-				d = prev[j] + 1;
-			if (cur[j - 1] + 1 < d)
-				d = cur[j - 1] + 1;
-			cur[j] = d;
-		}
-		size_t *t = prev;
-		prev = cur;
-		cur = t;
-	}
-	size_t d = prev[lb];
-	free(prev);
-	free(cur);
-	return d;
-}
-
 static const json_t *find_field(const json_t *fields, const char *tag, int ci)
 {
 	size_t i;
@@ -86,24 +53,6 @@ static const json_t *find_field(const json_t *fields, const char *tag, int ci)
 			return x;
 	}
 	return NULL;
-}
-
-static const char *suggest(const json_t *fields, const char *tag)
-{
-	const char *best = NULL;
-	size_t bestd = 3, i;
-	json_t *x;
-	json_array_foreach(fields, i, x) {
-		const char *t = json_string_value(json_object_get(x, "tag"));
-		if (!t)
-			continue;
-		size_t d = lev(tag, t);
-		if (d < bestd) {
-			bestd = d;
-			best = t;
-		}
-	}
-	return best;
 }
 
 static int is_address_part(const char *s)
@@ -200,7 +149,7 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 			retl_buf_addc(&probs, '\n');
 		if (!f) {
 			const char *s = fci ? json_string_value(json_object_get(fci, "tag")) :
-					suggest(fields, tag);
+					retl_dest_closest(fields, "tag", tag, 2);
 			retl_buf_addf(&probs, "%s: fields.%s: mailchimp: audience %s has no merge field \"%s\"",
 				      file, t, c->list_id, tag);
 			if (s)

@@ -444,3 +444,16 @@ struct retl_http_req *retl_http_next(retl_http *h, int block)
 		curl_multi_poll(h->multi, NULL, 0, ms, NULL);
 	}
 }
+
+struct retl_http_req *retl_http_get(retl_http *h, const char *url)
+{
+	struct retl_http_req *req = retl_http_req_new();
+	req->method = "GET";
+	req->url = retl_strdup(url);
+	req->idempotent = 1;
+	retl_http_submit(h, req);
+	struct retl_http_req *r;
+	while ((r = retl_http_next(h, 1)) && r != req)
+		retl_http_req_free(r);
+	return req;
+}

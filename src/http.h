@@ -96,6 +96,10 @@ void retl_http_submit(retl_http *h, struct retl_http_req *r);
  * Without block, NULL means none has finished yet.
  */
 struct retl_http_req *retl_http_next(retl_http *h, int block);
+/* GET url and wait for its answer (for check(): nothing else is in
+ * flight then); the caller frees the request */
+struct retl_http_req *retl_http_get(retl_http *h, const char *url);
+
 /* requests queued or in flight */
 size_t retl_http_pending(const retl_http *h);
 const struct retl_http_stats *retl_http_stats(const retl_http *h);
