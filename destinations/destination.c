@@ -15,6 +15,7 @@ static const struct retl_destination *const table[] = {
 	&retl_dest_airtable,
 	&retl_dest_webhook,
 	&retl_dest_mailchimp,
+	&retl_dest_salesforce,
 };
 
 const struct retl_destination *retl_destination_find(const char *type)
@@ -27,7 +28,7 @@ const struct retl_destination *retl_destination_find(const char *type)
 
 const char *retl_destination_names(void)
 {
-	return "file, hubspot, airtable, webhook, mailchimp";
+	return "file, hubspot, airtable, webhook, mailchimp, salesforce";
 }
 
 int retl_dest_opt_str(const struct retl_dest_cfg *dc, const char *key,

@@ -39,6 +39,11 @@ enum retl_result_kind {
 	RETL_RES_ACK,             /* done; dest_id may carry the record id */
 	RETL_RES_REJECT,          /* refused for this record; reason says why */
 	RETL_RES_RETRY,           /* not done (transient); try next run */
+	RETL_RES_DEFER,           /* accepted for later: the outcome comes by
+				   * key through env->report(), in this run
+				   * (typically from finish()) or a later one.
+				   * The engine stages the row meanwhile: a run
+				   * that ends before the report retries it. */
 };
 
 /* filled by send(); strings are malloc'd and freed by the engine */
@@ -52,6 +57,23 @@ struct retl_result {
 struct retl_dest_env {
 	const char *dir;          /* project directory, for relative paths */
 	long api_budget;          /* requests this run may send; < 0 = no limit */
+
+	/*
+	 * The engine's services for destinations that acknowledge later
+	 * (RETL_RES_DEFER); all may be NULL (plan, check).  ud is passed
+	 * back to each.
+	 *   note_get  a durable per-sync note (malloc'd), or NULL
+	 *   note_set  writes (value NULL: deletes) a note, committed at once;
+	 *             e.g. a bulk job id, written before the upload starts
+	 *   report    one deferred row's outcome (ACK with dest_id, REJECT or
+	 *             RETRY with reason), by key; committed at once.  Keys the
+	 *             engine does not hold as staged are ignored (returns 0).
+	 * Return 0 or -1 (a state store error: the run must stop).
+	 */
+	void *ud;
+	char *(*note_get)(void *ud, const char *name);
+	int (*note_set)(void *ud, const char *name, const char *value);
+	int (*report)(void *ud, const char *key, const struct retl_result *res);
 };
 
 /*
@@ -115,6 +137,21 @@ struct retl_destination {
 	struct retl_batch *(*wait)(void *ctx, int block);
 	/* requests spent so far this run (optional) */
 	void (*stats)(void *ctx, struct retl_dest_stats *s);
+	/*
+	 * Called once after the last batch of the run came back, before the
+	 * run's counts are final (optional): a destination that deferred rows
+	 * sends them now (e.g. one bulk job), waits for the outcome and
+	 * reports every row through env->report.  < 0 stops the run (err);
+	 * rows not reported stay staged and are sent again next run.
+	 */
+	int (*finish)(void *ctx, struct retl_err *err);
+	/*
+	 * `retl plan` (optional): the API requests (and bulk jobs) a run
+	 * sending `ops` operations would spend, when the engine's count
+	 * (one request per max_batch operations) is not how it goes.
+	 */
+	void (*plan)(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		     long ops, long *requests, long *jobs);
 };
 
 const struct retl_destination *retl_destination_find(const char *type);
@@ -144,5 +181,6 @@ extern const struct retl_destination retl_dest_hubspot;
 extern const struct retl_destination retl_dest_airtable;
 extern const struct retl_destination retl_dest_webhook;
 extern const struct retl_destination retl_dest_mailchimp;
+extern const struct retl_destination retl_dest_salesforce;
 
 #endif

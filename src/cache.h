@@ -19,6 +19,9 @@ enum retl_row_status {
 	RETL_STATUS_OK = 1,      /* pay is what the destination acknowledged */
 	RETL_STATUS_FAILED = 2,  /* last attempt rejected; retried every run */
 	RETL_STATUS_PENDING = 3, /* create intent written, outcome unknown */
+	RETL_STATUS_STAGED = 4,  /* handed to a destination that reports later
+				  * (RETL_RES_DEFER); retried when still
+				  * staged at the next run */
 };
 
 struct retl_cache_entry {

@@ -51,6 +51,14 @@ static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
 		       c->failed ? sc->name : "");
 	if (s->deferred)
 		printf("  %-10s %10ld   (--limit: sent by a later run)\n", "deferred", s->deferred);
+	if (s->handed_over || s->reported)
+		printf("  %-10s %10ld   (outcomes reported later, e.g. by a bulk job: %ld reported)\n",
+		       "staged", s->handed_over, s->reported);
+	if (s->waiting)
+		printf("  %-10s %10ld   (no outcome yet: read or sent again by the next run)\n",
+		       "waiting", s->waiting);
+	if (plan && s->jobs)
+		printf("  %-10s %10ld\n", "bulk jobs", s->jobs);
 	printf("  %-10s %10ld\n", plan ? "requests" : "api calls",
 	       plan ? s->requests : c->api_calls);
 }

@@ -168,6 +168,8 @@ void retl_http_req_free(struct retl_http_req *r)
 		return;
 	free(r->url);
 	free(r->retry_after);
+	free(r->kept);
+	curl_slist_free_all(r->hdrs);
 	retl_buf_free(&r->body);
 	retl_buf_free(&r->resp);
 	free(r);
@@ -232,7 +234,24 @@ static void start(retl_http *h, struct retl_http_req *r)
 	free(r->retry_after);
 	r->retry_after = NULL;
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+	if (r->content_type) {
+		/* the engine's headers with this request's type */
+		struct curl_slist *l = NULL;
+		retl_buf ct = RETL_BUF_INIT;
+		retl_buf_addf(&ct, "Content-Type: %s", r->content_type);
+		l = curl_slist_append(l, ct.ptr);
+		l = curl_slist_append(l, "Accept: */*");
+		retl_buf_free(&ct);
+		for (struct curl_slist *x = h->headers; x; x = x->next)
+			if (strncasecmp(x->data, "Content-Type:", 13) &&
+			    strncasecmp(x->data, "Accept:", 7))
+				l = curl_slist_append(l, x->data);
+		curl_slist_free_all(r->hdrs);
+		r->hdrs = l;
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+	}
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 	if (r->body.len || !strcmp(r->method, "POST") || !strcmp(r->method, "PATCH")) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, retl_buf_cstr(&r->body));
@@ -315,6 +334,14 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 		long rem = header_long(e, h->o.rate_remaining_header);
 		if (max > 0 || rem >= 0)
 			retl_rate_observe(h->o.rate, now, (int)max, (int)rem);
+	}
+	if (code == CURLE_OK && h->o.keep_header) {
+		struct curl_header *hd;
+		free(r->kept);
+		r->kept = NULL;
+		if (curl_easy_header(e, h->o.keep_header, 0, CURLH_HEADER, -1,
+				     &hd) == CURLHE_OK)
+			r->kept = retl_strdup(hd->value);
 	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
 	h->idle[h->nidle++] = e;

@@ -43,6 +43,9 @@ struct retl_http_opts {
 	/* response headers that report the server's window (optional) */
 	const char *rate_max_header;
 	const char *rate_remaining_header;
+	/* a response header every request keeps (retl_http_req.kept), e.g.
+	 * Salesforce's Sforce-Limit-Info (optional) */
+	const char *keep_header;
 };
 
 struct retl_http_req {
@@ -52,12 +55,16 @@ struct retl_http_req {
 	retl_buf body;            /* request body (JSON) */
 	int idempotent;           /* may be replayed after 5xx / transport errors */
 	void *ud;                 /* the submitter's */
+	const char *content_type; /* borrowed; NULL = application/json (a
+				   * request with its own type also accepts
+				   * any response type) */
 
 	/* set by the engine when the request is handed back */
 	long status;              /* HTTP status, or RETL_HTTP_* */
 	retl_buf resp;            /* response body (decompressed) */
 	char error[256];          /* transport error, when status is 0 */
 	int attempts;             /* requests actually sent */
+	char *kept;               /* opts.keep_header's value, or NULL */
 
 	/* engine private */
 	struct retl_http_req *next;
@@ -65,6 +72,7 @@ struct retl_http_req {
 	int n429;
 	void *easy;
 	char *retry_after;
+	void *hdrs;               /* headers of a request with content_type */
 };
 
 struct retl_http_stats {

@@ -72,6 +72,16 @@ static const char *const migrations[] = {
 	/* 3: requests spent per destination and UTC day (daily_limit) */
 	"CREATE TABLE api_usage(dest TEXT NOT NULL, day TEXT NOT NULL,"
 	" calls INTEGER NOT NULL, PRIMARY KEY(dest, day)) WITHOUT ROWID;",
+	/* 4: rows handed to a destination that reports later (status 4,
+	 * STAGED: the payload and source hashes that advance when the row
+	 * is acknowledged, and the engine's kind of change), and durable
+	 * per-sync notes of destinations (a bulk job id) */
+	"ALTER TABLE cache ADD COLUMN staged_pay_lo INTEGER;"
+	"ALTER TABLE cache ADD COLUMN staged_pay_hi INTEGER;"
+	"ALTER TABLE cache ADD COLUMN staged_src INTEGER;"
+	"ALTER TABLE cache ADD COLUMN staged_op INTEGER;"
+	"CREATE TABLE dest_notes(sync TEXT NOT NULL, name TEXT NOT NULL,"
+	" value TEXT NOT NULL, PRIMARY KEY(sync, name)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -116,6 +126,33 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_GEN_GET] = "SELECT gen FROM cache_gen WHERE sync = ?1",
 	[S_GEN_SET] = "INSERT INTO cache_gen(sync, gen) VALUES(?1, ?2) "
 	"ON CONFLICT(sync) DO UPDATE SET gen = excluded.gen",
+
+	[S_STAGE] = "INSERT INTO cache(sync, key, kh_lo, kh_hi, pay_lo, pay_hi, "
+	"src, dest_id, status, attempts, created_at, updated_at, staged_pay_lo, "
+	"staged_pay_hi, staged_src, staged_op) "
+	"VALUES(?1, ?2, ?3, ?4, NULL, NULL, NULL, ?5, 4, 0, ?6, ?6, ?7, ?8, ?9, ?10) "
+	"ON CONFLICT(sync, key) DO UPDATE SET status = 4, "
+	"dest_id = COALESCE(excluded.dest_id, dest_id), "
+	"staged_pay_lo = excluded.staged_pay_lo, "
+	"staged_pay_hi = excluded.staged_pay_hi, "
+	"staged_src = excluded.staged_src, staged_op = excluded.staged_op, "
+	"updated_at = excluded.updated_at",
+
+	[S_STAGED] = "SELECT staged_op FROM cache WHERE sync = ?1 AND key = ?2 "
+	"AND status = 4",
+
+	[S_UNSTAGE_OK] = "UPDATE cache SET status = 1, pay_lo = staged_pay_lo, "
+	"pay_hi = staged_pay_hi, src = staged_src, "
+	"dest_id = COALESCE(?3, dest_id), attempts = 0, last_error = NULL, "
+	"first_failed_at = NULL, staged_pay_lo = NULL, staged_pay_hi = NULL, "
+	"staged_src = NULL, staged_op = NULL, updated_at = ?4 "
+	"WHERE sync = ?1 AND key = ?2 AND status = 4",
+
+	[S_UNSTAGE_FAIL] = "UPDATE cache SET status = 2, attempts = attempts + 1, "
+	"last_error = ?3, first_failed_at = COALESCE(first_failed_at, ?4), "
+	"src = NULL, staged_pay_lo = NULL, staged_pay_hi = NULL, "
+	"staged_src = NULL, staged_op = NULL, updated_at = ?4 "
+	"WHERE sync = ?1 AND key = ?2 AND status = 4",
 };
 
 struct held_lock {
@@ -892,6 +929,111 @@ int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err)
 				&s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
+	rc = retl_state__done(st, s, err);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* ---- deferred rows (RETL_RES_DEFER) ---- */
+
+int retl_state_stage(retl_state *st, const char *sync,
+		     const struct retl_state_rec *r, int op, struct retl_err *err)
+{
+	if (bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, S_STAGE, sync, r->key);
+
+	bind_h128(s, 3, r->kh);
+	retl_state__bind_text(s, 5, r->dest_id);
+	retl_state__bind_text(s, 6, retl_state__now(st));
+	bind_opt_h128(s, 7, r->pay);
+	if (r->src)
+		bind_u64(s, 9, r->src);
+	else
+		sqlite3_bind_null(s, 9);
+	sqlite3_bind_int(s, 10, op);
+	return retl_state__done(st, s, err);
+}
+
+int retl_state_staged(retl_state *st, const char *sync, const char *key,
+		      int *op, struct retl_err *err)
+{
+	sqlite3_stmt *s = row_stmt(st, S_STAGED, sync, key);
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW) {
+		*op = sqlite3_column_int(s, 0);
+		sqlite3_reset(s);
+		return 1;
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return retl_state__db_err(st, err);
+}
+
+int retl_state_unstage(retl_state *st, const char *sync, const char *key,
+		       int ok, const char *dest_id, const char *reason,
+		       struct retl_err *err)
+{
+	if (bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, ok ? S_UNSTAGE_OK : S_UNSTAGE_FAIL,
+				   sync, key);
+
+	retl_state__bind_text(s, 3, ok ? dest_id : reason);
+	retl_state__bind_text(s, 4, retl_state__now(st));
+	return retl_state__done(st, s, err);
+}
+
+long retl_state_count_staged(retl_state *st, const char *sync)
+{
+	sqlite3_stmt *s;
+	long n = 0;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT COUNT(*) FROM cache WHERE "
+			       "sync = ?1 AND status = 4", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	retl_state__bind_text(s, 1, sync);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+char *retl_state_note_get(retl_state *st, const char *sync, const char *name)
+{
+	sqlite3_stmt *s;
+	char *v = NULL;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT value FROM dest_notes WHERE "
+			       "sync = ?1 AND name = ?2", -1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	retl_state__bind_text(s, 1, sync);
+	retl_state__bind_text(s, 2, name);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = retl_strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return v;
+}
+
+int retl_state_note_set(retl_state *st, const char *sync, const char *name,
+			const char *value, struct retl_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (retl_state__prepare(st, value ?
+				"INSERT INTO dest_notes(sync, name, value) "
+				"VALUES(?1, ?2, ?3) ON CONFLICT(sync, name) "
+				"DO UPDATE SET value = excluded.value" :
+				"DELETE FROM dest_notes WHERE sync = ?1 AND "
+				"name = ?2", &s, err) < 0)
+		return -1;
+	retl_state__bind_text(s, 1, sync);
+	retl_state__bind_text(s, 2, name);
+	if (value)
+		retl_state__bind_text(s, 3, value);
 	rc = retl_state__done(st, s, err);
 	sqlite3_finalize(s);
 	return rc;

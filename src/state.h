@@ -75,6 +75,30 @@ int retl_state_pending(retl_state *st, const char *sync,
 /* the row left the model (and its removal, if any, was acknowledged) */
 int retl_state_forget(retl_state *st, const char *sync, const char *key,
 		      struct retl_err *err);
+/*
+ * Deferred rows (a destination that reports outcomes later, e.g. a bulk
+ * job).  stage: status STAGED; the acknowledged payload hash is kept, r's
+ * pay and src wait beside it with the caller's `op` (its kind of change).
+ * staged: 1 and *op when key is staged, 0 when not, -1 on error.
+ * unstage (ok): the staged hashes advance, status OK, dest_id set when
+ * given; (!ok): FAILED like retl_state_fail with reason.  A key that is
+ * not staged is left alone.
+ */
+int retl_state_stage(retl_state *st, const char *sync,
+		     const struct retl_state_rec *r, int op, struct retl_err *err);
+int retl_state_staged(retl_state *st, const char *sync, const char *key,
+		      int *op, struct retl_err *err);
+int retl_state_unstage(retl_state *st, const char *sync, const char *key,
+		       int ok, const char *dest_id, const char *reason,
+		       struct retl_err *err);
+/* rows of a sync still staged */
+long retl_state_count_staged(retl_state *st, const char *sync);
+/* a destination's durable per-sync note (malloc'd, or NULL); set with
+ * value NULL deletes it.  Outside a transaction: committed at once. */
+char *retl_state_note_get(retl_state *st, const char *sync, const char *name);
+int retl_state_note_set(retl_state *st, const char *sync, const char *name,
+			const char *value, struct retl_err *err);
+
 /* the stored destination id of key, malloc'd, or NULL */
 char *retl_state_dest_id(retl_state *st, const char *sync, const char *key);
 

@@ -14,7 +14,8 @@
 /* the statements prepared once at open */
 enum {
 	S_ACK, S_FAIL, S_SET_SRC, S_PENDING, S_FORGET, S_OUTCOME, S_DEST_ID,
-	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GEN_GET, S_GEN_SET, S_COUNT
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GEN_GET, S_GEN_SET,
+	S_STAGE, S_STAGED, S_UNSTAGE_OK, S_UNSTAGE_FAIL, S_COUNT
 };
 
 struct held_lock;

@@ -167,7 +167,8 @@ static int on_row(void *ud, const struct retl_row *row, const char *raw,
 	}
 
 	enum change ch;
-	if (status == RETL_STATUS_FAILED || status == RETL_STATUS_PENDING)
+	if (status == RETL_STATUS_FAILED || status == RETL_STATUS_PENDING ||
+	    status == RETL_STATUS_STAGED)
 		ch = CH_RETRY;
 	else if (status == RETL_STATUS_OK)
 		ch = CH_CHANGE;
@@ -201,7 +202,9 @@ static int on_row(void *ud, const struct retl_row *row, const char *raw,
 	int rc = retl_sync_enqueue(r, kind, ch, r->key.ptr, r->key.len,
 				   r->key_json.ptr, r->key_json.len, r->payload.ptr,
 				   r->payload.len, dest_id,
-				   status == RETL_STATUS_PENDING, kh, pay, src);
+				   /* a staged row's create may have happened */
+				   status == RETL_STATUS_PENDING ||
+				   status == RETL_STATUS_STAGED, kh, pay, src);
 	free(dest_id);
 	return rc < 0 ? 1 : 0;
 }
@@ -422,13 +425,25 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 			goto out;
 		run_open = 1;
 	}
+	if (open_source(sc, &src, r.key_idx, err) < 0)
+		goto stopped;
+	if (!o->plan) {
+		/* before the cache is loaded: a destination resuming an
+		 * earlier run's deferred work (a bulk job) reports those rows
+		 * at open, and the cache this run loads is then current */
+		r.env.dir = cfg->dir;
+		r.env.api_budget = -1;
+		retl_sync_env_init(&r);
+		if (api_budget(&r, &r.env.api_budget) < 0)
+			goto stopped;
+		if (r.dest->open(&r.dctx, sc->dst, sc, &r.env, err) < 0)
+			goto stopped;
+	}
 	if (retl_state_load_cache(st, sc->name, &r.cache, err) < 0)
 		goto stopped;
 	r.cached_rows = retl_cache_count(r.cache);
 	retl_log(RETL_LOG_DEBUG, sc->name, "cache: %zu rows loaded in %.3f s (%zu bytes)",
 		 r.cached_rows, now_s() - t0, retl_cache_bytes(r.cache));
-	if (open_source(sc, &src, r.key_idx, err) < 0)
-		goto stopped;
 	{
 		/* size the cache for the model once, rather than growing it
 		 * through copies; trust the planner only so far */
@@ -440,13 +455,6 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 			est = cap;
 		if (est > (double)r.cached_rows)
 			retl_cache_reserve(r.cache, (size_t)est);
-	}
-	if (!o->plan) {
-		struct retl_dest_env env = { .dir = cfg->dir, .api_budget = -1 };
-		if (api_budget(&r, &env.api_budget) < 0)
-			goto stopped;
-		if (r.dest->open(&r.dctx, sc->dst, sc, &env, err) < 0)
-			goto stopped;
 	}
 	retl_progress_start(sc->name);
 	int s = retl_source_stream(src, sc->query, on_row, &r, err);
@@ -495,10 +503,23 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	}
 	if (retl_sync_drain(&r) < 0)
 		goto stopped;
+	if (!o->plan && r.dest->finish && r.dest->finish(r.dctx, err) < 0) {
+		r.stop = 1;
+		goto stopped;
+	}
+	if (o->plan && r.dest->plan)
+		r.dest->plan(sc->dst, sc, r.nops, &sum->requests, &sum->jobs);
 	take_stats(&r);
 	rc = 0;
-	status = sum->c.failed || sum->c.rejected ? "failed" : "ok";
-	sum->exit_code = sum->c.failed || sum->c.rejected ? RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
+	if (!o->plan && (sum->handed_over || sum->reported))
+		sum->waiting = retl_state_count_staged(st, sc->name);
+	status = sum->c.failed || sum->c.rejected || sum->waiting ? "failed" : "ok";
+	sum->exit_code = sum->c.failed || sum->c.rejected || sum->waiting ?
+		RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
+	if (sum->waiting)
+		snprintf(sum->message, sizeof(sum->message),
+			 "%ld rows are still waiting for the destination's outcome: the next run reads it or sends them again",
+			 sum->waiting);
 	goto finish;
 
 interrupted:

@@ -23,8 +23,15 @@ struct retl_sync_opts {
 struct retl_sync_summary {
 	struct retl_run_counts c;
 	long deferred;            /* left for the next run by --limit */
+	long handed_over;         /* rows the destination took to report
+				   * later (RETL_RES_DEFER) */
+	long reported;            /* deferred rows reported (this run's or an
+				   * earlier run's) */
+	long waiting;             /* rows still without an outcome at the end
+				   * (staged: sent again next run) */
 	long would_remove;        /* rows that left the model */
 	long requests;            /* plan: API requests the run would spend */
+	long jobs;                /* plan: bulk jobs among them */
 	double seconds;
 	int exit_code;
 	char message[RETL_ERR_MSG_MAX]; /* why the run stopped, when it did */

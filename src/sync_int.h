@@ -73,6 +73,7 @@ struct run {
 	size_t nt;
 	retl_buf tarena;
 	long nops;                /* queued so far, for --limit */
+	struct retl_dest_env env; /* what the destination was opened with */
 	int stop;                 /* a fatal error happened: err says what */
 
 	/* per-row scratch, reused */
@@ -95,6 +96,8 @@ int retl_sync_flush_touches(struct run *r);
 int retl_sync_outcome(struct run *r, const char *key, const char *what,
 		      const char *reason);
 void retl_sync_progress(struct run *r);
+/* env->report, note_get, note_set for destinations (RETL_RES_DEFER) */
+void retl_sync_env_init(struct run *r);
 /* copies s (NUL-terminated) into an arena; returns its offset */
 size_t retl_sync_arena_add(retl_buf *a, const char *s, size_t len);
 

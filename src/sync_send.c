@@ -169,6 +169,12 @@ static int commit_results(struct run *r, struct batch *b)
 			if (rc == 0)
 				rc = retl_sync_outcome(r, key, retl_change_name[p->change], NULL);
 			count(r, p->change);
+		} else if (res->kind == RETL_RES_DEFER) {
+			/* the outcome comes later through report(); until then
+			 * the row is staged (and retried if it never comes) */
+			rc = retl_state_stage(r->st, r->sc->name, &rec,
+					      (int)p->change, r->err);
+			r->sum->handed_over++;
 		} else if (res->kind == RETL_RES_RETRY && p->kind == RETL_OP_INSERT) {
 			/* a create with no answer may have happened: the pending
 			 * intent stays, and the next run looks the record up */
@@ -195,6 +201,74 @@ static int commit_results(struct run *r, struct batch *b)
 		return -1;
 	}
 	return retl_state_commit(r->st, r->err);
+}
+
+/* ---- the engine's side of deferred acknowledgements ---- */
+
+static int env_report(void *ud, const char *key, const struct retl_result *res)
+{
+	struct run *r = ud;
+	struct retl_run_counts *c = &r->sum->c;
+	int op = 0, rc;
+
+	if (retl_state_begin(r->st, r->err) < 0)
+		return -1;
+	rc = retl_state_staged(r->st, r->sc->name, key, &op, r->err);
+	if (rc <= 0) {
+		retl_state_rollback(r->st);
+		return rc;
+	}
+	if (op < CH_ADD || op > CH_REMOVE)
+		op = CH_CHANGE;
+	if (res->kind == RETL_RES_ACK) {
+		if (op == CH_REMOVE)
+			rc = retl_state_forget(r->st, r->sc->name, key, r->err);
+		else
+			rc = retl_state_unstage(r->st, r->sc->name, key, 1,
+						res->dest_id, NULL, r->err);
+		if (rc == 0)
+			rc = retl_sync_outcome(r, key, retl_change_name[op], NULL);
+		count(r, (enum change)op);
+	} else {
+		const char *why = res->reason ? res->reason :
+			res->kind == RETL_RES_REJECT ? "rejected by the destination" :
+			"not acknowledged (transient error); retried next run";
+		rc = retl_state_unstage(r->st, r->sc->name, key, 0, NULL, why,
+					r->err);
+		if (rc == 0)
+			rc = retl_sync_outcome(r, key, "failed", why);
+		c->failed++;
+	}
+	if (rc == 0)
+		rc = count_calls(r);
+	if (rc < 0) {
+		retl_state_rollback(r->st);
+		return -1;
+	}
+	r->sum->reported++;
+	if ((r->sum->reported & 1023) == 0)
+		retl_sync_progress(r);
+	return retl_state_commit(r->st, r->err);
+}
+
+static char *env_note_get(void *ud, const char *name)
+{
+	struct run *r = ud;
+	return retl_state_note_get(r->st, r->sc->name, name);
+}
+
+static int env_note_set(void *ud, const char *name, const char *value)
+{
+	struct run *r = ud;
+	return retl_state_note_set(r->st, r->sc->name, name, value, r->err);
+}
+
+void retl_sync_env_init(struct run *r)
+{
+	r->env.ud = r;
+	r->env.report = env_report;
+	r->env.note_get = env_note_get;
+	r->env.note_set = env_note_set;
 }
 
 static void reset_batch(struct batch *b)

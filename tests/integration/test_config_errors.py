@@ -125,9 +125,9 @@ CASES = [
     ("destinations-not-object", retl(destinations="out"), None,
      "retl.json: destinations: expected an object of {name: {type, ...}}"),
     ("dest-type-missing", dest(type=DELETE), None,
-     "retl.json: destinations.out.type: missing (required; one of file, hubspot, airtable, webhook, mailchimp)"),
+     "retl.json: destinations.out.type: missing (required; one of file, hubspot, airtable, webhook, mailchimp, salesforce)"),
     ("dest-type-unknown", dest(type="hubspt"), None,
-     'retl.json: destinations.out.type: unknown destination type "hubspt" (expected one of file, hubspot, airtable, webhook, mailchimp)'),
+     'retl.json: destinations.out.type: unknown destination type "hubspt" (expected one of file, hubspot, airtable, webhook, mailchimp, salesforce)'),
     ("dest-base-url-plain-http", dest(base_url="http://example.com/api"), None,
      "retl.json: destinations.out.base_url: plain http:// is allowed only to a loopback host "
      "(localhost, 127.x.x.x, [::1]); use https://"),

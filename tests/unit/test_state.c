@@ -95,7 +95,7 @@ static void test_open(void)
 	CHECK(mode_of(db_path) == 0600);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mode_of(path) == 0700);
-	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 3);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 4);
 	{
 		char *jm = q_text("PRAGMA journal_mode");
 		CHECK_STR(jm, "wal");
@@ -619,6 +619,86 @@ static void test_image(retl_state *st)
 	retl_cache_free(c);
 }
 
+/* deferred rows: stage, unstage (ack / fail), notes, and the image */
+static void test_staged(retl_state *st)
+{
+	struct retl_err err;
+	retl_cache *c;
+	const char *sync = "stg";
+	int op = -1;
+
+	/* an acknowledged row, then a new payload staged beside it */
+	struct retl_state_rec r = rec("a", 10, 1, "ID-A", NULL);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	r = rec("a", 11, 2, NULL, NULL);
+	struct retl_state_rec n = rec("b", 20, 3, NULL, NULL);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_stage(st, sync, &r, 1, &err) == 0);
+	CHECK(retl_state_stage(st, sync, &n, 0, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(q_int("SELECT status FROM cache WHERE sync='stg' AND key='a'") == 4);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE sync='stg' AND key='a'") == 10);
+	CHECK(q_int("SELECT staged_pay_lo FROM cache WHERE sync='stg' AND key='a'") == 11);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE sync='stg' AND key='b'") == -1);
+	CHECK(retl_state_staged(st, sync, "a", &op, &err) == 1 && op == 1);
+	CHECK(retl_state_staged(st, sync, "b", &op, &err) == 1 && op == 0);
+	CHECK(retl_state_staged(st, sync, "zz", &op, &err) == 0);
+	/* the stage changed the generation: the cache sees STAGED, old pay */
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	{
+		struct retl_cache_entry *e = retl_cache_find(c, retl_hash128("a", 1));
+		CHECK(e && e->status == RETL_STATUS_STAGED && e->pay.lo == 10);
+	}
+	retl_cache_free(c);
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+
+	/* ack: the staged hashes advance, the id is stored */
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_unstage(st, sync, "a", 1, "ID-A2", NULL, &err) == 0);
+	CHECK(retl_state_unstage(st, sync, "b", 0, NULL, "STRING_TOO_LONG: x", &err) == 0);
+	/* not staged: left alone */
+	CHECK(retl_state_unstage(st, sync, "a", 0, NULL, "late", &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(q_int("SELECT status FROM cache WHERE sync='stg' AND key='a'") == 1);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE sync='stg' AND key='a'") == 11);
+	CHECK(q_int("SELECT src FROM cache WHERE sync='stg' AND key='a'") == 2);
+	CHECK(q_int("SELECT staged_pay_lo FROM cache WHERE sync='stg' AND key='a'") == -1);
+	char *t = q_text("SELECT dest_id FROM cache WHERE sync='stg' AND key='a'");
+	CHECK_STR(t, "ID-A2");
+	free(t);
+	CHECK(q_int("SELECT status FROM cache WHERE sync='stg' AND key='b'") == 2);
+	CHECK(q_int("SELECT attempts FROM cache WHERE sync='stg' AND key='b'") == 1);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE sync='stg' AND key='b'") == -1);
+	t = q_text("SELECT last_error FROM cache WHERE sync='stg' AND key='b'");
+	CHECK_STR(t, "STRING_TOO_LONG: x");
+	free(t);
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	{
+		struct retl_cache_entry *e = retl_cache_find(c, retl_hash128("a", 1));
+		CHECK(e && e->status == RETL_STATUS_OK && e->pay.lo == 11 && e->src == 2);
+		e = retl_cache_find(c, retl_hash128("b", 1));
+		CHECK(e && e->status == RETL_STATUS_FAILED);
+	}
+	retl_cache_free(c);
+
+	/* notes */
+	char *v = retl_state_note_get(st, sync, "job");
+	CHECK(v == NULL);
+	CHECK(retl_state_note_set(st, sync, "job", "750xx01", &err) == 0);
+	CHECK(retl_state_note_set(st, sync, "job", "750xx02", &err) == 0);
+	v = retl_state_note_get(st, sync, "job");
+	CHECK_STR(v, "750xx02");
+	free(v);
+	v = retl_state_note_get(st, "other", "job");
+	CHECK(v == NULL);
+	CHECK(retl_state_note_set(st, sync, "job", NULL, &err) == 0);
+	v = retl_state_note_get(st, sync, "job");
+	CHECK(v == NULL);
+}
+
 int main(void)
 {
 	struct retl_err err;
@@ -640,6 +720,7 @@ int main(void)
 	test_scan_reset(st);
 	test_lock(st);
 	test_image(st);
+	test_staged(st);
 	retl_state_close(st);
 	{
 		char cmd[96];

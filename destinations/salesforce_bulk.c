@@ -1,0 +1,460 @@
+/*
+ * salesforce_bulk.c - Bulk API 2.0 ingest jobs for the Salesforce
+ * destination: a spool of deferred rows becomes RFC 4180 CSV and one job
+ * per bulk_max_bytes (100 MB raw: the 150 MB base64 upload limit).
+ *
+ *   1. POST /jobs/ingest (operation, externalIdFieldName, CSV, LF)
+ *   2. the job id and its map file go into a note BEFORE the upload
+ *   3. PUT /jobs/ingest/{id}/batches (text/csv), PATCH UploadComplete
+ *   4. GET /jobs/ingest/{id} with backoff until JobComplete / Failed /
+ *      Aborted (or bulk_wait seconds: the rows stay staged, the note stays,
+ *      and the next run resumes)
+ *   5. successfulResults (ack with sf__Id), failedResults (reject with
+ *      sf__Error), unprocessedrecords (retry); a row in none of them is
+ *      retried.  Rows are found by their External ID (or Id) column
+ *      through the map file: match value -> key, one JSON line each.
+ *
+ * A run killed mid-job leaves the note: the next run's open polls that
+ * job (or aborts it when the upload was not completed) and reports its
+ * rows, instead of uploading them again.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "salesforce_int.h"
+
+#define NOTE "bulk_job"
+
+static void csv_field(retl_buf *o, const char *s, size_t n)
+{
+	retl_buf_addc(o, '"');
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '"')
+			retl_buf_addc(o, '"');
+		retl_buf_addc(o, s[i]);
+	}
+	retl_buf_addc(o, '"');
+}
+
+/* columns of the job's CSV */
+static void header(struct sf_ctx *c, enum sf_kind k, retl_buf *o)
+{
+	if (k == SF_DELETE) {
+		retl_buf_adds(o, "Id\n");
+		return;
+	}
+	if (k == SF_UPDATE)
+		retl_buf_adds(o, "Id");
+	for (size_t i = 0; i < c->nf; i++) {
+		if (i || k == SF_UPDATE)
+			retl_buf_addc(o, ',');
+		retl_buf_adds(o, c->ftarget[i]);
+	}
+	retl_buf_addc(o, '\n');
+}
+
+/* one CSV line of op; the match value (External ID or Id) into mv */
+static void csv_line(struct sf_ctx *c, enum sf_kind k, const char *dest_id,
+		     json_t *payload, retl_buf *o, retl_buf *mv)
+{
+	retl_buf_reset(mv);
+	if (k == SF_DELETE || k == SF_UPDATE) {
+		csv_field(o, dest_id, strlen(dest_id));
+		retl_buf_adds(mv, dest_id);
+		if (k == SF_DELETE) {
+			retl_buf_addc(o, '\n');
+			return;
+		}
+	}
+	char *ptext = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	retl_buf v = RETL_BUF_INIT;
+	for (size_t i = 0; i < c->nf; i++) {
+		int is_null = 0;
+		if (i || k == SF_UPDATE)
+			retl_buf_addc(o, ',');
+		if (sf_payload_value(ptext, strlen(ptext), c->ftarget[i], &v, &is_null) < 0)
+			continue;               /* absent: left as it is */
+		if (is_null)
+			retl_buf_adds(o, "#N/A");   /* Bulk API's null */
+		else
+			csv_field(o, v.ptr ? v.ptr : "", v.len);
+		if (c->ext && !strcmp(c->ftarget[i], c->ext) && k != SF_UPDATE)
+			retl_buf_add(mv, v.ptr ? v.ptr : "", v.len);
+	}
+	retl_buf_addc(o, '\n');
+	retl_buf_free(&v);
+	free(ptext);
+}
+
+/* ---- a small RFC 4180 reader ---- */
+
+/* next record of s[*pos..n) into fields (a JSON array); 0 at the end */
+static int csv_next(const char *s, size_t n, size_t *pos, json_t *fields)
+{
+	size_t i = *pos;
+	json_array_clear(fields);
+	if (i >= n)
+		return 0;
+	retl_buf f = RETL_BUF_INIT;
+	for (;;) {
+		retl_buf_reset(&f);
+		if (i < n && s[i] == '"') {
+			for (i++; i < n; i++) {
+				if (s[i] == '"') {
+					if (i + 1 < n && s[i + 1] == '"') {
+						retl_buf_addc(&f, '"');
+						i++;
+					} else {
+						i++;
+						break;
+					}
+				} else {
+					retl_buf_addc(&f, s[i]);
+				}
+			}
+		}
+		while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r')
+			retl_buf_addc(&f, s[i++]);
+		json_array_append_new(fields, json_stringn(f.ptr ? f.ptr : "", f.len));
+		if (i < n && s[i] == ',') {
+			i++;
+			continue;
+		}
+		if (i < n && s[i] == '\r')
+			i++;
+		if (i < n && s[i] == '\n')
+			i++;
+		break;
+	}
+	retl_buf_free(&f);
+	*pos = i;
+	return 1;
+}
+
+/* ---- REST calls of a job ---- */
+
+static int call_ok(struct sf_ctx *c, struct retl_http_req *req, const char *what,
+		   struct retl_err *err)
+{
+	if (req->status >= 200 && req->status < 300)
+		return 0;
+	if (sf_fatal_answer(c, req, err) < 0)
+		return -1;
+	char *t = sf_error_text(req);
+	retl_err_set(err, RETL_EXIT_DEST, "salesforce: bulk %s: %s", what, t);
+	free(t);
+	return -1;
+}
+
+static char *job_path(struct sf_ctx *c, const char *id, const char *tail)
+{
+	retl_buf p = RETL_BUF_INIT;
+	retl_buf_addf(&p, "/services/data/v%s/jobs/ingest/%s%s", c->version, id, tail);
+	return retl_buf_detach(&p);
+}
+
+/* reports every row of a finished (or abandoned) job, from its map */
+static int report_job(struct sf_ctx *c, const char *id, const char *map_path,
+		      const char *match_col, int read_results, struct retl_err *err)
+{
+	json_t *map = json_object();     /* match value -> key */
+	FILE *mf = fopen(map_path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int rc = 0;
+	while (mf && (len = getline(&line, &cap, mf)) > 0) {
+		json_error_t je;
+		json_t *a = json_loadb(line, (size_t)len, 0, &je);
+		if (json_is_array(a))
+			json_object_set(map, json_string_value(json_array_get(a, 0)),
+					json_array_get(a, 1));
+		json_decref(a);
+	}
+	if (mf)
+		fclose(mf);
+	free(line);
+
+	static const char *const what[] = { "successfulResults", "failedResults",
+					    "unprocessedrecords" };
+	json_t *fields = json_array();
+	for (int w = 0; read_results && w < 3 && rc == 0; w++) {
+		retl_buf tail = RETL_BUF_INIT;
+		retl_buf_addf(&tail, "/%s/", what[w]);
+		char *path = job_path(c, id, tail.ptr);
+		retl_buf_free(&tail);
+		struct retl_http_req *req = sf_call(c, "GET", path, "text/csv", NULL, 0);
+		free(path);
+		if (call_ok(c, req, what[w], err) < 0) {
+			retl_http_req_free(req);
+			rc = -1;
+			break;
+		}
+		size_t pos = 0;
+		long col = -1, idc = -1, errc = -1;
+		if (csv_next(req->resp.ptr, req->resp.len, &pos, fields)) {
+			for (size_t i = 0; i < json_array_size(fields); i++) {
+				const char *h = json_string_value(json_array_get(fields, i));
+				if (!strcmp(h, match_col))
+					col = (long)i;
+				else if (!strcmp(h, "sf__Id"))
+					idc = (long)i;
+				else if (!strcmp(h, "sf__Error"))
+					errc = (long)i;
+			}
+		}
+		while (rc == 0 && col >= 0 &&
+		       csv_next(req->resp.ptr, req->resp.len, &pos, fields)) {
+			const char *mv = json_string_value(json_array_get(fields, (size_t)col));
+			json_t *key = mv ? json_object_get(map, mv) : NULL;
+			if (!key)
+				continue;
+			struct retl_result r = { 0 };
+			if (w == 0) {
+				r.kind = RETL_RES_ACK;
+				r.dest_id = idc >= 0 ? (char *)json_string_value(json_array_get(fields, (size_t)idc)) : NULL;
+				if (r.dest_id && !r.dest_id[0])
+					r.dest_id = NULL;
+			} else if (w == 1) {
+				r.kind = RETL_RES_REJECT;
+				r.reason = errc >= 0 ? (char *)json_string_value(json_array_get(fields, (size_t)errc)) : "failed in the bulk job";
+			} else {
+				r.kind = RETL_RES_RETRY;
+				r.reason = "not processed by the bulk job; sent again next run";
+			}
+			if (c->env.report(c->env.ud, json_string_value(key), &r) < 0)
+				rc = -1;
+			json_object_del(map, mv);
+		}
+		retl_http_req_free(req);
+	}
+	/* rows in no result: not done */
+	const char *k;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(map, tmp, k, v) {
+		if (rc < 0)
+			break;
+		struct retl_result r = { .kind = RETL_RES_RETRY,
+			.reason = "no result from the bulk job; sent again next run" };
+		if (c->env.report(c->env.ud, json_string_value(v), &r) < 0)
+			rc = -1;
+	}
+	json_decref(fields);
+	json_decref(map);
+	return rc;
+}
+
+/* polls until the job ends: 1 ended (state in *st), 0 still running, -1 */
+static int poll_job(struct sf_ctx *c, const char *id, char *state, size_t ssz,
+		    struct retl_err *err)
+{
+	double delay = 0.2, waited = 0;
+	char *path = job_path(c, id, "");
+	int rc = -1;
+	for (;;) {
+		struct retl_http_req *req = sf_call(c, "GET", path, NULL, NULL, 0);
+		if (call_ok(c, req, "job info", err) < 0) {
+			retl_http_req_free(req);
+			break;
+		}
+		json_error_t je;
+		json_t *j = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+		const char *s = json_string_value(json_object_get(j, "state"));
+		snprintf(state, ssz, "%s", s ? s : "?");
+		json_decref(j);
+		retl_http_req_free(req);
+		if (!strcmp(state, "JobComplete") || !strcmp(state, "Failed") ||
+		    !strcmp(state, "Aborted") || !strcmp(state, "Open")) {
+			rc = 1;
+			break;
+		}
+		if (waited >= c->poll_max || c->over_budget) {
+			rc = 0;
+			break;
+		}
+		usleep((useconds_t)(delay * 1e6));
+		waited += delay;
+		delay = delay * 1.5 > 10 ? 10 : delay * 1.5;
+	}
+	free(path);
+	return rc;
+}
+
+static int finish_job(struct sf_ctx *c, const char *id, const char *map_path,
+		      const char *match_col, struct retl_err *err)
+{
+	char state[32];
+	int p = poll_job(c, id, state, sizeof(state), err);
+	if (p < 0)
+		return -1;
+	if (p == 0)
+		return retl_err_set(err, RETL_EXIT_DEST,
+				    "salesforce: bulk job %s still %s after %.0f s (bulk_wait): its rows wait; the next run reads its results",
+				    id, state, c->poll_max);
+	if (!strcmp(state, "Open")) {
+		/* the upload never completed: nothing was processed */
+		char *path = job_path(c, id, "");
+		static const char ab[] = "{\"state\":\"Aborted\"}";
+		struct retl_http_req *req = sf_call(c, "PATCH", path, NULL, ab, sizeof(ab) - 1);
+		free(path);
+		retl_http_req_free(req);
+		if (report_job(c, id, map_path, match_col, 0, err) < 0)
+			return -1;
+	} else if (report_job(c, id, map_path, match_col, strcmp(state, "Aborted") != 0, err) < 0) {
+		return -1;
+	}
+	if (c->env.note_set(c->env.ud, NOTE, NULL) < 0)
+		return -1;
+	unlink(map_path);
+	return 0;
+}
+
+int sf_bulk_resume(struct sf_ctx *c, struct retl_err *err)
+{
+	char *note = c->env.note_get(c->env.ud, NOTE);
+	if (!note)
+		return 0;
+	json_error_t je;
+	json_t *j = json_loads(note, 0, &je);
+	free(note);
+	const char *id = json_string_value(json_object_get(j, "id"));
+	const char *map = json_string_value(json_object_get(j, "map"));
+	const char *col = json_string_value(json_object_get(j, "match"));
+	int rc = 0;
+	if (id && map && col)
+		rc = finish_job(c, id, map, col, err);
+	else
+		rc = c->env.note_set(c->env.ud, NOTE, NULL);
+	json_decref(j);
+	return rc;
+}
+
+/* one job: n spooled rows of CSV already in csv, their map in map_path */
+static int run_job(struct sf_ctx *c, enum sf_kind k, const retl_buf *csv,
+		   const char *map_path, struct retl_err *err)
+{
+	const char *match_col = k == SF_UPDATE || k == SF_DELETE ? "Id" : c->ext;
+	if (c->over_budget)
+		return retl_err_set(err, RETL_EXIT_DEST, "%s", c->budget_msg);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "object", c->object,
+				 "contentType", "CSV", "operation", sf_kind_name[k],
+				 "lineEnding", "LF", "columnDelimiter", "COMMA");
+	if (k == SF_UPSERT)
+		json_object_set_new(body, "externalIdFieldName", json_string(c->ext));
+	char *bj = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	retl_buf p = RETL_BUF_INIT;
+	retl_buf_addf(&p, "/services/data/v%s/jobs/ingest", c->version);
+	struct retl_http_req *req = sf_call(c, "POST", p.ptr, NULL, bj, strlen(bj));
+	retl_buf_free(&p);
+	free(bj);
+	if (call_ok(c, req, "create job", err) < 0) {
+		retl_http_req_free(req);
+		return -1;
+	}
+	json_error_t je;
+	json_t *j = json_loadb(req->resp.ptr, req->resp.len, 0, &je);
+	retl_http_req_free(req);
+	char *id = retl_strdup(json_string_value(json_object_get(j, "id")) ?
+			       json_string_value(json_object_get(j, "id")) : "");
+	json_decref(j);
+	c->jobs++;
+	/* the job is known before a byte is uploaded */
+	json_t *note = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "map", map_path,
+				 "match", match_col, "op", sf_kind_name[k]);
+	char *nt = json_dumps(note, JSON_COMPACT);
+	json_decref(note);
+	int rc = c->env.note_set(c->env.ud, NOTE, nt);
+	free(nt);
+	if (rc == 0) {
+		char *path = job_path(c, id, "/batches");
+		req = sf_call(c, "PUT", path, "text/csv", csv->ptr, csv->len);
+		free(path);
+		rc = call_ok(c, req, "upload", err);
+		retl_http_req_free(req);
+	}
+	if (rc == 0) {
+		char *path = job_path(c, id, "");
+		static const char uc[] = "{\"state\":\"UploadComplete\"}";
+		req = sf_call(c, "PATCH", path, NULL, uc, sizeof(uc) - 1);
+		free(path);
+		rc = call_ok(c, req, "close job", err);
+		retl_http_req_free(req);
+	}
+	if (rc == 0)
+		rc = finish_job(c, id, map_path, match_col, err);
+	free(id);
+	return rc;
+}
+
+int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
+		struct retl_err *err)
+{
+	retl_buf csv = RETL_BUF_INIT, mv = RETL_BUF_INIT, ml = RETL_BUF_INIT;
+	retl_buf mp = RETL_BUF_INIT;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int rc = 0;
+	long rows = 0;
+	FILE *map = NULL;
+
+	retl_buf_addf(&mp, "%s/%s.job.map", c->dir, c->sc->name);
+
+	(void)n;
+	for (;;) {
+		len = getline(&line, &cap, spool);
+		if (len <= 0 || (rows && (long)csv.len > c->bulk_max_bytes)) {
+			/* a job of what is gathered */
+			if (rows) {
+				fclose(map);
+				map = NULL;
+				rc = run_job(c, k, &csv, mp.ptr, err);
+				rows = 0;
+				if (rc < 0)
+					break;
+			}
+			if (len <= 0)
+				break;
+		}
+		if (!rows) {
+			retl_buf_reset(&csv);
+			header(c, k, &csv);
+			map = fopen(mp.ptr, "w");
+			if (!map) {
+				rc = retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot create %s: %s",
+						  mp.ptr, strerror(errno));
+				break;
+			}
+		}
+		json_error_t je;
+		json_t *j = json_loadb(line, (size_t)len, 0, &je);
+		if (!j)
+			continue;
+		const char *key = json_string_value(json_object_get(j, "k"));
+		csv_line(c, k, json_string_value(json_object_get(j, "i")),
+			 json_object_get(j, "p"), &csv, &mv);
+		retl_buf_reset(&ml);
+		retl_buf_addc(&ml, '[');
+		retl_buf_add_json_str(&ml, mv.ptr ? mv.ptr : "", mv.len);
+		retl_buf_addc(&ml, ',');
+		retl_buf_add_json_str(&ml, key, strlen(key));
+		retl_buf_adds(&ml, "]\n");
+		fwrite(ml.ptr, 1, ml.len, map);
+		rows++;
+		json_decref(j);
+	}
+	if (map)
+		fclose(map);
+	free(line);
+	retl_buf_free(&csv);
+	retl_buf_free(&mv);
+	retl_buf_free(&ml);
+	retl_buf_free(&mp);
+	return rc;
+}

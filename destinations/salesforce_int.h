@@ -1,0 +1,100 @@
+/*
+ * salesforce_int.h - what the Salesforce destination's files share:
+ * salesforce.c (options, open, sObject Collections, finish),
+ * salesforce_auth.c (the three OAuth flows), salesforce_bulk.c (Bulk API
+ * 2.0 ingest jobs) and salesforce_check.c (`retl check`).  Private.
+ */
+#ifndef RETL_SALESFORCE_INT_H
+#define RETL_SALESFORCE_INT_H
+
+#include <stdio.h>
+
+#include "config.h"
+#include "destination.h"
+#include "err.h"
+#include "http.h"
+#include "http_batch.h"
+#include "mapping.h"
+
+/* what one request (and one bulk job) does: one operation each */
+enum sf_kind { SF_UPSERT, SF_INSERT, SF_UPDATE, SF_DELETE, SF_NKIND };
+
+enum sf_grant { SF_REFRESH, SF_CLIENT, SF_JWT };
+
+struct sf_ctx {
+	const struct retl_sync_cfg *sc;   /* borrowed */
+	const struct retl_dest_cfg *dc;   /* borrowed */
+	struct retl_dest_env env;         /* copied */
+	const char *object;               /* borrowed from sc */
+	enum retl_mode mode;
+	const char *ext;                  /* the External ID field (match), or NULL */
+	size_t nf;
+	const char **ftarget;             /* borrowed from the mapping */
+	enum retl_type *ftype;
+
+	/* auth */
+	enum sf_grant grant;
+	char *login;                      /* token host, no trailing '/' */
+	char *audience;                   /* JWT aud */
+	const char *client_id, *client_secret, *refresh_token, *username,
+		   *private_key;              /* borrowed from dc->options */
+	char *instance;                   /* instance_url, no trailing '/' */
+	char *auth;                       /* "Authorization: Bearer …" */
+	const char *version;              /* "62.0" */
+	retl_http *http;                  /* API calls (instance) */
+	retl_http *tok;                   /* token requests (login host) */
+	retl_hb *hb;
+
+	/* options */
+	long threshold;                   /* bulk above this many rows */
+	long reserve;                     /* daily calls kept free; < 0: 10% */
+	long bulk_max_bytes;              /* CSV bytes per job */
+	double poll_max;                  /* seconds a run waits for a job */
+
+	/* the org's daily API usage, from Sforce-Limit-Info */
+	long used, limit;
+	int over_budget;                  /* remaining calls fell under reserve */
+	char budget_msg[RETL_ERR_MSG_MAX];
+
+	/* rows deferred this run, one spool file per kind (JSON lines) */
+	char *dir;                        /* spool and job map directory */
+	FILE *spool[SF_NKIND];
+	char *spool_path[SF_NKIND];
+	long nspool[SF_NKIND];
+	struct retl_batch **ready;        /* submitted, handed back by wait() */
+	size_t nready, capready;
+	long calls;                       /* requests (every attempt) */
+	long jobs;                        /* bulk jobs this run */
+};
+
+extern const char *const sf_kind_name[SF_NKIND];
+
+/* salesforce_auth.c: gets a token (open, and again after a 401); sets
+ * c->instance and c->auth (and the API engine's header); code 4 */
+int sf_auth(struct sf_ctx *c, struct retl_err *err);
+
+/* salesforce.c */
+/* one request sent and waited for, outside any batch (check, bulk) */
+struct retl_http_req *sf_call(struct sf_ctx *c, const char *method,
+			      const char *path, const char *ctype,
+			      const char *body, size_t blen);
+/* reads Sforce-Limit-Info of req; sets over_budget when under reserve */
+void sf_usage(struct sf_ctx *c, const struct retl_http_req *req);
+/* a non-2xx answer as "HTTP 400 CODE: message" (malloc'd) */
+char *sf_error_text(const struct retl_http_req *req);
+/* sets err (code 4) for a stop-the-run answer (auth, limits); else 0 */
+int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
+		    struct retl_err *err);
+int sf_payload_value(const char *payload, size_t len, const char *field,
+		     retl_buf *out, int *is_null);
+
+/* salesforce_bulk.c */
+int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
+		struct retl_err *err);
+/* an earlier run's job (a note): wait for it and report its rows */
+int sf_bulk_resume(struct sf_ctx *c, struct retl_err *err);
+
+/* salesforce_check.c */
+int sf_check(void *ctx, struct retl_err *err);
+
+#endif

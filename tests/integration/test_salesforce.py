@@ -1,0 +1,267 @@
+"""The Salesforce destination against the emulator (tests/emulators/salesforce.py).
+
+Issue 4, "Done when": 1,000 Contacts upserted through sObject Collections in 5
+requests and a re-run spending none; 25,000 rows through one Bulk API 2.0 job with
+3 bad rows reported from failedResults; a session expiring mid-run; the daily API
+reserve stopping a run (exit 4) and the next run sending the rest; SIGKILL during a
+bulk job and a re-run that polls the same job instead of uploading again; mirror
+deleting removed rows by stored Id; `retl check` listing every problem at once; the
+JWT bearer flow with a key pair made by the test.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "emulators"))
+
+import salesforce  # noqa: E402
+
+ENV = {"SF_CLIENT_ID": "retl-client", "SF_CLIENT_SECRET": "retl-secret",
+       "SF_REFRESH_TOKEN": "retl-refresh"}
+
+
+@pytest.fixture
+def emulator():
+    server, url = salesforce.start(port=0)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def control(url, path, body=None):
+    req = urllib.request.Request(
+        url + "/_emulator/" + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def api_requests(url, part):
+    return [r for r in control(url, "counters")["requests"] if part in r["path"]]
+
+
+def records(url):
+    return control(url, "records/Contact")["records"]
+
+
+def make_people(db, n, bad=()):
+    db.psql(f"""
+        CREATE TABLE people (id int PRIMARY KEY, email text, first text, last text);
+        INSERT INTO people SELECT i, 'person' || i || '@example.com',
+               'First' || i, 'Last' || i FROM generate_series(1, {n}) i;
+    """)
+    for i in bad:
+        db.psql(f"UPDATE people SET last = NULL WHERE id = {i}")
+
+
+def sf_project(project, db, url, mode="upsert", dest=None, fields=None, **extra):
+    d = {"type": "salesforce", "base_url": url, "client_id": "${SF_CLIENT_ID}",
+         "client_secret": "${SF_CLIENT_SECRET}", "refresh_token": "${SF_REFRESH_TOKEN}"}
+    d.update(dest or {})
+    p = project(dsn=db.dsn, destinations={"sf": d})
+    m = {"source": "warehouse", "query": "SELECT id, email, first, last FROM people",
+         "key": "id", "destination": "sf", "object": "Contact", "mode": mode,
+         "match": {"External_Id__c": "id"},
+         "fields": fields or {"External_Id__c": {"from": "id", "type": "string"},
+                              "Email": "email", "FirstName": "first", "LastName": "last"}}
+    m.update(extra)
+    p.add_mapping("people", m)
+    return p
+
+
+def assert_model(url, db):
+    recs = records(url)
+    ext = [r["External_Id__c"] for r in recs]
+    assert len(ext) == len(set(ext)), "duplicate records in Salesforce"
+    got = {r["External_Id__c"]: (r.get("Email"), r.get("FirstName"), r.get("LastName"))
+           for r in recs}
+    want = {}
+    for line in db.psql("SELECT id, email, first, last FROM people WHERE last IS NOT NULL",
+                        "-At", "-F", "\t").splitlines():
+        i, e, f, last = line.split("\t")
+        want[i] = (e, f, last)
+    assert got == want
+
+
+def cache(p):
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    try:
+        return con.execute("SELECT key, status, dest_id, last_error FROM cache "
+                           "ORDER BY key").fetchall()
+    finally:
+        con.close()
+
+
+def test_collections_1000_then_rerun(project, db, emulator):
+    make_people(db, 1000)
+    p = sf_project(project, db, emulator)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    assert len(api_requests(emulator, "/composite/sobjects")) == 5
+    assert_model(emulator, db)
+    rows = cache(p)
+    assert len(rows) == 1000 and all(r[1] == 1 and r[2].startswith("003") for r in rows)
+    control(emulator, "reset", {})  # counters only matter; records go too
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    assert api_requests(emulator, "/composite/") == []
+
+
+def test_bulk_25000_with_three_bad_rows(project, db, emulator):
+    make_people(db, 25000, bad=(7, 12001, 24999))
+    p = sf_project(project, db, emulator)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, out + err
+    jobs = control(emulator, "jobs")["jobs"]
+    assert len(jobs) == 1 and jobs[0]["operation"] == "upsert"
+    assert api_requests(emulator, "/composite/") == []
+    rows = cache(p)
+    failed = {r[0]: r[3] for r in rows if r[1] == 2}
+    assert set(failed) == {"7", "12001", "24999"}
+    assert all("REQUIRED_FIELD_MISSING" in v for v in failed.values())
+    ok = [r for r in rows if r[1] == 1]
+    assert len(ok) == 24997 and all(r[2] and r[2].startswith("003") for r in ok)
+    assert_model(emulator, db)
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert "REQUIRED_FIELD_MISSING" in out
+
+
+def test_session_expiry_mid_run(project, db, emulator):
+    make_people(db, 600)
+    control(emulator, "config", {"expire_after_calls": 2})
+    p = sf_project(project, db, emulator)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    assert control(emulator, "counters")["extra"]["tokens"] == 2
+    assert_model(emulator, db)
+
+
+def test_refused_refresh_exit_4(project, db, emulator):
+    make_people(db, 10)
+    control(emulator, "config", {"refuse_refresh": True})
+    p = sf_project(project, db, emulator)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 4
+    assert "expired access/refresh token" in out + err
+
+
+def test_reserve_stops_run_then_next_run_sends_rest(project, db, emulator):
+    make_people(db, 1000)
+    # 100 calls a day, 10 reserved: the run stops after a few requests
+    control(emulator, "config", {"daily_limit": 100, "usage_start": 87})
+    p = sf_project(project, db, emulator)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 4, out + err
+    assert "reserve" in out + err and "of 100" in out + err
+    acked = {r[0] for r in cache(p) if r[1] == 1}
+    assert 0 < len(acked) < 1000
+    assert {r["External_Id__c"] for r in records(emulator)} == acked
+    control(emulator, "config", {"daily_limit": 100000, "usage_start": 0})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    assert_model(emulator, db)
+
+
+def test_sigkill_during_bulk_job_then_resume(project, db, emulator):
+    make_people(db, 3000)
+    control(emulator, "config", {"bulk_delay": 3.0})
+    p = sf_project(project, db, emulator, dest={"bulk_threshold": 1000})
+    env = dict(os.environ, **ENV)
+    proc = subprocess.Popen([p.retl_bin, "--config", p.dir, "run", "people"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        jobs = control(emulator, "jobs")["jobs"]
+        if jobs and jobs[0]["state"] == "UploadComplete":
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert all(r[1] != 1 for r in cache(p))
+    control(emulator, "config", {"bulk_delay": 0.0})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    jobs = control(emulator, "jobs")["jobs"]
+    assert len(jobs) == 1, jobs
+    uploads = api_requests(emulator, "/batches")
+    assert len(uploads) == 1
+    assert_model(emulator, db)
+    assert all(r[1] == 1 for r in cache(p))
+
+
+def test_mirror_delete_by_stored_id(project, db, emulator):
+    make_people(db, 50)
+    p = sf_project(project, db, emulator, mode="mirror", on_remove="delete",
+                   safety={"max_removed": 3})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    ids = {r[0]: r[2] for r in cache(p)}
+    db.psql("DELETE FROM people WHERE id IN (1, 2)")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    dels = api_requests(emulator, "/composite/sobjects")
+    assert any(r["method"] == "DELETE" for r in dels)
+    left = {r["Id"] for r in records(emulator)}
+    assert ids["1"] not in left and ids["2"] not in left and len(left) == 48
+    db.psql("DELETE FROM people WHERE id <= 10")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 5, out + err
+    assert len(records(emulator)) == 48
+
+
+def test_check_lists_every_problem(project, db, emulator):
+    make_people(db, 3)
+    p = sf_project(project, db, emulator, match={"Legacy_Code__c": "id"},
+                   fields={"Legacy_Code__c": {"from": "id", "type": "string"},
+                           "LastName": "last", "Nickname__c": "first",
+                           "Level__c": {"value": "Platinum"}})
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, out + err
+    text = out + err
+    assert 'no field "Nickname__c"' in text
+    assert "Legacy_Code__c is not an External ID" in text
+    assert '"Platinum" is not a value of the picklist' in text
+
+
+def test_jwt_bearer_flow(project, db, emulator, tmp_path):
+    key = tmp_path / "key.pem"
+    pub = tmp_path / "pub.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    "rsa_keygen_bits:2048", "-out", str(key)], check=True,
+                   capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)],
+                   check=True, capture_output=True)
+    control(emulator, "config", {"jwt_public_key": pub.read_text()})
+    make_people(db, 20)
+    p = sf_project(project, db, emulator, dest={
+        "client_secret": None, "refresh_token": None,
+        "private_key": "@file:" + str(key), "username": "integration@example.com"})
+    cfg = json.load(open(p.path("retl.json")))
+    d = cfg["destinations"]["sf"]
+    del d["client_secret"], d["refresh_token"]
+    p.write_config(cfg)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    assert control(emulator, "counters")["extra"].get("grant_jwt-bearer") == 1
+    assert_model(emulator, db)
+    # a key the org does not know is refused: exit 4 with the description
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out", str(other)],
+                   check=True, capture_output=True)
+    d["private_key"] = "@file:" + str(other)
+    p.write_config(cfg)
+    rc, out, err = p.run("run", "people", "--full-resync", env=ENV)
+    assert rc == 4 and "invalid assertion" in out + err
