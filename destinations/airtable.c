@@ -96,7 +96,7 @@ static int at_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 	if (retl_dest_opt_str(dc, "token",
 			      "an Airtable personal access token, e.g. \"${AIRTABLE_TOKEN}\"",
 			      &s, err) < 0 ||
-	    retl_dest_opt_str(dc, "base", "the base id, e.g. \"appXXXXXXXXXXXXXX\"",
+	    retl_dest_opt_str(dc, "base", "the base id, e.g. \"app…\" (17 characters)",
 			      &s, err) < 0)
 		return -1;
 	if (!base_id_ok(s))
@@ -754,7 +754,7 @@ static int at_open(void **out, const struct retl_dest_cfg *dc,
 	c->base_id = json_string_value(json_object_get(dc->options, "base"));
 	if (!sc->object || !sc->object[0]) {
 		retl_err_set(err, RETL_EXIT_USAGE,
-			     "%s: object: missing; the airtable destination needs the table's id (tblXXXXXXXXXXXXXX, survives renames) or name",
+			     "%s: object: missing; the airtable destination needs the table's id (tbl…, survives renames) or name",
 			     sc->file);
 		goto fail;
 	}
