@@ -116,99 +116,33 @@ static int at_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 enum at_kind { AT_UPSERT, AT_UPDATE, AT_CREATE, AT_DELETE, AT_NKIND };
 
 struct at_job {
-	struct retl_batch *outer;
+	struct retl_hb_job j;     /* first */
 	json_t **fields;          /* per outer op: its payload object, or NULL */
-	int remaining;            /* sub-batches in flight */
-	struct at_job *next;      /* ready list */
 };
 
 struct at_sub {
-	struct retl_batch b;      /* b.engine = this */
-	enum at_kind kind;
-	struct at_job *job;
-	size_t *oidx;             /* inner index -> outer index */
-	struct retl_op *ops;
+	struct retl_hb_sub s;     /* first; s.kind: enum at_kind */
 	int resends;              /* times these rows met a 429 */
 };
 
 static struct at_sub *sub_new(struct at_job *job, enum at_kind kind, size_t cap)
 {
-	struct at_sub *s = retl_calloc(1, sizeof(*s));
-	if (!cap)
-		cap = 1;
-	s->kind = kind;
-	s->job = job;
-	s->oidx = retl_calloc(cap, sizeof(*s->oidx));
-	s->ops = retl_calloc(cap, sizeof(*s->ops));
-	s->b.ops = s->ops;
-	s->b.results = retl_calloc(cap, sizeof(*s->b.results));
-	s->b.engine = s;
-	return s;
+	return (struct at_sub *)retl_hb_sub_new(&job->j, kind, cap, sizeof(struct at_sub));
 }
 
-static void sub_add(struct at_sub *s, size_t oi)
+static void job_free(struct retl_hb_job *j)
 {
-	s->ops[s->b.n] = s->job->outer->ops[oi];
-	s->oidx[s->b.n] = oi;
-	s->b.n++;
-}
-
-static void sub_free(struct at_sub *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->b.n; i++) {
-		free(s->b.results[i].dest_id);
-		free(s->b.results[i].reason);
-	}
-	free(s->b.results);
-	free(s->oidx);
-	free(s->ops);
-	free(s);
-}
-
-static void job_free(struct at_job *job)
-{
-	for (size_t i = 0; i < job->outer->n; i++)
+	struct at_job *job = (struct at_job *)j;
+	for (size_t i = 0; i < job->j.outer->n; i++)
 		json_decref(job->fields[i]);
 	free(job->fields);
 	free(job);
 }
 
-static void job_ready(struct at_ctx *c, struct at_job *job)
-{
-	job->next = NULL;
-	if (c->ready_tail)
-		c->ready_tail->next = job;
-	else
-		c->ready = job;
-	c->ready_tail = job;
-}
-
-static void job_fatal(struct at_job *job, int code, const char *msg)
-{
-	struct retl_batch *b = job->outer;
-	if (b->fatal)
-		return;
-	b->fatal = 1;
-	b->fatal_code = code ? code : RETL_EXIT_DEST;
-	snprintf(b->fatal_msg, sizeof(b->fatal_msg), "%s", msg);
-}
-
 /* hands s to the batch layer; consumes s */
 static void sub_submit(struct at_ctx *c, struct at_sub *s)
 {
-	struct retl_err e;
-	if (!s->b.n) {
-		sub_free(s);
-		return;
-	}
-	retl_err_clear(&e);
-	s->job->remaining++;
-	if (retl_hb_submit(c->hb, &s->b, &e) == 0)
-		return;
-	/* the batch layer still hands s back once its sent parts are done */
-	job_fatal(s->job, e.code, e.msg[0] ? e.msg : "airtable: cannot submit a request");
+	retl_hb_sub_submit(c->hb, &s->s, "airtable: cannot submit a request");
 }
 
 /* the payload as an object of flat fields, or -1 with a reason */
@@ -255,7 +189,7 @@ static int at_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 	struct at_sub *sub[AT_NKIND] = { 0 };
 	retl_buf reason = RETL_BUF_INIT;
 
-	job->outer = b;
+	job->j.outer = b;
 	job->fields = retl_calloc(b->n ? b->n : 1, sizeof(*job->fields));
 	for (size_t i = 0; i < b->n; i++) {
 		const struct retl_op *op = &b->ops[i];
@@ -294,14 +228,13 @@ static int at_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 		}
 		if (!sub[k])
 			sub[k] = sub_new(job, k, b->n);
-		sub_add(sub[k], i);
+		retl_hb_sub_add(&sub[k]->s, i);
 	}
 	retl_buf_free(&reason);
 	for (int k = 0; k < AT_NKIND; k++)
 		if (sub[k])
 			sub_submit(c, sub[k]);
-	if (!job->remaining)
-		job_ready(c, job);
+	retl_hb_job_submitted(c->hb, &job->j);
 	(void)err;
 	return 0;
 }
@@ -326,60 +259,39 @@ static int is_429(const struct retl_result *r)
 }
 
 /* a decoded sub-batch: results go to the engine's batch */
-static void sub_done(struct at_ctx *c, struct at_sub *s)
+static void sub_done(void *ctx, struct retl_hb_sub *hs)
 {
-	struct at_job *job = s->job;
-	struct retl_batch *ob = job->outer;
+	struct at_ctx *c = ctx;
+	struct at_sub *s = (struct at_sub *)hs;
+	struct at_job *job = (struct at_job *)hs->job;
+	struct retl_batch *ob = job->j.outer;
 	struct at_sub *again = NULL;
 
-	if (s->b.fatal)
-		job_fatal(job, s->b.fatal_code, s->b.fatal_msg);
-	for (size_t i = 0; i < s->b.n; i++) {
-		struct retl_result *r = &s->b.results[i];
-		struct retl_result *o = &ob->results[s->oidx[i]];
+	if (hs->b.fatal)
+		retl_hb_job_fatal(hs->job, hs->b.fatal_code, hs->b.fatal_msg);
+	for (size_t i = 0; i < hs->b.n; i++) {
+		struct retl_result *r = &hs->b.results[i];
 		if (is_429(r) && !ob->fatal && s->resends < AT_MAX_429_RESENDS) {
 			if (!again) {
-				again = sub_new(job, s->kind, s->b.n);
+				again = sub_new(job, hs->kind, hs->b.n);
 				again->resends = s->resends + 1;
 			}
-			sub_add(again, s->oidx[i]);
+			retl_hb_sub_add(&again->s, hs->oidx[i]);
 			continue;
 		}
-		free(o->dest_id);
-		free(o->reason);
-		*o = *r;
-		r->dest_id = NULL;
-		r->reason = NULL;
+		retl_hb_sub_take(hs, i);
 	}
 	if (again) {
 		penalty_wait(c);
 		sub_submit(c, again);
 	}
-	sub_free(s);
+	retl_hb_sub_free(hs);
 }
 
 static struct retl_batch *at_wait(void *ctx, int block)
 {
 	struct at_ctx *c = ctx;
-	for (;;) {
-		if (c->ready) {
-			struct at_job *job = c->ready;
-			c->ready = job->next;
-			if (!c->ready)
-				c->ready_tail = NULL;
-			struct retl_batch *b = job->outer;
-			job_free(job);
-			return b;
-		}
-		struct retl_batch *ib = retl_hb_wait(c->hb, block);
-		if (!ib)
-			return NULL;
-		struct at_sub *s = ib->engine;
-		struct at_job *job = s->job;
-		sub_done(c, s);
-		if (--job->remaining == 0)
-			job_ready(c, job);
-	}
+	return retl_hb_job_wait(c->hb, block);
 }
 
 /* ---- encode ---- */
@@ -406,7 +318,7 @@ static int at_encode(void *dctx, const struct retl_hb_part *p,
 		     struct retl_http_req *req, struct retl_err *err)
 {
 	struct at_ctx *c = dctx;
-	struct at_sub *s = p->b->engine;
+	struct retl_hb_sub *s = p->b->engine;
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
@@ -446,7 +358,7 @@ static int at_encode(void *dctx, const struct retl_hb_part *p,
 			retl_buf_addc(o, ',');
 		}
 		retl_buf_adds(o, "\"fields\":");
-		add_json(o, s->job->fields[s->oidx[in]]);
+		add_json(o, ((struct at_job *)s->job)->fields[s->oidx[in]]);
 		retl_buf_addc(o, '}');
 	}
 	retl_buf_addf(o, "],\"typecast\":%s}", c->typecast ? "true" : "false");
@@ -535,10 +447,10 @@ static int value_eq(const json_t *a, const json_t *b)
 }
 
 /* row k of the part is the record with these fields (upsert: merge values) */
-static int merge_hit(const struct at_ctx *c, const struct at_sub *s, size_t in,
+static int merge_hit(const struct at_ctx *c, const struct retl_hb_sub *s, size_t in,
 		     const json_t *fields)
 {
-	const json_t *mine = s->job->fields[s->oidx[in]];
+	const json_t *mine = ((struct at_job *)s->job)->fields[s->oidx[in]];
 	for (size_t m = 0; m < c->nmerge; m++) {
 		json_t *a = json_object_get(mine, c->merge[m]);
 		json_t *b = json_object_get(fields, c->merge[m]);
@@ -548,7 +460,7 @@ static int merge_hit(const struct at_ctx *c, const struct at_sub *s, size_t in,
 	return 1;
 }
 
-static enum retl_hb_verdict decode_ok(struct at_ctx *c, struct at_sub *s,
+static enum retl_hb_verdict decode_ok(struct at_ctx *c, struct retl_hb_sub *s,
 				      const struct retl_hb_part *p,
 				      const struct retl_http_req *req)
 {
@@ -622,7 +534,7 @@ static enum retl_hb_verdict at_decode(void *dctx, const struct retl_hb_part *p,
 				      struct retl_err *err)
 {
 	struct at_ctx *c = dctx;
-	struct at_sub *s = p->b->engine;
+	struct retl_hb_sub *s = p->b->engine;
 	long st = req->status;
 	char type[64];
 	enum retl_hb_verdict v = RETL_HB_DONE;
@@ -674,11 +586,6 @@ static void at_close(void *ctx)
 	struct at_ctx *c = ctx;
 	if (!c)
 		return;
-	while (c->ready) {
-		struct at_job *j = c->ready;
-		c->ready = j->next;
-		job_free(j);
-	}
 	retl_hb_free(c->hb);
 	retl_http_free(c->http);
 	free(c->merge);
@@ -801,6 +708,7 @@ static int at_open(void **out, const struct retl_dest_cfg *dc,
 	if (retl_http_new(&c->http, &ho, err) < 0)
 		goto fail;
 	c->hb = retl_hb_new(c->http, &at_hb_ops, c, AT_MAX_RECORDS);
+	retl_hb_fanout(c->hb, sub_done, job_free);
 	*out = c;
 	return 0;
 fail:

@@ -14,8 +14,6 @@
 #include "mapping.h"
 #include "ratelimit.h"
 
-struct at_job;
-
 struct at_ctx {
 	const struct retl_sync_cfg *sc;   /* borrowed */
 	const char *table;                /* borrowed from sc: id or name */
@@ -34,8 +32,6 @@ struct at_ctx {
 	retl_ratelimit *rate;             /* shared by every sync on this base */
 	retl_http *http;
 	retl_hb *hb;
-	struct at_job *ready;             /* finished, not yet handed back */
-	struct at_job *ready_tail;
 };
 
 /* GET /v0/meta/bases/{base}/tables and the checks on it (airtable_check.c) */

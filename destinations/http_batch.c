@@ -18,6 +18,10 @@ struct retl_hb {
 	/* finished batches, handed back by wait() */
 	struct retl_batch **done;
 	size_t ndone, capdone;
+	/* fan-out (retl_hb_fanout): jobs finished, not yet handed back */
+	void (*sub_done)(void *dctx, struct retl_hb_sub *s);
+	void (*job_free)(struct retl_hb_job *job);
+	struct retl_hb_job *ready, *ready_tail;
 };
 
 /* what a request carries: its part of a batch */
@@ -41,6 +45,11 @@ void retl_hb_free(retl_hb *hb)
 {
 	if (!hb)
 		return;
+	while (hb->ready) {
+		struct retl_hb_job *j = hb->ready;
+		hb->ready = j->next;
+		hb->job_free(j);
+	}
 	free(hb->done);
 	free(hb);
 }
@@ -206,6 +215,130 @@ struct retl_batch *retl_hb_wait(retl_hb *hb, int block)
 		if (!req)
 			return NULL;
 		settle(hb, req);
+	}
+}
+
+/* ---- fan-out: one outer batch, one or more sub-batches ---- */
+
+void retl_hb_fanout(retl_hb *hb,
+		    void (*sub_done)(void *dctx, struct retl_hb_sub *s),
+		    void (*job_free)(struct retl_hb_job *job))
+{
+	hb->sub_done = sub_done;
+	hb->job_free = job_free;
+}
+
+struct retl_hb_sub *retl_hb_sub_new(struct retl_hb_job *job, int kind,
+				    size_t cap, size_t size)
+{
+	struct retl_hb_sub *s = retl_calloc(1, size);
+	if (!cap)
+		cap = 1;
+	s->kind = kind;
+	s->job = job;
+	s->oidx = retl_calloc(cap, sizeof(*s->oidx));
+	s->ops = retl_calloc(cap, sizeof(*s->ops));
+	s->b.ops = s->ops;
+	s->b.results = retl_calloc(cap, sizeof(*s->b.results));
+	s->b.engine = s;
+	return s;
+}
+
+void retl_hb_sub_add(struct retl_hb_sub *s, size_t oi)
+{
+	s->ops[s->b.n] = s->job->outer->ops[oi];
+	s->oidx[s->b.n] = oi;
+	s->b.n++;
+}
+
+void retl_hb_sub_free(struct retl_hb_sub *s)
+{
+	if (!s)
+		return;
+	if (s->fini)
+		s->fini(s);
+	for (size_t i = 0; i < s->b.n; i++) {
+		free(s->b.results[i].dest_id);
+		free(s->b.results[i].reason);
+	}
+	free(s->b.results);
+	free(s->oidx);
+	free(s->ops);
+	free(s);
+}
+
+void retl_hb_sub_take(struct retl_hb_sub *s, size_t i)
+{
+	struct retl_result *r = &s->b.results[i];
+	struct retl_result *o = &s->job->outer->results[s->oidx[i]];
+	free(o->dest_id);
+	free(o->reason);
+	*o = *r;
+	r->dest_id = NULL;
+	r->reason = NULL;
+}
+
+void retl_hb_job_fatal(struct retl_hb_job *job, int code, const char *msg)
+{
+	struct retl_batch *b = job->outer;
+	if (b->fatal)
+		return;
+	b->fatal = 1;
+	b->fatal_code = code ? code : RETL_EXIT_DEST;
+	snprintf(b->fatal_msg, sizeof(b->fatal_msg), "%s", msg);
+}
+
+void retl_hb_sub_submit(retl_hb *hb, struct retl_hb_sub *s, const char *msg)
+{
+	struct retl_err e;
+	if (!s->b.n) {
+		retl_hb_sub_free(s);
+		return;
+	}
+	retl_err_clear(&e);
+	s->job->remaining++;
+	if (retl_hb_submit(hb, &s->b, &e) == 0)
+		return;
+	/* the batch layer still hands s back once its sent parts are done */
+	retl_hb_job_fatal(s->job, e.code, e.msg[0] ? e.msg : msg);
+}
+
+static void job_ready(retl_hb *hb, struct retl_hb_job *job)
+{
+	job->next = NULL;
+	if (hb->ready_tail)
+		hb->ready_tail->next = job;
+	else
+		hb->ready = job;
+	hb->ready_tail = job;
+}
+
+void retl_hb_job_submitted(retl_hb *hb, struct retl_hb_job *job)
+{
+	if (!job->remaining)
+		job_ready(hb, job);
+}
+
+struct retl_batch *retl_hb_job_wait(retl_hb *hb, int block)
+{
+	for (;;) {
+		if (hb->ready) {
+			struct retl_hb_job *job = hb->ready;
+			hb->ready = job->next;
+			if (!hb->ready)
+				hb->ready_tail = NULL;
+			struct retl_batch *b = job->outer;
+			hb->job_free(job);
+			return b;
+		}
+		struct retl_batch *ib = retl_hb_wait(hb, block);
+		if (!ib)
+			return NULL;
+		struct retl_hb_sub *s = ib->engine;
+		struct retl_hb_job *job = s->job;
+		hb->sub_done(hb->dctx, s);
+		if (--job->remaining == 0)
+			job_ready(hb, job);
 	}
 }
 

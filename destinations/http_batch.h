@@ -57,6 +57,57 @@ void retl_hb_free(retl_hb *hb);
 int retl_hb_submit(retl_hb *hb, struct retl_batch *b, struct retl_err *err);
 struct retl_batch *retl_hb_wait(retl_hb *hb, int block);
 
+/*
+ * Fan-out: one engine batch (a job's "outer" batch) becomes sub-batches (one
+ * per endpoint or request kind), each through retl_hb_submit.  When every
+ * sub-batch of a job is back, the outer batch is handed back by
+ * retl_hb_job_wait.  A destination embeds retl_hb_job as the first member of
+ * its job, and retl_hb_sub as the first member of its sub-batch when it needs
+ * per-sub fields (then fini frees them).
+ */
+struct retl_hb_job {
+	struct retl_batch *outer;
+	int remaining;            /* sub-batches in flight */
+	struct retl_hb_job *next; /* ready list */
+};
+
+struct retl_hb_sub {
+	struct retl_batch b;      /* b.engine = this */
+	struct retl_hb_job *job;
+	size_t *oidx;             /* inner index -> outer index */
+	struct retl_op *ops;
+	int kind;                 /* the destination's */
+	void (*fini)(struct retl_hb_sub *s);  /* frees per-sub fields, or NULL */
+};
+
+/* per destination, once after retl_hb_new:
+ *   sub_done  a sub-batch is back: its results to the outer batch
+ *             (retl_hb_sub_take), maybe more sub-batches; frees s
+ *   job_free  frees a job whose outer batch is handed back (or, at
+ *             retl_hb_free, never was) */
+void retl_hb_fanout(retl_hb *hb,
+		    void (*sub_done)(void *dctx, struct retl_hb_sub *s),
+		    void (*job_free)(struct retl_hb_job *job));
+
+/* a sub-batch of `size` bytes (>= sizeof(struct retl_hb_sub)), room for
+ * cap rows */
+struct retl_hb_sub *retl_hb_sub_new(struct retl_hb_job *job, int kind,
+				    size_t cap, size_t size);
+/* adds the outer batch's row oi */
+void retl_hb_sub_add(struct retl_hb_sub *s, size_t oi);
+void retl_hb_sub_free(struct retl_hb_sub *s);
+/* moves row i's result to the outer batch */
+void retl_hb_sub_take(struct retl_hb_sub *s, size_t i);
+/* hands s to the batch layer, counted in its job (an empty s is freed); a
+ * submit error makes the job fatal (e.msg, or `msg`); consumes s */
+void retl_hb_sub_submit(retl_hb *hb, struct retl_hb_sub *s, const char *msg);
+/* the outer batch must stop (first call wins; code 0: RETL_EXIT_DEST) */
+void retl_hb_job_fatal(struct retl_hb_job *job, int code, const char *msg);
+/* after submitting a job's sub-batches: a job with none in flight is ready */
+void retl_hb_job_submitted(retl_hb *hb, struct retl_hb_job *job);
+/* the next finished outer batch (its job freed), as retl_hb_wait */
+struct retl_batch *retl_hb_job_wait(retl_hb *hb, int block);
+
 /* a destination's stats() from its HTTP engine (NULL-safe) */
 void retl_hb_stats(const retl_http *http, struct retl_dest_stats *s);
 

@@ -175,19 +175,13 @@ struct hs_row {
 };
 
 struct hs_job {
-	struct retl_batch *outer;
+	struct retl_hb_job j;     /* first */
 	struct hs_row *rows;
 	retl_buf props, ids;
-	int remaining;            /* sub-batches in flight */
-	struct hs_job *next;      /* ready list */
 };
 
 struct hs_sub {
-	struct retl_batch b;      /* b.engine = this */
-	enum hs_kind kind;
-	struct hs_job *job;
-	size_t *oidx;             /* inner index -> outer index */
-	struct retl_op *ops;
+	struct retl_hb_sub s;     /* first; s.kind: enum hs_kind */
 	unsigned char *notfound;  /* HS_READ: not in HubSpot */
 	unsigned char *relookup;  /* HS_CREATE: exists already, look it up */
 	int from_read;            /* HS_CREATE after a lookup: no second one */
@@ -322,78 +316,32 @@ static int id_eq(const struct hs_ctx *c, const char *a, size_t alen, const char 
 	return c->id_ci ? !strncasecmp(a, b, alen) : !memcmp(a, b, alen);
 }
 
-static struct hs_sub *sub_new(struct hs_job *job, enum hs_kind kind, size_t cap)
+static struct hs_job *job_of(const struct hs_sub *s)
 {
-	struct hs_sub *s = retl_calloc(1, sizeof(*s));
-	s->kind = kind;
-	s->job = job;
-	s->oidx = retl_calloc(cap ? cap : 1, sizeof(*s->oidx));
-	s->ops = retl_calloc(cap ? cap : 1, sizeof(*s->ops));
-	s->notfound = retl_calloc(cap ? cap : 1, 1);
-	s->relookup = retl_calloc(cap ? cap : 1, 1);
-	s->b.ops = s->ops;
-	s->b.results = retl_calloc(cap ? cap : 1, sizeof(*s->b.results));
-	s->b.engine = s;
-	return s;
+	return (struct hs_job *)s->s.job;
 }
 
-static void sub_add(struct hs_sub *s, size_t oi)
+static void sub_fini(struct retl_hb_sub *hs)
 {
-	s->ops[s->b.n] = s->job->outer->ops[oi];
-	s->oidx[s->b.n] = oi;
-	s->b.n++;
-}
-
-static void sub_free(struct hs_sub *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->b.n; i++) {
-		free(s->b.results[i].dest_id);
-		free(s->b.results[i].reason);
-	}
-	free(s->b.results);
-	free(s->oidx);
-	free(s->ops);
+	struct hs_sub *s = (struct hs_sub *)hs;
 	free(s->notfound);
 	free(s->relookup);
-	free(s);
 }
 
-static void job_ready(struct hs_ctx *c, struct hs_job *job)
+static struct hs_sub *sub_new(struct hs_job *job, enum hs_kind kind, size_t cap)
 {
-	job->next = NULL;
-	if (c->ready_tail)
-		c->ready_tail->next = job;
-	else
-		c->ready = job;
-	c->ready_tail = job;
-}
-
-static void job_fatal(struct hs_job *job, int code, const char *msg)
-{
-	struct retl_batch *b = job->outer;
-	if (b->fatal)
-		return;
-	b->fatal = 1;
-	b->fatal_code = code ? code : RETL_EXIT_DEST;
-	snprintf(b->fatal_msg, sizeof(b->fatal_msg), "%s", msg);
+	struct hs_sub *s = (struct hs_sub *)retl_hb_sub_new(&job->j, kind, cap,
+							    sizeof(struct hs_sub));
+	s->notfound = retl_calloc(cap ? cap : 1, 1);
+	s->relookup = retl_calloc(cap ? cap : 1, 1);
+	s->s.fini = sub_fini;
+	return s;
 }
 
 /* hands s to the batch layer, or fails its rows; consumes s */
 static void sub_submit(struct hs_ctx *c, struct hs_sub *s)
 {
-	struct retl_err e;
-	if (!s->b.n) {
-		sub_free(s);
-		return;
-	}
-	retl_err_clear(&e);
-	s->job->remaining++;
-	if (retl_hb_submit(c->hb, &s->b, &e) == 0)
-		return;
-	/* the batch layer still hands s back once its sent parts are done */
-	job_fatal(s->job, e.code, e.msg[0] ? e.msg : "hubspot: cannot submit a request");
+	retl_hb_sub_submit(c->hb, &s->s, "hubspot: cannot submit a request");
 }
 
 static int hs_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
@@ -403,7 +351,7 @@ static int hs_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 	struct hs_sub *sub[HS_NKIND] = { 0 };
 	retl_buf reason = RETL_BUF_INIT;
 
-	job->outer = b;
+	job->j.outer = b;
 	job->rows = retl_calloc(b->n ? b->n : 1, sizeof(*job->rows));
 	for (size_t i = 0; i < b->n; i++) {
 		const struct retl_op *op = &b->ops[i];
@@ -438,20 +386,20 @@ static int hs_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 		}
 		if (!sub[k])
 			sub[k] = sub_new(job, k, b->n);
-		sub_add(sub[k], i);
+		retl_hb_sub_add(&sub[k]->s, i);
 	}
 	retl_buf_free(&reason);
 	for (int k = 0; k < HS_NKIND; k++)
 		if (sub[k])
 			sub_submit(c, sub[k]);
-	if (!job->remaining)
-		job_ready(c, job);
+	retl_hb_job_submitted(c->hb, &job->j);
 	(void)err;
 	return 0;
 }
 
-static void job_free(struct hs_job *job)
+static void job_free(struct retl_hb_job *j)
 {
+	struct hs_job *job = (struct hs_job *)j;
 	retl_buf_free(&job->props);
 	retl_buf_free(&job->ids);
 	free(job->rows);
@@ -459,65 +407,43 @@ static void job_free(struct hs_job *job)
 }
 
 /* a decoded sub-batch: results go to the engine's batch */
-static void sub_done(struct hs_ctx *c, struct hs_sub *s)
+static void sub_done(void *ctx, struct retl_hb_sub *hs)
 {
-	struct hs_job *job = s->job;
-	struct retl_batch *ob = job->outer;
+	struct hs_ctx *c = ctx;
+	struct hs_sub *s = (struct hs_sub *)hs;
+	struct hs_job *job = job_of(s);
+	struct retl_batch *ob = job->j.outer;
 	struct hs_sub *create = NULL, *read = NULL;
 
-	if (s->b.fatal)
-		job_fatal(job, s->b.fatal_code, s->b.fatal_msg);
-	for (size_t i = 0; i < s->b.n; i++) {
-		struct retl_result *r = &s->b.results[i];
-		struct retl_result *o = &ob->results[s->oidx[i]];
-		if (s->kind == HS_READ && s->notfound[i] && !ob->fatal) {
+	if (hs->b.fatal)
+		retl_hb_job_fatal(hs->job, hs->b.fatal_code, hs->b.fatal_msg);
+	for (size_t i = 0; i < hs->b.n; i++) {
+		if (hs->kind == HS_READ && s->notfound[i] && !ob->fatal) {
 			if (!create)
-				create = sub_new(job, HS_CREATE, s->b.n);
+				create = sub_new(job, HS_CREATE, hs->b.n);
 			create->from_read = 1;
-			sub_add(create, s->oidx[i]);
+			retl_hb_sub_add(&create->s, hs->oidx[i]);
 			continue;
 		}
-		if (s->kind == HS_CREATE && s->relookup[i] && !ob->fatal) {
+		if (hs->kind == HS_CREATE && s->relookup[i] && !ob->fatal) {
 			if (!read)
-				read = sub_new(job, HS_READ, s->b.n);
-			sub_add(read, s->oidx[i]);
+				read = sub_new(job, HS_READ, hs->b.n);
+			retl_hb_sub_add(&read->s, hs->oidx[i]);
 			continue;
 		}
-		free(o->dest_id);
-		free(o->reason);
-		*o = *r;
-		r->dest_id = NULL;
-		r->reason = NULL;
+		retl_hb_sub_take(hs, i);
 	}
 	if (create)
 		sub_submit(c, create);
 	if (read)
 		sub_submit(c, read);
-	sub_free(s);
+	retl_hb_sub_free(hs);
 }
 
 static struct retl_batch *hs_wait(void *ctx, int block)
 {
 	struct hs_ctx *c = ctx;
-	for (;;) {
-		if (c->ready) {
-			struct hs_job *job = c->ready;
-			c->ready = job->next;
-			if (!c->ready)
-				c->ready_tail = NULL;
-			struct retl_batch *b = job->outer;
-			job_free(job);
-			return b;
-		}
-		struct retl_batch *ib = retl_hb_wait(c->hb, block);
-		if (!ib)
-			return NULL;
-		struct hs_sub *s = ib->engine;
-		struct hs_job *job = s->job;
-		sub_done(c, s);
-		if (--job->remaining == 0)
-			job_ready(c, job);
-	}
+	return retl_hb_job_wait(c->hb, block);
 }
 
 /* ---- encode ---- */
@@ -527,17 +453,17 @@ static int hs_encode(void *dctx, const struct retl_hb_part *p,
 {
 	struct hs_ctx *c = dctx;
 	struct hs_sub *s = p->b->engine;
-	struct hs_job *job = s->job;
+	struct hs_job *job = job_of(s);
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
 	retl_buf_addf(&url, "%s/crm/v3/objects/%s/batch/%s", c->base, c->object,
-		      hs_verb[s->kind]);
+		      hs_verb[s->s.kind]);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
-	req->idempotent = s->kind != HS_CREATE;
+	req->idempotent = s->s.kind != HS_CREATE;
 	retl_buf_reset(o);
-	if (s->kind == HS_READ) {
+	if (s->s.kind == HS_READ) {
 		retl_buf_adds(o, "{\"idProperty\":");
 		retl_buf_add_json_str(o, c->id_prop, strlen(c->id_prop));
 		retl_buf_adds(o, ",\"properties\":[");
@@ -547,13 +473,13 @@ static int hs_encode(void *dctx, const struct retl_hb_part *p,
 		retl_buf_adds(o, "{\"inputs\":[");
 	}
 	for (size_t k = 0; k < p->n; k++) {
-		size_t in = p->idx[k], oi = s->oidx[in], idlen;
-		const struct retl_op *op = &s->ops[in];
+		size_t in = p->idx[k], oi = s->s.oidx[in], idlen;
+		const struct retl_op *op = &s->s.ops[in];
 		const struct hs_row *row = &job->rows[oi];
 		const char *id = row_id(job, oi, &idlen);
 		if (k)
 			retl_buf_addc(o, ',');
-		switch (s->kind) {
+		switch (s->s.kind) {
 		case HS_ARCHIVE:
 			retl_buf_adds(o, "{\"id\":");
 			retl_buf_add_json_str(o, op->dest_id, strlen(op->dest_id));
@@ -717,21 +643,21 @@ static const char *json_id(const json_t *v, char *tmp, size_t n)
 static int row_has(const struct hs_ctx *c, const struct hs_sub *s,
 		   const struct retl_hb_part *p, size_t k, const char *id)
 {
-	size_t in = p->idx[k], oi = s->oidx[in], idlen;
-	const struct retl_op *op = &s->ops[in];
+	size_t in = p->idx[k], oi = s->s.oidx[in], idlen;
+	const struct retl_op *op = &s->s.ops[in];
 	if (!id)
 		return 0;
-	if (s->kind == HS_CREATE) {
+	if (s->s.kind == HS_CREATE) {
 		char t[32];
 		snprintf(t, sizeof(t), "%zu", in);
 		return !strcmp(t, id);
 	}
-	if ((s->kind == HS_UPDATE || s->kind == HS_ARCHIVE) && op->dest_id &&
+	if ((s->s.kind == HS_UPDATE || s->s.kind == HS_ARCHIVE) && op->dest_id &&
 	    op->dest_id[0])
 		return !strcmp(op->dest_id, id);
-	if (!s->job->rows[oi].has_id)
+	if (!job_of(s)->rows[oi].has_id)
 		return 0;
-	const char *rid = row_id(s->job, oi, &idlen);
+	const char *rid = row_id(job_of(s), oi, &idlen);
 	return id_eq(c, rid, idlen, id);
 }
 
@@ -748,7 +674,7 @@ static enum retl_hb_verdict decode_ok(struct hs_ctx *c, struct hs_sub *s,
 	json_t *x, *v;
 	char *unmapped = NULL;
 
-	if (s->kind == HS_ARCHIVE && !root) {
+	if (s->s.kind == HS_ARCHIVE && !root) {
 		/* 204: every id archived */
 		part_all(p, RETL_RES_ACK, NULL);
 		free(done);
@@ -763,16 +689,16 @@ static enum retl_hb_verdict decode_ok(struct hs_ctx *c, struct hs_sub *s,
 			if (done[k])
 				continue;
 			size_t in = p->idx[k];
-			const struct retl_op *op = &s->ops[in];
+			const struct retl_op *op = &s->s.ops[in];
 			int hit;
-			if (s->kind == HS_CREATE && trace)
+			if (s->s.kind == HS_CREATE && trace)
 				hit = row_has(c, s, p, k, trace);
-			else if (s->kind == HS_UPDATE && op->dest_id && op->dest_id[0])
+			else if (s->s.kind == HS_UPDATE && op->dest_id && op->dest_id[0])
 				hit = id && !strcmp(op->dest_id, id);
-			else if (s->kind == HS_CREATE || s->kind == HS_ARCHIVE) {
-				size_t oi = s->oidx[in], idlen;
-				const char *rid = row_id(s->job, oi, &idlen);
-				hit = s->job->rows[oi].has_id && id_eq(c, rid, idlen, pv);
+			else if (s->s.kind == HS_CREATE || s->s.kind == HS_ARCHIVE) {
+				size_t oi = s->s.oidx[in], idlen;
+				const char *rid = row_id(job_of(s), oi, &idlen);
+				hit = job_of(s)->rows[oi].has_id && id_eq(c, rid, idlen, pv);
 			} else {
 				hit = row_has(c, s, p, k, pv);
 			}
@@ -780,7 +706,7 @@ static enum retl_hb_verdict decode_ok(struct hs_ctx *c, struct hs_sub *s,
 				continue;
 			done[k] = 1;
 			set_res(&p->b->results[in], RETL_RES_ACK,
-				s->kind == HS_ARCHIVE ? NULL : id, NULL);
+				s->s.kind == HS_ARCHIVE ? NULL : id, NULL);
 		}
 	}
 	json_array_foreach(json_object_get(root, "errors"), i, x) {
@@ -806,13 +732,13 @@ static enum retl_hb_verdict decode_ok(struct hs_ctx *c, struct hs_sub *s,
 					done[k] = 1;
 					mapped = 1;
 					size_t in = p->idx[k];
-					if (s->kind == HS_READ && gone)
+					if (s->s.kind == HS_READ && gone)
 						s->notfound[in] = 1;
 					set_res(&p->b->results[in],
-						gone && s->kind == HS_ARCHIVE ? RETL_RES_ACK :
-						s->kind == HS_READ ? RETL_RES_RETRY :
+						gone && s->s.kind == HS_ARCHIVE ? RETL_RES_ACK :
+						s->s.kind == HS_READ ? RETL_RES_RETRY :
 						RETL_RES_REJECT, NULL,
-						gone && s->kind == HS_ARCHIVE ? NULL : r.ptr);
+						gone && s->s.kind == HS_ARCHIVE ? NULL : r.ptr);
 				}
 			}
 			json_decref(one);
@@ -825,11 +751,11 @@ static enum retl_hb_verdict decode_ok(struct hs_ctx *c, struct hs_sub *s,
 		if (done[k])
 			continue;
 		size_t in = p->idx[k];
-		if (s->kind == HS_READ) {
+		if (s->s.kind == HS_READ) {
 			/* not in the results: HubSpot has no such record */
 			s->notfound[in] = 1;
 			set_res(&p->b->results[in], RETL_RES_RETRY, NULL, "not found");
-		} else if (s->kind == HS_ARCHIVE) {
+		} else if (s->s.kind == HS_ARCHIVE) {
 			set_res(&p->b->results[in], RETL_RES_ACK, NULL, NULL);
 		} else if (unmapped) {
 			set_res(&p->b->results[in], RETL_RES_REJECT, NULL, unmapped);
@@ -911,14 +837,14 @@ static enum retl_hb_verdict hs_decode(void *dctx, const struct retl_hb_part *p,
 	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
 	retl_buf r = RETL_BUF_INIT;
 	enum retl_hb_verdict verdict = RETL_HB_DONE;
-	if (st == 409 && s->kind == HS_CREATE && conflict(c, s, p, root)) {
+	if (st == 409 && s->s.kind == HS_CREATE && conflict(c, s, p, root)) {
 		/* the record exists: found, as a pending create would be */
 	} else if ((st == 400 || st == 409) && p->n > 1 && !whole_request_error(root)) {
 		/* one bad input fails the whole batch: isolate it */
 		verdict = RETL_HB_SPLIT;
 	} else if (st == 400 || st == 409) {
 		error_reason(root, req, &r);
-		part_all(p, s->kind == HS_READ ? RETL_RES_RETRY : RETL_RES_REJECT, r.ptr);
+		part_all(p, s->s.kind == HS_READ ? RETL_RES_RETRY : RETL_RES_REJECT, r.ptr);
 	} else {
 		retl_buf m = RETL_BUF_INIT;
 		error_reason(root, req, &m);
@@ -948,11 +874,6 @@ static void hs_close(void *ctx)
 	struct hs_ctx *c = ctx;
 	if (!c)
 		return;
-	while (c->ready) {
-		struct hs_job *j = c->ready;
-		c->ready = j->next;
-		job_free(j);
-	}
 	retl_hb_free(c->hb);
 	retl_http_free(c->http);
 	for (size_t i = 0; i < c->nf; i++)
@@ -1074,6 +995,7 @@ static int hs_open(void **out, const struct retl_dest_cfg *dc,
 	if (retl_http_new(&c->http, &ho, err) < 0)
 		goto fail;
 	c->hb = retl_hb_new(c->http, &hs_hb_ops, c, HS_MAX_INPUTS);
+	retl_hb_fanout(c->hb, sub_done, job_free);
 	*out = c;
 	return 0;
 fail:

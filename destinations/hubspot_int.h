@@ -13,8 +13,6 @@
 #include "http_batch.h"
 #include "mapping.h"
 
-struct hs_job;
-
 struct hs_ctx {
 	const struct retl_sync_cfg *sc;   /* borrowed */
 	const char *object;               /* borrowed from sc */
@@ -29,8 +27,6 @@ struct hs_ctx {
 	char *auth;                       /* "Authorization: Bearer …" */
 	retl_http *http;
 	retl_hb *hb;
-	struct hs_job *ready;             /* finished, not yet handed back */
-	struct hs_job *ready_tail;
 };
 
 /* GET /crm/v3/properties/{object} and the checks on it (hubspot_check.c) */

@@ -172,19 +172,9 @@ struct mc_row {
 };
 
 struct mc_job {
-	struct retl_batch *outer;
+	struct retl_hb_job j;     /* first */
 	struct mc_row *rows;
 	retl_buf members, emails;
-	int remaining;            /* sub-batches in flight */
-	struct mc_job *next;
-};
-
-struct mc_sub {
-	struct retl_batch b;      /* b.engine = this */
-	enum mc_kind kind;
-	struct mc_job *job;
-	size_t *oidx;             /* inner index -> outer index */
-	struct retl_op *ops;
 };
 
 static const char *row_email(const struct mc_job *job, size_t oi, size_t *len)
@@ -193,66 +183,18 @@ static const char *row_email(const struct mc_job *job, size_t oi, size_t *len)
 	return job->emails.ptr ? job->emails.ptr + job->rows[oi].e_off : "";
 }
 
-static struct mc_sub *sub_new(struct mc_job *job, enum mc_kind kind, size_t cap)
+static struct retl_hb_sub *sub_new(struct mc_job *job, enum mc_kind kind, size_t cap)
 {
-	struct mc_sub *s = retl_calloc(1, sizeof(*s));
-	s->kind = kind;
-	s->job = job;
-	s->oidx = retl_calloc(cap ? cap : 1, sizeof(*s->oidx));
-	s->ops = retl_calloc(cap ? cap : 1, sizeof(*s->ops));
-	s->b.ops = s->ops;
-	s->b.results = retl_calloc(cap ? cap : 1, sizeof(*s->b.results));
-	s->b.engine = s;
-	return s;
+	return retl_hb_sub_new(&job->j, kind, cap, sizeof(struct retl_hb_sub));
 }
 
-static void sub_add(struct mc_sub *s, size_t oi)
+static void job_free(struct retl_hb_job *j)
 {
-	s->ops[s->b.n] = s->job->outer->ops[oi];
-	s->oidx[s->b.n] = oi;
-	s->b.n++;
-}
-
-static void sub_free(struct mc_sub *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->b.n; i++) {
-		free(s->b.results[i].dest_id);
-		free(s->b.results[i].reason);
-	}
-	free(s->b.results);
-	free(s->oidx);
-	free(s->ops);
-	free(s);
-}
-
-static void job_ready(struct mc_ctx *c, struct mc_job *job)
-{
-	job->next = NULL;
-	if (c->ready_tail)
-		c->ready_tail->next = job;
-	else
-		c->ready = job;
-	c->ready_tail = job;
-}
-
-static void job_free(struct mc_job *job)
-{
+	struct mc_job *job = (struct mc_job *)j;
 	retl_buf_free(&job->members);
 	retl_buf_free(&job->emails);
 	free(job->rows);
 	free(job);
-}
-
-static void job_fatal(struct mc_job *job, int code, const char *msg)
-{
-	struct retl_batch *b = job->outer;
-	if (b->fatal)
-		return;
-	b->fatal = 1;
-	b->fatal_code = code ? code : RETL_EXIT_DEST;
-	snprintf(b->fatal_msg, sizeof(b->fatal_msg), "%s", msg);
 }
 
 /* ---- payload -> member ---- */
@@ -393,28 +335,19 @@ out:
 
 /* ---- submit / wait ---- */
 
-static void sub_submit(struct mc_ctx *c, struct mc_sub *s)
+static void sub_submit(struct mc_ctx *c, struct retl_hb_sub *s)
 {
-	struct retl_err e;
-	if (!s->b.n) {
-		sub_free(s);
-		return;
-	}
-	retl_err_clear(&e);
-	s->job->remaining++;
-	if (retl_hb_submit(c->hb, &s->b, &e) == 0)
-		return;
-	job_fatal(s->job, e.code, e.msg[0] ? e.msg : "mailchimp: cannot submit a request");
+	retl_hb_sub_submit(c->hb, s, "mailchimp: cannot submit a request");
 }
 
 static int mc_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 {
 	struct mc_ctx *c = ctx;
 	struct mc_job *job = retl_calloc(1, sizeof(*job));
-	struct mc_sub *sub[MC_NKIND] = { 0 };
+	struct retl_hb_sub *sub[MC_NKIND] = { 0 };
 	retl_buf reason = RETL_BUF_INIT;
 
-	job->outer = b;
+	job->j.outer = b;
 	job->rows = retl_calloc(b->n ? b->n : 1, sizeof(*job->rows));
 	for (size_t i = 0; i < b->n; i++) {
 		const struct retl_op *op = &b->ops[i];
@@ -436,8 +369,8 @@ static int mc_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 				k = MC_ARCHIVE;
 			if (k != MC_UNSUB) {
 				/* one member a request: a sub-batch of its own */
-				struct mc_sub *one = sub_new(job, k, 1);
-				sub_add(one, i);
+				struct retl_hb_sub *one = sub_new(job, k, 1);
+				retl_hb_sub_add(one, i);
 				sub_submit(c, one);
 				continue;
 			}
@@ -452,57 +385,31 @@ static int mc_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 		}
 		if (!sub[k])
 			sub[k] = sub_new(job, k, b->n);
-		sub_add(sub[k], i);
+		retl_hb_sub_add(sub[k], i);
 	}
 	retl_buf_free(&reason);
 	for (int k = 0; k < MC_NKIND; k++)
 		if (sub[k])
 			sub_submit(c, sub[k]);
-	if (!job->remaining)
-		job_ready(c, job);
+	retl_hb_job_submitted(c->hb, &job->j);
 	(void)err;
 	return 0;
 }
 
-static void sub_done(struct mc_sub *s)
+static void sub_done(void *ctx, struct retl_hb_sub *s)
 {
-	struct retl_batch *ob = s->job->outer;
+	(void)ctx;
 	if (s->b.fatal)
-		job_fatal(s->job, s->b.fatal_code, s->b.fatal_msg);
-	for (size_t i = 0; i < s->b.n; i++) {
-		struct retl_result *r = &s->b.results[i];
-		struct retl_result *o = &ob->results[s->oidx[i]];
-		free(o->dest_id);
-		free(o->reason);
-		*o = *r;
-		r->dest_id = NULL;
-		r->reason = NULL;
-	}
-	sub_free(s);
+		retl_hb_job_fatal(s->job, s->b.fatal_code, s->b.fatal_msg);
+	for (size_t i = 0; i < s->b.n; i++)
+		retl_hb_sub_take(s, i);
+	retl_hb_sub_free(s);
 }
 
 static struct retl_batch *mc_wait(void *ctx, int block)
 {
 	struct mc_ctx *c = ctx;
-	for (;;) {
-		if (c->ready) {
-			struct mc_job *job = c->ready;
-			c->ready = job->next;
-			if (!c->ready)
-				c->ready_tail = NULL;
-			struct retl_batch *b = job->outer;
-			job_free(job);
-			return b;
-		}
-		struct retl_batch *ib = retl_hb_wait(c->hb, block);
-		if (!ib)
-			return NULL;
-		struct mc_sub *s = ib->engine;
-		struct mc_job *job = s->job;
-		sub_done(s);
-		if (--job->remaining == 0)
-			job_ready(c, job);
-	}
+	return retl_hb_job_wait(c->hb, block);
 }
 
 /* ---- encode ---- */
@@ -511,8 +418,8 @@ static int mc_encode(void *dctx, const struct retl_hb_part *p,
 		     struct retl_http_req *req, struct retl_err *err)
 {
 	struct mc_ctx *c = dctx;
-	struct mc_sub *s = p->b->engine;
-	struct mc_job *job = s->job;
+	struct retl_hb_sub *s = p->b->engine;
+	struct mc_job *job = (struct mc_job *)s->job;
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 	size_t el;
@@ -616,7 +523,7 @@ static void part_all(const struct retl_hb_part *p, enum retl_result_kind kind,
 }
 
 /* ack/reject the part's rows whose address is `email`; returns how many */
-static size_t settle_rows(const struct mc_sub *s, const struct retl_hb_part *p,
+static size_t settle_rows(const struct retl_hb_sub *s, const struct retl_hb_part *p,
 			  unsigned char *done, const char *email,
 			  enum retl_result_kind kind, const char *reason)
 {
@@ -634,7 +541,7 @@ static size_t settle_rows(const struct mc_sub *s, const struct retl_hb_part *p,
 		if (done[k])
 			continue;
 		size_t oi = s->oidx[p->idx[k]];
-		const char *e = row_email(s->job, oi, &el);
+		const char *e = row_email((const struct mc_job *)s->job, oi, &el);
 		if (el != len || strncasecmp(e, email, len))
 			continue;
 		done[k] = 1;
@@ -646,7 +553,7 @@ static size_t settle_rows(const struct mc_sub *s, const struct retl_hb_part *p,
 	return n;
 }
 
-static enum retl_hb_verdict decode_batch(struct mc_sub *s,
+static enum retl_hb_verdict decode_batch(struct retl_hb_sub *s,
 					 const struct retl_hb_part *p,
 					 const struct retl_http_req *req)
 {
@@ -697,7 +604,7 @@ static enum retl_hb_verdict mc_decode(void *dctx, const struct retl_hb_part *p,
 				      struct retl_err *err)
 {
 	struct mc_ctx *c = dctx;
-	struct mc_sub *s = p->b->engine;
+	struct retl_hb_sub *s = p->b->engine;
 	long st = req->status;
 	int single = s->kind == MC_ARCHIVE || s->kind == MC_DELETE;
 
@@ -735,11 +642,6 @@ static void mc_close(void *ctx)
 	struct mc_ctx *c = ctx;
 	if (!c)
 		return;
-	while (c->ready) {
-		struct mc_job *j = c->ready;
-		c->ready = j->next;
-		job_free(j);
-	}
 	retl_hb_free(c->hb);
 	retl_http_free(c->http);
 	free(c->ftarget);
@@ -893,6 +795,7 @@ static int mc_open(void **out, const struct retl_dest_cfg *dc,
 	if (retl_http_new(&c->http, &ho, err) < 0)
 		goto fail;
 	c->hb = retl_hb_new(c->http, &mc_hb_ops, c, MC_MAX_MEMBERS);
+	retl_hb_fanout(c->hb, sub_done, job_free);
 	*out = c;
 	return 0;
 fail:

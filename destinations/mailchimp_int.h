@@ -14,8 +14,6 @@
 #include "http_batch.h"
 #include "mapping.h"
 
-struct mc_job;
-
 struct mc_ctx {
 	const struct retl_sync_cfg *sc;   /* borrowed */
 	const char *list_id;              /* the audience, borrowed from sc */
@@ -31,8 +29,6 @@ struct mc_ctx {
 	char *auth;                       /* "Authorization: Basic …": never log */
 	retl_http *http;
 	retl_hb *hb;
-	struct mc_job *ready;             /* finished, not yet handed back */
-	struct mc_job *ready_tail;
 };
 
 /* GET /ping, /lists/{id}, /lists/{id}/merge-fields (mailchimp_check.c) */
