@@ -40,18 +40,6 @@ static const json_t *find_named(const json_t *arr, const char *name, int by_id)
 	return NULL;
 }
 
-static const char *case_twin(const json_t *arr, const char *name)
-{
-	size_t i;
-	json_t *x;
-	json_array_foreach(arr, i, x) {
-		const char *n = json_string_value(json_object_get(x, "name"));
-		if (n && !strcasecmp(n, name))
-			return n;
-	}
-	return NULL;
-}
-
 static int computed(const char *t)
 {
 	static const char *const ro[] = {
@@ -187,7 +175,7 @@ int airtable_check(void *ctx, struct retl_err *err)
 	}
 	const json_t *table = find_named(tables, c->table, 1);
 	if (!table) {
-		const char *twin = case_twin(tables, c->table);
+		const char *twin = json_string_value(json_object_get(retl_dest_find(tables, "name", c->table, 1), "name"));
 		retl_buf_addf(&probs, "%s: object: airtable: base %s has no table \"%s\"",
 			      c->sc->file, c->base_id, c->table);
 		if (twin)
@@ -201,7 +189,7 @@ int airtable_check(void *ctx, struct retl_err *err)
 		const json_t *f = find_named(fields, t, 0);
 		const char *type = f ? json_string_value(json_object_get(f, "type")) : NULL;
 		if (!f) {
-			const char *twin = case_twin(fields, t);
+			const char *twin = json_string_value(json_object_get(retl_dest_find(fields, "name", t, 1), "name"));
 			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: table \"%s\" has no field \"%s\"",
 				      probs.len ? "\n" : "", c->sc->file, t, c->table, t);
 			if (twin)

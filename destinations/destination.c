@@ -63,6 +63,19 @@ int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
 	return 0;
 }
 
+const json_t *retl_dest_find(const json_t *arr, const char *field,
+			     const char *name, int nocase)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x) {
+		const char *n = json_string_value(json_object_get(x, field));
+		if (n && (nocase ? !strcasecmp(n, name) : !strcmp(n, name)))
+			return x;
+	}
+	return NULL;
+}
+
 /* Levenshtein distance ignoring ASCII case; above cap returns cap + 1 */
 static size_t edit_distance(const char *a, const char *b, size_t cap)
 {

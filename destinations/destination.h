@@ -171,6 +171,11 @@ int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
  * `field` closest to `name` (the same but for case, else the smallest edit
  * distance, ASCII case ignored, up to max_dist), or NULL.
  */
+/* the object of `arr` whose string `field` equals name (ASCII case
+ * ignored with nocase), or NULL */
+const json_t *retl_dest_find(const json_t *arr, const char *field,
+			     const char *name, int nocase);
+
 const char *retl_dest_closest(const json_t *arr, const char *field,
 			      const char *name, size_t max_dist);
 /* "file, hubspot, ..." for messages */

@@ -15,19 +15,6 @@
 #include "buf.h"
 #include "hubspot_int.h"
 
-/* edit distance, case-insensitive, capped at cap + 1 */
-static const json_t *find_prop(const json_t *results, const char *name)
-{
-	size_t i;
-	json_t *x;
-	json_array_foreach(results, i, x) {
-		const char *n = json_string_value(json_object_get(x, "name"));
-		if (n && !strcmp(n, name))
-			return x;
-	}
-	return NULL;
-}
-
 static int read_only(const json_t *prop)
 {
 	json_t *mm = json_object_get(prop, "modificationMetadata");
@@ -87,7 +74,7 @@ int hubspot_check(void *ctx, struct retl_err *err)
 
 	for (size_t i = 0; i < c->nf; i++) {
 		const char *t = c->ftarget[i];
-		const json_t *p = find_prop(results, t);
+		const json_t *p = retl_dest_find(results, "name", t, 0);
 		if (probs.len)
 			retl_buf_addc(&probs, '\n');
 		size_t mark = probs.len;

@@ -43,18 +43,6 @@ static int answered(struct mc_ctx *c, const struct retl_http_req *req,
 	return -1;
 }
 
-static const json_t *find_field(const json_t *fields, const char *tag, int ci)
-{
-	size_t i;
-	json_t *x;
-	json_array_foreach(fields, i, x) {
-		const char *t = json_string_value(json_object_get(x, "tag"));
-		if (t && (ci ? !strcasecmp(t, tag) : !strcmp(t, tag)))
-			return x;
-	}
-	return NULL;
-}
-
 static int is_address_part(const char *s)
 {
 	static const char *const parts[] = {
@@ -142,8 +130,8 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 		char *sub = strchr(tag, '.');
 		if (sub)
 			*sub++ = '\0';
-		const json_t *f = find_field(fields, tag, 0);
-		const json_t *fci = f ? f : find_field(fields, tag, 1);
+		const json_t *f = retl_dest_find(fields, "tag", tag, 0);
+		const json_t *fci = f ? f : retl_dest_find(fields, "tag", tag, 1);
 		size_t mark = probs.len;
 		if (probs.len)
 			retl_buf_addc(&probs, '\n');

@@ -14,18 +14,6 @@
 #include "buf.h"
 #include "salesforce_int.h"
 
-static const json_t *find_field(const json_t *fields, const char *name)
-{
-	size_t i;
-	json_t *x;
-	json_array_foreach(fields, i, x) {
-		const char *n = json_string_value(json_object_get(x, "name"));
-		if (n && !strcasecmp(n, name))
-			return x;
-	}
-	return NULL;
-}
-
 /* constant values a field can take: "value", and the outputs of "map" */
 static void constants(const json_t *spec, json_t *out)
 {
@@ -112,7 +100,7 @@ int sf_check(void *ctx, struct retl_err *err)
 	int updates = c->mode != RETL_MODE_INSERT;
 	for (size_t i = 0; i < c->nf; i++) {
 		const char *t = c->ftarget[i];
-		const json_t *f = find_field(fields, t);
+		const json_t *f = retl_dest_find(fields, "name", t, 1);
 		if (!f) {
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s has no field \"%s\"",
 				      c->sc->file, t, c->object, t);
