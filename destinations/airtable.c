@@ -1,6 +1,6 @@
 /*
  * airtable.c - the Airtable destination: the Web API's record endpoints
- * over the shared HTTP batch layer (http_batch.h), 10 records a request.
+ * on the HTTP destinations' base (http_dest.h), 10 records a request.
  *
  *   upsert   PATCH /v0/{base}/{table} with performUpsert.fieldsToMergeOn =
  *            the match fields (1 to 3); results are mapped back to rows by
@@ -27,8 +27,8 @@
  * Airtable stops answering that base for 30 seconds (no Retry-After is
  * documented): the HTTP engine is told to hand 429s back at once
  * (max_429 = 1), and this file pauses the shared limiter for the penalty
- * (`rate_limit_penalty`, default 30) and sends the refused part again: one
- * wait, then on at the limit.
+ * (`rate_limit_penalty`, default 30) and sends the refused records again:
+ * one wait, then on at the limit.
  *
  * Values: retl's neutral formats are Airtable's (dates "YYYY-MM-DD",
  * datetimes ISO 8601, checkboxes true/false, multiple selects and linked
@@ -45,11 +45,8 @@
 
 #include "airtable_int.h"
 #include "buf.h"
-#include "http.h"
-#include "http_batch.h"
 #include "log.h"
-#include "mapping.h"
-#include "ratelimit.h"
+#include "payload.h"
 
 #define AT_MAX_RECORDS 10
 #define AT_DEFAULT_API "https://api.airtable.com"
@@ -111,197 +108,89 @@ static int at_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 	return 0;
 }
 
-/* ---- jobs: one engine batch, one sub-batch per request kind ---- */
-
-enum at_kind { AT_UPSERT, AT_UPDATE, AT_CREATE, AT_DELETE, AT_NKIND };
-
-struct at_job {
-	struct retl_hb_job j;     /* first */
-	json_t **fields;          /* per outer op: its payload object, or NULL */
-};
-
-struct at_sub {
-	struct retl_hb_sub s;     /* first; s.kind: enum at_kind */
-	int resends;              /* times these rows met a 429 */
-};
-
-static struct at_sub *sub_new(struct at_job *job, enum at_kind kind, size_t cap)
-{
-	return (struct at_sub *)retl_hb_sub_new(&job->j, kind, cap, sizeof(struct at_sub));
-}
-
-static void job_free(struct retl_hb_job *j)
-{
-	struct at_job *job = (struct at_job *)j;
-	for (size_t i = 0; i < job->j.outer->n; i++)
-		json_decref(job->fields[i]);
-	free(job->fields);
-	free(job);
-}
-
-/* hands s to the batch layer; consumes s */
-static void sub_submit(struct at_ctx *c, struct at_sub *s)
-{
-	retl_hb_sub_submit(c->hb, &s->s, "airtable: cannot submit a request");
-}
-
-/* the payload as an object of flat fields, or -1 with a reason */
-static json_t *parse_fields(const struct retl_op *op, retl_buf *reason)
-{
-	json_error_t je;
-	json_t *o = op->payload ? json_loadb(op->payload, op->payload_len, 0, &je) : NULL;
-	const char *k;
-	json_t *v;
-	if (!json_is_object(o)) {
-		json_decref(o);
-		retl_buf_adds(reason, "airtable: payload is not a JSON object");
-		return NULL;
-	}
-	json_object_foreach(o, k, v) {
-		if (json_is_object(v)) {
-			retl_buf_addf(reason, "%s: Airtable fields are flat: an object cannot be sent (use a string, or an array for multiple selects and linked records)",
-				      k);
-			json_decref(o);
-			return NULL;
-		}
-	}
-	return o;
-}
-
-static int has_merge_values(const struct at_ctx *c, const json_t *f, retl_buf *reason)
-{
-	for (size_t m = 0; m < c->nmerge; m++) {
-		json_t *v = json_object_get(f, c->merge[m]);
-		if (!v || json_is_null(v) ||
-		    (json_is_string(v) && !json_string_length(v))) {
-			retl_buf_addf(reason, "%s: empty; Airtable finds the record by this field (match)",
-				      c->merge[m]);
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static int at_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
-{
-	struct at_ctx *c = ctx;
-	struct at_job *job = retl_calloc(1, sizeof(*job));
-	struct at_sub *sub[AT_NKIND] = { 0 };
-	retl_buf reason = RETL_BUF_INIT;
-
-	job->j.outer = b;
-	job->fields = retl_calloc(b->n ? b->n : 1, sizeof(*job->fields));
-	for (size_t i = 0; i < b->n; i++) {
-		const struct retl_op *op = &b->ops[i];
-		int has_id = op->dest_id && op->dest_id[0];
-		enum at_kind k;
-		retl_buf_reset(&reason);
-		if (op->kind == RETL_OP_REMOVE) {
-			if (!has_id) {
-				/* never reached Airtable with an id: nothing to remove */
-				retl_hb_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
-				continue;
-			}
-			k = AT_DELETE;
-		} else {
-			job->fields[i] = parse_fields(op, &reason);
-			if (!job->fields[i]) {
-				retl_hb_set(&b->results[i], RETL_RES_REJECT, NULL, reason.ptr);
-				continue;
-			}
-			if (c->mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE) {
-				if (!has_id) {
-					retl_hb_set(&b->results[i], RETL_RES_REJECT, NULL,
-						    "airtable: update mode changes only records retl knows the id of (sent before in upsert, insert or mirror mode); this key has none");
-					continue;
-				}
-				k = AT_UPDATE;
-			} else if (c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT) {
-				k = op->pending && c->nmerge ? AT_UPSERT : AT_CREATE;
-			} else {
-				k = AT_UPSERT;
-			}
-			if (k == AT_UPSERT && !has_merge_values(c, job->fields[i], &reason)) {
-				retl_hb_set(&b->results[i], RETL_RES_REJECT, NULL, reason.ptr);
-				continue;
-			}
-		}
-		if (!sub[k])
-			sub[k] = sub_new(job, k, b->n);
-		retl_hb_sub_add(&sub[k]->s, i);
-	}
-	retl_buf_free(&reason);
-	for (int k = 0; k < AT_NKIND; k++)
-		if (sub[k])
-			sub_submit(c, sub[k]);
-	retl_hb_job_submitted(c->hb, &job->j);
-	(void)err;
-	return 0;
-}
+/* ---- prepare ---- */
 
 /*
- * Airtable stops answering the base for `penalty` seconds after a 429: hold
- * every sync on the base (the shared limiter) until then.
+ * The payload is the record's fields as they are (retl's neutral formats
+ * are Airtable's); its merge fields' values, as a JSON array in match
+ * order, go into id.  -1 with a reason for a row Airtable cannot take.
  */
-static void penalty_wait(struct at_ctx *c)
+static int read_fields(const struct at_ctx *c, const struct retl_op *op,
+		       retl_buf *body, retl_buf *id, int need_merge, retl_buf *reason)
 {
-	double now = retl_rate_now();
-	if (retl_rate_delay(c->rate, now) < c->penalty * 0.5)
-		retl_log(RETL_LOG_INFO, c->sc->name,
-			 "airtable: 429 from base %s: waiting %.0f s (Airtable's rate-limit penalty)",
-			 c->base_id, c->penalty);
-	retl_rate_pause(c->rate, now, c->penalty + 0.1);
-}
-
-static int is_429(const struct retl_result *r)
-{
-	return r->kind == RETL_RES_RETRY && r->reason && !strncmp(r->reason, "HTTP 429", 8);
-}
-
-/* a decoded sub-batch: results go to the engine's batch */
-static void sub_done(void *ctx, struct retl_hb_sub *hs)
-{
-	struct at_ctx *c = ctx;
-	struct at_sub *s = (struct at_sub *)hs;
-	struct at_job *job = (struct at_job *)hs->job;
-	struct retl_batch *ob = job->j.outer;
-	struct at_sub *again = NULL;
-
-	if (hs->b.fatal)
-		retl_hb_job_fatal(hs->job, hs->b.fatal_code, hs->b.fatal_msg);
-	for (size_t i = 0; i < hs->b.n; i++) {
-		struct retl_result *r = &hs->b.results[i];
-		if (is_429(r) && !ob->fatal && s->resends < AT_MAX_429_RESENDS) {
-			if (!again) {
-				again = sub_new(job, hs->kind, hs->b.n);
-				again->resends = s->resends + 1;
-			}
-			retl_hb_sub_add(&again->s, hs->oidx[i]);
-			continue;
+	struct retl_preader r;
+	struct retl_pfield f;
+	struct retl_pv mv[3] = { 0 };
+	int rc;
+	if (retl_payload_open(&r, op->payload, op->payload_len) < 0)
+		goto bad;
+	while ((rc = retl_payload_next(&r, &f)) > 0) {
+		if (f.v.kind == RETL_PV_OBJECT) {
+			retl_pfield_name(&f, reason);
+			retl_buf_adds(reason, ": Airtable fields are flat: an object cannot be sent (use a string, or an array for multiple selects and linked records)");
+			return -1;
 		}
-		retl_hb_sub_take(hs, i);
+		for (size_t m = 0; m < c->nmerge && m < 3; m++)
+			if (retl_pfield_is(&f, c->merge[m]))
+				mv[m] = f.v;
 	}
-	if (again) {
-		penalty_wait(c);
-		sub_submit(c, again);
+	if (rc < 0)
+		goto bad;
+	retl_buf_add(body, op->payload, op->payload_len);
+	retl_buf_addc(id, '[');
+	for (size_t m = 0; m < c->nmerge && m < 3; m++) {
+		int empty = !mv[m].raw || mv[m].kind == RETL_PV_NULL ||
+			    (mv[m].kind == RETL_PV_STRING && mv[m].len == 2);
+		if (empty && need_merge) {
+			retl_buf_addf(reason, "%s: empty; Airtable finds the record by this field (match)",
+				      c->merge[m]);
+			return -1;
+		}
+		if (m)
+			retl_buf_addc(id, ',');
+		if (mv[m].raw)
+			retl_buf_add(id, mv[m].raw, mv[m].len);
+		else
+			retl_buf_adds(id, "null");
 	}
-	retl_hb_sub_free(hs);
+	retl_buf_addc(id, ']');
+	return 0;
+bad:
+	retl_buf_adds(reason, "airtable: payload is not a JSON object");
+	return -1;
 }
 
-static struct retl_batch *at_wait(void *ctx, int block)
+static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
+		      retl_buf *id, retl_buf *reason)
 {
-	struct at_ctx *c = ctx;
-	return retl_hb_job_wait(c->hb, block);
+	struct at_ctx *c = d;
+	const struct retl_op *op = &b->ops[i];
+	int has_id = op->dest_id && op->dest_id[0];
+	int k;
+
+	if (op->kind == RETL_OP_REMOVE) {
+		if (has_id)
+			return AT_DELETE;
+		/* never reached Airtable with an id: nothing to remove */
+		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
+		return RETL_HD_NONE;
+	}
+	if (c->mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
+		k = AT_UPDATE;
+	else if (c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
+		k = op->pending && c->nmerge ? AT_UPSERT : AT_CREATE;
+	else
+		k = AT_UPSERT;
+	if (read_fields(c, op, body, id, k == AT_UPSERT, reason) < 0)
+		return RETL_HD_REJECT;
+	if (k == AT_UPDATE && !has_id) {
+		retl_buf_adds(reason, "airtable: update mode changes only records retl knows the id of (sent before in upsert, insert or mirror mode); this key has none");
+		return RETL_HD_REJECT;
+	}
+	return k;
 }
 
 /* ---- encode ---- */
-
-static void add_json(retl_buf *o, const json_t *v)
-{
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	retl_buf_adds(o, s ? s : "null");
-	free(s);
-}
 
 static void add_url_escaped(retl_buf *o, const char *s)
 {
@@ -314,30 +203,29 @@ static void add_url_escaped(retl_buf *o, const char *s)
 	}
 }
 
-static int at_encode(void *dctx, const struct retl_hb_part *p,
-		     struct retl_http_req *req, struct retl_err *err)
+static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 {
-	struct at_ctx *c = dctx;
-	struct retl_hb_sub *s = p->b->engine;
+	struct at_ctx *c = d;
+	struct retl_http_req *req = r->http;
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
+	size_t len;
 
 	retl_buf_adds(&url, c->records_url);
-	retl_buf_reset(o);
-	req->idempotent = s->kind != AT_CREATE;
-	if (s->kind == AT_DELETE) {
+	req->idempotent = r->kind != AT_CREATE;
+	if (r->kind == AT_DELETE) {
 		req->method = "DELETE";
-		for (size_t k = 0; k < p->n; k++) {
+		for (size_t k = 0; k < r->n; k++) {
 			retl_buf_adds(&url, k ? "&records%5B%5D=" : "?records%5B%5D=");
-			add_url_escaped(&url, s->ops[p->idx[k]].dest_id);
+			add_url_escaped(&url, retl_req_op(r, k)->dest_id);
 		}
 		req->url = retl_buf_detach(&url);
 		return 0;
 	}
-	req->method = s->kind == AT_CREATE ? "POST" : "PATCH";
+	req->method = r->kind == AT_CREATE ? "POST" : "PATCH";
 	req->url = retl_buf_detach(&url);
 	retl_buf_addc(o, '{');
-	if (s->kind == AT_UPSERT) {
+	if (r->kind == AT_UPSERT) {
 		retl_buf_adds(o, "\"performUpsert\":{\"fieldsToMergeOn\":[");
 		for (size_t m = 0; m < c->nmerge; m++) {
 			if (m)
@@ -347,18 +235,19 @@ static int at_encode(void *dctx, const struct retl_hb_part *p,
 		retl_buf_adds(o, "]},");
 	}
 	retl_buf_adds(o, "\"records\":[");
-	for (size_t k = 0; k < p->n; k++) {
-		size_t in = p->idx[k];
+	for (size_t k = 0; k < r->n; k++) {
+		const struct retl_op *op = retl_req_op(r, k);
+		const char *fields = retl_req_body(r, k, &len);
 		if (k)
 			retl_buf_addc(o, ',');
 		retl_buf_addc(o, '{');
-		if (s->kind == AT_UPDATE) {
+		if (r->kind == AT_UPDATE) {
 			retl_buf_adds(o, "\"id\":");
-			retl_buf_add_json_str(o, s->ops[in].dest_id, strlen(s->ops[in].dest_id));
+			retl_buf_add_json_str(o, op->dest_id, strlen(op->dest_id));
 			retl_buf_addc(o, ',');
 		}
 		retl_buf_adds(o, "\"fields\":");
-		add_json(o, ((struct at_job *)s->job)->fields[s->oidx[in]]);
+		retl_buf_add(o, fields, len);
 		retl_buf_addc(o, '}');
 	}
 	retl_buf_addf(o, "],\"typecast\":%s}", c->typecast ? "true" : "false");
@@ -386,15 +275,14 @@ void airtable_error_text(const struct retl_http_req *req, retl_buf *out,
 		t = json_string_value(json_object_get(x, "error"));
 		msg = json_string_value(json_object_get(x, "message"));
 	}
-	if (type && typelen) {
+	if (type && typelen)
 		snprintf(type, typelen, "%s", t ? t : "");
-	}
 	if (t || msg) {
 		retl_buf_addf(out, "%s%s%s", t ? t : "", t && msg ? ": " : "", msg ? msg : "");
 	} else {
-		char *r = retl_hb_reason(req);
-		retl_buf_adds(out, r ? r : "no error message");
-		free(r);
+		char *why = retl_http_reason(req);
+		retl_buf_adds(out, why ? why : "no error message");
+		free(why);
 	}
 	json_decref(root);
 }
@@ -428,13 +316,6 @@ int airtable_auth_error(const struct at_ctx *c, const struct retl_http_req *req,
 	return -1;
 }
 
-static void part_all(const struct retl_hb_part *p, enum retl_result_kind kind,
-		     const char *reason)
-{
-	for (size_t k = 0; k < p->n; k++)
-		retl_hb_set(&p->b->results[p->idx[k]], kind, NULL, reason);
-}
-
 static int value_eq(const json_t *a, const json_t *b)
 {
 	if (json_equal((json_t *)a, (json_t *)b))
@@ -446,13 +327,11 @@ static int value_eq(const json_t *a, const json_t *b)
 	return 0;
 }
 
-/* row k of the part is the record with these fields (upsert: merge values) */
-static int merge_hit(const struct at_ctx *c, const struct retl_hb_sub *s, size_t in,
-		     const json_t *fields)
+/* the record with these fields is op k's (upsert: by merge values) */
+static int merge_hit(const struct at_ctx *c, const json_t *mine, const json_t *fields)
 {
-	const json_t *mine = ((struct at_job *)s->job)->fields[s->oidx[in]];
 	for (size_t m = 0; m < c->nmerge; m++) {
-		json_t *a = json_object_get(mine, c->merge[m]);
+		json_t *a = json_array_get(mine, m);
 		json_t *b = json_object_get(fields, c->merge[m]);
 		if (!a || !b || !value_eq(a, b))
 			return 0;
@@ -460,61 +339,62 @@ static int merge_hit(const struct at_ctx *c, const struct retl_hb_sub *s, size_t
 	return 1;
 }
 
-static enum retl_hb_verdict decode_ok(struct at_ctx *c, struct retl_hb_sub *s,
-				      const struct retl_hb_part *p,
-				      const struct retl_http_req *req)
+static int record_hits(const struct at_ctx *c, const struct retl_request *r,
+		       size_t k, size_t i, const char *id, const json_t *fields,
+		       json_t *const *mine)
 {
+	switch (r->kind) {
+	case AT_CREATE:
+		return k == i;          /* creates answer in request order */
+	case AT_UPSERT:
+		return merge_hit(c, mine[k], fields);
+	default:
+		return !strcmp(retl_req_op(r, k)->dest_id, id);
+	}
+}
+
+static enum retl_hd_verdict decode_ok(struct at_ctx *c, struct retl_request *r)
+{
+	const struct retl_http_req *req = r->http;
 	json_error_t je;
 	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
-	json_t *recs = json_object_get(root, "records");
-	unsigned char *done = retl_calloc(p->n ? p->n : 1, 1);
-	size_t i;
+	unsigned char *done = retl_calloc(r->n ? r->n : 1, 1);
+	json_t **mine = retl_calloc(r->n ? r->n : 1, sizeof(*mine));
+	size_t i, len;
 	json_t *x;
 
-	json_array_foreach(recs, i, x) {
+	for (size_t k = 0; k < r->n && r->kind == AT_UPSERT; k++) {
+		const char *mv = retl_req_id(r, k, &len);
+		mine[k] = json_loadb(mv, len, 0, &je);
+	}
+	json_array_foreach(json_object_get(root, "records"), i, x) {
 		const char *id = json_string_value(json_object_get(x, "id"));
 		json_t *fields = json_object_get(x, "fields");
-		if (!id)
-			continue;
-		for (size_t k = 0; k < p->n; k++) {
-			size_t in = p->idx[k];
-			int hit;
-			if (done[k])
-				continue;
-			switch (s->kind) {
-			case AT_CREATE:
-				hit = k == i;   /* creates answer in request order */
-				break;
-			case AT_UPSERT:
-				hit = merge_hit(c, s, in, fields);
-				break;
-			default:
-				hit = !strcmp(s->ops[in].dest_id, id);
-				break;
-			}
-			if (!hit)
+		for (size_t k = 0; id && k < r->n; k++) {
+			if (done[k] || !record_hits(c, r, k, i, id, fields, mine))
 				continue;
 			done[k] = 1;
-			retl_hb_set(&p->b->results[in], RETL_RES_ACK,
-				    s->kind == AT_DELETE ? NULL : id, NULL);
+			retl_req_set(r, k, RETL_RES_ACK, r->kind == AT_DELETE ? NULL : id, NULL);
 			break;
 		}
 	}
-	for (size_t k = 0; k < p->n; k++) {
+	for (size_t k = 0; k < r->n; k++) {
+		json_decref(mine[k]);
 		if (done[k])
 			continue;
 		char m[128];
 		snprintf(m, sizeof(m),
 			 "airtable: no result for this record in the response (HTTP %ld)",
 			 req->status);
-		retl_hb_set(&p->b->results[p->idx[k]], RETL_RES_RETRY, NULL, m);
+		retl_req_set(r, k, RETL_RES_RETRY, NULL, m);
 	}
+	free(mine);
 	free(done);
 	json_decref(root);
-	return RETL_HB_DONE;
+	return RETL_HD_DONE;
 }
 
-/* errors about the request as a whole, not one row's value */
+/* errors about the request as a whole, not one record's value */
 static int whole_request_error(const char *type)
 {
 	static const char *const whole[] = {
@@ -529,92 +409,92 @@ static int whole_request_error(const char *type)
 	return 0;
 }
 
-static enum retl_hb_verdict at_decode(void *dctx, const struct retl_hb_part *p,
-				      const struct retl_http_req *req,
-				      struct retl_err *err)
+/* a 4xx that is not about the token, base or table */
+static enum retl_hd_verdict decode_refused(struct retl_request *r)
 {
-	struct at_ctx *c = dctx;
-	struct retl_hb_sub *s = p->b->engine;
-	long st = req->status;
+	long st = r->http->status;
 	char type[64];
-	enum retl_hb_verdict v = RETL_HB_DONE;
-
-	if (st >= 200 && st < 300)
-		return decode_ok(c, s, p, req);
-	if (airtable_auth_error(c, req, err) < 0)
-		return RETL_HB_FATAL;
-	if (st <= 0 || st == 429 || st >= 500) {
-		char *r = retl_hb_reason(req);
-		part_all(p, RETL_RES_RETRY, r ? r : "HTTP error");
-		free(r);
-		return RETL_HB_DONE;
-	}
-	retl_buf m = RETL_BUF_INIT;
-	airtable_error_text(req, &m, type, sizeof(type));
+	enum retl_hd_verdict v = RETL_HD_DONE;
+	retl_buf m = RETL_BUF_INIT, why = RETL_BUF_INIT;
+	airtable_error_text(r->http, &m, type, sizeof(type));
 	int gone = !strcmp(type, "ROW_DOES_NOT_EXIST") || !strcmp(type, "MODEL_ID_NOT_FOUND");
-	if (st == 413 && p->n > 1) {
-		v = RETL_HB_SPLIT;
-	} else if (gone && p->n > 1) {
-		v = RETL_HB_SPLIT;      /* find the record(s) that are gone */
-	} else if (gone && s->kind == AT_DELETE) {
-		part_all(p, RETL_RES_ACK, NULL);        /* already deleted */
+	if ((st == 413 || gone) && r->n > 1) {
+		v = RETL_HD_SPLIT;      /* too large, or find the records that are gone */
+	} else if (gone && r->kind == AT_DELETE) {
+		retl_req_set_all(r, RETL_RES_ACK, NULL);        /* already deleted */
 	} else if (gone) {
-		retl_buf r = RETL_BUF_INIT;
-		retl_buf_addf(&r, "%s (the record was deleted in Airtable; `retl reset` the sync, or remove the key, to create it again)",
+		retl_buf_addf(&why, "%s (the record was deleted in Airtable; `retl reset` the sync, or remove the key, to create it again)",
 			      m.ptr);
-		part_all(p, RETL_RES_REJECT, r.ptr);
-		retl_buf_free(&r);
-	} else if ((st == 422 || st == 400) && !whole_request_error(type) && p->n > 1) {
+		retl_req_set_all(r, RETL_RES_REJECT, why.ptr);
+	} else if ((st == 422 || st == 400) && !whole_request_error(type) && r->n > 1) {
 		/* one bad value fails the whole request: isolate it */
-		v = RETL_HB_SPLIT;
+		v = RETL_HD_SPLIT;
 	} else if (st == 422 || st == 400) {
-		part_all(p, RETL_RES_REJECT, m.ptr);
+		retl_req_set_all(r, RETL_RES_REJECT, m.ptr);
 	} else {
-		retl_buf r = RETL_BUF_INIT;
-		retl_buf_addf(&r, "HTTP %ld: %s", st, retl_buf_cstr(&m));
-		part_all(p, RETL_RES_REJECT, r.ptr);
-		retl_buf_free(&r);
+		retl_buf_addf(&why, "HTTP %ld: %s", st, retl_buf_cstr(&m));
+		retl_req_set_all(r, RETL_RES_REJECT, why.ptr);
 	}
+	retl_buf_free(&why);
 	retl_buf_free(&m);
 	return v;
 }
 
-/* ---- open / close / stats ---- */
-
-static void at_close(void *ctx)
+static enum retl_hd_verdict at_decode(void *d, struct retl_request *r,
+				      struct retl_err *err)
 {
-	struct at_ctx *c = ctx;
-	if (!c)
-		return;
-	retl_hb_free(c->hb);
-	retl_http_free(c->http);
-	free(c->merge);
-	free(c->ftarget);
-	free(c->ftype);
-	free(c->api);
-	free(c->records_url);
-	free(c->auth);
-	free(c);
+	struct at_ctx *c = d;
+	long st = r->http->status;
+	if (st >= 200 && st < 300)
+		return decode_ok(c, r);
+	if (airtable_auth_error(c, r->http, err) < 0)
+		return RETL_HD_FATAL;
+	return decode_refused(r);
 }
 
-static const struct retl_hb_ops at_hb_ops = { at_encode, at_decode };
+/*
+ * Airtable stops answering the base for `penalty` seconds after a 429: hold
+ * every sync on the base (the shared limiter) until then, and send the
+ * records again (a few times at most).
+ */
+static enum retl_hd_verdict at_transient(void *d, struct retl_request *r,
+					 struct retl_err *err)
+{
+	struct at_ctx *c = d;
+	char *why = retl_req_reason(r);
+	retl_req_set_all(r, RETL_RES_RETRY, why);
+	free(why);
+	if (r->http->status != 429 || r->batch->fatal ||
+	    retl_req_tries(r, 0) >= AT_MAX_429_RESENDS)
+		return RETL_HD_DONE;
+	double now = retl_rate_now();
+	if (retl_rate_delay(c->rate, now) < c->penalty * 0.5)
+		retl_log(RETL_LOG_INFO, c->base.sc->name,
+			 "airtable: 429 from base %s: waiting %.0f s (Airtable's rate-limit penalty)",
+			 c->base_id, c->penalty);
+	retl_rate_pause(c->rate, now, c->penalty + 0.1);
+	for (size_t k = 0; k < r->n; k++)
+		retl_req_again(r, k, r->kind);
+	return RETL_HD_DONE;
+}
+
+/* ---- open ---- */
+
+static void at_fini(void *d)
+{
+	struct at_ctx *c = d;
+	free(c->merge);
+	free(c->records_url);
+}
 
 static int open_fields(struct at_ctx *c, const struct retl_sync_cfg *sc,
 		       struct retl_err *err)
 {
-	const retl_mapping *m = sc->mapping;
-	c->nf = retl_mapping_nfields(m);
-	c->ftarget = retl_calloc(c->nf ? c->nf : 1, sizeof(*c->ftarget));
-	c->ftype = retl_calloc(c->nf ? c->nf : 1, sizeof(*c->ftype));
-	for (size_t i = 0; i < c->nf; i++) {
-		const char *t = retl_mapping_field_target(m, i);
-		c->ftarget[i] = t;
-		c->ftype[i] = retl_mapping_field_type(m, i);
-		if (strchr(t, '.'))
+	for (size_t i = 0; i < c->base.nf; i++)
+		if (strchr(c->base.ftarget[i], '.'))
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: fields.%s: Airtable fields are flat: a dotted target builds a nested object, which Airtable cannot take",
-					    sc->file, t);
-	}
+					    sc->file, c->base.ftarget[i]);
 	size_t nm = sc->match ? json_object_size(sc->match) : 0;
 	if (nm > 3)
 		return retl_err_set(err, RETL_EXIT_USAGE,
@@ -628,11 +508,7 @@ static int open_fields(struct at_ctx *c, const struct retl_sync_cfg *sc,
 	const char *prop;
 	json_t *col;
 	json_object_foreach(sc->match, prop, col) {
-		size_t i;
-		for (i = 0; i < c->nf; i++)
-			if (!strcmp(c->ftarget[i], prop))
-				break;
-		if (i == c->nf)
+		if (retl_hd_field(&c->base, prop) < 0)
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: match.%s: \"%s\" is not a mapped field; Airtable merges on its value in the payload: add \"%s\": \"%s\" to fields",
 					    sc->file, prop, prop, prop,
@@ -642,86 +518,84 @@ static int open_fields(struct at_ctx *c, const struct retl_sync_cfg *sc,
 	return 0;
 }
 
+static int open_sync(const struct retl_sync_cfg *sc, int *typecast,
+		     struct retl_err *err)
+{
+	if (!sc->object || !sc->object[0])
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: object: missing; the airtable destination needs the table's id (tbl…, survives renames) or name",
+				    sc->file);
+	json_t *tc = sc->options ? json_object_get(sc->options, "typecast") : NULL;
+	if (tc && !json_is_boolean(tc))
+		return retl_err_set(err, RETL_EXIT_USAGE, "%s: typecast: expected true or false",
+				    sc->file);
+	*typecast = json_is_true(tc);
+	return 0;
+}
+
+static const struct retl_hd_ops at_ops = {
+	.prepare = at_prepare,
+	.encode = at_encode,
+	.decode = at_decode,
+	.transient = at_transient,
+	.fini = at_fini,
+};
+
 static int at_open(void **out, const struct retl_dest_cfg *dc,
 		   const struct retl_sync_cfg *sc,
 		   const struct retl_dest_env *env, struct retl_err *err)
 {
-	struct at_ctx *c = retl_calloc(1, sizeof(*c));
-	long rps, inflight, timeout;
+	long rps;
+	double penalty;
+	int typecast = 0;
 	*out = NULL;
-	if (at_validate(dc, err) < 0 ||
-	    retl_dest_opt_posint(dc, "requests_per_second", 5, &rps, err) < 0 ||
-	    retl_dest_opt_posint(dc, "max_inflight", 4, &inflight, err) < 0 ||
-	    retl_dest_opt_posint(dc, "timeout", 60, &timeout, err) < 0 ||
-	    opt_posnum(dc, "rate_limit_penalty", 30, &c->penalty, err) < 0)
-		goto fail;
-	c->sc = sc;
-	c->mode = sc->mode;
-	c->table = sc->object;
-	c->base_id = json_string_value(json_object_get(dc->options, "base"));
-	if (!sc->object || !sc->object[0]) {
-		retl_err_set(err, RETL_EXIT_USAGE,
-			     "%s: object: missing; the airtable destination needs the table's id (tbl…, survives renames) or name",
-			     sc->file);
-		goto fail;
-	}
-	json_t *tc = sc->options ? json_object_get(sc->options, "typecast") : NULL;
-	if (tc && !json_is_boolean(tc)) {
-		retl_err_set(err, RETL_EXIT_USAGE, "%s: typecast: expected true or false",
-			     sc->file);
-		goto fail;
-	}
-	c->typecast = json_is_true(tc);
-	if (open_fields(c, sc, err) < 0)
-		goto fail;
-
+	if (at_validate(dc, err) < 0 || open_sync(sc, &typecast, err) < 0)
+		return -1;
+	retl_dest_opt_posint(dc, "requests_per_second", 5, &rps, err);
+	opt_posnum(dc, "rate_limit_penalty", 30, &penalty, err);
+	const char *base_id = json_string_value(json_object_get(dc->options, "base"));
+	const char *token = json_string_value(json_object_get(dc->options, "token"));
 	const char *api = dc->base_url ? dc->base_url : AT_DEFAULT_API;
 	size_t al = strlen(api);
 	while (al && api[al - 1] == '/')
 		al--;
-	c->api = retl_strndup(api, al);
-	retl_buf u = RETL_BUF_INIT;
-	retl_buf_addf(&u, "%s/v0/%s/", c->api, c->base_id);
-	add_url_escaped(&u, c->table);
-	c->records_url = retl_buf_detach(&u);
-
-	const char *token = json_string_value(json_object_get(dc->options, "token"));
-	retl_buf a = RETL_BUF_INIT;
+	retl_buf a = RETL_BUF_INIT, key = RETL_BUF_INIT;
 	retl_buf_addf(&a, "Authorization: Bearer %s", token);
-	c->auth = retl_buf_detach(&a);
-
 	/* Airtable's limit is per base, whatever the token: key by the base
 	 * (and the API host, so an emulator never shares with the real one) */
-	retl_buf key = RETL_BUF_INIT;
-	retl_buf_addf(&key, "airtable:%s:%s", c->api, c->base_id);
-	c->rate = retl_rate_shared(key.ptr, (int)rps, 1.0, 0.05);
+	retl_buf_addf(&key, "airtable:%.*s:%s", (int)al, api, base_id);
+	retl_ratelimit *rate = retl_rate_shared(key.ptr, (int)rps, 1.0, 0.05);
 	retl_buf_free(&key);
-	struct retl_http_opts ho = {
-		.max_inflight = (int)inflight,
-		.timeout_ms = timeout * 1000,
-		.rate = c->rate,
-		.budget = env ? env->api_budget : -1,
-		.auth = c->auth,
-		/* a 429 comes back at once: penalty_wait() holds the base */
-		.max_429 = 1,
+	struct retl_hd_opts o = {
+		.type = "airtable",
+		.ctx_size = sizeof(struct at_ctx),
+		.default_url = AT_DEFAULT_API,
+		.auth = retl_buf_detach(&a),
+		.max_ops = AT_MAX_RECORDS,
+		.inflight = 4,
+		.timeout = 60,
+		/* a 429 comes back at once: at_transient holds the base */
+		.http = { .rate = rate, .max_429 = 1 },
 	};
-	if (retl_http_new(&c->http, &ho, err) < 0)
-		goto fail;
-	c->hb = retl_hb_new(c->http, &at_hb_ops, c, AT_MAX_RECORDS);
-	retl_hb_fanout(c->hb, sub_done, job_free);
-	*out = c;
+	if (retl_hd_open(out, &at_ops, &o, dc, sc, env, err) < 0)
+		return -1;
+	struct at_ctx *c = *out;
+	c->mode = sc->mode;
+	c->table = sc->object;
+	c->base_id = base_id;
+	c->typecast = typecast;
+	c->penalty = penalty;
+	c->rate = rate;
+	retl_buf u = RETL_BUF_INIT;
+	retl_buf_addf(&u, "%s/v0/%s/", c->base.url, c->base_id);
+	add_url_escaped(&u, c->table);
+	c->records_url = retl_buf_detach(&u);
+	if (open_fields(c, sc, err) < 0) {
+		retl_hd_close(c);
+		*out = NULL;
+		return -1;
+	}
 	return 0;
-fail:
-	if (!err->code)
-		err->code = RETL_EXIT_USAGE;
-	at_close(c);
-	return -1;
-}
-
-static void at_stats(void *ctx, struct retl_dest_stats *s)
-{
-	struct at_ctx *c = ctx;
-	retl_hb_stats(c ? c->http : NULL, s);
 }
 
 const struct retl_destination retl_dest_airtable = {
@@ -735,12 +609,11 @@ const struct retl_destination retl_dest_airtable = {
 	.validate = at_validate,
 	.open = at_open,
 	.check = airtable_check,
-	.send = NULL,
-	.close = at_close,
+	.close = retl_hd_close,
 	/* engine batches (one request each) queued at once; the limiter
 	 * and the conn key max_inflight decide what is on the wire */
 	.max_inflight = 8,
-	.submit = at_submit,
-	.wait = at_wait,
-	.stats = at_stats,
+	.submit = retl_hd_submit,
+	.wait = retl_hd_wait,
+	.stats = retl_hd_stats,
 };

@@ -18,15 +18,6 @@
 #include "airtable_int.h"
 #include "buf.h"
 
-static struct retl_http_req *get(struct at_ctx *c, const char *path)
-{
-	retl_buf url = RETL_BUF_INIT;
-	retl_buf_addf(&url, "%s%s", c->api, path);
-	struct retl_http_req *req = retl_http_get(c->http, url.ptr);
-	retl_buf_free(&url);
-	return req;
-}
-
 static const json_t *find_named(const json_t *arr, const char *name, int by_id)
 {
 	size_t i;
@@ -131,14 +122,14 @@ static void check_options(struct at_ctx *c, const char *t, const json_t *field,
 	if (c->typecast || (strcmp(type, "singleSelect") && strcmp(type, "multipleSelects")))
 		return;
 	json_t *consts = json_array();
-	spec_constants(json_object_get(c->sc->fields, t), consts);
+	spec_constants(json_object_get(c->base.sc->fields, t), consts);
 	size_t i;
 	json_t *x;
 	json_array_foreach(consts, i, x) {
 		const char *v = json_string_value(x);
 		if (!has_choice(field, v))
 			retl_buf_addf(probs, "%s%s: fields.%s: airtable: \"%s\" is not an option of %s field \"%s\" (add it in Airtable, or set \"typecast\": true to let Airtable create it)",
-				      probs->len ? "\n" : "", c->sc->file, t, v, type, t);
+				      probs->len ? "\n" : "", c->base.sc->file, t, v, type, t);
 	}
 	json_decref(consts);
 }
@@ -151,14 +142,14 @@ int airtable_check(void *ctx, struct retl_err *err)
 	int rc = -1;
 
 	retl_buf_addf(&path, "/v0/meta/bases/%s/tables", c->base_id);
-	struct retl_http_req *req = get(c, path.ptr);
+	struct retl_http_req *req = retl_hd_get(&c->base, path.ptr);
 	if (airtable_auth_error(c, req, err) < 0)
 		goto out;
 	if (req->status != 200) {
-		char *r = retl_hb_reason(req);
+		char *r = retl_http_reason(req);
 		if (req->status <= 0)
 			retl_err_set(err, RETL_EXIT_DEST, "airtable: cannot reach %s: %s",
-				     c->api, req->error[0] ? req->error : (r ? r : "no response"));
+				     c->base.url, req->error[0] ? req->error : (r ? r : "no response"));
 		else
 			retl_err_set(err, RETL_EXIT_DEST, "airtable: GET %s: %s", path.ptr,
 				     r ? r : "unexpected response");
@@ -177,21 +168,21 @@ int airtable_check(void *ctx, struct retl_err *err)
 	if (!table) {
 		const char *twin = json_string_value(json_object_get(retl_dest_find(tables, "name", c->table, 1), "name"));
 		retl_buf_addf(&probs, "%s: object: airtable: base %s has no table \"%s\"",
-			      c->sc->file, c->base_id, c->table);
+			      c->base.sc->file, c->base_id, c->table);
 		if (twin)
 			retl_buf_addf(&probs, " (did you mean \"%s\"?)", twin);
 		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
 		goto out;
 	}
 	const json_t *fields = json_object_get(table, "fields");
-	for (size_t i = 0; i < c->nf; i++) {
-		const char *t = c->ftarget[i];
+	for (size_t i = 0; i < c->base.nf; i++) {
+		const char *t = c->base.ftarget[i];
 		const json_t *f = find_named(fields, t, 0);
 		const char *type = f ? json_string_value(json_object_get(f, "type")) : NULL;
 		if (!f) {
 			const char *twin = json_string_value(json_object_get(retl_dest_find(fields, "name", t, 1), "name"));
 			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: table \"%s\" has no field \"%s\"",
-				      probs.len ? "\n" : "", c->sc->file, t, c->table, t);
+				      probs.len ? "\n" : "", c->base.sc->file, t, c->table, t);
 			if (twin)
 				retl_buf_addf(&probs, " (did you mean \"%s\"?)", twin);
 			continue;
@@ -200,13 +191,13 @@ int airtable_check(void *ctx, struct retl_err *err)
 			continue;
 		if (computed(type)) {
 			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: \"%s\" is a computed field (%s) and cannot be written; remove it from fields",
-				      probs.len ? "\n" : "", c->sc->file, t, t, type);
+				      probs.len ? "\n" : "", c->base.sc->file, t, t, type);
 			continue;
 		}
-		if (!c->typecast && !type_fits(c->ftype[i], type))
+		if (!c->typecast && !type_fits(c->base.ftype[i], type))
 			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: type %s does not fit field \"%s\" of type %s (change the type, or set \"typecast\": true)",
-				      probs.len ? "\n" : "", c->sc->file, t,
-				      retl_type_name(c->ftype[i]), t, type);
+				      probs.len ? "\n" : "", c->base.sc->file, t,
+				      retl_type_name(c->base.ftype[i]), t, type);
 		check_options(c, t, f, type, &probs);
 	}
 	if (probs.len) {

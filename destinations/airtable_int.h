@@ -1,6 +1,7 @@
 /*
- * airtable_int.h - what airtable.c (runs) and airtable_check.c (`retl
- * check`) share: the destination's per-run context.  Private to it.
+ * airtable_int.h - what the Airtable destination's files share:
+ * airtable.c (options, open, requests, answers) and airtable_check.c
+ * (`retl check`).  Private to the destination.
  */
 #ifndef RETL_AIRTABLE_INT_H
 #define RETL_AIRTABLE_INT_H
@@ -9,29 +10,23 @@
 
 #include "config.h"
 #include "err.h"
-#include "http.h"
-#include "http_batch.h"
-#include "mapping.h"
+#include "http_dest.h"
 #include "ratelimit.h"
 
+/* request kinds */
+enum at_kind { AT_UPSERT, AT_UPDATE, AT_CREATE, AT_DELETE, AT_NKIND };
+
 struct at_ctx {
-	const struct retl_sync_cfg *sc;   /* borrowed */
+	struct retl_http_dest base;       /* first; base.url: the API host */
 	const char *table;                /* borrowed from sc: id or name */
 	const char *base_id;              /* borrowed from the options */
-	char *api;                        /* base URL, no trailing '/' */
 	char *records_url;                /* api/v0/{base}/{table, escaped} */
 	enum retl_mode mode;
 	int typecast;
 	double penalty;                   /* seconds Airtable stops answering after a 429 */
 	size_t nmerge;                    /* match fields: fieldsToMergeOn */
 	const char **merge;               /* borrowed from sc->match */
-	size_t nf;
-	const char **ftarget;             /* borrowed from the mapping */
-	enum retl_type *ftype;
-	char *auth;                       /* "Authorization: Bearer …" */
 	retl_ratelimit *rate;             /* shared by every sync on this base */
-	retl_http *http;
-	retl_hb *hb;
 };
 
 /* GET /v0/meta/bases/{base}/tables and the checks on it (airtable_check.c) */

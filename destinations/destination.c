@@ -3,6 +3,7 @@
  */
 #include "destination.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,35 @@ static const struct retl_destination *const table[] = {
 	&retl_dest_mailchimp,
 	&retl_dest_salesforce,
 };
+
+void retl_batch_fatal(struct retl_batch *b, int code, const char *msg)
+{
+	if (b->fatal)
+		return;
+	b->fatal = 1;
+	b->fatal_code = code ? code : RETL_EXIT_DEST;
+	snprintf(b->fatal_msg, sizeof(b->fatal_msg), "%s", msg);
+}
+
+void retl_result_set(struct retl_result *r, enum retl_result_kind kind,
+		     const char *dest_id, const char *reason)
+{
+	free(r->dest_id);
+	free(r->reason);
+	r->kind = kind;
+	r->dest_id = dest_id ? retl_strdup(dest_id) : NULL;
+	r->reason = reason ? retl_strdup(reason) : NULL;
+}
+
+const char *retl_op_name(enum retl_op_kind k)
+{
+	switch (k) {
+	case RETL_OP_INSERT: return "insert";
+	case RETL_OP_UPDATE: return "update";
+	case RETL_OP_REMOVE: return "remove";
+	default: return "upsert";
+	}
+}
 
 const struct retl_destination *retl_destination_find(const char *type)
 {
@@ -48,19 +78,31 @@ int retl_dest_opt_str(const struct retl_dest_cfg *dc, const char *key,
 	return 0;
 }
 
-int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
-			 long def, long *out, struct retl_err *err)
+int retl_dest_opt_int(const struct retl_dest_cfg *dc, const char *key,
+		      long def, long max, long *out, struct retl_err *err)
 {
 	json_t *v = json_object_get(dc->options, key);
 	*out = def;
 	if (!v)
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+	if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+	    (max > 0 && json_integer_value(v) > max)) {
+		if (max > 0)
+			return retl_err_set(err, RETL_EXIT_USAGE,
+					    "retl.json: destinations.%s.%s: expected an integer from 1 to %ld",
+					    dc->name, key, max);
 		return retl_err_set(err, RETL_EXIT_USAGE,
 				    "retl.json: destinations.%s.%s: expected a positive integer",
 				    dc->name, key);
+	}
 	*out = (long)json_integer_value(v);
 	return 0;
+}
+
+int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
+			 long def, long *out, struct retl_err *err)
+{
+	return retl_dest_opt_int(dc, key, def, 0, out, err);
 }
 
 const json_t *retl_dest_find(const json_t *arr, const char *field,

@@ -6,7 +6,30 @@
  * a table of them (destination.c).  The engine knows nothing about any API;
  * a destination knows nothing about SQL or the state store.
  *
- * Adding a destination = one new file and one line in destination.c.
+ * The send path in four nouns, one struct each:
+ *
+ *   op       struct retl_op       one row's operation: upsert, insert, update
+ *                                 or remove of one key, with its payload
+ *   batch    struct retl_batch    the ops the engine hands a destination at
+ *                                 once, with one result slot per op; handed
+ *                                 back whole (wait()), then committed
+ *   request  struct retl_request  one HTTP call carrying some ops of one
+ *                                 batch (http_dest.h); a batch becomes one
+ *                                 or more requests, of one or more kinds
+ *                                 (endpoints), split in halves when the API
+ *                                 refuses one for some of its ops
+ *   result   struct retl_result   what became of one op: acknowledged (with
+ *                                 the record id), rejected (with the API's
+ *                                 reason), not done (retry next run) or
+ *                                 deferred (reported later by key)
+ *
+ * HTTP destinations embed struct retl_http_dest (http_dest.h) as the first
+ * member of their context: it reads the common options, owns the HTTP
+ * engine, turns batches into requests and answers into results, and is the
+ * destination's submit/wait/stats/close.  A destination file then holds its
+ * API's own: prepare an op, encode a request, decode an answer, check().
+ * Payloads are read with the one payload reader (src/payload.h), once per
+ * op.  Adding a destination: see README, "Adding a destination".
  */
 #ifndef RETL_DESTINATION_H
 #define RETL_DESTINATION_H
@@ -86,12 +109,20 @@ struct retl_batch {
 	const struct retl_op *ops;
 	size_t n;
 	struct retl_result *results;
-	void *engine;             /* the sync engine's */
+	void *engine;             /* the sync engine's, nothing else */
+	void *dest;               /* the destination's, while it holds the batch */
 	int fatal;
 	int fatal_code;
 	char fatal_msg[RETL_ERR_MSG_MAX];
-	int outstanding;          /* the destination's: requests in flight */
 };
+
+/* the batch must stop the run (the first call wins; code 0: exit 4) */
+void retl_batch_fatal(struct retl_batch *b, int code, const char *msg);
+/* sets a result (strings copied; the engine frees them) */
+void retl_result_set(struct retl_result *r, enum retl_result_kind kind,
+		     const char *dest_id, const char *reason);
+/* "upsert", "insert", "update" or "remove" */
+const char *retl_op_name(enum retl_op_kind k);
 
 struct retl_dest_stats {
 	long api_calls, retries, http_429;
@@ -165,6 +196,9 @@ int retl_dest_opt_str(const struct retl_dest_cfg *dc, const char *key,
 		      const char *what, const char **out, struct retl_err *err);
 int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
 			 long def, long *out, struct retl_err *err);
+/* the same with a ceiling (max > 0: "expected an integer from 1 to max") */
+int retl_dest_opt_int(const struct retl_dest_cfg *dc, const char *key,
+		      long def, long max, long *out, struct retl_err *err);
 
 /*
  * For check()'s "did you mean": among the objects of `arr`, the value of

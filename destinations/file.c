@@ -110,23 +110,13 @@ static int file_check(void *ctx, struct retl_err *err)
 	return 0;
 }
 
-static const char *op_name(enum retl_op_kind k)
-{
-	switch (k) {
-	case RETL_OP_INSERT: return "insert";
-	case RETL_OP_UPDATE: return "update";
-	case RETL_OP_REMOVE: return "remove";
-	default: return "upsert";
-	}
-}
-
 static int file_send(void *ctx, const struct retl_op *ops, size_t n,
 		     struct retl_result *res, struct retl_err *err)
 {
 	struct file_ctx *c = ctx;
 	retl_buf_reset(&c->out);
 	for (size_t i = 0; i < n; i++) {
-		retl_buf_addf(&c->out, "{\"op\":\"%s\",\"key\":", op_name(ops[i].kind));
+		retl_buf_addf(&c->out, "{\"op\":\"%s\",\"key\":", retl_op_name(ops[i].kind));
 		retl_buf_adds(&c->out, ops[i].key_json);
 		retl_buf_adds(&c->out, ",\"payload\":");
 		if (ops[i].payload)

@@ -21,16 +21,6 @@ static int read_only(const json_t *prop)
 	return json_is_true(json_object_get(mm, "readOnlyValue"));
 }
 
-/* sends req and waits for it: nothing else is in flight during check */
-static struct retl_http_req *get(struct hs_ctx *c, const char *path)
-{
-	retl_buf url = RETL_BUF_INIT;
-	retl_buf_addf(&url, "%s%s", c->base, path);
-	struct retl_http_req *req = retl_http_get(c->http, url.ptr);
-	retl_buf_free(&url);
-	return req;
-}
-
 int hubspot_check(void *ctx, struct retl_err *err)
 {
 	struct hs_ctx *c = ctx;
@@ -39,7 +29,7 @@ int hubspot_check(void *ctx, struct retl_err *err)
 	int rc = -1;
 
 	retl_buf_addf(&path, "/crm/v3/properties/%s", c->object);
-	struct retl_http_req *req = get(c, path.ptr);
+	struct retl_http_req *req = retl_hd_get(&c->base, path.ptr);
 	if (hubspot_auth_error(req, err) < 0)
 		goto out;
 	if (req->status == 404 ||
@@ -47,14 +37,14 @@ int hubspot_check(void *ctx, struct retl_err *err)
 	     strstr(req->resp.ptr, "Unable to infer object type"))) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "%s: object: hubspot: object \"%s\" does not exist (GET /crm/v3/properties/%s: 404)",
-			     c->sc->file, c->object, c->object);
+			     c->base.sc->file, c->object, c->object);
 		goto out;
 	}
 	if (req->status != 200) {
-		char *r = retl_hb_reason(req);
+		char *r = retl_http_reason(req);
 		if (req->status <= 0)
 			retl_err_set(err, RETL_EXIT_DEST, "hubspot: cannot reach %s: %s",
-				     c->base, req->error[0] ? req->error : (r ? r : "no response"));
+				     c->base.url, req->error[0] ? req->error : (r ? r : "no response"));
 		else
 			retl_err_set(err, RETL_EXIT_DEST,
 				     "hubspot: GET /crm/v3/properties/%s: %s",
@@ -72,8 +62,8 @@ int hubspot_check(void *ctx, struct retl_err *err)
 		goto out;
 	}
 
-	for (size_t i = 0; i < c->nf; i++) {
-		const char *t = c->ftarget[i];
+	for (size_t i = 0; i < c->base.nf; i++) {
+		const char *t = c->base.ftarget[i];
 		const json_t *p = retl_dest_find(results, "name", t, 0);
 		if (probs.len)
 			retl_buf_addc(&probs, '\n');
@@ -81,17 +71,17 @@ int hubspot_check(void *ctx, struct retl_err *err)
 		if (!p) {
 			const char *s = retl_dest_closest(results, "name", t, 3);
 			retl_buf_addf(&probs, "%s: fields.%s: hubspot: %s has no property \"%s\"",
-				      c->sc->file, t, c->object, t);
+				      c->base.sc->file, t, c->object, t);
 			if (s)
 				retl_buf_addf(&probs, " (did you mean \"%s\"?)", s);
 		} else if (read_only(p)) {
 			retl_buf_addf(&probs, "%s: fields.%s: hubspot: %s.%s is read-only in HubSpot; remove it from fields",
-				      c->sc->file, t, c->object, t);
+				      c->base.sc->file, t, c->object, t);
 		} else if (c->id_prop && !strcmp(t, c->id_prop) &&
 			   !json_is_true(json_object_get(p, "hasUniqueValue")) &&
 			   !(!strcmp(c->object, "contacts") && !strcmp(t, "email"))) {
 			retl_buf_addf(&probs, "%s: match.%s: hubspot: %s.%s does not have unique values (hasUniqueValue false); match on a unique property%s",
-				      c->sc->file, t, c->object, t,
+				      c->base.sc->file, t, c->object, t,
 				      !strcmp(c->object, "contacts") ? " such as email" : "");
 		}
 		if (probs.len == mark && mark)

@@ -1,6 +1,6 @@
 /*
  * mailchimp.c - the Mailchimp destination: audience members through the
- * Marketing API v3, over the shared HTTP batch layer (http_batch.h).
+ * Marketing API v3, on the HTTP destinations' base (http_dest.h).
  *
  *   upsert   batch subscribe, POST /lists/{list_id}, up to 500 members a
  *            request, update_existing true, each member with status_if_new
@@ -35,12 +35,9 @@
  * fields were invalid. (AGE: Please enter a number)", "… is in a compliance
  * state …").
  *
- * Payload -> member: email_address, merge_fields.TAG (null clears: "";
- * booleans as "true"/"false"; dates as YYYY-MM-DD; an address field takes
- * an object, e.g. dotted targets merge_fields.ADDRESS.addr1), tags (an
- * array of names, or one name; with sync_tags the member's tags become
- * exactly these -- the others are made inactive; null clears them),
- * language, vip, location.latitude/longitude, email_type, interests.ID.
+ * Payload -> member: mailchimp_member.c (email_address, merge_fields.TAG,
+ * tags, language, vip, location, email_type, interests).  With tags mapped,
+ * sync_tags makes the member's tags exactly these (the others inactive).
  *
  * Mailchimp's limit is 10 simultaneous connections per API key: the HTTP
  * engine's max_inflight is max_connections (default and ceiling 10).  There
@@ -56,10 +53,7 @@
 #include <strings.h>
 
 #include "buf.h"
-#include "http.h"
-#include "http_batch.h"
 #include "mailchimp_int.h"
-#include "mapping.h"
 
 #define MC_MAX_MEMBERS 500
 #define MC_MAX_CONN 10
@@ -73,27 +67,6 @@ static const char *const mc_sync_keys[] = {
 };
 
 /* ---- options ---- */
-
-static int opt_int(const struct retl_dest_cfg *dc, const char *key, long def,
-		   long max, long *out, struct retl_err *err)
-{
-	json_t *v = json_object_get(dc->options, key);
-	*out = def;
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-	    (max > 0 && json_integer_value(v) > max)) {
-		if (max > 0)
-			return retl_err_set(err, RETL_EXIT_USAGE,
-					    "retl.json: destinations.%s.%s: expected an integer from 1 to %ld",
-					    dc->name, key, max);
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "retl.json: destinations.%s.%s: expected a positive integer",
-				    dc->name, key);
-	}
-	*out = (long)json_integer_value(v);
-	return 0;
-}
 
 /* the data center of "…-us6": "us6", or NULL */
 static const char *key_dc(const char *key)
@@ -123,8 +96,8 @@ static int mc_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 		return retl_err_set(err, RETL_EXIT_USAGE,
 				    "retl.json: destinations.%s.api_key: the key does not end in its data center (\"…-us6\"); copy the whole key from Mailchimp",
 				    dc->name);
-	if (opt_int(dc, "max_connections", MC_MAX_CONN, MC_MAX_CONN, &n, err) < 0 ||
-	    opt_int(dc, "timeout", 300, 0, &n, err) < 0)
+	if (retl_dest_opt_int(dc, "max_connections", MC_MAX_CONN, MC_MAX_CONN, &n, err) < 0 ||
+	    retl_dest_opt_int(dc, "timeout", 300, 0, &n, err) < 0)
 		return -1;
 	return 0;
 }
@@ -162,306 +135,83 @@ static char *basic_auth(const char *key)
 	return retl_buf_detach(&a);
 }
 
-/* ---- jobs: one engine batch, one or more sub-batches ---- */
+/* ---- prepare / encode ---- */
 
-enum mc_kind { MC_UPSERT, MC_INSERT, MC_UNSUB, MC_ARCHIVE, MC_DELETE, MC_NKIND };
-
-struct mc_row {
-	size_t m_off, m_len;      /* member object in job->members */
-	size_t e_off, e_len;      /* lowercased address in job->emails */
-};
-
-struct mc_job {
-	struct retl_hb_job j;     /* first */
-	struct mc_row *rows;
-	retl_buf members, emails;
-};
-
-static const char *row_email(const struct mc_job *job, size_t oi, size_t *len)
+static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
+		      retl_buf *id, retl_buf *reason)
 {
-	*len = job->rows[oi].e_len;
-	return job->emails.ptr ? job->emails.ptr + job->rows[oi].e_off : "";
-}
-
-static struct retl_hb_sub *sub_new(struct mc_job *job, enum mc_kind kind, size_t cap)
-{
-	return retl_hb_sub_new(&job->j, kind, cap, sizeof(struct retl_hb_sub));
-}
-
-static void job_free(struct retl_hb_job *j)
-{
-	struct mc_job *job = (struct mc_job *)j;
-	retl_buf_free(&job->members);
-	retl_buf_free(&job->emails);
-	free(job->rows);
-	free(job);
-}
-
-/* ---- payload -> member ---- */
-
-/* a merge field value in Mailchimp's form; NULL (with reason) if none */
-static json_t *merge_value(const char *tag, json_t *v, retl_buf *reason)
-{
-	if (json_is_null(v))
-		return json_string("");
-	if (json_is_true(v))
-		return json_string("true");
-	if (json_is_false(v))
-		return json_string("false");
-	if (json_is_array(v)) {
-		retl_buf_addf(reason, "merge_fields.%s: a list cannot be sent to a Mailchimp merge field",
-			      tag);
-		return NULL;
+	struct mc_ctx *c = d;
+	const struct retl_op *op = &b->ops[i];
+	if (op->kind != RETL_OP_REMOVE) {
+		if (mailchimp_member(op->payload, op->payload_len, c->status_if_new,
+				     body, id, reason) < 0)
+			return RETL_HD_REJECT;
+		return c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT ?
+			MC_INSERT : MC_UPSERT;
 	}
-	/* strings, numbers, objects (address fields) as they are */
-	return json_incref(v);
+	if (!op->dest_id || !op->dest_id[0]) {
+		/* never reached Mailchimp: nothing to remove */
+		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
+		return RETL_HD_NONE;
+	}
+	retl_buf_adds(id, op->dest_id);
+	if (c->on_remove == RETL_REMOVE_UNSUBSCRIBE)
+		return MC_UNSUB;
+	if (c->on_remove == RETL_REMOVE_DELETE && c->delete_permanent)
+		return MC_DELETE;
+	return MC_ARCHIVE;
 }
 
-static json_t *tags_value(json_t *v, retl_buf *reason)
+static size_t mc_max_ops(void *d, int kind)
 {
-	size_t i;
-	json_t *x;
-	if (json_is_null(v))
-		return json_array();
-	if (json_is_string(v))
-		return json_string_length(v) ? json_pack("[O]", v) : json_array();
-	if (!json_is_array(v)) {
-		retl_buf_adds(reason, "tags: expected a list of tag names (use \"split\" or type json), or one name");
-		return NULL;
-	}
-	json_t *out = json_array();
-	json_array_foreach(v, i, x) {
-		if (!json_is_string(x)) {
-			json_decref(out);
-			retl_buf_adds(reason, "tags: every tag must be a string (a tag name)");
-			return NULL;
-		}
-		if (json_string_length(x))
-			json_array_append(out, x);
-	}
-	return out;
+	/* archive and delete go one member a request */
+	return kind == MC_ARCHIVE || kind == MC_DELETE ? 1 : MC_MAX_MEMBERS;
 }
 
-/*
- * The member object of one op (job->members) and its lowercased address
- * (job->emails).  Returns -1 with a reason for a row Mailchimp cannot take.
- */
-static int convert_row(struct mc_ctx *c, struct mc_job *job, size_t oi,
-		       const struct retl_op *op, int with_status, retl_buf *reason)
+static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 {
-	struct mc_row *row = &job->rows[oi];
-	json_error_t je;
-	json_t *p = op->payload ? json_loadb(op->payload, op->payload_len, 0, &je) : NULL;
-	json_t *m = NULL;
-	const char *k;
-	json_t *v;
-	int rc = -1;
-
-	if (!json_is_object(p)) {
-		retl_buf_adds(reason, "mailchimp: payload is not a JSON object");
-		goto out;
-	}
-	json_t *em = json_object_get(p, "email_address");
-	const char *e = json_string_value(em);
-	size_t el = e ? json_string_length(em) : 0;
-	while (el && isspace((unsigned char)*e)) {
-		e++;
-		el--;
-	}
-	while (el && isspace((unsigned char)e[el - 1]))
-		el--;
-	if (!el) {
-		retl_buf_adds(reason, "email_address: empty; Mailchimp finds members by their email address (match)");
-		goto out;
-	}
-	m = json_object();
-	json_object_set_new(m, "email_address", json_stringn(e, el));
-	if (with_status)
-		json_object_set_new(m, "status_if_new", json_string(c->status_if_new));
-	json_object_foreach(p, k, v) {
-		if (!strcmp(k, "email_address"))
-			continue;
-		if (!strcmp(k, "merge_fields")) {
-			json_t *mf = json_object(), *x;
-			const char *tag;
-			json_object_foreach(v, tag, x) {
-				json_t *mv = merge_value(tag, x, reason);
-				if (!mv) {
-					json_decref(mf);
-					goto out;
-				}
-				json_object_set_new(mf, tag, mv);
-			}
-			json_object_set_new(m, "merge_fields", mf);
-		} else if (!strcmp(k, "tags")) {
-			json_t *t = tags_value(v, reason);
-			if (!t)
-				goto out;
-			json_object_set_new(m, "tags", t);
-		} else if (!strcmp(k, "vip")) {
-			if (!json_is_null(v) && !json_is_boolean(v)) {
-				retl_buf_adds(reason, "vip: expected a boolean");
-				goto out;
-			}
-			json_object_set_new(m, "vip", json_boolean(json_is_true(v)));
-		} else if (!strcmp(k, "language") || !strcmp(k, "email_type")) {
-			if (json_is_null(v))
-				continue;   /* Mailchimp has no "unset" for these */
-			if (!json_is_string(v)) {
-				retl_buf_addf(reason, "%s: expected a string", k);
-				goto out;
-			}
-			json_object_set(m, k, v);
-		} else if (!json_is_null(v)) {
-			/* location {latitude, longitude}, interests {id: bool} */
-			json_object_set(m, k, v);
-		}
-	}
-	char *s = json_dumps(m, JSON_COMPACT);
-	row->m_off = job->members.len;
-	retl_buf_adds(&job->members, s);
-	row->m_len = job->members.len - row->m_off;
-	free(s);
-	row->e_off = job->emails.len;
-	for (size_t i = 0; i < el; i++)
-		retl_buf_addc(&job->emails, (char)tolower((unsigned char)e[i]));
-	row->e_len = el;
-	rc = 0;
-out:
-	json_decref(m);
-	json_decref(p);
-	return rc;
-}
-
-/* ---- submit / wait ---- */
-
-static void sub_submit(struct mc_ctx *c, struct retl_hb_sub *s)
-{
-	retl_hb_sub_submit(c->hb, s, "mailchimp: cannot submit a request");
-}
-
-static int mc_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
-{
-	struct mc_ctx *c = ctx;
-	struct mc_job *job = retl_calloc(1, sizeof(*job));
-	struct retl_hb_sub *sub[MC_NKIND] = { 0 };
-	retl_buf reason = RETL_BUF_INIT;
-
-	job->j.outer = b;
-	job->rows = retl_calloc(b->n ? b->n : 1, sizeof(*job->rows));
-	for (size_t i = 0; i < b->n; i++) {
-		const struct retl_op *op = &b->ops[i];
-		enum mc_kind k;
-		if (op->kind == RETL_OP_REMOVE) {
-			if (!op->dest_id || !op->dest_id[0]) {
-				/* never reached Mailchimp: nothing to remove */
-				retl_hb_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
-				continue;
-			}
-			job->rows[i].e_off = job->emails.len;
-			retl_buf_adds(&job->emails, op->dest_id);
-			job->rows[i].e_len = strlen(op->dest_id);
-			if (c->on_remove == RETL_REMOVE_UNSUBSCRIBE)
-				k = MC_UNSUB;
-			else if (c->on_remove == RETL_REMOVE_DELETE && c->delete_permanent)
-				k = MC_DELETE;
-			else
-				k = MC_ARCHIVE;
-			if (k != MC_UNSUB) {
-				/* one member a request: a sub-batch of its own */
-				struct retl_hb_sub *one = sub_new(job, k, 1);
-				retl_hb_sub_add(one, i);
-				sub_submit(c, one);
-				continue;
-			}
-		} else {
-			k = (c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT) ?
-				MC_INSERT : MC_UPSERT;
-			retl_buf_reset(&reason);
-			if (convert_row(c, job, i, op, 1, &reason) < 0) {
-				retl_hb_set(&b->results[i], RETL_RES_REJECT, NULL, reason.ptr);
-				continue;
-			}
-		}
-		if (!sub[k])
-			sub[k] = sub_new(job, k, b->n);
-		retl_hb_sub_add(sub[k], i);
-	}
-	retl_buf_free(&reason);
-	for (int k = 0; k < MC_NKIND; k++)
-		if (sub[k])
-			sub_submit(c, sub[k]);
-	retl_hb_job_submitted(c->hb, &job->j);
-	(void)err;
-	return 0;
-}
-
-static void sub_done(void *ctx, struct retl_hb_sub *s)
-{
-	(void)ctx;
-	if (s->b.fatal)
-		retl_hb_job_fatal(s->job, s->b.fatal_code, s->b.fatal_msg);
-	for (size_t i = 0; i < s->b.n; i++)
-		retl_hb_sub_take(s, i);
-	retl_hb_sub_free(s);
-}
-
-static struct retl_batch *mc_wait(void *ctx, int block)
-{
-	struct mc_ctx *c = ctx;
-	return retl_hb_job_wait(c->hb, block);
-}
-
-/* ---- encode ---- */
-
-static int mc_encode(void *dctx, const struct retl_hb_part *p,
-		     struct retl_http_req *req, struct retl_err *err)
-{
-	struct mc_ctx *c = dctx;
-	struct retl_hb_sub *s = p->b->engine;
-	struct mc_job *job = (struct mc_job *)s->job;
+	struct mc_ctx *c = d;
+	struct retl_http_req *req = r->http;
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
-	size_t el;
+	size_t el, ml;
 
-	retl_buf_reset(o);
 	req->idempotent = 1;
-	if (s->kind == MC_ARCHIVE || s->kind == MC_DELETE) {
+	if (r->kind == MC_ARCHIVE || r->kind == MC_DELETE) {
 		char h[33];
-		const char *e = row_email(job, s->oidx[p->idx[0]], &el);
+		const char *e = retl_req_id(r, 0, &el);
 		subscriber_hash(e, el, h);
-		retl_buf_addf(&url, "%s/lists/%s/members/%s%s", c->base, c->list_id, h,
-			      s->kind == MC_DELETE ? "/actions/delete-permanent" : "");
-		req->method = s->kind == MC_DELETE ? "POST" : "DELETE";
+		retl_buf_addf(&url, "%s/lists/%s/members/%s%s", c->base.url, c->list_id, h,
+			      r->kind == MC_DELETE ? "/actions/delete-permanent" : "");
+		req->method = r->kind == MC_DELETE ? "POST" : "DELETE";
 		req->url = retl_buf_detach(&url);
-		(void)err;
 		return 0;
 	}
-	retl_buf_addf(&url, "%s/lists/%s", c->base, c->list_id);
+	retl_buf_addf(&url, "%s/lists/%s", c->base.url, c->list_id);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
 	retl_buf_adds(o, "{\"members\":[");
-	for (size_t k = 0; k < p->n; k++) {
-		size_t oi = s->oidx[p->idx[k]];
-		const struct mc_row *row = &job->rows[oi];
+	for (size_t k = 0; k < r->n; k++) {
 		if (k)
 			retl_buf_addc(o, ',');
-		if (s->kind == MC_UNSUB) {
-			const char *e = row_email(job, oi, &el);
+		if (r->kind == MC_UNSUB) {
+			const char *e = retl_req_id(r, k, &el);
 			retl_buf_adds(o, "{\"email_address\":");
 			retl_buf_add_json_str(o, e, el);
 			retl_buf_adds(o, ",\"status\":\"unsubscribed\"}");
 		} else {
-			retl_buf_add(o, job->members.ptr + row->m_off, row->m_len);
+			const char *m = retl_req_body(r, k, &ml);
+			retl_buf_add(o, m, ml);
 		}
 	}
 	retl_buf_adds(o, "]");
-	if (s->kind == MC_INSERT)
+	if (r->kind == MC_INSERT)
 		retl_buf_adds(o, ",\"update_existing\":false}");
-	else if (s->kind == MC_UPSERT && c->has_tags)
+	else if (r->kind == MC_UPSERT && c->has_tags)
 		retl_buf_adds(o, ",\"update_existing\":true,\"sync_tags\":true}");
 	else
 		retl_buf_adds(o, ",\"update_existing\":true}");
+	(void)err;
 	return 0;
 }
 
@@ -495,7 +245,7 @@ char *mailchimp_problem(const struct retl_http_req *req)
 	const char *title = jstr(root, "title"), *detail = jstr(root, "detail");
 	if (!title && !detail) {
 		json_decref(root);
-		return retl_hb_reason(req);
+		return retl_http_reason(req);
 	}
 	retl_buf b = RETL_BUF_INIT;
 	retl_buf_addf(&b, "%s%s%s", title ? title : "", title && detail ? ": " : "",
@@ -515,17 +265,10 @@ char *mailchimp_problem(const struct retl_http_req *req)
 	return retl_buf_detach(&b);
 }
 
-static void part_all(const struct retl_hb_part *p, enum retl_result_kind kind,
-		     const char *reason)
-{
-	for (size_t k = 0; k < p->n; k++)
-		retl_hb_set(&p->b->results[p->idx[k]], kind, NULL, reason);
-}
-
-/* ack/reject the part's rows whose address is `email`; returns how many */
-static size_t settle_rows(const struct retl_hb_sub *s, const struct retl_hb_part *p,
-			  unsigned char *done, const char *email,
-			  enum retl_result_kind kind, const char *reason)
+/* ack/reject the request's ops whose address is `email`; returns how many */
+static size_t settle_ops(struct retl_request *r, unsigned char *done,
+			 const char *email, enum retl_result_kind kind,
+			 const char *reason)
 {
 	size_t n = 0, el;
 	if (!email)
@@ -537,124 +280,96 @@ static size_t settle_rows(const struct retl_hb_sub *s, const struct retl_hb_part
 		email++;
 		len--;
 	}
-	for (size_t k = 0; k < p->n; k++) {
-		if (done[k])
-			continue;
-		size_t oi = s->oidx[p->idx[k]];
-		const char *e = row_email((const struct mc_job *)s->job, oi, &el);
-		if (el != len || strncasecmp(e, email, len))
+	for (size_t k = 0; k < r->n; k++) {
+		const char *e = retl_req_id(r, k, &el);
+		if (done[k] || el != len || strncasecmp(e, email, len))
 			continue;
 		done[k] = 1;
 		n++;
 		char *id = kind == RETL_RES_ACK ? retl_strndup(e, el) : NULL;
-		retl_hb_set(&p->b->results[p->idx[k]], kind, id, reason);
+		retl_req_set(r, k, kind, id, reason);
 		free(id);
 	}
 	return n;
 }
 
-static enum retl_hb_verdict decode_batch(struct retl_hb_sub *s,
-					 const struct retl_hb_part *p,
-					 const struct retl_http_req *req)
+static enum retl_hd_verdict decode_batch(struct retl_request *r)
 {
+	const struct retl_http_req *req = r->http;
 	json_error_t je;
 	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
-	unsigned char *done = retl_calloc(p->n ? p->n : 1, 1);
+	unsigned char *done = retl_calloc(r->n ? r->n : 1, 1);
 	static const char *const lists[] = { "new_members", "updated_members" };
 	size_t i;
 	json_t *x;
 
 	for (int l = 0; l < 2; l++)
 		json_array_foreach(json_object_get(root, lists[l]), i, x)
-			settle_rows(s, p, done, jstr(x, "email_address"), RETL_RES_ACK, NULL);
+			settle_ops(r, done, jstr(x, "email_address"), RETL_RES_ACK, NULL);
 	json_array_foreach(json_object_get(root, "errors"), i, x) {
 		const char *code = jstr(x, "error_code");
 		const char *msg = jstr(x, "error");
 		const char *field = jstr(x, "field");
 		const char *fmsg = jstr(x, "field_message");
 		const char *email = jstr(x, "email_address");
-		if (code && !strcmp(code, "ERROR_CONTACT_EXISTS") && s->kind == MC_INSERT) {
+		if (code && !strcmp(code, "ERROR_CONTACT_EXISTS") && r->kind == MC_INSERT) {
 			/* insert: there already; left as Mailchimp has it */
-			settle_rows(s, p, done, email, RETL_RES_ACK, NULL);
+			settle_ops(r, done, email, RETL_RES_ACK, NULL);
 			continue;
 		}
-		retl_buf r = RETL_BUF_INIT;
-		retl_buf_addf(&r, "%s: %s", code ? code : "ERROR", msg ? msg : "(no message)");
+		retl_buf why = RETL_BUF_INIT;
+		retl_buf_addf(&why, "%s: %s", code ? code : "ERROR", msg ? msg : "(no message)");
 		if (field && *field)
-			retl_buf_addf(&r, " (%s: %s)", field, fmsg ? fmsg : "invalid");
-		settle_rows(s, p, done, email, RETL_RES_REJECT, r.ptr);
-		retl_buf_free(&r);
+			retl_buf_addf(&why, " (%s: %s)", field, fmsg ? fmsg : "invalid");
+		settle_ops(r, done, email, RETL_RES_REJECT, why.ptr);
+		retl_buf_free(&why);
 	}
-	for (size_t k = 0; k < p->n; k++) {
+	for (size_t k = 0; k < r->n; k++) {
 		if (done[k])
 			continue;
 		char m[96];
 		snprintf(m, sizeof(m),
 			 "mailchimp: no result for this member in the response (HTTP %ld)",
 			 req->status);
-		retl_hb_set(&p->b->results[p->idx[k]], RETL_RES_RETRY, NULL, m);
+		retl_req_set(r, k, RETL_RES_RETRY, NULL, m);
 	}
 	free(done);
 	json_decref(root);
-	return RETL_HB_DONE;
+	return RETL_HD_DONE;
 }
 
-static enum retl_hb_verdict mc_decode(void *dctx, const struct retl_hb_part *p,
-				      const struct retl_http_req *req,
+static enum retl_hd_verdict mc_decode(void *d, struct retl_request *r,
 				      struct retl_err *err)
 {
-	struct mc_ctx *c = dctx;
-	struct retl_hb_sub *s = p->b->engine;
+	struct mc_ctx *c = d;
+	const struct retl_http_req *req = r->http;
 	long st = req->status;
-	int single = s->kind == MC_ARCHIVE || s->kind == MC_DELETE;
+	int single = r->kind == MC_ARCHIVE || r->kind == MC_DELETE;
 
 	if (single && (st == 204 || st == 200 || st == 404)) {
 		/* 404: archived or erased already */
-		part_all(p, RETL_RES_ACK, NULL);
-		return RETL_HB_DONE;
+		retl_req_set_all(r, RETL_RES_ACK, NULL);
+		return RETL_HD_DONE;
 	}
 	if (!single && st == 200)
-		return decode_batch(s, p, req);
+		return decode_batch(r);
 	if (mailchimp_auth_error(req, err) < 0)
-		return RETL_HB_FATAL;
+		return RETL_HD_FATAL;
 	if (st == 404) {
 		retl_err_set(err, RETL_EXIT_DEST,
 			     "mailchimp: audience (list) \"%s\" does not exist (404)", c->list_id);
-		return RETL_HB_FATAL;
+		return RETL_HD_FATAL;
 	}
 	char *why = mailchimp_problem(req);
-	if (st <= 0 || st == 429 || st >= 500) {
-		part_all(p, RETL_RES_RETRY, why);
-	} else {
-		retl_buf r = RETL_BUF_INIT;
-		retl_buf_addf(&r, "HTTP %ld: %s", st, why);
-		part_all(p, RETL_RES_REJECT, r.ptr);
-		retl_buf_free(&r);
-	}
+	retl_buf m = RETL_BUF_INIT;
+	retl_buf_addf(&m, "HTTP %ld: %s", st, why);
+	retl_req_set_all(r, RETL_RES_REJECT, m.ptr);
+	retl_buf_free(&m);
 	free(why);
-	return RETL_HB_DONE;
+	return RETL_HD_DONE;
 }
 
-/* ---- open / close / stats ---- */
-
-static void mc_close(void *ctx)
-{
-	struct mc_ctx *c = ctx;
-	if (!c)
-		return;
-	retl_hb_free(c->hb);
-	retl_http_free(c->http);
-	free(c->ftarget);
-	free(c->ftype);
-	free(c->base);
-	if (c->auth) {
-		memset(c->auth, 0, strlen(c->auth));
-		free(c->auth);
-	}
-	free(c);
-}
-
-static const struct retl_hb_ops mc_hb_ops = { mc_encode, mc_decode };
+/* ---- open ---- */
 
 static int top_target_ok(const char *t)
 {
@@ -671,21 +386,12 @@ static int top_target_ok(const char *t)
 static int open_fields(struct mc_ctx *c, const struct retl_sync_cfg *sc,
 		       struct retl_err *err)
 {
-	const retl_mapping *m = sc->mapping;
-	int has_email = 0;
-	c->nf = retl_mapping_nfields(m);
-	c->ftarget = retl_calloc(c->nf ? c->nf : 1, sizeof(*c->ftarget));
-	c->ftype = retl_calloc(c->nf ? c->nf : 1, sizeof(*c->ftype));
-	for (size_t i = 0; i < c->nf; i++) {
-		const char *t = retl_mapping_field_target(m, i);
-		c->ftarget[i] = t;
-		c->ftype[i] = retl_mapping_field_type(m, i);
+	for (size_t i = 0; i < c->base.nf; i++) {
+		const char *t = c->base.ftarget[i];
 		if (!top_target_ok(t))
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: fields.%s: not a Mailchimp member field (targets: email_address, merge_fields.TAG, tags, language, vip, location.latitude, location.longitude, email_type, interests.ID)",
 					    sc->file, t);
-		if (!strcmp(t, "email_address"))
-			has_email = 1;
 		if (!strcmp(t, "tags"))
 			c->has_tags = 1;
 		if (!strcmp(t, "merge_fields.EMAIL"))
@@ -693,6 +399,7 @@ static int open_fields(struct mc_ctx *c, const struct retl_sync_cfg *sc,
 					    "%s: fields.%s: the address is the target email_address, not a merge field",
 					    sc->file, t);
 	}
+	int has_email = retl_hd_field(&c->base, "email_address") >= 0;
 	if (sc->match) {
 		const char *prop = json_object_iter_key(json_object_iter(sc->match));
 		const char *col = json_string_value(json_object_iter_value(json_object_iter(sc->match)));
@@ -742,73 +449,63 @@ static int open_sync_keys(struct mc_ctx *c, const struct retl_sync_cfg *sc,
 	return 0;
 }
 
+static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
+{
+	if (!sc->object || !*sc->object)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: object: missing; the mailchimp destination needs the audience (list) id, e.g. \"a1b2c3d4e5\" (Audience > Settings > Audience name and defaults)",
+				    sc->file);
+	for (const char *q = sc->object; *q; q++)
+		if (!isalnum((unsigned char)*q))
+			return retl_err_set(err, RETL_EXIT_USAGE,
+					    "%s: object: \"%s\" is not a Mailchimp audience id (letters and digits, e.g. \"a1b2c3d4e5\")",
+					    sc->file, sc->object);
+	return 0;
+}
+
+static const struct retl_hd_ops mc_ops = {
+	.prepare = mc_prepare,
+	.encode = mc_encode,
+	.decode = mc_decode,
+	.max_ops = mc_max_ops,
+};
+
 static int mc_open(void **out, const struct retl_dest_cfg *dc,
 		   const struct retl_sync_cfg *sc,
 		   const struct retl_dest_env *env, struct retl_err *err)
 {
-	struct mc_ctx *c = retl_calloc(1, sizeof(*c));
-	long conns, timeout;
 	*out = NULL;
-	if (mc_validate(dc, err) < 0 ||
-	    opt_int(dc, "max_connections", MC_MAX_CONN, MC_MAX_CONN, &conns, err) < 0 ||
-	    opt_int(dc, "timeout", 300, 0, &timeout, err) < 0)
-		goto fail;
-	c->sc = sc;
+	if (mc_validate(dc, err) < 0 || open_object(sc, err) < 0)
+		return -1;
+	const char *key = json_string_value(json_object_get(dc->options, "api_key"));
+	retl_buf url = RETL_BUF_INIT;
+	retl_buf_addf(&url, "https://%s.api.mailchimp.com/3.0", key_dc(key) ? key_dc(key) : "");
+	struct retl_hd_opts o = {
+		.type = "mailchimp",
+		.ctx_size = sizeof(struct mc_ctx),
+		.default_url = url.ptr,
+		.auth = basic_auth(key),
+		.max_ops = MC_MAX_MEMBERS,
+		.inflight_key = "max_connections",
+		.inflight = MC_MAX_CONN,
+		.inflight_max = MC_MAX_CONN,
+		.timeout = 300,
+		/* Mailchimp limits connections, not rate: no limiter */
+	};
+	int rc = retl_hd_open(out, &mc_ops, &o, dc, sc, env, err);
+	retl_buf_free(&url);
+	if (rc < 0)
+		return -1;
+	struct mc_ctx *c = *out;
 	c->mode = sc->mode;
 	c->on_remove = sc->on_remove;
 	c->list_id = sc->object;
-	if (!sc->object || !*sc->object) {
-		retl_err_set(err, RETL_EXIT_USAGE,
-			     "%s: object: missing; the mailchimp destination needs the audience (list) id, e.g. \"a1b2c3d4e5\" (Audience > Settings > Audience name and defaults)",
-			     sc->file);
-		goto fail;
+	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0) {
+		retl_hd_close(c);
+		*out = NULL;
+		return -1;
 	}
-	for (const char *q = sc->object; *q; q++)
-		if (!isalnum((unsigned char)*q)) {
-			retl_err_set(err, RETL_EXIT_USAGE,
-				     "%s: object: \"%s\" is not a Mailchimp audience id (letters and digits, e.g. \"a1b2c3d4e5\")",
-				     sc->file, sc->object);
-			goto fail;
-		}
-	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0)
-		goto fail;
-
-	const char *key = json_string_value(json_object_get(dc->options, "api_key"));
-	retl_buf b = RETL_BUF_INIT;
-	if (dc->base_url)
-		retl_buf_adds(&b, dc->base_url);
-	else
-		retl_buf_addf(&b, "https://%s.api.mailchimp.com/3.0", key_dc(key));
-	while (b.len && b.ptr[b.len - 1] == '/')
-		b.len--;
-	c->base = retl_strndup(b.ptr, b.len);
-	retl_buf_free(&b);
-	c->auth = basic_auth(key);
-
-	struct retl_http_opts ho = {
-		.max_inflight = (int)conns,
-		.timeout_ms = timeout * 1000,
-		.rate = NULL,           /* Mailchimp limits connections, not rate */
-		.budget = env ? env->api_budget : -1,
-		.auth = c->auth,
-	};
-	if (retl_http_new(&c->http, &ho, err) < 0)
-		goto fail;
-	c->hb = retl_hb_new(c->http, &mc_hb_ops, c, MC_MAX_MEMBERS);
-	retl_hb_fanout(c->hb, sub_done, job_free);
-	*out = c;
 	return 0;
-fail:
-	if (!err->code)
-		err->code = RETL_EXIT_USAGE;
-	mc_close(c);
-	return -1;
-}
-
-static void mc_stats(void *ctx, struct retl_dest_stats *s)
-{
-	struct mc_ctx *c = ctx;
-	retl_hb_stats(c ? c->http : NULL, s);
 }
 
 const struct retl_destination retl_dest_mailchimp = {
@@ -823,12 +520,11 @@ const struct retl_destination retl_dest_mailchimp = {
 	.validate = mc_validate,
 	.open = mc_open,
 	.check = mailchimp_check,
-	.send = NULL,
-	.close = mc_close,
+	.close = retl_hd_close,
 	/* engine batches queued at once; connections are capped by the HTTP
 	 * engine (max_connections) */
 	.max_inflight = 12,
-	.submit = mc_submit,
-	.wait = mc_wait,
-	.stats = mc_stats,
+	.submit = retl_hd_submit,
+	.wait = retl_hd_wait,
+	.stats = retl_hd_stats,
 };

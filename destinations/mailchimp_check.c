@@ -15,15 +15,6 @@
 #include "buf.h"
 #include "mailchimp_int.h"
 
-static struct retl_http_req *get(struct mc_ctx *c, const char *path)
-{
-	retl_buf url = RETL_BUF_INIT;
-	retl_buf_addf(&url, "%s%s", c->base, path);
-	struct retl_http_req *req = retl_http_get(c->http, url.ptr);
-	retl_buf_free(&url);
-	return req;
-}
-
 /* 0 when the answer is 200; else err set (code 4) */
 static int answered(struct mc_ctx *c, const struct retl_http_req *req,
 		    const char *what, struct retl_err *err)
@@ -34,7 +25,7 @@ static int answered(struct mc_ctx *c, const struct retl_http_req *req,
 		return -1;
 	char *why = mailchimp_problem(req);
 	if (req->status <= 0)
-		retl_err_set(err, RETL_EXIT_DEST, "mailchimp: cannot reach %s: %s", c->base,
+		retl_err_set(err, RETL_EXIT_DEST, "mailchimp: cannot reach %s: %s", c->base.url,
 			     req->error[0] ? req->error : (why ? why : "no response"));
 	else
 		retl_err_set(err, RETL_EXIT_DEST, "mailchimp: GET %s: HTTP %ld: %s", what,
@@ -89,15 +80,15 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 	json_t *root = NULL;
 	struct retl_http_req *req = NULL;
 	int rc = -1;
-	const char *file = c->sc->file;
+	const char *file = c->base.sc->file;
 
-	req = get(c, "/ping");
+	req = retl_hd_get(&c->base, "/ping");
 	if (answered(c, req, "/ping", err) < 0)
 		goto out;
 	retl_http_req_free(req);
 
 	retl_buf_addf(&path, "/lists/%s", c->list_id);
-	req = get(c, path.ptr);
+	req = retl_hd_get(&c->base, path.ptr);
 	if (req->status == 404) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "%s: object: mailchimp: audience (list) \"%s\" does not exist (GET /lists/%s: 404)",
@@ -109,7 +100,7 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 	retl_http_req_free(req);
 
 	retl_buf_adds(&path, "/merge-fields?count=1000");
-	req = get(c, path.ptr);
+	req = retl_hd_get(&c->base, path.ptr);
 	if (answered(c, req, path.ptr, err) < 0)
 		goto out;
 	json_error_t je;
@@ -122,8 +113,8 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 		goto out;
 	}
 
-	for (size_t i = 0; i < c->nf; i++) {
-		const char *t = c->ftarget[i];
+	for (size_t i = 0; i < c->base.nf; i++) {
+		const char *t = c->base.ftarget[i];
 		if (strncmp(t, "merge_fields.", 13))
 			continue;
 		char *tag = retl_strdup(t + 13);
@@ -144,12 +135,12 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 				retl_buf_addf(&probs, " (did you mean \"%s\"?)", s);
 		} else {
 			const char *ft = json_string_value(json_object_get(f, "type"));
-			const char *why = incompatible(ft ? ft : "text", c->ftype[i], sub);
+			const char *why = incompatible(ft ? ft : "text", c->base.ftype[i], sub);
 			if (why)
 				retl_buf_addf(&probs, "%s: fields.%s: mailchimp: merge field %s is of type %s (mapped as %s): %s",
 					      file, t, tag, ft ? ft : "text",
-					      c->ftype[i] == RETL_TYPE_AUTO ? "the column's type" :
-					      retl_type_name(c->ftype[i]), why);
+					      c->base.ftype[i] == RETL_TYPE_AUTO ? "the column's type" :
+					      retl_type_name(c->base.ftype[i]), why);
 		}
 		if (probs.len == mark + (mark ? 1 : 0))
 			retl_buf_truncate(&probs, mark);
@@ -163,8 +154,8 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 			continue;
 		int mapped = 0;
 		size_t tl = strlen(tag);
-		for (size_t i = 0; i < c->nf && !mapped; i++) {
-			const char *t = c->ftarget[i];
+		for (size_t i = 0; i < c->base.nf && !mapped; i++) {
+			const char *t = c->base.ftarget[i];
 			mapped = !strncmp(t, "merge_fields.", 13) && !strncmp(t + 13, tag, tl) &&
 				 (t[13 + tl] == '\0' || t[13 + tl] == '.');
 		}

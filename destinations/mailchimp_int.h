@@ -1,7 +1,8 @@
 /*
- * mailchimp_int.h - what mailchimp.c (runs) and mailchimp_check.c
- * (`retl check`) share: the destination's per-run context.  Private to the
- * destination.
+ * mailchimp_int.h - what the Mailchimp destination's files share:
+ * mailchimp.c (options, open, requests, answers), mailchimp_member.c (a
+ * payload into a member object) and mailchimp_check.c (`retl check`).
+ * Private to the destination.
  */
 #ifndef RETL_MAILCHIMP_INT_H
 #define RETL_MAILCHIMP_INT_H
@@ -10,25 +11,22 @@
 
 #include "config.h"
 #include "err.h"
-#include "http.h"
-#include "http_batch.h"
-#include "mapping.h"
+#include "http_dest.h"
+
+/*
+ * Request kinds.  The removals that go one member a request come first:
+ * the base sends a batch's kinds in this order.
+ */
+enum mc_kind { MC_ARCHIVE, MC_DELETE, MC_UPSERT, MC_INSERT, MC_UNSUB, MC_NKIND };
 
 struct mc_ctx {
-	const struct retl_sync_cfg *sc;   /* borrowed */
+	struct retl_http_dest base;       /* first */
 	const char *list_id;              /* the audience, borrowed from sc */
-	char *base;                       /* base URL, no trailing '/' */
 	enum retl_mode mode;
 	enum retl_on_remove on_remove;
 	int delete_permanent;             /* sync key: on_remove delete erases */
 	const char *status_if_new;        /* subscribed | transactional | pending */
 	int has_tags;                     /* "tags" is mapped: sync_tags */
-	size_t nf;                        /* mapped targets */
-	const char **ftarget;             /* borrowed from the mapping */
-	enum retl_type *ftype;
-	char *auth;                       /* "Authorization: Basic …": never log */
-	retl_http *http;
-	retl_hb *hb;
 };
 
 /* GET /ping, /lists/{id}, /lists/{id}/merge-fields (mailchimp_check.c) */
@@ -40,5 +38,13 @@ int mailchimp_auth_error(const struct retl_http_req *req, struct retl_err *err);
 /* "Title: detail (FIELD: message; …)" of a problem+json body, or the raw
  * response; malloc'd */
 char *mailchimp_problem(const struct retl_http_req *req);
+
+/*
+ * mailchimp_member.c: the member object of one payload into body (with
+ * status_if_new when given), its lowercased address into email.  -1 with
+ * a reason for a row Mailchimp cannot take.
+ */
+int mailchimp_member(const char *payload, size_t len, const char *status_if_new,
+		     retl_buf *body, retl_buf *email, retl_buf *reason);
 
 #endif

@@ -13,13 +13,13 @@
  * that stops before reporting leaves its rows staged: they are sent again
  * next run, nothing unacknowledged is marked.
  *
- *   upsert   PATCH /composite/sobjects/{SObject}/{ExternalIdField}
- *   update   PATCH /composite/sobjects, by the stored record Id
- *   insert   POST /composite/sobjects; a create an earlier run left
- *            unresolved is sent as an upsert by the External ID instead,
- *            which cannot duplicate it
- *   mirror   upsert, and removed rows: DELETE /composite/sobjects?ids=
- *            by stored Id (on_remove "delete")
+ *   upsert   by the External ID field (match)
+ *   update   by the stored record Id
+ *   insert   create; a create an earlier run left unresolved is sent as an
+ *            upsert by the External ID instead, which cannot duplicate it
+ *   mirror   upsert, and removed rows are deleted by stored Id (on_remove
+ *            "delete")
+ * (salesforce_collections.c and salesforce_bulk.c say how each is sent)
  *
  * Budget: every response's Sforce-Limit-Info (api-usage=N/M) is read; when
  * fewer than `reserve` calls (default 10% of M) are left, no further
@@ -36,9 +36,9 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "payload.h"
 #include "salesforce_int.h"
 
-#define SF_MAX_RECORDS 200
 #define SF_DEFAULT_LOGIN "https://login.salesforce.com"
 
 const char *const sf_kind_name[SF_NKIND] = { "upsert", "insert", "update", "delete" };
@@ -107,9 +107,9 @@ struct retl_http_req *sf_call(struct sf_ctx *c, const char *method,
 		req->content_type = ctype;
 		if (body)
 			retl_buf_add(&req->body, body, blen);
-		retl_http_submit(c->http, req);
+		retl_http_submit(c->base.http, req);
 		struct retl_http_req *r;
-		while ((r = retl_http_next(c->http, 1)) && r != req)
+		while ((r = retl_http_next(c->base.http, 1)) && r != req)
 			retl_http_req_free(r);
 		sf_usage(c, req);
 		if (req->status == 401 && attempt == 0) {
@@ -164,7 +164,7 @@ char *sf_error_text(const struct retl_http_req *req)
 		return retl_buf_detach(&o);
 	}
 	retl_buf_free(&b);
-	return retl_hb_reason(req);
+	return retl_http_reason(req);
 }
 
 int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
@@ -190,38 +190,19 @@ int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
 	return 0;
 }
 
-/* the payload member `field` as text (strings decoded; arrays joined by ';') */
-int sf_payload_value(const char *payload, size_t len, const char *field,
-		     retl_buf *out, int *is_null)
+int sf_budget_stop(struct sf_ctx *c, struct retl_err *err)
 {
-	json_error_t je;
-	json_t *o = json_loadb(payload, len, 0, &je);
-	json_t *v = json_object_get(o, field);
-	int rc = 0;
-	retl_buf_reset(out);
-	*is_null = 0;
-	if (!v) {
-		rc = -1;
-	} else if (json_is_null(v)) {
-		*is_null = 1;
-	} else if (json_is_string(v)) {
-		retl_buf_add(out, json_string_value(v), json_string_length(v));
-	} else if (json_is_array(v)) {
-		size_t i;
-		json_t *x;
-		json_array_foreach(v, i, x) {
-			if (i)
-				retl_buf_addc(out, ';');
-			if (json_is_string(x))
-				retl_buf_adds(out, json_string_value(x));
-		}
-	} else {
-		char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		retl_buf_adds(out, d);
-		free(d);
-	}
-	json_decref(o);
-	return rc;
+	if (!c->over_budget)
+		return 0;
+	return retl_err_set(err, RETL_EXIT_DEST, "%s", c->budget_msg);
+}
+
+int sf_field(const struct sf_ctx *c, const char *name, size_t n)
+{
+	for (size_t i = 0; i < c->base.nf; i++)
+		if (strlen(c->fkey[i]) == n && !memcmp(c->fkey[i], name, n))
+			return (int)i;
+	return -1;
 }
 
 /* ---- submit: every row is deferred to a spool ---- */
@@ -242,7 +223,7 @@ static int open_spool(struct sf_ctx *c, enum sf_kind k, struct retl_err *err)
 	if (c->spool[k])
 		return 0;
 	retl_buf p = RETL_BUF_INIT;
-	retl_buf_addf(&p, "%s/%s.%s.spool", c->dir, c->sc->name, sf_kind_name[k]);
+	retl_buf_addf(&p, "%s/%s.%s.spool", c->dir, c->base.sc->name, sf_kind_name[k]);
 	c->spool_path[k] = retl_buf_detach(&p);
 	c->spool[k] = fopen(c->spool_path[k], "w+");
 	if (!c->spool[k])
@@ -251,321 +232,46 @@ static int open_spool(struct sf_ctx *c, enum sf_kind k, struct retl_err *err)
 	return 0;
 }
 
-static void ready_push(struct sf_ctx *c, struct retl_batch *b)
+/* op i: settled at once, or deferred to its spool; -1 stops the batch */
+static int defer_op(struct sf_ctx *c, struct retl_batch *b, size_t i,
+		    struct retl_err *err)
 {
-	if (c->nready == c->capready) {
-		c->capready = c->capready ? c->capready * 2 : 8;
-		c->ready = retl_realloc(c->ready, c->capready * sizeof(*c->ready));
+	const struct retl_op *op = &b->ops[i];
+	enum sf_kind k = op_kind(c, op);
+	if (k == SF_DELETE && (!op->dest_id || !op->dest_id[0])) {
+		/* never reached Salesforce with an Id: nothing to delete */
+		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
+		return 0;
 	}
-	c->ready[c->nready++] = b;
+	if (k == SF_UPDATE && (!op->dest_id || !op->dest_id[0])) {
+		retl_result_set(&b->results[i], RETL_RES_REJECT, NULL,
+				"salesforce: update: no Salesforce Id is stored for this row; mode \"update\" updates records retl has synced before (use upsert to create or match them)");
+		return 0;
+	}
+	if (open_spool(c, k, err) < 0)
+		return -1;
+	if (sf_spool_put(c->spool[k], op) < 0)
+		return retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot write %s: %s",
+				    c->spool_path[k], strerror(errno));
+	c->nspool[k]++;
+	retl_result_set(&b->results[i], RETL_RES_DEFER, NULL, NULL);
+	return 0;
 }
 
 static int sf_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 {
 	struct sf_ctx *c = ctx;
-	retl_buf line = RETL_BUF_INIT;
+	struct retl_err e;
+	retl_err_clear(&e);
 	for (size_t i = 0; i < b->n; i++) {
-		const struct retl_op *op = &b->ops[i];
-		enum sf_kind k = op_kind(c, op);
-		if (k == SF_DELETE && (!op->dest_id || !op->dest_id[0])) {
-			/* never reached Salesforce with an Id: nothing to delete */
-			retl_hb_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
-			continue;
-		}
-		if (k == SF_UPDATE && (!op->dest_id || !op->dest_id[0])) {
-			retl_hb_set(&b->results[i], RETL_RES_REJECT, NULL,
-				    "salesforce: update: no Salesforce Id is stored for this row; mode \"update\" updates records retl has synced before (use upsert to create or match them)");
-			continue;
-		}
-		if (open_spool(c, k, err) < 0) {
-			b->fatal = 1;
-			b->fatal_code = RETL_EXIT_DEST;
-			snprintf(b->fatal_msg, sizeof(b->fatal_msg), "%s", err->msg);
+		if (defer_op(c, b, i, &e) < 0) {
+			retl_batch_fatal(b, RETL_EXIT_DEST, e.msg);
 			break;
 		}
-		retl_buf_reset(&line);
-		retl_buf_adds(&line, "{\"k\":");
-		retl_buf_add_json_str(&line, op->key, strlen(op->key));
-		if (op->dest_id) {
-			retl_buf_adds(&line, ",\"i\":");
-			retl_buf_add_json_str(&line, op->dest_id, strlen(op->dest_id));
-		}
-		if (op->payload) {
-			retl_buf_adds(&line, ",\"p\":");
-			retl_buf_add(&line, op->payload, op->payload_len);
-		}
-		retl_buf_adds(&line, "}\n");
-		if (fwrite(line.ptr, 1, line.len, c->spool[k]) != line.len) {
-			b->fatal = 1;
-			b->fatal_code = RETL_EXIT_DEST;
-			snprintf(b->fatal_msg, sizeof(b->fatal_msg),
-				 "salesforce: cannot write %s: %s", c->spool_path[k], strerror(errno));
-			break;
-		}
-		c->nspool[k]++;
-		retl_hb_set(&b->results[i], RETL_RES_DEFER, NULL, NULL);
 	}
-	retl_buf_free(&line);
-	ready_push(c, b);
-	return 0;
-}
-
-static struct retl_batch *sf_wait(void *ctx, int block)
-{
-	struct sf_ctx *c = ctx;
-	if (!c->nready)
-		return NULL;
-	struct retl_batch *b = c->ready[0];
-	memmove(c->ready, c->ready + 1, (c->nready - 1) * sizeof(*c->ready));
-	c->nready--;
-	return b;
-}
-
-/* ---- sObject Collections ---- */
-
-struct sf_chunk {
-	struct retl_batch b;
-	enum sf_kind kind;
-};
-
-static void add_record(struct sf_ctx *c, retl_buf *o, const struct retl_op *op,
-		       int with_id)
-{
-	retl_buf_adds(o, "{\"attributes\":{\"type\":");
-	retl_buf_add_json_str(o, c->object, strlen(c->object));
-	retl_buf_addc(o, '}');
-	if (with_id) {
-		retl_buf_adds(o, ",\"Id\":");
-		retl_buf_add_json_str(o, op->dest_id, strlen(op->dest_id));
-	}
-	/* the canonical payload's members, arrays (multi-select picklists)
-	 * joined with ';' */
-	json_error_t je;
-	json_t *p = json_loadb(op->payload, op->payload_len, 0, &je);
-	const char *k;
-	json_t *v;
-	json_object_foreach(p, k, v) {
-		if (with_id && !strcmp(k, "Id"))
-			continue;
-		retl_buf_addc(o, ',');
-		retl_buf_add_json_str(o, k, strlen(k));
-		retl_buf_addc(o, ':');
-		if (json_is_array(v)) {
-			retl_buf j = RETL_BUF_INIT;
-			int dummy;
-			sf_payload_value(op->payload, op->payload_len, k, &j, &dummy);
-			retl_buf_add_json_str(o, j.ptr ? j.ptr : "", j.len);
-			retl_buf_free(&j);
-		} else {
-			char *d = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-			retl_buf_adds(o, d);
-			free(d);
-		}
-	}
-	json_decref(p);
-	retl_buf_addc(o, '}');
-}
-
-static int sf_encode(void *dctx, const struct retl_hb_part *p,
-		     struct retl_http_req *req, struct retl_err *err)
-{
-	struct sf_ctx *c = dctx;
-	struct sf_chunk *ch = (struct sf_chunk *)p->b;
-	retl_buf url = RETL_BUF_INIT, *o = &req->body;
-	retl_buf_reset(o);
-	retl_buf_addf(&url, "%s/services/data/v%s/composite/sobjects", c->instance, c->version);
-	if (ch->kind == SF_DELETE) {
-		retl_buf_adds(&url, "?ids=");
-		for (size_t k = 0; k < p->n; k++)
-			retl_buf_addf(&url, "%s%s", k ? "," : "", p->b->ops[p->idx[k]].dest_id);
-		retl_buf_adds(&url, "&allOrNone=false");
-		req->method = "DELETE";
-		req->idempotent = 1;
-	} else {
-		if (ch->kind == SF_UPSERT)
-			retl_buf_addf(&url, "/%s/%s", c->object, c->ext);
-		req->method = ch->kind == SF_INSERT ? "POST" : "PATCH";
-		req->idempotent = ch->kind != SF_INSERT;
-		retl_buf_adds(o, "{\"allOrNone\":false,\"records\":[");
-		for (size_t k = 0; k < p->n; k++) {
-			if (k)
-				retl_buf_addc(o, ',');
-			add_record(c, o, &p->b->ops[p->idx[k]], ch->kind == SF_UPDATE);
-		}
-		retl_buf_adds(o, "]}");
-	}
-	req->url = retl_buf_detach(&url);
+	retl_hd_ready(&c->base, b);
 	(void)err;
 	return 0;
-}
-
-static void part_all(const struct retl_hb_part *p, enum retl_result_kind kind,
-		     const char *reason)
-{
-	for (size_t k = 0; k < p->n; k++)
-		retl_hb_set(&p->b->results[p->idx[k]], kind, NULL, reason);
-}
-
-static enum retl_hb_verdict sf_decode(void *dctx, const struct retl_hb_part *p,
-				      const struct retl_http_req *req,
-				      struct retl_err *err)
-{
-	struct sf_ctx *c = dctx;
-	struct sf_chunk *ch = (struct sf_chunk *)p->b;
-	sf_usage(c, req);
-	if (req->status == 401) {
-		/* INVALID_SESSION_ID: a new token, then the same request */
-		if (sf_auth(c, err) < 0)
-			return RETL_HB_FATAL;
-		return RETL_HB_RESEND;
-	}
-	if (sf_fatal_answer(c, req, err) < 0)
-		return RETL_HB_FATAL;
-	if (req->status != 200) {
-		char *t = sf_error_text(req);
-		part_all(p, RETL_RES_REJECT, t);
-		free(t);
-		return RETL_HB_DONE;
-	}
-	json_error_t je;
-	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
-	for (size_t k = 0; k < p->n; k++) {
-		struct retl_result *r = &p->b->results[p->idx[k]];
-		json_t *x = json_array_get(root, k);
-		if (!x) {
-			retl_hb_set(r, RETL_RES_RETRY, NULL,
-				    "salesforce: no result for this record in the response");
-			continue;
-		}
-		const char *id = json_string_value(json_object_get(x, "id"));
-		if (json_is_true(json_object_get(x, "success"))) {
-			retl_hb_set(r, RETL_RES_ACK, ch->kind == SF_DELETE ? NULL : id, NULL);
-			continue;
-		}
-		retl_buf why = RETL_BUF_INIT;
-		enum retl_result_kind kind = RETL_RES_REJECT;
-		size_t i, j;
-		json_t *e, *f;
-		json_array_foreach(json_object_get(x, "errors"), i, e) {
-			const char *code = json_string_value(json_object_get(e, "statusCode"));
-			const char *msg = json_string_value(json_object_get(e, "message"));
-			if (code && !strcmp(code, "UNABLE_TO_LOCK_ROW"))
-				kind = RETL_RES_RETRY;
-			if (code && ch->kind == SF_DELETE &&
-			    (!strcmp(code, "ENTITY_IS_DELETED") ||
-			     !strcmp(code, "INVALID_CROSS_REFERENCE_KEY")))
-				kind = RETL_RES_ACK;   /* gone already */
-			retl_buf_addf(&why, "%s%s: %s", why.len ? "; " : "",
-				      code ? code : "ERROR", msg ? msg : "(no message)");
-			json_t *fields = json_object_get(e, "fields");
-			if (json_array_size(fields)) {
-				retl_buf_adds(&why, " (fields: ");
-				json_array_foreach(fields, j, f)
-					retl_buf_addf(&why, "%s%s", j ? ", " : "",
-						      json_string_value(f) ? json_string_value(f) : "?");
-				retl_buf_addc(&why, ')');
-			}
-		}
-		retl_hb_set(r, kind, NULL, kind == RETL_RES_ACK ? NULL :
-			    why.len ? why.ptr : "salesforce: failed without an error");
-		retl_buf_free(&why);
-	}
-	json_decref(root);
-	return RETL_HB_DONE;
-}
-
-/* reports chunk rows; on a fatal chunk only the rows with an answer */
-static int report_chunk(struct sf_ctx *c, struct sf_chunk *ch)
-{
-	for (size_t i = 0; i < ch->b.n; i++) {
-		struct retl_result *r = &ch->b.results[i];
-		if (ch->b.fatal && r->kind == RETL_RES_RETRY)
-			continue;
-		if (c->env.report(c->env.ud, ch->b.ops[i].key, r) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* reads up to max spooled ops; strings live in the json lines kept */
-static size_t read_ops(FILE *f, struct retl_op *ops, json_t **lines,
-		       char **payloads, size_t max)
-{
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-	ssize_t len;
-	while (n < max && (len = getline(&buf, &cap, f)) > 0) {
-		json_error_t je;
-		json_t *j = json_loadb(buf, (size_t)len, 0, &je);
-		if (!j)
-			continue;
-		lines[n] = j;
-		memset(&ops[n], 0, sizeof(ops[n]));
-		ops[n].key = json_string_value(json_object_get(j, "k"));
-		ops[n].dest_id = json_string_value(json_object_get(j, "i"));
-		json_t *p = json_object_get(j, "p");
-		payloads[n] = p ? json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		ops[n].payload = payloads[n];
-		ops[n].payload_len = payloads[n] ? strlen(payloads[n]) : 0;
-		n++;
-	}
-	free(buf);
-	return n;
-}
-
-static int budget_stop(struct sf_ctx *c, struct retl_err *err)
-{
-	if (!c->over_budget)
-		return 0;
-	return retl_err_set(err, RETL_EXIT_DEST, "%s", c->budget_msg);
-}
-
-static int collections_run(struct sf_ctx *c, enum sf_kind k, FILE *f,
-			   struct retl_err *err)
-{
-	size_t max = SF_MAX_RECORDS;   /* one request at a time: the budget
-					* is checked between requests */
-	struct retl_op *ops = retl_calloc(max, sizeof(*ops));
-	json_t **lines = retl_calloc(max, sizeof(*lines));
-	char **payloads = retl_calloc(max, sizeof(*payloads));
-	struct retl_result *res = retl_calloc(max, sizeof(*res));
-	int rc = 0;
-	size_t n;
-	while (rc == 0 && (n = read_ops(f, ops, lines, payloads, max)) > 0) {
-		if (budget_stop(c, err) < 0) {
-			rc = -1;
-		} else {
-			struct sf_chunk ch = { .kind = k };
-			for (size_t i = 0; i < n; i++)
-				retl_hb_set(&res[i], RETL_RES_RETRY, NULL, NULL);
-			ch.b.ops = ops;
-			ch.b.n = n;
-			ch.b.results = res;
-			ch.b.engine = &ch;
-			struct retl_err e2;
-			retl_err_clear(&e2);
-			retl_hb_submit(c->hb, &ch.b, &e2);
-			while (retl_hb_wait(c->hb, 1) != &ch.b)
-				;
-			if (report_chunk(c, &ch) < 0)
-				rc = -1;
-			else if (ch.b.fatal)
-				rc = retl_err_set(err, ch.b.fatal_code ? ch.b.fatal_code : RETL_EXIT_DEST,
-						  "%s", ch.b.fatal_msg);
-		}
-		for (size_t i = 0; i < n; i++) {
-			json_decref(lines[i]);
-			free(payloads[i]);
-			free(res[i].dest_id);
-			free(res[i].reason);
-			res[i].dest_id = res[i].reason = NULL;
-		}
-	}
-	free(ops);
-	free(lines);
-	free(payloads);
-	free(res);
-	return rc;
 }
 
 static int sf_finish(void *ctx, struct retl_err *err)
@@ -582,7 +288,7 @@ static int sf_finish(void *ctx, struct retl_err *err)
 					    c->spool_path[k], strerror(errno));
 		int rc = c->nspool[k] > c->threshold ?
 			sf_bulk_run(c, k, f, c->nspool[k], err) :
-			collections_run(c, k, f, err);
+			sf_collections_run(c, k, f, err);
 		if (rc < 0)
 			return -1;
 	}
@@ -591,11 +297,9 @@ static int sf_finish(void *ctx, struct retl_err *err)
 
 /* ---- open / close ---- */
 
-static void sf_close(void *ctx)
+static void sf_fini(void *d)
 {
-	struct sf_ctx *c = ctx;
-	if (!c)
-		return;
+	struct sf_ctx *c = d;
 	for (int k = 0; k < SF_NKIND; k++) {
 		if (c->spool[k])
 			fclose(c->spool[k]);
@@ -603,106 +307,83 @@ static void sf_close(void *ctx)
 			unlink(c->spool_path[k]);
 		free(c->spool_path[k]);
 	}
-	free(c->ready);
-	retl_hb_free(c->hb);
-	retl_http_free(c->http);
+	for (size_t i = 0; c->fkey && i < c->base.nf; i++)
+		free(c->fkey[i]);
+	free(c->fkey);
 	retl_http_free(c->tok);
-	free(c->ftarget);
-	free(c->ftype);
-	free(c->login);
 	free(c->audience);
 	free(c->instance);
-	free(c->auth);
 	free(c->dir);
-	free(c);
 }
 
-static const struct retl_hb_ops sf_hb_ops = { sf_encode, sf_decode };
-
-static int open_fields(struct sf_ctx *c, const struct retl_sync_cfg *sc,
-		       struct retl_err *err)
+static int open_match(struct sf_ctx *c, const struct retl_sync_cfg *sc,
+		      struct retl_err *err)
 {
-	const retl_mapping *m = sc->mapping;
-	c->nf = retl_mapping_nfields(m);
-	c->ftarget = retl_calloc(c->nf ? c->nf : 1, sizeof(*c->ftarget));
-	c->ftype = retl_calloc(c->nf ? c->nf : 1, sizeof(*c->ftype));
-	for (size_t i = 0; i < c->nf; i++) {
-		c->ftarget[i] = retl_mapping_field_target(m, i);
-		c->ftype[i] = retl_mapping_field_type(m, i);
-		if (strchr(c->ftarget[i], '.') || c->ftype[i] == RETL_TYPE_JSON)
-			return retl_err_set(err, RETL_EXIT_USAGE,
-					    "%s: fields.%s: Salesforce fields are flat: a dotted target or type \"json\" cannot be sent",
-					    sc->file, c->ftarget[i]);
-	}
-	if (sc->match) {
-		if (json_object_size(sc->match) != 1)
-			return retl_err_set(err, RETL_EXIT_USAGE,
-					    "%s: match: Salesforce finds records by exactly one External ID field (got %zu)",
-					    sc->file, json_object_size(sc->match));
-		const char *f = json_object_iter_key(json_object_iter(sc->match));
-		const char *col = json_string_value(json_object_iter_value(json_object_iter(sc->match)));
-		size_t i;
-		for (i = 0; i < c->nf; i++)
-			if (!strcmp(c->ftarget[i], f))
-				break;
-		if (i == c->nf)
-			return retl_err_set(err, RETL_EXIT_USAGE,
-					    "%s: match.%s: \"%s\" is not a mapped field; Salesforce needs its value in each record: add \"%s\": \"%s\" to fields",
-					    sc->file, f, f, f, col ? col : f);
-		c->ext = f;
-	} else if (sc->mode != RETL_MODE_UPDATE) {
+	if (!sc->match) {
+		if (sc->mode == RETL_MODE_UPDATE)
+			return 0;
 		return retl_err_set(err, RETL_EXIT_USAGE,
 				    "%s: match: missing; the salesforce destination in mode \"%s\" needs {\"<External ID field>\": \"<column>\"}, e.g. {\"External_Id__c\": \"id\"}",
 				    sc->file, retl_mode_name(sc->mode));
 	}
+	if (json_object_size(sc->match) != 1)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: match: Salesforce finds records by exactly one External ID field (got %zu)",
+				    sc->file, json_object_size(sc->match));
+	const char *f = json_object_iter_key(json_object_iter(sc->match));
+	const char *col = json_string_value(json_object_iter_value(json_object_iter(sc->match)));
+	if (retl_hd_field(&c->base, f) < 0)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: match.%s: \"%s\" is not a mapped field; Salesforce needs its value in each record: add \"%s\": \"%s\" to fields",
+				    sc->file, f, f, f, col ? col : f);
+	c->ext = f;
 	return 0;
 }
 
-static char *trimmed(const char *s)
+static int open_fields(struct sf_ctx *c, const struct retl_sync_cfg *sc,
+		       struct retl_err *err)
 {
-	size_t n = strlen(s);
-	while (n && s[n - 1] == '/')
-		n--;
-	return retl_strndup(s, n);
+	c->fkey = retl_calloc(c->base.nf ? c->base.nf : 1, sizeof(*c->fkey));
+	for (size_t i = 0; i < c->base.nf; i++) {
+		const char *t = c->base.ftarget[i];
+		retl_buf k = RETL_BUF_INIT;
+		retl_buf_add_json_str(&k, t, strlen(t));
+		c->fkey[i] = retl_strndup(k.ptr + 1, k.len - 2);
+		retl_buf_free(&k);
+		if (strchr(t, '.') || c->base.ftype[i] == RETL_TYPE_JSON)
+			return retl_err_set(err, RETL_EXIT_USAGE,
+					    "%s: fields.%s: Salesforce fields are flat: a dotted target or type \"json\" cannot be sent",
+					    sc->file, t);
+	}
+	return open_match(c, sc, err);
 }
 
-static int sf_open(void **out, const struct retl_dest_cfg *dc,
-		   const struct retl_sync_cfg *sc,
-		   const struct retl_dest_env *env, struct retl_err *err)
+static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
 {
-	struct sf_ctx *c = retl_calloc(1, sizeof(*c));
-	long inflight, timeout, wait_s;
-	*out = NULL;
-	if (sf_validate(dc, err) < 0 ||
-	    retl_dest_opt_posint(dc, "bulk_threshold", 10000, &c->threshold, err) < 0 ||
-	    retl_dest_opt_posint(dc, "reserve", -1, &c->reserve, err) < 0 ||
-	    retl_dest_opt_posint(dc, "bulk_max_bytes", 100000000, &c->bulk_max_bytes, err) < 0 ||
-	    retl_dest_opt_posint(dc, "bulk_wait", 1800, &wait_s, err) < 0 ||
-	    retl_dest_opt_posint(dc, "max_inflight", 4, &inflight, err) < 0 ||
-	    retl_dest_opt_posint(dc, "timeout", 120, &timeout, err) < 0)
-		goto fail;
-	c->poll_max = (double)wait_s;
-	c->sc = sc;
-	c->dc = dc;
-	if (env)
-		c->env = *env;
-	c->mode = sc->mode;
-	c->object = sc->object;
-	if (!sc->object) {
-		retl_err_set(err, RETL_EXIT_USAGE,
-			     "%s: object: missing; the salesforce destination needs an sObject name, e.g. \"Contact\" or \"Customer__c\"",
-			     sc->file);
-		goto fail;
-	}
+	if (!sc->object)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: object: missing; the salesforce destination needs an sObject name, e.g. \"Contact\" or \"Customer__c\"",
+				    sc->file);
 	for (const char *p = sc->object; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_')) {
-			retl_err_set(err, RETL_EXIT_USAGE,
-				     "%s: object: \"%s\" is not an sObject API name", sc->file, sc->object);
-			goto fail;
-		}
-	if (open_fields(c, sc, err) < 0)
-		goto fail;
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return retl_err_set(err, RETL_EXIT_USAGE,
+					    "%s: object: \"%s\" is not an sObject API name",
+					    sc->file, sc->object);
+	return 0;
+}
+
+/* options, credentials, the token engine */
+static int open_options(struct sf_ctx *c, const struct retl_dest_cfg *dc,
+			struct retl_err *err)
+{
+	long wait_s;
+	if (retl_dest_opt_posint(dc, "bulk_threshold", 10000, &c->threshold, err) < 0 ||
+	    retl_dest_opt_posint(dc, "reserve", -1, &c->reserve, err) < 0 ||
+	    retl_dest_opt_posint(dc, "bulk_max_bytes", 100000000, &c->bulk_max_bytes, err) < 0 ||
+	    retl_dest_opt_posint(dc, "bulk_wait", 1800, &wait_s, err) < 0)
+		return -1;
+	c->poll_max = (double)wait_s;
 	c->version = opt(dc, "api_version") ? opt(dc, "api_version") : "62.0";
 	c->client_id = opt(dc, "client_id");
 	c->client_secret = opt(dc, "client_secret");
@@ -710,55 +391,74 @@ static int sf_open(void **out, const struct retl_dest_cfg *dc,
 	c->username = opt(dc, "username");
 	c->private_key = opt(dc, "private_key");
 	c->grant = c->private_key ? SF_JWT : c->refresh_token ? SF_REFRESH : SF_CLIENT;
-	const char *login = dc->base_url ? dc->base_url :
-		opt(dc, "login_url") ? opt(dc, "login_url") : SF_DEFAULT_LOGIN;
-	c->login = trimmed(login);
 	c->audience = retl_strdup(opt(dc, "audience") ? opt(dc, "audience") :
 				  opt(dc, "login_url") ? opt(dc, "login_url") : SF_DEFAULT_LOGIN);
-
 	struct retl_http_opts to = { .max_inflight = 1, .timeout_ms = 30000, .budget = -1 };
-	struct retl_http_opts ho = {
-		.max_inflight = (int)inflight,
-		.timeout_ms = timeout * 1000,
-		.budget = env ? env->api_budget : -1,
-		.keep_header = "Sforce-Limit-Info",
-	};
-	if (retl_http_new(&c->tok, &to, err) < 0 || retl_http_new(&c->http, &ho, err) < 0)
-		goto fail;
-	c->hb = retl_hb_new(c->http, &sf_hb_ops, c, SF_MAX_RECORDS);
-	if (sf_auth(c, err) < 0)
-		goto fail;
+	return retl_http_new(&c->tok, &to, err);
+}
 
-	/* spool files and bulk job maps live beside the project */
+/* spool files and bulk job maps live beside the project */
+static int open_dir(struct sf_ctx *c, const struct retl_dest_env *env,
+		    struct retl_err *err)
+{
 	retl_buf d = RETL_BUF_INIT;
 	retl_buf_addf(&d, "%s/.retl-salesforce", env && env->dir ? env->dir : ".");
 	c->dir = retl_buf_detach(&d);
-	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST) {
-		retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot create %s: %s",
-			     c->dir, strerror(errno));
-		goto fail;
-	}
+	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST)
+		return retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot create %s: %s",
+				    c->dir, strerror(errno));
+	return 0;
+}
+
+static const struct retl_hd_ops sf_ops = {
+	.prepare = sf_collections_prepare,
+	.encode = sf_collections_encode,
+	.decode = sf_collections_decode,
+	.fini = sf_fini,
+};
+
+static int sf_open(void **out, const struct retl_dest_cfg *dc,
+		   const struct retl_sync_cfg *sc,
+		   const struct retl_dest_env *env, struct retl_err *err)
+{
+	*out = NULL;
+	if (sf_validate(dc, err) < 0 || open_object(sc, err) < 0)
+		return -1;
+	struct retl_hd_opts o = {
+		.type = "salesforce",
+		.ctx_size = sizeof(struct sf_ctx),
+		.default_url = opt(dc, "login_url") ? opt(dc, "login_url") : SF_DEFAULT_LOGIN,
+		.max_ops = SF_MAX_RECORDS,
+		.inflight = 4,
+		.timeout = 120,
+		.http = { .keep_header = "Sforce-Limit-Info" },
+	};
+	if (retl_hd_open(out, &sf_ops, &o, dc, sc, env, err) < 0)
+		return -1;
+	struct sf_ctx *c = *out;
+	c->mode = sc->mode;
+	c->object = sc->object;
 	/* a job an earlier run left: its rows are reported before this run
 	 * loads its cache */
-	if (c->env.note_get && sf_bulk_resume(c, err) < 0)
-		goto fail;
-	*out = c;
+	if (open_fields(c, sc, err) < 0 || open_options(c, dc, err) < 0 ||
+	    sf_auth(c, err) < 0 || open_dir(c, env, err) < 0 ||
+	    (c->base.env.note_get && sf_bulk_resume(c, err) < 0)) {
+		if (!err->code)
+			err->code = RETL_EXIT_USAGE;
+		retl_hd_close(c);
+		*out = NULL;
+		return -1;
+	}
 	return 0;
-fail:
-	if (!err->code)
-		err->code = RETL_EXIT_USAGE;
-	sf_close(c);
-	return -1;
 }
 
 static void sf_stats(void *ctx, struct retl_dest_stats *s)
 {
 	struct sf_ctx *c = ctx;
-	const struct retl_http_stats *h = c && c->http ? retl_http_stats(c->http) : NULL;
 	const struct retl_http_stats *t = c && c->tok ? retl_http_stats(c->tok) : NULL;
-	s->api_calls = (h ? h->requests : 0) + (t ? t->requests : 0);
-	s->retries = (h ? h->retries : 0) + (t ? t->retries : 0);
-	s->http_429 = h ? h->http_429 : 0;
+	retl_hd_stats(ctx, s);
+	s->api_calls += t ? t->requests : 0;
+	s->retries += t ? t->retries : 0;
 }
 
 static void sf_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
@@ -788,14 +488,13 @@ const struct retl_destination retl_dest_salesforce = {
 	.removals = 1u << RETL_REMOVE_DELETE,
 	.max_batch = SF_MAX_RECORDS,
 	.conn_keys = sf_conn_keys,
-	.sync_keys = NULL,
 	.validate = sf_validate,
 	.open = sf_open,
 	.check = sf_check,
-	.close = sf_close,
+	.close = retl_hd_close,
 	.max_inflight = 2,
 	.submit = sf_submit,
-	.wait = sf_wait,
+	.wait = retl_hd_wait,
 	.stats = sf_stats,
 	.finish = sf_finish,
 	.plan = sf_plan,

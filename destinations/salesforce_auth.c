@@ -82,7 +82,7 @@ static int jwt(struct sf_ctx *c, retl_buf *out, struct retl_err *err)
 	if (!key) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "retl.json: destinations.%s.private_key: not a PEM private key (give the connected app's key, e.g. \"@file:/run/secrets/sf_key.pem\")",
-			     c->dc->name);
+			     c->base.dc->name);
 		goto out;
 	}
 	if (EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
@@ -140,7 +140,7 @@ int sf_auth(struct sf_ctx *c, struct retl_err *err)
 	}
 	}
 	struct retl_http_req *req = retl_http_req_new();
-	retl_buf_addf(&url, "%s/services/oauth2/token", c->login);
+	retl_buf_addf(&url, "%s/services/oauth2/token", c->base.url);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
 	req->content_type = "application/x-www-form-urlencoded";
@@ -155,7 +155,7 @@ int sf_auth(struct sf_ctx *c, struct retl_err *err)
 	root = req->resp.len ? json_loadb(req->resp.ptr, req->resp.len, 0, &je) : NULL;
 	if (req->status <= 0) {
 		retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot reach %s: %s",
-			     c->login, req->error[0] ? req->error : "no response");
+			     c->base.url, req->error[0] ? req->error : "no response");
 	} else if (req->status != 200) {
 		const char *e = json_string_value(json_object_get(root, "error"));
 		const char *d = json_string_value(json_object_get(root, "error_description"));
@@ -176,10 +176,13 @@ int sf_auth(struct sf_ctx *c, struct retl_err *err)
 			c->instance = retl_strndup(inst, il);
 			retl_buf a = RETL_BUF_INIT;
 			retl_buf_addf(&a, "Authorization: Bearer %s", tok);
-			free(c->auth);
-			c->auth = retl_buf_detach(&a);
-			if (c->http)
-				retl_http_set_auth(c->http, c->auth);
+			if (c->base.auth) {
+				memset(c->base.auth, 0, strlen(c->base.auth));
+				free(c->base.auth);
+			}
+			c->base.auth = retl_buf_detach(&a);
+			if (c->base.http)
+				retl_http_set_auth(c->base.http, c->base.auth);
 			rc = 0;
 		}
 	}

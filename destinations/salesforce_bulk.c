@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "payload.h"
 #include "salesforce_int.h"
 
 #define NOTE "bulk_job"
@@ -49,45 +50,91 @@ static void header(struct sf_ctx *c, enum sf_kind k, retl_buf *o)
 	}
 	if (k == SF_UPDATE)
 		retl_buf_adds(o, "Id");
-	for (size_t i = 0; i < c->nf; i++) {
+	for (size_t i = 0; i < c->base.nf; i++) {
 		if (i || k == SF_UPDATE)
 			retl_buf_addc(o, ',');
-		retl_buf_adds(o, c->ftarget[i]);
+		retl_buf_adds(o, c->base.ftarget[i]);
 	}
 	retl_buf_addc(o, '\n');
 }
 
-/* one CSV line of op; the match value (External ID or Id) into mv */
-static void csv_line(struct sf_ctx *c, enum sf_kind k, const char *dest_id,
-		     json_t *payload, retl_buf *o, retl_buf *mv)
+/* a value as CSV text: strings decoded, arrays (multi-select picklists)
+ * joined with ';', numbers and booleans as written */
+static void value_text(const struct retl_pv *v, retl_buf *out)
 {
+	struct retl_preader r;
+	struct retl_pv x;
+	int n = 0;
+	if (v->kind == RETL_PV_STRING) {
+		retl_pv_string(v, out);
+		return;
+	}
+	if (v->kind != RETL_PV_ARRAY) {
+		retl_buf_add(out, v->raw, v->len);
+		return;
+	}
+	retl_pv_open(&r, v);
+	while (retl_payload_item(&r, &x) > 0) {
+		if (n++)
+			retl_buf_addc(out, ';');
+		if (x.kind == RETL_PV_STRING)
+			retl_pv_string(&x, out);
+	}
+}
+
+/*
+ * One CSV line of op into o, its match value (External ID or Id) into mv;
+ * the payload is read once, each member to its column (cols: one slot per
+ * mapped field).  -1 (o unchanged) when the payload is not an object.
+ */
+static int csv_line(struct sf_ctx *c, enum sf_kind k, const struct retl_op *op,
+		    struct retl_pv *cols, retl_buf *o, retl_buf *mv)
+{
+	struct retl_preader r;
+	struct retl_pfield f;
+	size_t mark = o->len;
+	int rc;
 	retl_buf_reset(mv);
 	if (k == SF_DELETE || k == SF_UPDATE) {
-		csv_field(o, dest_id, strlen(dest_id));
-		retl_buf_adds(mv, dest_id);
+		csv_field(o, op->dest_id, strlen(op->dest_id));
+		retl_buf_adds(mv, op->dest_id);
 		if (k == SF_DELETE) {
 			retl_buf_addc(o, '\n');
-			return;
+			return 0;
 		}
 	}
-	char *ptext = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	memset(cols, 0, c->base.nf * sizeof(*cols));
+	if (retl_payload_open(&r, op->payload, op->payload_len) < 0)
+		goto bad;
+	while ((rc = retl_payload_next(&r, &f)) > 0) {
+		int fi = sf_field(c, f.name, f.name_len);
+		if (fi >= 0)
+			cols[fi] = f.v;
+	}
+	if (rc < 0)
+		goto bad;
 	retl_buf v = RETL_BUF_INIT;
-	for (size_t i = 0; i < c->nf; i++) {
-		int is_null = 0;
+	for (size_t i = 0; i < c->base.nf; i++) {
 		if (i || k == SF_UPDATE)
 			retl_buf_addc(o, ',');
-		if (sf_payload_value(ptext, strlen(ptext), c->ftarget[i], &v, &is_null) < 0)
+		if (!cols[i].raw)
 			continue;               /* absent: left as it is */
-		if (is_null)
+		if (cols[i].kind == RETL_PV_NULL) {
 			retl_buf_adds(o, "#N/A");   /* Bulk API's null */
-		else
-			csv_field(o, v.ptr ? v.ptr : "", v.len);
-		if (c->ext && !strcmp(c->ftarget[i], c->ext) && k != SF_UPDATE)
+			continue;
+		}
+		retl_buf_reset(&v);
+		value_text(&cols[i], &v);
+		csv_field(o, v.ptr ? v.ptr : "", v.len);
+		if (c->ext && !strcmp(c->base.ftarget[i], c->ext) && k != SF_UPDATE)
 			retl_buf_add(mv, v.ptr ? v.ptr : "", v.len);
 	}
 	retl_buf_addc(o, '\n');
 	retl_buf_free(&v);
-	free(ptext);
+	return 0;
+bad:
+	retl_buf_truncate(o, mark);
+	return -1;
 }
 
 /* ---- a small RFC 4180 reader ---- */
@@ -226,7 +273,7 @@ static int report_job(struct sf_ctx *c, const char *id, const char *map_path,
 				r.kind = RETL_RES_RETRY;
 				r.reason = "not processed by the bulk job; sent again next run";
 			}
-			if (c->env.report(c->env.ud, json_string_value(key), &r) < 0)
+			if (c->base.env.report(c->base.env.ud, json_string_value(key), &r) < 0)
 				rc = -1;
 			json_object_del(map, mv);
 		}
@@ -241,7 +288,7 @@ static int report_job(struct sf_ctx *c, const char *id, const char *map_path,
 			break;
 		struct retl_result r = { .kind = RETL_RES_RETRY,
 			.reason = "no result from the bulk job; sent again next run" };
-		if (c->env.report(c->env.ud, json_string_value(v), &r) < 0)
+		if (c->base.env.report(c->base.env.ud, json_string_value(v), &r) < 0)
 			rc = -1;
 	}
 	json_decref(fields);
@@ -308,7 +355,7 @@ static int finish_job(struct sf_ctx *c, const char *id, const char *map_path,
 	} else if (report_job(c, id, map_path, match_col, strcmp(state, "Aborted") != 0, err) < 0) {
 		return -1;
 	}
-	if (c->env.note_set(c->env.ud, NOTE, NULL) < 0)
+	if (c->base.env.note_set(c->base.env.ud, NOTE, NULL) < 0)
 		return -1;
 	unlink(map_path);
 	return 0;
@@ -316,7 +363,7 @@ static int finish_job(struct sf_ctx *c, const char *id, const char *map_path,
 
 int sf_bulk_resume(struct sf_ctx *c, struct retl_err *err)
 {
-	char *note = c->env.note_get(c->env.ud, NOTE);
+	char *note = c->base.env.note_get(c->base.env.ud, NOTE);
 	if (!note)
 		return 0;
 	json_error_t je;
@@ -329,7 +376,7 @@ int sf_bulk_resume(struct sf_ctx *c, struct retl_err *err)
 	if (id && map && col)
 		rc = finish_job(c, id, map, col, err);
 	else
-		rc = c->env.note_set(c->env.ud, NOTE, NULL);
+		rc = c->base.env.note_set(c->base.env.ud, NOTE, NULL);
 	json_decref(j);
 	return rc;
 }
@@ -369,7 +416,7 @@ static int run_job(struct sf_ctx *c, enum sf_kind k, const retl_buf *csv,
 				 "match", match_col, "op", sf_kind_name[k]);
 	char *nt = json_dumps(note, JSON_COMPACT);
 	json_decref(note);
-	int rc = c->env.note_set(c->env.ud, NOTE, nt);
+	int rc = c->base.env.note_set(c->base.env.ud, NOTE, nt);
 	free(nt);
 	if (rc == 0) {
 		char *path = job_path(c, id, "/batches");
@@ -392,24 +439,42 @@ static int run_job(struct sf_ctx *c, enum sf_kind k, const retl_buf *csv,
 	return rc;
 }
 
+/* a row whose payload cannot become a CSV line fails alone */
+static int reject_row(struct sf_ctx *c, const char *key)
+{
+	struct retl_result r = { .kind = RETL_RES_REJECT,
+		.reason = "salesforce: payload is not a JSON object" };
+	return c->base.env.report(c->base.env.ud, key, &r);
+}
+
+/* one map line: the match value, then the key */
+static int map_line(FILE *map, const retl_buf *mv, const char *key, retl_buf *ml)
+{
+	retl_buf_reset(ml);
+	retl_buf_addc(ml, '[');
+	retl_buf_add_json_str(ml, mv->ptr ? mv->ptr : "", mv->len);
+	retl_buf_addc(ml, ',');
+	retl_buf_add_json_str(ml, key, strlen(key));
+	retl_buf_adds(ml, "]\n");
+	return fwrite(ml->ptr, 1, ml->len, map) == ml->len ? 0 : -1;
+}
+
 int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 		struct retl_err *err)
 {
 	retl_buf csv = RETL_BUF_INIT, mv = RETL_BUF_INIT, ml = RETL_BUF_INIT;
-	retl_buf mp = RETL_BUF_INIT;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int rc = 0;
+	retl_buf mp = RETL_BUF_INIT, rec = RETL_BUF_INIT;
+	struct retl_pv *cols = retl_calloc(c->base.nf ? c->base.nf : 1, sizeof(*cols));
+	struct retl_op op;
+	int rc = 0, got;
 	long rows = 0;
 	FILE *map = NULL;
 
-	retl_buf_addf(&mp, "%s/%s.job.map", c->dir, c->sc->name);
-
+	retl_buf_addf(&mp, "%s/%s.job.map", c->dir, c->base.sc->name);
 	(void)n;
 	for (;;) {
-		len = getline(&line, &cap, spool);
-		if (len <= 0 || (rows && (long)csv.len > c->bulk_max_bytes)) {
+		got = sf_spool_get(spool, &rec, &op);
+		if (got <= 0 || (rows && (long)csv.len > c->bulk_max_bytes)) {
 			/* a job of what is gathered */
 			if (rows) {
 				fclose(map);
@@ -419,10 +484,10 @@ int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 				if (rc < 0)
 					break;
 			}
-			if (len <= 0)
+			if (got <= 0)
 				break;
 		}
-		if (!rows) {
+		if (!map) {
 			retl_buf_reset(&csv);
 			header(c, k, &csv);
 			map = fopen(mp.ptr, "w");
@@ -432,26 +497,22 @@ int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 				break;
 			}
 		}
-		json_error_t je;
-		json_t *j = json_loadb(line, (size_t)len, 0, &je);
-		if (!j)
+		if (csv_line(c, k, &op, cols, &csv, &mv) < 0) {
+			if ((rc = reject_row(c, op.key)) < 0)
+				break;
 			continue;
-		const char *key = json_string_value(json_object_get(j, "k"));
-		csv_line(c, k, json_string_value(json_object_get(j, "i")),
-			 json_object_get(j, "p"), &csv, &mv);
-		retl_buf_reset(&ml);
-		retl_buf_addc(&ml, '[');
-		retl_buf_add_json_str(&ml, mv.ptr ? mv.ptr : "", mv.len);
-		retl_buf_addc(&ml, ',');
-		retl_buf_add_json_str(&ml, key, strlen(key));
-		retl_buf_adds(&ml, "]\n");
-		fwrite(ml.ptr, 1, ml.len, map);
+		}
+		if (map_line(map, &mv, op.key, &ml) < 0) {
+			rc = retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot write %s: %s",
+					  mp.ptr, strerror(errno));
+			break;
+		}
 		rows++;
-		json_decref(j);
 	}
 	if (map)
 		fclose(map);
-	free(line);
+	free(cols);
+	retl_buf_free(&rec);
 	retl_buf_free(&csv);
 	retl_buf_free(&mv);
 	retl_buf_free(&ml);

@@ -48,7 +48,7 @@ static int picklist_has(const json_t *f, const char *v)
 static void type_problem(struct sf_ctx *c, size_t i, const json_t *f, retl_buf *pr)
 {
 	const char *st = json_string_value(json_object_get(f, "type"));
-	enum retl_type t = c->ftype[i];
+	enum retl_type t = c->base.ftype[i];
 	const char *want = NULL;
 	if (!st)
 		return;
@@ -67,7 +67,7 @@ static void type_problem(struct sf_ctx *c, size_t i, const json_t *f, retl_buf *
 		want = retl_type_name(t);
 	if (want)
 		retl_buf_addf(pr, "\n%s: fields.%s: salesforce: %s.%s is a %s field; a %s value does not fit",
-			      c->sc->file, c->ftarget[i], c->object, c->ftarget[i], st, want);
+			      c->base.sc->file, c->base.ftarget[i], c->object, c->base.ftarget[i], st, want);
 }
 
 int sf_check(void *ctx, struct retl_err *err)
@@ -84,7 +84,7 @@ int sf_check(void *ctx, struct retl_err *err)
 	if (req->status == 404) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "%s: object: salesforce: sObject \"%s\" does not exist (GET %s: 404 NOT_FOUND)",
-			     c->sc->file, c->object, path.ptr);
+			     c->base.sc->file, c->object, path.ptr);
 		goto out;
 	}
 	if (req->status != 200) {
@@ -98,28 +98,28 @@ int sf_check(void *ctx, struct retl_err *err)
 	json_t *fields = json_object_get(root, "fields");
 	int creates = c->mode != RETL_MODE_UPDATE;
 	int updates = c->mode != RETL_MODE_INSERT;
-	for (size_t i = 0; i < c->nf; i++) {
-		const char *t = c->ftarget[i];
+	for (size_t i = 0; i < c->base.nf; i++) {
+		const char *t = c->base.ftarget[i];
 		const json_t *f = retl_dest_find(fields, "name", t, 1);
 		if (!f) {
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s has no field \"%s\"",
-				      c->sc->file, t, c->object, t);
+				      c->base.sc->file, t, c->object, t);
 			continue;
 		}
 		if (creates && !json_is_true(json_object_get(f, "createable")))
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not createable (mode %s creates records)",
-				      c->sc->file, t, c->object, t, retl_mode_name(c->mode));
+				      c->base.sc->file, t, c->object, t, retl_mode_name(c->mode));
 		if (updates && !json_is_true(json_object_get(f, "updateable")) &&
 		    !(c->ext && !strcmp(t, c->ext) && creates))
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not updateable (mode %s updates records)",
-				      c->sc->file, t, c->object, t, retl_mode_name(c->mode));
+				      c->base.sc->file, t, c->object, t, retl_mode_name(c->mode));
 		if (c->ext && !strcmp(t, c->ext) &&
 		    !json_is_true(json_object_get(f, "externalId")))
 			retl_buf_addf(&pr, "\n%s: match.%s: salesforce: %s.%s is not an External ID field; upserts find records by an External ID (mark the field \"External ID\" in Setup, or match on one that is)",
-				      c->sc->file, t, c->object, t);
+				      c->base.sc->file, t, c->object, t);
 		type_problem(c, i, f, &pr);
 		json_array_clear(consts);
-		constants(json_object_get(c->sc->fields, t), consts);
+		constants(json_object_get(c->base.sc->fields, t), consts);
 		const char *st = json_string_value(json_object_get(f, "type"));
 		long flen = (long)json_integer_value(json_object_get(f, "length"));
 		size_t j;
@@ -130,10 +130,10 @@ int sf_check(void *ctx, struct retl_err *err)
 			    json_is_false(json_object_get(f, "restrictedPicklist")) == 0 &&
 			    !picklist_has(f, s))
 				retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: \"%s\" is not a value of the picklist %s.%s",
-					      c->sc->file, t, s, c->object, t);
+					      c->base.sc->file, t, s, c->object, t);
 			else if (flen > 0 && (long)strlen(s) > flen)
 				retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: \"%s\" is longer than %s.%s allows (%ld)",
-					      c->sc->file, t, s, c->object, t, flen);
+					      c->base.sc->file, t, s, c->object, t, flen);
 		}
 	}
 	if (pr.len) {

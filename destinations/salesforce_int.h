@@ -1,8 +1,10 @@
 /*
  * salesforce_int.h - what the Salesforce destination's files share:
- * salesforce.c (options, open, sObject Collections, finish),
- * salesforce_auth.c (the three OAuth flows), salesforce_bulk.c (Bulk API
- * 2.0 ingest jobs) and salesforce_check.c (`retl check`).  Private.
+ * salesforce.c (options, open, the spool of deferred rows, finish),
+ * salesforce_auth.c (the three OAuth flows), salesforce_collections.c
+ * (sObject Collections requests), salesforce_bulk.c (Bulk API 2.0 ingest
+ * jobs), salesforce_spool.c (the spool's records) and salesforce_check.c
+ * (`retl check`).  Private.
  */
 #ifndef RETL_SALESFORCE_INT_H
 #define RETL_SALESFORCE_INT_H
@@ -12,9 +14,7 @@
 #include "config.h"
 #include "destination.h"
 #include "err.h"
-#include "http.h"
-#include "http_batch.h"
-#include "mapping.h"
+#include "http_dest.h"
 
 /* what one request (and one bulk job) does: one operation each */
 enum sf_kind { SF_UPSERT, SF_INSERT, SF_UPDATE, SF_DELETE, SF_NKIND };
@@ -22,28 +22,21 @@ enum sf_kind { SF_UPSERT, SF_INSERT, SF_UPDATE, SF_DELETE, SF_NKIND };
 enum sf_grant { SF_REFRESH, SF_CLIENT, SF_JWT };
 
 struct sf_ctx {
-	const struct retl_sync_cfg *sc;   /* borrowed */
-	const struct retl_dest_cfg *dc;   /* borrowed */
-	struct retl_dest_env env;         /* copied */
+	struct retl_http_dest base;       /* first; base.url is the login
+					   * host, base.http the API calls */
 	const char *object;               /* borrowed from sc */
 	enum retl_mode mode;
 	const char *ext;                  /* the External ID field (match), or NULL */
-	size_t nf;
-	const char **ftarget;             /* borrowed from the mapping */
-	enum retl_type *ftype;
+	char **fkey;                      /* targets as JSON string bodies */
 
 	/* auth */
 	enum sf_grant grant;
-	char *login;                      /* token host, no trailing '/' */
 	char *audience;                   /* JWT aud */
 	const char *client_id, *client_secret, *refresh_token, *username,
 		   *private_key;              /* borrowed from dc->options */
 	char *instance;                   /* instance_url, no trailing '/' */
-	char *auth;                       /* "Authorization: Bearer …" */
 	const char *version;              /* "62.0" */
-	retl_http *http;                  /* API calls (instance) */
 	retl_http *tok;                   /* token requests (login host) */
-	retl_hb *hb;
 
 	/* options */
 	long threshold;                   /* bulk above this many rows */
@@ -56,21 +49,20 @@ struct sf_ctx {
 	int over_budget;                  /* remaining calls fell under reserve */
 	char budget_msg[RETL_ERR_MSG_MAX];
 
-	/* rows deferred this run, one spool file per kind (JSON lines) */
+	/* rows deferred this run, one spool file per kind */
 	char *dir;                        /* spool and job map directory */
 	FILE *spool[SF_NKIND];
 	char *spool_path[SF_NKIND];
 	long nspool[SF_NKIND];
-	struct retl_batch **ready;        /* submitted, handed back by wait() */
-	size_t nready, capready;
-	long calls;                       /* requests (every attempt) */
+	enum sf_kind cur;                 /* the kind collections are sending */
+	long calls;                       /* token requests */
 	long jobs;                        /* bulk jobs this run */
 };
 
 extern const char *const sf_kind_name[SF_NKIND];
 
 /* salesforce_auth.c: gets a token (open, and again after a 401); sets
- * c->instance and c->auth (and the API engine's header); code 4 */
+ * c->instance and the Authorization line (and the API engine's); code 4 */
 int sf_auth(struct sf_ctx *c, struct retl_err *err);
 
 /* salesforce.c */
@@ -85,8 +77,29 @@ char *sf_error_text(const struct retl_http_req *req);
 /* sets err (code 4) for a stop-the-run answer (auth, limits); else 0 */
 int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
 		    struct retl_err *err);
-int sf_payload_value(const char *payload, size_t len, const char *field,
-		     retl_buf *out, int *is_null);
+/* the run must stop: the budget's reserve was reached */
+int sf_budget_stop(struct sf_ctx *c, struct retl_err *err);
+/* the mapped field whose target is the payload member named name[0..n)
+ * (as written, escapes in), or -1 */
+int sf_field(const struct sf_ctx *c, const char *name, size_t n);
+
+/* salesforce_spool.c: a spool holds ops as framed records (key, stored
+ * id, payload), so reading one back parses nothing */
+int sf_spool_put(FILE *f, const struct retl_op *op);
+/* the next op; its strings live in buf (reused per op); 1, 0 at the end,
+ * -1 for a record that is not whole */
+int sf_spool_get(FILE *f, retl_buf *buf, struct retl_op *op);
+
+/* salesforce_collections.c: the base's prepare, encode and decode for
+ * sObject Collections (200 records a request), and a spool sent by them */
+#define SF_MAX_RECORDS 200
+int sf_collections_prepare(void *d, struct retl_batch *b, size_t i,
+			   retl_buf *body, retl_buf *id, retl_buf *reason);
+int sf_collections_encode(void *d, struct retl_request *r, struct retl_err *err);
+enum retl_hd_verdict sf_collections_decode(void *d, struct retl_request *r,
+					   struct retl_err *err);
+int sf_collections_run(struct sf_ctx *c, enum sf_kind k, FILE *spool,
+		       struct retl_err *err);
 
 /* salesforce_bulk.c */
 int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,

@@ -19,6 +19,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "redact.h"
 
 struct retl_http {
 	struct retl_http_opts o;
@@ -49,6 +50,20 @@ static void push(struct retl_http_req **head, struct retl_http_req **tail,
 	*tail = r;
 }
 
+/* a request due for a retry: back in the queue (at its head when ordered) */
+static void requeue(retl_http *h, struct retl_http_req *r)
+{
+	if (h->o.ordered) {
+		r->next = h->wait_head;
+		h->wait_head = r;
+		if (!h->wait_tail)
+			h->wait_tail = r;
+	} else {
+		push(&h->wait_head, &h->wait_tail, r);
+	}
+	h->nwaiting++;
+}
+
 static struct retl_http_req *pop(struct retl_http_req **head,
 				 struct retl_http_req **tail)
 {
@@ -62,13 +77,15 @@ static struct retl_http_req *pop(struct retl_http_req **head,
 	return r;
 }
 
-static struct curl_slist *base_headers(const char *auth)
+static struct curl_slist *base_headers(const retl_http *h, const char *auth)
 {
 	struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
 	l = curl_slist_append(l, "Accept: application/json");
 	l = curl_slist_append(l, "Expect:");
 	if (auth)
 		l = curl_slist_append(l, auth);
+	for (const char *const *x = h->o.headers; x && *x; x++)
+		l = curl_slist_append(l, *x);
 	return l;
 }
 
@@ -106,7 +123,7 @@ int retl_http_new(retl_http **out, const struct retl_http_opts *o,
 	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->o.max_inflight);
 	h->idle = retl_calloc((size_t)h->o.max_inflight, sizeof(CURL *));
 	h->all = retl_calloc((size_t)h->o.max_inflight, sizeof(CURL *));
-	h->headers = base_headers(h->o.auth);
+	h->headers = base_headers(h, h->o.auth);
 	*out = h;
 	return 0;
 }
@@ -153,7 +170,7 @@ void retl_http_set_auth(retl_http *h, const char *auth)
 	} else {
 		curl_slist_free_all(h->headers);
 	}
-	h->headers = base_headers(auth);
+	h->headers = base_headers(h, auth);
 }
 
 struct retl_http_req *retl_http_req_new(void)
@@ -170,9 +187,15 @@ void retl_http_req_free(struct retl_http_req *r)
 	free(r->retry_after);
 	free(r->kept);
 	curl_slist_free_all(r->hdrs);
+	curl_slist_free_all(r->own);
 	retl_buf_free(&r->body);
 	retl_buf_free(&r->resp);
 	free(r);
+}
+
+void retl_http_req_header(struct retl_http_req *r, const char *line)
+{
+	r->own = curl_slist_append(r->own, line);
 }
 
 void retl_http_submit(retl_http *h, struct retl_http_req *r)
@@ -234,18 +257,22 @@ static void start(retl_http *h, struct retl_http_req *r)
 	free(r->retry_after);
 	r->retry_after = NULL;
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
-	if (r->content_type) {
-		/* the engine's headers with this request's type */
+	if (r->content_type || r->own) {
+		/* the engine's headers with this request's type and lines */
 		struct curl_slist *l = NULL;
-		retl_buf ct = RETL_BUF_INIT;
-		retl_buf_addf(&ct, "Content-Type: %s", r->content_type);
-		l = curl_slist_append(l, ct.ptr);
-		l = curl_slist_append(l, "Accept: */*");
-		retl_buf_free(&ct);
+		if (r->content_type) {
+			retl_buf ct = RETL_BUF_INIT;
+			retl_buf_addf(&ct, "Content-Type: %s", r->content_type);
+			l = curl_slist_append(l, ct.ptr);
+			l = curl_slist_append(l, "Accept: */*");
+			retl_buf_free(&ct);
+		}
 		for (struct curl_slist *x = h->headers; x; x = x->next)
-			if (strncasecmp(x->data, "Content-Type:", 13) &&
-			    strncasecmp(x->data, "Accept:", 7))
+			if (!r->content_type || (strncasecmp(x->data, "Content-Type:", 13) &&
+						 strncasecmp(x->data, "Accept:", 7)))
 				l = curl_slist_append(l, x->data);
+		for (struct curl_slist *x = r->own; x; x = x->next)
+			l = curl_slist_append(l, x->data);
 		curl_slist_free_all(r->hdrs);
 		r->hdrs = l;
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
@@ -358,8 +385,7 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 			r->not_before = now + jitter_backoff(h, r->attempts);
 			retl_log(RETL_LOG_DEBUG, NULL, "%s %s: %s; retrying", r->method,
 				 r->url, r->error);
-			push(&h->wait_head, &h->wait_tail, r);
-			h->nwaiting++;
+			requeue(h, r);
 			return;
 		}
 		r->status = RETL_HTTP_TRANSPORT;
@@ -378,8 +404,7 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 			r->not_before = now + ra;
 			retl_log(RETL_LOG_DEBUG, NULL, "%s %s: 429, waiting %.1f s",
 				 r->method, r->url, ra);
-			push(&h->wait_head, &h->wait_tail, r);
-			h->nwaiting++;
+			requeue(h, r);
 			return;
 		}
 		r->status = status;
@@ -387,8 +412,7 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 		r->not_before = now + jitter_backoff(h, r->attempts);
 		retl_log(RETL_LOG_DEBUG, NULL, "%s %s: HTTP %ld; retrying", r->method,
 			 r->url, status);
-		push(&h->wait_head, &h->wait_tail, r);
-		h->nwaiting++;
+		requeue(h, r);
 		return;
 	} else {
 		r->status = status;
@@ -407,6 +431,8 @@ static double start_due(retl_http *h)
 		if (r->not_before > now) {
 			if (r->not_before - now < next)
 				next = r->not_before - now;
+			if (h->o.ordered)
+				break;      /* nothing overtakes it */
 			prev = r;
 			r = nx;
 			continue;
@@ -483,4 +509,27 @@ struct retl_http_req *retl_http_get(retl_http *h, const char *url)
 	while ((r = retl_http_next(h, 1)) && r != req)
 		retl_http_req_free(r);
 	return req;
+}
+
+char *retl_http_reason(const struct retl_http_req *req)
+{
+	retl_buf b = RETL_BUF_INIT, red = RETL_BUF_INIT;
+	if (req->status == RETL_HTTP_TRANSPORT)
+		retl_buf_addf(&b, "no response after %d attempt%s: %s", req->attempts,
+			      req->attempts == 1 ? "" : "s", req->error);
+	else if (req->status == RETL_HTTP_BUDGET)
+		retl_buf_addf(&b, "not sent: %s", req->error);
+	else {
+		size_t n = req->resp.len > 500 ? 500 : req->resp.len;
+		retl_buf_addf(&b, "HTTP %ld", req->status);
+		if (req->attempts > 1)
+			retl_buf_addf(&b, " after %d attempts", req->attempts);
+		if (n) {
+			retl_buf_adds(&b, ": ");
+			retl_buf_add(&b, req->resp.ptr, n);
+		}
+	}
+	retl_redact_into(&red, retl_buf_cstr(&b), b.len);
+	retl_buf_free(&b);
+	return retl_buf_detach(&red);
 }

@@ -46,6 +46,16 @@ struct retl_http_opts {
 	/* a response header every request keeps (retl_http_req.kept), e.g.
 	 * Salesforce's Sforce-Limit-Info (optional) */
 	const char *keep_header;
+	/* more header lines every request sends, NULL-ended (optional) */
+	const char *const *headers;
+	/*
+	 * Requests leave in the order they were submitted, even when one is
+	 * retried: a request waiting for its retry holds back the ones queued
+	 * behind it (a receiver that applies operations in arrival order, like
+	 * a webhook, sees them in retl's order).  With max_inflight 1 this is
+	 * one request at a time.
+	 */
+	int ordered;
 };
 
 struct retl_http_req {
@@ -72,7 +82,9 @@ struct retl_http_req {
 	int n429;
 	void *easy;
 	char *retry_after;
-	void *hdrs;               /* headers of a request with content_type */
+	void *hdrs;               /* headers of a request with content_type
+				   * or headers of its own */
+	void *own;                /* retl_http_req_header's lines */
 };
 
 struct retl_http_stats {
@@ -92,6 +104,10 @@ void retl_http_free(retl_http *h);
 struct retl_http_req *retl_http_req_new(void);
 void retl_http_req_free(struct retl_http_req *r);
 
+/* adds a header line ("Name: value") to this request alone, e.g. a
+ * signature of its body; kept for its retries */
+void retl_http_req_header(struct retl_http_req *r, const char *line);
+
 /* replaces the Authorization header line (a refreshed token) for every
  * request started from now on; the line is copied, never logged */
 void retl_http_set_auth(retl_http *h, const char *auth);
@@ -107,6 +123,11 @@ struct retl_http_req *retl_http_next(retl_http *h, int block);
 /* GET url and wait for its answer (for check(): nothing else is in
  * flight then); the caller frees the request */
 struct retl_http_req *retl_http_get(retl_http *h, const char *url);
+
+/* "HTTP 400: <first 500 bytes of the body>", "no response after 3
+ * attempts: …" or "not sent: …" for a finished request, secrets redacted;
+ * malloc'd */
+char *retl_http_reason(const struct retl_http_req *req);
 
 /* requests queued or in flight */
 size_t retl_http_pending(const retl_http *h);

@@ -1,0 +1,466 @@
+/*
+ * http_dest.c - the HTTP destinations' base, see http_dest.h.
+ *
+ * A batch, while the base holds it, carries a struct held (b->dest): the
+ * ops' prepared bodies and match values, how many of its requests are
+ * still out, and the ops a decode asked to send again.  Requests are
+ * linked in a list so close() can free the ones a stopped run left.
+ */
+#include "http_dest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+struct slot {
+	size_t body_off, body_len, id_off, id_len;
+	int kind;
+	int tries;
+};
+
+struct held {
+	int outstanding;          /* requests out, +1 while submitting */
+	retl_buf bodies, ids;
+	struct slot *slot;
+	size_t *again;            /* ops to send again after this decode */
+	int *again_kind;
+	size_t nagain;
+};
+
+static struct held *held_of(const struct retl_batch *b)
+{
+	return b->dest;
+}
+
+static void held_free(struct retl_batch *b)
+{
+	struct held *h = b->dest;
+	if (!h)
+		return;
+	retl_buf_free(&h->bodies);
+	retl_buf_free(&h->ids);
+	free(h->slot);
+	free(h->again);
+	free(h->again_kind);
+	free(h);
+	b->dest = NULL;
+}
+
+/* ---- requests ---- */
+
+static void unlink_req(struct retl_http_dest *d, struct retl_request *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		d->live = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+}
+
+static void req_free(struct retl_request *r)
+{
+	free(r->idx);
+	free(r);
+}
+
+/* encodes and queues a request for ops idx[0..n) of b */
+static int send_req(struct retl_http_dest *d, struct retl_batch *b, int kind,
+		    const size_t *idx, size_t n, int resent, struct retl_err *err)
+{
+	struct retl_request *r = retl_calloc(1, sizeof(*r));
+	r->batch = b;
+	r->kind = kind;
+	r->n = n;
+	r->resent = resent;
+	r->idx = retl_malloc(n * sizeof(size_t));
+	memcpy(r->idx, idx, n * sizeof(size_t));
+	r->http = retl_http_req_new();
+	r->http->ud = r;
+	if (d->ops->encode(d, r, err) < 0) {
+		retl_http_req_free(r->http);
+		req_free(r);
+		return -1;
+	}
+	r->next = d->live;
+	if (d->live)
+		d->live->prev = r;
+	d->live = r;
+	held_of(b)->outstanding++;
+	retl_http_submit(d->http, r->http);
+	return 0;
+}
+
+static size_t max_ops(struct retl_http_dest *d, int kind)
+{
+	size_t m = d->ops->max_ops ? d->ops->max_ops(d, kind) : d->max_ops;
+	return m ? m : 100;
+}
+
+/* sends ops idx[0..n) of one kind, max_ops a request */
+static int send_kind(struct retl_http_dest *d, struct retl_batch *b, int kind,
+		     const size_t *idx, size_t n, struct retl_err *err)
+{
+	size_t m = max_ops(d, kind);
+	for (size_t off = 0; off < n; off += m)
+		if (send_req(d, b, kind, idx + off, n - off < m ? n - off : m, 0, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* the ops of b whose kind is k (among `of`, or all) into idx; returns n */
+static size_t gather(const size_t *of, const int *kinds, size_t nof, int k,
+		     size_t *idx)
+{
+	size_t n = 0;
+	for (size_t j = 0; j < nof; j++)
+		if (kinds[j] == k)
+			idx[n++] = of ? of[j] : j;
+	return n;
+}
+
+/* sends the given ops grouped by kind, the lowest kind first */
+static int send_grouped(struct retl_http_dest *d, struct retl_batch *b,
+			const size_t *of, const int *kinds, size_t nof,
+			struct retl_err *err)
+{
+	int top = -1;
+	for (size_t j = 0; j < nof; j++)
+		if (kinds[j] > top)
+			top = kinds[j];
+	size_t *idx = retl_malloc((nof ? nof : 1) * sizeof(size_t));
+	int rc = 0;
+	for (int k = 0; k <= top && rc == 0; k++) {
+		size_t n = gather(of, kinds, nof, k, idx);
+		if (n)
+			rc = send_kind(d, b, k, idx, n, err);
+	}
+	free(idx);
+	return rc;
+}
+
+/* ---- submit / settle / wait ---- */
+
+void retl_hd_ready(struct retl_http_dest *d, struct retl_batch *b)
+{
+	if (d->nready == d->capready) {
+		d->capready = d->capready ? d->capready * 2 : 8;
+		d->ready = retl_realloc(d->ready, d->capready * sizeof(*d->ready));
+	}
+	d->ready[d->nready++] = b;
+}
+
+static void release(struct retl_http_dest *d, struct retl_batch *b)
+{
+	if (--held_of(b)->outstanding > 0)
+		return;
+	held_free(b);
+	retl_hd_ready(d, b);
+}
+
+/* prepares op i: its kind, or < 0 when it needs no request */
+static int prepare(struct retl_http_dest *d, struct retl_batch *b, size_t i,
+		   retl_buf *reason)
+{
+	struct held *h = held_of(b);
+	struct slot *s = &h->slot[i];
+	retl_buf_reset(reason);
+	s->body_off = h->bodies.len;
+	s->id_off = h->ids.len;
+	int k = d->ops->prepare(d, b, i, &h->bodies, &h->ids, reason);
+	if (k < 0) {
+		/* nothing to send: what prepare wrote is of no use */
+		retl_buf_truncate(&h->bodies, s->body_off);
+		retl_buf_truncate(&h->ids, s->id_off);
+	}
+	s->body_len = h->bodies.len - s->body_off;
+	s->id_len = h->ids.len - s->id_off;
+	if (k == RETL_HD_REJECT)
+		retl_result_set(&b->results[i], RETL_RES_REJECT, NULL,
+				reason->len ? reason->ptr : "rejected");
+	s->kind = k;
+	return k;
+}
+
+int retl_hd_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
+{
+	struct retl_http_dest *d = ctx;
+	struct held *h = retl_calloc(1, sizeof(*h));
+	retl_buf reason = RETL_BUF_INIT;
+	int *kinds = retl_malloc((b->n ? b->n : 1) * sizeof(int));
+
+	b->dest = h;
+	h->slot = retl_calloc(b->n ? b->n : 1, sizeof(*h->slot));
+	h->again = retl_malloc((b->n ? b->n : 1) * sizeof(size_t));
+	h->again_kind = retl_malloc((b->n ? b->n : 1) * sizeof(int));
+	/* held while submitting, so a batch with nothing to send (or whose
+	 * encode failed) still comes back through wait() */
+	h->outstanding = 1;
+	for (size_t i = 0; i < b->n; i++)
+		kinds[i] = prepare(d, b, i, &reason);
+	retl_buf_free(&reason);
+	int rc = send_grouped(d, b, NULL, kinds, b->n, err);
+	if (rc < 0)
+		retl_batch_fatal(b, err->code, err->msg);
+	free(kinds);
+	release(d, b);
+	return rc;
+}
+
+static void fatal_reason(struct retl_request *r, int code)
+{
+	char *why = retl_req_reason(r);
+	retl_batch_fatal(r->batch, code, why);
+	free(why);
+}
+
+static enum retl_hd_verdict answer(struct retl_http_dest *d, struct retl_request *r,
+				   struct retl_err *err)
+{
+	long st = r->http->status;
+	if (st == RETL_HTTP_BUDGET) {
+		char *why = retl_req_reason(r);
+		retl_batch_fatal(r->batch, RETL_EXIT_DEST, why);
+		retl_req_set_all(r, RETL_RES_RETRY, why);
+		free(why);
+		return RETL_HD_DONE;
+	}
+	if (st == RETL_HTTP_TRANSPORT || st >= 500 || st == 429) {
+		if (d->ops->transient)
+			return d->ops->transient(d, r, err);
+		/* the engine gave up: not done, sent again next run */
+		char *why = retl_req_reason(r);
+		retl_req_set_all(r, RETL_RES_RETRY, why);
+		free(why);
+		return RETL_HD_DONE;
+	}
+	return d->ops->decode(d, r, err);
+}
+
+/* ops a decode asked to send again, by their new kind */
+static void send_again(struct retl_http_dest *d, struct retl_batch *b)
+{
+	struct held *h = held_of(b);
+	struct retl_err e;
+	size_t n = h->nagain;
+	h->nagain = 0;
+	if (!n || b->fatal)
+		return;
+	retl_err_clear(&e);
+	if (send_grouped(d, b, h->again, h->again_kind, n, &e) < 0)
+		retl_batch_fatal(b, e.code, e.msg);
+}
+
+static void settle(struct retl_http_dest *d, struct retl_request *r)
+{
+	struct retl_batch *b = r->batch;
+	struct retl_err err;
+	retl_err_clear(&err);
+
+	enum retl_hd_verdict v = answer(d, r, &err);
+	if (v == RETL_HD_SPLIT && r->n > 1) {
+		size_t half = r->n / 2;
+		if (send_req(d, b, r->kind, r->idx, half, 0, &err) < 0 ||
+		    send_req(d, b, r->kind, r->idx + half, r->n - half, 0, &err) < 0)
+			retl_batch_fatal(b, err.code, err.msg);
+	} else if (v == RETL_HD_SPLIT) {
+		char *why = retl_req_reason(r);
+		retl_req_set_all(r, RETL_RES_REJECT, why);
+		free(why);
+	} else if (v == RETL_HD_RESEND && !r->resent) {
+		if (send_req(d, b, r->kind, r->idx, r->n, 1, &err) < 0)
+			retl_batch_fatal(b, err.code, err.msg);
+	} else if (v == RETL_HD_RESEND) {
+		fatal_reason(r, RETL_EXIT_DEST);
+	} else if (v == RETL_HD_FATAL) {
+		retl_batch_fatal(b, err.code, err.msg);
+	}
+	send_again(d, b);
+	unlink_req(d, r);
+	retl_http_req_free(r->http);
+	req_free(r);
+	release(d, b);
+}
+
+struct retl_batch *retl_hd_wait(void *ctx, int block)
+{
+	struct retl_http_dest *d = ctx;
+	for (;;) {
+		if (d->nready) {
+			struct retl_batch *b = d->ready[0];
+			memmove(d->ready, d->ready + 1, (d->nready - 1) * sizeof(*d->ready));
+			d->nready--;
+			return b;
+		}
+		struct retl_http_req *http = d->http ? retl_http_next(d->http, block) : NULL;
+		if (!http)
+			return NULL;
+		settle(d, http->ud);
+	}
+}
+
+/* ---- open / close / stats ---- */
+
+int retl_hd_open(void **out, const struct retl_hd_ops *ops,
+		 const struct retl_hd_opts *o, const struct retl_dest_cfg *dc,
+		 const struct retl_sync_cfg *sc, const struct retl_dest_env *env,
+		 struct retl_err *err)
+{
+	struct retl_http_dest *d = retl_calloc(1, o->ctx_size);
+	const char *url = dc->base_url ? dc->base_url : o->default_url;
+	long inflight, timeout;
+	*out = NULL;
+	d->ops = ops;
+	d->type = o->type;
+	d->dc = dc;
+	d->sc = sc;
+	if (env)
+		d->env = *env;
+	d->auth = o->auth;
+	d->max_ops = o->max_ops;
+	if (url) {
+		size_t n = strlen(url);
+		while (n && url[n - 1] == '/')
+			n--;
+		d->url = retl_strndup(url, n);
+	}
+	d->nf = sc && sc->mapping ? retl_mapping_nfields(sc->mapping) : 0;
+	d->ftarget = retl_calloc(d->nf ? d->nf : 1, sizeof(*d->ftarget));
+	d->ftype = retl_calloc(d->nf ? d->nf : 1, sizeof(*d->ftype));
+	for (size_t i = 0; i < d->nf; i++) {
+		d->ftarget[i] = retl_mapping_field_target(sc->mapping, i);
+		d->ftype[i] = retl_mapping_field_type(sc->mapping, i);
+	}
+	if (retl_dest_opt_int(dc, o->inflight_key ? o->inflight_key : "max_inflight",
+			      o->inflight, o->inflight_max, &inflight, err) < 0 ||
+	    retl_dest_opt_int(dc, "timeout", o->timeout, 0, &timeout, err) < 0)
+		goto fail;
+	struct retl_http_opts ho = o->http;
+	ho.max_inflight = (int)inflight;
+	ho.timeout_ms = timeout * 1000;
+	ho.auth = d->auth;
+	ho.budget = env ? env->api_budget : -1;
+	if (retl_http_new(&d->http, &ho, err) < 0)
+		goto fail;
+	*out = d;
+	return 0;
+fail:
+	retl_hd_close(d);
+	return -1;
+}
+
+void retl_hd_close(void *ctx)
+{
+	struct retl_http_dest *d = ctx;
+	if (!d)
+		return;
+	if (d->ops && d->ops->fini)
+		d->ops->fini(d);
+	/* requests a stopped run left: the engine frees their wire part */
+	while (d->live) {
+		struct retl_request *r = d->live;
+		unlink_req(d, r);
+		struct held *h = held_of(r->batch);
+		if (h && --h->outstanding == 0)
+			held_free(r->batch);
+		req_free(r);
+	}
+	retl_http_free(d->http);
+	free(d->ready);
+	if (d->auth) {
+		memset(d->auth, 0, strlen(d->auth));
+		free(d->auth);
+	}
+	free(d->url);
+	free(d->ftarget);
+	free(d->ftype);
+	free(d);
+}
+
+int retl_hd_field(const struct retl_http_dest *d, const char *target)
+{
+	for (size_t i = 0; i < d->nf; i++)
+		if (!strcmp(d->ftarget[i], target))
+			return (int)i;
+	return -1;
+}
+
+void retl_hd_stats(void *ctx, struct retl_dest_stats *s)
+{
+	struct retl_http_dest *d = ctx;
+	const struct retl_http_stats *h = d && d->http ? retl_http_stats(d->http) : NULL;
+	s->api_calls = h ? h->requests : 0;
+	s->retries = h ? h->retries : 0;
+	s->http_429 = h ? h->http_429 : 0;
+}
+
+/* ---- for encode and decode ---- */
+
+const struct retl_op *retl_req_op(const struct retl_request *r, size_t k)
+{
+	return &r->batch->ops[r->idx[k]];
+}
+
+const char *retl_req_body(const struct retl_request *r, size_t k, size_t *len)
+{
+	const struct held *h = held_of(r->batch);
+	const struct slot *s = &h->slot[r->idx[k]];
+	*len = s->body_len;
+	return h->bodies.ptr ? h->bodies.ptr + s->body_off : "";
+}
+
+const char *retl_req_id(const struct retl_request *r, size_t k, size_t *len)
+{
+	const struct held *h = held_of(r->batch);
+	const struct slot *s = &h->slot[r->idx[k]];
+	*len = s->id_len;
+	return h->ids.ptr ? h->ids.ptr + s->id_off : "";
+}
+
+struct retl_result *retl_req_result(const struct retl_request *r, size_t k)
+{
+	return &r->batch->results[r->idx[k]];
+}
+
+void retl_req_set(struct retl_request *r, size_t k, enum retl_result_kind kind,
+		  const char *dest_id, const char *reason)
+{
+	retl_result_set(retl_req_result(r, k), kind, dest_id, reason);
+}
+
+void retl_req_set_all(struct retl_request *r, enum retl_result_kind kind,
+		      const char *reason)
+{
+	for (size_t k = 0; k < r->n; k++)
+		retl_req_set(r, k, kind, NULL, reason);
+}
+
+void retl_req_again(struct retl_request *r, size_t k, int kind)
+{
+	struct held *h = held_of(r->batch);
+	size_t i = r->idx[k];
+	h->slot[i].tries++;
+	h->again[h->nagain] = i;
+	h->again_kind[h->nagain++] = kind;
+}
+
+int retl_req_tries(const struct retl_request *r, size_t k)
+{
+	return held_of(r->batch)->slot[r->idx[k]].tries;
+}
+
+char *retl_req_reason(const struct retl_request *r)
+{
+	return retl_http_reason(r->http);
+}
+
+struct retl_http_req *retl_hd_get(struct retl_http_dest *d, const char *path)
+{
+	retl_buf url = RETL_BUF_INIT;
+	retl_buf_addf(&url, "%s%s", d->url, path);
+	struct retl_http_req *req = retl_http_get(d->http, url.ptr);
+	retl_buf_free(&url);
+	return req;
+}

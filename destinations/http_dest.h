@@ -1,0 +1,162 @@
+/*
+ * http_dest.h - the base every HTTP destination embeds (git's struct
+ * ref_store inside each refs backend): the common options, the HTTP
+ * engine, and the way a batch of ops becomes requests and comes back as
+ * results.  See the glossary at the top of destination.h.
+ *
+ *   struct hs_ctx { struct retl_http_dest base; ...HubSpot's own... };
+ *
+ * The destination gives four callbacks (struct retl_hd_ops) and the base
+ * does the rest:
+ *   prepare  once per op, when its batch arrives: which kind of request
+ *            carries it (an endpoint; the destination's numbering), and its
+ *            body in the API's form, written once from the payload (the
+ *            payload is not read again, whatever happens to the request)
+ *   encode   one request: method, URL and body from its ops' prepared bodies
+ *   decode   one answer: a result per op, by the ops' match values
+ * Then the base:
+ *   - groups a batch's ops by kind into requests of at most max_ops ops;
+ *   - when decode says the API refused a request as a whole because of some
+ *     of its ops (RETL_HD_SPLIT), sends each half again until the bad ops
+ *     stand alone and the others are acknowledged;
+ *   - sends ops again in a request of another kind when decode asks
+ *     (retl_req_again: a lookup before a create, a create after a lookup);
+ *   - sends a request again once when decode says RETL_HD_RESEND (after a
+ *     token refresh through retl_http_set_auth);
+ *   - leaves the ops of a request the engine gave up on (5xx, 429 or
+ *     transport errors after every attempt) not done (RETL_RES_RETRY, with
+ *     the last error), unless the destination reads such answers itself
+ *     (ops->transient);
+ *   - makes the batch fatal (exit 4) when a request would go over the run's
+ *     request budget, or decode says RETL_HD_FATAL;
+ *   - hands the batch back from wait() once every request is decoded.
+ */
+#ifndef RETL_HTTP_DEST_H
+#define RETL_HTTP_DEST_H
+
+#include "destination.h"
+#include "http.h"
+#include "mapping.h"
+
+/* one HTTP call carrying some ops of one batch */
+struct retl_request {
+	struct retl_batch *batch;
+	int kind;                 /* the destination's: which endpoint */
+	size_t n;                 /* ops it carries */
+	size_t *idx;              /* their indexes in batch->ops / results */
+	int resent;               /* already sent again after RESEND */
+	struct retl_http_req *http;   /* the wire: filled by encode */
+	struct retl_request *prev, *next;   /* the base's list of live ones */
+};
+
+/* prepare() for an op that needs no request: its result is set */
+#define RETL_HD_NONE (-1)
+/* prepare() for an op the API cannot take: rejected with the reason */
+#define RETL_HD_REJECT (-2)
+
+enum retl_hd_verdict {
+	RETL_HD_DONE,             /* every op of the request has its result */
+	RETL_HD_SPLIT,            /* refused as a whole: send halves (n > 1) */
+	RETL_HD_FATAL,            /* the run must stop; err says why (code 4) */
+	RETL_HD_RESEND,           /* send the same request again, once; a
+				   * second RESEND of it is FATAL */
+};
+
+struct retl_hd_ops {
+	int (*prepare)(void *d, struct retl_batch *b, size_t i, retl_buf *body,
+		       retl_buf *id, retl_buf *reason);
+	int (*encode)(void *d, struct retl_request *r, struct retl_err *err);
+	enum retl_hd_verdict (*decode)(void *d, struct retl_request *r,
+				       struct retl_err *err);
+	/* optional: an answer the engine gave up on (status 0, 429, 5xx);
+	 * the default leaves every op not done */
+	enum retl_hd_verdict (*transient)(void *d, struct retl_request *r,
+					  struct retl_err *err);
+	/* optional: ops a request of this kind carries at most */
+	size_t (*max_ops)(void *d, int kind);
+	/* optional: frees what the destination added to its context */
+	void (*fini)(void *d);
+};
+
+struct retl_http_dest {
+	const struct retl_hd_ops *ops;
+	const char *type;             /* "hubspot", for messages */
+	const struct retl_dest_cfg *dc;   /* borrowed */
+	const struct retl_sync_cfg *sc;   /* borrowed */
+	struct retl_dest_env env;     /* copied */
+	char *url;                    /* base URL, no trailing '/' */
+	char *auth;                   /* Authorization line: wiped at close */
+	retl_http *http;
+	size_t max_ops;               /* per request, unless ops->max_ops */
+	size_t nf;                    /* the mapping's fields: */
+	const char **ftarget;         /* their targets (borrowed) */
+	enum retl_type *ftype;        /* and types */
+	/* the base's own */
+	struct retl_batch **ready;    /* handed back by wait(), in order */
+	size_t nready, capready;
+	struct retl_request *live;    /* requests not yet decoded */
+};
+
+/* what a destination's open() tells retl_hd_open */
+struct retl_hd_opts {
+	const char *type;             /* "hubspot" */
+	size_t ctx_size;              /* the destination's context, base first */
+	const char *default_url;      /* when the config has no base_url */
+	char *auth;                   /* Authorization line, taken (or NULL) */
+	size_t max_ops;
+	/* the option naming the connections (default "max_inflight"), its
+	 * default, and its ceiling (0: none); "timeout" in seconds */
+	const char *inflight_key;
+	long inflight, inflight_max, timeout;
+	/* rate, rate headers, keep_header, max_429, headers, ordered: passed
+	 * to the engine as they are (max_inflight, timeout_ms, auth and
+	 * budget are the base's) */
+	struct retl_http_opts http;
+};
+
+/*
+ * Allocates the destination's context (ctx_size bytes, zeroed, the base
+ * first), reads max_inflight (or inflight_key) and timeout from the
+ * config, and makes the HTTP engine.  On error *out is NULL and everything
+ * taken is freed.
+ */
+int retl_hd_open(void **out, const struct retl_hd_ops *ops,
+		 const struct retl_hd_opts *o, const struct retl_dest_cfg *dc,
+		 const struct retl_sync_cfg *sc, const struct retl_dest_env *env,
+		 struct retl_err *err);
+
+/* the destination's submit, wait, stats and close (struct retl_destination) */
+int retl_hd_submit(void *ctx, struct retl_batch *b, struct retl_err *err);
+struct retl_batch *retl_hd_wait(void *ctx, int block);
+void retl_hd_stats(void *ctx, struct retl_dest_stats *s);
+void retl_hd_close(void *ctx);
+/* hands b back from the next wait() as it is (a destination that set every
+ * result itself, e.g. deferred them) */
+void retl_hd_ready(struct retl_http_dest *d, struct retl_batch *b);
+
+/* the index of the mapped field `target`, or -1 */
+int retl_hd_field(const struct retl_http_dest *d, const char *target);
+
+/* GET base URL + path and wait for the answer (check(): nothing else is in
+ * flight then); the caller frees the request */
+struct retl_http_req *retl_hd_get(struct retl_http_dest *d, const char *path);
+
+/* ---- for encode and decode: the request's k-th op ---- */
+
+const struct retl_op *retl_req_op(const struct retl_request *r, size_t k);
+/* its body and match value as prepare() wrote them */
+const char *retl_req_body(const struct retl_request *r, size_t k, size_t *len);
+const char *retl_req_id(const struct retl_request *r, size_t k, size_t *len);
+struct retl_result *retl_req_result(const struct retl_request *r, size_t k);
+void retl_req_set(struct retl_request *r, size_t k, enum retl_result_kind kind,
+		  const char *dest_id, const char *reason);
+void retl_req_set_all(struct retl_request *r, enum retl_result_kind kind,
+		      const char *reason);
+/* sends op k again, in a request of `kind`, once this decode returns */
+void retl_req_again(struct retl_request *r, size_t k, int kind);
+/* how many times op k was sent again */
+int retl_req_tries(const struct retl_request *r, size_t k);
+/* retl_http_reason of its answer; malloc'd */
+char *retl_req_reason(const struct retl_request *r);
+
+#endif

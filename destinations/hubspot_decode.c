@@ -1,0 +1,378 @@
+/*
+ * hubspot_decode.c - HubSpot's answers to batch requests, into per-op
+ * results.
+ *
+ * Answers are mapped back to ops by the idProperty value in each result's
+ * properties (HubSpot lowercases emails: compared without case), by the
+ * stored id (update by id, archive) or by objectWriteTraceId (create),
+ * never by position.  A 400 or 409 refusing a batch for one input's value
+ * is split in halves until that input stands alone; one about the request
+ * as a whole (an unknown property) fails every op at once.  A lookup
+ * (batch/read) sends what it did not find on to batch/create; a create
+ * that meets an existing record (409 CONFLICT) is looked up instead.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "hubspot_int.h"
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* the scopes a 403 MISSING_SCOPES names, ", "-joined, into sc */
+static void missing_scopes(const json_t *root, retl_buf *sc)
+{
+	/* the scopes sit in errors[].context.requiredGranularScopes (or
+	 * requiredScopes / missingScopes), or in the top-level context */
+	static const char *const keys[] = {
+		"requiredGranularScopes", "requiredScopes", "missingScopes", NULL
+	};
+	json_t *errs = json_object_get(root, "errors");
+	size_t n = json_is_array(errs) ? json_array_size(errs) : 0;
+	for (size_t i = 0; i <= n; i++) {
+		json_t *ctx = json_object_get(i < n ? json_array_get(errs, i) : root, "context");
+		for (const char *const *k = keys; *k; k++) {
+			size_t j;
+			json_t *x;
+			json_array_foreach(json_object_get(ctx, *k), j, x) {
+				if (json_is_string(x) && !strstr(retl_buf_cstr(sc), json_string_value(x)))
+					retl_buf_addf(sc, "%s%s", sc->len ? ", " : "", json_string_value(x));
+			}
+		}
+	}
+}
+
+/* "401 INVALID_AUTHENTICATION" / missing scopes: code 4; else 0 */
+int hubspot_auth_error(const struct retl_http_req *req, struct retl_err *err)
+{
+	if (req->status != 401 && req->status != 403)
+		return 0;
+	json_error_t je;
+	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	const char *cat = jstr(root, "category");
+	int rc = -1;
+	if (req->status == 401) {
+		retl_err_set(err, RETL_EXIT_DEST,
+			     "hubspot: token invalid or expired (401 %s)",
+			     cat ? cat : "INVALID_AUTHENTICATION");
+	} else if (!cat || strcmp(cat, "MISSING_SCOPES")) {
+		rc = 0;
+	} else {
+		retl_buf sc = RETL_BUF_INIT;
+		missing_scopes(root, &sc);
+		retl_err_set(err, RETL_EXIT_DEST,
+			     "hubspot: the token lacks the scope%s %s (403 MISSING_SCOPES); add %s to the private app",
+			     strchr(retl_buf_cstr(&sc), ',') ? "s" : "",
+			     sc.len ? sc.ptr : "(not named by HubSpot)",
+			     sc.len && strchr(sc.ptr, ',') ? "them" : "it");
+		retl_buf_free(&sc);
+	}
+	json_decref(root);
+	return rc;
+}
+
+/* "<code>: <message>" of a 4xx body, every sub-error joined */
+static void error_reason(const json_t *root, const struct retl_request *r,
+			 retl_buf *out)
+{
+	json_t *errs = json_object_get(root, "errors");
+	size_t i;
+	json_t *x;
+	json_array_foreach(errs, i, x) {
+		const char *code = jstr(x, "code");
+		const char *msg = jstr(x, "message");
+		if (!msg)
+			continue;
+		retl_buf_addf(out, "%s%s%s%s", out->len ? "; " : "",
+			      code ? code : "", code ? ": " : "", msg);
+	}
+	if (out->len)
+		return;
+	const char *msg = jstr(root, "message");
+	const char *cat = jstr(root, "category");
+	if (msg) {
+		retl_buf_addf(out, "%s%s%s", cat ? cat : "", cat ? ": " : "", msg);
+		return;
+	}
+	char *why = retl_req_reason(r);
+	retl_buf_adds(out, why ? why : "no error message");
+	free(why);
+}
+
+/* an error about the request as a whole, not about some ops' values */
+static int whole_request_error(const json_t *root)
+{
+	json_t *errs = json_object_get(root, "errors");
+	size_t i, n = 0;
+	json_t *x;
+	json_array_foreach(errs, i, x) {
+		const char *code = jstr(x, "code");
+		/* a property every input carries, not one op's value */
+		if (!code || (strcmp(code, "PROPERTY_DOESNT_EXIST") &&
+			      strcmp(code, "READ_ONLY_VALUE") &&
+			      strcmp(code, "INVALID_ID_PROPERTY")))
+			return 0;
+		n++;
+	}
+	return n > 0;
+}
+
+static const char *json_id(const json_t *v, char *tmp, size_t n)
+{
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v)) {
+		snprintf(tmp, n, "%lld", (long long)json_integer_value(v));
+		return tmp;
+	}
+	return NULL;
+}
+
+/* does op k's match value equal `id` (emails without case)? */
+static int match_eq(const struct hs_ctx *c, const struct retl_request *r,
+		    size_t k, const char *id)
+{
+	size_t n;
+	const char *mine = retl_req_id(r, k, &n);
+	if (!n || !id || strlen(id) != n)
+		return 0;
+	return c->id_ci ? !strncasecmp(mine, id, n) : !memcmp(mine, id, n);
+}
+
+static int has_dest_id(const struct retl_op *op)
+{
+	return op->dest_id && op->dest_id[0];
+}
+
+/* does op k of the request carry identifier `id` (as the request sent it)? */
+static int op_has(const struct hs_ctx *c, const struct retl_request *r,
+		  size_t k, const char *id)
+{
+	const struct retl_op *op = retl_req_op(r, k);
+	if (!id)
+		return 0;
+	if (r->kind == HS_CREATE) {
+		char t[32];
+		snprintf(t, sizeof(t), "%zu", r->idx[k]);
+		return !strcmp(t, id);
+	}
+	if ((r->kind == HS_UPDATE || r->kind == HS_ARCHIVE) && has_dest_id(op))
+		return !strcmp(op->dest_id, id);
+	return match_eq(c, r, k, id);
+}
+
+/* does the result x (id, trace, idProperty value pv) answer op k? */
+static int result_hits(const struct hs_ctx *c, const struct retl_request *r,
+		       size_t k, const char *id, const char *trace, const char *pv)
+{
+	const struct retl_op *op = retl_req_op(r, k);
+	if (r->kind == HS_CREATE && trace)
+		return op_has(c, r, k, trace);
+	if (r->kind == HS_UPDATE && has_dest_id(op))
+		return id && !strcmp(op->dest_id, id);
+	if (r->kind == HS_CREATE || r->kind == HS_ARCHIVE)
+		return match_eq(c, r, k, pv);
+	return op_has(c, r, k, pv);
+}
+
+static void take_results(const struct hs_ctx *c, struct retl_request *r,
+			 const json_t *root, unsigned char *done)
+{
+	char tmp[32];
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(root, "results"), i, x) {
+		const char *id = json_id(json_object_get(x, "id"), tmp, sizeof(tmp));
+		const char *trace = jstr(x, "objectWriteTraceId");
+		const char *pv = c->id_prop ?
+			jstr(json_object_get(x, "properties"), c->id_prop) : NULL;
+		for (size_t k = 0; k < r->n; k++) {
+			if (done[k] || !result_hits(c, r, k, id, trace, pv))
+				continue;
+			done[k] = 1;
+			retl_req_set(r, k, RETL_RES_ACK, r->kind == HS_ARCHIVE ? NULL : id, NULL);
+		}
+	}
+}
+
+/* the ops one error names (context.ids / objectWriteTraceId) */
+static int take_error(const struct hs_ctx *c, struct retl_request *r,
+		      const json_t *x, unsigned char *done, const char *why)
+{
+	const char *cat = jstr(x, "category");
+	int gone = cat && !strcmp(cat, "OBJECT_NOT_FOUND");
+	json_t *ctx = json_object_get(x, "context");
+	int mapped = 0;
+	char tmp[32];
+	size_t j;
+	json_t *v;
+	for (int pass = 0; pass < 2; pass++) {
+		json_t *arr = json_object_get(ctx, pass ? "objectWriteTraceId" : "ids");
+		json_t *one = NULL;
+		if (json_is_string(arr))
+			arr = one = json_pack("[O]", arr);
+		json_array_foreach(arr, j, v) {
+			const char *id = json_id(v, tmp, sizeof(tmp));
+			for (size_t k = 0; k < r->n; k++) {
+				if (done[k] || !op_has(c, r, k, id))
+					continue;
+				done[k] = mapped = 1;
+				if (gone && r->kind == HS_ARCHIVE)
+					retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);
+				else if (r->kind == HS_READ)
+					retl_req_set(r, k, RETL_RES_RETRY, NULL, why);
+				else
+					retl_req_set(r, k, RETL_RES_REJECT, NULL, why);
+				if (gone && r->kind == HS_READ)
+					retl_req_again(r, k, HS_CREATE);
+			}
+		}
+		json_decref(one);
+	}
+	return mapped;
+}
+
+/* an op the answer says nothing about */
+static void unanswered(struct retl_request *r, size_t k, const char *unmapped)
+{
+	if (r->kind == HS_READ) {
+		/* not in the results: HubSpot has no such record */
+		retl_req_set(r, k, RETL_RES_RETRY, NULL, "not found");
+		retl_req_again(r, k, HS_CREATE);
+	} else if (r->kind == HS_ARCHIVE) {
+		retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);
+	} else if (unmapped) {
+		retl_req_set(r, k, RETL_RES_REJECT, NULL, unmapped);
+	} else {
+		char m[96];
+		snprintf(m, sizeof(m),
+			 "hubspot: no result for this record in the response (HTTP %ld)",
+			 r->http->status);
+		retl_req_set(r, k, RETL_RES_RETRY, NULL, m);
+	}
+}
+
+static enum retl_hd_verdict decode_ok(const struct hs_ctx *c, struct retl_request *r)
+{
+	const struct retl_http_req *req = r->http;
+	json_error_t je;
+	json_t *root = req->resp.len ?
+		json_loadb(req->resp.ptr, req->resp.len, 0, &je) : NULL;
+	unsigned char *done = retl_calloc(r->n ? r->n : 1, 1);
+	char *unmapped = NULL;
+	size_t i;
+	json_t *x;
+
+	if (r->kind == HS_ARCHIVE && !root) {
+		/* 204: every id archived */
+		retl_req_set_all(r, RETL_RES_ACK, NULL);
+		free(done);
+		return RETL_HD_DONE;
+	}
+	take_results(c, r, root, done);
+	json_array_foreach(json_object_get(root, "errors"), i, x) {
+		const char *cat = jstr(x, "category");
+		const char *msg = jstr(x, "message");
+		retl_buf why = RETL_BUF_INIT;
+		retl_buf_addf(&why, "%s: %s", cat ? cat : "ERROR", msg ? msg : "(no message)");
+		if (!take_error(c, r, x, done, why.ptr) && !unmapped)
+			unmapped = retl_buf_detach(&why);
+		retl_buf_free(&why);
+	}
+	for (size_t k = 0; k < r->n; k++)
+		if (!done[k])
+			unanswered(r, k, unmapped);
+	free(unmapped);
+	free(done);
+	json_decref(root);
+	return RETL_HD_DONE;
+}
+
+/*
+ * 409 CONFLICT on a create: a record already holds the match property's
+ * value (e.g. "Contact already exists. Existing ID: 1587") -- typically
+ * our own create whose answer was lost.  Insert mode creates only what is
+ * not there, so an existing record counts as found: one op takes the
+ * existing id; a larger request is looked up with batch/read (once: creates
+ * after a lookup fall back to splitting).
+ */
+static int conflict(const struct hs_ctx *c, struct retl_request *r,
+		    const json_t *root)
+{
+	const char *cat = jstr(root, "category");
+	const char *msg = jstr(root, "message");
+	const char *ex = msg ? strstr(msg, "Existing ID: ") : NULL;
+	if (!cat || strcmp(cat, "CONFLICT") || !c->id_prop)
+		return 0;
+	if (r->n == 1 && ex) {
+		char id[32];
+		size_t n = strspn(ex + 13, "0123456789");
+		if (!n || n >= sizeof(id))
+			return 0;
+		memcpy(id, ex + 13, n);
+		id[n] = '\0';
+		retl_req_set(r, 0, RETL_RES_ACK, id, NULL);
+		return 1;
+	}
+	if (r->n == 1 || retl_req_tries(r, 0))
+		return 0;
+	for (size_t k = 0; k < r->n; k++) {
+		retl_req_set(r, k, RETL_RES_RETRY, NULL, "conflict");
+		retl_req_again(r, k, HS_READ);
+	}
+	return 1;
+}
+
+/* a 4xx that is not about the token */
+static enum retl_hd_verdict decode_refused(const struct hs_ctx *c, struct retl_request *r)
+{
+	const struct retl_http_req *req = r->http;
+	long st = req->status;
+	json_error_t je;
+	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	retl_buf why = RETL_BUF_INIT;
+	enum retl_hd_verdict v = RETL_HD_DONE;
+	if (st == 409 && r->kind == HS_CREATE && conflict(c, r, root)) {
+		/* the record exists: found, as a pending create would be */
+	} else if ((st == 400 || st == 409) && r->n > 1 && !whole_request_error(root)) {
+		/* one bad input fails the whole batch: isolate it */
+		v = RETL_HD_SPLIT;
+	} else if (st == 400 || st == 409) {
+		error_reason(root, r, &why);
+		retl_req_set_all(r, r->kind == HS_READ ? RETL_RES_RETRY : RETL_RES_REJECT, why.ptr);
+	} else {
+		retl_buf m = RETL_BUF_INIT;
+		error_reason(root, r, &m);
+		retl_buf_addf(&why, "HTTP %ld: %s", st, retl_buf_cstr(&m));
+		retl_buf_free(&m);
+		retl_req_set_all(r, RETL_RES_REJECT, why.ptr);
+	}
+	retl_buf_free(&why);
+	json_decref(root);
+	return v;
+}
+
+enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
+				    struct retl_err *err)
+{
+	struct hs_ctx *c = d;
+	const struct retl_http_req *req = r->http;
+	long st = req->status;
+
+	if (st == 200 || st == 201 || st == 204 || st == 207)
+		return decode_ok(c, r);
+	if (hubspot_auth_error(req, err) < 0)
+		return RETL_HD_FATAL;
+	if (st == 400 && req->resp.ptr &&
+	    strstr(req->resp.ptr, "Unable to infer object type")) {
+		retl_err_set(err, RETL_EXIT_DEST, "hubspot: object \"%s\" does not exist",
+			     c->object);
+		return RETL_HD_FATAL;
+	}
+	return decode_refused(c, r);
+}

@@ -1,0 +1,391 @@
+/*
+ * payload.c - the one reader of mapped payloads, see payload.h.
+ *
+ * A recursive-descent scanner over the text: every function takes a
+ * position and the end, and returns the position after what it read, or
+ * NULL when the text is not JSON there.  Nesting is capped (a json column
+ * can hold anything) so a hostile value cannot exhaust the stack.
+ */
+#include "payload.h"
+
+#include <string.h>
+
+#define MAX_DEPTH 512
+
+static unsigned long reads;
+
+unsigned long retl_payload_reads(void)
+{
+	return reads;
+}
+
+static const char *ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* p at '"': past the closing quote */
+static const char *scan_string(const char *p, const char *e)
+{
+	for (p++; p < e; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20)
+			return NULL;
+		if (c != '\\')
+			continue;
+		if (++p >= e)
+			return NULL;
+		if (*p == 'u') {
+			if (e - p < 5)
+				return NULL;
+			for (int i = 1; i <= 4; i++)
+				if (hexval(p[i]) < 0)
+					return NULL;
+			p += 4;
+		} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static const char *digits(const char *p, const char *e)
+{
+	const char *s = p;
+	while (p < e && *p >= '0' && *p <= '9')
+		p++;
+	return p > s ? p : NULL;
+}
+
+static const char *scan_number(const char *p, const char *e)
+{
+	if (p < e && *p == '-')
+		p++;
+	if (p < e && *p == '0')
+		p++;
+	else if (!(p = digits(p, e)))
+		return NULL;
+	if (p < e && *p == '.' && !(p = digits(p + 1, e)))
+		return NULL;
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (!(p = digits(p, e)))
+			return NULL;
+	}
+	return p;
+}
+
+static const char *scan_word(const char *p, const char *e, const char *w)
+{
+	size_t n = strlen(w);
+	if ((size_t)(e - p) < n || memcmp(p, w, n))
+		return NULL;
+	return p + n;
+}
+
+static const char *scan_value(const char *p, const char *e, int depth,
+			      enum retl_pv_kind *kind);
+
+/* p at '{' or '[': past the matching close */
+static const char *scan_container(const char *p, const char *e, int depth)
+{
+	char close = *p == '{' ? '}' : ']';
+	enum retl_pv_kind k;
+	if (depth > MAX_DEPTH)
+		return NULL;
+	p = ws(p + 1, e);
+	if (p < e && *p == close)
+		return p + 1;
+	for (;;) {
+		if (close == '}') {
+			if (p >= e || *p != '"' || !(p = scan_string(p, e)))
+				return NULL;
+			p = ws(p, e);
+			if (p >= e || *p != ':')
+				return NULL;
+			p = ws(p + 1, e);
+		}
+		if (!(p = scan_value(p, e, depth + 1, &k)))
+			return NULL;
+		p = ws(p, e);
+		if (p < e && *p == ',') {
+			p = ws(p + 1, e);
+			continue;
+		}
+		if (p < e && *p == close)
+			return p + 1;
+		return NULL;
+	}
+}
+
+static const char *scan_value(const char *p, const char *e, int depth,
+			      enum retl_pv_kind *kind)
+{
+	if (p >= e)
+		return NULL;
+	switch (*p) {
+	case '"':
+		*kind = RETL_PV_STRING;
+		return scan_string(p, e);
+	case '{':
+		*kind = RETL_PV_OBJECT;
+		return scan_container(p, e, depth);
+	case '[':
+		*kind = RETL_PV_ARRAY;
+		return scan_container(p, e, depth);
+	case 't':
+		*kind = RETL_PV_TRUE;
+		return scan_word(p, e, "true");
+	case 'f':
+		*kind = RETL_PV_FALSE;
+		return scan_word(p, e, "false");
+	case 'n':
+		*kind = RETL_PV_NULL;
+		return scan_word(p, e, "null");
+	default:
+		*kind = RETL_PV_NUMBER;
+		return scan_number(p, e);
+	}
+}
+
+static int open_at(struct retl_preader *r, const char *p, const char *e)
+{
+	p = ws(p, e);
+	if (p >= e || (*p != '{' && *p != '['))
+		return -1;
+	r->close = *p == '{' ? '}' : ']';
+	r->p = p + 1;
+	r->e = e;
+	r->started = 0;
+	return 0;
+}
+
+int retl_payload_open(struct retl_preader *r, const char *json, size_t len)
+{
+	reads++;
+	if (!json || open_at(r, json, json + len) < 0 || r->close != '}')
+		return -1;
+	return 0;
+}
+
+int retl_pv_open(struct retl_preader *r, const struct retl_pv *v)
+{
+	if (v->kind != RETL_PV_OBJECT && v->kind != RETL_PV_ARRAY)
+		return -1;
+	return open_at(r, v->raw, v->raw + v->len);
+}
+
+/* past the separator before the next element: 1, 0 at the end, -1 */
+static int step(struct retl_preader *r)
+{
+	if (!r->p)
+		return 0;               /* the end stays the end */
+	const char *p = ws(r->p, r->e);
+	if (p < r->e && *p == r->close) {
+		r->p = NULL;
+		return 0;
+	}
+	if (r->started) {
+		if (p >= r->e || *p != ',')
+			return -1;
+		p = ws(p + 1, r->e);
+	}
+	r->started = 1;
+	r->p = p;
+	return 1;
+}
+
+static int take_value(struct retl_preader *r, struct retl_pv *v)
+{
+	const char *end = scan_value(r->p, r->e, 0, &v->kind);
+	if (!end)
+		return -1;
+	v->raw = r->p;
+	v->len = (size_t)(end - r->p);
+	r->p = end;
+	return 1;
+}
+
+int retl_payload_next(struct retl_preader *r, struct retl_pfield *f)
+{
+	int s;
+	if (r->close != '}')
+		return -1;
+	if ((s = step(r)) <= 0)
+		return s;
+	const char *p = r->p, *end;
+	if (*p != '"' || !(end = scan_string(p, r->e)))
+		return -1;
+	f->name = p + 1;
+	f->name_len = (size_t)(end - p - 2);
+	p = ws(end, r->e);
+	if (p >= r->e || *p != ':')
+		return -1;
+	r->p = ws(p + 1, r->e);
+	return take_value(r, &f->v);
+}
+
+int retl_payload_item(struct retl_preader *r, struct retl_pv *v)
+{
+	int s;
+	if (r->close != ']')
+		return -1;
+	if ((s = step(r)) <= 0)
+		return s;
+	return take_value(r, v);
+}
+
+/* appends the code point cp as UTF-8 */
+static void add_utf8(retl_buf *o, unsigned long cp)
+{
+	char u[4];
+	size_t n;
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xC0 | cp >> 6);
+		u[1] = (char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xE0 | cp >> 12);
+		u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+		u[2] = (char)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		u[0] = (char)(0xF0 | cp >> 18);
+		u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+		u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+		u[3] = (char)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	retl_buf_add(o, u, n);
+}
+
+static unsigned long hex4(const char *p)
+{
+	return (unsigned long)(hexval(p[0]) << 12 | hexval(p[1]) << 8 |
+			       hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+/* decodes the body of a scanned string, s[0..n) between the quotes */
+static int decode_body(const char *s, size_t n, retl_buf *o)
+{
+	size_t i = 0, run = 0;
+	while (i < n) {
+		if (s[i] != '\\') {
+			i++;
+			continue;
+		}
+		retl_buf_add(o, s + run, i - run);
+		char c = s[i + 1];
+		i += 2;
+		switch (c) {
+		case 'b': retl_buf_addc(o, '\b'); break;
+		case 'f': retl_buf_addc(o, '\f'); break;
+		case 'n': retl_buf_addc(o, '\n'); break;
+		case 'r': retl_buf_addc(o, '\r'); break;
+		case 't': retl_buf_addc(o, '\t'); break;
+		case 'u': {
+			unsigned long cp = hex4(s + i);
+			i += 4;
+			if (cp >= 0xDC00 && cp <= 0xDFFF)
+				return -1;      /* a low surrogate alone */
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				unsigned long lo;
+				if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u')
+					return -1;
+				lo = hex4(s + i + 2);
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return -1;
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				i += 6;
+			}
+			add_utf8(o, cp);
+			break;
+		}
+		default:             /* " \ / */
+			retl_buf_addc(o, c);
+			break;
+		}
+		run = i;
+	}
+	retl_buf_add(o, s + run, n - run);
+	return 0;
+}
+
+int retl_json_str_decode(const char *s, size_t n, retl_buf *out)
+{
+	size_t mark = out->len;
+	if (n < 2 || s[0] != '"' || scan_string(s, s + n) != s + n)
+		return -1;
+	if (decode_body(s + 1, n - 2, out) < 0) {
+		retl_buf_truncate(out, mark);
+		return -1;
+	}
+	return 0;
+}
+
+int retl_pv_string(const struct retl_pv *v, retl_buf *out)
+{
+	if (v->kind != RETL_PV_STRING)
+		return -1;
+	return retl_json_str_decode(v->raw, v->len, out);
+}
+
+void retl_pfield_name(const struct retl_pfield *f, retl_buf *out)
+{
+	/* the name was scanned as a valid string: only a bad surrogate fails,
+	 * and then the name as written is the best there is */
+	size_t mark = out->len;
+	if (decode_body(f->name, f->name_len, out) < 0) {
+		retl_buf_truncate(out, mark);
+		retl_buf_add(out, f->name, f->name_len);
+	}
+}
+
+int retl_pfield_is(const struct retl_pfield *f, const char *name)
+{
+	size_t n = strlen(name);
+	if (!memchr(f->name, '\\', f->name_len))
+		return f->name_len == n && !memcmp(f->name, name, n);
+	retl_buf b = RETL_BUF_INIT;
+	retl_pfield_name(f, &b);
+	int eq = b.len == n && !memcmp(b.ptr, name, n);
+	retl_buf_free(&b);
+	return eq;
+}
+
+int retl_payload_get(const char *json, size_t len, const char *name,
+		     struct retl_pv *out)
+{
+	struct retl_preader r;
+	struct retl_pfield f;
+	int rc;
+	if (retl_payload_open(&r, json, len) < 0)
+		return -1;
+	while ((rc = retl_payload_next(&r, &f)) > 0) {
+		if (retl_pfield_is(&f, name)) {
+			*out = f.v;
+			return 1;
+		}
+	}
+	return rc;
+}
