@@ -174,7 +174,7 @@ int cmd_plan(struct retl_cli *cli, int argc, char **argv)
 	if (out && fclose(out) != 0 && rc == 0) {
 		fprintf(stderr, "retl: --out %s: %s\n", a.out, strerror(errno));
 		rc = -1;
-		err.code = RETL_EXIT_USAGE;
+		retl_err_code(&err, RETL_EXIT_USAGE);
 	}
 	int code;
 	if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY) {

@@ -140,6 +140,7 @@ double retl_daemon_next_run(const struct retl_sync_cfg *sc, double last_start,
 	struct retl_schedule s;
 	struct retl_err err;
 
+	retl_err_clear(&err);
 	if (!sc->schedule || retl_schedule_parse(&s, sc->schedule, &err) < 0)
 		return -1;
 	return first_run(&s, last_start, now);
@@ -211,6 +212,7 @@ static int apply_config(struct daemon *d, struct retl_config *cfg,
 				 "`retl run` runs it");
 			continue;
 		}
+		retl_err_clear(&perr);
 		if (retl_schedule_parse(&s, sc->schedule, &perr) < 0)
 			continue; /* config.c refused it already */
 		struct job *j = job_find(d, sc->name);
@@ -257,8 +259,10 @@ static void reload(struct daemon *d)
 	if (apply_config(d, cfg, &err) < 0) {
 		retl_log(RETL_LOG_ERROR, NULL, "reload failed, keeping the "
 			 "previous config: %s", err.msg);
-		/* the jobs may be half updated: re-apply the old config */
+		/* the jobs may be half updated: re-apply the old config
+		 * (its error, if any, is a new one: start over) */
 		retl_config_free(cfg);
+		retl_err_clear(&err);
 		apply_config(d, *d->cfg, &err);
 		return;
 	}

@@ -5,6 +5,12 @@
  * struct retl_err the caller passes (libgit2's convention).  `code` carries
  * the process exit code the CLI should use (RETL_EXIT_*), so a source error
  * found deep in the sync engine still exits 3.
+ *
+ * The first message wins (curl's Curl_failf): retl_err_set writes only into
+ * an empty error, so the root cause survives the wrappers on the way up.  A
+ * caller that knows more adds it in front with retl_err_prefix; one that
+ * means to start over (a new attempt, the next sync) calls retl_err_clear.
+ * The code is kept the same way: the first non-zero code stays.
  */
 #ifndef RETL_ERR_H
 #define RETL_ERR_H
@@ -24,13 +30,36 @@ enum retl_exit {
 
 struct retl_err {
 	int code;                   /* enum retl_exit; 0 when unset */
-	char msg[RETL_ERR_MSG_MAX];
+	char msg[RETL_ERR_MSG_MAX]; /* "" when unset; always NUL-terminated */
 };
 
+/* empties err: the next retl_err_set writes again */
 void retl_err_clear(struct retl_err *err);
-/* sets msg (formatted) and code; returns -1 so callers can `return retl_err_set(...)` */
+
+/*
+ * Sets the message (formatted) when err has none yet, and the code when it
+ * has none yet; an error already there is kept.  A message longer than
+ * RETL_ERR_MSG_MAX - 1 bytes is cut (never inside a UTF-8 character).
+ * Returns -1 so callers can `return retl_err_set(...)`; err may be NULL.
+ */
 int retl_err_set(struct retl_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int retl_err_vset(struct retl_err *err, int code, const char *fmt, va_list ap);
+
+/*
+ * Adds context in front of the message already there:
+ * retl_err_prefix(err, "sync %s: ", name) turns "state store x: locked"
+ * into "sync orders: state store x: locked".  On an empty error the prefix
+ * alone becomes the message.  The code is left alone.  Returns -1.
+ */
+int retl_err_prefix(struct retl_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* sets the code when none is set yet (a default for a caller's failure
+ * class), leaving the message alone; returns -1 */
+int retl_err_code(struct retl_err *err, int code);
+
+/* 1 when err holds a message */
+int retl_err_isset(const struct retl_err *err);
 
 #endif

@@ -62,17 +62,18 @@ struct retl_source {
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* err->msg redacted in place; always returns -1 */
+/* sets err (the first message wins) and redacts what it wrote; returns -1 */
 static int fail(struct retl_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static int fail(struct retl_err *err, const char *fmt, ...)
 {
+	int fresh = err && !retl_err_isset(err);
 	va_list ap;
 	va_start(ap, fmt);
 	retl_err_vset(err, RETL_EXIT_SOURCE, fmt, ap);
 	va_end(ap);
-	if (err)
+	if (fresh)
 		retl_redact_str(err->msg, sizeof(err->msg));
 	return -1;
 }

@@ -1,17 +1,15 @@
 /*
- * sync.c - the sync engine: one run of one sync.
+ * sync.c - the sync engine: one run of one sync, phase by phase.
  *
- * Rows stream from the source; each is keyed, hashed and diffed against the
- * sync's cache (loaded once); only new, changed or previously failed rows
- * are mapped into payloads and queued.  A full queue is sent as one batch,
+ * A run takes the sync's lock and opens its run record, opens the source
+ * and the destination, loads the sync's cache, then streams the model:
+ * each row is diffed against the cache (sync_diff.c) and only new, changed
+ * or previously failed rows are queued.  A full queue is sent as one batch,
  * and the destination's per-record results are committed in one state
- * transaction right after: only acknowledged rows advance their hash, so a
- * run killed at any point has marked nothing unsent as sent.
- *
- * Unchanged rows cost a key hash, a source-line hash and a table probe: the
- * mapping is deterministic, so a row whose raw source line hashes the same
- * (seeded by the mapping fingerprint) as when it was acknowledged is not
- * mapped again.
+ * transaction right after (sync_send.c): only acknowledged rows advance
+ * their hash, so a run killed at any point has marked nothing unsent as
+ * sent.  Rows that left the model are removed (within the safety limits)
+ * or forgotten; the run ends ok, interrupted or stopped, and is recorded.
  */
 #include "sync.h"
 
@@ -23,11 +21,9 @@
 #include "buf.h"
 #include "cache.h"
 #include "destination.h"
-#include "hash.h"
 #include "log.h"
 #include "mapping.h"
 #include "progress.h"
-#include "redact.h"
 #include "source.h"
 #include "sync_int.h"
 
@@ -36,57 +32,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* a row refused before sending: bad key or mapping; stored, run goes on */
-static int reject(struct run *r, const char *key, retl_h128 kh, const char *why)
-{
-	r->sum->c.rejected++;
-	if (r->o->plan)
-		return 0;
-	if (retl_state_begin(r->st, r->err) < 0)
-		return -1;
-	if (key) {
-		struct retl_state_rec rec = { .key = key, .kh = kh, .reason = why };
-		if (retl_state_fail(r->st, r->sc->name, &rec, r->err) < 0)
-			goto fail;
-	}
-	if (retl_sync_outcome(r, key, "rejected", why) < 0)
-		goto fail;
-	return retl_state_commit(r->st, r->err);
-fail:
-	retl_state_rollback(r->st);
-	return -1;
-}
-
-/* key text and its JSON form; 0, or -1 for a NULL or empty key part */
-static int build_key(struct run *r, const struct retl_row *row)
-{
-	retl_buf_reset(&r->key);
-	retl_buf_reset(&r->key_json);
-	size_t n = r->sc->nkey;
-	if (n == 1) {
-		const char *v = row->vals[r->key_idx[0]];
-		size_t len = row->lens[r->key_idx[0]];
-		if (!v || !len)
-			return -1;
-		retl_buf_add(&r->key, v, len);
-		retl_buf_add_json_str(&r->key_json, v, len);
-		return 0;
-	}
-	retl_buf_addc(&r->key, '[');
-	for (size_t i = 0; i < n; i++) {
-		const char *v = row->vals[r->key_idx[i]];
-		size_t len = row->lens[r->key_idx[i]];
-		if (!v || !len)
-			return -1;
-		if (i)
-			retl_buf_addc(&r->key, ',');
-		retl_buf_add_json_str(&r->key, v, len);
-	}
-	retl_buf_addc(&r->key, ']');
-	retl_buf_add(&r->key_json, r->key.ptr, r->key.len);
-	return 0;
 }
 
 static volatile sig_atomic_t stop_requested;
@@ -104,157 +49,6 @@ int retl_sync_stop_requested(void)
 void retl_sync_clear_stop(void)
 {
 	stop_requested = 0;
-}
-
-#define STREAM_INTERRUPTED 2
-
-static int on_row(void *ud, const struct retl_row *row, const char *raw,
-		  size_t rawlen)
-{
-	struct run *r = ud;
-	struct retl_run_counts *c = &r->sum->c;
-	enum retl_mode mode = r->sc->mode;
-	if (stop_requested)
-		return STREAM_INTERRUPTED;
-	c->read++;
-	if ((c->read & 1023) == 0)
-		retl_sync_progress(r);
-
-	if (build_key(r, row) < 0) {
-		retl_buf_reset(&r->reason);
-		retl_buf_addf(&r->reason, "null key: row %ld has a NULL or empty %s",
-			      c->read, r->sc->nkey == 1 ? "key column" : "key part");
-		retl_h128 none = { 0, 0 };
-		return reject(r, NULL, none, r->reason.ptr) < 0 ? 1 : 0;
-	}
-	retl_h128 kh = retl_hash128(r->key.ptr, r->key.len);
-	int created;
-	struct retl_cache_entry *e = retl_cache_upsert(r->cache, kh, &created);
-	if (e->seen) {
-		retl_buf_reset(&r->reason);
-		retl_buf_addf(&r->reason, "duplicate key: row %ld repeats a key already seen in this run",
-			      c->read);
-		/* an outcome only: the cache row belongs to the first occurrence */
-		c->rejected++;
-		return retl_sync_outcome(r, r->key.ptr, "rejected", r->reason.ptr) < 0 ? 1 : 0;
-	}
-	e->seen = 1;
-	uint64_t src = retl_hash64(raw, rawlen, r->seed);
-	int status = e->status;
-	if (status == RETL_STATUS_OK && e->src == src && !r->o->full_resync) {
-		c->unchanged++;
-		return 0;
-	}
-	retl_h128 old_pay = e->pay;   /* e is invalid after the next upsert */
-
-	if (retl_mapping_apply(r->sc->mapping, row, &r->payload, &r->reason) < 0)
-		return reject(r, r->key.ptr, kh, r->reason.ptr) < 0 ? 1 : 0;
-	retl_h128 pay = retl_hash128(r->payload.ptr, r->payload.len);
-
-	if (status == RETL_STATUS_OK && retl_h128_eq(pay, old_pay) &&
-	    !r->o->full_resync) {
-		c->unchanged++;
-		if (r->o->plan)
-			return 0;
-		struct touch *t = &r->t[r->nt++];
-		t->key = retl_sync_arena_add(&r->tarena, r->key.ptr, r->key.len);
-		t->kh = kh;
-		t->pay = pay;
-		t->src = src;
-		if (r->nt == r->max_batch && retl_sync_flush_touches(r) < 0)
-			return 1;
-		return 0;
-	}
-
-	enum change ch;
-	if (status == RETL_STATUS_FAILED || status == RETL_STATUS_PENDING ||
-	    status == RETL_STATUS_STAGED)
-		ch = CH_RETRY;
-	else if (status == RETL_STATUS_OK)
-		ch = CH_CHANGE;
-	else
-		ch = CH_ADD;
-	int known = !retl_h128_zero(old_pay);
-
-	enum retl_op_kind kind;
-	switch (mode) {
-	case RETL_MODE_INSERT:
-		if (known) {          /* insert mode never touches existing keys */
-			c->unchanged++;
-			return 0;
-		}
-		kind = RETL_OP_INSERT;
-		break;
-	case RETL_MODE_UPDATE:
-		kind = RETL_OP_UPDATE;
-		break;
-	default:
-		kind = RETL_OP_UPSERT;
-	}
-
-	if (r->o->limit >= 0 && r->nops >= r->o->limit) {
-		r->sum->deferred++;
-		return 0;
-	}
-	char *dest_id = NULL;
-	if (known && !r->o->plan)
-		dest_id = retl_state_dest_id(r->st, r->sc->name, r->key.ptr);
-	int rc = retl_sync_enqueue(r, kind, ch, r->key.ptr, r->key.len,
-				   r->key_json.ptr, r->key_json.len, r->payload.ptr,
-				   r->payload.len, dest_id,
-				   /* a staged row's create may have happened */
-				   status == RETL_STATUS_PENDING ||
-				   status == RETL_STATUS_STAGED, kh, pay, src);
-	free(dest_id);
-	return rc < 0 ? 1 : 0;
-}
-
-/* rows of the cache that the model no longer returns */
-struct gone {
-	struct run *r;
-	int send_removes;
-	long forgotten;
-};
-
-static int on_gone(void *ud, const char *key, retl_h128 kh, const char *dest_id)
-{
-	struct gone *g = ud;
-	struct run *r = g->r;
-	if (stop_requested)
-		return 1;
-	struct retl_cache_entry *e = retl_cache_find(r->cache, kh);
-	if (!e || e->seen)
-		return 0;
-	int acked = !retl_h128_zero(e->pay);
-	if (g->send_removes && acked) {
-		if (r->o->limit >= 0 && r->nops >= r->o->limit) {
-			r->sum->deferred++;
-			return 0;
-		}
-		/* key_json: single keys were stored as text, composite as JSON */
-		retl_buf kj = RETL_BUF_INIT;
-		if (r->sc->nkey == 1)
-			retl_buf_add_json_str(&kj, key, strlen(key));
-		else
-			retl_buf_adds(&kj, key);
-		retl_h128 none = { 0, 0 };
-		int rc = retl_sync_enqueue(r, RETL_OP_REMOVE, CH_REMOVE, key,
-					   strlen(key), kj.ptr, kj.len, NULL, 0,
-					   dest_id, 0, kh, none, 0);
-		retl_buf_free(&kj);
-		return rc < 0 ? -1 : 0;
-	}
-	if (r->o->plan)
-		return 0;
-	/* left the model, nothing to send: forget it */
-	g->forgotten++;
-	if (retl_state_begin(r->st, r->err) < 0)
-		return -1;
-	if (retl_state_forget(r->st, r->sc->name, key, r->err) < 0) {
-		retl_state_rollback(r->st);
-		return -1;
-	}
-	return retl_state_commit(r->st, r->err);
 }
 
 /* safety limits, checked before any removal is sent */
@@ -290,16 +84,11 @@ static int check_safety(struct run *r, long gone)
 	return 0;
 }
 
-/* opens the source, checks key columns and binds the mapping */
-static int open_source(struct retl_sync_cfg *sc, retl_source **src,
-		       size_t *key_idx, struct retl_err *err)
+/* "key: column ..." unless every key column is in cols; index in key_idx */
+static int find_key_columns(struct retl_sync_cfg *sc,
+			    const struct retl_column *cols, size_t ncols,
+			    size_t *key_idx, struct retl_err *err)
 {
-	const struct retl_column *cols;
-	size_t ncols;
-	if (retl_source_open(src, sc->src, err) < 0)
-		return -1;
-	if (retl_source_describe(*src, sc->query, &cols, &ncols, err) < 0)
-		return -1;
 	for (size_t k = 0; k < sc->nkey; k++) {
 		size_t i;
 		for (i = 0; i < ncols; i++)
@@ -317,6 +106,21 @@ static int open_source(struct retl_sync_cfg *sc, retl_source **src,
 		}
 		key_idx[k] = i;
 	}
+	return 0;
+}
+
+/* opens the source, checks key and match columns and binds the mapping */
+static int open_source(struct retl_sync_cfg *sc, retl_source **src,
+		       size_t *key_idx, struct retl_err *err)
+{
+	const struct retl_column *cols;
+	size_t ncols;
+	if (retl_source_open(src, sc->src, err) < 0)
+		return -1;
+	if (retl_source_describe(*src, sc->query, &cols, &ncols, err) < 0)
+		return -1;
+	if (find_key_columns(sc, cols, ncols, key_idx, err) < 0)
+		return -1;
 	if (sc->match) {
 		const char *field;
 		json_t *col;
@@ -351,16 +155,6 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	rc = d->check ? d->check(ctx, err) : 0;
 	d->close(ctx);
 	return rc;
-}
-
-static void run_free(struct run *r)
-{
-	retl_cache_free(r->cache);
-	retl_sync_batches_free(r);
-	retl_buf_free(&r->key);
-	retl_buf_free(&r->key_json);
-	retl_buf_free(&r->payload);
-	retl_buf_free(&r->reason);
 }
 
 /*
@@ -399,188 +193,273 @@ static void take_stats(struct run *r)
 	r->sum->c.http_429 = s.http_429;
 }
 
+/* ---- the phases of a run ---- */
+
+/* how the body of a run ended: through to the end, asked to stop, failed */
+enum run_end { RUN_DONE, RUN_INTERRUPTED, RUN_STOPPED };
+
+static void run_init(struct run *r)
+{
+	memset(r->sum, 0, sizeof(*r->sum));
+	r->t0 = now_s();
+	r->status = "error";
+	r->dest = retl_destination_find(r->sc->dst->type);
+	r->max_batch = r->dest->max_batch ? r->dest->max_batch : 100;
+	retl_sync_batches_init(r);
+	r->seed = retl_mapping_fingerprint(r->sc->mapping);
+}
+
+/* the sync's lock, and its run record (not for a plan) */
+static int open_state(struct run *r)
+{
+	if (r->o->plan)
+		return 0;
+	if (retl_state_lock(r->st, r->sc->name, r->err) < 0)
+		return -1;
+	r->locked = 1;
+	/* recorded before anything can fail, so `retl status` shows a run
+	 * that could not connect as failing */
+	if (retl_state_run_begin(r->st, r->sc->name, &r->run_id, r->err) < 0)
+		return -1;
+	r->run_open = 1;
+	return 0;
+}
+
+/*
+ * Opened before the cache is loaded: a destination resuming an earlier
+ * run's deferred work (a bulk job) reports those rows at open, and the
+ * cache this run loads is then current.
+ */
+static int open_destination(struct run *r)
+{
+	if (r->o->plan)
+		return 0;
+	r->env.dir = r->cfg->dir;
+	r->env.api_budget = -1;
+	retl_sync_env_init(r);
+	if (api_budget(r, &r->env.api_budget) < 0)
+		return -1;
+	return r->dest->open(&r->dctx, r->sc->dst, r->sc, &r->env, r->err);
+}
+
+static int load_cache(struct run *r)
+{
+	if (retl_state_load_cache(r->st, r->sc->name, &r->cache, r->err) < 0)
+		return -1;
+	r->cached_rows = retl_cache_count(r->cache);
+	retl_log(RETL_LOG_DEBUG, r->sc->name, "cache: %zu rows loaded in %.3f s (%zu bytes)",
+		 r->cached_rows, now_s() - r->t0, retl_cache_bytes(r->cache));
+	/* size the cache for the model once, rather than growing it through
+	 * copies; trust the planner only so far */
+	double est = retl_source_estimated_rows(r->src);
+	double cap = 4.0 * (double)r->cached_rows;
+	if (cap < 2e6)
+		cap = 2e6;
+	if (est > cap)
+		est = cap;
+	if (est > (double)r->cached_rows)
+		retl_cache_reserve(r->cache, (size_t)est);
+	return 0;
+}
+
+/* the model, row by row through the diff; then the source is released */
+static enum run_end stream_and_diff(struct run *r)
+{
+	retl_progress_start(r->sc->name);
+	int s = retl_source_stream(r->src, r->sc->query, retl_sync_on_row, r, r->err);
+	if (s < 0 || r->stop)
+		return RUN_STOPPED;
+	if (s == RETL_SYNC_INTERRUPTED)
+		return RUN_INTERRUPTED;
+	if (s > 0) {
+		retl_err_set(r->err, RETL_EXIT_USAGE, "run stopped");
+		return RUN_STOPPED;
+	}
+	retl_log(RETL_LOG_DEBUG, r->sc->name, "model: %ld rows streamed at %.3f s",
+		 r->sum->c.read, now_s() - r->t0);
+	/* the snapshot is read; release the warehouse before sending the rest */
+	retl_source_close(r->src);
+	r->src = NULL;
+	if (retl_sync_flush(r) < 0 || (!r->o->plan && retl_sync_flush_touches(r) < 0))
+		return RUN_STOPPED;
+	return RUN_DONE;
+}
+
+/* rows that left the model: removed within the safety limits, or forgotten */
+static enum run_end removals(struct run *r)
+{
+	long gone = 0;
+	size_t it = 0;
+	struct retl_cache_entry *e;
+	while ((e = retl_cache_next(r->cache, &it)))
+		if (e->cached && !e->seen)
+			gone++;
+	r->sum->would_remove = gone;
+	int send_removes = r->sc->mode == RETL_MODE_MIRROR &&
+			   r->sc->on_remove != RETL_REMOVE_IGNORE;
+	if (gone && send_removes && check_safety(r, gone) < 0) {
+		retl_err_set(r->err, RETL_EXIT_SAFETY, "%s", r->sum->message);
+		r->status = "refused";
+		return RUN_STOPPED;
+	}
+	if (stop_requested)
+		return RUN_INTERRUPTED;
+	if (!gone)
+		return RUN_DONE;
+	struct retl_sync_gone g = { .r = r, .send_removes = send_removes };
+	if (retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, &g, r->err) < 0 ||
+	    r->stop)
+		return RUN_STOPPED;
+	if (stop_requested)
+		return RUN_INTERRUPTED;
+	if (retl_sync_flush(r) < 0)
+		return RUN_STOPPED;
+	return RUN_DONE;
+}
+
+/* every batch back and committed; the destination's own last step */
+static enum run_end send_and_commit(struct run *r)
+{
+	if (retl_sync_drain(r) < 0)
+		return RUN_STOPPED;
+	if (!r->o->plan && r->dest->finish && r->dest->finish(r->dctx, r->err) < 0) {
+		r->stop = 1;
+		return RUN_STOPPED;
+	}
+	if (r->o->plan && r->dest->plan)
+		r->dest->plan(r->sc->dst, r->sc, r->nops, &r->sum->requests,
+			      &r->sum->jobs);
+	return RUN_DONE;
+}
+
+/* the run went through: ok, or some rows failed or still wait */
+static int end_done(struct run *r)
+{
+	struct retl_sync_summary *sum = r->sum;
+	take_stats(r);
+	if (!r->o->plan && (sum->handed_over || sum->reported))
+		sum->waiting = retl_state_count_staged(r->st, r->sc->name);
+	int failed = sum->c.failed || sum->c.rejected || sum->waiting;
+	r->status = failed ? "failed" : "ok";
+	sum->exit_code = failed ? RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
+	if (sum->waiting)
+		snprintf(sum->message, sizeof(sum->message),
+			 "%ld rows are still waiting for the destination's outcome: the next run reads it or sends them again",
+			 sum->waiting);
+	return 0;
+}
+
+/* asked to stop: what is in flight finishes and is committed; the rest
+ * waits for the next run.  -1 with *stopped when that fails too */
+static int end_interrupted(struct run *r, int *stopped)
+{
+	struct retl_sync_summary *sum = r->sum;
+	*stopped = retl_sync_flush(r) != 0 || retl_sync_drain(r) != 0 ||
+		   (!r->o->plan && retl_sync_flush_touches(r) != 0);
+	if (*stopped)
+		return -1;
+	take_stats(r);
+	r->status = "interrupted";
+	sum->exit_code = RETL_EXIT_ROWS_FAILED;
+	snprintf(sum->message, sizeof(sum->message),
+		 "interrupted after %ld rows read: rows not sent are sent by the next run",
+		 sum->c.read);
+	return retl_err_set(r->err, RETL_EXIT_ROWS_FAILED, "%s", sum->message);
+}
+
+/* stopped by an error (err says which) or a safety limit */
+static int end_stopped(struct run *r)
+{
+	struct retl_sync_summary *sum = r->sum;
+	/* batches still out may have been acknowledged: commit them */
+	retl_sync_drain(r);
+	take_stats(r);
+	retl_err_code(r->err, RETL_EXIT_USAGE);
+	sum->exit_code = r->err->code;
+	if (!sum->message[0])
+		snprintf(sum->message, sizeof(sum->message), "%s", r->err->msg);
+	return -1;
+}
+
+/* the summary for how the run ended; 0 when it went through */
+static int finish(struct run *r, enum run_end how)
+{
+	int rc = -1, stopped = how == RUN_STOPPED;
+	if (how == RUN_DONE)
+		rc = end_done(r);
+	else if (how == RUN_INTERRUPTED)
+		rc = end_interrupted(r, &stopped);
+	if (stopped)
+		rc = end_stopped(r);
+	retl_progress_stop();
+	r->sum->seconds = now_s() - r->t0;
+	return rc;
+}
+
+/* the run's row in the state store; a run that stopped keeps its cause
+ * (the first error wins) and one that went through fails on this one */
+static int record_run(struct run *r, int rc)
+{
+	struct retl_sync_summary *sum = r->sum;
+	if (!r->run_open)
+		return rc;
+	if (retl_state_run_end(r->st, r->run_id, r->status, sum->exit_code, &sum->c,
+			       sum->message[0] ? sum->message : NULL, r->err) < 0)
+		return -1;
+	return rc;
+}
+
+/* closes what the run opened and releases the lock; returns rc */
+static int close_run(struct run *r, int rc)
+{
+	if (rc < 0 && !r->run_open) {
+		retl_err_code(r->err, RETL_EXIT_USAGE);
+		r->sum->exit_code = r->err->code;
+	}
+	retl_source_close(r->src);
+	if (r->dctx)
+		r->dest->close(r->dctx);
+	if (r->locked) {
+		/* so the next run loads the cache in one read; costs a reload
+		 * from SQLite only after runs that changed the cache */
+		struct retl_err warn;
+		retl_cache_free(r->cache);
+		r->cache = NULL;
+		retl_err_clear(&warn);
+		if (retl_state_save_image(r->st, r->sc->name, &warn) < 0)
+			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
+		retl_state_unlock(r->st, r->sc->name);
+	}
+	retl_cache_free(r->cache);
+	retl_sync_batches_free(r);
+	retl_buf_free(&r->key);
+	retl_buf_free(&r->key_json);
+	retl_buf_free(&r->payload);
+	retl_buf_free(&r->reason);
+	return rc;
+}
+
 int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		  retl_state *st, const struct retl_sync_opts *o,
 		  struct retl_sync_summary *sum, struct retl_err *err)
 {
 	struct run r = { .cfg = cfg, .sc = sc, .st = st, .o = o, .sum = sum, .err = err };
-	retl_source *src = NULL;
-	int locked = 0, rc = -1, run_open = 0;
-	double t0 = now_s();
-	const char *status = "error";
+	enum run_end how = RUN_STOPPED;
 
-	memset(sum, 0, sizeof(*sum));
-	r.dest = retl_destination_find(sc->dst->type);
-	r.max_batch = r.dest->max_batch ? r.dest->max_batch : 100;
-	retl_sync_batches_init(&r);
-	r.seed = retl_mapping_fingerprint(sc->mapping);
-
-	if (!o->plan) {
-		if (retl_state_lock(st, sc->name, err) < 0)
-			goto out;
-		locked = 1;
-		/* recorded before anything can fail, so `retl status` shows a
-		 * run that could not connect as failing */
-		if (retl_state_run_begin(st, sc->name, &r.run_id, err) < 0)
-			goto out;
-		run_open = 1;
+	run_init(&r);
+	if (open_state(&r) < 0)
+		return close_run(&r, -1);
+	if (open_source(sc, &r.src, r.key_idx, err) == 0 &&
+	    open_destination(&r) == 0 && load_cache(&r) == 0) {
+		how = stream_and_diff(&r);
+		if (how == RUN_DONE)
+			how = removals(&r);
+		if (how == RUN_DONE)
+			how = send_and_commit(&r);
 	}
-	if (open_source(sc, &src, r.key_idx, err) < 0)
-		goto stopped;
-	if (!o->plan) {
-		/* before the cache is loaded: a destination resuming an
-		 * earlier run's deferred work (a bulk job) reports those rows
-		 * at open, and the cache this run loads is then current */
-		r.env.dir = cfg->dir;
-		r.env.api_budget = -1;
-		retl_sync_env_init(&r);
-		if (api_budget(&r, &r.env.api_budget) < 0)
-			goto stopped;
-		if (r.dest->open(&r.dctx, sc->dst, sc, &r.env, err) < 0)
-			goto stopped;
-	}
-	if (retl_state_load_cache(st, sc->name, &r.cache, err) < 0)
-		goto stopped;
-	r.cached_rows = retl_cache_count(r.cache);
-	retl_log(RETL_LOG_DEBUG, sc->name, "cache: %zu rows loaded in %.3f s (%zu bytes)",
-		 r.cached_rows, now_s() - t0, retl_cache_bytes(r.cache));
-	{
-		/* size the cache for the model once, rather than growing it
-		 * through copies; trust the planner only so far */
-		double est = retl_source_estimated_rows(src);
-		double cap = 4.0 * (double)r.cached_rows;
-		if (cap < 2e6)
-			cap = 2e6;
-		if (est > cap)
-			est = cap;
-		if (est > (double)r.cached_rows)
-			retl_cache_reserve(r.cache, (size_t)est);
-	}
-	retl_progress_start(sc->name);
-	int s = retl_source_stream(src, sc->query, on_row, &r, err);
-	if (s < 0 || r.stop)
-		goto stopped;
-	if (s == STREAM_INTERRUPTED)
-		goto interrupted;
-	if (s > 0) {
-		if (!err->msg[0])
-			retl_err_set(err, RETL_EXIT_USAGE, "run stopped");
-		goto stopped;
-	}
-	retl_log(RETL_LOG_DEBUG, sc->name, "model: %ld rows streamed at %.3f s",
-		 sum->c.read, now_s() - t0);
-	/* the snapshot is read; release the warehouse before sending the rest */
-	retl_source_close(src);
-	src = NULL;
-	if (retl_sync_flush(&r) < 0 || (!o->plan && retl_sync_flush_touches(&r) < 0))
-		goto stopped;
-
-	/* rows that left the model */
-	long gone = 0;
-	size_t it = 0;
-	struct retl_cache_entry *e;
-	while ((e = retl_cache_next(r.cache, &it)))
-		if (e->cached && !e->seen)
-			gone++;
-	sum->would_remove = gone;
-	int send_removes = sc->mode == RETL_MODE_MIRROR &&
-			   sc->on_remove != RETL_REMOVE_IGNORE;
-	if (gone && send_removes && check_safety(&r, gone) < 0) {
-		retl_err_set(err, RETL_EXIT_SAFETY, "%s", sum->message);
-		status = "refused";
-		goto stopped;
-	}
-	if (stop_requested)
-		goto interrupted;
-	if (gone) {
-		struct gone g = { .r = &r, .send_removes = send_removes };
-		if (retl_state_scan(st, sc->name, on_gone, &g, err) < 0 || r.stop)
-			goto stopped;
-		if (stop_requested)
-			goto interrupted;
-		if (retl_sync_flush(&r) < 0)
-			goto stopped;
-	}
-	if (retl_sync_drain(&r) < 0)
-		goto stopped;
-	if (!o->plan && r.dest->finish && r.dest->finish(r.dctx, err) < 0) {
-		r.stop = 1;
-		goto stopped;
-	}
-	if (o->plan && r.dest->plan)
-		r.dest->plan(sc->dst, sc, r.nops, &sum->requests, &sum->jobs);
-	take_stats(&r);
-	rc = 0;
-	if (!o->plan && (sum->handed_over || sum->reported))
-		sum->waiting = retl_state_count_staged(st, sc->name);
-	status = sum->c.failed || sum->c.rejected || sum->waiting ? "failed" : "ok";
-	sum->exit_code = sum->c.failed || sum->c.rejected || sum->waiting ?
-		RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
-	if (sum->waiting)
-		snprintf(sum->message, sizeof(sum->message),
-			 "%ld rows are still waiting for the destination's outcome: the next run reads it or sends them again",
-			 sum->waiting);
-	goto finish;
-
-interrupted:
-	/* what is in flight finishes and is committed; the rest waits */
-	if (retl_sync_flush(&r) == 0 && retl_sync_drain(&r) == 0 &&
-	    (o->plan || retl_sync_flush_touches(&r) == 0)) {
-		take_stats(&r);
-		status = "interrupted";
-		sum->exit_code = RETL_EXIT_ROWS_FAILED;
-		snprintf(sum->message, sizeof(sum->message),
-			 "interrupted after %ld rows read: rows not sent are sent by the next run",
-			 sum->c.read);
-		retl_err_set(err, RETL_EXIT_ROWS_FAILED, "%s", sum->message);
-		rc = -1;
-		goto finish;
-	}
-stopped:
-	/* batches still out may have been acknowledged: commit them */
-	retl_sync_drain(&r);
-	take_stats(&r);
-	rc = -1;
-	if (!err->code)
-		err->code = RETL_EXIT_USAGE;
-	sum->exit_code = err->code;
-	if (!sum->message[0])
-		snprintf(sum->message, sizeof(sum->message), "%s", err->msg);
-finish:
-	retl_progress_stop();
-	sum->seconds = now_s() - t0;
-	if (run_open) {
-		struct retl_err e2;
-		retl_err_clear(&e2);
-		if (retl_state_run_end(st, r.run_id, status, sum->exit_code, &sum->c,
-				       sum->message[0] ? sum->message : NULL, &e2) < 0 &&
-		    rc == 0) {
-			*err = e2;
-			rc = -1;
-		}
-	}
-out:
-	if (rc < 0 && !run_open) {
-		if (!err->code)
-			err->code = RETL_EXIT_USAGE;
-		sum->exit_code = err->code;
-	}
-	retl_source_close(src);
-	if (r.dctx)
-		r.dest->close(r.dctx);
-	if (locked) {
-		/* so the next run loads the cache in one read; costs a reload
-		 * from SQLite only after runs that changed the cache */
-		struct retl_err e3;
-		retl_cache_free(r.cache);
-		r.cache = NULL;
-		retl_err_clear(&e3);
-		if (retl_state_save_image(st, sc->name, &e3) < 0)
-			retl_log(RETL_LOG_WARN, sc->name, "%s", e3.msg);
-		retl_state_unlock(st, sc->name);
-	}
-	run_free(&r);
-	return rc;
+	int rc = finish(&r, how);
+	rc = record_run(&r, rc);
+	return close_run(&r, rc);
 }
 
 void retl_sync_summary_free(struct retl_sync_summary *sum)

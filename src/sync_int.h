@@ -1,5 +1,6 @@
 /*
- * sync_int.h - what sync.c (rows, diff, the run) shares with sync_send.c
+ * sync_int.h - what the sync engine's files share: sync.c (the run, phase
+ * by phase), sync_diff.c (rows diffed against the cache) and sync_send.c
  * (batches to the destination and their commit); nothing else includes it.
  */
 #ifndef RETL_SYNC_INT_H
@@ -11,6 +12,7 @@
 #include "cache.h"
 #include "destination.h"
 #include "hash.h"
+#include "source.h"
 #include "state.h"
 #include "sync.h"
 
@@ -55,6 +57,11 @@ struct run {
 	struct retl_sync_summary *sum;
 	struct retl_err *err;
 
+	double t0;                /* monotonic start, for seconds and logs */
+	const char *status;       /* the run's status in the state store */
+	int locked, run_open;     /* the sync's lock held; its run row open */
+	retl_source *src;         /* open until the model is read */
+
 	const struct retl_destination *dest;
 	void *dctx;
 	retl_cache *cache;
@@ -79,6 +86,20 @@ struct run {
 	/* per-row scratch, reused */
 	retl_buf key, key_json, payload, reason;
 };
+
+/* sync_diff.c */
+/* the stream's callback returns it when a stop was requested */
+#define RETL_SYNC_INTERRUPTED 2
+int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
+		     size_t rawlen);
+/* what retl_sync_on_gone (a retl_state_scan callback) needs */
+struct retl_sync_gone {
+	struct run *r;
+	int send_removes;
+	long forgotten;
+};
+int retl_sync_on_gone(void *ud, const char *key, retl_h128 kh,
+		      const char *dest_id);
 
 /* sync_send.c */
 void retl_sync_batches_init(struct run *r);

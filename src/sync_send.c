@@ -284,9 +284,9 @@ static int complete(struct run *r, struct batch *b)
 {
 	int rc = 0;
 	if (b->io.fatal) {
-		if (!r->stop)
-			retl_err_set(r->err, b->io.fatal_code ? b->io.fatal_code :
-				     RETL_EXIT_DEST, "%s", b->io.fatal_msg);
+		/* after an earlier fatal batch the first cause stays (err.h) */
+		retl_err_set(r->err, b->io.fatal_code ? b->io.fatal_code :
+			     RETL_EXIT_DEST, "%s", b->io.fatal_msg);
 		r->stop = 1;
 		rc = -1;
 	} else if (commit_results(r, b) < 0) {

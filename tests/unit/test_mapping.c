@@ -81,6 +81,7 @@ static const char *run(const char *fields, const char *colspec,
 	retl_mapping *m = NULL;
 	json_t *j = load(fields);
 	retl_buf_reset(&res);
+	retl_err_clear(&err);
 	if (retl_mapping_parse(&m, j, F, &err) < 0) {
 		retl_buf_addf(&res, "PARSE %s", err.msg);
 	} else if (retl_mapping_bind(m, cols, ncols, &err) < 0) {

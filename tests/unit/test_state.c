@@ -136,6 +136,7 @@ static void test_open(void)
 			     "INSERT INTO meta VALUES('schema_version', 99)",
 			     NULL, NULL, NULL);
 		sqlite3_close(db);
+		retl_err_clear(&err);
 		CHECK(retl_state_open(&st, path, &err) < 0);
 		CHECK(strstr(err.msg, "schema version 99") != NULL);
 	}
@@ -366,6 +367,7 @@ static void test_runs(retl_state *st)
 	CHECK(retl_state_failures(st, "s1", on_failure, &rp, &err) == 0);
 	CHECK_STR(rp.text.ptr, "c|failed|1|422 bad|1|1;");
 	retl_buf_free(&rp.text);
+	retl_err_clear(&err);
 	CHECK(retl_state_outcome(st, 424242, "k", "added", NULL, &err) < 0);
 	CHECK(err.code == 2 && strstr(err.msg, "state store ") == err.msg);
 	CHECK(id2 > 0);
@@ -519,6 +521,7 @@ static void test_lock(retl_state *st)
 	/* a holder killed with SIGKILL leaves no stale lock */
 	pid = spawn_locker(st, "killme", 1, got, sizeof(got));
 	CHECK(!strncmp(got, "0 0", 3));
+	retl_err_clear(&err);
 	CHECK(retl_state_lock(st, "killme", &err) < 0);
 	snprintf(want, sizeof(want), "sync killme is already running (pid %ld)",
 		 (long)pid);
