@@ -7,13 +7,16 @@
  * "Success" for retl_last_success_timestamp_seconds means the run
  * completed (status ok, or failed: completed with some rows failing, which
  * retl_rows_failing shows on its own).
+ *
+ * The figures come from the state module (retl_state_stats_read): only it
+ * knows the schema.  Each scrape opens its own observer connection, so the
+ * daemon never shares a SQLite handle with the children it forks.
  */
 #include "metrics.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "state.h"
 
 struct retl_metrics {
 	struct MHD_Daemon *mhd;
@@ -29,45 +33,41 @@ struct retl_metrics {
 
 /* ---- reading the state store ---- */
 
-static const char *const outcomes[] = {
-	"added", "changed", "retried", "removed", "unchanged", "rejected",
-	"failed",
+static const struct {
+	const char *name;
+	size_t off;     /* in struct retl_run_counts */
+} outcomes[] = {
+	{ "added", offsetof(struct retl_run_counts, added) },
+	{ "changed", offsetof(struct retl_run_counts, changed) },
+	{ "retried", offsetof(struct retl_run_counts, retried) },
+	{ "removed", offsetof(struct retl_run_counts, removed) },
+	{ "unchanged", offsetof(struct retl_run_counts, unchanged) },
+	{ "rejected", offsetof(struct retl_run_counts, rejected) },
+	{ "failed", offsetof(struct retl_run_counts, failed) },
 };
 #define NOUT (sizeof(outcomes) / sizeof(outcomes[0]))
 
-struct status_count {
-	char *status;
-	long n;
-};
-
+/* a sync of the store's figures, of the daemon's view, or both */
 struct sync_stats {
-	char *name;
-	struct status_count *runs;
-	size_t nruns;
-	long rows[NOUT];
-	long api, retries, h429, failing;
-	double last_success;      /* < 0: none */
-	double last_duration;     /* < 0: none */
+	const char *name;
+	const struct retl_sync_stats *fig;
 	const struct retl_metrics_sync *d; /* the daemon's view, or NULL */
 };
 
 struct stats {
+	struct retl_state_stats store;
 	struct sync_stats *s;
 	size_t n;
 };
 
-static struct sync_stats *stats_get(struct stats *t, const char *name)
+/* a sync the daemon runs that has no run nor failing row yet */
+static const struct retl_sync_stats no_stats = {
+	.last_success = -1, .last_duration = -1,
+};
+
+static long field(const void *base, size_t off)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (!strcmp(t->s[i].name, name))
-			return &t->s[i];
-	t->s = retl_realloc(t->s, (t->n + 1) * sizeof(*t->s));
-	struct sync_stats *s = &t->s[t->n++];
-	memset(s, 0, sizeof(*s));
-	s->name = retl_strdup(name);
-	s->last_success = -1;
-	s->last_duration = -1;
-	return s;
+	return *(const long *)((const char *)base + off);
 }
 
 static int by_name(const void *a, const void *b)
@@ -78,127 +78,42 @@ static int by_name(const void *a, const void *b)
 
 static void stats_free(struct stats *t)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		for (size_t j = 0; j < t->s[i].nruns; j++)
-			free(t->s[i].runs[j].status);
-		free(t->s[i].runs);
-		free(t->s[i].name);
-	}
+	retl_state_stats_free(&t->store);
 	free(t->s);
 }
 
-static int db_open(sqlite3 **db, const char *path, struct retl_err *err)
-{
-	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s", path,
-			     *db ? sqlite3_errmsg(*db) : "cannot open");
-		sqlite3_close(*db);
-		*db = NULL;
-		return -1;
-	}
-	sqlite3_busy_timeout(*db, 2000);
-	return 0;
-}
-
-enum q { Q_RUNS, Q_SUMS, Q_SUCCESS, Q_DURATION, Q_FAILING, Q_REJECTED };
-
-static const char *const queries[] = {
-	[Q_RUNS] = "SELECT sync, status, count(*) FROM runs WHERE status <> "
-		   "'running' GROUP BY sync, status ORDER BY sync, status",
-	[Q_SUMS] = "SELECT sync, total(added), total(changed), total(retried), "
-		   "total(removed), total(unchanged), total(rejected), "
-		   "total(failed), total(api_calls), total(retries), "
-		   "total(http_429) FROM runs WHERE status <> 'running' "
-		   "GROUP BY sync",
-	[Q_SUCCESS] = "SELECT sync, max((julianday(ended_at) - 2440587.5) * "
-		      "86400.0) FROM runs WHERE status IN ('ok', 'failed') "
-		      "GROUP BY sync",
-	[Q_DURATION] = "SELECT sync, seconds FROM runs WHERE id IN (SELECT "
-		       "max(id) FROM runs WHERE status <> 'running' GROUP BY "
-		       "sync)",
-	/* what `retl failures` lists: failing cache rows, and the latest
-	 * finished run's rejections that have no failing cache row */
-	[Q_FAILING] = "SELECT sync, count(*) FROM cache WHERE status = 2 "
-		      "GROUP BY sync",
-	[Q_REJECTED] = "SELECT r.sync, count(*) FROM runs r JOIN outcomes o "
-		       "ON o.run_id = r.id WHERE r.id IN (SELECT max(id) FROM "
-		       "runs WHERE ended_at IS NOT NULL GROUP BY sync) AND "
-		       "o.outcome = 'rejected' AND (o.key IS NULL OR NOT EXISTS "
-		       "(SELECT 1 FROM cache c WHERE c.sync = r.sync AND "
-		       "c.key = o.key AND c.status = 2)) GROUP BY r.sync",
-};
-
-static void take_row(struct stats *t, enum q q, sqlite3_stmt *st)
-{
-	const char *name = (const char *)sqlite3_column_text(st, 0);
-	if (!name)
-		return;
-	struct sync_stats *s = stats_get(t, name);
-	switch (q) {
-	case Q_RUNS:
-		s->runs = retl_realloc(s->runs, (s->nruns + 1) * sizeof(*s->runs));
-		s->runs[s->nruns].status =
-			retl_strdup((const char *)sqlite3_column_text(st, 1));
-		s->runs[s->nruns++].n = (long)sqlite3_column_int64(st, 2);
-		break;
-	case Q_SUMS:
-		for (size_t i = 0; i < NOUT; i++)
-			s->rows[i] = (long)sqlite3_column_double(st, 1 + (int)i);
-		s->api = (long)sqlite3_column_double(st, 8);
-		s->retries = (long)sqlite3_column_double(st, 9);
-		s->h429 = (long)sqlite3_column_double(st, 10);
-		break;
-	case Q_SUCCESS:
-		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-			s->last_success = sqlite3_column_double(st, 1);
-		break;
-	case Q_DURATION:
-		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-			s->last_duration = sqlite3_column_double(st, 1);
-		break;
-	case Q_FAILING:
-	case Q_REJECTED:
-		s->failing += (long)sqlite3_column_int64(st, 1);
-		break;
-	}
-}
-
+/* the store's figures through a short-lived observer connection, with
+ * the daemon's syncs added; in the order of their names */
 static int load_stats(struct stats *t, const struct retl_metrics_view *v,
 		      struct retl_err *err)
 {
-	sqlite3 *db;
-	int rc = 0;
+	retl_state *st;
+	size_t i, j;
+	int rc;
 
-	for (size_t i = 0; i < v->nsyncs; i++)
-		stats_get(t, v->syncs[i].name);
-	if (db_open(&db, v->state_path, err) < 0)
+	if (retl_state_open_observer(&st, v->state_path, err) < 0)
 		return -1;
-	/* one snapshot for every query */
-	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]) && !rc; q++) {
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(db, queries[q], -1, &st, NULL) != SQLITE_OK) {
-			rc = -1;
-			break;
-		}
-		int r;
-		while ((r = sqlite3_step(st)) == SQLITE_ROW)
-			take_row(t, (enum q)q, st);
-		if (r != SQLITE_DONE)
-			rc = -1;
-		sqlite3_finalize(st);
-	}
+	rc = retl_state_stats_read(st, &t->store, err);
+	retl_state_close(st);
 	if (rc < 0)
-		retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s",
-			     v->state_path, sqlite3_errmsg(db));
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	sqlite3_close(db);
-	qsort(t->s, t->n, sizeof(*t->s), by_name);
-	for (size_t i = 0; i < t->n; i++)
-		for (size_t j = 0; j < v->nsyncs; j++)
+		return -1;
+	t->s = retl_calloc(t->store.n + v->nsyncs + 1, sizeof(*t->s));
+	for (i = 0; i < t->store.n; i++) {
+		t->s[t->n].name = t->store.s[i].sync;
+		t->s[t->n++].fig = &t->store.s[i];
+	}
+	for (j = 0; j < v->nsyncs; j++) {
+		for (i = 0; i < t->n; i++)
 			if (!strcmp(t->s[i].name, v->syncs[j].name))
-				t->s[i].d = &v->syncs[j];
-	return rc;
+				break;
+		if (i == t->n) {
+			t->s[t->n].name = v->syncs[j].name;
+			t->s[t->n++].fig = &no_stats;
+		}
+		t->s[i].d = &v->syncs[j];
+	}
+	qsort(t->s, t->n, sizeof(*t->s), by_name);
+	return 0;
 }
 
 /* ---- the exposition format ---- */
@@ -248,42 +163,44 @@ int retl_metrics_render(retl_buf *out, const struct retl_metrics_view *v,
 	family(out, "retl_runs_total", "counter",
 	       "Finished runs by status (ok, failed, error, refused, interrupted).");
 	for (size_t i = 0; i < t.n; i++)
-		for (size_t j = 0; j < t.s[i].nruns; j++)
+		for (size_t j = 0; j < t.s[i].fig->nruns; j++)
 			sample(out, "retl_runs_total", t.s[i].name, "status",
-			       t.s[i].runs[j].status, (double)t.s[i].runs[j].n);
+			       t.s[i].fig->runs[j].status,
+			       (double)t.s[i].fig->runs[j].n);
 	family(out, "retl_rows_total", "counter",
 	       "Rows of finished runs by outcome.");
 	for (size_t i = 0; i < t.n; i++)
 		for (size_t k = 0; k < NOUT; k++)
 			sample(out, "retl_rows_total", t.s[i].name, "outcome",
-			       outcomes[k], (double)t.s[i].rows[k]);
+			       outcomes[k].name,
+			       (double)field(&t.s[i].fig->c, outcomes[k].off));
 	family(out, "retl_last_success_timestamp_seconds", "gauge",
 	       "End of the last run that completed (status ok or failed).");
 	for (size_t i = 0; i < t.n; i++)
-		if (t.s[i].last_success >= 0)
+		if (t.s[i].fig->last_success >= 0)
 			sample(out, "retl_last_success_timestamp_seconds",
-			       t.s[i].name, NULL, NULL, t.s[i].last_success);
+			       t.s[i].name, NULL, NULL, t.s[i].fig->last_success);
 	family(out, "retl_last_run_duration_seconds", "gauge",
 	       "Duration of the last finished run.");
 	for (size_t i = 0; i < t.n; i++)
-		if (t.s[i].last_duration >= 0)
+		if (t.s[i].fig->last_duration >= 0)
 			sample(out, "retl_last_run_duration_seconds",
-			       t.s[i].name, NULL, NULL, t.s[i].last_duration);
+			       t.s[i].name, NULL, NULL, t.s[i].fig->last_duration);
 	struct { const char *name, *help; size_t off; } sums[] = {
 		{ "retl_api_requests_total", "API requests sent by finished runs.",
-		  offsetof(struct sync_stats, api) },
+		  offsetof(struct retl_sync_stats, c.api_calls) },
 		{ "retl_retries_total", "Requests retried by finished runs.",
-		  offsetof(struct sync_stats, retries) },
+		  offsetof(struct retl_sync_stats, c.retries) },
 		{ "retl_http_429_total", "HTTP 429 responses seen by finished runs.",
-		  offsetof(struct sync_stats, h429) },
+		  offsetof(struct retl_sync_stats, c.http_429) },
 		{ "retl_rows_failing", "Rows failing now (what retl failures lists).",
-		  offsetof(struct sync_stats, failing) },
+		  offsetof(struct retl_sync_stats, failing) },
 	};
 	for (size_t k = 0; k < sizeof(sums) / sizeof(sums[0]); k++) {
 		family(out, sums[k].name, k == 3 ? "gauge" : "counter", sums[k].help);
 		for (size_t i = 0; i < t.n; i++)
 			sample(out, sums[k].name, t.s[i].name, NULL, NULL,
-			       (double)*(long *)((char *)&t.s[i] + sums[k].off));
+			       (double)field(t.s[i].fig, sums[k].off));
 	}
 	family(out, "retl_runs_skipped_total", "counter",
 	       "Runs skipped by this daemon because the previous run was still going.");
@@ -325,21 +242,17 @@ int retl_metrics_healthy(const struct retl_metrics_view *v, retl_buf *why)
 		retl_buf_addf(why, "daemon loop last ticked %.1f s ago\n", age);
 		return 0;
 	}
-	sqlite3 *db;
+	retl_state *st;
 	struct retl_err err;
 	retl_err_clear(&err);
-	if (db_open(&db, v->state_path, &err) < 0) {
+	if (retl_state_open_observer(&st, v->state_path, &err) < 0) {
 		retl_buf_addf(why, "%s\n", err.msg);
 		return 0;
 	}
-	/* takes the write lock without writing: fails when the file, its
-	 * directory or the disk refuse writes (or a writer hangs on) */
-	int ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	int ok = retl_state_probe_writable(st, &err) == 0;
 	if (!ok)
-		retl_buf_addf(why, "state store %s is not writable: %s\n",
-			      v->state_path, sqlite3_errmsg(db));
-	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(db);
+		retl_buf_addf(why, "%s\n", err.msg);
+	retl_state_close(st);
 	return ok;
 }
 

@@ -5,8 +5,9 @@
  * The listener runs inside the daemon's own loop (no thread of its own:
  * the daemon forks children, and a fork while another thread holds a
  * SQLite or malloc lock would hand the child a lock nobody releases).
- * Every scrape reads the state store afresh through a short-lived SQLite
- * connection, so the counters are the runs table's, exactly; only what
+ * Every scrape reads the state store afresh through a short-lived observer
+ * handle of the state module (retl_state_open_observer), so the counters
+ * are the runs table's, exactly; only what
  * the store cannot know (skipped runs, what is running, next run times)
  * comes from the daemon, through a view it keeps current.
  */

@@ -26,6 +26,19 @@ int retl_state_open(retl_state **out, const char *path, struct retl_err *err);
 void retl_state_close(retl_state *st);
 
 /*
+ * An observer: the daemon's short look at a store another process writes
+ * (its /metrics and /healthz).  The file must exist; nothing is created or
+ * migrated, and a busy writer is waited for 2 s at most.  Only the reports
+ * (retl_state_runs, _failures, _stats_read) and retl_state_probe_writable
+ * may be used on it; retl_state_close closes it.
+ */
+int retl_state_open_observer(retl_state **out, const char *path,
+			     struct retl_err *err);
+/* 0 when a write transaction could begin now (none is left open); else
+ * -1 and "state store P is not writable: <why>" */
+int retl_state_probe_writable(retl_state *st, struct retl_err *err);
+
+/*
  * One run per sync at a time.  The lock dies with the process (a killed run
  * never leaves a stale lock).  Held: err code 2, "sync X is already running
  * (pid N)".
@@ -163,5 +176,37 @@ struct retl_failure_rec {
 typedef int (*retl_state_failure_fn)(void *ud, const struct retl_failure_rec *r);
 int retl_state_failures(retl_state *st, const char *sync,
 			retl_state_failure_fn fn, void *ud, struct retl_err *err);
+
+struct retl_status_count {
+	char *status;
+	long n;
+};
+
+/* a sync's figures over its finished runs (status other than "running";
+ * a run killed mid-way stays "running" and is not counted) */
+struct retl_sync_stats {
+	char *sync;
+	struct retl_status_count *runs;  /* finished runs by status, in
+					  * status order */
+	size_t nruns;
+	struct retl_run_counts c;  /* totals; read is not summed (0) */
+	long failing;              /* rows retl_state_failures lists now */
+	double last_success;       /* UTC seconds at the end of the last run
+				    * that completed (ok or failed); < 0 none */
+	double last_duration;      /* seconds of the last finished run; < 0
+				    * none */
+};
+
+/* owned by the caller: retl_state_stats_free */
+struct retl_state_stats {
+	struct retl_sync_stats *s;     /* in the order of their names */
+	size_t n;
+};
+
+/* every sync the store has runs or failing rows of, read in one snapshot;
+ * on error *out is empty */
+int retl_state_stats_read(retl_state *st, struct retl_state_stats *out,
+			  struct retl_err *err);
+void retl_state_stats_free(struct retl_state_stats *stats);
 
 #endif

@@ -1,6 +1,13 @@
 /*
- * state_int.h - what state.c shares with state_report.c; nothing else
- * includes it.
+ * state_int.h - what the state module's files share: the handle, the
+ * statements prepared at open, and small SQLite helpers.  Only src/state*.c
+ * include it; nothing outside the state module sees SQLite.
+ *
+ * The files: state.c (schema, open, close, transactions), state_lock.c
+ * (the run lock), state_cache.c (the cache generation, loading the cache,
+ * cache images), state_rows.c (per-row writes and reads of the cache),
+ * state_notes.c (destination notes, API usage), state_report.c (run
+ * history and the reports read from it).
  */
 #ifndef RETL_STATE_INT_H
 #define RETL_STATE_INT_H
@@ -28,7 +35,7 @@ struct run_clock {
 struct retl_state {
 	sqlite3 *db;
 	char *path;
-	sqlite3_stmt *stmt[S_COUNT];
+	sqlite3_stmt *stmt[S_COUNT];    /* all NULL on an observer handle */
 	struct held_lock *locks;
 	size_t nlocks;
 	struct run_clock *clocks;       /* runs begun by this handle */
@@ -41,11 +48,23 @@ struct retl_state {
 
 /* "state store <path>: <sqlite3_errmsg>", code 2; returns -1 */
 int retl_state__db_err(retl_state *st, struct retl_err *err);
+/* "state store <path>: <what> <file>: <strerror(errno)>", code 2 */
+int retl_state__sys_err(retl_state *st, struct retl_err *err,
+			const char *what, const char *file);
 int retl_state__prepare(retl_state *st, const char *sql, sqlite3_stmt **s,
 			struct retl_err *err);
 int retl_state__done(retl_state *st, sqlite3_stmt *s, struct retl_err *err);
 const char *retl_state__now(retl_state *st);
 int retl_state__exec(retl_state *st, const char *sql, struct retl_err *err);
+
+/* "<db>.<sync><suffix>" with the sync name escaped, malloc'd (state_lock.c) */
+char *retl_state__sync_path(retl_state *st, const char *sync,
+			    const char *suffix);
+/* closes every lock fd of the handle, at close (state_lock.c) */
+void retl_state__drop_locks(retl_state *st);
+/* a new cache generation for sync, once per transaction (state_cache.c) */
+int retl_state__bump_gen(retl_state *st, const char *sync,
+			 struct retl_err *err);
 
 /* text bound without a copy: it must outlive the statement's next step */
 static inline void retl_state__bind_text(sqlite3_stmt *s, int i,
@@ -55,6 +74,35 @@ static inline void retl_state__bind_text(sqlite3_stmt *s, int i,
 		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(s, i);
+}
+
+/* hashes are uint64 stored as the int64 with the same bits */
+static inline void retl_state__bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+	sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+}
+
+static inline void retl_state__bind_h128(sqlite3_stmt *s, int i, retl_h128 h)
+{
+	retl_state__bind_u64(s, i, h.lo);
+	retl_state__bind_u64(s, i + 1, h.hi);
+}
+
+/* a payload hash of {0,0} ("none") is stored as NULL */
+static inline void retl_state__bind_opt_h128(sqlite3_stmt *s, int i,
+					     retl_h128 h)
+{
+	if (retl_h128_zero(h)) {
+		sqlite3_bind_null(s, i);
+		sqlite3_bind_null(s, i + 1);
+	} else {
+		retl_state__bind_h128(s, i, h);
+	}
+}
+
+static inline uint64_t retl_state__col_u64(sqlite3_stmt *s, int i)
+{
+	return (uint64_t)sqlite3_column_int64(s, i);
 }
 
 #endif

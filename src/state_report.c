@@ -1,7 +1,8 @@
 /*
  * state_report.c - the run history in the state store: run records, per-row
  * outcomes, and the reports read from them (retl status, history,
- * failures).  See state.h; the store itself is state.c.
+ * failures, and the per-sync figures of the daemon's /metrics).  See
+ * state.h; the store itself is state.c.
  *
  * Outcomes are kept for a sync's OUTCOME_RUNS_KEPT latest runs only (pruned
  * when a run begins); run records are kept forever (one small row a run).
@@ -279,4 +280,159 @@ int retl_state_failures(retl_state *st, const char *sync,
 	rc = failure_rows(st, s, 1, fn, ud, err);
 	sqlite3_finalize(s);
 	return rc;
+}
+
+/* ---- the figures of every sync (the daemon's /metrics) ---- */
+
+enum { Q_RUNS, Q_SUMS, Q_SUCCESS, Q_DURATION, Q_FAILING, Q_REJECTED, Q_COUNT };
+
+/* each query's rows start with the sync's name */
+static const char *const stats_sql[Q_COUNT] = {
+	[Q_RUNS] = "SELECT sync, status, count(*) FROM runs WHERE status <> "
+		   "'running' GROUP BY sync, status ORDER BY sync, status",
+	[Q_SUMS] = "SELECT sync, total(added), total(changed), total(retried), "
+		   "total(removed), total(unchanged), total(rejected), "
+		   "total(failed), total(api_calls), total(retries), "
+		   "total(http_429) FROM runs WHERE status <> 'running' "
+		   "GROUP BY sync",
+	[Q_SUCCESS] = "SELECT sync, max((julianday(ended_at) - 2440587.5) * "
+		      "86400.0) FROM runs WHERE status IN ('ok', 'failed') "
+		      "GROUP BY sync",
+	[Q_DURATION] = "SELECT sync, seconds FROM runs WHERE id IN (SELECT "
+		       "max(id) FROM runs WHERE status <> 'running' GROUP BY "
+		       "sync)",
+	/* what retl_state_failures lists: failing cache rows, and the
+	 * latest finished run's rejections that have no failing cache row */
+	[Q_FAILING] = "SELECT sync, count(*) FROM cache WHERE status = 2 "
+		      "GROUP BY sync",
+	[Q_REJECTED] = "SELECT r.sync, count(*) FROM runs r JOIN outcomes o "
+		       "ON o.run_id = r.id WHERE r.id IN (SELECT max(id) FROM "
+		       "runs WHERE ended_at IS NOT NULL GROUP BY sync) AND "
+		       "o.outcome = 'rejected' AND (o.key IS NULL OR NOT EXISTS "
+		       "(SELECT 1 FROM cache c WHERE c.sync = r.sync AND "
+		       "c.key = o.key AND c.status = 2)) GROUP BY r.sync",
+};
+
+static struct retl_sync_stats *stats_get(struct retl_state_stats *sum,
+					     const char *sync)
+{
+	struct retl_sync_stats *s;
+	size_t i;
+
+	for (i = 0; i < sum->n; i++)
+		if (!strcmp(sum->s[i].sync, sync))
+			return &sum->s[i];
+	sum->s = retl_realloc(sum->s, (sum->n + 1) * sizeof(*sum->s));
+	s = &sum->s[sum->n++];
+	memset(s, 0, sizeof(*s));
+	s->sync = retl_strdup(sync);
+	s->last_success = -1;
+	s->last_duration = -1;
+	return s;
+}
+
+/* SQLite's total() is a float: the counts come back through a double */
+static long col_total(sqlite3_stmt *s, int i)
+{
+	return (long)sqlite3_column_double(s, i);
+}
+
+static void stats_row(struct retl_state_stats *sum, int q,
+			sqlite3_stmt *st)
+{
+	const char *name = col_text(st, 0);
+	struct retl_sync_stats *s;
+
+	if (!name)
+		return;
+	s = stats_get(sum, name);
+	switch (q) {
+	case Q_RUNS:
+		s->runs = retl_realloc(s->runs,
+				       (s->nruns + 1) * sizeof(*s->runs));
+		s->runs[s->nruns].status = retl_strdup(col_text(st, 1));
+		s->runs[s->nruns++].n = (long)sqlite3_column_int64(st, 2);
+		break;
+	case Q_SUMS:
+		s->c.added = col_total(st, 1);
+		s->c.changed = col_total(st, 2);
+		s->c.retried = col_total(st, 3);
+		s->c.removed = col_total(st, 4);
+		s->c.unchanged = col_total(st, 5);
+		s->c.rejected = col_total(st, 6);
+		s->c.failed = col_total(st, 7);
+		s->c.api_calls = col_total(st, 8);
+		s->c.retries = col_total(st, 9);
+		s->c.http_429 = col_total(st, 10);
+		break;
+	case Q_SUCCESS:
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			s->last_success = sqlite3_column_double(st, 1);
+		break;
+	case Q_DURATION:
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			s->last_duration = sqlite3_column_double(st, 1);
+		break;
+	case Q_FAILING:
+	case Q_REJECTED:
+		s->failing += (long)sqlite3_column_int64(st, 1);
+		break;
+	}
+}
+
+static int by_sync(const void *a, const void *b)
+{
+	return strcmp(((const struct retl_sync_stats *)a)->sync,
+		      ((const struct retl_sync_stats *)b)->sync);
+}
+
+/* one snapshot for every query when the caller has no transaction open */
+int retl_state_stats_read(retl_state *st, struct retl_state_stats *out,
+			  struct retl_err *err)
+{
+	int own = sqlite3_get_autocommit(st->db), rc = 0, q;
+
+	memset(out, 0, sizeof(*out));
+	if (own)
+		sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+	for (q = 0; q < Q_COUNT && !rc; q++) {
+		sqlite3_stmt *s;
+		int r;
+
+		if (sqlite3_prepare_v2(st->db, stats_sql[q], -1, &s,
+				       NULL) != SQLITE_OK) {
+			rc = -1;
+			break;
+		}
+		while ((r = sqlite3_step(s)) == SQLITE_ROW)
+			stats_row(out, q, s);
+		if (r != SQLITE_DONE)
+			rc = -1;
+		sqlite3_finalize(s);
+	}
+	if (rc < 0)
+		retl_state__db_err(st, err);
+	if (own)
+		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if (rc < 0) {
+		retl_state_stats_free(out);
+		return -1;
+	}
+	qsort(out->s, out->n, sizeof(*out->s), by_sync);
+	return 0;
+}
+
+void retl_state_stats_free(struct retl_state_stats *sum)
+{
+	size_t i, j;
+
+	for (i = 0; i < sum->n; i++) {
+		for (j = 0; j < sum->s[i].nruns; j++)
+			free(sum->s[i].runs[j].status);
+		free(sum->s[i].runs);
+		free(sum->s[i].sync);
+	}
+	free(sum->s);
+	sum->s = NULL;
+	sum->n = 0;
 }

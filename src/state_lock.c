@@ -1,0 +1,167 @@
+/*
+ * state_lock.c - the run lock: one run per sync at a time, see state.h.
+ *
+ * The lock is an flock(2) on "<db>.<sync>.lock" rather than a row in the
+ * database: the kernel drops it when the holder dies, so a killed run never
+ * leaves a stale lock and nothing has to guess whether a pid is still
+ * alive.  The file holds the holder's pid for the error message.
+ *
+ * A handle remembers the locks it took with the pid that took them: after
+ * fork() the child holds the same entries, and they are not its own.
+ */
+#include "state.h"
+#include "state_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+struct held_lock {
+	char *sync;
+	int fd;
+	pid_t pid;      /* holder; an entry inherited through fork() is not ours */
+};
+
+char *retl_state__sync_path(retl_state *st, const char *sync,
+			    const char *suffix)
+{
+	retl_buf b = RETL_BUF_INIT;
+	const char *p;
+
+	/* the sync name becomes part of a file name: escape what could
+	 * leave the directory or confuse a shell user */
+	retl_buf_addf(&b, "%s.", st->path);
+	for (p = sync; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+		    (ch == '.' && p != sync))
+			retl_buf_addc(&b, (char)ch);
+		else
+			retl_buf_addf(&b, "%%%02X", ch);
+	}
+	retl_buf_adds(&b, suffix);
+	return retl_buf_detach(&b);
+}
+
+static char *lock_path(retl_state *st, const char *sync)
+{
+	return retl_state__sync_path(st, sync, ".lock");
+}
+
+/* the holder writes its pid right after taking the lock: allow it a moment */
+static long lock_owner(int fd)
+{
+	char buf[32];
+	int tries;
+
+	for (tries = 0; tries < 50; tries++) {
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		long pid;
+
+		if (n > 0) {
+			buf[n] = '\0';
+			pid = strtol(buf, NULL, 10);
+			if (pid > 0)
+				return pid;
+		}
+		usleep(2000);
+	}
+	return 0;
+}
+
+static int held_by_me(retl_state *st, const char *sync)
+{
+	size_t i;
+
+	for (i = 0; i < st->nlocks; i++)
+		if (st->locks[i].pid == getpid() &&
+		    !strcmp(st->locks[i].sync, sync))
+			return (int)i;
+	return -1;
+}
+
+static int already_running(const char *sync, long pid, struct retl_err *err)
+{
+	if (pid > 0)
+		return retl_err_set(err, RETL_EXIT_USAGE, "sync %s is already "
+				    "running (pid %ld)", sync, pid);
+	return retl_err_set(err, RETL_EXIT_USAGE, "sync %s is already running "
+			    "(pid unknown)", sync);
+}
+
+int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
+{
+	struct held_lock *h;
+	char *path, pid[32];
+	int fd, n;
+
+	if (held_by_me(st, sync) >= 0)
+		return already_running(sync, (long)getpid(), err);
+	path = lock_path(st, sync);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		retl_state__sys_err(st, err, "cannot open lock file", path);
+		free(path);
+		return -1;
+	}
+	fchmod(fd, 0600);
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			already_running(sync, lock_owner(fd), err);
+		else
+			retl_state__sys_err(st, err, "cannot lock", path);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	free(path);
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	/* should this fail, the lock still holds: only messages suffer */
+	if (ftruncate(fd, 0) == 0)
+		n = (int)pwrite(fd, pid, (size_t)n, 0);
+	st->locks = retl_realloc(st->locks, (st->nlocks + 1) * sizeof(*h));
+	h = &st->locks[st->nlocks++];
+	h->sync = retl_strdup(sync);
+	h->fd = fd;
+	h->pid = getpid();
+	return 0;
+}
+
+void retl_state_unlock(retl_state *st, const char *sync)
+{
+	int i = held_by_me(st, sync);
+
+	if (i < 0)
+		return;
+	/* the file stays: unlinking a lock file races with a process that
+	 * has just opened it and would then lock an orphaned inode */
+	close(st->locks[i].fd);
+	free(st->locks[i].sync);
+	st->locks[i] = st->locks[--st->nlocks];
+}
+
+void retl_state__drop_locks(retl_state *st)
+{
+	size_t i;
+
+	/* closing (never LOCK_UN) an fd inherited through fork() leaves the
+	 * parent's lock in place */
+	for (i = 0; i < st->nlocks; i++) {
+		close(st->locks[i].fd);
+		free(st->locks[i].sync);
+	}
+	free(st->locks);
+	st->locks = NULL;
+	st->nlocks = 0;
+}

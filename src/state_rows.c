@@ -1,0 +1,287 @@
+/*
+ * state_rows.c - a sync's cache rows one at a time: the writes that move
+ * a row's status and hashes (ack, fail, set_src, pending, forget, and the
+ * deferred rows' stage and unstage), the reads by key, the keyset scan and
+ * reset.  See state.h for each function's contract.
+ *
+ * Each write uses a statement prepared once at open and reset after use
+ * (the first run of a large sync acknowledges a million rows, ~500 per
+ * transaction), and gives the sync a new cache generation first, so a
+ * cache image never outlives a change to the rows it copies.
+ *
+ * Hashes are uint64 stored as the int64 with the same bits; a payload hash
+ * of {0,0} and a source hash of 0 ("none") are stored as NULL.
+ */
+#include "state.h"
+#include "state_int.h"
+
+#include <stdlib.h>
+
+#include "buf.h"
+
+#define SCAN_CHUNK 1000
+
+static sqlite3_stmt *row_stmt(retl_state *st, int which, const char *sync,
+			      const char *key)
+{
+	sqlite3_stmt *s = st->stmt[which];
+
+	retl_state__bind_text(s, 1, sync);
+	retl_state__bind_text(s, 2, key);
+	return s;
+}
+
+int retl_state_ack(retl_state *st, const char *sync,
+		   const struct retl_state_rec *r, struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, S_ACK, sync, r->key);
+
+	retl_state__bind_h128(s, 3, r->kh);
+	retl_state__bind_opt_h128(s, 5, r->pay);
+	if (r->src)
+		retl_state__bind_u64(s, 7, r->src);
+	else
+		sqlite3_bind_null(s, 7);
+	retl_state__bind_text(s, 8, r->dest_id);
+	retl_state__bind_text(s, 9, retl_state__now(st));
+	return retl_state__done(st, s, err);
+}
+
+int retl_state_fail(retl_state *st, const char *sync,
+		    const struct retl_state_rec *r, struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, S_FAIL, sync, r->key);
+
+	retl_state__bind_h128(s, 3, r->kh);
+	retl_state__bind_text(s, 5, r->dest_id);
+	retl_state__bind_text(s, 6, r->reason);
+	retl_state__bind_text(s, 7, retl_state__now(st));
+	return retl_state__done(st, s, err);
+}
+
+int retl_state_set_src(retl_state *st, const char *sync,
+		       const struct retl_state_rec *r, struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, S_SET_SRC, sync, r->key);
+
+	if (r->src)
+		retl_state__bind_u64(s, 3, r->src);
+	else
+		sqlite3_bind_null(s, 3);
+	return retl_state__done(st, s, err);
+}
+
+int retl_state_pending(retl_state *st, const char *sync,
+		       const struct retl_state_rec *r, struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, S_PENDING, sync, r->key);
+
+	retl_state__bind_h128(s, 3, r->kh);
+	retl_state__bind_text(s, 5, r->dest_id);
+	retl_state__bind_text(s, 6, retl_state__now(st));
+	return retl_state__done(st, s, err);
+}
+
+int retl_state_forget(retl_state *st, const char *sync, const char *key,
+		      struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	return retl_state__done(st, row_stmt(st, S_FORGET, sync, key), err);
+}
+
+char *retl_state_dest_id(retl_state *st, const char *sync, const char *key)
+{
+	sqlite3_stmt *s = row_stmt(st, S_DEST_ID, sync, key);
+	char *id = NULL;
+
+	if (sqlite3_step(s) == SQLITE_ROW &&
+	    sqlite3_column_type(s, 0) != SQLITE_NULL)
+		id = retl_strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return id;
+}
+
+struct scan_row {
+	size_t key, dest;       /* offsets in the chunk's text; dest 0 = NULL */
+	retl_h128 kh;
+};
+
+/* one page of rows after `after` (NULL: from the start), text in arena */
+static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
+		     const retl_buf *after, struct scan_row *rows, size_t *n,
+		     retl_buf *arena, struct retl_err *err)
+{
+	int rc;
+
+	*n = 0;
+	retl_buf_reset(arena);
+	retl_buf_addc(arena, '\0');     /* offset 0 stands for NULL */
+	retl_state__bind_text(s, 1, sync);
+	sqlite3_bind_int(s, 2, SCAN_CHUNK);
+	if (after)
+		sqlite3_bind_text(s, 3, after->ptr, (int)after->len,
+				  SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct scan_row *r = &rows[(*n)++];
+
+		r->key = arena->len;
+		retl_buf_add(arena, sqlite3_column_text(s, 0),
+			     (size_t)sqlite3_column_bytes(s, 0));
+		retl_buf_addc(arena, '\0');
+		r->kh.lo = retl_state__col_u64(s, 1);
+		r->kh.hi = retl_state__col_u64(s, 2);
+		r->dest = 0;
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
+			r->dest = arena->len;
+			retl_buf_adds(arena, (const char *)
+				      sqlite3_column_text(s, 3));
+			retl_buf_addc(arena, '\0');
+		}
+	}
+	if (rc != SQLITE_DONE)
+		retl_state__db_err(st, err);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Keyset pagination, SCAN_CHUNK rows at a time, and fn is called between
+ * pages with no statement active: fn may write to the store (forget the
+ * row it is given, typically).  A non-zero return from fn stops the scan
+ * and is returned.
+ */
+int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
+		    void *ud, struct retl_err *err)
+{
+	sqlite3_stmt *first = NULL, *next = NULL;
+	struct scan_row *rows = retl_malloc(SCAN_CHUNK * sizeof(*rows));
+	retl_buf arena = RETL_BUF_INIT, last = RETL_BUF_INIT;
+	size_t i, n;
+	int rc = -1, started = 0;
+
+	if (retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id FROM "
+				"cache WHERE sync = ?1 ORDER BY key LIMIT ?2",
+				&first, err) < 0 ||
+	    retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id FROM "
+				"cache WHERE sync = ?1 AND key > ?3 ORDER BY "
+				"key LIMIT ?2", &next, err) < 0)
+		goto out;
+	for (;;) {
+		if (scan_page(st, started ? next : first, sync,
+			      started ? &last : NULL, rows, &n, &arena,
+			      err) < 0)
+			goto out;
+		started = 1;
+		for (i = 0; i < n; i++) {
+			const char *dest = rows[i].dest ?
+				arena.ptr + rows[i].dest : NULL;
+
+			rc = fn(ud, arena.ptr + rows[i].key, rows[i].kh, dest);
+			if (rc)
+				goto out;
+		}
+		rc = 0;
+		if (n < SCAN_CHUNK)
+			break;
+		retl_buf_reset(&last);
+		retl_buf_adds(&last, arena.ptr + rows[n - 1].key);
+	}
+out:
+	sqlite3_finalize(first);
+	sqlite3_finalize(next);
+	retl_buf_free(&arena);
+	retl_buf_free(&last);
+	free(rows);
+	return rc;
+}
+
+int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (retl_state__bump_gen(st, sync, err) < 0 ||
+	    retl_state__prepare(st, "DELETE FROM cache WHERE sync = ?1",
+				&s, err) < 0)
+		return -1;
+	retl_state__bind_text(s, 1, sync);
+	rc = retl_state__done(st, s, err);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* ---- deferred rows (RETL_RES_DEFER) ---- */
+
+int retl_state_stage(retl_state *st, const char *sync,
+		     const struct retl_state_rec *r, int op, struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, S_STAGE, sync, r->key);
+
+	retl_state__bind_h128(s, 3, r->kh);
+	retl_state__bind_text(s, 5, r->dest_id);
+	retl_state__bind_text(s, 6, retl_state__now(st));
+	retl_state__bind_opt_h128(s, 7, r->pay);
+	if (r->src)
+		retl_state__bind_u64(s, 9, r->src);
+	else
+		sqlite3_bind_null(s, 9);
+	sqlite3_bind_int(s, 10, op);
+	return retl_state__done(st, s, err);
+}
+
+int retl_state_staged(retl_state *st, const char *sync, const char *key,
+		      int *op, struct retl_err *err)
+{
+	sqlite3_stmt *s = row_stmt(st, S_STAGED, sync, key);
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW) {
+		*op = sqlite3_column_int(s, 0);
+		sqlite3_reset(s);
+		return 1;
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return retl_state__db_err(st, err);
+}
+
+int retl_state_unstage(retl_state *st, const char *sync, const char *key,
+		       int ok, const char *dest_id, const char *reason,
+		       struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, ok ? S_UNSTAGE_OK : S_UNSTAGE_FAIL,
+				   sync, key);
+
+	retl_state__bind_text(s, 3, ok ? dest_id : reason);
+	retl_state__bind_text(s, 4, retl_state__now(st));
+	return retl_state__done(st, s, err);
+}
+
+long retl_state_count_staged(retl_state *st, const char *sync)
+{
+	sqlite3_stmt *s;
+	long n = 0;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT COUNT(*) FROM cache WHERE "
+			       "sync = ?1 AND status = 4", -1, &s, NULL) != SQLITE_OK)
+		return 0;
+	retl_state__bind_text(s, 1, sync);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
