@@ -8,6 +8,7 @@
  */
 #include "http_dest.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,23 @@ struct retl_batch *retl_hd_wait(void *ctx, int block)
 
 /* ---- open / close / stats ---- */
 
+static void open_fields(struct retl_http_dest *d, const struct retl_sync_cfg *sc)
+{
+	d->nf = sc && sc->mapping ? retl_mapping_nfields(sc->mapping) : 0;
+	d->ftarget = retl_calloc(d->nf ? d->nf : 1, sizeof(*d->ftarget));
+	d->fkey = retl_calloc(d->nf ? d->nf : 1, sizeof(*d->fkey));
+	d->ftype = retl_calloc(d->nf ? d->nf : 1, sizeof(*d->ftype));
+	for (size_t i = 0; i < d->nf; i++) {
+		const char *t = retl_mapping_field_target(sc->mapping, i);
+		retl_buf k = RETL_BUF_INIT;
+		retl_buf_add_json_str(&k, t, strlen(t));
+		d->ftarget[i] = t;
+		d->fkey[i] = retl_strndup(k.ptr + 1, k.len - 2);
+		d->ftype[i] = retl_mapping_field_type(sc->mapping, i);
+		retl_buf_free(&k);
+	}
+}
+
 int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 		 const struct retl_hd_opts *o, const struct retl_dest_cfg *dc,
 		 const struct retl_sync_cfg *sc, const struct retl_dest_env *env,
@@ -326,13 +344,7 @@ int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 			n--;
 		d->url = retl_strndup(url, n);
 	}
-	d->nf = sc && sc->mapping ? retl_mapping_nfields(sc->mapping) : 0;
-	d->ftarget = retl_calloc(d->nf ? d->nf : 1, sizeof(*d->ftarget));
-	d->ftype = retl_calloc(d->nf ? d->nf : 1, sizeof(*d->ftype));
-	for (size_t i = 0; i < d->nf; i++) {
-		d->ftarget[i] = retl_mapping_field_target(sc->mapping, i);
-		d->ftype[i] = retl_mapping_field_type(sc->mapping, i);
-	}
+	open_fields(d, sc);
 	if (retl_dest_opt_int(dc, o->inflight_key ? o->inflight_key : "max_inflight",
 			      o->inflight, o->inflight_max, &inflight, err) < 0 ||
 	    retl_dest_opt_int(dc, "timeout", o->timeout, 0, &timeout, err) < 0)
@@ -344,9 +356,12 @@ int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 	ho.budget = env ? env->api_budget : -1;
 	if (retl_http_new(&d->http, &ho, err) < 0)
 		goto fail;
+	if (ops->setup && ops->setup(d, err) < 0)
+		goto fail;
 	*out = d;
 	return 0;
 fail:
+	retl_err_code(err, RETL_EXIT_USAGE);
 	retl_hd_close(d);
 	return -1;
 }
@@ -374,9 +389,48 @@ void retl_hd_close(void *ctx)
 		free(d->auth);
 	}
 	free(d->url);
+	for (size_t i = 0; d->fkey && i < d->nf; i++)
+		free(d->fkey[i]);
+	free(d->fkey);
 	free(d->ftarget);
 	free(d->ftype);
 	free(d);
+}
+
+int retl_hd_field_named(const struct retl_http_dest *d, const char *name, size_t n)
+{
+	for (size_t i = 0; i < d->nf; i++)
+		if (strlen(d->fkey[i]) == n && !memcmp(d->fkey[i], name, n))
+			return (int)i;
+	return -1;
+}
+
+int retl_hd_match_one(const struct retl_http_dest *d,
+		      const struct retl_hd_match_words *w, const char **field,
+		      struct retl_err *err)
+{
+	const struct retl_sync_cfg *sc = d->sc;
+	*field = NULL;
+	if (!sc->match) {
+		if (sc->mode == RETL_MODE_UPDATE)
+			return 0;
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: match: missing; the %s destination in mode \"%s\" needs {\"%s\": \"<column>\"}, e.g. %s",
+				    sc->file, d->type, retl_mode_name(sc->mode), w->placeholder,
+				    w->example);
+	}
+	if (json_object_size(sc->match) != 1)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: match: %s finds records by exactly one %s (got %zu)",
+				    sc->file, w->vendor, w->field, json_object_size(sc->match));
+	const char *f = json_object_iter_key(json_object_iter(sc->match));
+	const char *col = json_string_value(json_object_iter_value(json_object_iter(sc->match)));
+	if (retl_hd_field(d, f) < 0)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: match.%s: \"%s\" is not a mapped field; %s needs its value %s: add \"%s\": \"%s\" to fields",
+				    sc->file, f, f, w->vendor, w->carries, f, col ? col : f);
+	*field = f;
+	return 0;
 }
 
 int retl_hd_field(const struct retl_http_dest *d, const char *target)
@@ -451,6 +505,17 @@ int retl_req_tries(const struct retl_request *r, size_t k)
 	return held_of(r->batch)->slot[r->idx[k]].tries;
 }
 
+void retl_req_add_bodies(const struct retl_request *r, retl_buf *o)
+{
+	size_t len;
+	for (size_t k = 0; k < r->n; k++) {
+		const char *b = retl_req_body(r, k, &len);
+		if (k)
+			retl_buf_addc(o, ',');
+		retl_buf_add(o, b, len);
+	}
+}
+
 char *retl_req_reason(const struct retl_request *r)
 {
 	return retl_http_reason(r->http);
@@ -463,4 +528,57 @@ struct retl_http_req *retl_hd_get(struct retl_http_dest *d, const char *path)
 	struct retl_http_req *req = retl_http_get(d->http, url.ptr);
 	retl_buf_free(&url);
 	return req;
+}
+
+/* ---- for check() ---- */
+
+int retl_hd_answered(const struct retl_http_dest *d, const struct retl_http_req *req,
+		     const char *what, const char *why, struct retl_err *err)
+{
+	if (req->status == 200)
+		return 0;
+	char *r = why ? NULL : retl_http_reason(req);
+	if (!why)
+		why = r;
+	if (req->status <= 0)
+		retl_err_set(err, RETL_EXIT_DEST, "%s: cannot reach %s: %s", d->type, d->url,
+			     req->error[0] ? req->error : (why ? why : "no response"));
+	else
+		retl_err_set(err, RETL_EXIT_DEST, "%s: GET %s: %s", d->type, what,
+			     why ? why : "unexpected response");
+	free(r);
+	return -1;
+}
+
+json_t *retl_hd_answer_array(const struct retl_http_dest *d,
+			     const struct retl_http_req *req, const char *what,
+			     const char *member, json_t **root, struct retl_err *err)
+{
+	json_error_t je;
+	*root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	json_t *a = json_object_get(*root, member);
+	if (json_is_array(a))
+		return a;
+	retl_err_set(err, RETL_EXIT_DEST, "%s: GET %s: no \"%s\" in the response",
+		     d->type, what, member);
+	return NULL;
+}
+
+void retl_hd_problem(retl_buf *probs, const char *fmt, ...)
+{
+	va_list ap;
+	if (probs->len)
+		retl_buf_addc(probs, '\n');
+	va_start(ap, fmt);
+	retl_buf_vaddf(probs, fmt, ap);
+	va_end(ap);
+}
+
+int retl_hd_problems(retl_buf *probs, int looked, struct retl_err *err)
+{
+	int rc = looked ? 0 : -1;
+	if (looked && probs->len)
+		rc = retl_err_set(err, RETL_EXIT_USAGE, "%s", probs->ptr);
+	retl_buf_free(probs);
+	return rc;
 }

@@ -74,6 +74,9 @@ struct retl_hd_ops {
 					  struct retl_err *err);
 	/* optional: ops a request of this kind carries at most */
 	size_t (*max_ops)(void *d, int kind);
+	/* optional: fills what the destination adds to its context, once the
+	 * base is open (options, mapping checks); < 0 closes it again */
+	int (*setup)(void *d, struct retl_err *err);
 	/* optional: frees what the destination added to its context */
 	void (*fini)(void *d);
 };
@@ -90,6 +93,8 @@ struct retl_http_dest {
 	size_t max_ops;               /* per request, unless ops->max_ops */
 	size_t nf;                    /* the mapping's fields: */
 	const char **ftarget;         /* their targets (borrowed) */
+	char **fkey;                  /* the targets as payload member names
+				       * are written (JSON-escaped, no quotes) */
 	enum retl_type *ftype;        /* and types */
 	/* the base's own */
 	struct retl_batch **ready;    /* handed back by wait(), in order */
@@ -117,8 +122,8 @@ struct retl_hd_opts {
 /*
  * Allocates the destination's context (ctx_size bytes, zeroed, the base
  * first), reads max_inflight (or inflight_key) and timeout from the
- * config, and makes the HTTP engine.  On error *out is NULL and everything
- * taken is freed.
+ * config, makes the HTTP engine, then calls ops->setup.  On error *out is
+ * NULL and everything taken is freed.
  */
 int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 		 const struct retl_hd_opts *o, const struct retl_dest_cfg *dc,
@@ -136,6 +141,47 @@ void retl_hd_ready(struct retl_http_dest *d, struct retl_batch *b);
 
 /* the index of the mapped field `target`, or -1 */
 int retl_hd_field(const struct retl_http_dest *d, const char *target);
+/* the index of the mapped field a payload member is named for (the name
+ * as written, escapes in: struct retl_pfield's), or -1 */
+int retl_hd_field_named(const struct retl_http_dest *d, const char *name, size_t n);
+
+/* how a destination that finds records by one mapped field names it in
+ * messages (see retl_hd_match_one) */
+struct retl_hd_match_words {
+	const char *vendor;           /* "HubSpot" */
+	const char *field;            /* "property", "External ID field" */
+	const char *placeholder;      /* "<unique HubSpot property>" */
+	const char *example;          /* "{\"email\": \"email\"}" */
+	const char *carries;          /* "in the payload" */
+};
+/*
+ * The sync's match when the API finds records by exactly one mapped field:
+ * *field is its target (NULL with no match, which only mode "update"
+ * allows).  Errors name the sync file and say what to write.
+ */
+int retl_hd_match_one(const struct retl_http_dest *d,
+		      const struct retl_hd_match_words *w, const char **field,
+		      struct retl_err *err);
+
+/* ---- for check() ---- */
+
+/*
+ * 0 when req was answered 200; else err (code 4) says "<type>: cannot reach
+ * <url>: …" or "<type>: GET <what>: <why>" (why NULL: the HTTP reason).
+ */
+int retl_hd_answered(const struct retl_http_dest *d, const struct retl_http_req *req,
+		     const char *what, const char *why, struct retl_err *err);
+/* the array `member` of req's JSON answer (*root to json_decref), or NULL
+ * with err: "<type>: GET <what>: no "<member>" in the response" */
+json_t *retl_hd_answer_array(const struct retl_http_dest *d,
+			     const struct retl_http_req *req, const char *what,
+			     const char *member, json_t **root, struct retl_err *err);
+/* adds one problem line to a check's list */
+void retl_hd_problem(retl_buf *probs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* the end of a check: -1 when it could not look (!looked: err says why),
+ * else the problems, if any, as one error (exit 2); frees probs */
+int retl_hd_problems(retl_buf *probs, int looked, struct retl_err *err);
 
 /* GET base URL + path and wait for the answer (check(): nothing else is in
  * flight then); the caller frees the request */
@@ -156,7 +202,14 @@ void retl_req_set_all(struct retl_request *r, enum retl_result_kind kind,
 void retl_req_again(struct retl_request *r, size_t k, int kind);
 /* how many times op k was sent again */
 int retl_req_tries(const struct retl_request *r, size_t k);
+/* appends the ops' prepared bodies, comma-separated */
+void retl_req_add_bodies(const struct retl_request *r, retl_buf *o);
 /* retl_http_reason of its answer; malloc'd */
 char *retl_req_reason(const struct retl_request *r);
+
+/* the callbacks every HTTP destination takes from the base */
+#define RETL_HD_CALLBACKS \
+	.close = retl_hd_close, .submit = retl_hd_submit, .wait = retl_hd_wait, \
+	.stats = retl_hd_stats
 
 #endif

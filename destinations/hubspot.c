@@ -96,14 +96,6 @@ static int date_ms(const char *s, size_t n, long long *ms)
 	return 0;
 }
 
-static int find_field(const struct hs_ctx *c, const char *k, size_t klen)
-{
-	for (size_t i = 0; i < c->base.nf; i++)
-		if (strlen(c->fkey[i]) == klen && !memcmp(c->fkey[i], k, klen))
-			return (int)i;
-	return -1;
-}
-
 /* an array of strings joined with ';' (a multi-checkbox) into o */
 static int add_joined(const struct retl_pv *v, retl_buf *o)
 {
@@ -179,7 +171,7 @@ static int convert_row(const struct hs_ctx *c, const struct retl_op *op,
 		goto bad;
 	retl_buf_addc(o, '{');
 	while ((rc = retl_payload_next(&rd, &f)) > 0) {
-		int fi = find_field(c, f.name, f.name_len);
+		int fi = retl_hd_field_named(&c->base, f.name, f.name_len);
 		enum retl_type t = fi >= 0 ? c->base.ftype[fi] : RETL_TYPE_AUTO;
 		const char *target = fi >= 0 ? c->base.ftarget[fi] : "?";
 		if (!first)
@@ -332,49 +324,23 @@ static int object_ok(const char *o)
 	return 1;
 }
 
-static void hs_fini(void *d)
+static const struct retl_hd_match_words hs_match_words = {
+	.vendor = "HubSpot",
+	.field = "property",
+	.placeholder = "<unique HubSpot property>",
+	.example = "{\"email\": \"email\"}",
+	.carries = "in the payload",
+};
+
+/* the mapping: flat properties, and the match property */
+static int hs_setup(void *d, struct retl_err *err)
 {
 	struct hs_ctx *c = d;
-	for (size_t i = 0; c->fkey && i < c->base.nf; i++)
-		free(c->fkey[i]);
-	free(c->fkey);
-}
-
-static int open_match(struct hs_ctx *c, const struct retl_sync_cfg *sc,
-		      struct retl_err *err)
-{
-	if (!sc->match) {
-		if (sc->mode == RETL_MODE_UPDATE)
-			return 0;
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: match: missing; the hubspot destination in mode \"%s\" needs {\"<unique HubSpot property>\": \"<column>\"}, e.g. {\"email\": \"email\"}",
-				    sc->file, retl_mode_name(sc->mode));
-	}
-	if (json_object_size(sc->match) != 1)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: match: HubSpot finds records by exactly one property (got %zu)",
-				    sc->file, json_object_size(sc->match));
-	const char *prop = json_object_iter_key(json_object_iter(sc->match));
-	const char *col = json_string_value(json_object_iter_value(json_object_iter(sc->match)));
-	if (retl_hd_field(&c->base, prop) < 0)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: match.%s: \"%s\" is not a mapped field; HubSpot needs its value in the payload: add \"%s\": \"%s\" to fields",
-				    sc->file, prop, prop, prop, col ? col : prop);
-	c->id_prop = prop;
-	c->id_ci = !strcmp(prop, "email");
-	return 0;
-}
-
-static int open_fields(struct hs_ctx *c, const struct retl_sync_cfg *sc,
-		       struct retl_err *err)
-{
-	c->fkey = retl_calloc(c->base.nf ? c->base.nf : 1, sizeof(*c->fkey));
+	const struct retl_sync_cfg *sc = c->base.sc;
+	c->mode = sc->mode;
+	c->object = sc->object;
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
-		retl_buf k = RETL_BUF_INIT;
-		retl_buf_add_json_str(&k, t, strlen(t));
-		c->fkey[i] = retl_strndup(k.ptr + 1, k.len - 2);
-		retl_buf_free(&k);
 		if (strchr(t, '.'))
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: fields.%s: HubSpot properties are flat: a dotted target (a nested object) cannot be sent; name the property itself",
@@ -384,7 +350,10 @@ static int open_fields(struct hs_ctx *c, const struct retl_sync_cfg *sc,
 					    "%s: fields.%s: HubSpot properties are flat: type \"json\" cannot be sent (use a string, or \"split\" for a multi-checkbox)",
 					    sc->file, t);
 	}
-	return open_match(c, sc, err);
+	if (retl_hd_match_one(&c->base, &hs_match_words, &c->id_prop, err) < 0)
+		return -1;
+	c->id_ci = c->id_prop && !strcmp(c->id_prop, "email");
+	return 0;
 }
 
 static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
@@ -404,7 +373,7 @@ static const struct retl_hd_ops hs_ops = {
 	.prepare = hs_prepare,
 	.encode = hs_encode,
 	.decode = hubspot_decode,
-	.fini = hs_fini,
+	.setup = hs_setup,
 };
 
 static int hs_open(void **out, const struct retl_dest_cfg *dc,
@@ -437,17 +406,7 @@ static int hs_open(void **out, const struct retl_dest_cfg *dc,
 			.rate_remaining_header = "X-HubSpot-RateLimit-Remaining",
 		},
 	};
-	if (retl_hd_open(out, &hs_ops, &o, dc, sc, env, err) < 0)
-		return -1;
-	struct hs_ctx *c = *out;
-	c->mode = sc->mode;
-	c->object = sc->object;
-	if (open_fields(c, sc, err) < 0) {
-		retl_hd_close(c);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
+	return retl_hd_open(out, &hs_ops, &o, dc, sc, env, err);
 }
 
 const struct retl_destination retl_dest_hubspot = {
@@ -460,14 +419,11 @@ const struct retl_destination retl_dest_hubspot = {
 	.validate = hs_validate,
 	.open = hs_open,
 	.check = hubspot_check,
-	.close = retl_hd_close,
 	/*
 	 * Engine batches queued at once.  Requests actually in flight are
 	 * capped by the conn key max_inflight (HTTP engine) and the rate
 	 * limiter; a deeper queue keeps them busy while the engine reads.
 	 */
 	.max_inflight = 16,
-	.submit = retl_hd_submit,
-	.wait = retl_hd_wait,
-	.stats = retl_hd_stats,
+	RETL_HD_CALLBACKS,
 };

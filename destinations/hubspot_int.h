@@ -21,7 +21,6 @@ struct hs_ctx {
 	enum retl_mode mode;
 	const char *id_prop;              /* the match property, or NULL */
 	int id_ci;                        /* compare ids case-insensitively */
-	char **fkey;                      /* targets as JSON string bodies */
 };
 
 /* GET /crm/v3/properties/{object} and the checks on it (hubspot_check.c) */

@@ -155,8 +155,12 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		return RETL_HD_NONE;
 	}
 	retl_buf_adds(id, op->dest_id);
-	if (c->on_remove == RETL_REMOVE_UNSUBSCRIBE)
+	if (c->on_remove == RETL_REMOVE_UNSUBSCRIBE) {
+		retl_buf_adds(body, "{\"email_address\":");
+		retl_buf_add_json_str(body, op->dest_id, strlen(op->dest_id));
+		retl_buf_adds(body, ",\"status\":\"unsubscribed\"}");
 		return MC_UNSUB;
+	}
 	if (c->on_remove == RETL_REMOVE_DELETE && c->delete_permanent)
 		return MC_DELETE;
 	return MC_ARCHIVE;
@@ -174,7 +178,7 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 	struct retl_http_req *req = r->http;
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
-	size_t el, ml;
+	size_t el;
 
 	req->idempotent = 1;
 	if (r->kind == MC_ARCHIVE || r->kind == MC_DELETE) {
@@ -191,19 +195,7 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
 	retl_buf_adds(o, "{\"members\":[");
-	for (size_t k = 0; k < r->n; k++) {
-		if (k)
-			retl_buf_addc(o, ',');
-		if (r->kind == MC_UNSUB) {
-			const char *e = retl_req_id(r, k, &el);
-			retl_buf_adds(o, "{\"email_address\":");
-			retl_buf_add_json_str(o, e, el);
-			retl_buf_adds(o, ",\"status\":\"unsubscribed\"}");
-		} else {
-			const char *m = retl_req_body(r, k, &ml);
-			retl_buf_add(o, m, ml);
-		}
-	}
+	retl_req_add_bodies(r, o);
 	retl_buf_adds(o, "]");
 	if (r->kind == MC_INSERT)
 		retl_buf_adds(o, ",\"update_existing\":false}");
@@ -463,11 +455,25 @@ static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
 	return 0;
 }
 
+/* the mapping's targets and the sync's own keys */
+static int mc_setup(void *d, struct retl_err *err)
+{
+	struct mc_ctx *c = d;
+	const struct retl_sync_cfg *sc = c->base.sc;
+	c->mode = sc->mode;
+	c->on_remove = sc->on_remove;
+	c->list_id = sc->object;
+	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0)
+		return -1;
+	return 0;
+}
+
 static const struct retl_hd_ops mc_ops = {
 	.prepare = mc_prepare,
 	.encode = mc_encode,
 	.decode = mc_decode,
 	.max_ops = mc_max_ops,
+	.setup = mc_setup,
 };
 
 static int mc_open(void **out, const struct retl_dest_cfg *dc,
@@ -494,18 +500,7 @@ static int mc_open(void **out, const struct retl_dest_cfg *dc,
 	};
 	int rc = retl_hd_open(out, &mc_ops, &o, dc, sc, env, err);
 	retl_buf_free(&url);
-	if (rc < 0)
-		return -1;
-	struct mc_ctx *c = *out;
-	c->mode = sc->mode;
-	c->on_remove = sc->on_remove;
-	c->list_id = sc->object;
-	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0) {
-		retl_hd_close(c);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 const struct retl_destination retl_dest_mailchimp = {
@@ -520,11 +515,8 @@ const struct retl_destination retl_dest_mailchimp = {
 	.validate = mc_validate,
 	.open = mc_open,
 	.check = mailchimp_check,
-	.close = retl_hd_close,
 	/* engine batches queued at once; connections are capped by the HTTP
 	 * engine (max_connections) */
 	.max_inflight = 12,
-	.submit = retl_hd_submit,
-	.wait = retl_hd_wait,
-	.stats = retl_hd_stats,
+	RETL_HD_CALLBACKS,
 };

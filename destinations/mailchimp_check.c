@@ -15,25 +15,6 @@
 #include "buf.h"
 #include "mailchimp_int.h"
 
-/* 0 when the answer is 200; else err set (code 4) */
-static int answered(struct mc_ctx *c, const struct retl_http_req *req,
-		    const char *what, struct retl_err *err)
-{
-	if (req->status == 200)
-		return 0;
-	if (mailchimp_auth_error(req, err) < 0)
-		return -1;
-	char *why = mailchimp_problem(req);
-	if (req->status <= 0)
-		retl_err_set(err, RETL_EXIT_DEST, "mailchimp: cannot reach %s: %s", c->base.url,
-			     req->error[0] ? req->error : (why ? why : "no response"));
-	else
-		retl_err_set(err, RETL_EXIT_DEST, "mailchimp: GET %s: HTTP %ld: %s", what,
-			     req->status, why ? why : "unexpected response");
-	free(why);
-	return -1;
-}
-
 static int is_address_part(const char *s)
 {
 	static const char *const parts[] = {
@@ -73,79 +54,63 @@ static const char *incompatible(const char *ft, enum retl_type t, const char *su
 	return NULL;
 }
 
-int mailchimp_check(void *ctx, struct retl_err *err)
+/* GET path answered 200, or NULL with err (the audience's 404 named) */
+static struct retl_http_req *get_answered(struct mc_ctx *c, const char *path,
+					  int audience, struct retl_err *err)
 {
-	struct mc_ctx *c = ctx;
-	retl_buf path = RETL_BUF_INIT, probs = RETL_BUF_INIT;
-	json_t *root = NULL;
-	struct retl_http_req *req = NULL;
-	int rc = -1;
-	const char *file = c->base.sc->file;
-
-	req = retl_hd_get(&c->base, "/ping");
-	if (answered(c, req, "/ping", err) < 0)
-		goto out;
-	retl_http_req_free(req);
-
-	retl_buf_addf(&path, "/lists/%s", c->list_id);
-	req = retl_hd_get(&c->base, path.ptr);
-	if (req->status == 404) {
+	struct retl_http_req *req = retl_hd_get(&c->base, path);
+	if (req->status == 200)
+		return req;
+	if (audience && req->status == 404) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "%s: object: mailchimp: audience (list) \"%s\" does not exist (GET /lists/%s: 404)",
-			     file, c->list_id, c->list_id);
-		goto out;
+			     c->base.sc->file, c->list_id, c->list_id);
+	} else if (mailchimp_auth_error(req, err) == 0) {
+		char *p = mailchimp_problem(req);
+		retl_buf why = RETL_BUF_INIT;
+		retl_buf_addf(&why, "HTTP %ld: %s", req->status, p ? p : "unexpected response");
+		retl_hd_answered(&c->base, req, path, req->status > 0 ? why.ptr : p, err);
+		retl_buf_free(&why);
+		free(p);
 	}
-	if (answered(c, req, path.ptr, err) < 0)
-		goto out;
 	retl_http_req_free(req);
+	return NULL;
+}
 
-	retl_buf_adds(&path, "/merge-fields?count=1000");
-	req = retl_hd_get(&c->base, path.ptr);
-	if (answered(c, req, path.ptr, err) < 0)
-		goto out;
-	json_error_t je;
-	root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
-	json_t *fields = json_object_get(root, "merge_fields");
-	if (!json_is_array(fields)) {
-		retl_err_set(err, RETL_EXIT_DEST,
-			     "mailchimp: GET /lists/%s/merge-fields: no \"merge_fields\" in the response",
-			     c->list_id);
-		goto out;
+/* one mapped merge field against the audience's */
+static void check_merge_field(const struct mc_ctx *c, const json_t *fields,
+			      size_t i, retl_buf *probs)
+{
+	const char *t = c->base.ftarget[i], *file = c->base.sc->file;
+	if (strncmp(t, "merge_fields.", 13))
+		return;
+	char *tag = retl_strdup(t + 13);
+	char *sub = strchr(tag, '.');
+	if (sub)
+		*sub++ = '\0';
+	const json_t *f = retl_dest_find(fields, "tag", tag, 0);
+	const json_t *fci = f ? f : retl_dest_find(fields, "tag", tag, 1);
+	if (!f) {
+		const char *s = fci ? json_string_value(json_object_get(fci, "tag")) :
+				retl_dest_closest(fields, "tag", tag, 2);
+		retl_hd_problem(probs, "%s: fields.%s: mailchimp: audience %s has no merge field \"%s\"%s%s%s",
+				file, t, c->list_id, tag, s ? " (did you mean \"" : "",
+				s ? s : "", s ? "\"?)" : "");
+	} else {
+		const char *ft = json_string_value(json_object_get(f, "type"));
+		const char *why = incompatible(ft ? ft : "text", c->base.ftype[i], sub);
+		if (why)
+			retl_hd_problem(probs, "%s: fields.%s: mailchimp: merge field %s is of type %s (mapped as %s): %s",
+					file, t, tag, ft ? ft : "text",
+					c->base.ftype[i] == RETL_TYPE_AUTO ? "the column's type" :
+					retl_type_name(c->base.ftype[i]), why);
 	}
+	free(tag);
+}
 
-	for (size_t i = 0; i < c->base.nf; i++) {
-		const char *t = c->base.ftarget[i];
-		if (strncmp(t, "merge_fields.", 13))
-			continue;
-		char *tag = retl_strdup(t + 13);
-		char *sub = strchr(tag, '.');
-		if (sub)
-			*sub++ = '\0';
-		const json_t *f = retl_dest_find(fields, "tag", tag, 0);
-		const json_t *fci = f ? f : retl_dest_find(fields, "tag", tag, 1);
-		size_t mark = probs.len;
-		if (probs.len)
-			retl_buf_addc(&probs, '\n');
-		if (!f) {
-			const char *s = fci ? json_string_value(json_object_get(fci, "tag")) :
-					retl_dest_closest(fields, "tag", tag, 2);
-			retl_buf_addf(&probs, "%s: fields.%s: mailchimp: audience %s has no merge field \"%s\"",
-				      file, t, c->list_id, tag);
-			if (s)
-				retl_buf_addf(&probs, " (did you mean \"%s\"?)", s);
-		} else {
-			const char *ft = json_string_value(json_object_get(f, "type"));
-			const char *why = incompatible(ft ? ft : "text", c->base.ftype[i], sub);
-			if (why)
-				retl_buf_addf(&probs, "%s: fields.%s: mailchimp: merge field %s is of type %s (mapped as %s): %s",
-					      file, t, tag, ft ? ft : "text",
-					      c->base.ftype[i] == RETL_TYPE_AUTO ? "the column's type" :
-					      retl_type_name(c->base.ftype[i]), why);
-		}
-		if (probs.len == mark + (mark ? 1 : 0))
-			retl_buf_truncate(&probs, mark);
-		free(tag);
-	}
+/* required merge fields the mapping leaves out */
+static void check_required(const struct mc_ctx *c, const json_t *fields, retl_buf *probs)
+{
 	size_t j;
 	json_t *x;
 	json_array_foreach(fields, j, x) {
@@ -162,20 +127,38 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 		if (mapped)
 			continue;
 		const char *name = json_string_value(json_object_get(x, "name"));
-		if (probs.len)
-			retl_buf_addc(&probs, '\n');
-		retl_buf_addf(&probs, "%s: fields: mailchimp: merge field %s (\"%s\") is required by audience %s but not mapped; Mailchimp refuses new members without it: add \"merge_fields.%s\"",
-			      file, tag, name ? name : tag, c->list_id, tag);
+		retl_hd_problem(probs, "%s: fields: mailchimp: merge field %s (\"%s\") is required by audience %s but not mapped; Mailchimp refuses new members without it: add \"merge_fields.%s\"",
+				c->base.sc->file, tag, name ? name : tag, c->list_id, tag);
 	}
-	if (probs.len) {
-		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
-		goto out;
+}
+
+int mailchimp_check(void *ctx, struct retl_err *err)
+{
+	struct mc_ctx *c = ctx;
+	retl_buf path = RETL_BUF_INIT, what = RETL_BUF_INIT, probs = RETL_BUF_INIT;
+	json_t *root = NULL, *fields = NULL;
+	struct retl_http_req *req;
+
+	retl_buf_addf(&path, "/lists/%s", c->list_id);
+	retl_buf_addf(&what, "/lists/%s/merge-fields", c->list_id);
+	if ((req = get_answered(c, "/ping", 0, err)) != NULL) {
+		retl_http_req_free(req);
+		req = get_answered(c, path.ptr, 1, err);
 	}
-	rc = 0;
-out:
+	if (req) {
+		retl_http_req_free(req);
+		retl_buf_adds(&path, "/merge-fields?count=1000");
+		req = get_answered(c, path.ptr, 0, err);
+	}
+	if (req)
+		fields = retl_hd_answer_array(&c->base, req, what.ptr, "merge_fields", &root, err);
+	for (size_t i = 0; fields && i < c->base.nf; i++)
+		check_merge_field(c, fields, i, &probs);
+	if (fields)
+		check_required(c, fields, &probs);
 	retl_http_req_free(req);
 	json_decref(root);
 	retl_buf_free(&path);
-	retl_buf_free(&probs);
-	return rc;
+	retl_buf_free(&what);
+	return retl_hd_problems(&probs, fields != NULL, err);
 }
