@@ -43,7 +43,7 @@ build/asan/%.o: %.c $(wildcard src/*.h destinations/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -c -o $@ $<
 
-build/asan/test_%: tests/unit/test_%.c tests/unit/test.h $(ASAN_OBJ)
+build/asan/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -o $@ $< $(ASAN_OBJ) $(LIBS)
 
