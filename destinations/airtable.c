@@ -112,11 +112,12 @@ static int at_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 
 /*
  * The payload is the record's fields as they are (retl's neutral formats
- * are Airtable's); its merge fields' values, as a JSON array in match
- * order, go into id.  -1 with a reason for a row Airtable cannot take.
+ * are Airtable's): into fields; its merge fields' values, as a JSON array
+ * in match order, into id.  -1 with a reason for a row Airtable cannot
+ * take.
  */
 static int read_fields(const struct at_ctx *c, const struct retl_op *op,
-		       retl_buf *body, retl_buf *id, int need_merge, retl_buf *reason)
+		       retl_buf *fields, retl_buf *id, int need_merge, retl_buf *reason)
 {
 	struct retl_preader r;
 	struct retl_pfield f;
@@ -136,7 +137,7 @@ static int read_fields(const struct at_ctx *c, const struct retl_op *op,
 	}
 	if (rc < 0)
 		goto bad;
-	retl_buf_add(body, op->payload, op->payload_len);
+	retl_buf_add(fields, op->payload, op->payload_len);
 	retl_buf_addc(id, '[');
 	for (size_t m = 0; m < c->nmerge && m < 3; m++) {
 		int empty = !mv[m].raw || mv[m].kind == RETL_PV_NULL ||
@@ -181,8 +182,16 @@ static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		k = op->pending && c->nmerge ? AT_UPSERT : AT_CREATE;
 	else
 		k = AT_UPSERT;
+	retl_buf_addc(body, '{');
+	if (k == AT_UPDATE && has_id) {
+		retl_buf_adds(body, "\"id\":");
+		retl_buf_add_json_str(body, op->dest_id, strlen(op->dest_id));
+		retl_buf_addc(body, ',');
+	}
+	retl_buf_adds(body, "\"fields\":");
 	if (read_fields(c, op, body, id, k == AT_UPSERT, reason) < 0)
 		return RETL_HD_REJECT;
+	retl_buf_addc(body, '}');
 	if (k == AT_UPDATE && !has_id) {
 		retl_buf_adds(reason, "airtable: update mode changes only records retl knows the id of (sent before in upsert, insert or mirror mode); this key has none");
 		return RETL_HD_REJECT;
@@ -209,7 +218,6 @@ static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 	struct retl_http_req *req = r->http;
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
-	size_t len;
 
 	retl_buf_adds(&url, c->records_url);
 	req->idempotent = r->kind != AT_CREATE;
@@ -235,21 +243,7 @@ static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 		retl_buf_adds(o, "]},");
 	}
 	retl_buf_adds(o, "\"records\":[");
-	for (size_t k = 0; k < r->n; k++) {
-		const struct retl_op *op = retl_req_op(r, k);
-		const char *fields = retl_req_body(r, k, &len);
-		if (k)
-			retl_buf_addc(o, ',');
-		retl_buf_addc(o, '{');
-		if (r->kind == AT_UPDATE) {
-			retl_buf_adds(o, "\"id\":");
-			retl_buf_add_json_str(o, op->dest_id, strlen(op->dest_id));
-			retl_buf_addc(o, ',');
-		}
-		retl_buf_adds(o, "\"fields\":");
-		retl_buf_add(o, fields, len);
-		retl_buf_addc(o, '}');
-	}
+	retl_req_add_bodies(r, o);
 	retl_buf_addf(o, "],\"typecast\":%s}", c->typecast ? "true" : "false");
 	(void)err;
 	return 0;
@@ -480,6 +474,18 @@ static enum retl_hd_verdict at_transient(void *d, struct retl_request *r,
 
 /* ---- open ---- */
 
+/* Airtable's limit is per base, whatever the token: one limiter per base
+ * (and API host, so an emulator never shares with the real one) */
+static retl_ratelimit *rate_of(const struct retl_dest_cfg *dc, long rps)
+{
+	retl_buf key = RETL_BUF_INIT;
+	retl_buf_addf(&key, "airtable:%s:%s", dc->base_url ? dc->base_url : AT_DEFAULT_API,
+		      json_string_value(json_object_get(dc->options, "base")));
+	retl_ratelimit *rate = retl_rate_shared(key.ptr, (int)rps, 1.0, 0.05);
+	retl_buf_free(&key);
+	return rate;
+}
+
 static void at_fini(void *d)
 {
 	struct at_ctx *c = d;
@@ -518,8 +524,7 @@ static int open_fields(struct at_ctx *c, const struct retl_sync_cfg *sc,
 	return 0;
 }
 
-static int open_sync(const struct retl_sync_cfg *sc, int *typecast,
-		     struct retl_err *err)
+static int open_sync(const struct retl_sync_cfg *sc, struct retl_err *err)
 {
 	if (!sc->object || !sc->object[0])
 		return retl_err_set(err, RETL_EXIT_USAGE,
@@ -529,8 +534,28 @@ static int open_sync(const struct retl_sync_cfg *sc, int *typecast,
 	if (tc && !json_is_boolean(tc))
 		return retl_err_set(err, RETL_EXIT_USAGE, "%s: typecast: expected true or false",
 				    sc->file);
-	*typecast = json_is_true(tc);
 	return 0;
+}
+
+/* the table's URL, the sync's keys, the match fields */
+static int at_setup(void *d, struct retl_err *err)
+{
+	struct at_ctx *c = d;
+	const struct retl_sync_cfg *sc = c->base.sc;
+	const struct retl_dest_cfg *dc = c->base.dc;
+	long rps;
+	c->mode = sc->mode;
+	c->table = sc->object;
+	c->base_id = json_string_value(json_object_get(dc->options, "base"));
+	c->typecast = sc->options && json_is_true(json_object_get(sc->options, "typecast"));
+	opt_posnum(dc, "rate_limit_penalty", 30, &c->penalty, err);
+	retl_dest_opt_posint(dc, "requests_per_second", 5, &rps, err);
+	c->rate = rate_of(dc, rps);
+	retl_buf u = RETL_BUF_INIT;
+	retl_buf_addf(&u, "%s/v0/%s/", c->base.url, c->base_id);
+	add_url_escaped(&u, c->table);
+	c->records_url = retl_buf_detach(&u);
+	return open_fields(c, sc, err);
 }
 
 static const struct retl_hd_ops at_ops = {
@@ -538,6 +563,7 @@ static const struct retl_hd_ops at_ops = {
 	.encode = at_encode,
 	.decode = at_decode,
 	.transient = at_transient,
+	.setup = at_setup,
 	.fini = at_fini,
 };
 
@@ -546,26 +572,13 @@ static int at_open(void **out, const struct retl_dest_cfg *dc,
 		   const struct retl_dest_env *env, struct retl_err *err)
 {
 	long rps;
-	double penalty;
-	int typecast = 0;
 	*out = NULL;
-	if (at_validate(dc, err) < 0 || open_sync(sc, &typecast, err) < 0)
+	if (at_validate(dc, err) < 0 || open_sync(sc, err) < 0)
 		return -1;
 	retl_dest_opt_posint(dc, "requests_per_second", 5, &rps, err);
-	opt_posnum(dc, "rate_limit_penalty", 30, &penalty, err);
-	const char *base_id = json_string_value(json_object_get(dc->options, "base"));
 	const char *token = json_string_value(json_object_get(dc->options, "token"));
-	const char *api = dc->base_url ? dc->base_url : AT_DEFAULT_API;
-	size_t al = strlen(api);
-	while (al && api[al - 1] == '/')
-		al--;
-	retl_buf a = RETL_BUF_INIT, key = RETL_BUF_INIT;
+	retl_buf a = RETL_BUF_INIT;
 	retl_buf_addf(&a, "Authorization: Bearer %s", token);
-	/* Airtable's limit is per base, whatever the token: key by the base
-	 * (and the API host, so an emulator never shares with the real one) */
-	retl_buf_addf(&key, "airtable:%.*s:%s", (int)al, api, base_id);
-	retl_ratelimit *rate = retl_rate_shared(key.ptr, (int)rps, 1.0, 0.05);
-	retl_buf_free(&key);
 	struct retl_hd_opts o = {
 		.type = "airtable",
 		.ctx_size = sizeof(struct at_ctx),
@@ -575,27 +588,12 @@ static int at_open(void **out, const struct retl_dest_cfg *dc,
 		.inflight = 4,
 		.timeout = 60,
 		/* a 429 comes back at once: at_transient holds the base */
-		.http = { .rate = rate, .max_429 = 1 },
+		.http = {
+			.rate = rate_of(dc, rps),
+			.max_429 = 1,
+		},
 	};
-	if (retl_hd_open(out, &at_ops, &o, dc, sc, env, err) < 0)
-		return -1;
-	struct at_ctx *c = *out;
-	c->mode = sc->mode;
-	c->table = sc->object;
-	c->base_id = base_id;
-	c->typecast = typecast;
-	c->penalty = penalty;
-	c->rate = rate;
-	retl_buf u = RETL_BUF_INIT;
-	retl_buf_addf(&u, "%s/v0/%s/", c->base.url, c->base_id);
-	add_url_escaped(&u, c->table);
-	c->records_url = retl_buf_detach(&u);
-	if (open_fields(c, sc, err) < 0) {
-		retl_hd_close(c);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
+	return retl_hd_open(out, &at_ops, &o, dc, sc, env, err);
 }
 
 const struct retl_destination retl_dest_airtable = {
@@ -609,11 +607,8 @@ const struct retl_destination retl_dest_airtable = {
 	.validate = at_validate,
 	.open = at_open,
 	.check = airtable_check,
-	.close = retl_hd_close,
 	/* engine batches (one request each) queued at once; the limiter
 	 * and the conn key max_inflight decide what is on the wire */
 	.max_inflight = 8,
-	.submit = retl_hd_submit,
-	.wait = retl_hd_wait,
-	.stats = retl_hd_stats,
+	RETL_HD_CALLBACKS,
 };

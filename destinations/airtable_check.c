@@ -116,7 +116,7 @@ static void spec_constants(const json_t *spec, json_t *out)
 	}
 }
 
-static void check_options(struct at_ctx *c, const char *t, const json_t *field,
+static void check_options(const struct at_ctx *c, const char *t, const json_t *field,
 			  const char *type, retl_buf *probs)
 {
 	if (c->typecast || (strcmp(type, "singleSelect") && strcmp(type, "multipleSelects")))
@@ -128,87 +128,62 @@ static void check_options(struct at_ctx *c, const char *t, const json_t *field,
 	json_array_foreach(consts, i, x) {
 		const char *v = json_string_value(x);
 		if (!has_choice(field, v))
-			retl_buf_addf(probs, "%s%s: fields.%s: airtable: \"%s\" is not an option of %s field \"%s\" (add it in Airtable, or set \"typecast\": true to let Airtable create it)",
-				      probs->len ? "\n" : "", c->base.sc->file, t, v, type, t);
+			retl_hd_problem(probs, "%s: fields.%s: airtable: \"%s\" is not an option of %s field \"%s\" (add it in Airtable, or set \"typecast\": true to let Airtable create it)",
+					c->base.sc->file, t, v, type, t);
 	}
 	json_decref(consts);
+}
+
+/* one mapped field against the table's definition of it */
+static void check_field(const struct at_ctx *c, const json_t *fields, size_t i,
+			retl_buf *probs)
+{
+	const char *t = c->base.ftarget[i], *file = c->base.sc->file;
+	const json_t *f = find_named(fields, t, 0);
+	const char *type = f ? json_string_value(json_object_get(f, "type")) : NULL;
+	if (!f) {
+		const json_t *twin = retl_dest_find(fields, "name", t, 1);
+		retl_hd_problem(probs, "%s: fields.%s: airtable: table \"%s\" has no field \"%s\"",
+				file, t, c->table, t);
+		retl_hd_did_you_mean(probs, json_string_value(json_object_get(twin, "name")));
+		return;
+	}
+	if (!type)
+		return;
+	if (computed(type)) {
+		retl_hd_problem(probs, "%s: fields.%s: airtable: \"%s\" is a computed field (%s) and cannot be written; remove it from fields",
+				file, t, t, type);
+		return;
+	}
+	if (!c->typecast && !type_fits(c->base.ftype[i], type))
+		retl_hd_problem(probs, "%s: fields.%s: airtable: type %s does not fit field \"%s\" of type %s (change the type, or set \"typecast\": true)",
+				file, t, retl_type_name(c->base.ftype[i]), t, type);
+	check_options(c, t, f, type, probs);
 }
 
 int airtable_check(void *ctx, struct retl_err *err)
 {
 	struct at_ctx *c = ctx;
 	retl_buf path = RETL_BUF_INIT, probs = RETL_BUF_INIT;
-	json_t *root = NULL;
-	int rc = -1;
+	json_t *root = NULL, *tables = NULL;
+	const json_t *table = NULL;
 
 	retl_buf_addf(&path, "/v0/meta/bases/%s/tables", c->base_id);
 	struct retl_http_req *req = retl_hd_get(&c->base, path.ptr);
-	if (airtable_auth_error(c, req, err) < 0)
-		goto out;
-	if (req->status != 200) {
-		char *r = retl_http_reason(req);
-		if (req->status <= 0)
-			retl_err_set(err, RETL_EXIT_DEST, "airtable: cannot reach %s: %s",
-				     c->base.url, req->error[0] ? req->error : (r ? r : "no response"));
-		else
-			retl_err_set(err, RETL_EXIT_DEST, "airtable: GET %s: %s", path.ptr,
-				     r ? r : "unexpected response");
-		free(r);
-		goto out;
-	}
-	json_error_t je;
-	root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
-	json_t *tables = json_object_get(root, "tables");
-	if (!json_is_array(tables)) {
-		retl_err_set(err, RETL_EXIT_DEST, "airtable: GET %s: no \"tables\" in the response",
-			     path.ptr);
-		goto out;
-	}
-	const json_t *table = find_named(tables, c->table, 1);
-	if (!table) {
-		const char *twin = json_string_value(json_object_get(retl_dest_find(tables, "name", c->table, 1), "name"));
-		retl_buf_addf(&probs, "%s: object: airtable: base %s has no table \"%s\"",
-			      c->base.sc->file, c->base_id, c->table);
-		if (twin)
-			retl_buf_addf(&probs, " (did you mean \"%s\"?)", twin);
-		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
-		goto out;
+	if (airtable_auth_error(c, req, err) == 0 &&
+	    retl_hd_answered(&c->base, req, path.ptr, NULL, err) == 0)
+		tables = retl_hd_answer_array(&c->base, req, path.ptr, "tables", &root, err);
+	if (tables && !(table = find_named(tables, c->table, 1))) {
+		const json_t *twin = retl_dest_find(tables, "name", c->table, 1);
+		retl_hd_problem(&probs, "%s: object: airtable: base %s has no table \"%s\"",
+				c->base.sc->file, c->base_id, c->table);
+		retl_hd_did_you_mean(&probs, json_string_value(json_object_get(twin, "name")));
 	}
 	const json_t *fields = json_object_get(table, "fields");
-	for (size_t i = 0; i < c->base.nf; i++) {
-		const char *t = c->base.ftarget[i];
-		const json_t *f = find_named(fields, t, 0);
-		const char *type = f ? json_string_value(json_object_get(f, "type")) : NULL;
-		if (!f) {
-			const char *twin = json_string_value(json_object_get(retl_dest_find(fields, "name", t, 1), "name"));
-			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: table \"%s\" has no field \"%s\"",
-				      probs.len ? "\n" : "", c->base.sc->file, t, c->table, t);
-			if (twin)
-				retl_buf_addf(&probs, " (did you mean \"%s\"?)", twin);
-			continue;
-		}
-		if (!type)
-			continue;
-		if (computed(type)) {
-			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: \"%s\" is a computed field (%s) and cannot be written; remove it from fields",
-				      probs.len ? "\n" : "", c->base.sc->file, t, t, type);
-			continue;
-		}
-		if (!c->typecast && !type_fits(c->base.ftype[i], type))
-			retl_buf_addf(&probs, "%s%s: fields.%s: airtable: type %s does not fit field \"%s\" of type %s (change the type, or set \"typecast\": true)",
-				      probs.len ? "\n" : "", c->base.sc->file, t,
-				      retl_type_name(c->base.ftype[i]), t, type);
-		check_options(c, t, f, type, &probs);
-	}
-	if (probs.len) {
-		retl_err_set(err, RETL_EXIT_USAGE, "%s", probs.ptr);
-		goto out;
-	}
-	rc = 0;
-out:
+	for (size_t i = 0; table && i < c->base.nf; i++)
+		check_field(c, fields, i, &probs);
 	retl_http_req_free(req);
 	json_decref(root);
 	retl_buf_free(&path);
-	retl_buf_free(&probs);
-	return rc;
+	return retl_hd_problems(&probs, tables != NULL, err);
 }

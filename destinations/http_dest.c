@@ -574,6 +574,12 @@ void retl_hd_problem(retl_buf *probs, const char *fmt, ...)
 	va_end(ap);
 }
 
+void retl_hd_did_you_mean(retl_buf *probs, const char *s)
+{
+	if (s)
+		retl_buf_addf(probs, " (did you mean \"%s\"?)", s);
+}
+
 int retl_hd_problems(retl_buf *probs, int looked, struct retl_err *err)
 {
 	int rc = looked ? 0 : -1;

@@ -179,6 +179,8 @@ json_t *retl_hd_answer_array(const struct retl_http_dest *d,
 /* adds one problem line to a check's list */
 void retl_hd_problem(retl_buf *probs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* adds " (did you mean "s"?)" to the last problem when s is not NULL */
+void retl_hd_did_you_mean(retl_buf *probs, const char *s);
 /* the end of a check: -1 when it could not look (!looked: err says why),
  * else the problems, if any, as one error (exit 2); frees probs */
 int retl_hd_problems(retl_buf *probs, int looked, struct retl_err *err);

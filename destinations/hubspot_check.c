@@ -29,9 +29,9 @@ static void check_property(const struct hs_ctx *c, const json_t *results,
 	const json_t *p = retl_dest_find(results, "name", t, 0);
 	if (!p) {
 		const char *s = retl_dest_closest(results, "name", t, 3);
-		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s has no property \"%s\"%s%s%s",
-				file, t, c->object, t, s ? " (did you mean \"" : "",
-				s ? s : "", s ? "\"?)" : "");
+		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s has no property \"%s\"",
+				file, t, c->object, t);
+		retl_hd_did_you_mean(probs, s);
 	} else if (read_only(p)) {
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s.%s is read-only in HubSpot; remove it from fields",
 				file, t, c->object, t);

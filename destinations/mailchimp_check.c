@@ -93,9 +93,9 @@ static void check_merge_field(const struct mc_ctx *c, const json_t *fields,
 	if (!f) {
 		const char *s = fci ? json_string_value(json_object_get(fci, "tag")) :
 				retl_dest_closest(fields, "tag", tag, 2);
-		retl_hd_problem(probs, "%s: fields.%s: mailchimp: audience %s has no merge field \"%s\"%s%s%s",
-				file, t, c->list_id, tag, s ? " (did you mean \"" : "",
-				s ? s : "", s ? "\"?)" : "");
+		retl_hd_problem(probs, "%s: fields.%s: mailchimp: audience %s has no merge field \"%s\"",
+				file, t, c->list_id, tag);
+		retl_hd_did_you_mean(probs, s);
 	} else {
 		const char *ft = json_string_value(json_object_get(f, "type"));
 		const char *why = incompatible(ft ? ft : "text", c->base.ftype[i], sub);

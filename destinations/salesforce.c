@@ -197,14 +197,6 @@ int sf_budget_stop(struct sf_ctx *c, struct retl_err *err)
 	return retl_err_set(err, RETL_EXIT_DEST, "%s", c->budget_msg);
 }
 
-int sf_field(const struct sf_ctx *c, const char *name, size_t n)
-{
-	for (size_t i = 0; i < c->base.nf; i++)
-		if (strlen(c->fkey[i]) == n && !memcmp(c->fkey[i], name, n))
-			return (int)i;
-	return -1;
-}
-
 /* ---- submit: every row is deferred to a spool ---- */
 
 static enum sf_kind op_kind(const struct sf_ctx *c, const struct retl_op *op)
@@ -307,55 +299,31 @@ static void sf_fini(void *d)
 			unlink(c->spool_path[k]);
 		free(c->spool_path[k]);
 	}
-	for (size_t i = 0; c->fkey && i < c->base.nf; i++)
-		free(c->fkey[i]);
-	free(c->fkey);
 	retl_http_free(c->tok);
 	free(c->audience);
 	free(c->instance);
 	free(c->dir);
 }
 
-static int open_match(struct sf_ctx *c, const struct retl_sync_cfg *sc,
-		      struct retl_err *err)
-{
-	if (!sc->match) {
-		if (sc->mode == RETL_MODE_UPDATE)
-			return 0;
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: match: missing; the salesforce destination in mode \"%s\" needs {\"<External ID field>\": \"<column>\"}, e.g. {\"External_Id__c\": \"id\"}",
-				    sc->file, retl_mode_name(sc->mode));
-	}
-	if (json_object_size(sc->match) != 1)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: match: Salesforce finds records by exactly one External ID field (got %zu)",
-				    sc->file, json_object_size(sc->match));
-	const char *f = json_object_iter_key(json_object_iter(sc->match));
-	const char *col = json_string_value(json_object_iter_value(json_object_iter(sc->match)));
-	if (retl_hd_field(&c->base, f) < 0)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: match.%s: \"%s\" is not a mapped field; Salesforce needs its value in each record: add \"%s\": \"%s\" to fields",
-				    sc->file, f, f, f, col ? col : f);
-	c->ext = f;
-	return 0;
-}
+static const struct retl_hd_match_words sf_match_words = {
+	.vendor = "Salesforce",
+	.field = "External ID field",
+	.placeholder = "<External ID field>",
+	.example = "{\"External_Id__c\": \"id\"}",
+	.carries = "in each record",
+};
 
 static int open_fields(struct sf_ctx *c, const struct retl_sync_cfg *sc,
 		       struct retl_err *err)
 {
-	c->fkey = retl_calloc(c->base.nf ? c->base.nf : 1, sizeof(*c->fkey));
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
-		retl_buf k = RETL_BUF_INIT;
-		retl_buf_add_json_str(&k, t, strlen(t));
-		c->fkey[i] = retl_strndup(k.ptr + 1, k.len - 2);
-		retl_buf_free(&k);
 		if (strchr(t, '.') || c->base.ftype[i] == RETL_TYPE_JSON)
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: fields.%s: Salesforce fields are flat: a dotted target or type \"json\" cannot be sent",
 					    sc->file, t);
 	}
-	return open_match(c, sc, err);
+	return retl_hd_match_one(&c->base, &sf_match_words, &c->ext, err);
 }
 
 static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
@@ -398,11 +366,10 @@ static int open_options(struct sf_ctx *c, const struct retl_dest_cfg *dc,
 }
 
 /* spool files and bulk job maps live beside the project */
-static int open_dir(struct sf_ctx *c, const struct retl_dest_env *env,
-		    struct retl_err *err)
+static int open_dir(struct sf_ctx *c, struct retl_err *err)
 {
 	retl_buf d = RETL_BUF_INIT;
-	retl_buf_addf(&d, "%s/.retl-salesforce", env && env->dir ? env->dir : ".");
+	retl_buf_addf(&d, "%s/.retl-salesforce", c->base.env.dir ? c->base.env.dir : ".");
 	c->dir = retl_buf_detach(&d);
 	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST)
 		return retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot create %s: %s",
@@ -410,10 +377,27 @@ static int open_dir(struct sf_ctx *c, const struct retl_dest_env *env,
 	return 0;
 }
 
+/*
+ * The mapping, the options, a token, the spool directory; then a job an
+ * earlier run left: its rows are reported before this run loads its cache.
+ */
+static int sf_setup(void *d, struct retl_err *err)
+{
+	struct sf_ctx *c = d;
+	const struct retl_sync_cfg *sc = c->base.sc;
+	c->mode = sc->mode;
+	c->object = sc->object;
+	if (open_fields(c, sc, err) < 0 || open_options(c, c->base.dc, err) < 0 ||
+	    sf_auth(c, err) < 0 || open_dir(c, err) < 0)
+		return -1;
+	return c->base.env.note_get ? sf_bulk_resume(c, err) : 0;
+}
+
 static const struct retl_hd_ops sf_ops = {
 	.prepare = sf_collections_prepare,
 	.encode = sf_collections_encode,
 	.decode = sf_collections_decode,
+	.setup = sf_setup,
 	.fini = sf_fini,
 };
 
@@ -433,23 +417,7 @@ static int sf_open(void **out, const struct retl_dest_cfg *dc,
 		.timeout = 120,
 		.http = { .keep_header = "Sforce-Limit-Info" },
 	};
-	if (retl_hd_open(out, &sf_ops, &o, dc, sc, env, err) < 0)
-		return -1;
-	struct sf_ctx *c = *out;
-	c->mode = sc->mode;
-	c->object = sc->object;
-	/* a job an earlier run left: its rows are reported before this run
-	 * loads its cache */
-	if (open_fields(c, sc, err) < 0 || open_options(c, dc, err) < 0 ||
-	    sf_auth(c, err) < 0 || open_dir(c, env, err) < 0 ||
-	    (c->base.env.note_get && sf_bulk_resume(c, err) < 0)) {
-		if (!err->code)
-			err->code = RETL_EXIT_USAGE;
-		retl_hd_close(c);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
+	return retl_hd_open(out, &sf_ops, &o, dc, sc, env, err);
 }
 
 static void sf_stats(void *ctx, struct retl_dest_stats *s)
@@ -491,11 +459,12 @@ const struct retl_destination retl_dest_salesforce = {
 	.validate = sf_validate,
 	.open = sf_open,
 	.check = sf_check,
-	.close = retl_hd_close,
 	.max_inflight = 2,
+	/* rows are deferred to spools at submit and sent by finish */
 	.submit = sf_submit,
 	.wait = retl_hd_wait,
 	.stats = sf_stats,
+	.close = retl_hd_close,
 	.finish = sf_finish,
 	.plan = sf_plan,
 };

@@ -107,7 +107,7 @@ static int csv_line(struct sf_ctx *c, enum sf_kind k, const struct retl_op *op,
 	if (retl_payload_open(&r, op->payload, op->payload_len) < 0)
 		goto bad;
 	while ((rc = retl_payload_next(&r, &f)) > 0) {
-		int fi = sf_field(c, f.name, f.name_len);
+		int fi = retl_hd_field_named(&c->base, f.name, f.name_len);
 		if (fi >= 0)
 			cols[fi] = f.v;
 	}

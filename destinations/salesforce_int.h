@@ -27,7 +27,6 @@ struct sf_ctx {
 	const char *object;               /* borrowed from sc */
 	enum retl_mode mode;
 	const char *ext;                  /* the External ID field (match), or NULL */
-	char **fkey;                      /* targets as JSON string bodies */
 
 	/* auth */
 	enum sf_grant grant;
@@ -79,9 +78,6 @@ int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
 		    struct retl_err *err);
 /* the run must stop: the budget's reserve was reached */
 int sf_budget_stop(struct sf_ctx *c, struct retl_err *err);
-/* the mapped field whose target is the payload member named name[0..n)
- * (as written, escapes in), or -1 */
-int sf_field(const struct sf_ctx *c, const char *name, size_t n);
 
 /* salesforce_spool.c: a spool holds ops as framed records (key, stored
  * id, payload), so reading one back parses nothing */
