@@ -97,17 +97,8 @@ struct retl_mapping {
 	struct retl_val va, vb;
 };
 
-static const char *const type_names[] = {
-	"auto", "string", "integer", "number", "boolean", "date", "datetime", "json",
-};
 #define TYPES_EXPECTED "expected one of string, integer, number, boolean, " \
 	"date, datetime, json"
-
-const char *retl_type_name(enum retl_type t)
-{
-	return (unsigned)t < sizeof(type_names) / sizeof(type_names[0])
-		? type_names[t] : "unknown";
-}
 
 /* ---- parsing ----------------------------------------------------------
  *
@@ -172,17 +163,6 @@ static int perr(retl_mapping *m, struct retl_err *err, const char *target,
 	va_end(ap);
 	retl_err_set(err, RETL_EXIT_USAGE, "%s", retl_buf_cstr(&b));
 	retl_buf_free(&b);
-	return -1;
-}
-
-static int parse_type(const char *name, enum retl_type *t)
-{
-	for (size_t i = 1; i < sizeof(type_names) / sizeof(type_names[0]); i++) {
-		if (!strcmp(name, type_names[i])) {
-			*t = (enum retl_type)i;
-			return 0;
-		}
-	}
 	return -1;
 }
 
@@ -348,7 +328,8 @@ static int parse_field(retl_mapping *m, struct field *f, const json_t *spec,
 			return -1;
 	}
 	if ((v = json_object_get(spec, "type"))) {
-		if (!json_is_string(v) || parse_type(json_string_value(v), &f->type) < 0)
+		if (!json_is_string(v) ||
+		    retl_type_from_name(json_string_value(v), &f->type) < 0)
 			return perr(m, err, f->target, "type",
 				    "unknown type \"%s\" (" TYPES_EXPECTED ")",
 				    json_is_string(v) ? json_string_value(v) : "");
