@@ -116,12 +116,15 @@ struct sync_step {
 	int required;     /* read_string */
 };
 
+/*
+ * The destination says which extra keys a sync may carry, so it is resolved
+ * before the unknown-key check; an unknown destination is reported first,
+ * since its keys cannot be known.
+ */
 static int read_destination(struct sync_load *l, const struct sync_step *st,
 			    json_t *v)
 {
 	struct retl_cfg_ctx *c = l->c;
-	/* an unknown destination is reported before unknown keys: its
-	 * sync_keys cannot be known */
 	if (!v) {
 		if (retl_cfg_check_keys(c, l->root, NULL, sync_keys, NULL) < 0)
 			return -1;
