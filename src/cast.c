@@ -574,30 +574,3 @@ int retl_cast(enum retl_type t, const char *s, size_t len, retl_buf *out)
 		retl_buf_truncate(out, mark);
 	return rc;
 }
-
-enum retl_type retl_type_from_oid(unsigned oid)
-{
-	switch (oid) {
-	case RETL_OID_INT2:
-	case RETL_OID_INT4:
-	case RETL_OID_INT8:
-	case RETL_OID_OID:
-		return RETL_TYPE_INTEGER;
-	case RETL_OID_FLOAT4:
-	case RETL_OID_FLOAT8:
-	case RETL_OID_NUMERIC:
-		return RETL_TYPE_NUMBER;
-	case RETL_OID_BOOL:
-		return RETL_TYPE_BOOLEAN;
-	case RETL_OID_JSON:
-	case RETL_OID_JSONB:
-		return RETL_TYPE_JSON;
-	case RETL_OID_DATE:
-		return RETL_TYPE_DATE;
-	case RETL_OID_TIMESTAMP:
-	case RETL_OID_TIMESTAMPTZ:
-		return RETL_TYPE_DATETIME;
-	default:
-		return RETL_TYPE_STRING;
-	}
-}

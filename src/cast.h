@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "mapping.h"
+#include "row.h"
 
 #define RETL_CAST_FAILED (-1)  /* the text is not a value of the type */
 #define RETL_CAST_UTF8 (-2)    /* a string that is not valid UTF-8 */
@@ -23,9 +23,6 @@
  * RETL_TYPE_AUTO is treated as string.
  */
 int retl_cast(enum retl_type t, const char *s, size_t len, retl_buf *out);
-
-/* the natural type of a column of this OID (string for unknown OIDs) */
-enum retl_type retl_type_from_oid(unsigned oid);
 
 int retl_utf8_valid(const char *s, size_t len);
 /* number of code points, counting every byte that does not continue one */

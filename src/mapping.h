@@ -12,6 +12,9 @@
  *   string "text", integer 42, number 12.5, boolean true,
  *   date "2024-05-01", datetime "2024-05-01T12:30:00Z" (UTC, fraction kept),
  *   json: any JSON value, canonicalised (sorted keys, compact).
+ *
+ * Rows, columns and types (struct retl_row, enum retl_type, ...) are defined
+ * in row.h, below this header; it is included here for the mapping's users.
  */
 #ifndef RETL_MAPPING_H
 #define RETL_MAPPING_H
@@ -22,47 +25,7 @@
 
 #include "buf.h"
 #include "err.h"
-
-/* PostgreSQL type OIDs retl gives meaning to */
-#define RETL_OID_BOOL 16
-#define RETL_OID_INT8 20
-#define RETL_OID_INT2 21
-#define RETL_OID_INT4 23
-#define RETL_OID_OID 26
-#define RETL_OID_JSON 114
-#define RETL_OID_FLOAT4 700
-#define RETL_OID_FLOAT8 701
-#define RETL_OID_DATE 1082
-#define RETL_OID_TIMESTAMP 1114
-#define RETL_OID_TIMESTAMPTZ 1184
-#define RETL_OID_NUMERIC 1700
-#define RETL_OID_JSONB 3802
-
-enum retl_type {
-	RETL_TYPE_AUTO = 0,       /* from the column's OID (see mapping.c) */
-	RETL_TYPE_STRING,
-	RETL_TYPE_INTEGER,
-	RETL_TYPE_NUMBER,
-	RETL_TYPE_BOOLEAN,
-	RETL_TYPE_DATE,
-	RETL_TYPE_DATETIME,
-	RETL_TYPE_JSON,
-};
-
-struct retl_column {
-	char *name;
-	unsigned oid;
-};
-
-/*
- * One row of the model, in PostgreSQL's text output format (session
- * TimeZone=UTC, DateStyle=ISO).  vals[i] == NULL is SQL NULL.  Borrowed.
- */
-struct retl_row {
-	size_t ncols;
-	const char *const *vals;
-	const size_t *lens;
-};
+#include "row.h"
 
 typedef struct retl_mapping retl_mapping;
 
@@ -98,7 +61,5 @@ uint64_t retl_mapping_fingerprint(const retl_mapping *m);
 size_t retl_mapping_nfields(const retl_mapping *m);
 const char *retl_mapping_field_target(const retl_mapping *m, size_t i);
 enum retl_type retl_mapping_field_type(const retl_mapping *m, size_t i);
-
-const char *retl_type_name(enum retl_type t);
 
 #endif

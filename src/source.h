@@ -15,7 +15,7 @@
 
 #include "config.h"
 #include "err.h"
-#include "mapping.h"
+#include "row.h"
 
 typedef struct retl_source retl_source;
 

@@ -8,11 +8,9 @@
  * describe() prepares the query as the unnamed statement; the server rejects
  * several statements in one prepare, which is what we want (a model is one
  * statement).  stream() runs COPY (query) TO STDOUT in text format and
- * decodes each line in place: the line is copied once into a reused buffer
- * and unescaped there (decoded text is never longer than the escaped text),
- * tabs become NULs, so each value is a NUL-terminated string with a length
- * and no row costs an allocation of ours once the buffers are warm (libpq
- * still allocates each line it hands us; we PQfreemem it at once).
+ * decodes each line in place (copy.h), so no row costs an allocation of
+ * ours once the buffers are warm (libpq still allocates each line it hands
+ * us; we PQfreemem it at once).
  *
  * describe() and stream() each run inside a savepoint, so an SQL error or a
  * cancelled stream leaves the connection usable for the next sync (retl
@@ -36,6 +34,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "copy.h"
 #include "redact.h"
 
 /* "COPY (\n" in front of the user's query; server positions are shifted */
@@ -52,12 +51,7 @@ struct retl_source {
 	retl_buf sql;                   /* reused: statements we build */
 	double est_rows;                /* the planner's estimate, 0 = none */
 
-	/* stream() decoding state, reused across rows */
-	char *line;                     /* decoded copy of the current line */
-	size_t linecap;
-	const char **vals;
-	size_t *lens;
-	size_t fieldcap;
+	struct retl_copy_line dec;      /* stream(): reused across rows */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -236,9 +230,7 @@ void retl_source_close(retl_source *s)
 	}
 	free_cols(s);
 	retl_buf_free(&s->sql);
-	free(s->line);
-	free(s->vals);
-	free(s->lens);
+	retl_copy_line_free(&s->dec);
 	free(s->name);
 	free(s);
 }
@@ -381,135 +373,6 @@ double retl_source_estimated_rows(const retl_source *s)
 
 /* ---- stream ------------------------------------------------------------ */
 
-static inline int octal(char c)
-{
-	return c >= '0' && c <= '7';
-}
-
-static inline int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Unescapes p[0..n) in place (COPY text format: \b \f \n \r \t \v \\ \NNN
- * \xHH; any other escaped character stands for itself) and returns the new
- * length.  `bs` is the first backslash, found by the caller.
- */
-static size_t unescape(char *p, size_t n, char *bs)
-{
-	char *end = p + n;
-	char *w = bs;
-	const char *r = bs;
-	while (r < end) {
-		char c = *r++;
-		if (c != '\\' || r == end) {
-			*w++ = c;
-			continue;
-		}
-		c = *r++;
-		switch (c) {
-		case 'b': *w++ = '\b'; break;
-		case 'f': *w++ = '\f'; break;
-		case 'n': *w++ = '\n'; break;
-		case 'r': *w++ = '\r'; break;
-		case 't': *w++ = '\t'; break;
-		case 'v': *w++ = '\v'; break;
-		case 'x': {
-			int h = r < end ? hexval(*r) : -1;
-			if (h < 0) {
-				*w++ = 'x';
-				break;
-			}
-			int v = h;
-			r++;
-			if (r < end && (h = hexval(*r)) >= 0) {
-				v = v * 16 + h;
-				r++;
-			}
-			*w++ = (char)v;
-			break;
-		}
-		default:
-			if (octal(c)) {
-				int v = c - '0';
-				if (r < end && octal(*r)) {
-					v = v * 8 + (*r++ - '0');
-					if (r < end && octal(*r))
-						v = v * 8 + (*r++ - '0');
-				}
-				*w++ = (char)(v & 0xff);
-			} else {
-				*w++ = c;
-			}
-		}
-	}
-	return (size_t)(w - p);
-}
-
-static void ensure_fields(retl_source *s, size_t n)
-{
-	if (n <= s->fieldcap)
-		return;
-	s->vals = retl_realloc(s->vals, n * sizeof(*s->vals));
-	s->lens = retl_realloc(s->lens, n * sizeof(*s->lens));
-	s->fieldcap = n;
-}
-
-/*
- * Splits and decodes one line (len bytes, no newline) into s->vals/lens.
- * Returns the number of fields found.
- */
-static size_t decode_line(retl_source *s, const char *raw, size_t len,
-			  size_t nexpect)
-{
-	if (len + 1 > s->linecap) {
-		size_t cap = s->linecap ? s->linecap : 256;
-		while (cap < len + 1)
-			cap *= 2;
-		free(s->line);
-		s->line = retl_malloc(cap);
-		s->linecap = cap;
-	}
-	char *p = s->line;
-	memcpy(p, raw, len);
-	p[len] = '\0';
-
-	char *end = p + len;
-	size_t nf = 0;
-	for (;;) {
-		char *tab = memchr(p, '\t', (size_t)(end - p));
-		char *fend = tab ? tab : end;
-		size_t flen = (size_t)(fend - p);
-		*fend = '\0';
-		if (nf >= s->fieldcap)
-			ensure_fields(s, nf < nexpect ? nexpect : nf * 2 + 8);
-		if (flen == 2 && p[0] == '\\' && p[1] == 'N') {
-			s->vals[nf] = NULL;
-			s->lens[nf] = 0;
-		} else {
-			char *bs = memchr(p, '\\', flen);
-			if (bs) {
-				flen = unescape(p, flen, bs);
-				p[flen] = '\0';
-			}
-			s->vals[nf] = p;
-			s->lens[nf] = flen;
-		}
-		nf++;
-		if (!tab)
-			break;
-		p = tab + 1;
-	}
-	return nf;
-}
-
 /* after fn asked to stop: cancel the COPY and swallow what is still coming */
 static void cancel_and_drain(retl_source *s)
 {
@@ -550,7 +413,7 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 	}
 	size_t ncols = (size_t)PQnfields(res);
 	PQclear(res);
-	ensure_fields(s, ncols ? ncols : 1);
+	retl_copy_line_reserve(&s->dec, ncols ? ncols : 1);
 
 	struct retl_row row;
 	row.ncols = ncols;
@@ -560,7 +423,7 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 		size_t len = (size_t)n;
 		if (line[len - 1] == '\n')
 			len--;
-		size_t nf = ncols ? decode_line(s, line, len, ncols) : 0;
+		size_t nf = ncols ? retl_copy_decode_line(&s->dec, line, len, ncols) : 0;
 		if (nf != ncols) {
 			PQfreemem(line);
 			cancel_and_drain(s);
@@ -568,8 +431,8 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 				  "expected %zu", s->name, nf, ncols);
 			goto out;
 		}
-		row.vals = s->vals;
-		row.lens = s->lens;
+		row.vals = s->dec.vals;
+		row.lens = s->dec.lens;
 		int stop = fn(ud, &row, line, len);
 		PQfreemem(line);
 		if (stop) {

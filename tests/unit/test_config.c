@@ -345,6 +345,75 @@ static void test_errors(void)
 	retl_redact_clear();
 }
 
+/*
+ * Several mistakes in one sync: the one found first in the loader's fixed
+ * order of keys is reported, whatever the order of the keys in the file.
+ */
+static void test_error_order(void)
+{
+	static const struct {
+		const char *bad;    /* a wrong member */
+		const char *good;   /* a right one for a required key, or NULL */
+		const char *msg;
+	} keys[] = {   /* in the order the loader looks at them */
+		{ "\"source\": \"nope\"", "\"source\": \"wh\"",
+		  "mappings/x.json: source: unknown source \"nope\" (defined in retl.json: wh)" },
+		{ "\"query\": \"\"", "\"query\": \"q\"",
+		  "mappings/x.json: query: expected a non-empty string" },
+		{ "\"key\": [\"id\", \"id\"]", "\"key\": \"id\"",
+		  "mappings/x.json: key: column \"id\" is listed twice" },
+		{ "\"object\": 5", NULL,
+		  "mappings/x.json: object: expected a non-empty string" },
+		{ "\"mode\": \"upsrt\"", NULL,
+		  "mappings/x.json: mode: unknown mode \"upsrt\" (expected one of upsert, update, insert, mirror)" },
+		{ "\"match\": {\"email\": 1}", NULL,
+		  "mappings/x.json: match.email: expected a column name" },
+		{ "\"fields\": []", "\"fields\": {\"id\": \"id\"}",
+		  "mappings/x.json: fields: expected an object of {target field: column or field spec}" },
+		{ "\"on_remove\": \"drop\"", NULL,
+		  "mappings/x.json: on_remove: unknown action \"drop\" (expected one of ignore, archive, delete, unsubscribe, clear)" },
+		{ "\"safety\": {\"max_removed\": -1}", NULL,
+		  "mappings/x.json: safety.max_removed: expected an integer >= 0" },
+		{ "\"schedule\": \"\"", NULL,
+		  "mappings/x.json: schedule: expected a non-empty string" },
+	};
+	size_t n = sizeof(keys) / sizeof(keys[0]);
+	for (size_t first = 0; first < n; first++) {
+		for (int reverse = 0; reverse < 2; reverse++) {
+			retl_buf b = RETL_BUF_INIT;
+			retl_buf_adds(&b, "{\"destination\": \"out\"");
+			for (size_t j = 0; j < n; j++) {
+				size_t i = reverse ? n - 1 - j : j;
+				const char *m = i >= first ? keys[i].bad : keys[i].good;
+				if (m)
+					retl_buf_addf(&b, ", %s", m);
+			}
+			retl_buf_adds(&b, "}");
+			CHECK_STR(load_error(BASIC_RETL, b.ptr), keys[first].msg);
+			retl_buf_free(&b);
+		}
+	}
+
+	/* each safety value by its kind */
+	static const char *const safety[][2] = {
+		{ "5", "mappings/x.json: safety: expected an object (keys: max_removed, max_removed_ratio, refuse_empty_model)" },
+		{ "{\"max_removed\": 1, \"bogus\": 1}", "mappings/x.json: safety.bogus: unknown key (expected one of max_removed, max_removed_ratio, refuse_empty_model)" },
+		{ "{\"max_removed\": \"10\"}", "mappings/x.json: safety.max_removed: expected an integer >= 0" },
+		{ "{\"max_removed_ratio\": 1.5}", "mappings/x.json: safety.max_removed_ratio: expected a number from 0 to 1" },
+		{ "{\"max_removed_ratio\": \"0.5\"}", "mappings/x.json: safety.max_removed_ratio: expected a number from 0 to 1" },
+		{ "{\"refuse_empty_model\": 1}", "mappings/x.json: safety.refuse_empty_model: expected true or false" },
+		{ "{\"refuse_empty_model\": false, \"max_removed\": -2}", "mappings/x.json: safety.max_removed: expected an integer >= 0" },
+	};
+	for (size_t i = 0; i < sizeof(safety) / sizeof(safety[0]); i++) {
+		retl_buf b = RETL_BUF_INIT;
+		retl_buf_addf(&b, "{\"source\": \"wh\", \"query\": \"q\", \"key\": \"id\", "
+			      "\"destination\": \"out\", \"fields\": {\"id\": \"id\"}, "
+			      "\"safety\": %s}", safety[i][0]);
+		CHECK_STR(load_error(BASIC_RETL, b.ptr), safety[i][1]);
+		retl_buf_free(&b);
+	}
+}
+
 static void test_base_urls(void)
 {
 	static const char *const ok[] = {
@@ -442,6 +511,7 @@ int main(void)
 	test_full_project();
 	test_defaults();
 	test_errors();
+	test_error_order();
 	test_base_urls();
 	test_redact();
 	CHECK_STR(retl_mode_name(RETL_MODE_MIRROR), "mirror");

@@ -1,0 +1,117 @@
+/*
+ * config_source.c - retl.json's "sources": where models are read from.
+ *
+ *   "warehouse": { "type": "postgres", "dsn": "${WAREHOUSE_URL}",
+ *                  "statement_timeout": "10min" }
+ *
+ * type is postgres (the default) or redshift (same protocol); dsn is
+ * required and its secrets are resolved (and its password registered for
+ * redaction even when written inline); statement_timeout is a duration
+ * string or a number of milliseconds.
+ */
+#include "config_int.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "redact.h"
+
+static const char *const source_keys[] = {
+	"type", "dsn", "statement_timeout", NULL
+};
+
+/*
+ * "10min", "30s", "500ms", "2h", "1d", or sums like "1h30min".
+ * Returns 0 and *ms, or -1.
+ */
+static int parse_duration(const char *s, long *ms)
+{
+	static const struct { const char *unit; long ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "min", 60000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	long total = 0;
+	if (!*s)
+		return -1;
+	while (*s) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		long n = 0;
+		while (*s >= '0' && *s <= '9') {
+			if (n > (LONG_MAX - 9) / 10)
+				return -1;
+			n = n * 10 + (*s++ - '0');
+		}
+		size_t i, len = 0;
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			len = strlen(units[i].unit);
+			if (!strncmp(s, units[i].unit, len) &&
+			    !(s[len] >= 'a' && s[len] <= 'z'))
+				break;
+		}
+		if (i == sizeof(units) / sizeof(units[0]))
+			return -1;
+		if (n > (LONG_MAX - total) / units[i].ms)
+			return -1;
+		total += n * units[i].ms;
+		s += len;
+	}
+	*ms = total;
+	return 0;
+}
+
+int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
+			 const char *name, json_t *obj, const char *path)
+{
+	retl_buf p = RETL_BUF_INIT;
+	int rc = -1;
+	sc->name = retl_strdup(name);
+	if (!json_is_object(obj)) {
+		retl_cfg_fail(c, path,
+			      "expected an object with type, dsn, statement_timeout");
+		goto out;
+	}
+	if (retl_cfg_check_keys(c, obj, path, source_keys, NULL) < 0 ||
+	    retl_cfg_resolve_secrets(c, obj, path) < 0)
+		goto out;
+
+	if (retl_cfg_get_string(c, obj, path, "type", 0, 1, &sc->type) < 0)
+		goto out;
+	if (!sc->type) {
+		sc->type = retl_strdup("postgres");
+	} else if (strcmp(sc->type, "postgres") && strcmp(sc->type, "redshift")) {
+		retl_cfg_fail(c, retl_cfg_subpath(&p, path, "type"),
+			      "unknown source type \"%s\" (expected one of postgres, redshift)",
+			      sc->type);
+		goto out;
+	}
+	if (retl_cfg_get_string(c, obj, path, "dsn", 1, 1, &sc->dsn) < 0)
+		goto out;
+	retl_redact_dsn_password(sc->dsn);
+
+	json_t *t = json_object_get(obj, "statement_timeout");
+	retl_cfg_subpath(&p, path, "statement_timeout");
+	if (json_is_integer(t)) {
+		if (json_integer_value(t) < 0 || json_integer_value(t) > LONG_MAX) {
+			retl_cfg_fail(c, p.ptr,
+				      "expected a duration such as \"30s\", \"10min\", \"2h\", \"500ms\" or a number of milliseconds >= 0");
+			goto out;
+		}
+		sc->statement_timeout_ms = (long)json_integer_value(t);
+	} else if (json_is_string(t)) {
+		if (parse_duration(json_string_value(t), &sc->statement_timeout_ms) < 0) {
+			retl_cfg_fail(c, p.ptr,
+				      "invalid duration \"%s\" (expected e.g. \"30s\", \"10min\", \"2h\", \"500ms\", or a number of milliseconds)",
+				      json_string_value(t));
+			goto out;
+		}
+	} else if (t) {
+		retl_cfg_fail(c, p.ptr,
+			      "expected a duration such as \"30s\", \"10min\", \"2h\", \"500ms\" or a number of milliseconds >= 0");
+		goto out;
+	}
+	rc = 0;
+out:
+	retl_buf_free(&p);
+	return rc;
+}
