@@ -558,43 +558,40 @@ static int at_setup(void *d, struct retl_err *err)
 	return open_fields(c, sc, err);
 }
 
-static const struct retl_hd_ops at_ops = {
-	.prepare = at_prepare,
-	.encode = at_encode,
-	.decode = at_decode,
-	.transient = at_transient,
-	.setup = at_setup,
-	.fini = at_fini,
-};
-
-static int at_open(void **out, const struct retl_dest_cfg *dc,
-		   const struct retl_sync_cfg *sc,
-		   const struct retl_dest_env *env, struct retl_err *err)
+/* the token, and the limiter of the base */
+static int at_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		      struct retl_hd_opts *o, struct retl_err *err)
 {
 	long rps;
-	*out = NULL;
-	if (at_validate(dc, err) < 0 || open_sync(sc, err) < 0)
+	if (open_sync(sc, err) < 0)
 		return -1;
 	retl_dest_opt_posint(dc, "requests_per_second", 5, &rps, err);
 	const char *token = json_string_value(json_object_get(dc->options, "token"));
 	retl_buf a = RETL_BUF_INIT;
 	retl_buf_addf(&a, "Authorization: Bearer %s", token);
-	struct retl_hd_opts o = {
-		.type = "airtable",
-		.ctx_size = sizeof(struct at_ctx),
-		.default_url = AT_DEFAULT_API,
-		.auth = retl_buf_detach(&a),
-		.max_ops = AT_MAX_RECORDS,
-		.inflight = 4,
-		.timeout = 60,
-		/* a 429 comes back at once: at_transient holds the base */
-		.http = {
-			.rate = rate_of(dc, rps),
-			.max_429 = 1,
-		},
-	};
-	return retl_hd_open(out, &at_ops, &o, dc, sc, env, err);
+	o->type = "airtable";
+	o->ctx_size = sizeof(struct at_ctx);
+	o->default_url = AT_DEFAULT_API;
+	o->auth = retl_buf_detach(&a);
+	o->max_ops = AT_MAX_RECORDS;
+	o->inflight = 4;
+	o->timeout = 60;
+	o->http.rate = rate_of(dc, rps);
+	/* a 429 comes back at once: at_transient holds the base */
+	o->http.max_429 = 1;
+	return 0;
 }
+
+static const struct retl_hd_ops at_ops = {
+	.validate = at_validate,
+	.options = at_options,
+	.setup = at_setup,
+	.prepare = at_prepare,
+	.encode = at_encode,
+	.decode = at_decode,
+	.transient = at_transient,
+	.fini = at_fini,
+};
 
 const struct retl_destination retl_dest_airtable = {
 	.name = "airtable",
@@ -605,7 +602,7 @@ const struct retl_destination retl_dest_airtable = {
 	.conn_keys = at_conn_keys,
 	.sync_keys = at_sync_keys,
 	.validate = at_validate,
-	.open = at_open,
+	.http = &at_ops,
 	.check = airtable_check,
 	/* engine batches (one request each) queued at once; the limiter
 	 * and the conn key max_inflight decide what is on the wire */

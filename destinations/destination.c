@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "http_dest.h"
 
 static const struct retl_destination *const table[] = {
 	&retl_dest_file,
@@ -54,6 +55,15 @@ const struct retl_destination *retl_destination_find(const char *type)
 		if (!strcmp(table[i]->name, type))
 			return table[i];
 	return NULL;
+}
+
+int retl_destination_open(const struct retl_destination *d, void **ctx,
+			  const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+			  const struct retl_dest_env *env, struct retl_err *err)
+{
+	if (d->http)
+		return retl_hd_open(ctx, d->http, dc, sc, env, err);
+	return d->open(ctx, dc, sc, env, err);
 }
 
 const char *retl_destination_names(void)

@@ -141,7 +141,9 @@ struct retl_destination {
 	/* config-time checks of options (required keys, value types);
 	 * messages "retl.json: destinations.<name>.<key>: ..." */
 	int (*validate)(const struct retl_dest_cfg *dc, struct retl_err *err);
-	/* per sync run */
+	/* per sync run (call it through retl_destination_open); an HTTP
+	 * destination sets .http instead: its base opens it */
+	const struct retl_hd_ops *http;
 	int (*open)(void **ctx, const struct retl_dest_cfg *dc,
 		    const struct retl_sync_cfg *sc,
 		    const struct retl_dest_env *env, struct retl_err *err);
@@ -185,7 +187,13 @@ struct retl_destination {
 		     long ops, long *requests, long *jobs);
 };
 
+struct retl_hd_ops;
+
 const struct retl_destination *retl_destination_find(const char *type);
+/* opens d for one sync run: its open, or the HTTP base for .http */
+int retl_destination_open(const struct retl_destination *d, void **ctx,
+			  const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+			  const struct retl_dest_env *env, struct retl_err *err);
 
 /*
  * Option readers for validate() and open(), with the config's messages

@@ -321,23 +321,47 @@ static void open_fields(struct retl_http_dest *d, const struct retl_sync_cfg *sc
 	}
 }
 
-int retl_hd_open(void **out, const struct retl_hd_ops *ops,
-		 const struct retl_hd_opts *o, const struct retl_dest_cfg *dc,
-		 const struct retl_sync_cfg *sc, const struct retl_dest_env *env,
-		 struct retl_err *err)
+static void free_lines(char **l)
 {
-	struct retl_http_dest *d = retl_calloc(1, o->ctx_size);
-	const char *url = dc->base_url ? dc->base_url : o->default_url;
+	for (size_t i = 0; l && l[i]; i++)
+		free(l[i]);
+	free(l);
+}
+
+static void wipe(char *s)
+{
+	if (s) {
+		memset(s, 0, strlen(s));
+		free(s);
+	}
+}
+
+int retl_hd_open(void **out, const struct retl_hd_ops *ops,
+		 const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		 const struct retl_dest_env *env, struct retl_err *err)
+{
+	struct retl_hd_opts o;
 	long inflight, timeout;
 	*out = NULL;
+	memset(&o, 0, sizeof(o));
+	if (ops->validate(dc, err) < 0)
+		return -1;
+	if (ops->options(dc, sc, &o, err) < 0) {
+		wipe(o.auth);
+		free_lines(o.headers);
+		return -1;
+	}
+	struct retl_http_dest *d = retl_calloc(1, o.ctx_size);
+	const char *url = dc->base_url ? dc->base_url : o.default_url;
 	d->ops = ops;
-	d->type = o->type;
+	d->type = o.type;
 	d->dc = dc;
 	d->sc = sc;
 	if (env)
 		d->env = *env;
-	d->auth = o->auth;
-	d->max_ops = o->max_ops;
+	d->auth = o.auth;
+	d->headers = o.headers;
+	d->max_ops = o.max_ops;
 	if (url) {
 		size_t n = strlen(url);
 		while (n && url[n - 1] == '/')
@@ -345,14 +369,15 @@ int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 		d->url = retl_strndup(url, n);
 	}
 	open_fields(d, sc);
-	if (retl_dest_opt_int(dc, o->inflight_key ? o->inflight_key : "max_inflight",
-			      o->inflight, o->inflight_max, &inflight, err) < 0 ||
-	    retl_dest_opt_int(dc, "timeout", o->timeout, 0, &timeout, err) < 0)
+	if (retl_dest_opt_int(dc, o.inflight_key ? o.inflight_key : "max_inflight",
+			      o.inflight, o.inflight_max, &inflight, err) < 0 ||
+	    retl_dest_opt_int(dc, "timeout", o.timeout, 0, &timeout, err) < 0)
 		goto fail;
-	struct retl_http_opts ho = o->http;
+	struct retl_http_opts ho = o.http;
 	ho.max_inflight = (int)inflight;
 	ho.timeout_ms = timeout * 1000;
 	ho.auth = d->auth;
+	ho.headers = (const char *const *)d->headers;
 	ho.budget = env ? env->api_budget : -1;
 	if (retl_http_new(&d->http, &ho, err) < 0)
 		goto fail;
@@ -384,10 +409,8 @@ void retl_hd_close(void *ctx)
 	}
 	retl_http_free(d->http);
 	free(d->ready);
-	if (d->auth) {
-		memset(d->auth, 0, strlen(d->auth));
-		free(d->auth);
-	}
+	wipe(d->auth);
+	free_lines(d->headers);
 	free(d->url);
 	for (size_t i = 0; d->fkey && i < d->nf; i++)
 		free(d->fkey[i]);

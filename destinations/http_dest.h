@@ -49,6 +49,8 @@ struct retl_request {
 	struct retl_request *prev, *next;   /* the base's list of live ones */
 };
 
+struct retl_hd_opts;
+
 /* prepare() for an op that needs no request: its result is set */
 #define RETL_HD_NONE (-1)
 /* prepare() for an op the API cannot take: rejected with the reason */
@@ -63,6 +65,15 @@ enum retl_hd_verdict {
 };
 
 struct retl_hd_ops {
+	/* opening, in this order: the config's checks (also the table's
+	 * validate), what the base needs (fills o, zeroed; what it takes is
+	 * freed by the base even on error), then what the destination adds
+	 * to its context once the base is open; < 0 closes it again */
+	int (*validate)(const struct retl_dest_cfg *dc, struct retl_err *err);
+	int (*options)(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		       struct retl_hd_opts *o, struct retl_err *err);
+	int (*setup)(void *d, struct retl_err *err);
+
 	int (*prepare)(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		       retl_buf *id, retl_buf *reason);
 	int (*encode)(void *d, struct retl_request *r, struct retl_err *err);
@@ -74,11 +85,26 @@ struct retl_hd_ops {
 					  struct retl_err *err);
 	/* optional: ops a request of this kind carries at most */
 	size_t (*max_ops)(void *d, int kind);
-	/* optional: fills what the destination adds to its context, once the
-	 * base is open (options, mapping checks); < 0 closes it again */
-	int (*setup)(void *d, struct retl_err *err);
 	/* optional: frees what the destination added to its context */
 	void (*fini)(void *d);
+};
+
+/* what a destination's options() tells the base */
+struct retl_hd_opts {
+	const char *type;             /* "hubspot" */
+	size_t ctx_size;              /* the destination's context, base first */
+	const char *default_url;      /* when the config has no base_url */
+	char *auth;                   /* Authorization line, taken (or NULL) */
+	char **headers;               /* more header lines, NULL-ended, taken */
+	size_t max_ops;
+	/* the option naming the connections (default "max_inflight"), its
+	 * default, and its ceiling (0: none); "timeout" in seconds */
+	const char *inflight_key;
+	long inflight, inflight_max, timeout;
+	/* rate, rate headers, keep_header, max_429, ordered: passed to the
+	 * engine as they are (max_inflight, timeout_ms, auth, headers and
+	 * budget are the base's) */
+	struct retl_http_opts http;
 };
 
 struct retl_http_dest {
@@ -89,6 +115,7 @@ struct retl_http_dest {
 	struct retl_dest_env env;     /* copied */
 	char *url;                    /* base URL, no trailing '/' */
 	char *auth;                   /* Authorization line: wiped at close */
+	char **headers;               /* more header lines (the engine's) */
 	retl_http *http;
 	size_t max_ops;               /* per request, unless ops->max_ops */
 	size_t nf;                    /* the mapping's fields: */
@@ -102,33 +129,16 @@ struct retl_http_dest {
 	struct retl_request *live;    /* requests not yet decoded */
 };
 
-/* what a destination's open() tells retl_hd_open */
-struct retl_hd_opts {
-	const char *type;             /* "hubspot" */
-	size_t ctx_size;              /* the destination's context, base first */
-	const char *default_url;      /* when the config has no base_url */
-	char *auth;                   /* Authorization line, taken (or NULL) */
-	size_t max_ops;
-	/* the option naming the connections (default "max_inflight"), its
-	 * default, and its ceiling (0: none); "timeout" in seconds */
-	const char *inflight_key;
-	long inflight, inflight_max, timeout;
-	/* rate, rate headers, keep_header, max_429, headers, ordered: passed
-	 * to the engine as they are (max_inflight, timeout_ms, auth and
-	 * budget are the base's) */
-	struct retl_http_opts http;
-};
-
 /*
- * Allocates the destination's context (ctx_size bytes, zeroed, the base
- * first), reads max_inflight (or inflight_key) and timeout from the
- * config, makes the HTTP engine, then calls ops->setup.  On error *out is
- * NULL and everything taken is freed.
+ * An HTTP destination's open (retl_destination_open calls it for a table
+ * entry with .http): ops->validate, ops->options, then the context
+ * (ctx_size bytes, zeroed, the base first) with max_inflight (or
+ * inflight_key) and timeout read from the config and the HTTP engine, then
+ * ops->setup.  On error *out is NULL and everything taken is freed.
  */
 int retl_hd_open(void **out, const struct retl_hd_ops *ops,
-		 const struct retl_hd_opts *o, const struct retl_dest_cfg *dc,
-		 const struct retl_sync_cfg *sc, const struct retl_dest_env *env,
-		 struct retl_err *err);
+		 const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		 const struct retl_dest_env *env, struct retl_err *err);
 
 /* the destination's submit, wait, stats and close (struct retl_destination) */
 int retl_hd_submit(void *ctx, struct retl_batch *b, struct retl_err *err);

@@ -369,20 +369,12 @@ static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
 	return 0;
 }
 
-static const struct retl_hd_ops hs_ops = {
-	.prepare = hs_prepare,
-	.encode = hs_encode,
-	.decode = hubspot_decode,
-	.setup = hs_setup,
-};
-
-static int hs_open(void **out, const struct retl_dest_cfg *dc,
-		   const struct retl_sync_cfg *sc,
-		   const struct retl_dest_env *env, struct retl_err *err)
+/* the token, its limiter and HubSpot's rate headers */
+static int hs_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		      struct retl_hd_opts *o, struct retl_err *err)
 {
 	long rps;
-	*out = NULL;
-	if (hs_validate(dc, err) < 0 || open_object(sc, err) < 0)
+	if (open_object(sc, err) < 0)
 		return -1;
 	retl_dest_opt_posint(dc, "requests_per_10s", 100, &rps, err);
 	const char *token = json_string_value(json_object_get(dc->options, "token"));
@@ -392,22 +384,27 @@ static int hs_open(void **out, const struct retl_dest_cfg *dc,
 	char key[64];
 	snprintf(key, sizeof(key), "hubspot:%016llx",
 		 (unsigned long long)retl_hash64(token, strlen(token), 0x68756273706f74ULL));
-	struct retl_hd_opts o = {
-		.type = "hubspot",
-		.ctx_size = sizeof(struct hs_ctx),
-		.default_url = HS_DEFAULT_BASE,
-		.auth = retl_buf_detach(&a),
-		.max_ops = HS_MAX_INPUTS,
-		.inflight = 4,
-		.timeout = 60,
-		.http = {
-			.rate = retl_rate_shared(key, (int)rps, 10.0, 0.15),
-			.rate_max_header = "X-HubSpot-RateLimit-Max",
-			.rate_remaining_header = "X-HubSpot-RateLimit-Remaining",
-		},
-	};
-	return retl_hd_open(out, &hs_ops, &o, dc, sc, env, err);
+	o->type = "hubspot";
+	o->ctx_size = sizeof(struct hs_ctx);
+	o->default_url = HS_DEFAULT_BASE;
+	o->auth = retl_buf_detach(&a);
+	o->max_ops = HS_MAX_INPUTS;
+	o->inflight = 4;
+	o->timeout = 60;
+	o->http.rate = retl_rate_shared(key, (int)rps, 10.0, 0.15);
+	o->http.rate_max_header = "X-HubSpot-RateLimit-Max";
+	o->http.rate_remaining_header = "X-HubSpot-RateLimit-Remaining";
+	return 0;
 }
+
+static const struct retl_hd_ops hs_ops = {
+	.validate = hs_validate,
+	.options = hs_options,
+	.setup = hs_setup,
+	.prepare = hs_prepare,
+	.encode = hs_encode,
+	.decode = hubspot_decode,
+};
 
 const struct retl_destination retl_dest_hubspot = {
 	.name = "hubspot",
@@ -417,7 +414,7 @@ const struct retl_destination retl_dest_hubspot = {
 	.max_batch = HS_MAX_INPUTS,
 	.conn_keys = hs_conn_keys,
 	.validate = hs_validate,
-	.open = hs_open,
+	.http = &hs_ops,
 	.check = hubspot_check,
 	/*
 	 * Engine batches queued at once.  Requests actually in flight are

@@ -463,45 +463,46 @@ static int mc_setup(void *d, struct retl_err *err)
 	c->mode = sc->mode;
 	c->on_remove = sc->on_remove;
 	c->list_id = sc->object;
+	if (!c->base.dc->base_url) {
+		const char *key = json_string_value(json_object_get(c->base.dc->options, "api_key"));
+		retl_buf url = RETL_BUF_INIT;
+		retl_buf_addf(&url, "https://%s.api.mailchimp.com/3.0", key_dc(key));
+		free(c->base.url);
+		c->base.url = retl_buf_detach(&url);
+	}
 	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0)
 		return -1;
 	return 0;
 }
 
+/* Basic auth with the key (its data center is the API host: mc_setup) */
+static int mc_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		      struct retl_hd_opts *o, struct retl_err *err)
+{
+	if (open_object(sc, err) < 0)
+		return -1;
+	const char *key = json_string_value(json_object_get(dc->options, "api_key"));
+	o->type = "mailchimp";
+	o->ctx_size = sizeof(struct mc_ctx);
+	o->auth = basic_auth(key);
+	o->max_ops = MC_MAX_MEMBERS;
+	o->inflight_key = "max_connections";
+	o->inflight = MC_MAX_CONN;
+	o->inflight_max = MC_MAX_CONN;
+	o->timeout = 300;
+	/* Mailchimp limits connections, not rate: no limiter */
+	return 0;
+}
+
 static const struct retl_hd_ops mc_ops = {
+	.validate = mc_validate,
+	.options = mc_options,
+	.setup = mc_setup,
 	.prepare = mc_prepare,
 	.encode = mc_encode,
 	.decode = mc_decode,
 	.max_ops = mc_max_ops,
-	.setup = mc_setup,
 };
-
-static int mc_open(void **out, const struct retl_dest_cfg *dc,
-		   const struct retl_sync_cfg *sc,
-		   const struct retl_dest_env *env, struct retl_err *err)
-{
-	*out = NULL;
-	if (mc_validate(dc, err) < 0 || open_object(sc, err) < 0)
-		return -1;
-	const char *key = json_string_value(json_object_get(dc->options, "api_key"));
-	retl_buf url = RETL_BUF_INIT;
-	retl_buf_addf(&url, "https://%s.api.mailchimp.com/3.0", key_dc(key) ? key_dc(key) : "");
-	struct retl_hd_opts o = {
-		.type = "mailchimp",
-		.ctx_size = sizeof(struct mc_ctx),
-		.default_url = url.ptr,
-		.auth = basic_auth(key),
-		.max_ops = MC_MAX_MEMBERS,
-		.inflight_key = "max_connections",
-		.inflight = MC_MAX_CONN,
-		.inflight_max = MC_MAX_CONN,
-		.timeout = 300,
-		/* Mailchimp limits connections, not rate: no limiter */
-	};
-	int rc = retl_hd_open(out, &mc_ops, &o, dc, sc, env, err);
-	retl_buf_free(&url);
-	return rc;
-}
 
 const struct retl_destination retl_dest_mailchimp = {
 	.name = "mailchimp",
@@ -513,7 +514,7 @@ const struct retl_destination retl_dest_mailchimp = {
 	.conn_keys = mc_conn_keys,
 	.sync_keys = mc_sync_keys,
 	.validate = mc_validate,
-	.open = mc_open,
+	.http = &mc_ops,
 	.check = mailchimp_check,
 	/* engine batches queued at once; connections are capped by the HTTP
 	 * engine (max_connections) */

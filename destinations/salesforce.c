@@ -393,32 +393,31 @@ static int sf_setup(void *d, struct retl_err *err)
 	return c->base.env.note_get ? sf_bulk_resume(c, err) : 0;
 }
 
+/* the login host; the token comes in sf_setup */
+static int sf_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		      struct retl_hd_opts *o, struct retl_err *err)
+{
+	if (open_object(sc, err) < 0)
+		return -1;
+	o->type = "salesforce";
+	o->ctx_size = sizeof(struct sf_ctx);
+	o->default_url = opt(dc, "login_url") ? opt(dc, "login_url") : SF_DEFAULT_LOGIN;
+	o->max_ops = SF_MAX_RECORDS;
+	o->inflight = 4;
+	o->timeout = 120;
+	o->http.keep_header = "Sforce-Limit-Info";
+	return 0;
+}
+
 static const struct retl_hd_ops sf_ops = {
+	.validate = sf_validate,
+	.options = sf_options,
+	.setup = sf_setup,
 	.prepare = sf_collections_prepare,
 	.encode = sf_collections_encode,
 	.decode = sf_collections_decode,
-	.setup = sf_setup,
 	.fini = sf_fini,
 };
-
-static int sf_open(void **out, const struct retl_dest_cfg *dc,
-		   const struct retl_sync_cfg *sc,
-		   const struct retl_dest_env *env, struct retl_err *err)
-{
-	*out = NULL;
-	if (sf_validate(dc, err) < 0 || open_object(sc, err) < 0)
-		return -1;
-	struct retl_hd_opts o = {
-		.type = "salesforce",
-		.ctx_size = sizeof(struct sf_ctx),
-		.default_url = opt(dc, "login_url") ? opt(dc, "login_url") : SF_DEFAULT_LOGIN,
-		.max_ops = SF_MAX_RECORDS,
-		.inflight = 4,
-		.timeout = 120,
-		.http = { .keep_header = "Sforce-Limit-Info" },
-	};
-	return retl_hd_open(out, &sf_ops, &o, dc, sc, env, err);
-}
 
 static void sf_stats(void *ctx, struct retl_dest_stats *s)
 {
@@ -457,7 +456,7 @@ const struct retl_destination retl_dest_salesforce = {
 	.max_batch = SF_MAX_RECORDS,
 	.conn_keys = sf_conn_keys,
 	.validate = sf_validate,
-	.open = sf_open,
+	.http = &sf_ops,
 	.check = sf_check,
 	.max_inflight = 2,
 	/* rows are deferred to spools at submit and sent by finish */

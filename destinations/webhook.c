@@ -55,7 +55,6 @@ struct wh_ctx {
 	struct retl_http_dest base;   /* first */
 	const char *url;          /* borrowed from the options */
 	const char *secret;       /* borrowed; NULL = unsigned */
-	char **headers;           /* "Name: value" lines from the config */
 };
 
 /* ---- options ---- */
@@ -250,18 +249,6 @@ static int wh_check(void *ctx, struct retl_err *err)
 
 /* ---- open ---- */
 
-static void free_lines(char **l)
-{
-	for (size_t i = 0; l && l[i]; i++)
-		free(l[i]);
-	free(l);
-}
-
-static void wh_fini(void *d)
-{
-	free_lines(((struct wh_ctx *)d)->headers);
-}
-
 /* the config's headers as "Name: value" lines, NULL-ended */
 static char **header_lines(const struct retl_dest_cfg *dc)
 {
@@ -278,52 +265,53 @@ static char **header_lines(const struct retl_dest_cfg *dc)
 	return l;
 }
 
-static const struct retl_hd_ops wh_ops = {
-	.prepare = wh_prepare,
-	.encode = wh_encode,
-	.decode = wh_decode,
-	.fini = wh_fini,
-};
-
-static int wh_open(void **out, const struct retl_dest_cfg *dc,
-		   const struct retl_sync_cfg *sc,
-		   const struct retl_dest_env *env, struct retl_err *err)
+/* batch_size a request, the configured headers, the URL's limiter; one
+ * request at a time, in order */
+static int wh_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		      struct retl_hd_opts *o, struct retl_err *err)
 {
 	long batch, rps;
-	*out = NULL;
-	if (wh_validate(dc, err) < 0)
-		return -1;
 	const char *url = json_string_value(json_object_get(dc->options, "url"));
 	retl_dest_opt_posint(dc, "batch_size", 100, &batch, err);
-	retl_ratelimit *rate = NULL;
 	if (json_object_get(dc->options, "requests_per_second")) {
 		retl_dest_opt_posint(dc, "requests_per_second", 1, &rps, err);
 		retl_buf key = RETL_BUF_INIT;
 		retl_buf_addf(&key, "webhook:%s", url);
-		rate = retl_rate_shared(key.ptr, (int)rps, 1.0, 0.02);
+		o->http.rate = retl_rate_shared(key.ptr, (int)rps, 1.0, 0.02);
 		retl_buf_free(&key);
 	}
-	char **lines = header_lines(dc);
-	struct retl_hd_opts o = {
-		.type = "webhook",
-		.ctx_size = sizeof(struct wh_ctx),
-		.max_ops = (size_t)batch,
-		.inflight = 1,
-		.timeout = 30,
-		.http = { .rate = rate, .headers = (const char *const *)lines, .ordered = 1 },
-	};
-	if (retl_hd_open(out, &wh_ops, &o, dc, sc, env, err) < 0) {
-		free_lines(lines);
-		return -1;
-	}
-	struct wh_ctx *c = *out;
-	c->url = url;
-	c->headers = lines;
-	c->secret = json_string_value(json_object_get(dc->options, "signing_secret"));
-	if (c->secret)
-		retl_redact_add(c->secret);
+	o->type = "webhook";
+	o->ctx_size = sizeof(struct wh_ctx);
+	o->headers = header_lines(dc);
+	o->max_ops = (size_t)batch;
+	o->inflight = 1;
+	o->timeout = 30;
+	o->http.ordered = 1;
+	(void)sc;
 	return 0;
 }
+
+/* the URL and the signing secret (redacted from now on) */
+static int wh_setup(void *d, struct retl_err *err)
+{
+	struct wh_ctx *c = d;
+	const json_t *opts = c->base.dc->options;
+	c->url = json_string_value(json_object_get(opts, "url"));
+	c->secret = json_string_value(json_object_get(opts, "signing_secret"));
+	if (c->secret)
+		retl_redact_add(c->secret);
+	(void)err;
+	return 0;
+}
+
+static const struct retl_hd_ops wh_ops = {
+	.validate = wh_validate,
+	.options = wh_options,
+	.setup = wh_setup,
+	.prepare = wh_prepare,
+	.encode = wh_encode,
+	.decode = wh_decode,
+};
 
 const struct retl_destination retl_dest_webhook = {
 	.name = "webhook",
@@ -336,7 +324,7 @@ const struct retl_destination retl_dest_webhook = {
 	.max_batch = WH_MAX_BATCH,
 	.conn_keys = wh_conn_keys,
 	.validate = wh_validate,
-	.open = wh_open,
+	.http = &wh_ops,
 	.check = wh_check,
 	.close = retl_hd_close,
 	/* engine batches queued at once; requests leave one at a time */

@@ -150,7 +150,7 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	const struct retl_destination *d = retl_destination_find(sc->dst->type);
 	void *ctx = NULL;
 	struct retl_dest_env env = { .dir = cfg->dir, .api_budget = -1 };
-	if (d->open(&ctx, sc->dst, sc, &env, err) < 0)
+	if (retl_destination_open(d, &ctx, sc->dst, sc, &env, err) < 0)
 		return -1;
 	rc = d->check ? d->check(ctx, err) : 0;
 	d->close(ctx);
@@ -239,7 +239,7 @@ static int open_destination(struct run *r)
 	retl_sync_env_init(r);
 	if (api_budget(r, &r->env.api_budget) < 0)
 		return -1;
-	return r->dest->open(&r->dctx, r->sc->dst, r->sc, &r->env, r->err);
+	return retl_destination_open(r->dest, &r->dctx, r->sc->dst, r->sc, &r->env, r->err);
 }
 
 static int load_cache(struct run *r)

@@ -557,7 +557,7 @@ static void run_destination(struct gc *g, struct retl_config *cfg,
 		fail(g, "no destination \"%s\"", sc->dst->type);
 		return;
 	}
-	if (d->open(&ctx, sc->dst, sc, &env, &err) < 0) {
+	if (retl_destination_open(d, &ctx, sc->dst, sc, &env, &err) < 0) {
 		set_error(g, "open", &err);
 		return;
 	}
