@@ -176,9 +176,9 @@ static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
-	if (c->mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
+	if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
 		k = AT_UPDATE;
-	else if (c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
+	else if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
 		k = op->pending && c->nmerge ? AT_UPSERT : AT_CREATE;
 	else
 		k = AT_UPSERT;
@@ -301,11 +301,11 @@ int airtable_auth_error(const struct at_ctx *c, const struct retl_http_req *req,
 	else if (st == 403)
 		retl_err_set(err, RETL_EXIT_DEST,
 			     "airtable: the token may not use base %s or table \"%s\" (403 %s); give it the scopes data.records:read, data.records:write and schema.bases:read and access to the base",
-			     c->base_id, c->table, retl_buf_cstr(&m));
+			     c->base_id, c->base.object, retl_buf_cstr(&m));
 	else
 		retl_err_set(err, RETL_EXIT_DEST,
 			     "airtable: base %s or table \"%s\" not found (404 %s)",
-			     c->base_id, c->table, retl_buf_cstr(&m));
+			     c->base_id, c->base.object, retl_buf_cstr(&m));
 	retl_buf_free(&m);
 	return -1;
 }
@@ -544,8 +544,6 @@ static int at_setup(void *d, struct retl_err *err)
 	const struct retl_sync_cfg *sc = c->base.sc;
 	const struct retl_dest_cfg *dc = c->base.dc;
 	long rps;
-	c->mode = sc->mode;
-	c->table = sc->object;
 	c->base_id = json_string_value(json_object_get(dc->options, "base"));
 	c->typecast = sc->options && json_is_true(json_object_get(sc->options, "typecast"));
 	opt_posnum(dc, "rate_limit_penalty", 30, &c->penalty, err);
@@ -553,7 +551,7 @@ static int at_setup(void *d, struct retl_err *err)
 	c->rate = rate_of(dc, rps);
 	retl_buf u = RETL_BUF_INIT;
 	retl_buf_addf(&u, "%s/v0/%s/", c->base.url, c->base_id);
-	add_url_escaped(&u, c->table);
+	add_url_escaped(&u, c->base.object);
 	c->records_url = retl_buf_detach(&u);
 	return open_fields(c, sc, err);
 }
@@ -569,13 +567,7 @@ static int at_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 	const char *token = json_string_value(json_object_get(dc->options, "token"));
 	retl_buf a = RETL_BUF_INIT;
 	retl_buf_addf(&a, "Authorization: Bearer %s", token);
-	o->type = "airtable";
-	o->ctx_size = sizeof(struct at_ctx);
-	o->default_url = AT_DEFAULT_API;
 	o->auth = retl_buf_detach(&a);
-	o->max_ops = AT_MAX_RECORDS;
-	o->inflight = 4;
-	o->timeout = 60;
 	o->http.rate = rate_of(dc, rps);
 	/* a 429 comes back at once: at_transient holds the base */
 	o->http.max_429 = 1;
@@ -583,6 +575,12 @@ static int at_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 }
 
 static const struct retl_hd_ops at_ops = {
+	.type = "airtable",
+	.ctx_size = sizeof(struct at_ctx),
+	.default_url = AT_DEFAULT_API,
+	.max_ops = AT_MAX_RECORDS,
+	.inflight = 4,
+	.timeout = 60,
 	.validate = at_validate,
 	.options = at_options,
 	.setup = at_setup,

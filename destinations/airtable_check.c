@@ -144,7 +144,7 @@ static void check_field(const struct at_ctx *c, const json_t *fields, size_t i,
 	if (!f) {
 		const json_t *twin = retl_dest_find(fields, "name", t, 1);
 		retl_hd_problem(probs, "%s: fields.%s: airtable: table \"%s\" has no field \"%s\"",
-				file, t, c->table, t);
+				file, t, c->base.object, t);
 		retl_hd_did_you_mean(probs, json_string_value(json_object_get(twin, "name")));
 		return;
 	}
@@ -173,10 +173,10 @@ int airtable_check(void *ctx, struct retl_err *err)
 	if (airtable_auth_error(c, req, err) == 0 &&
 	    retl_hd_answered(&c->base, req, path.ptr, NULL, err) == 0)
 		tables = retl_hd_answer_array(&c->base, req, path.ptr, "tables", &root, err);
-	if (tables && !(table = find_named(tables, c->table, 1))) {
-		const json_t *twin = retl_dest_find(tables, "name", c->table, 1);
+	if (tables && !(table = find_named(tables, c->base.object, 1))) {
+		const json_t *twin = retl_dest_find(tables, "name", c->base.object, 1);
 		retl_hd_problem(&probs, "%s: object: airtable: base %s has no table \"%s\"",
-				c->base.sc->file, c->base_id, c->table);
+				c->base.sc->file, c->base_id, c->base.object);
 		retl_hd_did_you_mean(&probs, json_string_value(json_object_get(twin, "name")));
 	}
 	const json_t *fields = json_object_get(table, "fields");

@@ -18,10 +18,9 @@ enum at_kind { AT_UPSERT, AT_UPDATE, AT_CREATE, AT_DELETE, AT_NKIND };
 
 struct at_ctx {
 	struct retl_http_dest base;       /* first; base.url: the API host */
-	const char *table;                /* borrowed from sc: id or name */
+	/* base.object is the table: its id or name */
 	const char *base_id;              /* borrowed from the options */
 	char *records_url;                /* api/v0/{base}/{table, escaped} */
-	enum retl_mode mode;
 	int typecast;
 	double penalty;                   /* seconds Airtable stops answering after a 429 */
 	size_t nmerge;                    /* match fields: fieldsToMergeOn */

@@ -96,7 +96,8 @@ static int send_req(struct retl_http_dest *d, struct retl_batch *b, int kind,
 
 static size_t max_ops(struct retl_http_dest *d, int kind)
 {
-	size_t m = d->ops->max_ops ? d->ops->max_ops(d, kind) : d->max_ops;
+	size_t m = d->ops->ops_per_request ? d->ops->ops_per_request(d, kind) :
+		   d->ops->max_ops;
 	return m ? m : 100;
 }
 
@@ -347,31 +348,34 @@ int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 	if (ops->validate(dc, err) < 0)
 		return -1;
 	if (ops->options(dc, sc, &o, err) < 0) {
+		free(o.url);
 		wipe(o.auth);
 		free_lines(o.headers);
 		return -1;
 	}
-	struct retl_http_dest *d = retl_calloc(1, o.ctx_size);
-	const char *url = dc->base_url ? dc->base_url : o.default_url;
+	struct retl_http_dest *d = retl_calloc(1, ops->ctx_size);
+	const char *url = dc->base_url ? dc->base_url : o.url ? o.url : ops->default_url;
 	d->ops = ops;
-	d->type = o.type;
+	d->type = ops->type;
 	d->dc = dc;
 	d->sc = sc;
+	d->object = sc->object;
+	d->mode = sc->mode;
 	if (env)
 		d->env = *env;
 	d->auth = o.auth;
 	d->headers = o.headers;
-	d->max_ops = o.max_ops;
 	if (url) {
 		size_t n = strlen(url);
 		while (n && url[n - 1] == '/')
 			n--;
 		d->url = retl_strndup(url, n);
 	}
+	free(o.url);
 	open_fields(d, sc);
-	if (retl_dest_opt_int(dc, o.inflight_key ? o.inflight_key : "max_inflight",
-			      o.inflight, o.inflight_max, &inflight, err) < 0 ||
-	    retl_dest_opt_int(dc, "timeout", o.timeout, 0, &timeout, err) < 0)
+	if (retl_dest_opt_int(dc, ops->inflight_key ? ops->inflight_key : "max_inflight",
+			      ops->inflight, ops->inflight_max, &inflight, err) < 0 ||
+	    retl_dest_opt_int(dc, "timeout", ops->timeout, 0, &timeout, err) < 0)
 		goto fail;
 	struct retl_http_opts ho = o.http;
 	ho.max_inflight = (int)inflight;

@@ -65,6 +65,15 @@ enum retl_hd_verdict {
 };
 
 struct retl_hd_ops {
+	const char *type;             /* "hubspot", for messages */
+	size_t ctx_size;              /* the destination's context, base first */
+	const char *default_url;      /* when the config has no base_url */
+	size_t max_ops;               /* ops a request carries at most */
+	/* the option naming the connections (NULL: "max_inflight"), its
+	 * default and ceiling (0: none); "timeout" in seconds */
+	const char *inflight_key;
+	long inflight, inflight_max, timeout;
+
 	/* opening, in this order: the config's checks (also the table's
 	 * validate), what the base needs (fills o, zeroed; what it takes is
 	 * freed by the base even on error), then what the destination adds
@@ -83,24 +92,19 @@ struct retl_hd_ops {
 	 * the default leaves every op not done */
 	enum retl_hd_verdict (*transient)(void *d, struct retl_request *r,
 					  struct retl_err *err);
-	/* optional: ops a request of this kind carries at most */
-	size_t (*max_ops)(void *d, int kind);
+	/* optional: ops a request of this kind carries at most, when not
+	 * max_ops */
+	size_t (*ops_per_request)(void *d, int kind);
 	/* optional: frees what the destination added to its context */
 	void (*fini)(void *d);
 };
 
-/* what a destination's options() tells the base */
+/* what a destination's options() tells the base from the config */
 struct retl_hd_opts {
-	const char *type;             /* "hubspot" */
-	size_t ctx_size;              /* the destination's context, base first */
-	const char *default_url;      /* when the config has no base_url */
+	char *url;                    /* the base URL when the config has no
+				       * base_url (taken; NULL: default_url) */
 	char *auth;                   /* Authorization line, taken (or NULL) */
 	char **headers;               /* more header lines, NULL-ended, taken */
-	size_t max_ops;
-	/* the option naming the connections (default "max_inflight"), its
-	 * default, and its ceiling (0: none); "timeout" in seconds */
-	const char *inflight_key;
-	long inflight, inflight_max, timeout;
 	/* rate, rate headers, keep_header, max_429, ordered: passed to the
 	 * engine as they are (max_inflight, timeout_ms, auth, headers and
 	 * budget are the base's) */
@@ -112,12 +116,13 @@ struct retl_http_dest {
 	const char *type;             /* "hubspot", for messages */
 	const struct retl_dest_cfg *dc;   /* borrowed */
 	const struct retl_sync_cfg *sc;   /* borrowed */
+	const char *object;           /* the sync's object (borrowed) */
+	enum retl_mode mode;          /* and mode */
 	struct retl_dest_env env;     /* copied */
 	char *url;                    /* base URL, no trailing '/' */
 	char *auth;                   /* Authorization line: wiped at close */
 	char **headers;               /* more header lines (the engine's) */
 	retl_http *http;
-	size_t max_ops;               /* per request, unless ops->max_ops */
 	size_t nf;                    /* the mapping's fields: */
 	const char **ftarget;         /* their targets (borrowed) */
 	char **fkey;                  /* the targets as payload member names

@@ -224,9 +224,9 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	size_t has_id = val.len;
 	retl_buf_add(id, val.ptr, val.len);
 	retl_buf_free(&val);
-	if (c->mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
+	if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
 		k = HS_UPDATE;
-	else if (c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
+	else if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
 		k = op->pending ? HS_READ : HS_CREATE;
 	else
 		k = HS_UPSERT;
@@ -288,7 +288,7 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
-	retl_buf_addf(&url, "%s/crm/v3/objects/%s/batch/%s", c->base.url, c->object,
+	retl_buf_addf(&url, "%s/crm/v3/objects/%s/batch/%s", c->base.url, c->base.object,
 		      hs_verb[r->kind]);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
@@ -337,8 +337,6 @@ static int hs_setup(void *d, struct retl_err *err)
 {
 	struct hs_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
-	c->mode = sc->mode;
-	c->object = sc->object;
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
 		if (strchr(t, '.'))
@@ -384,13 +382,7 @@ static int hs_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 	char key[64];
 	snprintf(key, sizeof(key), "hubspot:%016llx",
 		 (unsigned long long)retl_hash64(token, strlen(token), 0x68756273706f74ULL));
-	o->type = "hubspot";
-	o->ctx_size = sizeof(struct hs_ctx);
-	o->default_url = HS_DEFAULT_BASE;
 	o->auth = retl_buf_detach(&a);
-	o->max_ops = HS_MAX_INPUTS;
-	o->inflight = 4;
-	o->timeout = 60;
 	o->http.rate = retl_rate_shared(key, (int)rps, 10.0, 0.15);
 	o->http.rate_max_header = "X-HubSpot-RateLimit-Max";
 	o->http.rate_remaining_header = "X-HubSpot-RateLimit-Remaining";
@@ -398,6 +390,12 @@ static int hs_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 }
 
 static const struct retl_hd_ops hs_ops = {
+	.type = "hubspot",
+	.ctx_size = sizeof(struct hs_ctx),
+	.default_url = HS_DEFAULT_BASE,
+	.max_ops = HS_MAX_INPUTS,
+	.inflight = 4,
+	.timeout = 60,
 	.validate = hs_validate,
 	.options = hs_options,
 	.setup = hs_setup,

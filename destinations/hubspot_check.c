@@ -30,17 +30,17 @@ static void check_property(const struct hs_ctx *c, const json_t *results,
 	if (!p) {
 		const char *s = retl_dest_closest(results, "name", t, 3);
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s has no property \"%s\"",
-				file, t, c->object, t);
+				file, t, c->base.object, t);
 		retl_hd_did_you_mean(probs, s);
 	} else if (read_only(p)) {
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s.%s is read-only in HubSpot; remove it from fields",
-				file, t, c->object, t);
+				file, t, c->base.object, t);
 	} else if (c->id_prop && !strcmp(t, c->id_prop) &&
 		   !json_is_true(json_object_get(p, "hasUniqueValue")) &&
-		   !(!strcmp(c->object, "contacts") && !strcmp(t, "email"))) {
+		   !(!strcmp(c->base.object, "contacts") && !strcmp(t, "email"))) {
 		retl_hd_problem(probs, "%s: match.%s: hubspot: %s.%s does not have unique values (hasUniqueValue false); match on a unique property%s",
-				file, t, c->object, t,
-				!strcmp(c->object, "contacts") ? " such as email" : "");
+				file, t, c->base.object, t,
+				!strcmp(c->base.object, "contacts") ? " such as email" : "");
 	}
 }
 
@@ -50,7 +50,7 @@ int hubspot_check(void *ctx, struct retl_err *err)
 	retl_buf path = RETL_BUF_INIT, probs = RETL_BUF_INIT;
 	json_t *root = NULL, *results = NULL;
 
-	retl_buf_addf(&path, "/crm/v3/properties/%s", c->object);
+	retl_buf_addf(&path, "/crm/v3/properties/%s", c->base.object);
 	struct retl_http_req *req = retl_hd_get(&c->base, path.ptr);
 	if (hubspot_auth_error(req, err) < 0) {
 		/* err says why */
@@ -59,7 +59,7 @@ int hubspot_check(void *ctx, struct retl_err *err)
 		    strstr(req->resp.ptr, "Unable to infer object type"))) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "%s: object: hubspot: object \"%s\" does not exist (GET /crm/v3/properties/%s: 404)",
-			     c->base.sc->file, c->object, c->object);
+			     c->base.sc->file, c->base.object, c->base.object);
 	} else if (retl_hd_answered(&c->base, req, path.ptr, NULL, err) == 0) {
 		results = retl_hd_answer_array(&c->base, req, path.ptr, "results", &root, err);
 	}

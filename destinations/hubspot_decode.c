@@ -371,7 +371,7 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 	if (st == 400 && req->resp.ptr &&
 	    strstr(req->resp.ptr, "Unable to infer object type")) {
 		retl_err_set(err, RETL_EXIT_DEST, "hubspot: object \"%s\" does not exist",
-			     c->object);
+			     c->base.object);
 		return RETL_HD_FATAL;
 	}
 	return decode_refused(c, r);

@@ -17,8 +17,6 @@ enum hs_kind { HS_UPSERT, HS_UPDATE, HS_CREATE, HS_READ, HS_ARCHIVE, HS_NKIND };
 
 struct hs_ctx {
 	struct retl_http_dest base;       /* first */
-	const char *object;               /* borrowed from the sync */
-	enum retl_mode mode;
 	const char *id_prop;              /* the match property, or NULL */
 	int id_ci;                        /* compare ids case-insensitively */
 };

@@ -146,7 +146,7 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		if (mailchimp_member(op->payload, op->payload_len, c->status_if_new,
 				     body, id, reason) < 0)
 			return RETL_HD_REJECT;
-		return c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT ?
+		return c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT ?
 			MC_INSERT : MC_UPSERT;
 	}
 	if (!op->dest_id || !op->dest_id[0]) {
@@ -185,13 +185,13 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 		char h[33];
 		const char *e = retl_req_id(r, 0, &el);
 		subscriber_hash(e, el, h);
-		retl_buf_addf(&url, "%s/lists/%s/members/%s%s", c->base.url, c->list_id, h,
+		retl_buf_addf(&url, "%s/lists/%s/members/%s%s", c->base.url, c->base.object, h,
 			      r->kind == MC_DELETE ? "/actions/delete-permanent" : "");
 		req->method = r->kind == MC_DELETE ? "POST" : "DELETE";
 		req->url = retl_buf_detach(&url);
 		return 0;
 	}
-	retl_buf_addf(&url, "%s/lists/%s", c->base.url, c->list_id);
+	retl_buf_addf(&url, "%s/lists/%s", c->base.url, c->base.object);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
 	retl_buf_adds(o, "{\"members\":[");
@@ -349,7 +349,7 @@ static enum retl_hd_verdict mc_decode(void *d, struct retl_request *r,
 		return RETL_HD_FATAL;
 	if (st == 404) {
 		retl_err_set(err, RETL_EXIT_DEST,
-			     "mailchimp: audience (list) \"%s\" does not exist (404)", c->list_id);
+			     "mailchimp: audience (list) \"%s\" does not exist (404)", c->base.object);
 		return RETL_HD_FATAL;
 	}
 	char *why = mailchimp_problem(req);
@@ -460,48 +460,42 @@ static int mc_setup(void *d, struct retl_err *err)
 {
 	struct mc_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
-	c->mode = sc->mode;
 	c->on_remove = sc->on_remove;
-	c->list_id = sc->object;
-	if (!c->base.dc->base_url) {
-		const char *key = json_string_value(json_object_get(c->base.dc->options, "api_key"));
-		retl_buf url = RETL_BUF_INIT;
-		retl_buf_addf(&url, "https://%s.api.mailchimp.com/3.0", key_dc(key));
-		free(c->base.url);
-		c->base.url = retl_buf_detach(&url);
-	}
 	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0)
 		return -1;
 	return 0;
 }
 
-/* Basic auth with the key (its data center is the API host: mc_setup) */
+/* the key: its data center is the API host; Basic auth */
 static int mc_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
 		      struct retl_hd_opts *o, struct retl_err *err)
 {
 	if (open_object(sc, err) < 0)
 		return -1;
 	const char *key = json_string_value(json_object_get(dc->options, "api_key"));
-	o->type = "mailchimp";
-	o->ctx_size = sizeof(struct mc_ctx);
+	retl_buf url = RETL_BUF_INIT;
+	retl_buf_addf(&url, "https://%s.api.mailchimp.com/3.0", key_dc(key) ? key_dc(key) : "");
+	o->url = retl_buf_detach(&url);
 	o->auth = basic_auth(key);
-	o->max_ops = MC_MAX_MEMBERS;
-	o->inflight_key = "max_connections";
-	o->inflight = MC_MAX_CONN;
-	o->inflight_max = MC_MAX_CONN;
-	o->timeout = 300;
 	/* Mailchimp limits connections, not rate: no limiter */
 	return 0;
 }
 
 static const struct retl_hd_ops mc_ops = {
+	.type = "mailchimp",
+	.ctx_size = sizeof(struct mc_ctx),
+	.max_ops = MC_MAX_MEMBERS,
+	.inflight_key = "max_connections",
+	.inflight = MC_MAX_CONN,
+	.inflight_max = MC_MAX_CONN,
+	.timeout = 300,
 	.validate = mc_validate,
 	.options = mc_options,
 	.setup = mc_setup,
 	.prepare = mc_prepare,
 	.encode = mc_encode,
 	.decode = mc_decode,
-	.max_ops = mc_max_ops,
+	.ops_per_request = mc_max_ops,
 };
 
 const struct retl_destination retl_dest_mailchimp = {

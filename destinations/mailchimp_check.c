@@ -64,7 +64,7 @@ static struct retl_http_req *get_answered(struct mc_ctx *c, const char *path,
 	if (audience && req->status == 404) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "%s: object: mailchimp: audience (list) \"%s\" does not exist (GET /lists/%s: 404)",
-			     c->base.sc->file, c->list_id, c->list_id);
+			     c->base.sc->file, c->base.object, c->base.object);
 	} else if (mailchimp_auth_error(req, err) == 0) {
 		char *p = mailchimp_problem(req);
 		retl_buf why = RETL_BUF_INIT;
@@ -94,7 +94,7 @@ static void check_merge_field(const struct mc_ctx *c, const json_t *fields,
 		const char *s = fci ? json_string_value(json_object_get(fci, "tag")) :
 				retl_dest_closest(fields, "tag", tag, 2);
 		retl_hd_problem(probs, "%s: fields.%s: mailchimp: audience %s has no merge field \"%s\"",
-				file, t, c->list_id, tag);
+				file, t, c->base.object, tag);
 		retl_hd_did_you_mean(probs, s);
 	} else {
 		const char *ft = json_string_value(json_object_get(f, "type"));
@@ -128,7 +128,7 @@ static void check_required(const struct mc_ctx *c, const json_t *fields, retl_bu
 			continue;
 		const char *name = json_string_value(json_object_get(x, "name"));
 		retl_hd_problem(probs, "%s: fields: mailchimp: merge field %s (\"%s\") is required by audience %s but not mapped; Mailchimp refuses new members without it: add \"merge_fields.%s\"",
-				c->base.sc->file, tag, name ? name : tag, c->list_id, tag);
+				c->base.sc->file, tag, name ? name : tag, c->base.object, tag);
 	}
 }
 
@@ -139,8 +139,8 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 	json_t *root = NULL, *fields = NULL;
 	struct retl_http_req *req;
 
-	retl_buf_addf(&path, "/lists/%s", c->list_id);
-	retl_buf_addf(&what, "/lists/%s/merge-fields", c->list_id);
+	retl_buf_addf(&path, "/lists/%s", c->base.object);
+	retl_buf_addf(&what, "/lists/%s/merge-fields", c->base.object);
 	if ((req = get_answered(c, "/ping", 0, err)) != NULL) {
 		retl_http_req_free(req);
 		req = get_answered(c, path.ptr, 1, err);

@@ -21,8 +21,7 @@ enum mc_kind { MC_ARCHIVE, MC_DELETE, MC_UPSERT, MC_INSERT, MC_UNSUB, MC_NKIND }
 
 struct mc_ctx {
 	struct retl_http_dest base;       /* first */
-	const char *list_id;              /* the audience, borrowed from sc */
-	enum retl_mode mode;
+	/* base.object is the audience (list) id */
 	enum retl_on_remove on_remove;
 	int delete_permanent;             /* sync key: on_remove delete erases */
 	const char *status_if_new;        /* subscribed | transactional | pending */

@@ -203,9 +203,9 @@ static enum sf_kind op_kind(const struct sf_ctx *c, const struct retl_op *op)
 {
 	if (op->kind == RETL_OP_REMOVE)
 		return SF_DELETE;
-	if (c->mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
+	if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
 		return SF_UPDATE;
-	if (c->mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
+	if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
 		return op->pending && c->ext ? SF_UPSERT : SF_INSERT;
 	return SF_UPSERT;
 }
@@ -385,8 +385,6 @@ static int sf_setup(void *d, struct retl_err *err)
 {
 	struct sf_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
-	c->mode = sc->mode;
-	c->object = sc->object;
 	if (open_fields(c, sc, err) < 0 || open_options(c, c->base.dc, err) < 0 ||
 	    sf_auth(c, err) < 0 || open_dir(c, err) < 0)
 		return -1;
@@ -399,17 +397,19 @@ static int sf_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 {
 	if (open_object(sc, err) < 0)
 		return -1;
-	o->type = "salesforce";
-	o->ctx_size = sizeof(struct sf_ctx);
-	o->default_url = opt(dc, "login_url") ? opt(dc, "login_url") : SF_DEFAULT_LOGIN;
-	o->max_ops = SF_MAX_RECORDS;
-	o->inflight = 4;
-	o->timeout = 120;
+	if (opt(dc, "login_url"))
+		o->url = retl_strdup(opt(dc, "login_url"));
 	o->http.keep_header = "Sforce-Limit-Info";
 	return 0;
 }
 
 static const struct retl_hd_ops sf_ops = {
+	.type = "salesforce",
+	.ctx_size = sizeof(struct sf_ctx),
+	.default_url = SF_DEFAULT_LOGIN,
+	.max_ops = SF_MAX_RECORDS,
+	.inflight = 4,
+	.timeout = 120,
 	.validate = sf_validate,
 	.options = sf_options,
 	.setup = sf_setup,

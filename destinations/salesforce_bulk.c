@@ -388,7 +388,7 @@ static int run_job(struct sf_ctx *c, enum sf_kind k, const retl_buf *csv,
 	const char *match_col = k == SF_UPDATE || k == SF_DELETE ? "Id" : c->ext;
 	if (c->over_budget)
 		return retl_err_set(err, RETL_EXIT_DEST, "%s", c->budget_msg);
-	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "object", c->object,
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "object", c->base.object,
 				 "contentType", "CSV", "operation", sf_kind_name[k],
 				 "lineEnding", "LF", "columnDelimiter", "COMMA");
 	if (k == SF_UPSERT)

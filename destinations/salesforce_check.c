@@ -67,7 +67,7 @@ static void type_problem(struct sf_ctx *c, size_t i, const json_t *f, retl_buf *
 		want = retl_type_name(t);
 	if (want)
 		retl_buf_addf(pr, "\n%s: fields.%s: salesforce: %s.%s is a %s field; a %s value does not fit",
-			      c->base.sc->file, c->base.ftarget[i], c->object, c->base.ftarget[i], st, want);
+			      c->base.sc->file, c->base.ftarget[i], c->base.object, c->base.ftarget[i], st, want);
 }
 
 int sf_check(void *ctx, struct retl_err *err)
@@ -77,14 +77,14 @@ int sf_check(void *ctx, struct retl_err *err)
 	json_t *root = NULL, *consts = json_array();
 	int rc = -1;
 
-	retl_buf_addf(&path, "/services/data/v%s/sobjects/%s/describe", c->version, c->object);
+	retl_buf_addf(&path, "/services/data/v%s/sobjects/%s/describe", c->version, c->base.object);
 	struct retl_http_req *req = sf_call(c, "GET", path.ptr, NULL, NULL, 0);
 	if (sf_fatal_answer(c, req, err) < 0)
 		goto out;
 	if (req->status == 404) {
 		retl_err_set(err, RETL_EXIT_USAGE,
 			     "%s: object: salesforce: sObject \"%s\" does not exist (GET %s: 404 NOT_FOUND)",
-			     c->base.sc->file, c->object, path.ptr);
+			     c->base.sc->file, c->base.object, path.ptr);
 		goto out;
 	}
 	if (req->status != 200) {
@@ -96,27 +96,27 @@ int sf_check(void *ctx, struct retl_err *err)
 	json_error_t je;
 	root = json_loadb(req->resp.ptr, req->resp.len, 0, &je);
 	json_t *fields = json_object_get(root, "fields");
-	int creates = c->mode != RETL_MODE_UPDATE;
-	int updates = c->mode != RETL_MODE_INSERT;
+	int creates = c->base.mode != RETL_MODE_UPDATE;
+	int updates = c->base.mode != RETL_MODE_INSERT;
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
 		const json_t *f = retl_dest_find(fields, "name", t, 1);
 		if (!f) {
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s has no field \"%s\"",
-				      c->base.sc->file, t, c->object, t);
+				      c->base.sc->file, t, c->base.object, t);
 			continue;
 		}
 		if (creates && !json_is_true(json_object_get(f, "createable")))
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not createable (mode %s creates records)",
-				      c->base.sc->file, t, c->object, t, retl_mode_name(c->mode));
+				      c->base.sc->file, t, c->base.object, t, retl_mode_name(c->base.mode));
 		if (updates && !json_is_true(json_object_get(f, "updateable")) &&
 		    !(c->ext && !strcmp(t, c->ext) && creates))
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not updateable (mode %s updates records)",
-				      c->base.sc->file, t, c->object, t, retl_mode_name(c->mode));
+				      c->base.sc->file, t, c->base.object, t, retl_mode_name(c->base.mode));
 		if (c->ext && !strcmp(t, c->ext) &&
 		    !json_is_true(json_object_get(f, "externalId")))
 			retl_buf_addf(&pr, "\n%s: match.%s: salesforce: %s.%s is not an External ID field; upserts find records by an External ID (mark the field \"External ID\" in Setup, or match on one that is)",
-				      c->base.sc->file, t, c->object, t);
+				      c->base.sc->file, t, c->base.object, t);
 		type_problem(c, i, f, &pr);
 		json_array_clear(consts);
 		constants(json_object_get(c->base.sc->fields, t), consts);
@@ -130,10 +130,10 @@ int sf_check(void *ctx, struct retl_err *err)
 			    json_is_false(json_object_get(f, "restrictedPicklist")) == 0 &&
 			    !picklist_has(f, s))
 				retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: \"%s\" is not a value of the picklist %s.%s",
-					      c->base.sc->file, t, s, c->object, t);
+					      c->base.sc->file, t, s, c->base.object, t);
 			else if (flen > 0 && (long)strlen(s) > flen)
 				retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: \"%s\" is longer than %s.%s allows (%ld)",
-					      c->base.sc->file, t, s, c->object, t, flen);
+					      c->base.sc->file, t, s, c->base.object, t, flen);
 		}
 	}
 	if (pr.len) {

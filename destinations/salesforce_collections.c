@@ -54,7 +54,7 @@ int sf_collections_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *bo
 	if (retl_payload_open(&r, op->payload, op->payload_len) < 0)
 		goto bad;
 	retl_buf_adds(body, "{\"attributes\":{\"type\":");
-	retl_buf_add_json_str(body, c->object, strlen(c->object));
+	retl_buf_add_json_str(body, c->base.object, strlen(c->base.object));
 	retl_buf_addc(body, '}');
 	if (with_id) {
 		retl_buf_adds(body, ",\"Id\":");
@@ -86,7 +86,6 @@ int sf_collections_encode(void *d, struct retl_request *r, struct retl_err *err)
 	struct sf_ctx *c = d;
 	struct retl_http_req *req = r->http;
 	retl_buf url = RETL_BUF_INIT, *o = &req->body;
-	size_t len;
 	retl_buf_addf(&url, "%s/services/data/v%s/composite/sobjects", c->instance, c->version);
 	if (r->kind == SF_DELETE) {
 		retl_buf_adds(&url, "?ids=");
@@ -97,16 +96,11 @@ int sf_collections_encode(void *d, struct retl_request *r, struct retl_err *err)
 		req->idempotent = 1;
 	} else {
 		if (r->kind == SF_UPSERT)
-			retl_buf_addf(&url, "/%s/%s", c->object, c->ext);
+			retl_buf_addf(&url, "/%s/%s", c->base.object, c->ext);
 		req->method = r->kind == SF_INSERT ? "POST" : "PATCH";
 		req->idempotent = r->kind != SF_INSERT;
 		retl_buf_adds(o, "{\"allOrNone\":false,\"records\":[");
-		for (size_t k = 0; k < r->n; k++) {
-			const char *rec = retl_req_body(r, k, &len);
-			if (k)
-				retl_buf_addc(o, ',');
-			retl_buf_add(o, rec, len);
-		}
+		retl_req_add_bodies(r, o);
 		retl_buf_adds(o, "]}");
 	}
 	req->url = retl_buf_detach(&url);

@@ -24,8 +24,6 @@ enum sf_grant { SF_REFRESH, SF_CLIENT, SF_JWT };
 struct sf_ctx {
 	struct retl_http_dest base;       /* first; base.url is the login
 					   * host, base.http the API calls */
-	const char *object;               /* borrowed from sc */
-	enum retl_mode mode;
 	const char *ext;                  /* the External ID field (match), or NULL */
 
 	/* auth */

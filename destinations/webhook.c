@@ -55,6 +55,7 @@ struct wh_ctx {
 	struct retl_http_dest base;   /* first */
 	const char *url;          /* borrowed from the options */
 	const char *secret;       /* borrowed; NULL = unsigned */
+	size_t batch;             /* operations a request */
 };
 
 /* ---- options ---- */
@@ -204,19 +205,13 @@ static int wh_encode(void *d, struct retl_request *r, struct retl_err *err)
 	struct retl_http_req *req = r->http;
 	retl_buf *o = &req->body;
 	const char *sync = c->base.sc->name;
-	size_t len;
 	req->method = "POST";
 	req->url = retl_strdup(c->url);
 	req->idempotent = 1;
 	retl_buf_adds(o, "{\"sync\":");
 	retl_buf_add_json_str(o, sync, strlen(sync));
 	retl_buf_adds(o, ",\"operations\":[");
-	for (size_t k = 0; k < r->n; k++) {
-		const char *entry = retl_req_body(r, k, &len);
-		if (k)
-			retl_buf_addc(o, ',');
-		retl_buf_add(o, entry, len);
-	}
+	retl_req_add_bodies(r, o);
 	retl_buf_adds(o, "]}");
 	add_delivery(req);
 	if (c->secret)
@@ -270,9 +265,8 @@ static char **header_lines(const struct retl_dest_cfg *dc)
 static int wh_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
 		      struct retl_hd_opts *o, struct retl_err *err)
 {
-	long batch, rps;
+	long rps;
 	const char *url = json_string_value(json_object_get(dc->options, "url"));
-	retl_dest_opt_posint(dc, "batch_size", 100, &batch, err);
 	if (json_object_get(dc->options, "requests_per_second")) {
 		retl_dest_opt_posint(dc, "requests_per_second", 1, &rps, err);
 		retl_buf key = RETL_BUF_INIT;
@@ -280,37 +274,45 @@ static int wh_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 		o->http.rate = retl_rate_shared(key.ptr, (int)rps, 1.0, 0.02);
 		retl_buf_free(&key);
 	}
-	o->type = "webhook";
-	o->ctx_size = sizeof(struct wh_ctx);
 	o->headers = header_lines(dc);
-	o->max_ops = (size_t)batch;
-	o->inflight = 1;
-	o->timeout = 30;
 	o->http.ordered = 1;
 	(void)sc;
 	return 0;
 }
 
-/* the URL and the signing secret (redacted from now on) */
+/* the URL, the batch size and the signing secret (redacted from now on) */
 static int wh_setup(void *d, struct retl_err *err)
 {
 	struct wh_ctx *c = d;
 	const json_t *opts = c->base.dc->options;
 	c->url = json_string_value(json_object_get(opts, "url"));
 	c->secret = json_string_value(json_object_get(opts, "signing_secret"));
+	long n;
+	retl_dest_opt_posint(c->base.dc, "batch_size", 100, &n, err);
+	c->batch = (size_t)n;
 	if (c->secret)
 		retl_redact_add(c->secret);
 	(void)err;
 	return 0;
 }
 
+static size_t wh_batch(void *d, int kind)
+{
+	return ((struct wh_ctx *)d)->batch;
+}
+
 static const struct retl_hd_ops wh_ops = {
+	.type = "webhook",
+	.ctx_size = sizeof(struct wh_ctx),
+	.inflight = 1,
+	.timeout = 30,
 	.validate = wh_validate,
 	.options = wh_options,
 	.setup = wh_setup,
 	.prepare = wh_prepare,
 	.encode = wh_encode,
 	.decode = wh_decode,
+	.ops_per_request = wh_batch,
 };
 
 const struct retl_destination retl_dest_webhook = {
