@@ -196,6 +196,7 @@ static void test_probe(retl_state *st)
 	retl_state_close(obs);
 
 	/* never inside the caller's own transaction */
+	retl_err_clear(&err);
 	CHECK(retl_state_begin(st, &err) == 0);
 	CHECK(retl_state_probe_writable(st, &err) < 0);
 	CHECK(strstr(err.msg, "inside a transaction") != NULL);
