@@ -57,6 +57,7 @@
 #include "buf.h"
 #include "config.h"
 #include "destination.h"
+#include "payload.h"
 #include "err.h"
 #include "golden_server.h"
 #include "ratelimit.h"
@@ -561,11 +562,17 @@ static void run_destination(struct gc *g, struct retl_config *cfg,
 		set_error(g, "open", &err);
 		return;
 	}
+	unsigned long reads = retl_payload_reads();
 	send_ops(g, d, ctx);
 	retl_err_clear(&err);
 	if (!g->error && d->finish && d->finish(ctx, &err) < 0)
 		set_error(g, "finish", &err);
 	d->close(ctx);
+	/* each op's payload is read at most once, whatever its requests met
+	 * (splits, lookups, resends, a spool and a bulk job) */
+	reads = retl_payload_reads() - reads;
+	if (reads > g->nops)
+		fail(g, "payloads read %lu times for %zu ops", reads, g->nops);
 }
 
 /* per op: its verdict, a deferred one with the outcome reported for it */
