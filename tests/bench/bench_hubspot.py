@@ -11,6 +11,15 @@ in steady state; target >= 95%), the most requests in any 10 s (at most
 100), 429s seen (target 0), and records/s.
 
 BENCH_HS_ROWS changes the row count (default 30,000).
+
+Then the CPU case: retl's own CPU seconds (user + system, from wait4) per
+100,000 records pushed to HubSpot, with the emulator unlimited and
+answering at once, so the figure is retl's send path: mapping, payload
+reading, encoding, decoding, state commits.  It runs the binary under test
+and, in the same run, a reference binary built from BENCH_HS_BASELINE (a
+git revision; default d5be787, the tree before the destination layer's
+second version; "none" skips it), and prints their ratio.  BENCH_HS_CPU_ROWS
+sets its row count (default 50,000).
 """
 
 import json
@@ -38,6 +47,98 @@ LIMIT, WINDOW, LATENCY = 100, 10.0, 0.15
 def counters(url):
     with urllib.request.urlopen(url + "/_emulator/counters", timeout=30) as r:
         return json.loads(r.read())
+
+
+def build_baseline(rev, tmp):
+    """retl built from git revision rev in tmp, or None (with why)"""
+    src = os.path.join(tmp, "baseline")
+    os.makedirs(src)
+    arch = subprocess.run(["git", "-C", REPO, "archive", rev], capture_output=True)
+    if arch.returncode != 0:
+        return None, f"no revision {rev} here"
+    subprocess.run(["tar", "-x", "-C", src], input=arch.stdout, check=True)
+    b = subprocess.run(["make", "-C", src, "-j2", "retl"], capture_output=True, text=True)
+    if b.returncode != 0:
+        return None, "it does not build: " + b.stderr[-300:]
+    return os.path.join(src, "retl"), None
+
+
+def cpu_case(retl_bin, pg, tmp):
+    rows = int(os.environ.get("BENCH_HS_CPU_ROWS", "50000"))
+    rev = os.environ.get("BENCH_HS_BASELINE", "d5be787")
+    pg.psql(f"CREATE TABLE cpu_people AS SELECT i AS id, 'c' || i || '@example.com' AS email,"
+            f" 'First' || i AS first, 'Last' || i AS last, 'plan ' || (i % 7) AS plan,"
+            f" (i % 1000) / 10.0 AS mrr, i % 3 = 0 AS vip,"
+            f" date '2020-01-01' + (i % 1500) AS signup"
+            f" FROM generate_series(1, {rows}) i")
+    print(f"\nbench-hubspot cpu: {rows:,} new records, emulator unlimited, no latency",
+          flush=True)
+    bins = [("this build", retl_bin)]
+    if rev != "none":
+        ref, why = build_baseline(rev, tmp)
+        if ref:
+            bins.append((f"reference {rev}", ref))
+        else:
+            print(f"  reference {rev}: skipped ({why})")
+    per = {}
+    for i, (label, b) in enumerate(bins):
+        secs = measure(b, pg, tmp, f"cpu{i}")
+        if secs is None:
+            return 1
+        per[label] = secs / rows * 100000
+        print(f"  {label:<22}{per[label]:.2f} CPU s per 100,000 records")
+    if len(per) == 2:
+        a, b = per["this build"], per[bins[1][0]]
+        print(f"  ratio                 {a / b:.2f} of the reference  "
+              f"{'PASS' if a <= b * 1.05 else 'MISS'} (no worse, 5% noise)")
+    return 0
+
+
+def add_property(url, obj, body):
+    req = urllib.request.Request(f"{url}/_emulator/properties/{obj}",
+                                 data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=30).read()
+
+
+def measure(retl_bin, pg, tmp, name):
+    server, url = hubspot.start(port=0, tokens=[TOKEN], rate="1000000/10s")
+    try:
+        add_property(url, "contacts", {"name": "plan", "type": "string"})
+        add_property(url, "contacts", {"name": "mrr", "type": "number"})
+        add_property(url, "contacts", {"name": "vip", "type": "bool",
+                                       "fieldType": "booleancheckbox"})
+        add_property(url, "contacts", {"name": "signup_date", "type": "date",
+                                       "fieldType": "date"})
+        proj = os.path.join(tmp, name)
+        os.makedirs(os.path.join(proj, "mappings"))
+        with open(os.path.join(proj, "retl.json"), "w") as f:
+            json.dump({"sources": {"w": {"type": "postgres", "dsn": pg.dsn}},
+                       "destinations": {"hs": {"type": "hubspot", "token": "${HS_TOKEN}",
+                                               "base_url": url,
+                                               "requests_per_10s": 1000000}}}, f)
+        with open(os.path.join(proj, "mappings", "cpu.json"), "w") as f:
+            json.dump({"source": "w", "query": "SELECT * FROM cpu_people", "key": "id",
+                       "destination": "hs", "object": "contacts", "mode": "upsert",
+                       "match": {"email": "email"},
+                       "fields": {"email": "email", "firstname": "first",
+                                  "lastname": "last", "plan": "plan",
+                                  "mrr": {"from": "mrr", "type": "number"},
+                                  "vip": "vip",
+                                  "signup_date": {"from": "signup", "type": "date"}}}, f)
+        with open(os.path.join(tmp, name + ".log"), "w") as log:
+            p = subprocess.Popen([retl_bin, "--config", proj, "run", "cpu"],
+                                 env=dict(os.environ, HS_TOKEN=TOKEN),
+                                 stdout=log, stderr=subprocess.STDOUT)
+            _, status, ru = os.wait4(p.pid, 0)
+        if status != 0:
+            with open(os.path.join(tmp, name + ".log")) as log:
+                print(log.read(), file=sys.stderr)
+            return None
+        return ru.ru_utime + ru.ru_stime
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def main():
@@ -92,7 +193,7 @@ def main():
         print(f"  429s                  {n429}   target 0  {'PASS' if n429 == 0 else 'MISS'}")
         print(f"  most in any 10 s      {max_in_window(times, WINDOW)} (limit {LIMIT})")
         print(f"  records/s             {rows / secs:,.0f} ({secs:.2f} s for the run)")
-        return 0
+        return cpu_case(retl_bin, pg, tmp)
     finally:
         server.shutdown()
         server.server_close()
