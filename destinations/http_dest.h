@@ -49,8 +49,6 @@ struct retl_request {
 	struct retl_request *prev, *next;   /* the base's list of live ones */
 };
 
-struct retl_hd_opts;
-
 /* prepare() for an op that needs no request: its result is set */
 #define RETL_HD_NONE (-1)
 /* prepare() for an op the API cannot take: rejected with the reason */
@@ -62,6 +60,18 @@ enum retl_hd_verdict {
 	RETL_HD_FATAL,            /* the run must stop; err says why (code 4) */
 	RETL_HD_RESEND,           /* send the same request again, once; a
 				   * second RESEND of it is FATAL */
+};
+
+/* what a destination's options() tells the base from the config */
+struct retl_hd_opts {
+	char *url;                    /* the base URL when the config has no
+				       * base_url (taken; NULL: default_url) */
+	char *auth;                   /* Authorization line, taken (or NULL) */
+	char **headers;               /* more header lines, NULL-ended, taken */
+	/* rate, rate headers, keep_header, max_429, ordered: passed to the
+	 * engine as they are (max_inflight, timeout_ms, auth, headers and
+	 * budget are the base's) */
+	struct retl_http_opts http;
 };
 
 struct retl_hd_ops {
@@ -83,6 +93,7 @@ struct retl_hd_ops {
 		       struct retl_hd_opts *o, struct retl_err *err);
 	int (*setup)(void *d, struct retl_err *err);
 
+	/* sending: see the top of this file */
 	int (*prepare)(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		       retl_buf *id, retl_buf *reason);
 	int (*encode)(void *d, struct retl_request *r, struct retl_err *err);
@@ -97,18 +108,6 @@ struct retl_hd_ops {
 	size_t (*ops_per_request)(void *d, int kind);
 	/* optional: frees what the destination added to its context */
 	void (*fini)(void *d);
-};
-
-/* what a destination's options() tells the base from the config */
-struct retl_hd_opts {
-	char *url;                    /* the base URL when the config has no
-				       * base_url (taken; NULL: default_url) */
-	char *auth;                   /* Authorization line, taken (or NULL) */
-	char **headers;               /* more header lines, NULL-ended, taken */
-	/* rate, rate headers, keep_header, max_429, ordered: passed to the
-	 * engine as they are (max_inflight, timeout_ms, auth, headers and
-	 * budget are the base's) */
-	struct retl_http_opts http;
 };
 
 struct retl_http_dest {
