@@ -39,6 +39,18 @@ char *retl_buf_detach(retl_buf *b);
 /* a never-NULL C string view, "" when empty */
 const char *retl_buf_cstr(const retl_buf *b);
 
+/* the value of a hexadecimal digit, or -1 (COPY escapes, JSON \u escapes) */
+static inline int retl_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* abort-on-failure allocation helpers used across retl */
 void *retl_malloc(size_t n);
 void *retl_calloc(size_t n, size_t size);

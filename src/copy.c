@@ -14,17 +14,6 @@ static inline int octal(char c)
 	return c >= '0' && c <= '7';
 }
 
-static inline int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Unescapes p[0..n) in place (COPY text format: \b \f \n \r \t \v \\ \NNN
  * \xHH; any other escaped character stands for itself) and returns the new
@@ -50,14 +39,14 @@ static size_t unescape(char *p, size_t n, char *bs)
 		case 't': *w++ = '\t'; break;
 		case 'v': *w++ = '\v'; break;
 		case 'x': {
-			int h = r < end ? hexval(*r) : -1;
+			int h = r < end ? retl_hexval(*r) : -1;
 			if (h < 0) {
 				*w++ = 'x';
 				break;
 			}
 			int v = h;
 			r++;
-			if (r < end && (h = hexval(*r)) >= 0) {
+			if (r < end && (h = retl_hexval(*r)) >= 0) {
 				v = v * 16 + h;
 				r++;
 			}

@@ -26,17 +26,6 @@ static const char *ws(const char *p, const char *e)
 	return p;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* p at '"': past the closing quote */
 static const char *scan_string(const char *p, const char *e)
 {
@@ -54,7 +43,7 @@ static const char *scan_string(const char *p, const char *e)
 			if (e - p < 5)
 				return NULL;
 			for (int i = 1; i <= 4; i++)
-				if (hexval(p[i]) < 0)
+				if (retl_hexval(p[i]) < 0)
 					return NULL;
 			p += 4;
 		} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
@@ -281,8 +270,8 @@ static void add_utf8(retl_buf *o, unsigned long cp)
 
 static unsigned long hex4(const char *p)
 {
-	return (unsigned long)(hexval(p[0]) << 12 | hexval(p[1]) << 8 |
-			       hexval(p[2]) << 4 | hexval(p[3]));
+	return (unsigned long)(retl_hexval(p[0]) << 12 | retl_hexval(p[1]) << 8 |
+			       retl_hexval(p[2]) << 4 | retl_hexval(p[3]));
 }
 
 /* decodes the body of a scanned string, s[0..n) between the quotes */
