@@ -56,6 +56,10 @@ struct retl_op {
 	const char *payload;      /* canonical JSON object; NULL for removes */
 	size_t payload_len;
 	const char *dest_id;      /* stored destination record id, or NULL */
+	const char *match;        /* the record's match value (the sync's
+				   * match fields as sent, src/match.h), or
+				   * NULL: a removal without dest_id finds
+				   * the record by it */
 };
 
 enum retl_result_kind {
@@ -88,6 +92,9 @@ struct retl_dest_env {
 	 *   note_get  a durable per-sync note (malloc'd), or NULL
 	 *   note_set  writes (value NULL: deletes) a note, committed at once;
 	 *             e.g. a bulk job id, written before the upload starts
+	 *   note_stage  writes a note in the same transaction as the results of
+	 *             the batch being sent (a synchronous destination's send):
+	 *             durable exactly when they are, e.g. the file's length
 	 *   report    one deferred row's outcome (ACK with dest_id, REJECT or
 	 *             RETRY with reason), by key; committed at once.  Keys the
 	 *             engine does not hold as staged are ignored (returns 0).
@@ -96,6 +103,7 @@ struct retl_dest_env {
 	void *ud;
 	char *(*note_get)(void *ud, const char *name);
 	int (*note_set)(void *ud, const char *name, const char *value);
+	void (*note_stage)(void *ud, const char *name, const char *value);
 	int (*report)(void *ud, const char *key, const struct retl_result *res);
 };
 
@@ -133,6 +141,10 @@ struct retl_destination {
 	unsigned modes;           /* bit (1u << enum retl_mode) per mode */
 	unsigned removals;        /* bit (1u << enum retl_on_remove) per action */
 	size_t max_batch;         /* records per request */
+	/* what the destination never acknowledged does not persist (the file
+	 * destination drops an uncommitted tail): nothing may exist beyond
+	 * what the state store holds */
+	int atomic;
 	/* keys allowed besides "type" and "base_url" in retl.json, NULL-ended */
 	const char *const *conn_keys;
 	/* destination-specific keys allowed in a sync file, NULL-ended */

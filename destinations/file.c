@@ -6,15 +6,20 @@
  *
  * retl's embedded default sink: the demo, the tests and exports to file.
  * A batch is acknowledged only after its lines are written and fsync'd, so
- * the state store never gets ahead of the file.  A line cut short by a
- * crash was never acknowledged; open() trims it so the file stays valid
- * JSON lines, and the row is written again by the next run.
- * The file is created with mode 0600: it holds warehouse data.
+ * the state store never gets ahead of the file.  The file's length after a
+ * batch is noted in the state store in the same transaction as the batch's
+ * acknowledgements (env->note_stage): open() cuts the file back to the last
+ * committed length, so lines a killed run wrote but never committed are
+ * gone, and the file never holds a row the state store does not know (the
+ * next run writes those rows again).  A file shorter than its note was cut
+ * by someone else: retl goes on from there and says so.  One file belongs
+ * to one sync.  The file is created with mode 0600: it holds warehouse data.
  */
 #include "destination.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,10 +27,16 @@
 
 #include "buf.h"
 
+#include "log.h"
+
+#define NOTE "committed_length"
+
 struct file_ctx {
 	int fd;
 	char *path;
 	retl_buf out;
+	struct retl_dest_env env;     /* note_get, note_set, note_stage */
+	const char *sync;
 };
 
 static const char *const file_conn_keys[] = { "path", NULL };
@@ -60,6 +71,55 @@ static int trim_partial_line(int fd)
 	return ftruncate(fd, 0);
 }
 
+/* the length the state store last committed with a batch, or -1 */
+static off_t committed(const struct retl_dest_env *env)
+{
+	char *v = env->note_get ? env->note_get(env->ud, NOTE) : NULL;
+	char *end;
+	long long n = v ? strtoll(v, &end, 10) : -1;
+	if (v && (end == v || *end || n < 0))
+		n = -1;
+	free(v);
+	return (off_t)n;
+}
+
+static int note_length(const struct retl_dest_env *env, off_t len, int staged)
+{
+	char v[32];
+	snprintf(v, sizeof(v), "%lld", (long long)len);
+	if (staged) {
+		if (env->note_stage)
+			env->note_stage(env->ud, NOTE, v);
+		return 0;
+	}
+	return env->note_set ? env->note_set(env->ud, NOTE, v) : 0;
+}
+
+/*
+ * Cuts what no commit covers: back to the committed length, or (a first
+ * open, no note yet) back past a trailing partial line; then notes the
+ * length, so what this run writes is covered only by its commits.
+ */
+static int drop_uncommitted(int fd, const struct retl_dest_env *env,
+			    const char *sync, const char *path)
+{
+	off_t end = lseek(fd, 0, SEEK_END), keep = committed(env);
+	if (end < 0)
+		return -1;
+	if (keep > end) {
+		retl_log(RETL_LOG_WARN, sync,
+			 "%s is shorter (%lld bytes) than retl last wrote (%lld): it was cut by something else; going on from its end",
+			 path, (long long)end, (long long)keep);
+		keep = end;
+	}
+	if (keep < 0 && trim_partial_line(fd) < 0)
+		return -1;
+	if (keep >= 0 && keep < end && ftruncate(fd, keep) < 0)
+		return -1;
+	end = lseek(fd, 0, SEEK_END);
+	return end < 0 ? -1 : note_length(env, end, 0);
+}
+
 static int file_open(void **out, const struct retl_dest_cfg *dc,
 		     const struct retl_sync_cfg *sc,
 		     const struct retl_dest_env *env, struct retl_err *err)
@@ -86,7 +146,7 @@ static int file_open(void **out, const struct retl_dest_cfg *dc,
 		*slash = '/';
 	}
 	int fd = open(path.ptr, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0 || trim_partial_line(fd) < 0) {
+	if (fd < 0 || drop_uncommitted(fd, env, sc->name, path.ptr) < 0) {
 		retl_err_set(err, RETL_EXIT_DEST, "destination %s: cannot open %s: %s",
 			     dc->name, path.ptr, strerror(errno));
 		if (fd >= 0)
@@ -97,6 +157,8 @@ static int file_open(void **out, const struct retl_dest_cfg *dc,
 	struct file_ctx *c = retl_calloc(1, sizeof(*c));
 	c->fd = fd;
 	c->path = retl_buf_detach(&path);
+	c->env = *env;
+	c->sync = sc->name;
 	*out = c;
 	return 0;
 }
@@ -139,6 +201,10 @@ static int file_send(void *ctx, const struct retl_op *ops, size_t n,
 	if (fdatasync(c->fd) < 0)
 		return retl_err_set(err, RETL_EXIT_DEST, "syncing %s: %s", c->path,
 				    strerror(errno));
+	off_t len = lseek(c->fd, 0, SEEK_END);
+	if (len < 0)
+		return retl_err_set(err, RETL_EXIT_DEST, "%s: %s", c->path, strerror(errno));
+	note_length(&c->env, len, 1);
 	for (size_t i = 0; i < n; i++) {
 		res[i].kind = RETL_RES_ACK;
 		res[i].dest_id = NULL;
@@ -163,6 +229,8 @@ const struct retl_destination retl_dest_file = {
 	.modes = 1u << RETL_MODE_UPSERT | 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR,
 	.removals = 1u << RETL_REMOVE_DELETE,
 	.max_batch = 2000,
+	/* an uncommitted tail is dropped at open: see the top of this file */
+	.atomic = 1,
 	.conn_keys = file_conn_keys,
 	.sync_keys = NULL,
 	.validate = file_validate,

@@ -29,8 +29,8 @@
 
 #include "buf.h"
 
-static_assert(sizeof(struct retl_cache_entry) == 48,
-	      "cache entries are 48 bytes; see cache.h");
+static_assert(sizeof(struct retl_cache_entry) == 56,
+	      "cache entries are 56 bytes; see cache.h");
 
 struct retl_cache {
 	struct retl_cache_entry *slots;
@@ -234,7 +234,7 @@ size_t retl_cache_bytes(const retl_cache *c)
 
 /* ---- the cache image ---- */
 
-#define IMAGE_MAGIC "RETLCI01"
+#define IMAGE_MAGIC "RETLCI02"
 
 struct image_header {
 	char magic[8];

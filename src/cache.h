@@ -1,8 +1,8 @@
 /*
  * cache.h - one sync's hash cache, in memory for the length of a run.
  *
- * An open-addressing table keyed by the 128-bit key hash (48 bytes a slot,
- * sized for a load of at most 0.8, so about 60 bytes a cached row).  Keys
+ * An open-addressing table keyed by the 128-bit key hash (56 bytes a slot,
+ * sized for a load of at most 0.8, so about 70 bytes a cached row).  Keys
  * themselves stay in the state store: the run only needs them for rows that
  * left the model, and reads those back from SQLite.
  */
@@ -28,9 +28,13 @@ struct retl_cache_entry {
 	retl_h128 kh;            /* key hash; {0,0} marks an empty slot */
 	retl_h128 pay;           /* acknowledged payload hash, {0,0} = none */
 	uint64_t src;            /* source hash of the acknowledged row, 0 = none */
+	uint64_t mh;             /* hash of the match value of the record the
+				  * key is bound to (retl_match_hash), 0 = none */
 	uint8_t status;          /* enum retl_row_status */
 	uint8_t seen;            /* met in this run's model */
 	uint8_t cached;          /* loaded from the state store (not new) */
+	uint8_t sent;            /* handed to the destination since its last
+				  * acknowledgement: a record may exist */
 };
 
 typedef struct retl_cache retl_cache;

@@ -73,6 +73,18 @@ static const char *const migrations[] = {
 	"ALTER TABLE cache ADD COLUMN staged_op INTEGER;"
 	"CREATE TABLE dest_notes(sync TEXT NOT NULL, name TEXT NOT NULL,"
 	" value TEXT NOT NULL, PRIMARY KEY(sync, name)) WITHOUT ROWID;",
+	/* 5: record identity.  match: the match value of the record the key
+	 * is bound to (as acknowledged), match_h its hash; sent: an operation
+	 * was handed over since the last acknowledgement (a record may
+	 * exist), with the match value sent_match.  orphans: records no key
+	 * is bound to any more, removed by mirror runs */
+	"ALTER TABLE cache ADD COLUMN match TEXT;"
+	"ALTER TABLE cache ADD COLUMN match_h INTEGER;"
+	"ALTER TABLE cache ADD COLUMN sent INTEGER;"
+	"ALTER TABLE cache ADD COLUMN sent_match TEXT;"
+	"CREATE TABLE orphans(sync TEXT NOT NULL, match TEXT NOT NULL COLLATE NOCASE,"
+	" dest_id TEXT, since TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT, PRIMARY KEY(sync, match)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -81,14 +93,41 @@ static const char *const migrations[] = {
 	"first_failed_at, created_at, updated_at) "
 
 static const char *const stmt_sql[S_COUNT] = {
-	[S_ACK] = CACHE_COLS
-	"VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, 0, NULL, NULL, ?9, ?9) "
+	[S_ACK] = "INSERT INTO cache(sync, key, kh_lo, kh_hi, pay_lo, "
+	"pay_hi, src, dest_id, status, attempts, last_error, "
+	"first_failed_at, created_at, updated_at, match, match_h, sent, "
+	"sent_match) "
+	"VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, 0, NULL, NULL, ?9, ?9, "
+	"?10, ?11, NULL, NULL) "
 	"ON CONFLICT(sync, key) DO UPDATE SET kh_lo = excluded.kh_lo, "
 	"kh_hi = excluded.kh_hi, pay_lo = excluded.pay_lo, "
 	"pay_hi = excluded.pay_hi, src = excluded.src, "
-	"dest_id = COALESCE(excluded.dest_id, dest_id), status = 1, "
-	"attempts = 0, last_error = NULL, first_failed_at = NULL, "
-	"updated_at = excluded.updated_at",
+	"dest_id = CASE WHEN excluded.match IS NOT match COLLATE NOCASE "
+	"THEN excluded.dest_id ELSE COALESCE(excluded.dest_id, dest_id) END, "
+	"status = 1, attempts = 0, last_error = NULL, first_failed_at = NULL, "
+	"updated_at = excluded.updated_at, match = excluded.match, "
+	"match_h = excluded.match_h, sent = NULL, sent_match = NULL",
+
+	/* before an ack: the records the key leaves (its bound record and
+	 * one it may have made) become orphans when the match moves */
+	[S_ORPHAN_BOUND] = "INSERT OR IGNORE INTO orphans(sync, match, dest_id, since) "
+	"SELECT sync, match, dest_id, ?4 FROM cache WHERE sync = ?1 AND key = ?2 "
+	"AND match IS NOT NULL AND match <> ?3 COLLATE NOCASE",
+	[S_ORPHAN_SENT] = "INSERT OR IGNORE INTO orphans(sync, match, dest_id, since) "
+	"SELECT sync, sent_match, NULL, ?4 FROM cache WHERE sync = ?1 "
+	"AND key = ?2 AND sent = 1 AND sent_match IS NOT NULL "
+	"AND sent_match <> ?3 COLLATE NOCASE "
+	"AND (match IS NULL OR sent_match <> match COLLATE NOCASE)",
+
+	/* handed over: a record may exist from now on */
+	[S_SENT] = "INSERT INTO cache(sync, key, kh_lo, kh_hi, status, attempts, "
+	"created_at, updated_at, sent, sent_match) "
+	"VALUES(?1, ?2, ?3, ?4, 3, 0, ?5, ?5, 1, ?6) "
+	"ON CONFLICT(sync, key) DO UPDATE SET sent = 1, sent_match = ?6",
+
+	[S_ORPHAN_DONE] = "DELETE FROM orphans WHERE sync = ?1 AND match = ?2",
+	[S_ORPHAN_FAIL] = "UPDATE orphans SET attempts = attempts + 1, "
+	"last_error = ?3 WHERE sync = ?1 AND match = ?2",
 
 	[S_FAIL] = CACHE_COLS
 	"VALUES(?1, ?2, ?3, ?4, NULL, NULL, NULL, ?5, 2, 1, ?6, ?7, ?7, ?7) "

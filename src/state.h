@@ -69,9 +69,20 @@ struct retl_state_rec {
 	uint64_t src;
 	const char *dest_id;     /* NULL keeps the stored one */
 	const char *reason;      /* for retl_state_fail */
+	const char *match;       /* the match value sent (NULL: none) */
+	uint64_t mh;             /* its retl_match_hash */
+	int orphans;             /* records the key leaves become orphans
+				  * (mirror runs remove them) */
 };
 
-/* acknowledged: status OK, hashes and dest_id set, attempts 0, error cleared */
+/*
+ * acknowledged: status OK, hashes, dest_id and the bound match set,
+ * attempts 0, error cleared, nothing outstanding.  With r->orphans, a
+ * record the key leaves (its bound record when the match value moved, and
+ * one an unacknowledged send may have made under another match value)
+ * becomes an orphan first.  When the match value moved, dest_id is the
+ * new record's (NULL when none was given).
+ */
 int retl_state_ack(retl_state *st, const char *sync,
 		   const struct retl_state_rec *r, struct retl_err *err);
 /* rejected: status FAILED, attempts + 1, last_error = reason; the stored
@@ -82,6 +93,14 @@ int retl_state_fail(retl_state *st, const char *sync,
 /* same payload under a new source row: only the source hash moves */
 int retl_state_set_src(retl_state *st, const char *sync,
 		       const struct retl_state_rec *r, struct retl_err *err);
+/*
+ * Before an operation with a payload is handed over: a record may exist
+ * from now on, under r->match (a new key is stored PENDING).  With
+ * r->orphans, a record an earlier unacknowledged send may have made under
+ * another match value becomes an orphan.
+ */
+int retl_state_sent(retl_state *st, const char *sync,
+		    const struct retl_state_rec *r, struct retl_err *err);
 /* create intent before an insert is sent (status PENDING) */
 int retl_state_pending(retl_state *st, const char *sync,
 		       const struct retl_state_rec *r, struct retl_err *err);
@@ -115,11 +134,38 @@ int retl_state_note_set(retl_state *st, const char *sync, const char *name,
 /* the stored destination id of key, malloc'd, or NULL */
 char *retl_state_dest_id(retl_state *st, const char *sync, const char *key);
 
-/* every cached row of a sync: key, key hash, destination id (may be NULL) */
-typedef int (*retl_state_row_fn)(void *ud, const char *key, retl_h128 kh,
-				 const char *dest_id);
+/* a cached row as the removal scan reads it */
+struct retl_state_row {
+	const char *key;
+	retl_h128 kh;
+	const char *dest_id;     /* the bound record's id, or NULL */
+	const char *match;       /* the bound record's match value, or NULL */
+	const char *sent_match;  /* a record an unacknowledged send may have
+				  * made, or NULL */
+};
+/* every cached row of a sync */
+typedef int (*retl_state_row_fn)(void *ud, const struct retl_state_row *row);
 int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
 		    void *ud, struct retl_err *err);
+
+/*
+ * Orphans: records at the destination no key is bound to any more (a
+ * key's match value moved, or an unacknowledged send under an old match
+ * value).  Mirror runs remove them; done deletes one (removed, or bound to
+ * a key again), fail counts an attempt.
+ */
+struct retl_state_orphan {
+	const char *match;
+	const char *dest_id;     /* NULL when only the match value is known */
+	int attempts;
+};
+typedef int (*retl_state_orphan_fn)(void *ud, const struct retl_state_orphan *o);
+int retl_state_orphans(retl_state *st, const char *sync, retl_state_orphan_fn fn,
+		       void *ud, struct retl_err *err);
+int retl_state_orphan_done(retl_state *st, const char *sync, const char *match,
+			   struct retl_err *err);
+int retl_state_orphan_fail(retl_state *st, const char *sync, const char *match,
+			   const char *reason, struct retl_err *err);
 
 /* forget every cached row of a sync (retl reset) */
 int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err);

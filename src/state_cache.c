@@ -129,7 +129,7 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 	if (count_rows(st, sync, &n, err) < 0)
 		return -1;
 	if (retl_state__prepare(st, "SELECT kh_lo, kh_hi, pay_lo, pay_hi, "
-				"src, status FROM cache WHERE sync = ?1",
+				"src, status, match_h, sent FROM cache WHERE sync = ?1",
 				&s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
@@ -149,6 +149,11 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 			r->pay.hi = retl_state__col_u64(s, 3);
 			r->src = retl_state__col_u64(s, 4);
 			r->status = (uint8_t)sqlite3_column_int(s, 5);
+			r->mh = retl_state__col_u64(s, 6);
+			/* pending and staged rows were handed over too */
+			r->sent = sqlite3_column_int(s, 7) == 1 ||
+				  r->status == RETL_STATUS_PENDING ||
+				  r->status == RETL_STATUS_STAGED;
 			retl_cache_prefetch(c, r->kh);
 		}
 		if (k == RUN || (rc != SQLITE_ROW && k)) {
@@ -158,6 +163,8 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 				e->pay = run[i].pay;
 				e->src = run[i].src;
 				e->status = run[i].status;
+				e->mh = run[i].mh;
+				e->sent = run[i].sent;
 				e->cached = 1;
 				e->seen = 0;
 			}

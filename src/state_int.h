@@ -6,8 +6,9 @@
  * The files: state.c (schema, open, close, transactions), state_lock.c
  * (the run lock), state_cache.c (the cache generation, loading the cache,
  * cache images), state_rows.c (per-row writes and reads of the cache),
- * state_notes.c (destination notes, API usage), state_report.c (run
- * history and the reports read from it).
+ * state_notes.c (destination notes, API usage), state_orphans.c (records
+ * no key is bound to), state_report.c (run history and the reports read
+ * from it).
  */
 #ifndef RETL_STATE_INT_H
 #define RETL_STATE_INT_H
@@ -22,7 +23,8 @@
 enum {
 	S_ACK, S_FAIL, S_SET_SRC, S_PENDING, S_FORGET, S_OUTCOME, S_DEST_ID,
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GEN_GET, S_GEN_SET,
-	S_STAGE, S_STAGED, S_UNSTAGE_OK, S_UNSTAGE_FAIL, S_COUNT
+	S_STAGE, S_STAGED, S_UNSTAGE_OK, S_UNSTAGE_FAIL, S_ORPHAN_BOUND, S_ORPHAN_SENT, S_SENT,
+	S_ORPHAN_DONE, S_ORPHAN_FAIL, S_COUNT
 };
 
 struct held_lock;

@@ -31,10 +31,23 @@ static sqlite3_stmt *row_stmt(retl_state *st, int which, const char *sync,
 	return s;
 }
 
+/* a record the key leaves becomes an orphan (S_ORPHAN_BOUND / _SENT) */
+static int orphan(retl_state *st, int which, const char *sync,
+		  const struct retl_state_rec *r, struct retl_err *err)
+{
+	sqlite3_stmt *s = row_stmt(st, which, sync, r->key);
+	retl_state__bind_text(s, 3, r->match ? r->match : "");
+	retl_state__bind_text(s, 4, retl_state__now(st));
+	return retl_state__done(st, s, err);
+}
+
 int retl_state_ack(retl_state *st, const char *sync,
 		   const struct retl_state_rec *r, struct retl_err *err)
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	if (r->orphans && (orphan(st, S_ORPHAN_BOUND, sync, r, err) < 0 ||
+			   orphan(st, S_ORPHAN_SENT, sync, r, err) < 0))
 		return -1;
 	sqlite3_stmt *s = row_stmt(st, S_ACK, sync, r->key);
 
@@ -46,6 +59,25 @@ int retl_state_ack(retl_state *st, const char *sync,
 		sqlite3_bind_null(s, 7);
 	retl_state__bind_text(s, 8, r->dest_id);
 	retl_state__bind_text(s, 9, retl_state__now(st));
+	retl_state__bind_text(s, 10, r->match);
+	if (r->match)
+		retl_state__bind_u64(s, 11, r->mh);
+	else
+		sqlite3_bind_null(s, 11);
+	return retl_state__done(st, s, err);
+}
+
+int retl_state_sent(retl_state *st, const char *sync,
+		    const struct retl_state_rec *r, struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	if (r->orphans && orphan(st, S_ORPHAN_SENT, sync, r, err) < 0)
+		return -1;
+	sqlite3_stmt *s = row_stmt(st, S_SENT, sync, r->key);
+	retl_state__bind_h128(s, 3, r->kh);
+	retl_state__bind_text(s, 5, retl_state__now(st));
+	retl_state__bind_text(s, 6, r->match);
 	return retl_state__done(st, s, err);
 }
 
@@ -111,9 +143,20 @@ char *retl_state_dest_id(retl_state *st, const char *sync, const char *key)
 }
 
 struct scan_row {
-	size_t key, dest;       /* offsets in the chunk's text; dest 0 = NULL */
+	size_t key, dest, match, sent;  /* offsets in the chunk's text; 0 = NULL */
 	retl_h128 kh;
 };
+
+/* column i as text in the arena: its offset, 0 for NULL */
+static size_t arena_col(sqlite3_stmt *s, int i, retl_buf *arena)
+{
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return 0;
+	size_t off = arena->len;
+	retl_buf_add(arena, sqlite3_column_text(s, i), (size_t)sqlite3_column_bytes(s, i));
+	retl_buf_addc(arena, '\0');
+	return off;
+}
 
 /* one page of rows after `after` (NULL: from the start), text in arena */
 static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
@@ -133,19 +176,12 @@ static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct scan_row *r = &rows[(*n)++];
 
-		r->key = arena->len;
-		retl_buf_add(arena, sqlite3_column_text(s, 0),
-			     (size_t)sqlite3_column_bytes(s, 0));
-		retl_buf_addc(arena, '\0');
+		r->key = arena_col(s, 0, arena);
 		r->kh.lo = retl_state__col_u64(s, 1);
 		r->kh.hi = retl_state__col_u64(s, 2);
-		r->dest = 0;
-		if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
-			r->dest = arena->len;
-			retl_buf_adds(arena, (const char *)
-				      sqlite3_column_text(s, 3));
-			retl_buf_addc(arena, '\0');
-		}
+		r->dest = arena_col(s, 3, arena);
+		r->match = arena_col(s, 4, arena);
+		r->sent = arena_col(s, 5, arena);
 	}
 	if (rc != SQLITE_DONE)
 		retl_state__db_err(st, err);
@@ -168,10 +204,12 @@ int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
 	size_t i, n;
 	int rc = -1, started = 0;
 
-	if (retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id FROM "
+	if (retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id, match, "
+				"CASE WHEN sent = 1 THEN sent_match END FROM "
 				"cache WHERE sync = ?1 ORDER BY key LIMIT ?2",
 				&first, err) < 0 ||
-	    retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id FROM "
+	    retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id, match, "
+				"CASE WHEN sent = 1 THEN sent_match END FROM "
 				"cache WHERE sync = ?1 AND key > ?3 ORDER BY "
 				"key LIMIT ?2", &next, err) < 0)
 		goto out;
@@ -182,10 +220,13 @@ int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
 			goto out;
 		started = 1;
 		for (i = 0; i < n; i++) {
-			const char *dest = rows[i].dest ?
-				arena.ptr + rows[i].dest : NULL;
-
-			rc = fn(ud, arena.ptr + rows[i].key, rows[i].kh, dest);
+			struct retl_state_row row = {
+				.key = arena.ptr + rows[i].key, .kh = rows[i].kh,
+				.dest_id = rows[i].dest ? arena.ptr + rows[i].dest : NULL,
+				.match = rows[i].match ? arena.ptr + rows[i].match : NULL,
+				.sent_match = rows[i].sent ? arena.ptr + rows[i].sent : NULL,
+			};
+			rc = fn(ud, &row);
 			if (rc)
 				goto out;
 		}

@@ -207,6 +207,19 @@ static void run_init(struct run *r)
 	r->max_batch = r->dest->max_batch ? r->dest->max_batch : 100;
 	retl_sync_batches_init(r);
 	r->seed = retl_mapping_fingerprint(r->sc->mapping);
+	/* record identity: the destination fields that find a record */
+	r->nmatch = r->sc->match ? json_object_size(r->sc->match) : 0;
+	if (r->nmatch) {
+		const char *k;
+		json_t *v;
+		size_t i = 0;
+		r->match_targets = retl_calloc(r->nmatch, sizeof(*r->match_targets));
+		json_object_foreach(r->sc->match, k, v)
+			r->match_targets[i++] = k;
+	}
+	r->seen_match = retl_match_set_new();
+	r->orphans = r->nmatch && r->sc->mode == RETL_MODE_MIRROR &&
+		     r->sc->on_remove != RETL_REMOVE_IGNORE;
 }
 
 /* the sync's lock, and its run record (not for a plan) */
@@ -317,10 +330,16 @@ static enum run_end removals(struct run *r)
 	return RUN_DONE;
 }
 
-/* every batch back and committed; the destination's own last step */
+/*
+ * Every batch back and committed; then the records keys left behind (their
+ * match value moved this run or before) are removed, once every ack of
+ * this run is known; then the destination's own last step.
+ */
 static enum run_end send_and_commit(struct run *r)
 {
 	if (retl_sync_drain(r) < 0)
+		return RUN_STOPPED;
+	if (retl_sync_orphans(r) < 0 || retl_sync_drain(r) < 0)
 		return RUN_STOPPED;
 	if (!r->o->plan && r->dest->finish && r->dest->finish(r->dctx, r->err) < 0) {
 		r->stop = 1;
@@ -436,6 +455,9 @@ static int close_run(struct run *r, int rc)
 	retl_buf_free(&r->key_json);
 	retl_buf_free(&r->payload);
 	retl_buf_free(&r->reason);
+	retl_buf_free(&r->match);
+	retl_match_set_free(r->seen_match);
+	free(r->match_targets);
 	return rc;
 }
 

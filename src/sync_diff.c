@@ -101,6 +101,36 @@ static struct retl_cache_entry *claim_key(struct run *r,
 	return e;
 }
 
+/*
+ * The row's match value (r->match) from its payload, claimed for this run:
+ * 1, or 0 when another row of the run has it already.  A row with no match
+ * value (every match field empty) claims nothing: the destination refuses
+ * it with its own reason.
+ */
+static int claim_match(struct run *r)
+{
+	retl_buf_reset(&r->match);
+	if (retl_match_value(r->payload.ptr, r->payload.len, r->match_targets,
+			     r->nmatch, &r->match) <= 0)
+		return 1;
+	return retl_match_set_add(r->seen_match,
+				  retl_match_hash(r->match.ptr, r->match.len));
+}
+
+/* the later of two rows with one match value: refused like a duplicate key */
+static int duplicate_match(struct run *r, retl_h128 kh, const char *value)
+{
+	const char *field = r->match_targets[0];
+	retl_buf_reset(&r->reason);
+	if (value)
+		retl_buf_addf(&r->reason, "duplicate match value: row %ld has %s \"%s\", like an earlier row of this run; the destination would write both to one record",
+			      r->sum->c.read, field, value);
+	else
+		retl_buf_addf(&r->reason, "duplicate match value: row %ld has the %s of an earlier row of this run; the destination would write both to one record",
+			      r->sum->c.read, field);
+	return reject(r, r->key.ptr, kh, r->reason.ptr) < 0 ? 1 : 0;
+}
+
 /* a payload unchanged under a new source line: only the source hash moves */
 static int touch(struct run *r, retl_h128 kh, retl_h128 pay, uint64_t src)
 {
@@ -154,12 +184,20 @@ static int queue_row(struct run *r, int status, retl_h128 old_pay,
 	char *dest_id = NULL;
 	if (known && !r->o->plan)
 		dest_id = retl_state_dest_id(r->st, r->sc->name, r->key.ptr);
-	int rc = retl_sync_enqueue(r, kind, ch, r->key.ptr, r->key.len,
-				   r->key_json.ptr, r->key_json.len, r->payload.ptr,
-				   r->payload.len, dest_id,
-				   /* a staged row's create may have happened */
-				   status == RETL_STATUS_PENDING ||
-				   status == RETL_STATUS_STAGED, kh, pay, src);
+	struct queued q = {
+		.kind = kind, .change = ch,
+		.key = r->key.ptr, .keylen = r->key.len,
+		.key_json = r->key_json.ptr, .kjlen = r->key_json.len,
+		.payload = r->payload.ptr, .plen = r->payload.len,
+		.dest_id = dest_id,
+		.match = r->nmatch ? r->match.ptr : NULL, .mlen = r->match.len,
+		.mh = r->nmatch ? retl_match_hash(r->match.ptr, r->match.len) : 0,
+		/* a staged row's create may have happened */
+		.was_pending = status == RETL_STATUS_PENDING ||
+			       status == RETL_STATUS_STAGED,
+		.kh = kh, .pay = pay, .src = src,
+	};
+	int rc = retl_sync_enqueue(r, &q);
 	free(dest_id);
 	return rc < 0 ? 1 : 0;
 }
@@ -183,6 +221,8 @@ int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
 	uint64_t src = retl_hash64(raw, rawlen, r->seed);
 	int status = e->status;
 	if (status == RETL_STATUS_OK && e->src == src && !r->o->full_resync) {
+		if (e->mh && !retl_match_set_add(r->seen_match, e->mh))
+			return duplicate_match(r, kh, NULL);
 		c->unchanged++;
 		return 0;
 	}
@@ -191,6 +231,8 @@ int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
 	if (retl_mapping_apply(r->sc->mapping, row, &r->payload, &r->reason) < 0)
 		return reject(r, r->key.ptr, kh, r->reason.ptr) < 0 ? 1 : 0;
 	retl_h128 pay = retl_hash128(r->payload.ptr, r->payload.len);
+	if (r->nmatch && claim_match(r) == 0)
+		return duplicate_match(r, kh, r->match.ptr);
 
 	if (status == RETL_STATUS_OK && retl_h128_eq(pay, old_pay) &&
 	    !r->o->full_resync)
@@ -198,37 +240,11 @@ int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
 	return queue_row(r, status, old_pay, kh, pay, src);
 }
 
-int retl_sync_on_gone(void *ud, const char *key, retl_h128 kh, const char *dest_id)
+/* forgets a row that left the model: nothing to send for it */
+static int forget(struct run *r, struct retl_sync_gone *g, const char *key)
 {
-	struct retl_sync_gone *g = ud;
-	struct run *r = g->r;
-	if (retl_sync_stop_requested())
-		return 1;
-	struct retl_cache_entry *e = retl_cache_find(r->cache, kh);
-	if (!e || e->seen)
-		return 0;
-	int acked = !retl_h128_zero(e->pay);
-	if (g->send_removes && acked) {
-		if (r->o->limit >= 0 && r->nops >= r->o->limit) {
-			r->sum->deferred++;
-			return 0;
-		}
-		/* key_json: single keys were stored as text, composite as JSON */
-		retl_buf kj = RETL_BUF_INIT;
-		if (r->sc->nkey == 1)
-			retl_buf_add_json_str(&kj, key, strlen(key));
-		else
-			retl_buf_adds(&kj, key);
-		retl_h128 none = { 0, 0 };
-		int rc = retl_sync_enqueue(r, RETL_OP_REMOVE, CH_REMOVE, key,
-					   strlen(key), kj.ptr, kj.len, NULL, 0,
-					   dest_id, 0, kh, none, 0);
-		retl_buf_free(&kj);
-		return rc < 0 ? -1 : 0;
-	}
 	if (r->o->plan)
 		return 0;
-	/* left the model, nothing to send: forget it */
 	g->forgotten++;
 	if (retl_state_begin(r->st, r->err) < 0)
 		return -1;
@@ -237,4 +253,83 @@ int retl_sync_on_gone(void *ud, const char *key, retl_h128 kh, const char *dest_
 		return -1;
 	}
 	return retl_state_commit(r->st, r->err);
+}
+
+static int bound_live(const struct run *r, const char *match)
+{
+	return match && retl_match_set_has(r->seen_match,
+					   retl_match_hash(match, strlen(match)));
+}
+
+/*
+ * A row that left the model.  Removed (mirror) when a record may exist for
+ * it: acknowledged, or handed over since (its answer lost, a run killed
+ * before the commit).  Never a record a key still in the model is bound
+ * to: when its match value is one this run met, the row is only forgotten.
+ */
+int retl_sync_on_gone(void *ud, const struct retl_state_row *row)
+{
+	struct retl_sync_gone *g = ud;
+	struct run *r = g->r;
+	if (retl_sync_stop_requested())
+		return 1;
+	struct retl_cache_entry *e = retl_cache_find(r->cache, row->kh);
+	if (!e || e->seen)
+		return 0;
+	int may_exist = !retl_h128_zero(e->pay) || e->sent;
+	const char *match = row->match ? row->match : row->sent_match;
+	if (!g->send_removes || !may_exist || bound_live(r, match))
+		return forget(r, g, row->key) < 0 ? -1 : 0;
+	if (r->o->limit >= 0 && r->nops >= r->o->limit) {
+		r->sum->deferred++;
+		return 0;
+	}
+	/* key_json: single keys were stored as text, composite as JSON */
+	retl_buf kj = RETL_BUF_INIT;
+	if (r->sc->nkey == 1)
+		retl_buf_add_json_str(&kj, row->key, strlen(row->key));
+	else
+		retl_buf_adds(&kj, row->key);
+	struct queued q = {
+		.kind = RETL_OP_REMOVE, .change = CH_REMOVE,
+		.key = row->key, .keylen = strlen(row->key),
+		.key_json = kj.ptr, .kjlen = kj.len,
+		.dest_id = row->dest_id,
+		.match = match, .mlen = match ? strlen(match) : 0,
+		.kh = row->kh,
+	};
+	int rc = retl_sync_enqueue(r, &q);
+	retl_buf_free(&kj);
+	return rc < 0 ? -1 : 0;
+}
+
+/* one orphan record: removed, or dropped when a key is bound to it again */
+static int on_orphan(void *ud, const struct retl_state_orphan *o)
+{
+	struct run *r = ud;
+	if (retl_sync_stop_requested())
+		return 1;
+	if (bound_live(r, o->match)) {
+		if (r->o->plan)
+			return 0;
+		return retl_state_orphan_done(r->st, r->sc->name, o->match, r->err) < 0 ? -1 : 0;
+	}
+	retl_h128 none = { 0, 0 };
+	struct queued q = {
+		.kind = RETL_OP_REMOVE, .change = CH_REMOVE, .orphan = 1,
+		.key = "", .keylen = 0, .key_json = "null", .kjlen = 4,
+		.dest_id = o->dest_id,
+		.match = o->match, .mlen = strlen(o->match),
+		.kh = none,
+	};
+	return retl_sync_enqueue(r, &q) < 0 ? -1 : 0;
+}
+
+int retl_sync_orphans(struct run *r)
+{
+	if (!r->orphans)
+		return 0;
+	if (retl_state_orphans(r->st, r->sc->name, on_orphan, r, r->err) != 0)
+		return -1;
+	return retl_sync_flush(r);
 }

@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "destination.h"
 #include "hash.h"
+#include "match.h"
 #include "source.h"
 #include "state.h"
 #include "sync.h"
@@ -24,11 +25,23 @@ extern const char *const retl_change_name[];
 struct pending {
 	enum retl_op_kind kind;
 	enum change change;
-	size_t key, key_json, payload, payload_len, dest_id; /* arena offsets */
-	int has_payload, has_dest_id;
+	size_t key, key_json, payload, payload_len, dest_id, match; /* arena offsets */
+	int has_payload, has_dest_id, has_match;
 	int was_pending;          /* a create intent from an earlier run */
+	int orphan;               /* removes an orphan record (key: its match) */
 	retl_h128 kh, pay;
-	uint64_t src;
+	uint64_t src, mh;
+};
+
+/* what retl_sync_enqueue queues (copied into the batch's arena) */
+struct queued {
+	enum retl_op_kind kind;
+	enum change change;
+	const char *key, *key_json, *payload, *dest_id, *match;
+	size_t keylen, kjlen, plen, mlen;
+	int was_pending, orphan;
+	retl_h128 kh, pay;
+	uint64_t src, mh;
 };
 
 /* a row whose payload is unchanged under a new source line */
@@ -82,9 +95,18 @@ struct run {
 	long nops;                /* queued so far, for --limit */
 	struct retl_dest_env env; /* what the destination was opened with */
 	int stop;                 /* a fatal error happened: err says what */
+	char *note_name, *note_value; /* env->note_stage's, for the next commit */
+
+	/* record identity: the sync's match fields, and the match values
+	 * of this run's rows (NULL without match fields) */
+	const char **match_targets;
+	size_t nmatch;
+	retl_match_set *seen_match;
+	int orphans;              /* mirror with removals: records keys leave
+				   * become orphans, removed by the run */
 
 	/* per-row scratch, reused */
-	retl_buf key, key_json, payload, reason;
+	retl_buf key, key_json, payload, reason, match;
 };
 
 /* sync_diff.c */
@@ -98,17 +120,14 @@ struct retl_sync_gone {
 	int send_removes;
 	long forgotten;
 };
-int retl_sync_on_gone(void *ud, const char *key, retl_h128 kh,
-		      const char *dest_id);
+int retl_sync_on_gone(void *ud, const struct retl_state_row *row);
+/* mirror runs: orphan records not bound again are removed */
+int retl_sync_orphans(struct run *r);
 
 /* sync_send.c */
 void retl_sync_batches_init(struct run *r);
 void retl_sync_batches_free(struct run *r);
-int retl_sync_enqueue(struct run *r, enum retl_op_kind kind, enum change ch,
-		      const char *key, size_t keylen, const char *key_json,
-		      size_t kjlen, const char *payload, size_t plen,
-		      const char *dest_id, int was_pending, retl_h128 kh,
-		      retl_h128 pay, uint64_t src);
+int retl_sync_enqueue(struct run *r, const struct queued *q);
 /* sends the batch being filled (returns at once for an async destination) */
 int retl_sync_flush(struct run *r);
 /* waits for every batch in flight and commits what came back */

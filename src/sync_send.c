@@ -50,6 +50,9 @@ static void free_results(struct batch *b)
 
 void retl_sync_batches_free(struct run *r)
 {
+	free(r->note_name);
+	free(r->note_value);
+	r->note_name = r->note_value = NULL;
 	for (size_t i = 0; i < r->nb; i++) {
 		free_results(&r->b[i]);
 		free(r->b[i].q);
@@ -147,6 +150,47 @@ static int count_calls(struct run *r)
 	return retl_state_api_add(r->st, r->sc->destination, r->day, delta, r->err);
 }
 
+/* a note the destination staged with this batch, written with its results */
+static int write_staged_note(struct run *r)
+{
+	if (!r->note_name)
+		return 0;
+	int rc = retl_state_note_set(r->st, r->sc->name, r->note_name, r->note_value,
+				     r->err);
+	free(r->note_name);
+	free(r->note_value);
+	r->note_name = r->note_value = NULL;
+	return rc;
+}
+
+/* an orphan record's removal: done, or tried again next run */
+static int commit_orphan(struct run *r, const struct pending *p,
+			 const struct retl_result *res, const char *match)
+{
+	struct retl_run_counts *c = &r->sum->c;
+	char *what = NULL;
+	int rc;
+	if (res->kind == RETL_RES_ACK) {
+		rc = retl_state_orphan_done(r->st, r->sc->name, match, r->err);
+		count(r, p->change);
+	} else {
+		const char *why = res->reason ? res->reason :
+			"the record left behind was not removed; tried again next run";
+		rc = retl_state_orphan_fail(r->st, r->sc->name, match, why, r->err);
+		what = retl_strdup(why);
+		c->failed++;
+	}
+	if (rc == 0) {
+		retl_buf k = RETL_BUF_INIT;
+		retl_buf_addf(&k, "(record matched by \"%s\")", match);
+		rc = retl_sync_outcome(r, k.ptr, what ? "failed" : retl_change_name[p->change],
+				       what);
+		retl_buf_free(&k);
+	}
+	free(what);
+	return rc;
+}
+
 static int commit_results(struct run *r, struct batch *b)
 {
 	struct retl_run_counts *c = &r->sum->c;
@@ -159,9 +203,13 @@ static int commit_results(struct run *r, struct batch *b)
 		struct retl_state_rec rec = {
 			.key = key, .kh = p->kh, .pay = p->pay, .src = p->src,
 			.dest_id = res->dest_id, .reason = res->reason,
+			.match = p->has_match ? b->arena.ptr + p->match : NULL,
+			.mh = p->mh, .orphans = r->orphans,
 		};
 		int rc;
-		if (res->kind == RETL_RES_ACK) {
+		if (p->orphan) {
+			rc = commit_orphan(r, p, res, b->arena.ptr + p->match);
+		} else if (res->kind == RETL_RES_ACK) {
 			if (p->kind == RETL_OP_REMOVE)
 				rc = retl_state_forget(r->st, r->sc->name, key, r->err);
 			else
@@ -196,7 +244,7 @@ static int commit_results(struct run *r, struct batch *b)
 			return -1;
 		}
 	}
-	if (count_calls(r) < 0) {
+	if (count_calls(r) < 0 || write_staged_note(r) < 0) {
 		retl_state_rollback(r->st);
 		return -1;
 	}
@@ -251,6 +299,15 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 	return retl_state_commit(r->st, r->err);
 }
 
+static void env_note_stage(void *ud, const char *name, const char *value)
+{
+	struct run *r = ud;
+	free(r->note_name);
+	free(r->note_value);
+	r->note_name = retl_strdup(name);
+	r->note_value = value ? retl_strdup(value) : NULL;
+}
+
 static char *env_note_get(void *ud, const char *name)
 {
 	struct run *r = ud;
@@ -269,6 +326,7 @@ void retl_sync_env_init(struct run *r)
 	r->env.report = env_report;
 	r->env.note_get = env_note_get;
 	r->env.note_set = env_note_set;
+	r->env.note_stage = env_note_stage;
 }
 
 static void reset_batch(struct batch *b)
@@ -304,22 +362,39 @@ static struct batch *wait_one(struct run *r, int block)
 	return io ? io->engine : NULL;
 }
 
-/* create intents, committed before the creates are sent */
+/* an op with a payload may make a record from the moment it is handed
+ * over (unless the destination drops what it never acknowledged) */
+static int marks_sent(const struct run *r, const struct pending *p)
+{
+	return p->has_payload && !p->orphan && !r->dest->atomic;
+}
+
+/*
+ * Before a batch is handed over, in one transaction: create intents (an
+ * insert looked up before it is created again), and for every op that may
+ * make a record, that it may exist (a removal candidate from now on,
+ * whatever happens to the answer).
+ */
 static int write_intents(struct run *r, struct batch *b)
 {
 	int any = 0;
 	for (size_t i = 0; i < b->nq && !any; i++)
-		any = b->q[i].kind == RETL_OP_INSERT;
+		any = b->q[i].kind == RETL_OP_INSERT || marks_sent(r, &b->q[i]);
 	if (!any)
 		return 0;
 	if (retl_state_begin(r->st, r->err) < 0)
 		return -1;
 	for (size_t i = 0; i < b->nq; i++) {
 		struct pending *p = &b->q[i];
-		if (p->kind != RETL_OP_INSERT)
-			continue;
-		struct retl_state_rec rec = { .key = b->arena.ptr + p->key, .kh = p->kh };
-		if (retl_state_pending(r->st, r->sc->name, &rec, r->err) < 0) {
+		struct retl_state_rec rec = {
+			.key = b->arena.ptr + p->key, .kh = p->kh,
+			.match = p->has_match ? b->arena.ptr + p->match : NULL,
+			.mh = p->mh, .orphans = r->orphans,
+		};
+		if ((p->kind == RETL_OP_INSERT &&
+		     retl_state_pending(r->st, r->sc->name, &rec, r->err) < 0) ||
+		    (marks_sent(r, p) &&
+		     retl_state_sent(r->st, r->sc->name, &rec, r->err) < 0)) {
 			retl_state_rollback(r->st);
 			return -1;
 		}
@@ -342,6 +417,7 @@ int retl_sync_flush(struct run *r)
 		op->payload = p->has_payload ? b->arena.ptr + p->payload : NULL;
 		op->payload_len = p->payload_len;
 		op->dest_id = p->has_dest_id ? b->arena.ptr + p->dest_id : NULL;
+		op->match = p->has_match ? b->arena.ptr + p->match : NULL;
 	}
 	memset(b->res, 0, b->nq * sizeof(*b->res));
 	r->sum->requests += (long)((b->nq + r->max_batch - 1) / r->max_batch);
@@ -417,27 +493,28 @@ size_t retl_sync_arena_add(retl_buf *a, const char *s, size_t len)
 	return off;
 }
 
-int retl_sync_enqueue(struct run *r, enum retl_op_kind kind, enum change ch,
-		      const char *key, size_t keylen, const char *key_json,
-		      size_t kjlen, const char *payload, size_t plen,
-		      const char *dest_id, int was_pending, retl_h128 kh,
-		      retl_h128 pay, uint64_t src)
+int retl_sync_enqueue(struct run *r, const struct queued *q)
 {
 	struct batch *b = r->cur;
 	struct pending *p = &b->q[b->nq++];
-	p->kind = kind;
-	p->change = ch;
-	p->was_pending = was_pending;
-	p->key = retl_sync_arena_add(&b->arena, key, keylen);
-	p->key_json = retl_sync_arena_add(&b->arena, key_json, kjlen);
-	p->has_payload = payload != NULL;
-	p->payload = payload ? retl_sync_arena_add(&b->arena, payload, plen) : 0;
-	p->payload_len = plen;
-	p->has_dest_id = dest_id != NULL;
-	p->dest_id = dest_id ? retl_sync_arena_add(&b->arena, dest_id, strlen(dest_id)) : 0;
-	p->kh = kh;
-	p->pay = pay;
-	p->src = src;
+	p->kind = q->kind;
+	p->change = q->change;
+	p->was_pending = q->was_pending;
+	p->orphan = q->orphan;
+	p->key = retl_sync_arena_add(&b->arena, q->key, q->keylen);
+	p->key_json = retl_sync_arena_add(&b->arena, q->key_json, q->kjlen);
+	p->has_payload = q->payload != NULL;
+	p->payload = q->payload ? retl_sync_arena_add(&b->arena, q->payload, q->plen) : 0;
+	p->payload_len = q->plen;
+	p->has_dest_id = q->dest_id != NULL;
+	p->dest_id = q->dest_id ? retl_sync_arena_add(&b->arena, q->dest_id,
+						      strlen(q->dest_id)) : 0;
+	p->has_match = q->match != NULL;
+	p->match = q->match ? retl_sync_arena_add(&b->arena, q->match, q->mlen) : 0;
+	p->mh = q->mh;
+	p->kh = q->kh;
+	p->pay = q->pay;
+	p->src = q->src;
 	r->nops++;
 	if (b->nq == r->max_batch)
 		return retl_sync_flush(r);

@@ -95,7 +95,7 @@ static void test_open(void)
 	CHECK(mode_of(db_path) == 0600);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mode_of(path) == 0700);
-	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 4);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 5);
 	{
 		char *jm = q_text("PRAGMA journal_mode");
 		CHECK_STR(jm, "wal");
@@ -379,8 +379,10 @@ struct scan_ctx {
 	char last[32];
 };
 
-static int on_row(void *ud, const char *key, retl_h128 kh, const char *dest)
+static int on_row(void *ud, const struct retl_state_row *row)
 {
+	const char *key = row->key, *dest = row->dest_id;
+	retl_h128 kh = row->kh;
 	struct scan_ctx *sc = ud;
 	struct retl_err err;
 	retl_h128 want = retl_hash128(key, strlen(key));
@@ -398,8 +400,7 @@ static int on_row(void *ud, const char *key, retl_h128 kh, const char *dest)
 	return 0;
 }
 
-static int stop_at_3(void *ud, const char *key, retl_h128 kh,
-		     const char *dest)
+static int stop_at_3(void *ud, const struct retl_state_row *row)
 {
 	return ++*(int *)ud == 3 ? -7 : 0;
 }
