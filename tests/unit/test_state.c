@@ -66,6 +66,7 @@ static struct retl_state_rec rec(const char *key, uint64_t pay, uint64_t src,
 {
 	struct retl_state_rec r;
 
+	memset(&r, 0, sizeof(r));
 	r.key = key;
 	r.kh = retl_hash128(key, strlen(key));
 	r.pay.lo = pay;
