@@ -47,7 +47,7 @@ static const char *const hs_conn_keys[] = {
 };
 
 static const char *const hs_verb[HS_NKIND] = {
-	"upsert", "update", "create", "read", "archive"
+	"upsert", "update", "create", "read", "archive", "read"
 };
 
 /* ---- options ---- */
@@ -213,7 +213,12 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	if (op->kind == RETL_OP_REMOVE) {
 		if (op->dest_id && op->dest_id[0])
 			return HS_ARCHIVE;
-		/* never reached HubSpot with an id: nothing to remove */
+		if (op->match && op->match[0] && c->id_prop) {
+			/* a record may exist with no id known: find it */
+			retl_buf_adds(id, op->match);
+			return HS_FIND;
+		}
+		/* never reached HubSpot: nothing to remove */
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
@@ -256,10 +261,11 @@ static void add_input(const struct hs_ctx *c, const struct retl_request *r,
 	if (r->kind == HS_CREATE) {
 		/* the trace id maps 207 results and errors back to ops */
 		retl_buf_addf(o, "{\"objectWriteTraceId\":\"%zu\",", r->idx[k]);
-	} else if (r->kind == HS_ARCHIVE || r->kind == HS_READ) {
+	} else if (r->kind == HS_ARCHIVE || r->kind == HS_READ || r->kind == HS_FIND) {
+		const char *aid = hubspot_archive_id(r, k);
 		retl_buf_adds(o, "{\"id\":");
 		if (r->kind == HS_ARCHIVE)
-			add_str(o, op->dest_id, strlen(op->dest_id));
+			add_str(o, aid, strlen(aid));
 		else
 			add_str(o, id, idlen);
 		retl_buf_addc(o, '}');
@@ -281,6 +287,15 @@ static void add_input(const struct hs_ctx *c, const struct retl_request *r,
 	retl_buf_addc(o, '}');
 }
 
+const char *hubspot_archive_id(const struct retl_request *r, size_t k)
+{
+	const struct retl_op *op = retl_req_op(r, k);
+	if (op->dest_id && op->dest_id[0])
+		return op->dest_id;
+	const char *found = retl_req_result(r, k)->dest_id;
+	return found ? found : "";
+}
+
 static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 {
 	struct hs_ctx *c = d;
@@ -293,7 +308,7 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
 	req->idempotent = r->kind != HS_CREATE;
-	if (r->kind == HS_READ) {
+	if (r->kind == HS_READ || r->kind == HS_FIND) {
 		retl_buf_adds(o, "{\"idProperty\":");
 		add_str(o, c->id_prop, strlen(c->id_prop));
 		retl_buf_adds(o, ",\"properties\":[");

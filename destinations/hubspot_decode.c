@@ -9,7 +9,9 @@
  * is split in halves until that input stands alone; one about the request
  * as a whole (an unknown property) fails every op at once.  A lookup
  * (batch/read) sends what it did not find on to batch/create; a create
- * that meets an existing record (409 CONFLICT) is looked up instead.
+ * that meets an existing record (409 CONFLICT) is looked up instead; a
+ * lookup for a removal (HS_FIND) archives what it found, and what it did
+ * not find is gone already.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +163,9 @@ static int op_has(const struct hs_ctx *c, const struct retl_request *r,
 		snprintf(t, sizeof(t), "%zu", r->idx[k]);
 		return !strcmp(t, id);
 	}
-	if ((r->kind == HS_UPDATE || r->kind == HS_ARCHIVE) && has_dest_id(op))
+	if (r->kind == HS_ARCHIVE)
+		return !strcmp(hubspot_archive_id(r, k), id);
+	if (r->kind == HS_UPDATE && has_dest_id(op))
 		return !strcmp(op->dest_id, id);
 	return match_eq(c, r, k, id);
 }
@@ -175,8 +179,10 @@ static int result_hits(const struct hs_ctx *c, const struct retl_request *r,
 		return op_has(c, r, k, trace);
 	if (r->kind == HS_UPDATE && has_dest_id(op))
 		return id && !strcmp(op->dest_id, id);
-	if (r->kind == HS_CREATE || r->kind == HS_ARCHIVE)
+	if (r->kind == HS_CREATE)
 		return match_eq(c, r, k, pv);
+	if (r->kind == HS_ARCHIVE)
+		return id && !strcmp(hubspot_archive_id(r, k), id);
 	return op_has(c, r, k, pv);
 }
 
@@ -195,6 +201,12 @@ static void take_results(const struct hs_ctx *c, struct retl_request *r,
 			if (done[k] || !result_hits(c, r, k, id, trace, pv))
 				continue;
 			done[k] = 1;
+			if (r->kind == HS_FIND && id) {
+				/* found: archived next; not done until then */
+				retl_req_set(r, k, RETL_RES_RETRY, id, "found; not archived yet");
+				retl_req_again(r, k, HS_ARCHIVE);
+				continue;
+			}
 			retl_req_set(r, k, RETL_RES_ACK, r->kind == HS_ARCHIVE ? NULL : id, NULL);
 		}
 	}
@@ -222,7 +234,7 @@ static int take_error(const struct hs_ctx *c, struct retl_request *r,
 				if (done[k] || !op_has(c, r, k, id))
 					continue;
 				done[k] = mapped = 1;
-				if (gone && r->kind == HS_ARCHIVE)
+				if (gone && (r->kind == HS_ARCHIVE || r->kind == HS_FIND))
 					retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);
 				else if (r->kind == HS_READ)
 					retl_req_set(r, k, RETL_RES_RETRY, NULL, why);
@@ -244,7 +256,8 @@ static void unanswered(struct retl_request *r, size_t k, const char *unmapped)
 		/* not in the results: HubSpot has no such record */
 		retl_req_set(r, k, RETL_RES_RETRY, NULL, "not found");
 		retl_req_again(r, k, HS_CREATE);
-	} else if (r->kind == HS_ARCHIVE) {
+	} else if (r->kind == HS_ARCHIVE || r->kind == HS_FIND) {
+		/* archived, or not found: gone already */
 		retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);
 	} else if (unmapped) {
 		retl_req_set(r, k, RETL_RES_REJECT, NULL, unmapped);

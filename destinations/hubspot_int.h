@@ -12,8 +12,14 @@
 #include "err.h"
 #include "http_dest.h"
 
-/* request kinds: one endpoint each (batch/<verb>) */
-enum hs_kind { HS_UPSERT, HS_UPDATE, HS_CREATE, HS_READ, HS_ARCHIVE, HS_NKIND };
+/* request kinds: one endpoint each (batch/<verb>).  HS_FIND looks up a
+ * record to remove that retl has no id for (batch/read by the match
+ * value), then archives what it found */
+enum hs_kind { HS_UPSERT, HS_UPDATE, HS_CREATE, HS_READ, HS_ARCHIVE, HS_FIND,
+	       HS_NKIND };
+
+/* the id an archive sends: the stored one, or the one HS_FIND found */
+const char *hubspot_archive_id(const struct retl_request *r, size_t k);
 
 struct hs_ctx {
 	struct retl_http_dest base;       /* first */

@@ -149,15 +149,18 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		return c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT ?
 			MC_INSERT : MC_UPSERT;
 	}
-	if (!op->dest_id || !op->dest_id[0]) {
+	/* the member's address: stored when acknowledged, else the match
+	 * value it was sent with (its answer lost) */
+	const char *email = op->dest_id && op->dest_id[0] ? op->dest_id : op->match;
+	if (!email || !email[0]) {
 		/* never reached Mailchimp: nothing to remove */
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
-	retl_buf_adds(id, op->dest_id);
+	retl_buf_adds(id, email);
 	if (c->on_remove == RETL_REMOVE_UNSUBSCRIBE) {
 		retl_buf_adds(body, "{\"email_address\":");
-		retl_buf_add_json_str(body, op->dest_id, strlen(op->dest_id));
+		retl_buf_add_json_str(body, email, strlen(email));
 		retl_buf_adds(body, ",\"status\":\"unsubscribed\"}");
 		return MC_UNSUB;
 	}
