@@ -1,0 +1,125 @@
+"""Issue 11, "Done when" 1: the destination equals the model after random
+sequences of model changes, faults and kills (tests/integration/invariant.py
+says what a scenario does and checks), per destination, on fixed seeds.
+`make soak` runs the same with random seeds (tests/soak.py).
+"""
+
+import json
+import os
+import sys
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "emulators"))
+
+import hubspot  # noqa: E402
+from invariant import scenario  # noqa: E402
+
+SEEDS = [int(s) for s in os.environ.get("RETL_INVARIANT_SEEDS", "1,2,3").split(",")]
+HS_TOKEN = "pat-na1-inv"
+
+
+def control(url, path, body=None):
+    req = urllib.request.Request(
+        url + "/_emulator/" + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+class FileDest:
+    """JSON lines on disk, replayed into the records they leave."""
+    has_match = False
+    env = {}
+    rows = 3000                  # several batches a run: kills land between
+
+    def project(self, project, db):
+        self.p = project(dsn=db.dsn)
+        self.p.add_mapping("inv", {
+            "source": "warehouse", "query": "SELECT * FROM inv ORDER BY id",
+            "key": "id", "destination": "out", "mode": "mirror",
+            "on_remove": "delete",
+            "fields": {"email": "email", "name": "name", "plan": "plan"}})
+        return self.p
+
+    def faults(self, on, rng, slow):
+        pass                     # no server: kills are its faults
+
+    def records(self):
+        recs = {}
+        for line in self.p.read_jsonl():
+            if line["op"] == "remove":
+                recs.pop(line["key"], None)
+            else:
+                recs[line["key"]] = line["payload"]
+        return recs
+
+    @staticmethod
+    def fields(row):
+        return {"email": row["email"], "name": row["name"], "plan": row["plan"]}
+
+
+class HubSpotDest:
+    has_match = True
+    env = {"HS_TOKEN": HS_TOKEN}
+
+    def __init__(self, url):
+        self.url = url
+
+    def project(self, project, db):
+        p = project(dsn=db.dsn, destinations={
+            "hs": {"type": "hubspot", "token": "${HS_TOKEN}", "base_url": self.url,
+                   "requests_per_10s": 100000, "timeout": 10}})
+        p.add_mapping("inv", {
+            "source": "warehouse", "query": "SELECT * FROM inv ORDER BY id",
+            "key": "id", "destination": "hs", "object": "contacts",
+            "mode": "mirror", "on_remove": "archive",
+            "match": {"email": "email"},
+            "fields": {"email": "email", "firstname": "name", "company": "plan"}})
+        return p
+
+    def faults(self, on, rng, slow):
+        control(self.url, "config", {
+            "error_rate_5xx": 0.1 if on else 0.0,
+            "error_5xx_after_rate": 0.1 if on else 0.0,
+            "drop_after": 0.05 if on else 0.0,
+            # a run that is killed lasts long enough to be killed mid-way
+            "latency": 0.03 if slow else 0.0,
+            "seed": rng.randint(0, 10**9)})
+
+    def records(self):
+        out = {}
+        for r in control(self.url, "records/contacts")["results"]:
+            props = r["properties"]
+            out[(props.get("email") or "").lower()] = {
+                "firstname": props.get("firstname") or "",
+                "company": props.get("company") or ""}
+        return out
+
+    @staticmethod
+    def fields(row):
+        return {"firstname": row["name"] or "", "company": row["plan"] or ""}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_file_equals_model(project, db, seed):
+    scenario(FileDest(), db, project, seed)
+
+
+@pytest.fixture
+def hs_emulator():
+    server, url = hubspot.start(port=0, tokens=[HS_TOKEN], rate="100000/10s")
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_hubspot_equals_model(project, db, hs_emulator, seed):
+    scenario(HubSpotDest(hs_emulator), db, project, seed)
