@@ -21,6 +21,13 @@
  *            "delete")
  * (salesforce_collections.c and salesforce_bulk.c say how each is sent)
  *
+ * Clearing: a field whose value is null or empty ("" or an empty
+ * multi-select) is cleared on every path.  sObject Collections sends null
+ * (null clears a field over REST; Salesforce stores an empty text as null
+ * anyway, and "" is no value for a date, number or checkbox); a Bulk job
+ * writes #N/A, because an empty CSV field means "leave as it is" on update.
+ * A field the payload leaves out (on_null "skip") is left as it is.
+ *
  * Budget: every response's Sforce-Limit-Info (api-usage=N/M) is read; when
  * fewer than `reserve` calls (default 10% of M) are left, no further
  * request is started and the run stops with exit 4; REQUEST_LIMIT_EXCEEDED
@@ -93,9 +100,9 @@ static int sf_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 
 /* ---- shared helpers ---- */
 
-struct retl_http_req *sf_call(struct sf_ctx *c, const char *method,
-			      const char *path, const char *ctype,
-			      const char *body, size_t blen)
+static struct retl_http_req *call(struct sf_ctx *c, const char *method,
+				  const char *path, const char *ctype,
+				  const char *body, size_t blen, int replay)
 {
 	for (int attempt = 0;; attempt++) {
 		struct retl_http_req *req = retl_http_req_new();
@@ -103,7 +110,7 @@ struct retl_http_req *sf_call(struct sf_ctx *c, const char *method,
 		retl_buf_addf(&url, "%s%s", c->instance, path);
 		req->method = method;
 		req->url = retl_buf_detach(&url);
-		req->idempotent = strcmp(method, "POST") != 0;
+		req->idempotent = replay;
 		req->content_type = ctype;
 		if (body)
 			retl_buf_add(&req->body, body, blen);
@@ -122,6 +129,19 @@ struct retl_http_req *sf_call(struct sf_ctx *c, const char *method,
 		}
 		return req;
 	}
+}
+
+struct retl_http_req *sf_call(struct sf_ctx *c, const char *method,
+			      const char *path, const char *ctype,
+			      const char *body, size_t blen)
+{
+	return call(c, method, path, ctype, body, blen, strcmp(method, "POST") != 0);
+}
+
+struct retl_http_req *sf_call_once(struct sf_ctx *c, const char *method,
+				   const char *path, const char *body, size_t blen)
+{
+	return call(c, method, path, NULL, body, blen, 0);
 }
 
 void sf_usage(struct sf_ctx *c, const struct retl_http_req *req)

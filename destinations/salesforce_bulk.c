@@ -3,9 +3,14 @@
  * destination: a spool of deferred rows becomes RFC 4180 CSV and one job
  * per bulk_max_bytes (100 MB raw: the 150 MB base64 upload limit).
  *
- *   1. POST /jobs/ingest (operation, externalIdFieldName, CSV, LF)
+ *   1. POST /jobs/ingest (operation, externalIdFieldName, CSV, LF); a
+ *      value that is null or empty is written #N/A (an empty field would
+ *      leave the old value on update), a field the payload leaves out is
+ *      an empty field (left as it is)
  *   2. the job id and its map file go into a note BEFORE the upload
  *   3. PUT /jobs/ingest/{id}/batches (text/csv), PATCH UploadComplete
+ *      (never replayed blindly: after a lost answer, a 5xx or
+ *      INVALIDJOBSTATE the job's state is read first; see set_state)
  *   4. GET /jobs/ingest/{id} with backoff until JobComplete / Failed /
  *      Aborted (or bulk_wait seconds: the rows stay staged, the note stays,
  *      and the next run resumes)
@@ -25,6 +30,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "log.h"
 #include "payload.h"
 #include "salesforce_int.h"
 
@@ -115,18 +121,31 @@ static int csv_line(struct sf_ctx *c, enum sf_kind k, const struct retl_op *op,
 		goto bad;
 	retl_buf v = RETL_BUF_INIT;
 	for (size_t i = 0; i < c->base.nf; i++) {
+		int is_match = c->ext && !strcmp(c->base.ftarget[i], c->ext) &&
+			       k != SF_UPDATE;
 		if (i || k == SF_UPDATE)
 			retl_buf_addc(o, ',');
 		if (!cols[i].raw)
-			continue;               /* absent: left as it is */
+			continue;               /* absent (on_null "skip"): left as it is */
 		if (cols[i].kind == RETL_PV_NULL) {
 			retl_buf_adds(o, "#N/A");   /* Bulk API's null */
 			continue;
 		}
 		retl_buf_reset(&v);
 		value_text(&cols[i], &v);
+		/*
+		 * An empty CSV field means "leave as it is" on update, so an
+		 * empty value ("" or an empty multi-select) is sent as null, as
+		 * sObject Collections stores it.  Not the job's match column: an
+		 * empty External ID is refused by Salesforce either way, and
+		 * its result must echo the value the map holds.
+		 */
+		if (!v.len && !is_match) {
+			retl_buf_adds(o, "#N/A");
+			continue;
+		}
 		csv_field(o, v.ptr ? v.ptr : "", v.len);
-		if (c->ext && !strcmp(c->base.ftarget[i], c->ext) && k != SF_UPDATE)
+		if (is_match)
 			retl_buf_add(mv, v.ptr ? v.ptr : "", v.len);
 	}
 	retl_buf_addc(o, '\n');
@@ -296,6 +315,89 @@ static int report_job(struct sf_ctx *c, const char *id, const char *map_path,
 	return rc;
 }
 
+/* the job's state now (GET /jobs/ingest/{id}: safe to replay) */
+static int read_state(struct sf_ctx *c, const char *path, char *state, size_t ssz,
+		      struct retl_err *err)
+{
+	struct retl_http_req *req = sf_call(c, "GET", path, NULL, NULL, 0);
+	if (call_ok(c, req, "job info", err) < 0) {
+		retl_http_req_free(req);
+		return -1;
+	}
+	json_error_t je;
+	json_t *j = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	const char *s = json_string_value(json_object_get(j, "state"));
+	snprintf(state, ssz, "%s", s ? s : "?");
+	json_decref(j);
+	retl_http_req_free(req);
+	return 0;
+}
+
+/* an answer that leaves open whether the transition happened: none (a
+ * timeout, a dropped connection), a 5xx, or INVALIDJOBSTATE (the job is no
+ * longer in the state the transition starts from: an earlier try of it
+ * may have been applied) */
+static int unsure(const struct retl_http_req *req)
+{
+	return req->status == RETL_HTTP_TRANSPORT || req->status >= 500 ||
+	       (req->status >= 400 && req->resp.ptr &&
+		strstr(req->resp.ptr, "INVALIDJOBSTATE"));
+}
+
+#define SET_STATE_TRIES 3
+
+/*
+ * Moves job id out of Open, to `to` ("UploadComplete" or "Aborted").
+ * Neither transition is idempotent: one applied whose answer was lost and
+ * sent again gets INVALIDJOBSTATE.  So the PATCH is never replayed blindly
+ * (sf_call_once): after an unsure answer the job's state is read, and only
+ * a job still Open is sent the transition again.  0: the job has left Open
+ * (now: "to", or the state read: UploadComplete, InProgress, JobComplete,
+ * Failed, Aborted; the caller polls it); -1 with err otherwise.
+ */
+static int set_state(struct sf_ctx *c, const char *id, const char *to,
+		     const char *what, char *now, size_t nsz, struct retl_err *err)
+{
+	char *path = job_path(c, id, "");
+	retl_buf body = RETL_BUF_INIT;
+	char *why = NULL;
+	int rc = -1;
+	retl_buf_addf(&body, "{\"state\":\"%s\"}", to);
+	for (int tries = 1; ; tries++) {
+		struct retl_http_req *req = sf_call_once(c, "PATCH", path, body.ptr, body.len);
+		int again = 0;
+		if (req->status >= 200 && req->status < 300) {
+			snprintf(now, nsz, "%s", to);
+			rc = 0;
+		} else if (!unsure(req)) {
+			call_ok(c, req, what, err);     /* refused: nothing changed */
+		} else if (read_state(c, path, now, nsz, err) == 0) {
+			free(why);
+			why = sf_error_text(req);
+			if (strcmp(now, "Open") != 0) {
+				/* the transition (or another) was applied */
+				retl_log(RETL_LOG_INFO, c->base.sc->name,
+					 "salesforce: bulk %s: job %s found %s after an unsure answer (%s)",
+					 what, id, now, why);
+				rc = 0;
+			} else if (tries < SET_STATE_TRIES) {
+				again = 1;      /* not applied: sending it again is safe */
+			} else {
+				retl_err_set(err, RETL_EXIT_DEST,
+					     "salesforce: bulk %s: job %s is still Open after %d tries (last answer: %s)",
+					     what, id, tries, why);
+			}
+		}
+		retl_http_req_free(req);
+		if (!again)
+			break;
+	}
+	free(why);
+	free(path);
+	retl_buf_free(&body);
+	return rc;
+}
+
 /* polls until the job ends: 1 ended (state in *st), 0 still running, -1 */
 static int poll_job(struct sf_ctx *c, const char *id, char *state, size_t ssz,
 		    struct retl_err *err)
@@ -304,17 +406,8 @@ static int poll_job(struct sf_ctx *c, const char *id, char *state, size_t ssz,
 	char *path = job_path(c, id, "");
 	int rc = -1;
 	for (;;) {
-		struct retl_http_req *req = sf_call(c, "GET", path, NULL, NULL, 0);
-		if (call_ok(c, req, "job info", err) < 0) {
-			retl_http_req_free(req);
+		if (read_state(c, path, state, ssz, err) < 0)
 			break;
-		}
-		json_error_t je;
-		json_t *j = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
-		const char *s = json_string_value(json_object_get(j, "state"));
-		snprintf(state, ssz, "%s", s ? s : "?");
-		json_decref(j);
-		retl_http_req_free(req);
 		if (!strcmp(state, "JobComplete") || !strcmp(state, "Failed") ||
 		    !strcmp(state, "Aborted") || !strcmp(state, "Open")) {
 			rc = 1;
@@ -345,11 +438,16 @@ static int finish_job(struct sf_ctx *c, const char *id, const char *map_path,
 				    id, state, c->poll_max);
 	if (!strcmp(state, "Open")) {
 		/* the upload never completed: nothing was processed */
-		char *path = job_path(c, id, "");
-		static const char ab[] = "{\"state\":\"Aborted\"}";
-		struct retl_http_req *req = sf_call(c, "PATCH", path, NULL, ab, sizeof(ab) - 1);
-		free(path);
-		retl_http_req_free(req);
+		struct retl_err e;
+		retl_err_clear(&e);
+		if (set_state(c, id, "Aborted", "abort job", state, sizeof(state), &e) < 0) {
+			/* still Open: a job whose upload is not complete is
+			 * never processed, so its rows are simply sent again */
+			retl_log(RETL_LOG_WARN, c->base.sc->name, "%s; its rows are sent again", e.msg);
+		} else if (strcmp(state, "Aborted") != 0) {
+			/* closed after all: its rows were processed */
+			return finish_job(c, id, map_path, match_col, err);
+		}
 		if (report_job(c, id, map_path, match_col, 0, err) < 0)
 			return -1;
 	} else if (report_job(c, id, map_path, match_col, strcmp(state, "Aborted") != 0, err) < 0) {
@@ -426,12 +524,8 @@ static int run_job(struct sf_ctx *c, enum sf_kind k, const retl_buf *csv,
 		retl_http_req_free(req);
 	}
 	if (rc == 0) {
-		char *path = job_path(c, id, "");
-		static const char uc[] = "{\"state\":\"UploadComplete\"}";
-		req = sf_call(c, "PATCH", path, NULL, uc, sizeof(uc) - 1);
-		free(path);
-		rc = call_ok(c, req, "close job", err);
-		retl_http_req_free(req);
+		char state[32];
+		rc = set_state(c, id, "UploadComplete", "close job", state, sizeof(state), err);
 	}
 	if (rc == 0)
 		rc = finish_job(c, id, map_path, match_col, err);

@@ -8,6 +8,10 @@
  *   insert   POST /composite/sobjects
  *   delete   DELETE /composite/sobjects?ids=…&allOrNone=false
  *
+ * An empty string or an empty multi-select goes as null: null clears a
+ * field over REST, and Salesforce stores an empty text as null anyway, but
+ * an empty string in a date, number or checkbox field is not a value.
+ *
  * allOrNone is false, so each record succeeds or fails alone; results come
  * back in input order.  Requests go one at a time (the daily budget is
  * checked between them); every row's outcome is reported to the engine by
@@ -21,7 +25,8 @@
 #include "payload.h"
 #include "salesforce_int.h"
 
-/* an array (a multi-select picklist) joined with ';' as a JSON string */
+/* an array (a multi-select picklist) joined with ';' as a JSON string;
+ * an empty one is null (cleared) */
 static void add_joined(const struct retl_pv *v, retl_buf *o)
 {
 	struct retl_preader r;
@@ -34,7 +39,10 @@ static void add_joined(const struct retl_pv *v, retl_buf *o)
 			retl_buf_addc(&j, ';');
 		retl_pv_string(&x, &j);
 	}
-	retl_buf_add_json_str(o, j.ptr ? j.ptr : "", j.len);
+	if (j.len)
+		retl_buf_add_json_str(o, j.ptr, j.len);
+	else
+		retl_buf_adds(o, "null");
 	retl_buf_free(&j);
 }
 
@@ -68,6 +76,8 @@ int sf_collections_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *bo
 		retl_buf_adds(body, "\":");
 		if (f.v.kind == RETL_PV_ARRAY)
 			add_joined(&f.v, body);
+		else if (f.v.kind == RETL_PV_STRING && f.v.len == 2)
+			retl_buf_adds(body, "null");    /* "": cleared, as null */
 		else
 			retl_buf_add(body, f.v.raw, f.v.len);
 	}

@@ -67,6 +67,12 @@ int sf_auth(struct sf_ctx *c, struct retl_err *err);
 struct retl_http_req *sf_call(struct sf_ctx *c, const char *method,
 			      const char *path, const char *ctype,
 			      const char *body, size_t blen);
+/* the same, never replayed by the HTTP engine after a timeout, a dropped
+ * connection or a 5xx: for a state transition that is not idempotent (a
+ * bulk job's close or abort), whose caller reads the state instead; a 401
+ * is still refreshed and sent again (a refused request changed nothing) */
+struct retl_http_req *sf_call_once(struct sf_ctx *c, const char *method,
+				   const char *path, const char *body, size_t blen);
 /* reads Sforce-Limit-Info of req; sets over_budget when under reserve */
 void sf_usage(struct sf_ctx *c, const struct retl_http_req *req);
 /* a non-2xx answer as "HTTP 400 CODE: message" (malloc'd) */

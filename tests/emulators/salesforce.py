@@ -20,6 +20,10 @@ Served:
   GET .../{id}/successfulResults/ | failedResults/ | unprocessedrecords/
 Every API response carries Sforce-Limit-Info: api-usage=N/M (knob daily_limit); past M
 -> 403 [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}].
+Clearing (as Salesforce documents it): over REST (sObject Collections) a JSON null sets a
+field to null, and an empty string in a text-like field is stored as null too (Salesforce
+keeps no empty text); in a Bulk API 2.0 CSV an empty field is ignored on update (the value
+is left as it is, the default applies on create) and `#N/A` sets null.
 Per-record errors: REQUIRED_FIELD_MISSING (LastName on create), INVALID_EMAIL_ADDRESS,
 STRING_TOO_LONG, DUPLICATE_VALUE (an External ID already used, on create),
 INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, ENTITY_IS_DELETED (delete of a deleted id).
@@ -28,7 +32,10 @@ order, {id, success, errors:[{statusCode, message, fields}]}; created flag on up
 Knobs: clients {client_id: secret}, refresh_tokens [..], jwt_public_key, jwt_users [..],
 expire_after_calls (tokens die once after N API calls: 401 INVALID_SESSION_ID),
 refuse_refresh, daily_limit, usage_start, bulk_delay (seconds before a closed job is
-JobComplete), plus the common fault knobs.
+JobComplete), close_fault ("slow" | "drop": the next close_fault_times close-job PATCHes
+{"state": "UploadComplete"} are applied, then answered after close_slow_seconds or not
+answered at all; counters extra bulk_close_applied / bulk_close_refused count the closes),
+plus the common fault knobs.
 Control: GET /_emulator/records/{SObject}; GET /_emulator/jobs; POST /_emulator/records/{SObject}.
 """
 
@@ -98,6 +105,9 @@ class SalesforceEmulator(common.Emulator):
         "daily_limit": 100000,
         "usage_start": 0,
         "bulk_delay": 0.0,
+        "close_fault": "",
+        "close_fault_times": 1,
+        "close_slow_seconds": 5.0,
     }
 
     def reset_data(self):
@@ -151,8 +161,23 @@ class SalesforceEmulator(common.Emulator):
                 r.headers.update(hdr)
                 return r
         resp = common.fault_wrapper(self, req, lambda: self.dispatch(req))
+        if req.info.get("close_applied"):
+            resp = self.late_close(req, resp)
         if isinstance(resp, Response):
             resp.headers.update(hdr)
+        return resp
+
+    def late_close(self, req, resp):
+        """knob close_fault: a close the job took, answered late or never"""
+        with self.lock:
+            fault = self.knobs["close_fault"]
+            if not fault or self.knobs["close_fault_times"] <= 0:
+                return resp
+            self.knobs["close_fault_times"] -= 1
+        req.info["fault"] = "close_" + fault
+        if fault == "drop":
+            return common.DROP
+        time.sleep(float(self.knobs["close_slow_seconds"]))   # no lock held
         return resp
 
     def token(self, req):
@@ -279,6 +304,15 @@ class SalesforceEmulator(common.Emulator):
                          "fields": ["LastName"]})
         return errs
 
+    TEXT_TYPES = ("string", "email", "phone", "textarea", "picklist", "multipicklist", "url")
+
+    def empty_text_null(self, obj, rec):
+        """REST: "" in a text-like field is stored as null (Salesforce keeps no
+        empty text)."""
+        types = {f["name"]: f["type"] for f in self.schemas[obj]}
+        return {k: (None if v == "" and types.get(k) in self.TEXT_TYPES else v)
+                for k, v in rec.items()}
+
     def find_ext(self, obj, fname, value):
         for r in self.records[obj].values():
             if r.get(fname) == value:
@@ -299,6 +333,7 @@ class SalesforceEmulator(common.Emulator):
             o = obj or (rec.get("attributes") or {}).get("type")
             if o not in self.records:
                 return sf_error(400, "INVALID_TYPE", "sObject type '%s' is not supported." % o)
+            rec = self.empty_text_null(o, rec)
             try:
                 if op == "create":
                     errs = self.check_record(o, rec, True)
@@ -403,10 +438,14 @@ class SalesforceEmulator(common.Emulator):
             if state == "UploadComplete" and job["state"] == "Open":
                 job["state"] = "UploadComplete"
                 job["closed_at"] = time.time()
+                self.counters.extra["bulk_close_applied"] += 1
+                req.info["close_applied"] = True
                 self.advance(job)
             elif state == "Aborted" and job["state"] in ("Open", "UploadComplete", "InProgress"):
                 job["state"] = "Aborted"
             else:
+                if state == "UploadComplete":
+                    self.counters.extra["bulk_close_refused"] += 1
                 return sf_error(400, "INVALIDJOBSTATE", "Invalid state transition")
             return Response(200, self.job_info(job))
         if len(parts) == 2 and parts[1] == "batches" and req.method == "PUT":
@@ -438,6 +477,7 @@ class SalesforceEmulator(common.Emulator):
         ok, bad = [], []
         obj = job["object"]
         for row in data:
+            # an empty field is ignored (left as it is); #N/A sets null
             rec = {h: (None if v == "#N/A" else v) for h, v in zip(header, row) if v != ""}
             op = job["operation"]
             try:

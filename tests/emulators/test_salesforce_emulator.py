@@ -85,3 +85,58 @@ def test_bulk_lifecycle(sf):
     bad = call(sf, "GET", "/services/data/v62.0/jobs/ingest/%s/failedResults/" % jid, None, tok)[1]
     assert ok.decode().startswith('"sf__Id","sf__Created","External_Id__c","LastName"')
     assert "REQUIRED_FIELD_MISSING" in bad.decode()
+
+
+def bulk_job(sf, tok, op, csv, ext="External_Id__c"):
+    body = {"object": "Contact", "operation": op, "contentType": "CSV", "lineEnding": "LF"}
+    if ext:
+        body["externalIdFieldName"] = ext
+    jid = json.loads(call(sf, "POST", "/services/data/v62.0/jobs/ingest", body, tok)[1])["id"]
+    assert call(sf, "PUT", "/services/data/v62.0/jobs/ingest/%s/batches" % jid, csv, tok, "text/csv")[0] == 201
+    assert call(sf, "PATCH", "/services/data/v62.0/jobs/ingest/" + jid,
+                {"state": "UploadComplete"}, tok)[0] == 200
+    return jid
+
+
+def records(sf):
+    return {r["External_Id__c"]: r for r in json.loads(call(sf, "GET", "/_emulator/records/Contact")[1])["records"]}
+
+
+def test_clearing_rest_and_bulk(sf):
+    """Bulk: an empty field is left as it is, #N/A sets null (upsert and update);
+    REST: null and "" (text) both clear."""
+    tok = token(sf)[1]["access_token"]
+    bulk_job(sf, tok, "upsert", b'External_Id__c,LastName,FirstName,Title\n'
+             b'"1","A","Ann","Boss"\n"2","B","Bob","Clerk"\n"3","C","Cy","Chef"\n')
+    bulk_job(sf, tok, "upsert", b'External_Id__c,LastName,FirstName,Title\n"1","A","",#N/A\n')
+    r = records(sf)
+    assert r["1"]["FirstName"] == "Ann" and r["1"]["Title"] is None
+    bulk_job(sf, tok, "update", b'Id,FirstName,Title\n"%s",,#N/A\n' % r["2"]["Id"].encode(), ext=None)
+    r = records(sf)
+    assert r["2"]["FirstName"] == "Bob" and r["2"]["Title"] is None
+    recs = [{"attributes": {"type": "Contact"}, "External_Id__c": "3", "FirstName": None, "Title": ""}]
+    st, body, _ = call(sf, "PATCH", "/services/data/v62.0/composite/sobjects/Contact/External_Id__c",
+                       {"allOrNone": False, "records": recs}, tok)
+    assert st == 200 and json.loads(body)[0]["success"]
+    r = records(sf)
+    assert r["3"]["FirstName"] is None and r["3"]["Title"] is None and r["3"]["LastName"] == "C"
+
+
+def test_close_fault_drop(sf):
+    """close_fault "drop": the close is applied, the answer never comes; a second
+    close is refused with INVALIDJOBSTATE"""
+    call(sf, "POST", "/_emulator/config", {"close_fault": "drop"})
+    tok = token(sf)[1]["access_token"]
+    body = {"object": "Contact", "operation": "upsert", "externalIdFieldName": "External_Id__c",
+            "contentType": "CSV", "lineEnding": "LF"}
+    jid = json.loads(call(sf, "POST", "/services/data/v62.0/jobs/ingest", body, tok)[1])["id"]
+    call(sf, "PUT", "/services/data/v62.0/jobs/ingest/%s/batches" % jid,
+         b'External_Id__c,LastName\n"1","A"\n', tok, "text/csv")
+    with pytest.raises(Exception):
+        call(sf, "PATCH", "/services/data/v62.0/jobs/ingest/" + jid, {"state": "UploadComplete"}, tok)
+    st, body, _ = call(sf, "GET", "/services/data/v62.0/jobs/ingest/" + jid, None, tok)
+    assert json.loads(body)["state"] == "JobComplete"
+    st, body, _ = call(sf, "PATCH", "/services/data/v62.0/jobs/ingest/" + jid, {"state": "UploadComplete"}, tok)
+    assert st == 400 and json.loads(body)[0]["errorCode"] == "INVALIDJOBSTATE"
+    extra = json.loads(call(sf, "GET", "/_emulator/counters")[1])["extra"]
+    assert extra["bulk_close_applied"] == 1 and extra["bulk_close_refused"] == 1

@@ -265,3 +265,71 @@ def test_jwt_bearer_flow(project, db, emulator, tmp_path):
     p.write_config(cfg)
     rc, out, err = p.run("run", "people", "--full-resync", env=ENV)
     assert rc == 4 and "invalid assertion" in out + err
+
+
+CLEAR_FIELDS = {"External_Id__c": {"from": "id", "type": "string"}, "LastName": "last",
+                "FirstName": "first", "Title": "title"}
+
+
+@pytest.mark.parametrize("path", ["bulk", "collections"])
+@pytest.mark.parametrize("mode", ["upsert", "update"])
+def test_null_and_empty_clear_the_field(project, db, emulator, path, mode):
+    """Issue 11 case 5: a value changed to NULL or '' in the model is cleared in
+    Salesforce on every path (Bulk sends #N/A: an empty CSV field would leave the
+    old value), and only then is the row recorded as synced."""
+    db.psql("""
+        CREATE TABLE people (id int PRIMARY KEY, last text, first text, title text);
+        INSERT INTO people SELECT i, 'Last' || i, 'First' || i, 'Title' || i
+               FROM generate_series(1, 30) i;
+    """)
+    dest = {"bulk_threshold": 5} if path == "bulk" else {}
+    query = "SELECT id, last, first, title FROM people"
+    p = sf_project(project, db, emulator, dest=dest, fields=CLEAR_FIELDS, query=query)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    assert all(r.get("FirstName") and r.get("Title") for r in records(emulator))
+    if mode == "update":   # by the Ids the first run stored
+        with open(p.path("mappings", "people.json")) as f:
+            p.add_mapping("people", dict(json.load(f), mode="update"))
+    db.psql("UPDATE people SET first = NULL WHERE id % 3 = 0")
+    db.psql("UPDATE people SET title = '' WHERE id % 3 = 1")
+    db.psql("UPDATE people SET first = '', title = NULL WHERE id % 3 = 2 AND id > 20")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    if path == "bulk":
+        assert [j["operation"] for j in control(emulator, "jobs")["jobs"]][-1] == mode
+    else:
+        assert control(emulator, "jobs")["jobs"] == []
+    got = {r["External_Id__c"]: (r.get("LastName"), r.get("FirstName"), r.get("Title"))
+           for r in records(emulator)}
+    want = {}
+    for line in db.psql("SELECT id, last, coalesce(first, ''), coalesce(title, '') FROM people",
+                        "-At", "-F", "\t").splitlines():
+        i, last, first, title = line.split("\t")
+        want[i] = (last, first or None, title or None)
+    assert got == want
+    assert all(r[1] == 1 for r in cache(p))
+    rc, out, err = p.run("plan", "people", env=ENV)
+    assert rc == 0, out + err
+
+
+@pytest.mark.parametrize("fault", ["slow", "drop"])
+def test_bulk_close_answer_lost_reads_job_state(project, db, emulator, fault):
+    """Issue 11 case 9: the close-job PATCH is applied but its answer comes after
+    the client's timeout (or never).  The close is not sent blindly again (that
+    would get INVALIDJOBSTATE and exit 4): retl reads the job's state, finds it
+    closed, and goes on."""
+    make_people(db, 30)
+    control(emulator, "config", {"close_fault": fault, "close_slow_seconds": 10.0})
+    p = sf_project(project, db, emulator, dest={"bulk_threshold": 10, "timeout": 3})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    jobs = control(emulator, "jobs")["jobs"]
+    assert len(jobs) == 1 and jobs[0]["state"] == "JobComplete", jobs
+    extra = control(emulator, "counters")["extra"]
+    assert extra.get("bulk_close_applied") == 1
+    assert extra.get("bulk_close_refused", 0) == 0
+    assert len(api_requests(emulator, "/batches")) == 1
+    rows = cache(p)
+    assert len(rows) == 30 and all(r[1] == 1 and r[2].startswith("003") for r in rows)
+    assert_model(emulator, db)
