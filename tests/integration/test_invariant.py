@@ -95,7 +95,10 @@ class HubSpotDest:
         out = {}
         for r in control(self.url, "records/contacts")["results"]:
             props = r["properties"]
-            out[(props.get("email") or "").lower()] = {
+            m = (props.get("email") or "").lower()
+            while m in out:          # two records for one address: extra
+                m += "#again"
+            out[m] = {
                 "firstname": props.get("firstname") or "",
                 "company": props.get("company") or ""}
         return out
