@@ -336,6 +336,8 @@ int retl_state_open(retl_state **out, const char *path, struct retl_err *err)
 	*out = NULL;
 	st->path = retl_strdup(path);
 	st->ts_sec = -1;
+	if (retl_state__marker_check(st, err) < 0)
+		goto fail;
 	if (make_parent(st, err) < 0 || create_private(st, err) < 0)
 		goto fail;
 	/* the -wal and -shm files SQLite creates must be private too */
@@ -360,6 +362,8 @@ int retl_state_open(retl_state **out, const char *path, struct retl_err *err)
 	for (i = 0; i < S_COUNT; i++)
 		if (retl_state__prepare(st, stmt_sql[i], &st->stmt[i], err) < 0)
 			goto fail;
+	if (retl_state__marker_bind(st, err) < 0)
+		goto fail;
 	*out = st;
 	return 0;
 fail:
@@ -428,6 +432,8 @@ int retl_state_begin(retl_state *st, struct retl_err *err)
 int retl_state_commit(retl_state *st, struct retl_err *err)
 {
 	end_txn(st);
+	if (retl_state_check_file(st, err) < 0)
+		return -1;
 	return retl_state__done(st, st->stmt[S_COMMIT], err);
 }
 
