@@ -45,11 +45,16 @@ static const struct verb verbs[] = {
 	{ "history", cmd_history, "retl history SYNC [--limit N]",
 	  "The runs of one sync, newest first (default: the last 20).\n" },
 	{ "failures", cmd_failures, "retl failures SYNC",
-	  "Rows of one sync that are failing, with the reason: rejected by the\n"
-	  "mapping or the key rules, or by the destination.  They are retried on\n"
-	  "every run until they succeed.\n" },
-	{ "reset", cmd_reset, "retl reset SYNC",
-	  "Forgets a sync's cache: the next run sends every row again.\n" },
+	  "Rows of one sync that are not synced, with the reason: failed (refused\n"
+	  "by the destination), pending (a create whose answer never came),\n"
+	  "staged (an outcome the destination reports later, not read yet), or\n"
+	  "rejected by the mapping or the key rules.  They are retried on every\n"
+	  "run until they succeed.\n" },
+	{ "reset", cmd_reset, "retl reset SYNC|--all",
+	  "Forgets a sync's cache: the next run sends every row again.\n"
+	  "  --all   start over: every sync's cache is forgotten; a state store\n"
+	  "          refused as missing or empty is made anew, one refused as\n"
+	  "          not this project's is taken as this project's\n" },
 	{ "daemon", cmd_daemon,
 	  "retl daemon [--concurrency N] [--listen HOST:PORT|off] [--shutdown-timeout S]",
 	  "Runs every sync that has a \"schedule\" when it is due (cron in UTC, or\n"

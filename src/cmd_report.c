@@ -43,13 +43,13 @@ static int on_status(void *ud, const struct retl_run_rec *r)
 	return 0;
 }
 
-struct count_ctx {
-	long n;
-};
-
-static int on_count_failure(void *ud, const struct retl_failure_rec *r)
+/* rows failing in sync: the figure /metrics shows (retl_rows_failing),
+ * which counts what `retl failures` lists */
+static long failing(const struct retl_state_stats *stats, const char *sync)
 {
-	((struct count_ctx *)ud)->n++;
+	for (size_t i = 0; i < stats->n; i++)
+		if (!strcmp(stats->s[i].sync, sync))
+			return stats->s[i].failing;
 	return 0;
 }
 
@@ -93,7 +93,9 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 	struct retl_err err;
 	retl_err_clear(&err);
 	struct status_ctx s = { retl_calloc(cli->cfg->nsyncs + 1, sizeof(*s.last)), cli->cfg };
-	if (retl_state_runs(cli->st, NULL, 0, on_status, &s, &err) < 0) {
+	struct retl_state_stats stats;
+	if (retl_state_runs(cli->st, NULL, 0, on_status, &s, &err) < 0 ||
+	    retl_state_stats_read(cli->st, &stats, &err) < 0) {
 		free(s.last);
 		return retl_cli_fail(&err);
 	}
@@ -103,8 +105,7 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
 		struct retl_sync_cfg *sc = &cli->cfg->syncs[i];
 		struct retl_run_rec *r = &s.last[i];
-		struct count_ctx cnt = { 0 };
-		retl_state_failures(cli->st, sc->name, on_count_failure, &cnt, &err);
+		long nfailing = failing(&stats, sc->name);
 		char mode[96];
 		snprintf(mode, sizeof(mode), "%s -> %s (%s)", sc->source,
 			 sc->destination, retl_mode_name(sc->mode));
@@ -112,14 +113,14 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 		next_run(sc, r->status ? r->started : NULL, next, sizeof(next));
 		if (!r->status) {
 			printf("%-24s %-12s %-24s %8s %8s %8s %8ld %8s  %-20s  %s\n",
-			       sc->name, "never", "-", "-", "-", "-", cnt.n, "-",
+			       sc->name, "never", "-", "-", "-", "-", nfailing, "-",
 			       next, mode);
 			continue;
 		}
 		printf("%-24s %-12s %-24s %8ld %8ld %8ld %8ld %8.2f  %-20s  %s\n",
 		       sc->name, r->status, r->ended ? r->ended : "(running)",
 		       r->c.read, r->c.added + r->c.changed + r->c.retried,
-		       r->c.removed, cnt.n, r->seconds, next, mode);
+		       r->c.removed, nfailing, r->seconds, next, mode);
 		if (r->message && r->exit_code > 1)
 			put_redacted("    ", r->message);
 		free((char *)r->started);
@@ -128,6 +129,7 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 		free((char *)r->message);
 	}
 	free(s.last);
+	retl_state_stats_free(&stats);
 	return 0;
 }
 
@@ -208,10 +210,47 @@ int cmd_failures(struct retl_cli *cli, int argc, char **argv)
 	return 0;
 }
 
+/* one sync's cache, under its lock (never under a running sync) */
+static int reset_one(struct retl_cli *cli, const char *name, struct retl_err *err)
+{
+	if (retl_state_lock(cli->st, name, err) < 0)
+		return -1;
+	int rc = retl_state_reset(cli->st, name, err);
+	retl_state_unlock(cli->st, name);
+	return rc;
+}
+
+/*
+ * `retl reset --all`: starting over on purpose.  It is also the way out
+ * when the state store is refused as missing, empty or another project's
+ * (state_marker.c): the marker goes, the store is made anew (or the one
+ * there adopted), and every sync's cache is forgotten.
+ */
+static int reset_all(struct retl_cli *cli)
+{
+	int rc = retl_cli_open(cli, 0);
+	if (rc)
+		return rc;
+	struct retl_err err;
+	retl_err_clear(&err);
+	if (retl_state_start_over(cli->cfg->state_path, &err) < 0 ||
+	    retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0)
+		return retl_cli_fail(&err);
+	for (size_t i = 0; i < cli->cfg->nsyncs; i++)
+		if (reset_one(cli, cli->cfg->syncs[i].name, &err) < 0)
+			return retl_cli_fail(&err);
+	printf("reset --all: state store %s started over, the cache of every "
+	       "sync cleared (%zu); the next runs send every row\n",
+	       cli->cfg->state_path, cli->cfg->nsyncs);
+	return 0;
+}
+
 int cmd_reset(struct retl_cli *cli, int argc, char **argv)
 {
+	if (argc == 1 && !strcmp(argv[0], "--all"))
+		return reset_all(cli);
 	if (argc != 1 || argv[0][0] == '-') {
-		fprintf(stderr, "retl: usage: retl reset SYNC\n");
+		fprintf(stderr, "retl: usage: retl reset SYNC|--all\n");
 		return RETL_EXIT_USAGE;
 	}
 	struct retl_sync_cfg *sc;
@@ -220,12 +259,7 @@ int cmd_reset(struct retl_cli *cli, int argc, char **argv)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
-	/* never under a running sync */
-	if (retl_state_lock(cli->st, argv[0], &err) < 0)
-		return retl_cli_fail(&err);
-	rc = retl_state_reset(cli->st, argv[0], &err);
-	retl_state_unlock(cli->st, argv[0]);
-	if (rc < 0)
+	if (reset_one(cli, argv[0], &err) < 0)
 		return retl_cli_fail(&err);
 	printf("reset %s: cache cleared; the next run sends every row\n", argv[0]);
 	return 0;

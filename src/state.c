@@ -84,7 +84,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE cache ADD COLUMN sent_match TEXT;"
 	"CREATE TABLE orphans(sync TEXT NOT NULL, match TEXT NOT NULL COLLATE NOCASE,"
 	" dest_id TEXT, since TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
-	" last_error TEXT, PRIMARY KEY(sync, match)) WITHOUT ROWID;",
+	" last_error TEXT, PRIMARY KEY(sync, match)) WITHOUT ROWID;"
+	/* rows not synced for a reason retl failures and /metrics count */
+	"CREATE INDEX cache_unsynced ON cache(sync, updated_at) WHERE status IN (3, 4);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -375,6 +377,8 @@ int retl_state_open(retl_state **out, const char *path, struct retl_err *err)
 	*out = NULL;
 	st->path = retl_strdup(path);
 	st->ts_sec = -1;
+	if (retl_state__marker_check(st, err) < 0)
+		goto fail;
 	if (make_parent(st, err) < 0 || create_private(st, err) < 0)
 		goto fail;
 	/* the -wal and -shm files SQLite creates must be private too */
@@ -399,6 +403,8 @@ int retl_state_open(retl_state **out, const char *path, struct retl_err *err)
 	for (i = 0; i < S_COUNT; i++)
 		if (retl_state__prepare(st, stmt_sql[i], &st->stmt[i], err) < 0)
 			goto fail;
+	if (retl_state__marker_bind(st, err) < 0)
+		goto fail;
 	*out = st;
 	return 0;
 fail:
@@ -467,6 +473,8 @@ int retl_state_begin(retl_state *st, struct retl_err *err)
 int retl_state_commit(retl_state *st, struct retl_err *err)
 {
 	end_txn(st);
+	if (retl_state_check_file(st, err) < 0)
+		return -1;
 	return retl_state__done(st, st->stmt[S_COMMIT], err);
 }
 

@@ -21,9 +21,22 @@
 
 typedef struct retl_state retl_state;
 
-/* creates the file (and its directory) when missing, mode 0600, migrates */
+/*
+ * Creates the file (and its directory) when missing, mode 0600, migrates.
+ * A store once opened leaves a marker beside it ("<path>.marker"); while
+ * it exists, a missing or empty file, or another store's, is refused (err
+ * code 2) rather than taken for a first run.
+ */
 int retl_state_open(retl_state **out, const char *path, struct retl_err *err);
 void retl_state_close(retl_state *st);
+
+/* starting over on purpose (`retl reset --all`): the next retl_state_open
+ * of path creates a new store, or adopts the one there, and marks it */
+int retl_state_start_over(const char *path, struct retl_err *err);
+
+/* 0 while the path still names the file opened; -1 (err code 2) when it
+ * was deleted, replaced or truncated since.  retl_state_commit calls it. */
+int retl_state_check_file(retl_state *st, struct retl_err *err);
 
 /*
  * An observer: the daemon's short look at a store another process writes
@@ -211,14 +224,21 @@ int retl_state_runs(retl_state *st, const char *sync, int limit,
 
 struct retl_failure_rec {
 	const char *key;         /* NULL for rows rejected without a key */
-	const char *outcome;     /* "failed" or "rejected" */
+	const char *outcome;     /* "failed", "pending", "staged", "rejected" */
 	int attempts;
 	const char *reason;
 	const char *since;       /* first failure, ISO 8601 */
 	const char *last;        /* last attempt */
 };
-/* rows currently failing (cache status FAILED) plus the last run's
- * rejections that have no cache row (null/duplicate keys) */
+/*
+ * Every row of a sync that is not synced, with its reason, by key in
+ * three parts: cache rows FAILED; rows a finished run left PENDING (a
+ * create whose answer never came) or STAGED (a deferred outcome never
+ * read), with the key's latest "failed" outcome as the reason; then the
+ * latest finished run's rejections that have no such cache row (null or
+ * duplicate keys, mapping errors).  retl_sync_stats.failing counts the
+ * same rows.
+ */
 typedef int (*retl_state_failure_fn)(void *ud, const struct retl_failure_rec *r);
 int retl_state_failures(retl_state *st, const char *sync,
 			retl_state_failure_fn fn, void *ud, struct retl_err *err);

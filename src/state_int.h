@@ -8,7 +8,8 @@
  * cache images), state_rows.c (per-row writes and reads of the cache),
  * state_notes.c (destination notes, API usage), state_orphans.c (records
  * no key is bound to), state_report.c (run history and the reports read
- * from it).
+ * from it), state_marker.c (the store's identity: the marker beside it,
+ * the file watched during a run).
  */
 #ifndef RETL_STATE_INT_H
 #define RETL_STATE_INT_H
@@ -46,6 +47,9 @@ struct retl_state {
 					 * transaction already changed */
 	time_t ts_sec;                  /* second st->ts was formatted for */
 	char ts[32];
+	dev_t file_dev;                 /* the file opened, for */
+	ino_t file_ino;                 /* retl_state_check_file */
+	int file_known;                 /* 0: not checked (observer) */
 };
 
 /* "state store <path>: <sqlite3_errmsg>", code 2; returns -1 */
@@ -64,6 +68,12 @@ char *retl_state__sync_path(retl_state *st, const char *sync,
 			    const char *suffix);
 /* closes every lock fd of the handle, at close (state_lock.c) */
 void retl_state__drop_locks(retl_state *st);
+/* at open (state_marker.c): before the file is created, refuses a
+ * missing or empty store that the marker says was used; after migrating,
+ * gives a new store its id and marker, refuses one that is not the
+ * marker's, and notes the file for retl_state_check_file */
+int retl_state__marker_check(retl_state *st, struct retl_err *err);
+int retl_state__marker_bind(retl_state *st, struct retl_err *err);
 /* a new cache generation for sync, once per transaction (state_cache.c) */
 int retl_state__bump_gen(retl_state *st, const char *sync,
 			 struct retl_err *err);

@@ -217,74 +217,120 @@ int retl_state_runs(retl_state *st, const char *sync, int limit,
 	return rc;
 }
 
-/* the rows of one failures query, fed to fn; rejected = from outcomes */
-static int failure_rows(retl_state *st, sqlite3_stmt *s, int rejected,
-			retl_state_failure_fn fn, void *ud,
-			struct retl_err *err)
-{
-	int rc;
-
-	for (;;) {
-		struct retl_failure_rec r;
-
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_DONE)
-			return 0;
-		if (rc != SQLITE_ROW)
-			return retl_state__db_err(st, err);
-		r.key = col_text(s, 0);
-		r.outcome = rejected ? "rejected" : "failed";
-		r.attempts = sqlite3_column_int(s, 1);
-		r.reason = col_text(s, 2);
-		r.since = col_text(s, 3);
-		r.last = col_text(s, 4);
-		if ((rc = fn(ud, &r)))
-			return rc;
-	}
-}
-
 /*
- * Rows failing now (cache status FAILED) by key, then the rejections of the
- * sync's latest finished run that have no failing cache row: rows the
- * mapping refused or whose key was null or duplicated never reach the
- * destination, so the outcome log is their only trace.
+ * What `retl failures` lists, in three parts, each by key:
+ *
+ *   failed    cache rows with status FAILED: the destination refused them
+ *             (or gave up), the reason is on the row;
+ *   pending / staged
+ *             rows left over by a run that ended: a create whose answer
+ *             never came keeps its intent (PENDING), a row handed to a
+ *             destination that reports later and whose report never came
+ *             stays STAGED.  Both are sent (or looked up) again by every
+ *             run until acknowledged, so each run may count them failed
+ *             while the cache never says FAILED.  "Left over" means written
+ *             no later than the end of the sync's latest finished run:
+ *             rows a run still going has just handed over are not
+ *             failing, they are in flight.  The reason is the latest
+ *             "failed" outcome of the key (the outcomes of the runs kept),
+ *             else what the status means;
+ *   rejected  the latest finished run's rejections that are none of the
+ *             above: rows the mapping refused or whose key was null or
+ *             duplicated never reach the cache, the outcome log is their
+ *             only trace.
+ *
+ * LEFT_OVER and NOT_LISTED say it once for the list and the counts
+ * (stats_sql), so `retl status` and /metrics count what is listed.  r is
+ * the sync's latest finished run, c the cache row.
  */
+#define LEFT_OVER "c.status IN (3, 4) AND c.updated_at <= r.ended_at"
+#define NOT_LISTED "(o.key IS NULL OR NOT EXISTS (SELECT 1 FROM cache c " \
+	"WHERE c.sync = r.sync AND c.key = o.key AND (c.status = 2 OR (" \
+	LEFT_OVER "))))"
+#define LAST_FINISHED "SELECT id, sync, started_at, ended_at FROM runs WHERE sync = ?1 " \
+	"AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1"
+
+/* failures queries return: key, outcome, attempts, reason, since, last */
+static const char *const failures_sql[] = {
+	"SELECT key, 'failed', attempts, last_error, first_failed_at, "
+	"updated_at FROM cache WHERE sync = ?1 AND status = 2 ORDER BY key",
+
+	/* the outcomes of the runs kept are read once, for the left-over
+	 * keys only; materialized so neither side is scanned per row */
+	"WITH r AS (" LAST_FINISHED "), "
+	"lo AS MATERIALIZED (SELECT c.key, c.status, c.updated_at FROM cache "
+	"c, r WHERE c.sync = ?1 AND " LEFT_OVER "), "
+	"fo AS MATERIALIZED (SELECT o.key, count(*) AS n, min(ru.started_at) "
+	"AS since, max(o.rowid) AS last FROM runs ru JOIN outcomes o ON "
+	"o.run_id = ru.id WHERE ru.sync = ?1 AND o.outcome = 'failed' AND "
+	"o.key IN (SELECT key FROM lo) GROUP BY o.key) "
+	"SELECT lo.key, CASE lo.status WHEN 3 THEN 'pending' ELSE 'staged' "
+	"END, max(COALESCE(fo.n, 0), 1), COALESCE((SELECT reason FROM "
+	"outcomes WHERE rowid = fo.last), CASE lo.status WHEN 3 THEN "
+	"'a create was sent but no answer was recorded before the run "
+	"ended; the next run looks the record up before creating it again' "
+	"ELSE 'handed to the destination, but its outcome was not read "
+	"before the run ended; the next run reads it or sends the row "
+	"again' END), COALESCE(fo.since, lo.updated_at), lo.updated_at "
+	"FROM lo LEFT JOIN fo ON fo.key = lo.key ORDER BY lo.key",
+
+	"WITH r AS (" LAST_FINISHED ") "
+	"SELECT o.key, 'rejected', 1, o.reason, r.started_at, r.started_at "
+	"FROM r JOIN outcomes o ON o.run_id = r.id WHERE o.outcome = "
+	"'rejected' AND " NOT_LISTED " ORDER BY o.rowid",
+};
+
 int retl_state_failures(retl_state *st, const char *sync,
 			retl_state_failure_fn fn, void *ud,
 			struct retl_err *err)
 {
-	sqlite3_stmt *s;
-	int rc;
+	size_t q;
+	int rc = 0;
 
-	if (retl_state__prepare(st, "SELECT key, attempts, last_error, "
-				"first_failed_at, updated_at FROM cache "
-				"WHERE sync = ?1 AND status = 2 ORDER BY key",
-				&s, err) < 0)
-		return -1;
-	retl_state__bind_text(s, 1, sync);
-	rc = failure_rows(st, s, 0, fn, ud, err);
-	sqlite3_finalize(s);
-	if (rc)
-		return rc;
-	if (retl_state__prepare(st, "SELECT o.key, 1, o.reason, r.started_at, "
-				"r.started_at FROM runs r JOIN outcomes o ON "
-				"o.run_id = r.id WHERE r.id = (SELECT id FROM "
-				"runs WHERE sync = ?1 AND ended_at IS NOT NULL "
-				"ORDER BY id DESC LIMIT 1) AND o.outcome = "
-				"'rejected' AND (o.key IS NULL OR NOT EXISTS "
-				"(SELECT 1 FROM cache c WHERE c.sync = ?1 AND "
-				"c.key = o.key AND c.status = 2)) "
-				"ORDER BY o.rowid", &s, err) < 0)
-		return -1;
-	retl_state__bind_text(s, 1, sync);
-	rc = failure_rows(st, s, 1, fn, ud, err);
-	sqlite3_finalize(s);
+	for (q = 0; q < sizeof(failures_sql) / sizeof(failures_sql[0]) && !rc;
+	     q++) {
+		sqlite3_stmt *s;
+
+		if (retl_state__prepare(st, failures_sql[q], &s, err) < 0)
+			return -1;
+		retl_state__bind_text(s, 1, sync);
+		for (;;) {
+			struct retl_failure_rec r;
+
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_DONE) {
+				rc = 0;
+				break;
+			}
+			if (rc != SQLITE_ROW) {
+				rc = retl_state__db_err(st, err);
+				break;
+			}
+			r.key = col_text(s, 0);
+			r.outcome = col_text(s, 1);
+			r.attempts = sqlite3_column_int(s, 2);
+			r.reason = col_text(s, 3);
+			r.since = col_text(s, 4);
+			r.last = col_text(s, 5);
+			if ((rc = fn(ud, &r)))
+				break;
+		}
+		sqlite3_finalize(s);
+	}
 	return rc;
 }
 
 /* ---- the figures of every sync (the daemon's /metrics) ---- */
 
-enum { Q_RUNS, Q_SUMS, Q_SUCCESS, Q_DURATION, Q_FAILING, Q_REJECTED, Q_COUNT };
+enum {
+	Q_RUNS, Q_SUMS, Q_SUCCESS, Q_DURATION, Q_FAILING, Q_LEFT_OVER,
+	Q_REJECTED, Q_COUNT
+};
+
+/* the latest finished run of every sync, as r */
+#define LAST_FINISHED_ALL "WITH lr AS (SELECT max(id) AS id FROM runs " \
+	"WHERE ended_at IS NOT NULL GROUP BY sync), r AS (SELECT runs.* FROM " \
+	"runs JOIN lr ON runs.id = lr.id) "
 
 /* each query's rows start with the sync's name */
 static const char *const stats_sql[Q_COUNT] = {
@@ -301,16 +347,15 @@ static const char *const stats_sql[Q_COUNT] = {
 	[Q_DURATION] = "SELECT sync, seconds FROM runs WHERE id IN (SELECT "
 		       "max(id) FROM runs WHERE status <> 'running' GROUP BY "
 		       "sync)",
-	/* what retl_state_failures lists: failing cache rows, and the
-	 * latest finished run's rejections that have no failing cache row */
+	/* what retl_state_failures lists, part by part */
 	[Q_FAILING] = "SELECT sync, count(*) FROM cache WHERE status = 2 "
 		      "GROUP BY sync",
-	[Q_REJECTED] = "SELECT r.sync, count(*) FROM runs r JOIN outcomes o "
-		       "ON o.run_id = r.id WHERE r.id IN (SELECT max(id) FROM "
-		       "runs WHERE ended_at IS NOT NULL GROUP BY sync) AND "
-		       "o.outcome = 'rejected' AND (o.key IS NULL OR NOT EXISTS "
-		       "(SELECT 1 FROM cache c WHERE c.sync = r.sync AND "
-		       "c.key = o.key AND c.status = 2)) GROUP BY r.sync",
+	[Q_LEFT_OVER] = LAST_FINISHED_ALL "SELECT r.sync, count(*) FROM r "
+			"JOIN cache c ON c.sync = r.sync WHERE " LEFT_OVER
+			" GROUP BY r.sync",
+	[Q_REJECTED] = LAST_FINISHED_ALL "SELECT r.sync, count(*) FROM r "
+		       "JOIN outcomes o ON o.run_id = r.id WHERE o.outcome = "
+		       "'rejected' AND " NOT_LISTED " GROUP BY r.sync",
 };
 
 static struct retl_sync_stats *stats_get(struct retl_state_stats *sum,
@@ -374,6 +419,7 @@ static void stats_row(struct retl_state_stats *sum, int q,
 			s->last_duration = sqlite3_column_double(st, 1);
 		break;
 	case Q_FAILING:
+	case Q_LEFT_OVER:
 	case Q_REJECTED:
 		s->failing += (long)sqlite3_column_int64(st, 1);
 		break;

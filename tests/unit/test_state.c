@@ -112,7 +112,8 @@ static void test_open(void)
 	chmod(db_path, 0644);
 	CHECK(retl_state_open(&st, db_path, &err) == 0);
 	CHECK(mode_of(db_path) == 0600);
-	CHECK(q_int("SELECT count(*) FROM meta") == 1);
+	/* schema_version and store_id (state_marker.c) */
+	CHECK(q_int("SELECT count(*) FROM meta") == 2);
 	retl_state_close(st);
 
 	/* not a database: a message naming the file, exit code 2 */
@@ -286,6 +287,21 @@ static int on_failure(void *ud, const struct retl_failure_rec *f)
 	return 0;
 }
 
+/* checks p1's "since" against the time it is given */
+struct since_ctx {
+	const char *want;
+	int ok;
+};
+
+static int on_since_p1(void *ud, const struct retl_failure_rec *f)
+{
+	struct since_ctx *sc = ud;
+
+	if (f->key && !strcmp(f->key, "p1"))
+		sc->ok += f->since && !strcmp(f->since, sc->want);
+	return 0;
+}
+
 static int on_run(void *ud, const struct retl_run_rec *r)
 {
 	struct report *rp = ud;
@@ -297,6 +313,14 @@ static int on_run(void *ud, const struct retl_run_rec *r)
 	rp->n++;
 	return rp->n >= 100;
 }
+
+/* the reason of a row left pending with no "failed" outcome */
+#define PENDING_WHY "a create was sent but no answer was recorded before " \
+	"the run ended; the next run looks the record up before creating " \
+	"it again"
+#define STAGED_WHY "handed to the destination, but its outcome was not " \
+	"read before the run ended; the next run reads it or sends the row " \
+	"again"
 
 static void test_runs(retl_state *st)
 {
@@ -326,7 +350,9 @@ static void test_runs(retl_state *st)
 	      == 0);
 	CHECK(q_int("SELECT seconds >= 0 AND seconds < 10 FROM runs") == 1);
 	CHECK(retl_state_failures(st, "s1", on_failure, &rp, &err) == 0);
+	/* b: left pending by test_rows, and this run has ended */
 	CHECK_STR(rp.text.ptr, "c|failed|1|422 bad|1|1;"
+		  "b|pending|1|" PENDING_WHY "|1|1;"
 		  "-|rejected|1|null key|1|1;x|rejected|1|bad email|1|1;");
 	retl_buf_reset(&rp.text);
 	rp.n = 0;
@@ -363,10 +389,11 @@ static void test_runs(retl_state *st)
 	rp.n = 98;
 	CHECK(retl_state_runs(st, "s1", 0, on_run, &rp, &err) == 1);
 	CHECK(rp.n == 100);
-	/* the latest finished run rejected nothing: only the cache's failures */
+	/* the latest finished run rejected nothing: only the cache's rows */
 	retl_buf_reset(&rp.text);
 	CHECK(retl_state_failures(st, "s1", on_failure, &rp, &err) == 0);
-	CHECK_STR(rp.text.ptr, "c|failed|1|422 bad|1|1;");
+	CHECK_STR(rp.text.ptr, "c|failed|1|422 bad|1|1;"
+		  "b|pending|1|" PENDING_WHY "|1|1;");
 	retl_buf_free(&rp.text);
 	retl_err_clear(&err);
 	CHECK(retl_state_outcome(st, 424242, "k", "added", NULL, &err) < 0);
@@ -624,6 +651,136 @@ static void test_image(retl_state *st)
 	retl_cache_free(c);
 }
 
+/* rows failing in sync by the figures /metrics and `retl status` show */
+static long stats_failing(retl_state *st, const char *sync)
+{
+	struct retl_state_stats stats;
+	struct retl_err err;
+	long n = -1;
+	size_t i;
+
+	retl_err_clear(&err);
+	if (retl_state_stats_read(st, &stats, &err) < 0)
+		return -2;
+	for (i = 0; i < stats.n; i++)
+		if (!strcmp(stats.s[i].sync, sync))
+			n = stats.s[i].failing;
+	retl_state_stats_free(&stats);
+	return n;
+}
+
+/* the list, checked against the count */
+static void failures_are(retl_state *st, const char *sync, const char *want,
+			 int line)
+{
+	struct report rp = { RETL_BUF_INIT, 0 };
+	struct retl_err err;
+	long n;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_failures(st, sync, on_failure, &rp, &err) == 0);
+	if (strcmp(retl_buf_cstr(&rp.text), want))
+		fprintf(stderr, "line %d:\n", line);
+	CHECK_STR(retl_buf_cstr(&rp.text), want);
+	n = stats_failing(st, sync);
+	if (n != rp.n && !(n == -1 && rp.n == 0)) {
+		fprintf(stderr, "line %d: /metrics counts %ld, the list has %d\n",
+			line, n, rp.n);
+		CHECK(0);
+	}
+	retl_buf_free(&rp.text);
+}
+
+/* two timestamps taken across this never share their millisecond */
+static void next_ms(void)
+{
+	usleep(3000);
+}
+
+/*
+ * Issue 11 case 7: rows a run left PENDING (a create whose answer never
+ * came) or STAGED (a deferred outcome never read) are not synced, so
+ * `retl failures` lists them with their reason and the counts agree;
+ * rows a run still going has just handed over are in flight, not listed.
+ */
+static void test_left_over(retl_state *st)
+{
+	struct retl_err err;
+	struct retl_state_rec r;
+	int64_t id;
+	const char *sync = "left";
+
+	retl_err_clear(&err);
+	CHECK(retl_state_run_begin(st, sync, &id, &err) == 0);
+	CHECK(retl_state_begin(st, &err) == 0);
+	r = rec("ok1", 5, 1, "ID-1", NULL);
+	CHECK(retl_state_ack(st, sync, &r, &err) == 0);
+	r = rec("p1", 0, 0, NULL, NULL);
+	CHECK(retl_state_pending(st, sync, &r, &err) == 0);
+	r = rec("p2", 0, 0, NULL, NULL);
+	CHECK(retl_state_pending(st, sync, &r, &err) == 0);
+	r = rec("s1", 6, 2, NULL, NULL);
+	CHECK(retl_state_stage(st, sync, &r, 0, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	/* p1's create got no answer; p2's run was cut short before one */
+	CHECK(retl_state_outcome(st, id, "p1", "failed", "no response after 1 "
+				 "attempt: connection reset", &err) == 0);
+	/* in flight while the run goes on */
+	failures_are(st, sync, "", __LINE__);
+	CHECK(retl_state_run_end(st, id, "failed", 1, NULL, NULL, &err) == 0);
+	failures_are(st, sync,
+		     "p1|pending|1|no response after 1 attempt: connection "
+		     "reset|1|1;"
+		     "p2|pending|1|" PENDING_WHY "|1|1;"
+		     "s1|staged|1|" STAGED_WHY "|1|1;", __LINE__);
+
+	/* the next run sends p1 again (a new intent): in flight until it
+	 * ends; p2 is rejected by the mapping this time and listed once */
+	next_ms();
+	CHECK(retl_state_run_begin(st, sync, &id, &err) == 0);
+	CHECK(retl_state_begin(st, &err) == 0);
+	r = rec("p1", 0, 0, NULL, NULL);
+	CHECK(retl_state_pending(st, sync, &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	failures_are(st, sync,
+		     "p2|pending|1|" PENDING_WHY "|1|1;"
+		     "s1|staged|1|" STAGED_WHY "|1|1;", __LINE__);
+	CHECK(retl_state_outcome(st, id, "p1", "failed", "HTTP 502 after the "
+				 "create", &err) == 0);
+	CHECK(retl_state_outcome(st, id, "p2", "rejected", "email: no match",
+				 &err) == 0);
+	CHECK(retl_state_outcome(st, id, "new", "rejected", "null key", &err)
+	      == 0);
+	CHECK(retl_state_run_end(st, id, "failed", 1, NULL, NULL, &err) == 0);
+	failures_are(st, sync,
+		     "p1|pending|2|HTTP 502 after the create|1|1;"
+		     "p2|pending|1|" PENDING_WHY "|1|1;"
+		     "s1|staged|1|" STAGED_WHY "|1|1;"
+		     "new|rejected|1|null key|1|1;", __LINE__);
+	{
+		/* since: the first failed attempt's run, not the latest */
+		char *first = q_text("SELECT started_at FROM runs WHERE sync = "
+				     "'left' ORDER BY id LIMIT 1");
+		struct since_ctx sc = { first, 0 };
+
+		CHECK(first != NULL);
+		CHECK(retl_state_failures(st, sync, on_since_p1, &sc, &err) == 0);
+		CHECK(sc.ok == 1);
+		free(first);
+	}
+
+	/* acknowledged at last: gone from the list and the count */
+	CHECK(retl_state_begin(st, &err) == 0);
+	r = rec("p1", 7, 3, "ID-P1", NULL);
+	CHECK(retl_state_ack(st, sync, &r, &err) == 0);
+	CHECK(retl_state_unstage(st, sync, "s1", 1, "ID-S1", NULL, &err) == 0);
+	r = rec("p2", 0, 0, NULL, "409 conflict");
+	CHECK(retl_state_fail(st, sync, &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	failures_are(st, sync, "p2|failed|1|409 conflict|1|1;"
+		     "new|rejected|1|null key|1|1;", __LINE__);
+}
+
 /* deferred rows: stage, unstage (ack / fail), notes, and the image */
 static void test_staged(retl_state *st)
 {
@@ -704,6 +861,232 @@ static void test_staged(retl_state *st)
 	CHECK(v == NULL);
 }
 
+/* the store id in a marker file, malloc'd, or NULL */
+static char *marker_id(const char *db)
+{
+	char path[200], line[256];
+	char *id = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s.marker", db);
+	if (!(f = fopen(path, "r")))
+		return NULL;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "store_id ", 9)) {
+			line[strcspn(line, "\n")] = '\0';
+			id = retl_strdup(line + 9);
+		}
+	fclose(f);
+	return id;
+}
+
+static char *db_id(const char *db)
+{
+	char *save = retl_strdup(db_path), *id;
+
+	snprintf(db_path, sizeof(db_path), "%s", db);
+	id = q_text("SELECT value FROM meta WHERE key = 'store_id'");
+	snprintf(db_path, sizeof(db_path), "%s", save);
+	free(save);
+	return id;
+}
+
+static int open_fails(const char *path, const char *what)
+{
+	struct retl_err err;
+	retl_state *st = (retl_state *)1;
+	int ok;
+
+	retl_err_clear(&err);
+	ok = retl_state_open(&st, path, &err) < 0 && st == NULL &&
+	     err.code == 2 && strstr(err.msg, what) &&
+	     strstr(err.msg, "retl reset --all") && strstr(err.msg, path);
+	if (!ok)
+		fprintf(stderr, "open_fails(%s): %s\n", what, err.msg);
+	if (st && st != (retl_state *)1)
+		retl_state_close(st);
+	return ok;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+	CHECK(system(cmd) == 0);
+}
+
+static void rm_store(const char *path)
+{
+	char p[200];
+
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+}
+
+/*
+ * Issue 11 case 10: a store once used is never silently replaced by an
+ * empty one (missing, 0 bytes, a new file, another project's), starting
+ * over is explicit, and a store deleted, replaced or truncated under an
+ * open handle stops the next commit.
+ */
+static void test_marker(void)
+{
+	struct retl_err err;
+	retl_state *st;
+	char db[160], other[160], marker[180];
+	char *id, *id2;
+	struct stat sb;
+	struct retl_state_rec r = rec("k", 1, 1, NULL, NULL);
+
+	retl_err_clear(&err);
+	snprintf(db, sizeof(db), "%s/m/retl.db", dir);
+	snprintf(other, sizeof(other), "%s/m/other.db", dir);
+	snprintf(marker, sizeof(marker), "%s.marker", db);
+
+	/* a new store: its id in the database and in the marker */
+	CHECK(retl_state_open(&st, db, &err) == 0);
+	retl_state_close(st);
+	id = marker_id(db);
+	id2 = db_id(db);
+	CHECK(id && strlen(id) == 32);
+	CHECK_STR(id, id2);
+	free(id2);
+	CHECK(mode_of(marker) == 0600);
+	/* opened again: the same id */
+	CHECK(retl_state_open(&st, db, &err) == 0);
+	retl_state_close(st);
+	id2 = marker_id(db);
+	CHECK_STR(id2, id);
+	free(id2);
+
+	/* truncated to 0 bytes: refused, and left as it is */
+	CHECK(truncate(db, 0) == 0);
+	CHECK(open_fails(db, "is empty (0 bytes), but this project has used "
+			 "it before"));
+	CHECK(stat(db, &sb) == 0 && sb.st_size == 0);
+	/* missing: refused, and not created */
+	rm_store(db);
+	CHECK(open_fails(db, "is missing, but this project has used it "
+			 "before"));
+	CHECK(stat(db, &sb) < 0);
+	/* a new file in its place (sqlite3 retl.db, another tool) */
+	{
+		sqlite3 *h;
+		CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+		sqlite3_exec(h, "CREATE TABLE t(x)", NULL, NULL, NULL);
+		sqlite3_close(h);
+	}
+	CHECK(open_fails(db, "is a new file, but this project has used "
+			 "another one before"));
+	/* starting over on purpose: a new store, a new id */
+	rm_store(db);
+	CHECK(retl_state_start_over(db, &err) == 0);
+	CHECK(stat(marker, &sb) < 0);
+	CHECK(retl_state_open(&st, db, &err) == 0);
+	retl_state_close(st);
+	id2 = marker_id(db);
+	CHECK(id2 && strcmp(id2, id));
+	free(id);
+	id = id2;
+
+	/* another project's store copied over it */
+	CHECK(retl_state_open(&st, other, &err) == 0);
+	retl_state_close(st);
+	rm_store(db);
+	copy_file(other, db);
+	CHECK(open_fails(db, "is not the one this project used"));
+	/* ... taken on purpose by starting over: adopted with its id */
+	CHECK(retl_state_start_over(db, &err) == 0);
+	CHECK(retl_state_open(&st, db, &err) == 0);
+	retl_state_close(st);
+	id2 = marker_id(db);
+	{
+		char *oid = marker_id(other);
+		CHECK_STR(id2, oid);
+		free(oid);
+	}
+	free(id2);
+	free(id);
+
+	/* the marker lost, the store fine: written again, same id */
+	id = db_id(db);
+	CHECK(unlink(marker) == 0);
+	CHECK(retl_state_open(&st, db, &err) == 0);
+	retl_state_close(st);
+	id2 = marker_id(db);
+	CHECK_STR(id2, id);
+	free(id2);
+	free(id);
+
+	/* a store from before markers (no id, no marker): adopted */
+	{
+		char om[200];
+		sqlite3 *h;
+		snprintf(om, sizeof(om), "%s.marker", other);
+		CHECK(unlink(om) == 0);
+		CHECK(sqlite3_open(other, &h) == SQLITE_OK);
+		sqlite3_exec(h, "DELETE FROM meta WHERE key = 'store_id'",
+			     NULL, NULL, NULL);
+		sqlite3_close(h);
+		id = db_id(other);
+		CHECK(id == NULL);
+	}
+	CHECK(retl_state_open(&st, other, &err) == 0);
+	retl_state_close(st);
+	id = marker_id(other);
+	id2 = db_id(other);
+	CHECK(id && id2 && !strcmp(id, id2));
+	free(id);
+	free(id2);
+
+	/* during a run: deleted, replaced, truncated -> the commit stops */
+	{
+		static const char *const how[] = {
+			"was deleted while this run was using it",
+			"was replaced by another file while this run",
+			"was truncated to 0 bytes while this run",
+		};
+		int i;
+
+		for (i = 0; i < 3; i++) {
+			char moved[200];
+
+			retl_err_clear(&err);
+			CHECK(retl_state_open(&st, db, &err) == 0);
+			CHECK(retl_state_begin(st, &err) == 0);
+			CHECK(retl_state_ack(st, "s", &r, &err) == 0);
+			CHECK(retl_state_commit(st, &err) == 0);
+			snprintf(moved, sizeof(moved), "%s.moved", db);
+			if (i == 0) {
+				CHECK(rename(db, moved) == 0);
+			} else if (i == 1) {
+				copy_file(db, moved);
+				CHECK(rename(moved, db) == 0);
+			} else {
+				CHECK(truncate(db, 0) == 0);
+			}
+			CHECK(retl_state_begin(st, &err) == 0);
+			CHECK(retl_state_ack(st, "s", &r, &err) == 0);
+			CHECK(retl_state_commit(st, &err) < 0);
+			CHECK(err.code == 2 && strstr(err.msg, how[i]) &&
+			      strstr(err.msg, "retl reset --all"));
+			retl_state_rollback(st);
+			retl_state_close(st);
+			if (i == 0) {
+				/* put back as it was */
+				CHECK(rename(moved, db) == 0);
+			} else if (i == 2) {
+				rm_store(db);
+				CHECK(retl_state_start_over(db, &err) == 0);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	struct retl_err err;
@@ -726,7 +1109,9 @@ int main(void)
 	test_lock(st);
 	test_image(st);
 	test_staged(st);
+	test_left_over(st);
 	retl_state_close(st);
+	test_marker();
 	{
 		char cmd[96];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
