@@ -201,17 +201,6 @@ static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 
 /* ---- encode ---- */
 
-static void add_url_escaped(retl_buf *o, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~')
-			retl_buf_addc(o, (char)ch);
-		else
-			retl_buf_addf(o, "%%%02X", ch);
-	}
-}
-
 static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 {
 	struct at_ctx *c = d;
@@ -225,7 +214,7 @@ static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 		req->method = "DELETE";
 		for (size_t k = 0; k < r->n; k++) {
 			retl_buf_adds(&url, k ? "&records%5B%5D=" : "?records%5B%5D=");
-			add_url_escaped(&url, retl_req_op(r, k)->dest_id);
+			retl_buf_add_url_escaped(&url, retl_req_op(r, k)->dest_id);
 		}
 		req->url = retl_buf_detach(&url);
 		return 0;
@@ -551,7 +540,7 @@ static int at_setup(void *d, struct retl_err *err)
 	c->rate = rate_of(dc, rps);
 	retl_buf u = RETL_BUF_INIT;
 	retl_buf_addf(&u, "%s/v0/%s/", c->base.url, c->base_id);
-	add_url_escaped(&u, c->base.object);
+	retl_buf_add_url_escaped(&u, c->base.object);
 	c->records_url = retl_buf_detach(&u);
 	return open_fields(c, sc, err);
 }

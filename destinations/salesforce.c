@@ -48,7 +48,9 @@
 
 #define SF_DEFAULT_LOGIN "https://login.salesforce.com"
 
-const char *const sf_kind_name[SF_NKIND] = { "upsert", "insert", "update", "delete" };
+const char *const sf_kind_name[SF_NKIND] = {
+	"upsert", "insert", "update", "delete", "delete_ext"
+};
 
 static const char *const sf_conn_keys[] = {
 	"login_url", "client_id", "client_secret", "refresh_token", "username",
@@ -248,12 +250,18 @@ static int open_spool(struct sf_ctx *c, enum sf_kind k, struct retl_err *err)
 static int defer_op(struct sf_ctx *c, struct retl_batch *b, size_t i,
 		    struct retl_err *err)
 {
-	const struct retl_op *op = &b->ops[i];
+	struct retl_op one = b->ops[i];
+	const struct retl_op *op = &one;
 	enum sf_kind k = op_kind(c, op);
 	if (k == SF_DELETE && (!op->dest_id || !op->dest_id[0])) {
-		/* never reached Salesforce with an Id: nothing to delete */
-		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
-		return 0;
+		if (!c->ext || !op->match || !op->match[0]) {
+			/* never reached Salesforce: nothing to delete */
+			retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
+			return 0;
+		}
+		/* it may have (a create whose answer was lost): by External ID */
+		k = SF_DELETE_EXT;
+		one.dest_id = op->match;
 	}
 	if (k == SF_UPDATE && (!op->dest_id || !op->dest_id[0])) {
 		retl_result_set(&b->results[i], RETL_RES_REJECT, NULL,
@@ -289,7 +297,9 @@ static int sf_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 static int sf_finish(void *ctx, struct retl_err *err)
 {
 	struct sf_ctx *c = ctx;
-	static const enum sf_kind order[] = { SF_UPSERT, SF_INSERT, SF_UPDATE, SF_DELETE };
+	static const enum sf_kind order[] = {
+		SF_UPSERT, SF_INSERT, SF_UPDATE, SF_DELETE, SF_DELETE_EXT
+	};
 	for (size_t i = 0; i < SF_NKIND; i++) {
 		enum sf_kind k = order[i];
 		FILE *f = c->spool[k];
@@ -298,7 +308,7 @@ static int sf_finish(void *ctx, struct retl_err *err)
 		if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0)
 			return retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot read back %s: %s",
 					    c->spool_path[k], strerror(errno));
-		int rc = c->nspool[k] > c->threshold ?
+		int rc = c->nspool[k] > c->threshold && k != SF_DELETE_EXT ?
 			sf_bulk_run(c, k, f, c->nspool[k], err) :
 			sf_collections_run(c, k, f, err);
 		if (rc < 0)
@@ -423,6 +433,11 @@ static int sf_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 	return 0;
 }
 
+static size_t sf_per_request(void *d, int kind)
+{
+	return kind == SF_DELETE_EXT ? 1 : SF_MAX_RECORDS;
+}
+
 static const struct retl_hd_ops sf_ops = {
 	.type = "salesforce",
 	.ctx_size = sizeof(struct sf_ctx),
@@ -436,6 +451,7 @@ static const struct retl_hd_ops sf_ops = {
 	.prepare = sf_collections_prepare,
 	.encode = sf_collections_encode,
 	.decode = sf_collections_decode,
+	.ops_per_request = sf_per_request,
 	.fini = sf_fini,
 };
 

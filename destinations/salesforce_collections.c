@@ -57,8 +57,8 @@ int sf_collections_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *bo
 	struct retl_preader r;
 	struct retl_pfield f;
 	int rc;
-	if (c->cur == SF_DELETE)
-		return SF_DELETE;
+	if (c->cur == SF_DELETE || c->cur == SF_DELETE_EXT)
+		return c->cur;
 	if (retl_payload_open(&r, op->payload, op->payload_len) < 0)
 		goto bad;
 	retl_buf_adds(body, "{\"attributes\":{\"type\":");
@@ -96,6 +96,16 @@ int sf_collections_encode(void *d, struct retl_request *r, struct retl_err *err)
 	struct sf_ctx *c = d;
 	struct retl_http_req *req = r->http;
 	retl_buf url = RETL_BUF_INIT, *o = &req->body;
+	if (r->kind == SF_DELETE_EXT) {
+		/* sObject Rows by External ID */
+		retl_buf_addf(&url, "%s/services/data/v%s/sobjects/%s/%s/", c->instance,
+			      c->version, c->base.object, c->ext);
+		retl_buf_add_url_escaped(&url, retl_req_op(r, 0)->dest_id);
+		req->method = "DELETE";
+		req->idempotent = 1;
+		req->url = retl_buf_detach(&url);
+		return 0;
+	}
 	retl_buf_addf(&url, "%s/services/data/v%s/composite/sobjects", c->instance, c->version);
 	if (r->kind == SF_DELETE) {
 		retl_buf_adds(&url, "?ids=");
@@ -174,6 +184,11 @@ enum retl_hd_verdict sf_collections_decode(void *d, struct retl_request *r,
 	}
 	if (sf_fatal_answer(c, req, err) < 0)
 		return RETL_HD_FATAL;
+	if (r->kind == SF_DELETE_EXT && (req->status == 204 || req->status == 404)) {
+		/* deleted, or not there (never made, or deleted already) */
+		retl_req_set_all(r, RETL_RES_ACK, NULL);
+		return RETL_HD_DONE;
+	}
 	if (req->status != 200) {
 		char *t = sf_error_text(req);
 		retl_req_set_all(r, RETL_RES_REJECT, t);

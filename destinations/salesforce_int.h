@@ -16,8 +16,11 @@
 #include "err.h"
 #include "http_dest.h"
 
-/* what one request (and one bulk job) does: one operation each */
-enum sf_kind { SF_UPSERT, SF_INSERT, SF_UPDATE, SF_DELETE, SF_NKIND };
+/* what one request (and one bulk job) does: one operation each.
+ * SF_DELETE_EXT deletes a record retl has no Id for (its create's answer
+ * was lost) by its External ID, one a request, never in a bulk job; its
+ * spooled op holds the External ID value in place of the Id */
+enum sf_kind { SF_UPSERT, SF_INSERT, SF_UPDATE, SF_DELETE, SF_DELETE_EXT, SF_NKIND };
 
 enum sf_grant { SF_REFRESH, SF_CLIENT, SF_JWT };
 

@@ -157,6 +157,22 @@ void retl_buf_add_json_str(retl_buf *b, const char *s, size_t len)
 	retl_buf_addc(b, '"');
 }
 
+void retl_buf_add_url_escaped(retl_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+		    ch == '~') {
+			retl_buf_addc(b, (char)ch);
+		} else {
+			char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+			retl_buf_add(b, e, 3);
+		}
+	}
+}
+
 void retl_buf_truncate(retl_buf *b, size_t len)
 {
 	if (len < b->len) {

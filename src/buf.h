@@ -33,6 +33,9 @@ void retl_buf_addf(retl_buf *b, const char *fmt, ...)
 void retl_buf_vaddf(retl_buf *b, const char *fmt, va_list ap);
 /* appends s as a JSON string literal, quotes included (RFC 8259 escaping) */
 void retl_buf_add_json_str(retl_buf *b, const char *s, size_t len);
+/* appends s percent-encoded for a URL path segment or query value (every
+ * byte but RFC 3986's unreserved ones) */
+void retl_buf_add_url_escaped(retl_buf *b, const char *s);
 void retl_buf_truncate(retl_buf *b, size_t len);
 /* hands the string to the caller (who frees it) and resets b */
 char *retl_buf_detach(retl_buf *b);

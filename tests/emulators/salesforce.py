@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import parse_qs
+from urllib.parse import unquote, parse_qs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -266,6 +266,9 @@ class SalesforceEmulator(common.Emulator):
             u = re.match(r"^composite/sobjects/(\w+)/(\w+)$", rest)
             if u and req.method == "PATCH":
                 return self.c_write(req, "upsert", u.group(1), u.group(2))
+            x = re.match(r"^sobjects/(\w+)/(\w+)/([^/]+)$", rest)
+            if x and req.method == "DELETE":
+                return self.delete_by_ext(x.group(1), x.group(2), unquote(x.group(3)))
             if rest.startswith("jobs/ingest"):
                 return self.bulk(req, rest[len("jobs/ingest"):].strip("/"))
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -547,6 +550,23 @@ class SalesforceEmulator(common.Emulator):
             return (rid, False, self.first_error(errs))
         self.records[obj][rid].update(self.clean(rec, rid))
         return (rid, False, None)
+
+    def delete_by_ext(self, obj, fname, value):
+        """DELETE /sobjects/{SObject}/{ExternalIdField}/{value} (sObject Rows by
+        External ID): 204, or 404 NOT_FOUND for an unknown object, a field
+        that is not an External ID, or no record with that value."""
+        if obj not in self.schemas:
+            return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+        f = {x["name"]: x for x in self.schemas[obj]}.get(fname)
+        if not f or not f.get("externalId"):
+            return sf_error(404, "NOT_FOUND",
+                            "Provided external ID field does not exist or is not accessible: "
+                            + fname)
+        rec = self.find_ext(obj, fname, value)
+        if rec is None:
+            return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
+        self.c_delete_one(rec["Id"])
+        return Response(204, None)
 
     def c_delete_one(self, rid):
         for recs in self.records.values():

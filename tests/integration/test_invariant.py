@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import hubspot  # noqa: E402
+import salesforce  # noqa: E402
 from invariant import scenario  # noqa: E402
 
 SEEDS = [int(s) for s in os.environ.get("RETL_INVARIANT_SEEDS", "1,2,3").split(",")]
@@ -126,3 +127,68 @@ def hs_emulator():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_hubspot_equals_model(project, db, hs_emulator, seed):
     scenario(HubSpotDest(hs_emulator), db, project, seed)
+
+
+class SalesforceDest:
+    """Contacts by External ID (the key); bulk: every run a Bulk API job"""
+    has_match = False
+    env = {"SF_CLIENT_ID": "retl-client", "SF_CLIENT_SECRET": "retl-secret",
+           "SF_REFRESH_TOKEN": "retl-refresh"}
+
+    def __init__(self, url, bulk):
+        self.url = url
+        self.bulk = bulk
+
+    def project(self, project, db):
+        d = {"type": "salesforce", "base_url": self.url, "client_id": "${SF_CLIENT_ID}",
+             "client_secret": "${SF_CLIENT_SECRET}", "refresh_token": "${SF_REFRESH_TOKEN}",
+             "timeout": 10, "bulk_wait": 60}
+        if self.bulk:
+            d["bulk_threshold"] = 1
+        p = project(dsn=db.dsn, destinations={"sf": d})
+        p.add_mapping("inv", {
+            "source": "warehouse", "query": "SELECT * FROM inv ORDER BY id",
+            "key": "id", "destination": "sf", "object": "Contact",
+            "mode": "mirror", "on_remove": "delete",
+            "match": {"External_Id__c": "id"},
+            "fields": {"External_Id__c": {"from": "id", "type": "string"},
+                       "Email": "email", "LastName": "name", "Title": "plan"}})
+        return p
+
+    def faults(self, on, rng, slow):
+        control(self.url, "config", {
+            "error_rate_5xx": 0.1 if on else 0.0,
+            "error_5xx_after_rate": 0.1 if on else 0.0,
+            "drop_after": 0.05 if on else 0.0,
+            "latency": 0.03 if slow else 0.0,
+            "seed": rng.randint(0, 10**9)})
+
+    def records(self):
+        out = {}
+        for r in control(self.url, "records/Contact")["records"]:
+            k = r.get("External_Id__c") or ""
+            while k in out:
+                k += "#again"
+            out[k] = {"Email": r.get("Email"), "LastName": r.get("LastName"),
+                      "Title": r.get("Title") or None}
+        return out
+
+    @staticmethod
+    def fields(row):
+        return {"Email": row["email"], "LastName": row["name"], "Title": row["plan"] or None}
+
+
+@pytest.fixture
+def sf_emulator():
+    server, url = salesforce.start(port=0)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("bulk", [False, True], ids=["collections", "bulk"])
+def test_salesforce_equals_model(project, db, sf_emulator, seed, bulk):
+    scenario(SalesforceDest(sf_emulator, bulk), db, project, seed)

@@ -333,3 +333,21 @@ def test_bulk_close_answer_lost_reads_job_state(project, db, emulator, fault):
     rows = cache(p)
     assert len(rows) == 30 and all(r[1] == 1 and r[2].startswith("003") for r in rows)
     assert_model(emulator, db)
+
+
+def test_creates_whose_answers_were_lost_are_deleted_by_external_id(project, db, emulator):
+    """Issue 11, case 4 for Salesforce: records a run made but never heard
+    back about (no Id stored) are deleted by their External ID when their
+    rows leave the model."""
+    make_people(db, 20)
+    p = sf_project(project, db, emulator, mode="mirror", on_remove="delete")
+    control(emulator, "config", {"drop_after": 1.0})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, err
+    assert len(records(emulator)) == 20
+    control(emulator, "config", {"drop_after": 0.0})
+    db.psql("DELETE FROM people WHERE id > 5")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, err
+    assert_model(emulator, db)
+    assert len(api_requests(emulator, "/sobjects/Contact/External_Id__c/")) == 15
