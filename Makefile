@@ -5,6 +5,7 @@
 #   make test     deps + build + unit tests (ASan+UBSan) + integration tests
 #   make demo     deps + build + a throwaway PostgreSQL and example syncs
 #   make bench    the 1M-row benchmark (never part of make test)
+#   make soak     the invariant scenarios on random seeds (SOAK_SECONDS, default 600)
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
@@ -27,7 +28,7 @@ DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-
            libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
            postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev
 
-.PHONY: all deps test unit integration demo bench clean retl-asan
+.PHONY: all deps test unit integration demo bench soak clean retl-asan
 # keep the ASan objects between runs (they are not throwaway intermediates)
 .SECONDARY:
 all: retl
@@ -84,6 +85,10 @@ bench: deps
 	$(MAKE) retl
 	$(PYTHON) tests/bench/bench.py
 	$(PYTHON) tests/bench/bench_hubspot.py
+
+soak: deps
+	$(MAKE) retl
+	$(PYTHON) tests/soak.py
 
 clean:
 	rm -rf build retl
