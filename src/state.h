@@ -175,6 +175,8 @@ struct retl_state_orphan {
 typedef int (*retl_state_orphan_fn)(void *ud, const struct retl_state_orphan *o);
 int retl_state_orphans(retl_state *st, const char *sync, retl_state_orphan_fn fn,
 		       void *ud, struct retl_err *err);
+int retl_state_orphan_add(retl_state *st, const char *sync, const char *match,
+			  const char *dest_id, struct retl_err *err);
 int retl_state_orphan_done(retl_state *st, const char *sync, const char *match,
 			   struct retl_err *err);
 int retl_state_orphan_fail(retl_state *st, const char *sync, const char *match,

@@ -64,6 +64,22 @@ int retl_state_orphans(retl_state *st, const char *sync, retl_state_orphan_fn fn
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int retl_state_orphan_add(retl_state *st, const char *sync, const char *match,
+			  const char *dest_id, struct retl_err *err)
+{
+	sqlite3_stmt *s;
+	if (retl_state__prepare(st, "INSERT OR IGNORE INTO orphans(sync, match, dest_id, "
+				"since) VALUES(?1, ?2, ?3, ?4)", &s, err) < 0)
+		return -1;
+	retl_state__bind_text(s, 1, sync);
+	retl_state__bind_text(s, 2, match);
+	retl_state__bind_text(s, 3, dest_id);
+	retl_state__bind_text(s, 4, retl_state__now(st));
+	int rc = retl_state__done(st, s, err);
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int retl_state_orphan_done(retl_state *st, const char *sync, const char *match,
 			   struct retl_err *err)
 {

@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mapping.h"
 #include "sync_int.h"
@@ -278,6 +279,11 @@ int retl_sync_on_gone(void *ud, const struct retl_state_row *row)
 		return 0;
 	int may_exist = !retl_h128_zero(e->pay) || e->sent;
 	const char *match = row->match ? row->match : row->sent_match;
+	/* a send under another match value may have made a second record */
+	if (r->orphans && !r->o->plan && row->match && row->sent_match &&
+	    strcasecmp(row->match, row->sent_match) &&
+	    retl_state_orphan_add(r->st, r->sc->name, row->sent_match, NULL, r->err) < 0)
+		return -1;
 	if (!g->send_removes || !may_exist || bound_live(r, match))
 		return forget(r, g, row->key) < 0 ? -1 : 0;
 	if (r->o->limit >= 0 && r->nops >= r->o->limit) {
