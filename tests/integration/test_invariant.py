@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import hubspot  # noqa: E402
+import mailchimp  # noqa: E402
 import salesforce  # noqa: E402
 from invariant import scenario  # noqa: E402
 
@@ -192,3 +193,67 @@ def sf_emulator():
 @pytest.mark.parametrize("bulk", [False, True], ids=["collections", "bulk"])
 def test_salesforce_equals_model(project, db, sf_emulator, seed, bulk):
     scenario(SalesforceDest(sf_emulator, bulk), db, project, seed)
+
+
+MC_KEY = "5f4dcc3b5aa765d61d8327deb882cf99-us6"
+
+
+class MailchimpDest:
+    """audience members by address; removed rows archived"""
+    has_match = True
+    env = {"MAILCHIMP_KEY": MC_KEY}
+
+    def __init__(self, url):
+        self.url = url
+
+    def project(self, project, db):
+        p = project(dsn=db.dsn, destinations={"mc": {
+            "type": "mailchimp", "api_key": "${MAILCHIMP_KEY}",
+            "base_url": self.url + "/3.0", "timeout": 10}})
+        p.add_mapping("inv", {
+            "source": "warehouse", "query": "SELECT * FROM inv ORDER BY id",
+            "key": "id", "destination": "mc", "object": mailchimp.DEFAULT_LIST,
+            "mode": "mirror", "on_remove": "archive",
+            "match": {"email_address": "email"},
+            "fields": {"email_address": "email", "merge_fields.FNAME": "name",
+                       "merge_fields.LNAME": "plan"}})
+        return p
+
+    def faults(self, on, rng, slow):
+        control(self.url, "config", {
+            "error_rate_5xx": 0.1 if on else 0.0,
+            "error_5xx_after_rate": 0.1 if on else 0.0,
+            "drop_after": 0.05 if on else 0.0,
+            "latency": 0.03 if slow else 0.0,
+            "seed": rng.randint(0, 10**9)})
+
+    def records(self):
+        out = {}
+        for m in control(self.url, "members/" + mailchimp.DEFAULT_LIST)["members"]:
+            if m.get("status") == "archived":
+                continue
+            k = m["email_address"].lower()
+            while k in out:
+                k += "#again"
+            mf = m.get("merge_fields") or {}
+            out[k] = {"FNAME": mf.get("FNAME") or "", "LNAME": mf.get("LNAME") or ""}
+        return out
+
+    @staticmethod
+    def fields(row):
+        return {"FNAME": row["name"] or "", "LNAME": row["plan"] or ""}
+
+
+@pytest.fixture
+def mc_emulator():
+    server, url = mailchimp.start(port=0, api_key=MC_KEY)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mailchimp_equals_model(project, db, mc_emulator, seed):
+    scenario(MailchimpDest(mc_emulator), db, project, seed)
