@@ -172,7 +172,12 @@ static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	if (op->kind == RETL_OP_REMOVE) {
 		if (has_id)
 			return AT_DELETE;
-		/* never reached Airtable with an id: nothing to remove */
+		if (op->match && op->match[0] && c->nmerge) {
+			/* a record may exist with no id known: find it */
+			retl_buf_adds(id, op->match);
+			return AT_FIND;
+		}
+		/* never reached Airtable: nothing to remove */
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
@@ -201,6 +206,58 @@ static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 
 /* ---- encode ---- */
 
+/* the id a delete sends: the stored one, or the one AT_FIND found */
+static const char *delete_id(const struct retl_request *r, size_t k)
+{
+	const struct retl_op *op = retl_req_op(r, k);
+	if (op->dest_id && op->dest_id[0])
+		return op->dest_id;
+	const char *found = retl_req_result(r, k)->dest_id;
+	return found ? found : "";
+}
+
+/* a formula string literal: 'v' with \ and ' escaped */
+static void add_literal(retl_buf *o, const char *v, size_t n)
+{
+	retl_buf_addc(o, '\'');
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == '\'' || v[i] == '\\')
+			retl_buf_addc(o, '\\');
+		retl_buf_addc(o, v[i]);
+	}
+	retl_buf_addc(o, '\'');
+}
+
+/*
+ * The record whose merge fields hold the match value mv (its parts split
+ * by U+001F, match.h), compared as text without case, as retl compares
+ * match values: AND(LOWER({F}&'')=LOWER('v'), ...).
+ */
+static void find_formula(const struct at_ctx *c, const char *mv, size_t n, retl_buf *o)
+{
+	const char *p = mv, *e = mv + n;
+	if (c->nmerge > 1)
+		retl_buf_adds(o, "AND(");
+	for (size_t m = 0; m < c->nmerge; m++) {
+		const char *sep = memchr(p, '\x1f', (size_t)(e - p));
+		const char *end = sep ? sep : e;
+		if (m)
+			retl_buf_addc(o, ',');
+		retl_buf_adds(o, "LOWER({");
+		for (const char *q = c->merge[m]; *q; q++) {
+			if (*q == '}' || *q == '\\')
+				retl_buf_addc(o, '\\');
+			retl_buf_addc(o, *q);
+		}
+		retl_buf_adds(o, "}&'')=LOWER(");
+		add_literal(o, p, (size_t)(end - p));
+		retl_buf_addc(o, ')');
+		p = sep ? sep + 1 : e;
+	}
+	if (c->nmerge > 1)
+		retl_buf_addc(o, ')');
+}
+
 static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 {
 	struct at_ctx *c = d;
@@ -210,11 +267,23 @@ static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 
 	retl_buf_adds(&url, c->records_url);
 	req->idempotent = r->kind != AT_CREATE;
+	if (r->kind == AT_FIND) {
+		retl_buf f = RETL_BUF_INIT;
+		size_t n;
+		const char *mv = retl_req_id(r, 0, &n);
+		find_formula(c, mv, n, &f);
+		retl_buf_adds(&url, "?pageSize=10&filterByFormula=");
+		retl_buf_add_url_escaped(&url, f.ptr);
+		retl_buf_free(&f);
+		req->method = "GET";
+		req->url = retl_buf_detach(&url);
+		return 0;
+	}
 	if (r->kind == AT_DELETE) {
 		req->method = "DELETE";
 		for (size_t k = 0; k < r->n; k++) {
 			retl_buf_adds(&url, k ? "&records%5B%5D=" : "?records%5B%5D=");
-			retl_buf_add_url_escaped(&url, retl_req_op(r, k)->dest_id);
+			retl_buf_add_url_escaped(&url, delete_id(r, k));
 		}
 		req->url = retl_buf_detach(&url);
 		return 0;
@@ -331,13 +400,35 @@ static int record_hits(const struct at_ctx *c, const struct retl_request *r,
 		return k == i;          /* creates answer in request order */
 	case AT_UPSERT:
 		return merge_hit(c, mine[k], fields);
+	case AT_DELETE:
+		return !strcmp(delete_id(r, k), id);
 	default:
 		return !strcmp(retl_req_op(r, k)->dest_id, id);
 	}
 }
 
+/* a lookup's answer: the record found is deleted next; none: gone already */
+static enum retl_hd_verdict decode_find(struct retl_request *r)
+{
+	const struct retl_http_req *req = r->http;
+	json_error_t je;
+	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	const char *id = json_string_value(json_object_get(
+		json_array_get(json_object_get(root, "records"), 0), "id"));
+	if (id) {
+		retl_req_set(r, 0, RETL_RES_RETRY, id, "found; not deleted yet");
+		retl_req_again(r, 0, AT_DELETE);
+	} else {
+		retl_req_set(r, 0, RETL_RES_ACK, NULL, NULL);
+	}
+	json_decref(root);
+	return RETL_HD_DONE;
+}
+
 static enum retl_hd_verdict decode_ok(struct at_ctx *c, struct retl_request *r)
 {
+	if (r->kind == AT_FIND)
+		return decode_find(r);
 	const struct retl_http_req *req = r->http;
 	json_error_t je;
 	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
@@ -563,6 +654,11 @@ static int at_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 	return 0;
 }
 
+static size_t at_per_request(void *d, int kind)
+{
+	return kind == AT_FIND ? 1 : AT_MAX_RECORDS;
+}
+
 static const struct retl_hd_ops at_ops = {
 	.type = "airtable",
 	.ctx_size = sizeof(struct at_ctx),
@@ -577,6 +673,7 @@ static const struct retl_hd_ops at_ops = {
 	.encode = at_encode,
 	.decode = at_decode,
 	.transient = at_transient,
+	.ops_per_request = at_per_request,
 	.fini = at_fini,
 };
 
@@ -586,6 +683,9 @@ const struct retl_destination retl_dest_airtable = {
 		 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR,
 	.removals = 1u << RETL_REMOVE_DELETE,
 	.max_batch = AT_MAX_RECORDS,
+	/* a merge matches a cell's text as it is (the emulator's reading of
+	 * the docs, which say nothing of case): "A@x.io" is another record */
+	.match_exact = 1,
 	.conn_keys = at_conn_keys,
 	.sync_keys = at_sync_keys,
 	.validate = at_validate,

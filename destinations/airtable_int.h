@@ -13,8 +13,10 @@
 #include "http_dest.h"
 #include "ratelimit.h"
 
-/* request kinds */
-enum at_kind { AT_UPSERT, AT_UPDATE, AT_CREATE, AT_DELETE, AT_NKIND };
+/* request kinds.  AT_FIND looks up a record to remove that retl has no
+ * id for (its create's answer was lost): a list filtered by a formula on
+ * the merge fields, then AT_DELETE of what it found */
+enum at_kind { AT_UPSERT, AT_UPDATE, AT_CREATE, AT_DELETE, AT_FIND, AT_NKIND };
 
 struct at_ctx {
 	struct retl_http_dest base;       /* first; base.url: the API host */

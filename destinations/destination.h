@@ -145,6 +145,9 @@ struct retl_destination {
 	 * destination drops an uncommitted tail): nothing may exist beyond
 	 * what the state store holds */
 	int atomic;
+	/* the API compares match values exactly (a change of case is another
+	 * record); else ASCII case is ignored, see src/match.h */
+	int match_exact;
 	/* keys allowed besides "type" and "base_url" in retl.json, NULL-ended */
 	const char *const *conn_keys;
 	/* destination-specific keys allowed in a sync file, NULL-ended */

@@ -57,12 +57,12 @@ int retl_match_value(const char *payload, size_t len, const char *const *targets
 	return any;
 }
 
-uint64_t retl_match_hash(const char *v, size_t n)
+uint64_t retl_match_hash(const char *v, size_t n, int exact)
 {
 	char stack[256] = { 0 };
 	char *low = n <= sizeof(stack) ? stack : retl_malloc(n);
 	for (size_t i = 0; i < n; i++)
-		low[i] = (char)tolower((unsigned char)v[i]);
+		low[i] = exact ? v[i] : (char)tolower((unsigned char)v[i]);
 	uint64_t h = XXH3_64bits_withSeed(low, n, 0x6d61746368ULL);
 	if (low != stack)
 		free(low);

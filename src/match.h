@@ -8,9 +8,10 @@
  * Two values name the same record when they are equal ignoring ASCII case
  * (HubSpot and Mailchimp compare emails so; Salesforce External IDs are
  * case-insensitive unless made otherwise): the hash lowercases, so a run
- * that meets "A@x.io" and "a@x.io" sees one record.  That is the cautious
- * side: at worst a row is refused as a duplicate that a case-sensitive
- * field would have kept apart.
+ * that meets "A@x.io" and "a@x.io" sees one record.  A destination that
+ * compares exactly (retl_destination.match_exact: Airtable's merge fields)
+ * gets an exact hash: there "A@x.io" is another record, and the one left
+ * behind by a change of case is removed.
  */
 #ifndef RETL_MATCH_H
 #define RETL_MATCH_H
@@ -27,8 +28,9 @@
  */
 int retl_match_value(const char *payload, size_t len, const char *const *targets,
 		     size_t n, retl_buf *out);
-/* the value's hash, ASCII case ignored; never 0 (0 stands for none) */
-uint64_t retl_match_hash(const char *v, size_t n);
+/* the value's hash, ASCII case ignored unless exact; never 0 (0 stands
+ * for none) */
+uint64_t retl_match_hash(const char *v, size_t n, int exact);
 
 /* the match values (by hash) met in one run */
 typedef struct retl_match_set retl_match_set;

@@ -74,7 +74,9 @@ static const char *const migrations[] = {
 	"CREATE TABLE dest_notes(sync TEXT NOT NULL, name TEXT NOT NULL,"
 	" value TEXT NOT NULL, PRIMARY KEY(sync, name)) WITHOUT ROWID;",
 	/* 5: record identity.  match: the match value of the record the key
-	 * is bound to (as acknowledged), match_h its hash; sent: an operation
+	 * is bound to (as acknowledged), match_h its hash (retl_match_hash:
+	 * ASCII case ignored unless the destination compares exactly, as the
+	 * statements below compare too); sent: an operation
 	 * was handed over since the last acknowledgement (a record may
 	 * exist), with the match value sent_match.  orphans: records no key
 	 * is bound to any more, removed by mirror runs */
@@ -82,7 +84,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE cache ADD COLUMN match_h INTEGER;"
 	"ALTER TABLE cache ADD COLUMN sent INTEGER;"
 	"ALTER TABLE cache ADD COLUMN sent_match TEXT;"
-	"CREATE TABLE orphans(sync TEXT NOT NULL, match TEXT NOT NULL COLLATE NOCASE,"
+	"CREATE TABLE orphans(sync TEXT NOT NULL, match TEXT NOT NULL,"
 	" dest_id TEXT, since TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
 	" last_error TEXT, PRIMARY KEY(sync, match)) WITHOUT ROWID;"
 	/* rows not synced for a reason retl failures and /metrics count */
@@ -104,7 +106,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	"ON CONFLICT(sync, key) DO UPDATE SET kh_lo = excluded.kh_lo, "
 	"kh_hi = excluded.kh_hi, pay_lo = excluded.pay_lo, "
 	"pay_hi = excluded.pay_hi, src = excluded.src, "
-	"dest_id = CASE WHEN excluded.match IS NOT match COLLATE NOCASE "
+	"dest_id = CASE WHEN (?12 AND excluded.match IS NOT match) OR "
+	"(NOT ?12 AND excluded.match IS NOT match COLLATE NOCASE) "
 	"THEN excluded.dest_id ELSE COALESCE(excluded.dest_id, dest_id) END, "
 	"status = 1, attempts = 0, last_error = NULL, first_failed_at = NULL, "
 	"updated_at = excluded.updated_at, match = excluded.match, "
@@ -114,12 +117,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * one it may have made) become orphans when the match moves */
 	[S_ORPHAN_BOUND] = "INSERT OR IGNORE INTO orphans(sync, match, dest_id, since) "
 	"SELECT sync, match, dest_id, ?4 FROM cache WHERE sync = ?1 AND key = ?2 "
-	"AND match IS NOT NULL AND match <> ?3 COLLATE NOCASE",
+	"AND match IS NOT NULL AND (CASE WHEN ?5 THEN match <> ?3 "
+	"ELSE match <> ?3 COLLATE NOCASE END)",
 	[S_ORPHAN_SENT] = "INSERT OR IGNORE INTO orphans(sync, match, dest_id, since) "
 	"SELECT sync, sent_match, NULL, ?4 FROM cache WHERE sync = ?1 "
 	"AND key = ?2 AND sent = 1 AND sent_match IS NOT NULL "
-	"AND sent_match <> ?3 COLLATE NOCASE "
-	"AND (match IS NULL OR sent_match <> match COLLATE NOCASE)",
+	"AND (CASE WHEN ?5 THEN sent_match <> ?3 ELSE sent_match <> ?3 COLLATE NOCASE END) "
+	"AND (match IS NULL OR (CASE WHEN ?5 THEN sent_match <> match "
+	"ELSE sent_match <> match COLLATE NOCASE END))",
 
 	/* handed over: a record may exist from now on */
 	[S_SENT] = "INSERT INTO cache(sync, key, kh_lo, kh_hi, status, attempts, "

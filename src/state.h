@@ -86,6 +86,8 @@ struct retl_state_rec {
 	uint64_t mh;             /* its retl_match_hash */
 	int orphans;             /* records the key leaves become orphans
 				  * (mirror runs remove them) */
+	int exact;               /* the destination compares match values
+				  * exactly (else ASCII case is ignored) */
 };
 
 /*

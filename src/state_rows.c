@@ -38,6 +38,7 @@ static int orphan(retl_state *st, int which, const char *sync,
 	sqlite3_stmt *s = row_stmt(st, which, sync, r->key);
 	retl_state__bind_text(s, 3, r->match ? r->match : "");
 	retl_state__bind_text(s, 4, retl_state__now(st));
+	sqlite3_bind_int(s, 5, r->exact);
 	return retl_state__done(st, s, err);
 }
 
@@ -64,6 +65,7 @@ int retl_state_ack(retl_state *st, const char *sync,
 		retl_state__bind_u64(s, 11, r->mh);
 	else
 		sqlite3_bind_null(s, 11);
+	sqlite3_bind_int(s, 12, r->exact);
 	return retl_state__done(st, s, err);
 }
 

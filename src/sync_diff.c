@@ -115,7 +115,8 @@ static int claim_match(struct run *r)
 			     r->nmatch, &r->match) <= 0)
 		return 1;
 	return retl_match_set_add(r->seen_match,
-				  retl_match_hash(r->match.ptr, r->match.len));
+				  retl_match_hash(r->match.ptr, r->match.len,
+						  r->dest->match_exact));
 }
 
 /* the later of two rows with one match value: refused like a duplicate key */
@@ -192,7 +193,8 @@ static int queue_row(struct run *r, int status, retl_h128 old_pay,
 		.payload = r->payload.ptr, .plen = r->payload.len,
 		.dest_id = dest_id,
 		.match = r->nmatch ? r->match.ptr : NULL, .mlen = r->match.len,
-		.mh = r->nmatch ? retl_match_hash(r->match.ptr, r->match.len) : 0,
+		.mh = r->nmatch ? retl_match_hash(r->match.ptr, r->match.len,
+						    r->dest->match_exact) : 0,
 		/* a staged row's create may have happened */
 		.was_pending = status == RETL_STATUS_PENDING ||
 			       status == RETL_STATUS_STAGED,
@@ -259,7 +261,8 @@ static int forget(struct run *r, struct retl_sync_gone *g, const char *key)
 static int bound_live(const struct run *r, const char *match)
 {
 	return match && retl_match_set_has(r->seen_match,
-					   retl_match_hash(match, strlen(match)));
+					   retl_match_hash(match, strlen(match),
+						   r->dest->match_exact));
 }
 
 /*
@@ -281,7 +284,8 @@ int retl_sync_on_gone(void *ud, const struct retl_state_row *row)
 	const char *match = row->match ? row->match : row->sent_match;
 	/* a send under another match value may have made a second record */
 	if (r->orphans && !r->o->plan && row->match && row->sent_match &&
-	    strcasecmp(row->match, row->sent_match) &&
+	    (r->dest->match_exact ? strcmp(row->match, row->sent_match) :
+	     strcasecmp(row->match, row->sent_match)) &&
 	    retl_state_orphan_add(r->st, r->sc->name, row->sent_match, NULL, r->err) < 0)
 		return -1;
 	if (!g->send_removes || !may_exist || bound_live(r, match))

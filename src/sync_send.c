@@ -205,6 +205,7 @@ static int commit_results(struct run *r, struct batch *b)
 			.dest_id = res->dest_id, .reason = res->reason,
 			.match = p->has_match ? b->arena.ptr + p->match : NULL,
 			.mh = p->mh, .orphans = r->orphans,
+			.exact = r->dest->match_exact,
 		};
 		int rc;
 		if (p->orphan) {
@@ -390,6 +391,7 @@ static int write_intents(struct run *r, struct batch *b)
 			.key = b->arena.ptr + p->key, .kh = p->kh,
 			.match = p->has_match ? b->arena.ptr + p->match : NULL,
 			.mh = p->mh, .orphans = r->orphans,
+			.exact = r->dest->match_exact,
 		};
 		if ((p->kind == RETL_OP_INSERT &&
 		     retl_state_pending(r->st, r->sc->name, &rec, r->err) < 0) ||

@@ -7,7 +7,10 @@ In-process:  server, url = airtable.start(port=0, **knobs); ...; server.shutdown
 
 API served (Authorization: Bearer <token>):
   GET    /v0/meta/bases/{base}/tables                 schema
-  GET    /v0/{base}/{table}?pageSize=&offset=          list (table by id or name)
+  GET    /v0/{base}/{table}?pageSize=&offset=&filterByFormula=   list (table by id or
+         name).  Formulas: only what retl sends to find a record by its merge fields,
+         LOWER({Field}&'')=LOWER('value') or AND() of such terms (string escapes \' and
+         \\); any other formula is refused 422 INVALID_FILTER_BY_FORMULA
   POST   /v0/{base}/{table}   {"records":[{"fields"}], "typecast"?}         create
   PATCH  /v0/{base}/{table}   {"records":[{"id","fields"}], "typecast"?}    update (merge)
   PATCH  /v0/{base}/{table}   {"performUpsert":{"fieldsToMergeOn":[...]},
@@ -453,11 +456,58 @@ class AirtableEmulator(common.Emulator):
                 del recs[rid]
         return Response(200, {"records": [{"id": rid, "deleted": True} for rid in ids]})
 
+    TERM = re.compile(r"LOWER\(\{((?:[^}\\]|\\.)*)\}&''\)=LOWER\('((?:[^'\\]|\\.)*)'\)")
+
+    @staticmethod
+    def _unescape(s):
+        return re.sub(r"\\(.)", r"\1", s)
+
+    def parse_formula(self, f):
+        """-> [(field, value)] of the supported subset, or None"""
+        body = f
+        m = re.fullmatch(r"AND\((.*)\)", f, re.S)
+        if m:
+            body = m.group(1)
+        terms, pos = [], 0
+        while pos < len(body):
+            t = self.TERM.match(body, pos)
+            if not t:
+                return None
+            terms.append((self._unescape(t.group(1)), self._unescape(t.group(2))))
+            pos = t.end()
+            if pos < len(body):
+                if body[pos] != ",":
+                    return None
+                pos += 1
+        return terms or None
+
+    @staticmethod
+    def _text(v):
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "1" if v else "0"
+        if isinstance(v, float) and v == int(v):
+            v = int(v)
+        return str(v)
+
     def op_list(self, req, base, t):
         size = min(100, int(req.q("pageSize", "100") or 100))
         off = int(req.q("offset", "0") or 0)
+        formula = req.q("filterByFormula", None)
+        terms = None
+        if formula:
+            terms = self.parse_formula(formula)
+            if terms is None:
+                return err(422, "INVALID_FILTER_BY_FORMULA",
+                           "The formula for filtering records is invalid: Invalid formula. "
+                           "Please check your formula text.")
         with self.lock:
             allr = list(self.recs(base, t).values())
+        if terms:
+            allr = [r for r in allr
+                    if all(self._text(r["fields"].get(f)).lower() == v.lower()
+                           for f, v in terms)]
         page = allr[off:off + size]
         out = {"records": [self.public(r) for r in page]}
         if off + size < len(allr):
