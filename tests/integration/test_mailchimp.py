@@ -373,3 +373,75 @@ def test_check_bad_key_and_unknown_audience(project, db, emulator):
     p = mc_project(project, db, url, name="nolist", object="zzz999")
     rc, out, err = p.run("check", "nolist", env=ENV)
     assert rc == 2 and 'audience (list) "zzz999" does not exist' in err, (out, err)
+
+
+def tag_by_hand(url, email, tag):
+    """What a person does in Mailchimp: the member tags endpoint, with the key."""
+    import base64
+    auth = base64.b64encode(("anyone:" + KEY).encode()).decode()
+    req = urllib.request.Request(
+        url + "/3.0/lists/%s/members/%s/tags" % (LIST, mailchimp.subscriber_hash(email)),
+        data=json.dumps({"tags": [{"name": tag, "status": "active"}]}).encode(),
+        method="POST", headers={"Content-Type": "application/json",
+                                "Authorization": "Basic " + auth})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 204
+
+
+def tag_names(url, email):
+    return sorted(t["name"] for t in members(url)[email]["tags"])
+
+
+def test_tags_added_by_hand_stay_mapped_tags_follow_the_model(project, db, emulator):
+    """Issue 11, case 12: only tags the mapping has set are ever removed.  A
+    tag a person added in Mailchimp stays through retl's updates and through
+    changes of the mapped tags; a mapped tag the model no longer sets is
+    removed from the member."""
+    url = emulator
+    add_age_field(url)
+    make_people(db, 6)          # 3 and 6: pro,beta; the others: free
+    p = mc_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    tag_by_hand(url, "person1@example.com", "met-at-conference")
+    tag_by_hand(url, "person3@example.com", "met-at-conference")
+
+    # an update of other fields leaves the hand-added tag alone
+    db.psql("UPDATE people SET first = 'Changed' WHERE id IN (1, 3)")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert tag_names(url, "person1@example.com") == ["free", "met-at-conference"]
+    assert tag_names(url, "person3@example.com") == ["beta", "met-at-conference", "pro"]
+
+    # the mapped tags change: [pro, beta] -> [pro], [free] -> [enterprise];
+    # beta and free leave those members, the hand-added tag stays
+    db.psql("UPDATE people SET plan = 'pro' WHERE id = 3;"
+            "UPDATE people SET plan = 'enterprise' WHERE id = 1")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert tag_names(url, "person1@example.com") == ["enterprise", "met-at-conference"]
+    assert tag_names(url, "person3@example.com") == ["met-at-conference", "pro"]
+    assert tag_names(url, "person6@example.com") == ["beta", "pro"]
+    assert_equal_to_model_but(url, db, {"person1@example.com", "person3@example.com"})
+
+    # a tag no row sets any more is removed wherever retl set it; then the
+    # model and Mailchimp agree and the next run sends nothing
+    db.psql("UPDATE people SET plan = 'pro' WHERE id = 6")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert tag_names(url, "person6@example.com") == ["pro"]
+    before = control(url, "counters")["total"]
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert control(url, "counters")["total"] == before
+
+
+def assert_equal_to_model_but(url, db, hand_tagged):
+    """assert_equal_to_model, the hand-added tag aside"""
+    got = {e: (m["merge_fields"]["FNAME"], m["merge_fields"]["LNAME"],
+               m["merge_fields"]["AGE"],
+               sorted(t["name"] for t in m["tags"] if t["name"] != "met-at-conference"))
+           for e, m in members(url).items() if m["status"] == "subscribed"}
+    assert got == model(db)
+    for e in hand_tagged:
+        assert "met-at-conference" in tag_names(url, e)
