@@ -445,3 +445,38 @@ def assert_equal_to_model_but(url, db, hand_tagged):
     assert got == model(db)
     for e in hand_tagged:
         assert "met-at-conference" in tag_names(url, e)
+
+
+def test_check_constants_against_choices_and_types(project, db, emulator):
+    """Issue 11, case 11: constants of the mapping (`value`, `map` values and
+    `default`) that a merge field cannot take are named by `retl check`
+    (exit 2, the sync file, the field and the choices): "gold" into a
+    dropdown without that choice, text into number and date fields."""
+    url = emulator
+    control(url, "merge-fields/" + LIST, {"tag": "TIER", "type": "dropdown", "name": "Tier",
+                                          "options": {"choices": ["bronze", "silver"]}})
+    control(url, "merge-fields/" + LIST, {"tag": "SCORE", "type": "number"})
+    control(url, "merge-fields/" + LIST, {"tag": "SINCE", "type": "date"})
+    make_people(db, 3)
+    fields = {"email_address": "email",
+              "merge_fields.TIER": {"value": "gold"},
+              "merge_fields.SCORE": {"from": "plan", "transform": [
+                  {"map": {"free": 0, "pro,beta": "high"}, "default": 1}]},
+              "merge_fields.SINCE": {"from": "first", "transform": [{"default": "soon"}]}}
+    p = mc_project(project, db, url, fields=fields)
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert ('mappings/people.json: fields.merge_fields.TIER: mailchimp: "gold" is not a choice '
+            'of dropdown merge field TIER (choices: "bronze", "silver")') in err
+    assert ('fields.merge_fields.SCORE: mailchimp: "high" is not a number, and merge field '
+            'SCORE is of type number') in err
+    assert "SCORE: mailchimp: \"0\"" not in err and "\"1\" is not" not in err
+    assert ('fields.merge_fields.SINCE: mailchimp: "soon" is not a date (YYYY-MM-DD), and '
+            'merge field SINCE is of type date') in err
+
+    fields["merge_fields.TIER"] = {"value": "silver"}
+    fields["merge_fields.SCORE"] = {"from": "plan", "transform": [{"map": {"free": 0}, "default": 2.5}]}
+    fields["merge_fields.SINCE"] = {"from": "first", "transform": [{"default": "2024-05-01"}]}
+    p = mc_project(project, db, url, fields=fields, name="ok")
+    rc, out, err = p.run("check", "ok", env=ENV)
+    assert rc == 0, (out, err)
