@@ -390,8 +390,9 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 		}
 		r->status = RETL_HTTP_TRANSPORT;
 	} else if (status == 429 && h->o.final_429 && h->o.final_429(r)) {
-		/* a quota that waiting does not bring back: the caller decides
-		 * now (the limiter is not paused: nothing more should go) */
+		/* a quota that waiting does not bring back (opts.final_429):
+		 * handed back as it is, no retry and no pause; the caller
+		 * stops the run */
 		h->stats.http_429++;
 		r->status = status;
 	} else if (status == 429) {
