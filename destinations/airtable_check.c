@@ -4,7 +4,9 @@
  * One GET /v0/meta/bases/{base}/tables answers everything: the token works
  * and may read the schema (401/403 -> exit 4), the table exists (by id or
  * name), every mapped field exists and can be written (computed fields
- * cannot), a field's declared `type` fits the Airtable field type, and the
+ * cannot), every match field is of a type Airtable merges on
+ * (performUpsert.fieldsToMergeOn), a field's declared `type` fits the
+ * Airtable field type, and the
  * constant values a mapping can produce (`value`, `map` tables and their
  * `default`) are options of single/multiple select fields unless typecast
  * is on (then Airtable creates them).  Values that come from columns are
@@ -134,6 +136,34 @@ static void check_options(const struct at_ctx *c, const char *t, const json_t *f
 	json_decref(consts);
 }
 
+/*
+ * Field types Airtable's performUpsert takes in fieldsToMergeOn (its "Update
+ * multiple records" reference: number, text, long text, single select,
+ * multiple select, date; never computed fields).  An email, URL or phone
+ * field is refused there, and every row of the run would fail.
+ */
+static int mergeable(const char *t)
+{
+	static const char *const ok[] = {
+		"singleLineText", "multilineText", "number", "singleSelect",
+		"multipleSelects", "date", NULL
+	};
+	return one_of(t, ok);
+}
+
+/* the match fields (fieldsToMergeOn) against their types */
+static void check_merge(const struct at_ctx *c, const json_t *fields, retl_buf *probs)
+{
+	for (size_t i = 0; i < c->nmerge; i++) {
+		const json_t *f = find_named(fields, c->merge[i], 0);
+		const char *type = json_string_value(json_object_get(f, "type"));
+		if (!type || mergeable(type))
+			continue;
+		retl_hd_problem(probs, "%s: match.%s: airtable: field \"%s\" is of type %s, which Airtable cannot merge on (fieldsToMergeOn takes singleLineText, multilineText, number, singleSelect, multipleSelects or date fields); match on such a field, e.g. a single line text copy of it",
+				c->base.sc->file, c->merge[i], c->merge[i], type);
+	}
+}
+
 /* one mapped field against the table's definition of it */
 static void check_field(const struct at_ctx *c, const json_t *fields, size_t i,
 			retl_buf *probs)
@@ -182,6 +212,8 @@ int airtable_check(void *ctx, struct retl_err *err)
 	const json_t *fields = json_object_get(table, "fields");
 	for (size_t i = 0; table && i < c->base.nf; i++)
 		check_field(c, fields, i, &probs);
+	if (table)
+		check_merge(c, fields, &probs);
 	retl_http_req_free(req);
 	json_decref(root);
 	retl_buf_free(&path);

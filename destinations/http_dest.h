@@ -68,8 +68,8 @@ struct retl_hd_opts {
 				       * base_url (taken; NULL: default_url) */
 	char *auth;                   /* Authorization line, taken (or NULL) */
 	char **headers;               /* more header lines, NULL-ended, taken */
-	/* rate, rate headers, keep_header, max_429, ordered: passed to the
-	 * engine as they are (max_inflight, timeout_ms, auth, headers and
+	/* rate, rate headers, keep_header, max_429, ordered, final_429:
+	 * passed to the engine as they are (max_inflight, timeout_ms, auth, headers and
 	 * budget are the base's) */
 	struct retl_http_opts http;
 };

@@ -401,6 +401,7 @@ static int hs_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 	o->http.rate = retl_rate_shared(key, (int)rps, 10.0, 0.15);
 	o->http.rate_max_header = "X-HubSpot-RateLimit-Max";
 	o->http.rate_remaining_header = "X-HubSpot-RateLimit-Remaining";
+	o->http.final_429 = hubspot_daily_429;
 	return 0;
 }
 
@@ -417,6 +418,7 @@ static const struct retl_hd_ops hs_ops = {
 	.prepare = hs_prepare,
 	.encode = hs_encode,
 	.decode = hubspot_decode,
+	.transient = hubspot_transient,
 };
 
 const struct retl_destination retl_dest_hubspot = {

@@ -5,9 +5,11 @@
  * Answers are mapped back to ops by the idProperty value in each result's
  * properties (HubSpot lowercases emails: compared without case), by the
  * stored id (update by id, archive) or by objectWriteTraceId (create),
- * never by position.  A 400 or 409 refusing a batch for one input's value
- * is split in halves until that input stands alone; one about the request
- * as a whole (an unknown property) fails every op at once.  A lookup
+ * never by position.  A 400 that blames inputs (names them, or calls one's
+ * value invalid) or a 409 is split in halves until those inputs stand
+ * alone; any other 400 (an unknown property, a malformed body) is about the
+ * request as a whole and fails every op at once, with HubSpot's message.
+ * A 429 for the daily limit stops the run (hubspot_transient).  A lookup
  * (batch/read) sends what it did not find on to batch/create; a create
  * that meets an existing record (409 CONFLICT) is looked up instead; a
  * lookup for a removal (HS_FIND) archives what it found, and what it did
@@ -78,6 +80,24 @@ int hubspot_auth_error(const struct retl_http_req *req, struct retl_err *err)
 	return rc;
 }
 
+/*
+ * The list HubSpot writes into the message of a validation error ("Property
+ * values were not valid: [{\"error\":\"INVALID_EMAIL\",…}]"), parsed; NULL
+ * when the message holds none.  Some answers carry only this, no errors[].
+ */
+static json_t *message_list(const json_t *root)
+{
+	const char *msg = jstr(root, "message");
+	const char *lb = msg ? strchr(msg, '[') : NULL;
+	json_error_t je;
+	json_t *l = lb ? json_loads(lb, JSON_DISABLE_EOF_CHECK, &je) : NULL;
+	if (l && !json_is_array(l)) {
+		json_decref(l);
+		l = NULL;
+	}
+	return l;
+}
+
 /* "<code>: <message>" of a 4xx body, every sub-error joined */
 static void error_reason(const json_t *root, const struct retl_request *r,
 			 retl_buf *out)
@@ -95,6 +115,17 @@ static void error_reason(const json_t *root, const struct retl_request *r,
 	}
 	if (out->len)
 		return;
+	json_t *l = message_list(root);
+	json_array_foreach(l, i, x) {
+		const char *code = jstr(x, "error");
+		const char *msg = jstr(x, "message");
+		if (msg)
+			retl_buf_addf(out, "%s%s%s%s", out->len ? "; " : "",
+				      code ? code : "", code ? ": " : "", msg);
+	}
+	json_decref(l);
+	if (out->len)
+		return;
 	const char *msg = jstr(root, "message");
 	const char *cat = jstr(root, "category");
 	if (msg) {
@@ -106,22 +137,49 @@ static void error_reason(const json_t *root, const struct retl_request *r,
 	free(why);
 }
 
-/* an error about the request as a whole, not about some ops' values */
-static int whole_request_error(const json_t *root)
+/* a code HubSpot gives one input's value (INVALID_EMAIL, INVALID_OPTION,
+ * INVALID_INTEGER, INVALID_DATE, …): that input is to blame */
+static int value_code(const char *code)
+{
+	return code && !strncmp(code, "INVALID_", 8) && strcmp(code, "INVALID_ID_PROPERTY");
+}
+
+/* does an error's context name inputs (ids, objectWriteTraceId)? */
+static int names_inputs(const json_t *x)
+{
+	json_t *ctx = json_object_get(x, "context");
+	json_t *ids = json_object_get(ctx, "ids");
+	json_t *tr = json_object_get(ctx, "objectWriteTraceId");
+	return json_array_size(ids) > 0 || json_array_size(tr) > 0 || json_is_string(tr);
+}
+
+/*
+ * Does a 400 blame some of the request's inputs?  Only then is splitting in
+ * halves worth its requests: an error names inputs (context ids, trace ids,
+ * e.g. "Duplicate IDs found in batch input"), or says a value one input sent
+ * is invalid.  Everything else -- a property that does not exist or is
+ * read-only (every input carries it), a bad idProperty, a malformed body, an
+ * answer with no code at all -- is about the request as a whole: halving
+ * would only repeat it down to single records (599 requests for 300 rows).
+ */
+static int blames_inputs(const json_t *root)
 {
 	json_t *errs = json_object_get(root, "errors");
-	size_t i, n = 0;
+	size_t i;
 	json_t *x;
+	int blame = names_inputs(root);
 	json_array_foreach(errs, i, x) {
-		const char *code = jstr(x, "code");
-		/* a property every input carries, not one op's value */
-		if (!code || (strcmp(code, "PROPERTY_DOESNT_EXIST") &&
-			      strcmp(code, "READ_ONLY_VALUE") &&
-			      strcmp(code, "INVALID_ID_PROPERTY")))
-			return 0;
-		n++;
+		if (names_inputs(x) || value_code(jstr(x, "code")))
+			blame = 1;
 	}
-	return n > 0;
+	if (!blame && !json_array_size(errs)) {
+		json_t *l = message_list(root);
+		json_array_foreach(l, i, x)
+			if (value_code(jstr(x, "error")))
+				blame = 1;
+		json_decref(l);
+	}
+	return blame;
 }
 
 static const char *json_id(const json_t *v, char *tmp, size_t n)
@@ -352,8 +410,8 @@ static enum retl_hd_verdict decode_refused(const struct hs_ctx *c, struct retl_r
 	enum retl_hd_verdict v = RETL_HD_DONE;
 	if (st == 409 && r->kind == HS_CREATE && conflict(c, r, root)) {
 		/* the record exists: found, as a pending create would be */
-	} else if ((st == 400 || st == 409) && r->n > 1 && !whole_request_error(root)) {
-		/* one bad input fails the whole batch: isolate it */
+	} else if (r->n > 1 && (st == 409 || (st == 400 && blames_inputs(root)))) {
+		/* some inputs fail the whole batch: isolate them */
 		v = RETL_HD_SPLIT;
 	} else if (st == 400 || st == 409) {
 		error_reason(root, r, &why);
@@ -368,6 +426,42 @@ static enum retl_hd_verdict decode_refused(const struct hs_ctx *c, struct retl_r
 	retl_buf_free(&why);
 	json_decref(root);
 	return v;
+}
+
+/* is this 429's body HubSpot's daily limit (policyName DAILY)?  Waiting
+ * minutes does not bring it back; the engine hands it back at once (http.h
+ * final_429, called before req->status is set) */
+int hubspot_daily_429(const struct retl_http_req *req)
+{
+	if (!req->resp.len)
+		return 0;
+	json_error_t je;
+	json_t *root = json_loadb(req->resp.ptr, req->resp.len, 0, &je);
+	const char *p = jstr(root, "policyName");
+	int daily = p && !strcasecmp(p, "DAILY");
+	json_decref(root);
+	return daily;
+}
+
+/*
+ * An answer the engine gave up on (no response, 5xx, 429): the ops are not
+ * done and go again next run.  The daily limit stops the run at once (exit
+ * 4): every further request would meet it too.
+ */
+enum retl_hd_verdict hubspot_transient(void *d, struct retl_request *r,
+				       struct retl_err *err)
+{
+	(void)d;
+	char *why = retl_req_reason(r);
+	retl_req_set_all(r, RETL_RES_RETRY, why);
+	free(why);
+	if (r->http->status != 429 || !hubspot_daily_429(r->http))
+		return RETL_HD_DONE;
+	retl_err_set(err, RETL_EXIT_DEST,
+		     "hubspot: the account's daily API limit is spent (429, policyName DAILY); "
+		     "the run stops here and what was not sent is sent by a later run, "
+		     "once HubSpot resets the limit (midnight in the account's time zone)");
+	return RETL_HD_FATAL;
 }
 
 enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,

@@ -37,4 +37,10 @@ int hubspot_auth_error(const struct retl_http_req *req, struct retl_err *err);
 enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 				    struct retl_err *err);
 
+/* a 429 for the daily limit (policyName DAILY): final, not retried */
+int hubspot_daily_429(const struct retl_http_req *req);
+/* an answer the engine gave up on; the daily limit is fatal (exit 4) */
+enum retl_hd_verdict hubspot_transient(void *d, struct retl_request *r,
+				       struct retl_err *err);
+
 #endif

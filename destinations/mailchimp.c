@@ -36,8 +36,16 @@
  * state …").
  *
  * Payload -> member: mailchimp_member.c (email_address, merge_fields.TAG,
- * tags, language, vip, location, email_type, interests).  With tags mapped,
- * sync_tags makes the member's tags exactly these (the others inactive).
+ * tags, language, vip, location, email_type, interests).
+ *
+ * Tags: only tags the mapping has set are ever removed; tags people add by
+ * hand stay.  So no sync_tags (it replaces every tag): batch subscribe's
+ * tags only add.  The names the mapping has ever set are the sync's note
+ * "mailchimp_tags" (written before a request carries a new name, so a
+ * killed run still knows it).  An updated member whose answer shows such a
+ * tag its row no longer sets is sent on to POST …/members/{hash}/tags with
+ * every managed tag the row does not set as "inactive", and counts as done
+ * once that is answered 204.
  *
  * Mailchimp's limit is 10 simultaneous connections per API key: the HTTP
  * engine's max_inflight is max_connections (default and ceiling 10).  There
@@ -57,6 +65,7 @@
 
 #define MC_MAX_MEMBERS 500
 #define MC_MAX_CONN 10
+#define MC_TAGS_NOTE "mailchimp_tags"
 
 static const char *const mc_conn_keys[] = {
 	"api_key", "max_connections", "timeout", NULL
@@ -135,6 +144,77 @@ static char *basic_auth(const char *key)
 	return retl_buf_detach(&a);
 }
 
+/* ---- the tags the mapping sets ---- */
+
+static int name_in(const json_t *names, const char *n)
+{
+	size_t i;
+	json_t *x;
+	if (!n)
+		return 0;
+	json_array_foreach(names, i, x)
+		if (json_is_string(x) && !strcasecmp(json_string_value(x), n))
+			return 1;
+	return 0;
+}
+
+/* adds a row's tag names to the managed ones; a new name is written to the
+ * sync's note at once, before any request carries it */
+static int manage(struct mc_ctx *c, const json_t *tags)
+{
+	size_t i;
+	json_t *x;
+	int grew = 0;
+	json_array_foreach(tags, i, x) {
+		if (!name_in(c->managed, json_string_value(x))) {
+			json_array_append(c->managed, x);
+			grew = 1;
+		}
+	}
+	if (!grew || !c->base.env.note_set)
+		return 0;
+	char *v = json_dumps(c->managed, JSON_COMPACT);
+	int rc = c->base.env.note_set(c->base.env.ud, MC_TAGS_NOTE, v);
+	free(v);
+	return rc;
+}
+
+/* the tag names op k sent (its prepared member's "tags"); a reference */
+static json_t *sent_tags(const struct retl_request *r, size_t k)
+{
+	size_t n;
+	const char *b = retl_req_body(r, k, &n);
+	json_error_t je;
+	json_t *root = json_loadb(b, n, 0, &je);
+	json_t *t = json_incref(json_object_get(root, "tags"));
+	json_decref(root);
+	return t ? t : json_array();
+}
+
+/* does the member (an answer's member object) hold a managed tag that op k
+ * no longer sets? */
+static int holds_stale(const struct mc_ctx *c, const json_t *member,
+		       const struct retl_request *r, size_t k)
+{
+	size_t i;
+	json_t *x;
+	int stale = 0;
+	json_t *sent = NULL;
+	json_array_foreach(json_object_get(member, "tags"), i, x) {
+		const char *n = json_string_value(json_object_get(x, "name"));
+		if (!name_in(c->managed, n))
+			continue;
+		if (!sent)
+			sent = sent_tags(r, k);
+		if (!name_in(sent, n)) {
+			stale = 1;
+			break;
+		}
+	}
+	json_decref(sent);
+	return stale;
+}
+
 /* ---- prepare / encode ---- */
 
 static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
@@ -143,8 +223,15 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	struct mc_ctx *c = d;
 	const struct retl_op *op = &b->ops[i];
 	if (op->kind != RETL_OP_REMOVE) {
-		if (mailchimp_member(op->payload, op->payload_len, c->status_if_new,
-				     body, id, reason) < 0)
+		json_t *tags = c->has_tags ? json_array() : NULL;
+		int rc = mailchimp_member(op->payload, op->payload_len, c->status_if_new,
+					  body, id, tags, reason);
+		if (rc == 0 && tags && manage(c, tags) < 0) {
+			retl_buf_adds(reason, "mailchimp: cannot record the tag names this sync sets (state store)");
+			rc = -1;
+		}
+		json_decref(tags);
+		if (rc < 0)
 			return RETL_HD_REJECT;
 		return c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT ?
 			MC_INSERT : MC_UPSERT;
@@ -171,8 +258,9 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 
 static size_t mc_max_ops(void *d, int kind)
 {
-	/* archive and delete go one member a request */
-	return kind == MC_ARCHIVE || kind == MC_DELETE ? 1 : MC_MAX_MEMBERS;
+	/* archive, delete and tags go one member a request */
+	return kind == MC_ARCHIVE || kind == MC_DELETE || kind == MC_TAGS ?
+	       1 : MC_MAX_MEMBERS;
 }
 
 static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
@@ -194,6 +282,29 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 		req->url = retl_buf_detach(&url);
 		return 0;
 	}
+	if (r->kind == MC_TAGS) {
+		/* every managed tag this row does not set: inactive (a tag the
+		 * member does not hold is no change) */
+		char h[33];
+		const char *e = retl_req_id(r, 0, &el);
+		subscriber_hash(e, el, h);
+		retl_buf_addf(&url, "%s/lists/%s/members/%s/tags", c->base.url,
+			      c->base.object, h);
+		req->method = "POST";
+		req->url = retl_buf_detach(&url);
+		json_t *sent = sent_tags(r, 0), *off = json_array(), *x;
+		size_t i;
+		json_array_foreach(c->managed, i, x)
+			if (!name_in(sent, json_string_value(x)))
+				json_array_append_new(off, json_pack("{s:O,s:s}", "name", x,
+								     "status", "inactive"));
+		char *j = json_dumps(json_pack("{s:o,s:b}", "tags", off, "is_syncing", 1),
+				     JSON_COMPACT | JSON_PRESERVE_ORDER);
+		retl_buf_adds(o, j);
+		free(j);
+		json_decref(sent);
+		return 0;
+	}
 	retl_buf_addf(&url, "%s/lists/%s", c->base.url, c->base.object);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
@@ -202,8 +313,6 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf_adds(o, "]");
 	if (r->kind == MC_INSERT)
 		retl_buf_adds(o, ",\"update_existing\":false}");
-	else if (r->kind == MC_UPSERT && c->has_tags)
-		retl_buf_adds(o, ",\"update_existing\":true,\"sync_tags\":true}");
 	else
 		retl_buf_adds(o, ",\"update_existing\":true}");
 	(void)err;
@@ -288,7 +397,27 @@ static size_t settle_ops(struct retl_request *r, unsigned char *done,
 	return n;
 }
 
-static enum retl_hd_verdict decode_batch(struct retl_request *r)
+/* an updated member still holding a managed tag its row no longer sets:
+ * on to the tags endpoint (done once that is answered) */
+static void follow_tags(const struct mc_ctx *c, struct retl_request *r,
+			const unsigned char *done, const json_t *member)
+{
+	const char *email = jstr(member, "email_address");
+	if (!email || !json_array_size(c->managed))
+		return;
+	size_t len = strlen(email), el;
+	for (size_t k = 0; k < r->n; k++) {
+		const char *e = retl_req_id(r, k, &el);
+		if (!done[k] || el != len || strncasecmp(e, email, len) ||
+		    !holds_stale(c, member, r, k))
+			continue;
+		retl_req_set(r, k, RETL_RES_RETRY, NULL,
+			     "mailchimp: tags this sync no longer sets are still on the member");
+		retl_req_again(r, k, MC_TAGS);
+	}
+}
+
+static enum retl_hd_verdict decode_batch(const struct mc_ctx *c, struct retl_request *r)
 {
 	const struct retl_http_req *req = r->http;
 	json_error_t je;
@@ -299,8 +428,11 @@ static enum retl_hd_verdict decode_batch(struct retl_request *r)
 	json_t *x;
 
 	for (int l = 0; l < 2; l++)
-		json_array_foreach(json_object_get(root, lists[l]), i, x)
+		json_array_foreach(json_object_get(root, lists[l]), i, x) {
 			settle_ops(r, done, jstr(x, "email_address"), RETL_RES_ACK, NULL);
+			if (l == 1 && r->kind == MC_UPSERT && c->has_tags)
+				follow_tags(c, r, done, x);
+		}
 	json_array_foreach(json_object_get(root, "errors"), i, x) {
 		const char *code = jstr(x, "error_code");
 		const char *msg = jstr(x, "error");
@@ -346,10 +478,23 @@ static enum retl_hd_verdict mc_decode(void *d, struct retl_request *r,
 		retl_req_set_all(r, RETL_RES_ACK, NULL);
 		return RETL_HD_DONE;
 	}
-	if (!single && st == 200)
-		return decode_batch(r);
+	if (r->kind == MC_TAGS && (st == 204 || st == 200)) {
+		size_t el;
+		const char *e = retl_req_id(r, 0, &el);
+		char *id = retl_strndup(e, el);
+		retl_req_set(r, 0, RETL_RES_ACK, id, NULL);
+		free(id);
+		return RETL_HD_DONE;
+	}
+	if (!single && r->kind != MC_TAGS && st == 200)
+		return decode_batch(c, r);
 	if (mailchimp_auth_error(req, err) < 0)
 		return RETL_HD_FATAL;
+	if (r->kind == MC_TAGS && st == 404) {
+		/* archived meanwhile: sent again next run */
+		retl_req_set_all(r, RETL_RES_RETRY, "mailchimp: member not found when removing its tags (404)");
+		return RETL_HD_DONE;
+	}
 	if (st == 404) {
 		retl_err_set(err, RETL_EXIT_DEST,
 			     "mailchimp: audience (list) \"%s\" does not exist (404)", c->base.object);
@@ -466,7 +611,24 @@ static int mc_setup(void *d, struct retl_err *err)
 	c->on_remove = sc->on_remove;
 	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0)
 		return -1;
+	if (c->has_tags) {
+		const struct retl_dest_env *env = &c->base.env;
+		char *v = env->note_get ? env->note_get(env->ud, MC_TAGS_NOTE) : NULL;
+		json_error_t je;
+		c->managed = v ? json_loads(v, 0, &je) : NULL;
+		free(v);
+		if (!json_is_array(c->managed)) {
+			json_decref(c->managed);
+			c->managed = json_array();
+		}
+	}
 	return 0;
+}
+
+static void mc_fini(void *d)
+{
+	struct mc_ctx *c = d;
+	json_decref(c->managed);
 }
 
 /* the key: its data center is the API host; Basic auth */
@@ -499,6 +661,7 @@ static const struct retl_hd_ops mc_ops = {
 	.encode = mc_encode,
 	.decode = mc_decode,
 	.ops_per_request = mc_max_ops,
+	.fini = mc_fini,
 };
 
 const struct retl_destination retl_dest_mailchimp = {

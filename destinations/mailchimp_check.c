@@ -4,10 +4,15 @@
  * GET /ping (the key works: 401 -> exit 4), GET /lists/{id} (the audience
  * exists: 404 -> exit 2), GET /lists/{id}/merge-fields: every mapped
  * merge_fields.TAG exists (with the closest tag when it does not) and takes
- * the mapped type, and every merge field the audience requires is mapped
- * (Mailchimp refuses new members without it).  All mapping problems are
+ * the mapped type, the constants a mapping can give it (`value`, `map`
+ * values and their `default`) are among a dropdown's or radio's choices and
+ * of the kind a number, date or birthday field takes, and every merge field
+ * the audience requires is mapped (Mailchimp refuses new members without
+ * it).  Values that come from columns are checked by Mailchimp at run time.  All mapping problems are
  * listed at once, exit 2.
  */
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +57,118 @@ static const char *incompatible(const char *ft, enum retl_type t, const char *su
 		       t == RETL_TYPE_BOOLEAN ?
 		       "a birthday merge field takes \"MM/DD\" text (e.g. a template or a replace transform)" : NULL;
 	return NULL;
+}
+
+/* a constant as the member gets it: strings as they are, numbers and
+ * booleans as text (NULL: null, which clears) */
+static char *const_text(const json_t *v)
+{
+	if (json_is_string(v))
+		return retl_strdup(json_string_value(v));
+	if (json_is_boolean(v))
+		return retl_strdup(json_is_true(v) ? "true" : "false");
+	if (json_is_number(v))
+		return json_dumps(v, JSON_ENCODE_ANY);
+	return NULL;
+}
+
+/* every constant the field's mapping spec can give, as JSON values */
+static void spec_constants(const json_t *spec, json_t *out)
+{
+	json_t *v = json_object_get(spec, "value");
+	size_t i;
+	json_t *x;
+	if (v && !json_is_array(v) && !json_is_object(v))
+		json_array_append(out, v);
+	json_array_foreach(json_object_get(spec, "transform"), i, x) {
+		json_t *map = json_object_get(x, "map");
+		const char *k;
+		json_t *mv;
+		json_object_foreach(map, k, mv)
+			json_array_append(out, mv);
+		json_t *d = json_object_get(x, "default");
+		if (d)
+			json_array_append(out, d);
+	}
+}
+
+/* digits and separators: "NN/NN/NNNN" for pattern "99/99/9999" */
+static int shaped(const char *s, const char *pattern)
+{
+	for (; *pattern; s++, pattern++)
+		if (*pattern == '9' ? !isdigit((unsigned char)*s) : *s != *pattern)
+			return 0;
+	return !*s;
+}
+
+static int is_number_text(const char *s)
+{
+	char *end;
+	if (!*s)
+		return 0;
+	strtod(s, &end);
+	return !*end;
+}
+
+/* the choices of a dropdown or radio field, quoted and comma-separated */
+static int has_choice(const json_t *field, const char *v, retl_buf *list)
+{
+	json_t *ch = json_object_get(json_object_get(field, "options"), "choices");
+	size_t i;
+	json_t *x;
+	int found = 0;
+	json_array_foreach(ch, i, x) {
+		const char *n = json_string_value(x);
+		if (!n)
+			continue;
+		found |= !strcmp(n, v);
+		retl_buf_addf(list, "%s\"%s\"", list->len ? ", " : "", n);
+	}
+	return found;
+}
+
+/* one constant against the merge field's type and choices */
+static void check_constant(const struct mc_ctx *c, const char *t, const char *tag,
+			   const json_t *f, const char *ft, const char *v,
+			   retl_buf *probs)
+{
+	const char *file = c->base.sc->file;
+	if (!*v)
+		return;         /* "" clears */
+	if (!strcmp(ft, "dropdown") || !strcmp(ft, "radio")) {
+		retl_buf list = RETL_BUF_INIT;
+		if (!has_choice(f, v, &list))
+			retl_hd_problem(probs, "%s: fields.%s: mailchimp: \"%s\" is not a choice of %s merge field %s (choices: %s); add it to the field in Mailchimp, or map the value to one of them",
+					file, t, v, ft, tag, list.len ? list.ptr : "none");
+		retl_buf_free(&list);
+	} else if (!strcmp(ft, "number") && !is_number_text(v)) {
+		retl_hd_problem(probs, "%s: fields.%s: mailchimp: \"%s\" is not a number, and merge field %s is of type number",
+				file, t, v, tag);
+	} else if (!strcmp(ft, "date") && !shaped(v, "9999-99-99") &&
+		   !shaped(v, "99/99/9999")) {
+		retl_hd_problem(probs, "%s: fields.%s: mailchimp: \"%s\" is not a date (YYYY-MM-DD), and merge field %s is of type date",
+				file, t, v, tag);
+	} else if (!strcmp(ft, "birthday") && !shaped(v, "99/99")) {
+		retl_hd_problem(probs, "%s: fields.%s: mailchimp: \"%s\" is not a birthday (MM/DD), and merge field %s is of type birthday",
+				file, t, v, tag);
+	}
+}
+
+/* the constants of the mapping of target t into merge field f */
+static void check_constants(const struct mc_ctx *c, const char *t, const char *tag,
+			    const json_t *f, const char *ft, retl_buf *probs)
+{
+	json_t *consts = json_array();
+	size_t i;
+	json_t *x;
+	spec_constants(json_object_get(c->base.sc->fields, t), consts);
+	json_array_foreach(consts, i, x) {
+		char *v = const_text(x);
+		if (v)
+			check_constant(c, t, tag, f, ft, v, probs);
+		free(v);
+	}
+	json_decref(consts);
 }
 
 /* GET path answered 200, or NULL with err (the audience's 404 named) */
@@ -104,6 +221,8 @@ static void check_merge_field(const struct mc_ctx *c, const json_t *fields,
 					file, t, tag, ft ? ft : "text",
 					c->base.ftype[i] == RETL_TYPE_AUTO ? "the column's type" :
 					retl_type_name(c->base.ftype[i]), why);
+		else if (!sub)
+			check_constants(c, t, tag, f, ft ? ft : "text", probs);
 	}
 	free(tag);
 }

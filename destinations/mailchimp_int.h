@@ -17,7 +17,10 @@
  * Request kinds.  The removals that go one member a request come first:
  * the base sends a batch's kinds in this order.
  */
-enum mc_kind { MC_ARCHIVE, MC_DELETE, MC_UPSERT, MC_INSERT, MC_UNSUB, MC_NKIND };
+enum mc_kind { MC_ARCHIVE, MC_DELETE, MC_UPSERT, MC_INSERT, MC_UNSUB,
+	       MC_TAGS,           /* after an upsert: tags the mapping no longer
+				   * sets, inactive (one member a request) */
+	       MC_NKIND };
 
 struct mc_ctx {
 	struct retl_http_dest base;       /* first */
@@ -25,7 +28,9 @@ struct mc_ctx {
 	enum retl_on_remove on_remove;
 	int delete_permanent;             /* sync key: on_remove delete erases */
 	const char *status_if_new;        /* subscribed | transactional | pending */
-	int has_tags;                     /* "tags" is mapped: sync_tags */
+	int has_tags;                     /* "tags" is mapped */
+	json_t *managed;                  /* tag names the mapping has ever set
+					   * (the sync's note "mailchimp_tags") */
 };
 
 /* GET /ping, /lists/{id}, /lists/{id}/merge-fields (mailchimp_check.c) */
@@ -40,10 +45,11 @@ char *mailchimp_problem(const struct retl_http_req *req);
 
 /*
  * mailchimp_member.c: the member object of one payload into body (with
- * status_if_new when given), its lowercased address into email.  -1 with
- * a reason for a row Mailchimp cannot take.
+ * status_if_new when given), its lowercased address into email, its tag
+ * names appended to tags (when not NULL).  -1 with a reason for a row
+ * Mailchimp cannot take.
  */
 int mailchimp_member(const char *payload, size_t len, const char *status_if_new,
-		     retl_buf *body, retl_buf *email, retl_buf *reason);
+		     retl_buf *body, retl_buf *email, json_t *tags, retl_buf *reason);
 
 #endif

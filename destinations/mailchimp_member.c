@@ -8,7 +8,8 @@
  *                        object, from dotted targets merge_fields.ADDR.addr1);
  *                        a list is refused
  *   tags                 a list of names, or one name (empty names dropped);
- *                        null: no tags
+ *                        null: no tags.  The names also go to the caller's
+ *                        list (mailchimp.c keeps the tags the mapping sets)
  *   vip                  a boolean (null: false)
  *   language, email_type a string; null leaves it as it is (Mailchimp has
  *                        no "unset" for them)
@@ -58,7 +59,17 @@ static int add_merge_fields(const struct retl_pv *v, retl_buf *o, retl_buf *reas
 	return rc;
 }
 
-static int add_tags(const struct retl_pv *v, retl_buf *o, retl_buf *reason)
+/* one tag name (a JSON string as written) onto names, decoded */
+static void take_name(const char *raw, size_t len, json_t *names)
+{
+	retl_buf n = RETL_BUF_INIT;
+	if (names && retl_json_str_decode(raw, len, &n) == 0 && n.len)
+		json_array_append_new(names, json_stringn(n.ptr, n.len));
+	retl_buf_free(&n);
+}
+
+static int add_tags(const struct retl_pv *v, retl_buf *o, json_t *names,
+		    retl_buf *reason)
 {
 	struct retl_preader r;
 	struct retl_pv x;
@@ -71,6 +82,7 @@ static int add_tags(const struct retl_pv *v, retl_buf *o, retl_buf *reason)
 		retl_buf_addc(o, '[');
 		retl_buf_add(o, v->raw, v->len);
 		retl_buf_addc(o, ']');
+		take_name(v->raw, v->len, names);
 		return 0;
 	}
 	if (v->kind != RETL_PV_ARRAY) {
@@ -89,6 +101,7 @@ static int add_tags(const struct retl_pv *v, retl_buf *o, retl_buf *reason)
 		if (n++)
 			retl_buf_addc(o, ',');
 		retl_buf_add(o, x.raw, x.len);
+		take_name(x.raw, x.len, names);
 	}
 	retl_buf_addc(o, ']');
 	return rc;
@@ -96,7 +109,8 @@ static int add_tags(const struct retl_pv *v, retl_buf *o, retl_buf *reason)
 
 /* one member of the payload other than email_address into o (with a
  * leading comma); -1 with a reason */
-static int add_member(const struct retl_pfield *f, retl_buf *o, retl_buf *reason)
+static int add_member(const struct retl_pfield *f, retl_buf *o, json_t *tags,
+		      retl_buf *reason)
 {
 	const struct retl_pv *v = &f->v;
 	int is_lang = retl_pfield_is(f, "language") || retl_pfield_is(f, "email_type");
@@ -109,7 +123,7 @@ static int add_member(const struct retl_pfield *f, retl_buf *o, retl_buf *reason
 	if (retl_pfield_is(f, "merge_fields"))
 		return add_merge_fields(v, o, reason);
 	if (retl_pfield_is(f, "tags"))
-		return add_tags(v, o, reason);
+		return add_tags(v, o, tags, reason);
 	if (retl_pfield_is(f, "vip")) {
 		if (v->kind != RETL_PV_NULL && v->kind != RETL_PV_TRUE && v->kind != RETL_PV_FALSE) {
 			retl_buf_adds(reason, "vip: expected a boolean");
@@ -129,7 +143,7 @@ static int add_member(const struct retl_pfield *f, retl_buf *o, retl_buf *reason
 }
 
 int mailchimp_member(const char *payload, size_t len, const char *status_if_new,
-		     retl_buf *body, retl_buf *email, retl_buf *reason)
+		     retl_buf *body, retl_buf *email, json_t *tags, retl_buf *reason)
 {
 	struct retl_preader r;
 	struct retl_pfield f;
@@ -146,7 +160,7 @@ int mailchimp_member(const char *payload, size_t len, const char *status_if_new,
 			retl_buf_reset(&addr);
 			found = retl_pv_string(&f.v, &addr) == 0;
 		} else if (!bad.len) {
-			add_member(&f, &rest, &bad);
+			add_member(&f, &rest, tags, &bad);
 		}
 	}
 	const char *e = addr.ptr;

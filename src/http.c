@@ -389,6 +389,12 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 			return;
 		}
 		r->status = RETL_HTTP_TRANSPORT;
+	} else if (status == 429 && h->o.final_429 && h->o.final_429(r)) {
+		/* a quota that waiting does not bring back (opts.final_429):
+		 * handed back as it is, no retry and no pause; the caller
+		 * stops the run */
+		h->stats.http_429++;
+		r->status = status;
 	} else if (status == 429) {
 		h->stats.http_429++;
 		r->n429++;

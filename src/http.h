@@ -6,7 +6,9 @@
  * the engine starts them as the concurrency cap and the rate limiter allow
  * (keep-alive connections are reused, responses may be gzip'd), reads the
  * server's rate headers, and retries on its own:
- *   429              after Retry-After (or the window), every request paused
+ *   429              after Retry-After (or the window), every request paused;
+ *                    a 429 opts.final_429 calls final (a daily quota) is
+ *                    handed back at once
  *   5xx, transport   exponential backoff with full jitter, up to max_attempts,
  *                    only for idempotent requests (a create that timed out
  *                    may have happened: the destination decides)
@@ -28,6 +30,8 @@
 
 #define RETL_HTTP_TRANSPORT 0   /* status: no response (error says why) */
 #define RETL_HTTP_BUDGET (-1)   /* status: not sent, request budget spent */
+
+struct retl_http_req;
 
 struct retl_http_opts {
 	int max_inflight;         /* requests at once (default 4) */
@@ -56,6 +60,13 @@ struct retl_http_opts {
 	 * one request at a time.
 	 */
 	int ordered;
+	/*
+	 * A 429 that waiting does not cure (HubSpot's daily limit: retrying
+	 * for minutes only fails the rows later) is handed back at once when
+	 * this returns non-zero for it; its body is in r->resp (r->status is
+	 * not set yet) (optional).
+	 */
+	int (*final_429)(const struct retl_http_req *r);
 };
 
 struct retl_http_req {

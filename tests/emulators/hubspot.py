@@ -38,7 +38,9 @@ What was checked against HubSpot material (search tool, docs/pages/issues/code c
     document a Retry-After header on 429, so none is sent unless knob retry_after is set.
   * Headers X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds / -Daily /
     -Daily-Remaining (changelog 2018-11-06, usage guidelines).
-  * Property validation: 400 {"status":"error","message":"Property values were not valid:
+  * Property validation (knob validation_errors_array False: the same body without
+    "errors", as in real answers quoted by client code and guides; HubSpot's error-handling
+    docs page shows both members): 400 {"status":"error","message":"Property values were not valid:
     [{\"isValid\":false,\"message\":...,\"error\":\"INVALID_EMAIL\",\"name\":\"email\"}]",
     "correlationId", "errors":[{"message","code","context":{"propertyName":[...]}}],
     "category":"VALIDATION_ERROR"} - the message texts "Email address X is invalid",
@@ -252,6 +254,7 @@ class HubSpotEmulator(common.Emulator):
         "archive_not_found": "207",    # "207" or "204" for batch/archive of unknown ids
         "email_has_unique_value": True,
         "max_batch": MAX_BATCH,
+        "validation_errors_array": True,  # False: 400 validation bodies carry the list only in "message"
     }
 
     # ------------------------------------------------------------------ state
@@ -652,12 +655,16 @@ class HubSpotEmulator(common.Emulator):
                 out[k] = v
         return out
 
-    @staticmethod
-    def property_error(errs):
+    def property_error(self, errs):
         inner = [{"isValid": False, "message": e["message"], "error": e["code"], "name": e["name"],
                   "localizedErrorMessage": e["message"], "portalId": 12345678} for e in errs]
+        msg = "Property values were not valid: " + json.dumps(inner, separators=(",", ":"))
+        if not self.knobs["validation_errors_array"]:
+            # the shape many real answers quoted in public code have: the
+            # list only inside the message, no errors[]
+            raise ValidationFailure(bad(msg))
         raise ValidationFailure(bad(
-            "Property values were not valid: " + json.dumps(inner, separators=(",", ":")),
+            msg,
             errors=[{"message": e["message"], "code": e["code"], "context": {"propertyName": [e["name"]]}}
                     for e in errs]))
 

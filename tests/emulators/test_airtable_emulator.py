@@ -158,3 +158,12 @@ def test_webhook_receiver_verifies_signatures():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_merge_on_an_email_field_is_refused(at):
+    _, url = at
+    path = "/v0/%s/People" % BASE
+    st, body = call(url, "PATCH", path, {"performUpsert": {"fieldsToMergeOn": ["Work Email"]},
+                                         "records": [{"fields": {"Work Email": "a@x.io"}}]})
+    assert st == 422 and body["error"]["type"] == "INVALID_FIELDS_TO_MERGE_ON"
+    assert "email" in body["error"]["message"]

@@ -269,3 +269,27 @@ def test_check_lists_every_problem_at_once(project, db, emulator):
 
     rc, out, err = p.run("check", "people", env={"AIRTABLE_TOKEN": "patWRONG"})
     assert rc == 4 and "token invalid" in err, (out, err)
+
+
+def test_check_refuses_a_merge_on_an_email_field(project, db, emulator):
+    """Issue 11, case 11: Airtable cannot merge on an email-typed field (the
+    run would fail every row): `retl check` says so, exit 2, naming the sync
+    file, the field, its type and the types Airtable merges on.  The run
+    meets the same refusal from Airtable."""
+    url = emulator(rate_per_second=1000)
+    make_people(db, 3)
+    fields = {"Work Email": "email", "Name": "name"}
+    p = at_project(project, db, url, fields=fields, match={"Work Email": "email"})
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert ('mappings/people.json: match.Work Email: airtable: field "Work Email" is of type '
+            'email, which Airtable cannot merge on (fieldsToMergeOn takes singleLineText, '
+            'multilineText, number, singleSelect, multipleSelects or date fields)') in err
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc != 0
+    assert records(url) == []
+
+    # a single line text field is merged on
+    p = at_project(project, db, url, name="ok", fields={"Email": "email", "Name": "name"})
+    rc, out, err = p.run("check", "ok", env=ENV)
+    assert rc == 0, (out, err)

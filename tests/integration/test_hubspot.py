@@ -447,3 +447,42 @@ def test_update_mode_by_property_then_by_stored_id(project, db, emulator):
     assert rc == 1, (out, err)
     got = {r["properties"]["email"]: r["properties"] for r in records(url)}
     assert got["person5@example.com"]["firstname"] == "New"
+
+
+@pytest.mark.parametrize("errors_array", [True, False])
+def test_unknown_property_fails_each_batch_once_not_split(project, db, emulator, errors_array):
+    """Issue 11, case 8: a 400 that names no record (a mapped property the
+    object does not have) fails the request's rows once with HubSpot's
+    message: 3 requests for 300 rows on every run, never a split down to
+    single records (599).  HubSpot's answer carries the codes in errors[]
+    or, as often quoted from real answers, only inside its message."""
+    url = emulator
+    control(url, "config", {"validation_errors_array": errors_array})
+    make_people(db, 300)
+    p = hs_project(project, db, url, fields={
+        "email": "email", "firstname": "first", "plan_tier": "last"})
+    for run in (1, 2):
+        before = len(batch_requests(url))
+        rc, out, err = p.run("run", "people", env=ENV)
+        assert rc == 1, (out, err)
+        assert len(batch_requests(url)) - before == 3, run
+        assert records(url) == []
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert 'PROPERTY_DOESNT_EXIST: Property "plan_tier" does not exist' in out
+    assert "300" in out
+
+
+def test_invalid_value_still_split_without_errors_array(project, db, emulator):
+    """The other side of case 8: a value one record sent (an invalid email)
+    blames that record, also when the codes are only in the message: the
+    request is split and the others are acknowledged."""
+    url = emulator
+    control(url, "config", {"validation_errors_array": False,
+                            "reject_values": ["person7@example.com"]})
+    make_people(db, 20)
+    p = hs_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    assert len(records(url)) == 19
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert "INVALID_EMAIL: Email address person7@example.com is invalid" in out

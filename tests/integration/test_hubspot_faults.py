@@ -184,3 +184,33 @@ def test_daily_limit_stops_cleanly_and_resumes(project, db, emulator):
     rc, out, err = p.run("run", "people", env=env)
     assert rc == 0, (out, err)
     assert_equal_to_model(url, db)
+
+
+def test_hubspot_daily_limit_429_stops_the_run_at_once(project, db, emulator):
+    """Issue 11, case 8: HubSpot's own daily limit (429 with policyName
+    DAILY, the emulator's daily_limit spent) stops the run at once with
+    exit 4 and a message that says so; it is not retried for minutes, the
+    rows are not failed, and a later run (the limit reset) sends the rest."""
+    server, url = emulator
+    make_contacts(db, 1000)
+    env = {"HUBSPOT_TOKEN": TOKEN}
+    control(url, "config", {"rate": "1000/10s", "daily_limit": 3})
+    p = hubspot_project(project, db, url, rate=1000, inflight=1)
+    rc, out, err = p.run("run", "people", env=env)
+    assert rc == 4, (out, err)
+    assert "daily API limit is spent" in err
+    assert "sent by a later run" in err
+    reqs = [r for r in control(url, "counters")["requests"] if "/batch/" in r["path"]]
+    daily = [r for r in reqs if r["status"] == 429]
+    # each request that met the limit came back at once: far fewer 429s
+    # than one request's retries (max_429 is 20) would make
+    assert 1 <= len(daily) < 20, len(daily)
+    assert len(records(url)) == 300
+    rc, out, err = p.run("failures", "people", env=env)
+    assert "daily" not in out + err
+
+    # the next day: HubSpot's count is reset
+    control(url, "config", {"daily_limit": 0})
+    rc, out, err = p.run("run", "people", env=env)
+    assert rc == 0, (out, err)
+    assert_equal_to_model(url, db)

@@ -373,3 +373,110 @@ def test_check_bad_key_and_unknown_audience(project, db, emulator):
     p = mc_project(project, db, url, name="nolist", object="zzz999")
     rc, out, err = p.run("check", "nolist", env=ENV)
     assert rc == 2 and 'audience (list) "zzz999" does not exist' in err, (out, err)
+
+
+def tag_by_hand(url, email, tag):
+    """What a person does in Mailchimp: the member tags endpoint, with the key."""
+    import base64
+    auth = base64.b64encode(("anyone:" + KEY).encode()).decode()
+    req = urllib.request.Request(
+        url + "/3.0/lists/%s/members/%s/tags" % (LIST, mailchimp.subscriber_hash(email)),
+        data=json.dumps({"tags": [{"name": tag, "status": "active"}]}).encode(),
+        method="POST", headers={"Content-Type": "application/json",
+                                "Authorization": "Basic " + auth})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 204
+
+
+def tag_names(url, email):
+    return sorted(t["name"] for t in members(url)[email]["tags"])
+
+
+def test_tags_added_by_hand_stay_mapped_tags_follow_the_model(project, db, emulator):
+    """Issue 11, case 12: only tags the mapping has set are ever removed.  A
+    tag a person added in Mailchimp stays through retl's updates and through
+    changes of the mapped tags; a mapped tag the model no longer sets is
+    removed from the member."""
+    url = emulator
+    add_age_field(url)
+    make_people(db, 6)          # 3 and 6: pro,beta; the others: free
+    p = mc_project(project, db, url)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    tag_by_hand(url, "person1@example.com", "met-at-conference")
+    tag_by_hand(url, "person3@example.com", "met-at-conference")
+
+    # an update of other fields leaves the hand-added tag alone
+    db.psql("UPDATE people SET first = 'Changed' WHERE id IN (1, 3)")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert tag_names(url, "person1@example.com") == ["free", "met-at-conference"]
+    assert tag_names(url, "person3@example.com") == ["beta", "met-at-conference", "pro"]
+
+    # the mapped tags change: [pro, beta] -> [pro], [free] -> [enterprise];
+    # beta and free leave those members, the hand-added tag stays
+    db.psql("UPDATE people SET plan = 'pro' WHERE id = 3;"
+            "UPDATE people SET plan = 'enterprise' WHERE id = 1")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert tag_names(url, "person1@example.com") == ["enterprise", "met-at-conference"]
+    assert tag_names(url, "person3@example.com") == ["met-at-conference", "pro"]
+    assert tag_names(url, "person6@example.com") == ["beta", "pro"]
+    assert_equal_to_model_but(url, db, {"person1@example.com", "person3@example.com"})
+
+    # a tag no row sets any more is removed wherever retl set it; then the
+    # model and Mailchimp agree and the next run sends nothing
+    db.psql("UPDATE people SET plan = 'pro' WHERE id = 6")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert tag_names(url, "person6@example.com") == ["pro"]
+    before = control(url, "counters")["total"]
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert control(url, "counters")["total"] == before
+
+
+def assert_equal_to_model_but(url, db, hand_tagged):
+    """assert_equal_to_model, the hand-added tag aside"""
+    got = {e: (m["merge_fields"]["FNAME"], m["merge_fields"]["LNAME"],
+               m["merge_fields"]["AGE"],
+               sorted(t["name"] for t in m["tags"] if t["name"] != "met-at-conference"))
+           for e, m in members(url).items() if m["status"] == "subscribed"}
+    assert got == model(db)
+    for e in hand_tagged:
+        assert "met-at-conference" in tag_names(url, e)
+
+
+def test_check_constants_against_choices_and_types(project, db, emulator):
+    """Issue 11, case 11: constants of the mapping (`value`, `map` values and
+    `default`) that a merge field cannot take are named by `retl check`
+    (exit 2, the sync file, the field and the choices): "gold" into a
+    dropdown without that choice, text into number and date fields."""
+    url = emulator
+    control(url, "merge-fields/" + LIST, {"tag": "TIER", "type": "dropdown", "name": "Tier",
+                                          "options": {"choices": ["bronze", "silver"]}})
+    control(url, "merge-fields/" + LIST, {"tag": "SCORE", "type": "number"})
+    control(url, "merge-fields/" + LIST, {"tag": "SINCE", "type": "date"})
+    make_people(db, 3)
+    fields = {"email_address": "email",
+              "merge_fields.TIER": {"value": "gold"},
+              "merge_fields.SCORE": {"from": "plan", "transform": [
+                  {"map": {"free": 0, "pro,beta": "high"}, "default": 1}]},
+              "merge_fields.SINCE": {"from": "first", "transform": [{"default": "soon"}]}}
+    p = mc_project(project, db, url, fields=fields)
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert ('mappings/people.json: fields.merge_fields.TIER: mailchimp: "gold" is not a choice '
+            'of dropdown merge field TIER (choices: "bronze", "silver")') in err
+    assert ('fields.merge_fields.SCORE: mailchimp: "high" is not a number, and merge field '
+            'SCORE is of type number') in err
+    assert "SCORE: mailchimp: \"0\"" not in err and "\"1\" is not" not in err
+    assert ('fields.merge_fields.SINCE: mailchimp: "soon" is not a date (YYYY-MM-DD), and '
+            'merge field SINCE is of type date') in err
+
+    fields["merge_fields.TIER"] = {"value": "silver"}
+    fields["merge_fields.SCORE"] = {"from": "plan", "transform": [{"map": {"free": 0}, "default": 2.5}]}
+    fields["merge_fields.SINCE"] = {"from": "first", "transform": [{"default": "2024-05-01"}]}
+    p = mc_project(project, db, url, fields=fields, name="ok")
+    rc, out, err = p.run("check", "ok", env=ENV)
+    assert rc == 0, (out, err)
