@@ -583,6 +583,10 @@ class HubSpotEmulator(common.Emulator):
             return None, ("INVALID_OPTION", "%s was not one of the allowed options" % v)
         if name == "email" and not EMAIL_RE.match(v):
             return None, ("INVALID_EMAIL", "Email address %s is invalid" % v)
+        if name == "email":
+            # HubSpot keeps a contact's email lowercased and finds a
+            # contact by email without case (the destination relies on it)
+            return v.strip().lower(), None
         if t == "number":
             if p.get("_integer"):
                 if not INT_RE.match(v.strip()):
@@ -702,6 +706,8 @@ class HubSpotEmulator(common.Emulator):
     def find_by(self, oid, prop_name, value):
         if prop_name in (None, "", "hs_object_id"):
             return self.records[oid].get(str(value))
+        if prop_name == "email":
+            value = str(value).strip().lower()
         # an index per (object, property), rebuilt for every batch request
         # (dispatch clears it): a linear scan per input made 30,000-record
         # syncs slower than the real API
