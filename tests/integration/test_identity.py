@@ -15,7 +15,6 @@
 import json
 import os
 import sys
-import urllib.request
 
 import pytest
 
@@ -23,19 +22,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import hubspot  # noqa: E402
+from emulator_control import control  # noqa: E402
 
 TOKEN = "pat-na1-identity"
 ENV = {"HS_TOKEN": TOKEN}
 
 
-def control(url, path, body=None):
-    req = urllib.request.Request(
-        url + "/_emulator/" + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
 
 
 @pytest.fixture

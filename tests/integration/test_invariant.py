@@ -4,10 +4,8 @@ says what a scenario does and checks), per destination, on fixed seeds.
 `make soak` runs the same with random seeds (tests/soak.py).
 """
 
-import json
 import os
 import sys
-import urllib.request
 
 import pytest
 
@@ -19,19 +17,27 @@ import hubspot  # noqa: E402
 import mailchimp  # noqa: E402
 import salesforce  # noqa: E402
 from invariant import scenario  # noqa: E402
+from emulator_control import control  # noqa: E402
 
 SEEDS = [int(s) for s in os.environ.get("RETL_INVARIANT_SEEDS", "1,2,3").split(",")]
 HS_TOKEN = "pat-na1-inv"
 
 
-def control(url, path, body=None):
-    req = urllib.request.Request(
-        url + "/_emulator/" + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
+
+
+class EmulatorDest:
+    """an adapter whose destination is an emulator at self.url: the faults
+    are the common knobs (tests/emulators/common.py)"""
+
+    def faults(self, on, rng, slow):
+        control(self.url, "config", {
+            "error_rate_5xx": 0.1 if on else 0.0,
+            "error_5xx_after_rate": 0.1 if on else 0.0,
+            "drop_after": 0.05 if on else 0.0,
+            # a run that is killed lasts long enough to be killed mid-way
+            "latency": 0.03 if slow else 0.0,
+            "seed": rng.randint(0, 10**9)})
+
 
 
 class FileDest:
@@ -66,7 +72,7 @@ class FileDest:
         return {"email": row["email"], "name": row["name"], "plan": row["plan"]}
 
 
-class HubSpotDest:
+class HubSpotDest(EmulatorDest):
     has_match = True
     env = {"HS_TOKEN": HS_TOKEN}
 
@@ -85,14 +91,6 @@ class HubSpotDest:
             "fields": {"email": "email", "firstname": "name", "company": "plan"}})
         return p
 
-    def faults(self, on, rng, slow):
-        control(self.url, "config", {
-            "error_rate_5xx": 0.1 if on else 0.0,
-            "error_5xx_after_rate": 0.1 if on else 0.0,
-            "drop_after": 0.05 if on else 0.0,
-            # a run that is killed lasts long enough to be killed mid-way
-            "latency": 0.03 if slow else 0.0,
-            "seed": rng.randint(0, 10**9)})
 
     def records(self):
         out = {}
@@ -131,7 +129,7 @@ def test_hubspot_equals_model(project, db, hs_emulator, seed):
     scenario(HubSpotDest(hs_emulator), db, project, seed)
 
 
-class SalesforceDest:
+class SalesforceDest(EmulatorDest):
     """Contacts by External ID (the key); bulk: every run a Bulk API job"""
     has_match = False
     env = {"SF_CLIENT_ID": "retl-client", "SF_CLIENT_SECRET": "retl-secret",
@@ -157,13 +155,6 @@ class SalesforceDest:
                        "Email": "email", "LastName": "name", "Title": "plan"}})
         return p
 
-    def faults(self, on, rng, slow):
-        control(self.url, "config", {
-            "error_rate_5xx": 0.1 if on else 0.0,
-            "error_5xx_after_rate": 0.1 if on else 0.0,
-            "drop_after": 0.05 if on else 0.0,
-            "latency": 0.03 if slow else 0.0,
-            "seed": rng.randint(0, 10**9)})
 
     def records(self):
         out = {}
@@ -199,7 +190,7 @@ def test_salesforce_equals_model(project, db, sf_emulator, seed, bulk):
 MC_KEY = "5f4dcc3b5aa765d61d8327deb882cf99-us6"
 
 
-class MailchimpDest:
+class MailchimpDest(EmulatorDest):
     """audience members by address; removed rows archived"""
     has_match = True
     env = {"MAILCHIMP_KEY": MC_KEY}
@@ -220,13 +211,6 @@ class MailchimpDest:
                        "merge_fields.LNAME": "plan"}})
         return p
 
-    def faults(self, on, rng, slow):
-        control(self.url, "config", {
-            "error_rate_5xx": 0.1 if on else 0.0,
-            "error_5xx_after_rate": 0.1 if on else 0.0,
-            "drop_after": 0.05 if on else 0.0,
-            "latency": 0.03 if slow else 0.0,
-            "seed": rng.randint(0, 10**9)})
 
     def records(self):
         out = {}
@@ -263,7 +247,7 @@ def test_mailchimp_equals_model(project, db, mc_emulator, seed):
 AT_TOKEN = "patAAAAAAAAAAAAAA.0123456789abcdef0123456789abcdef"
 
 
-class AirtableDest:
+class AirtableDest(EmulatorDest):
     """records merged on a text field holding the address; removed rows
     deleted (found by a formula when their id was never heard)"""
     has_match = True
@@ -283,13 +267,6 @@ class AirtableDest:
             "fields": {"Name": "email", "First": "name", "Notes": "plan"}})
         return p
 
-    def faults(self, on, rng, slow):
-        control(self.url, "config", {
-            "error_rate_5xx": 0.1 if on else 0.0,
-            "error_5xx_after_rate": 0.1 if on else 0.0,
-            "drop_after": 0.05 if on else 0.0,
-            "latency": 0.03 if slow else 0.0,
-            "seed": rng.randint(0, 10**9)})
 
     def records(self):
         out = {}

@@ -7,11 +7,9 @@ run; Mailchimp and Airtable no longer call it "payload is not a JSON
 object".  Every destination reads payloads with one reader (src/payload.c).
 """
 
-import json
 import os
 import sqlite3
 import sys
-import urllib.request
 
 import pytest
 
@@ -21,18 +19,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import airtable  # noqa: E402
 import mailchimp  # noqa: E402
 import salesforce  # noqa: E402
+from emulator_control import control  # noqa: E402
 
 BIG = "123456789012345678901234567890"
 
 
-def control(url, path, body=None):
-    req = urllib.request.Request(
-        url + "/_emulator/" + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
 
 
 def make_rows(db):

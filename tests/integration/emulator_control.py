@@ -1,0 +1,15 @@
+"""The emulators' control endpoints (tests/emulators/common.py), for tests."""
+
+import json
+import urllib.request
+
+
+def control(url, path, body=None):
+    """GET (no body) or POST url/_emulator/path; the JSON answer"""
+    req = urllib.request.Request(
+        url + "/_emulator/" + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
