@@ -150,3 +150,38 @@ def test_4_file_lines_of_a_run_killed_before_its_commit_are_dropped(project, db)
         else:
             keys[line["key"]] = line["payload"]
     assert sorted(keys, key=int) == ["1", "2", "3", "4", "5"]
+
+
+def test_2_mailchimp_key_change_never_deletes_the_address(project, db):
+    """Case 2 for Mailchimp: a key change keeping the address never erases
+    the member (a permanent delete would keep the address out for good)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "emulators"))
+    import mailchimp
+    key = "5f4dcc3b5aa765d61d8327deb882cf99-us6"
+    server, url = mailchimp.start(port=0, api_key=key)
+    try:
+        db.psql("CREATE TABLE people (id int PRIMARY KEY, email text, first text)")
+        db.psql("INSERT INTO people VALUES (1, 'ann@x.io', 'Ann'), (2, 'bob@x.io', 'Bob')")
+        p = project(dsn=db.dsn, destinations={"mc": {
+            "type": "mailchimp", "api_key": "${MC_KEY}", "base_url": url + "/3.0"}})
+        p.add_mapping("people", {
+            "source": "warehouse", "query": "SELECT * FROM people ORDER BY id",
+            "key": "id", "destination": "mc", "object": mailchimp.DEFAULT_LIST,
+            "mode": "mirror", "on_remove": "delete", "delete_permanent": True,
+            "match": {"email_address": "email"},
+            "fields": {"email_address": "email", "merge_fields.FNAME": "first"}})
+        env = {"MC_KEY": key}
+        assert p.run("run", "people", env=env)[0] == 0
+        db.psql("DELETE FROM people WHERE id = 1;"
+                " INSERT INTO people VALUES (9, 'ann@x.io', 'Ann 2')")
+        rc, out, err = p.run("run", "people", env=env)
+        assert rc == 0, err
+        got = control(url, "members/" + mailchimp.DEFAULT_LIST)
+        assert "ann@x.io" not in got.get("forgotten", []), "the address was erased for good"
+        live = {m["email_address"]: m["merge_fields"].get("FNAME")
+                for m in got["members"] if m["status"] != "archived"}
+        assert live == {"ann@x.io": "Ann 2", "bob@x.io": "Bob"}
+    finally:
+        server.shutdown()
+        server.server_close()
