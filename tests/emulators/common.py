@@ -406,16 +406,21 @@ class ApiHandler(BaseHTTPRequestHandler):
         with emu.lock:
             emu.counters.begin()
         status = None
+        resp = None
         try:
             resp = self._api(emu, req)
-            if resp is DROP:
-                self._drop()
-            else:
+            if resp is not DROP:
                 status = resp.status
-                self._send(resp)
         finally:
+            # counted out before the answer leaves: a client that has its
+            # answer may start its next request at once, and must not be
+            # seen over its connection cap because this thread was slow
             with emu.lock:
                 emu.counters.end(req, status)
+        if resp is DROP:
+            self._drop()
+        else:
+            self._send(resp)
 
     def _api(self, emu, req):
         k = emu.knobs
