@@ -20,11 +20,15 @@
  * not find; upserts beside archives); answers are read in
  * hubspot_decode.c.
  *
- * Values: the payload is retl's canonical JSON; dates become midnight-UTC
- * epoch milliseconds, booleans "true"/"false", null "" (clears the
- * property), arrays of strings are joined with ';' (multi-checkbox);
- * nested objects and dotted targets are refused at open (HubSpot
- * properties are flat).
+ * Values: the payload is retl's canonical JSON; HubSpot's spec types every
+ * property value as a string (crm-objects v3, SimplePublicObjectInput*:
+ * properties additionalProperties string), so numbers go as decimal
+ * strings as written, dates as midnight-UTC epoch milliseconds,
+ * booleans "true"/"false", null "" (clears the property), arrays of
+ * strings joined with ';' (multi-checkbox); nested objects and dotted
+ * targets are refused at open (HubSpot properties are flat).  A create
+ * carries "associations": [] and a read "propertiesWithHistory": [], both
+ * required by the spec.
  */
 #include "destination.h"
 
@@ -149,8 +153,8 @@ static int add_value(const struct retl_pfield *f, enum retl_type t,
 		retl_buf_addf(reason, "%s: HubSpot properties are flat: only an array of strings (a multi-checkbox) can be sent",
 			      target);
 		return -1;
-	default:  /* a number */
-		retl_buf_add(o, f->v.raw, f->v.len);
+	default:  /* a number: a decimal string, as written (no precision lost) */
+		retl_buf_add_json_str(o, f->v.raw, f->v.len);
 		return 0;
 	}
 }
@@ -260,7 +264,8 @@ static void add_input(const struct hs_ctx *c, const struct retl_request *r,
 
 	if (r->kind == HS_CREATE) {
 		/* the trace id maps 207 results and errors back to ops */
-		retl_buf_addf(o, "{\"objectWriteTraceId\":\"%zu\",", r->idx[k]);
+		retl_buf_addf(o, "{\"associations\":[],\"objectWriteTraceId\":\"%zu\",",
+			      r->idx[k]);
 	} else if (r->kind == HS_ARCHIVE || r->kind == HS_READ || r->kind == HS_FIND) {
 		const char *aid = hubspot_archive_id(r, k);
 		retl_buf_adds(o, "{\"id\":");
@@ -313,7 +318,7 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 		add_str(o, c->id_prop, strlen(c->id_prop));
 		retl_buf_adds(o, ",\"properties\":[");
 		add_str(o, c->id_prop, strlen(c->id_prop));
-		retl_buf_adds(o, "],\"inputs\":[");
+		retl_buf_adds(o, "],\"propertiesWithHistory\":[],\"inputs\":[");
 	} else {
 		retl_buf_adds(o, "{\"inputs\":[");
 	}

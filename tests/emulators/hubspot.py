@@ -547,12 +547,45 @@ class HubSpotEmulator(common.Emulator):
             for inp in inputs:
                 if not isinstance(inp, dict):
                     return bad("Invalid input JSON: each input must be an object")
+            why = self.spec_violation(g[1], body, inputs)
+            if why:
+                return bad("Invalid input JSON on line 1, column 1: " + why)
             op = getattr(self, "op_" + g[1])
             with self.lock:
                 self._index = {}
                 return op(oid, body, inputs)
         except ValidationFailure as f:
             return f.resp
+
+    @staticmethod
+    def spec_violation(verb, body, inputs):
+        """What a batch body breaks in HubSpot's published spec (crm-objects
+        v3: BatchInputSimplePublicObjectInputForCreate, BatchReadInput...,
+        BatchInputSimplePublicObjectBatchInput[Upsert]), or None.  The spec
+        types every property value as a string, requires "associations" on a
+        create and "properties" and "propertiesWithHistory" on a read."""
+        if verb == "read":
+            for k in ("properties", "propertiesWithHistory"):
+                if not isinstance(body.get(k), list):
+                    return ("Cannot build BatchReadInputSimplePublicObjectId, some of "
+                            "required attributes are not set [%s]" % k)
+            return None
+        for inp in inputs:
+            if verb == "create" and not isinstance(inp.get("associations"), list):
+                return ("Cannot build SimplePublicObjectInputForCreate, some of required "
+                        "attributes are not set [associations]")
+            if verb in ("update", "upsert", "archive") and not isinstance(inp.get("id"), str):
+                return "Cannot build SimplePublicObjectId, some of required attributes are not set [id]"
+            props = inp.get("properties")
+            if verb == "archive":
+                continue
+            if not isinstance(props, dict):
+                return "some of required attributes are not set [properties]"
+            for k, v in props.items():
+                if not isinstance(v, str):
+                    return ("property values are strings: %s is %s" %
+                            (k, json.dumps(v)))
+        return None
 
     @staticmethod
     def clean_prop(p):

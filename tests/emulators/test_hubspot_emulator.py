@@ -55,6 +55,12 @@ def control(url, path, body=None):
 
 
 def batch(url, op, inputs, obj="contacts", **extra):
+    """a spec-valid batch request (the fields the spec requires filled in)"""
+    if op == "create":
+        inputs = [dict({"associations": []}, **i) for i in inputs]
+    if op == "read":
+        extra.setdefault("properties", [])
+        extra.setdefault("propertiesWithHistory", [])
     return call(url, "/crm/v3/objects/%s/batch/%s" % (obj, op), dict(extra, inputs=inputs))
 
 
@@ -245,12 +251,12 @@ def test_property_type_validation(emu):
         assert b["errors"][0]["context"]["propertyName"] == [list(props)[0]]
         if msg:
             assert b["errors"][0]["message"] == msg
-    good = {"score": 12.5, "seats": "3", "born": "2024-02-03", "seen_at": "2024-02-03T04:05:06Z",
-            "vip": True, "tier": "gold", "lifecyclestage": "lead"}
+    good = {"score": "12.5", "seats": "3", "born": "2024-02-03", "seen_at": "2024-02-03T04:05:06Z",
+            "vip": "true", "tier": "gold", "lifecyclestage": "lead"}
     s, b, _ = batch(url, "upsert", [{"id": "t@example.com", "idProperty": "email", "properties": good}])
     assert s == 200, b
     s, b, _ = batch(url, "upsert", [{"id": "u@example.com", "idProperty": "email",
-                                     "properties": {"born": 1706918400000, "seen_at": 1706918400123}}])
+                                     "properties": {"born": "1706918400000", "seen_at": "1706918400123"}}])
     assert s == 200, b
     recs = {r["properties"]["email"]: r["properties"] for r in control(url, "/records/contacts")[1]["results"]}
     assert recs["t@example.com"]["vip"] == "true" and recs["t@example.com"]["score"] == "12.5"
@@ -513,3 +519,18 @@ def test_cli_start_and_sigterm():
     finally:
         p.terminate()
         assert p.wait(timeout=5) == 0
+
+
+def test_requests_the_spec_refuses(emu):
+    """crm-objects v3: property values are strings; a create needs
+    associations; a read needs properties and propertiesWithHistory"""
+    _, url = emu
+    path = "/crm/v3/objects/contacts/batch/"
+    s, b, _ = call(url, path + "upsert", {"inputs": [
+        {"id": "n@example.com", "idProperty": "email", "properties": {"firstname": 12}}]})
+    assert s == 400 and "property values are strings" in b["message"]
+    s, b, _ = call(url, path + "create", {"inputs": [{"properties": {"email": "c@example.com"}}]})
+    assert s == 400 and "[associations]" in b["message"]
+    s, b, _ = call(url, path + "read", {"inputs": [{"id": "c@example.com"}], "idProperty": "email",
+                                        "properties": ["email"]})
+    assert s == 400 and "[propertiesWithHistory]" in b["message"]
