@@ -26,9 +26,15 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev \
            libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
-           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev
+           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev \
+           nodejs npm
+# the request-validating mock of the conformance test (tests/conformance)
+PRISM_VERSION = 5.14.2
+PRISM = build/prism/node_modules/.bin/prism
+# every request retl sends to the emulators, replayed by the conformance test
+REQUEST_LOG = build/requests.jsonl
 
-.PHONY: all deps test unit integration demo bench soak clean retl-asan
+.PHONY: all deps test unit integration demo bench soak prism clean retl-asan
 # keep the ASan objects between runs (they are not throwaway intermediates)
 .SECONDARY:
 all: retl
@@ -69,8 +75,15 @@ deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
-integration: retl
-	$(PYTHON) -m pytest -q tests/integration tests/emulators
+$(PRISM):
+	npm install --no-audit --no-fund --prefix build/prism @stoplight/prism-cli@$(PRISM_VERSION)
+
+prism: $(PRISM)
+
+integration: retl $(PRISM)
+	rm -f $(REQUEST_LOG)
+	RETL_REQUEST_LOG=$(CURDIR)/$(REQUEST_LOG) $(PYTHON) -m pytest -q tests/integration tests/emulators
+	RETL_REQUEST_LOG=$(CURDIR)/$(REQUEST_LOG) $(PYTHON) -m pytest -q tests/conformance
 
 test: deps
 	$(MAKE) retl

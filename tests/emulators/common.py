@@ -39,6 +39,7 @@ What this module gives every emulator:
 import argparse
 import gzip
 import json
+import os
 import random
 import signal
 import socket
@@ -57,6 +58,24 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
+
+_record_lock = threading.Lock()
+
+
+def record_request(name, method, path, headers, body):
+    """With RETL_REQUEST_LOG set, every API request retl itself sends (by its
+    User-Agent) is appended to that file as a JSON line: the conformance
+    test (tests/conformance) replays them through the vendors' published
+    specs.  Requests of the emulators' own tests are not retl's: left out."""
+    log = os.environ.get("RETL_REQUEST_LOG")
+    if not log or not (headers.get("User-Agent") or "").startswith("retl/"):
+        return
+    line = json.dumps({"emulator": name, "method": method, "path": path,
+                       "content_type": headers.get("Content-Type"),
+                       "body": body.decode("utf-8", "replace")}) + "\n"
+    with _record_lock:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(line)
 
 def json_dumps(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -403,6 +422,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if req.path.startswith("/_emulator"):
             self._send(emu.control(req, self.server))
             return
+        record_request(emu.NAME, self.command, self.path, self.headers, body)
         with emu.lock:
             emu.counters.begin()
         status = None
