@@ -26,8 +26,10 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev \
            libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
-           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev \
-           nodejs npm
+           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev
+# Node.js and npm for Prism: Debian's, unless a Node.js with its own npm is
+# there already (NodeSource's nodejs conflicts with Debian's npm package)
+NODE_PKGS = nodejs npm
 # the request-validating mock of the conformance test (tests/conformance)
 PRISM_VERSION = 5.14.2
 PRISM = build/prism/node_modules/.bin/prism
@@ -65,6 +67,7 @@ deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing $(NODE_PKGS)"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
