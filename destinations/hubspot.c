@@ -47,7 +47,8 @@
 #define HS_DEFAULT_BASE "https://api.hubapi.com"
 
 static const char *const hs_conn_keys[] = {
-	"token", "requests_per_10s", "daily_limit", "max_inflight", "timeout", NULL
+	"token", "requests_per_10s", "daily_limit", "max_inflight", "timeout",
+	"api_version", NULL
 };
 
 static const char *const hs_verb[HS_NKIND] = {
@@ -56,6 +57,14 @@ static const char *const hs_verb[HS_NKIND] = {
 
 /* ---- options ---- */
 
+/* "2026-03": HubSpot's date-based API versions */
+static int dated_version(const char *v)
+{
+	return strlen(v) == 7 && isdigit((unsigned char)v[0]) && isdigit((unsigned char)v[1]) &&
+	       isdigit((unsigned char)v[2]) && isdigit((unsigned char)v[3]) && v[4] == '-' &&
+	       isdigit((unsigned char)v[5]) && isdigit((unsigned char)v[6]);
+}
+
 static int hs_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 {
 	const char *t;
@@ -63,6 +72,12 @@ static int hs_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 	if (retl_dest_opt_str(dc, "token", "a HubSpot private app token, e.g. \"${HUBSPOT_TOKEN}\"",
 			      &t, err) < 0)
 		return -1;
+	json_t *v = json_object_get(dc->options, "api_version");
+	const char *ver = json_string_value(v);
+	if (v && (!ver || (strcmp(ver, "v3") && !dated_version(ver))))
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.api_version: expected \"v3\" (the default) or a date-based version such as \"2026-03\"",
+				    dc->name);
 	if (retl_dest_opt_posint(dc, "requests_per_10s", 100, &n, err) < 0 ||
 	    retl_dest_opt_posint(dc, "daily_limit", 0, &n, err) < 0 ||
 	    retl_dest_opt_posint(dc, "max_inflight", 4, &n, err) < 0 ||
@@ -308,7 +323,7 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
-	retl_buf_addf(&url, "%s/crm/v3/objects/%s/batch/%s", c->base.url, c->base.object,
+	retl_buf_addf(&url, "%s%s/%s/batch/%s", c->base.url, c->objects, c->base.object,
 		      hs_verb[r->kind]);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
@@ -352,11 +367,35 @@ static const struct retl_hd_match_words hs_match_words = {
 	.carries = "in the payload",
 };
 
+/* the API version's paths: /crm/v3/objects or /crm/objects/2026-03 */
+static void set_paths(struct hs_ctx *c)
+{
+	const char *ver = json_string_value(json_object_get(c->base.dc->options, "api_version"));
+	retl_buf o = RETL_BUF_INIT, p = RETL_BUF_INIT;
+	if (!ver || !strcmp(ver, "v3")) {
+		retl_buf_adds(&o, "/crm/v3/objects");
+		retl_buf_adds(&p, "/crm/v3/properties");
+	} else {
+		retl_buf_addf(&o, "/crm/objects/%s", ver);
+		retl_buf_addf(&p, "/crm/properties/%s", ver);
+	}
+	c->objects = retl_buf_detach(&o);
+	c->properties = retl_buf_detach(&p);
+}
+
+static void hs_fini(void *d)
+{
+	struct hs_ctx *c = d;
+	free(c->objects);
+	free(c->properties);
+}
+
 /* the mapping: flat properties, and the match property */
 static int hs_setup(void *d, struct retl_err *err)
 {
 	struct hs_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
+	set_paths(c);
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
 		if (strchr(t, '.'))
@@ -424,6 +463,7 @@ static const struct retl_hd_ops hs_ops = {
 	.encode = hs_encode,
 	.decode = hubspot_decode,
 	.transient = hubspot_transient,
+	.fini = hs_fini,
 };
 
 const struct retl_destination retl_dest_hubspot = {

@@ -50,7 +50,7 @@ int hubspot_check(void *ctx, struct retl_err *err)
 	retl_buf path = RETL_BUF_INIT, probs = RETL_BUF_INIT;
 	json_t *root = NULL, *results = NULL;
 
-	retl_buf_addf(&path, "/crm/v3/properties/%s", c->base.object);
+	retl_buf_addf(&path, "%s/%s", c->properties, c->base.object);
 	struct retl_http_req *req = retl_hd_get(&c->base, path.ptr);
 	if (hubspot_auth_error(req, err) < 0) {
 		/* err says why */
@@ -58,8 +58,8 @@ int hubspot_check(void *ctx, struct retl_err *err)
 		   (req->status == 400 && req->resp.ptr &&
 		    strstr(req->resp.ptr, "Unable to infer object type"))) {
 		retl_err_set(err, RETL_EXIT_USAGE,
-			     "%s: object: hubspot: object \"%s\" does not exist (GET /crm/v3/properties/%s: 404)",
-			     c->base.sc->file, c->base.object, c->base.object);
+			     "%s: object: hubspot: object \"%s\" does not exist (GET %s: 404)",
+			     c->base.sc->file, c->base.object, path.ptr);
 	} else if (retl_hd_answered(&c->base, req, path.ptr, NULL, err) == 0) {
 		results = retl_hd_answer_array(&c->base, req, path.ptr, "results", &root, err);
 	}

@@ -25,6 +25,9 @@ struct hs_ctx {
 	struct retl_http_dest base;       /* first */
 	const char *id_prop;              /* the match property, or NULL */
 	int id_ci;                        /* compare ids case-insensitively */
+	char *objects;                    /* "/crm/v3/objects" or
+					   * "/crm/objects/2026-03" (api_version) */
+	char *properties;                 /* likewise for properties */
 };
 
 /* GET /crm/v3/properties/{object} and the checks on it (hubspot_check.c) */

@@ -10,6 +10,8 @@ API served (Authorization: Bearer <token>):
   GET  /crm/v3/objects/{object}?limit=&after=&properties=     (list, paging)
   GET  /crm/v3/objects/{object}/{id}?idProperty=&properties=
   GET  /crm/v3/properties/{object}  and  /crm/v3/properties/{object}/{name}
+  The date-based versions (/crm/objects/2026-03/..., /crm/properties/2026-03/...)
+  are served alike: HubSpot's specs of both have the same calls and bodies.
   {object}: contacts, companies, deals, tickets (also their singular and 0-1/0-2/0-3/0-5
   ids) and custom objects registered through the control endpoint (by objectTypeId
   "2-123456" or by name "p_name").
@@ -468,10 +470,15 @@ class HubSpotEmulator(common.Emulator):
         ("GET", re.compile(r"^/crm/v3/properties/([^/]+)/([^/]+)$"), "prop"),
     ]
 
+    # the date-based API versions (/crm/objects/2026-03/..., the same calls
+    # and bodies in HubSpot's specs) are served as v3
+    DATED = re.compile(r"^/crm/(objects|properties)/\d{4}-\d{2}/")
+
     def handle_api(self, req):
         route = None
+        path = self.DATED.sub(lambda m: "/crm/v3/%s/" % m.group(1), req.path)
         for method, rx, name in self.ROUTES:
-            m = rx.match(req.path)
+            m = rx.match(path)
             if m and req.method == method:
                 route = (name, m.groups())
                 break

@@ -486,3 +486,40 @@ def test_invalid_value_still_split_without_errors_array(project, db, emulator):
     assert len(records(url)) == 19
     rc, out, err = p.run("failures", "people", env=ENV)
     assert "INVALID_EMAIL: Email address person7@example.com is invalid" in out
+
+
+def test_date_based_api_version(project, db, emulator):
+    """api_version "2026-03": every call under /crm/objects/2026-03 and
+    /crm/properties/2026-03 (the conformance test checks them against that
+    version's spec); the same behaviour as v3"""
+    make_people(db, 30)
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": emulator,
+               "requests_per_10s": 10000, "api_version": "2026-03"}})
+    p.add_mapping("people", {
+        "source": "warehouse", "query": "SELECT id, email, first, last FROM people",
+        "key": "id", "destination": "hs", "object": "contacts", "mode": "mirror",
+        "on_remove": "archive", "match": {"email": "email"},
+        "fields": {"email": "email", "firstname": "first", "lastname": "last"}})
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 0, err
+    assert p.run("run", "people", env=ENV)[0] == 0
+    db.psql("DELETE FROM people WHERE id > 20")
+    assert p.run("run", "people", env=ENV)[0] == 0
+    assert_equal_to_model(emulator, db)
+    paths = {r["path"] for r in control(emulator, "counters")["requests"]}
+    assert "/crm/objects/2026-03/contacts/batch/upsert" in paths
+    assert "/crm/objects/2026-03/contacts/batch/archive" in paths
+    assert "/crm/properties/2026-03/contacts" in paths
+    assert not [x for x in paths if x.startswith("/crm/v3/")]
+
+
+def test_api_version_is_checked(project, db, emulator):
+    make_people(db, 1)
+    p = hs_project(project, db, emulator)
+    cfg = json.load(open(p.path("retl.json")))
+    cfg["destinations"]["hs"]["api_version"] = "v4"
+    p.write_config(cfg)
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 2
+    assert 'retl.json: destinations.hs.api_version: expected "v3" (the default) or a date-based version such as "2026-03"' in err
