@@ -181,6 +181,17 @@ static void run_rec(sqlite3_stmt *s, struct retl_run_rec *r)
 	r->message = col_text(s, 18);
 }
 
+/* the statement's next row: 1, 0 at its end, -1 (err set) */
+static int next_row(retl_state *st, sqlite3_stmt *s, struct retl_err *err)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return retl_state__db_err(st, err);
+}
+
 /* sync NULL: the latest run of every sync, in the order of their names */
 int retl_state_runs(retl_state *st, const char *sync, int limit,
 		    retl_state_run_fn fn, void *ud, struct retl_err *err)
@@ -197,18 +208,9 @@ int retl_state_runs(retl_state *st, const char *sync, int limit,
 		return -1;
 	retl_state__bind_text(s, 1, sync);
 	sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
-	for (;;) {
+	while ((rc = next_row(st, s, err)) > 0) {
 		struct retl_run_rec r;
 
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_DONE) {
-			rc = 0;
-			break;
-		}
-		if (rc != SQLITE_ROW) {
-			rc = retl_state__db_err(st, err);
-			break;
-		}
 		run_rec(s, &r);
 		if ((rc = fn(ud, &r)))
 			break;
@@ -294,18 +296,9 @@ int retl_state_failures(retl_state *st, const char *sync,
 		if (retl_state__prepare(st, failures_sql[q], &s, err) < 0)
 			return -1;
 		retl_state__bind_text(s, 1, sync);
-		for (;;) {
+		while ((rc = next_row(st, s, err)) > 0) {
 			struct retl_failure_rec r;
 
-			rc = sqlite3_step(s);
-			if (rc == SQLITE_DONE) {
-				rc = 0;
-				break;
-			}
-			if (rc != SQLITE_ROW) {
-				rc = retl_state__db_err(st, err);
-				break;
-			}
 			r.key = col_text(s, 0);
 			r.outcome = col_text(s, 1);
 			r.attempts = sqlite3_column_int(s, 2);

@@ -25,6 +25,16 @@ HS_TOKEN = "pat-na1-inv"
 
 
 
+def running(module, **knobs):
+    """an emulator in this process for the length of a test: its URL"""
+    server, url = module.start(port=0, **knobs)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class EmulatorDest:
     """an adapter whose destination is an emulator at self.url: the faults
     are the common knobs (tests/emulators/common.py)"""
@@ -116,12 +126,7 @@ def test_file_equals_model(project, db, seed):
 
 @pytest.fixture
 def hs_emulator():
-    server, url = hubspot.start(port=0, tokens=[HS_TOKEN], rate="100000/10s")
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from running(hubspot, tokens=[HS_TOKEN], rate="100000/10s")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -173,12 +178,7 @@ class SalesforceDest(EmulatorDest):
 
 @pytest.fixture
 def sf_emulator():
-    server, url = salesforce.start(port=0)
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from running(salesforce)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -231,12 +231,7 @@ class MailchimpDest(EmulatorDest):
 
 @pytest.fixture
 def mc_emulator():
-    server, url = mailchimp.start(port=0, api_key=MC_KEY)
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from running(mailchimp, api_key=MC_KEY)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -286,12 +281,7 @@ class AirtableDest(EmulatorDest):
 
 @pytest.fixture
 def at_emulator():
-    server, url = airtable.start(port=0, tokens=[AT_TOKEN], rate_per_second=100000)
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from running(airtable, tokens=[AT_TOKEN], rate_per_second=100000)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import mailchimp  # noqa: E402
+from emulator_control import control  # noqa: E402
 
 KEY = "5f4dcc3b5aa765d61d8327deb882cf99-us6"
 ENV = {"MAILCHIMP_KEY": KEY}
@@ -39,16 +40,6 @@ def emulator():
     finally:
         server.shutdown()
         server.server_close()
-
-
-def control(url, path, body=None):
-    req = urllib.request.Request(
-        url + "/_emulator/" + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
 
 
 def batch_requests(url):

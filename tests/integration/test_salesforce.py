@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
@@ -24,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import salesforce  # noqa: E402
+from emulator_control import control  # noqa: E402
 
 ENV = {"SF_CLIENT_ID": "retl-client", "SF_CLIENT_SECRET": "retl-secret",
        "SF_REFRESH_TOKEN": "retl-refresh"}
@@ -37,16 +37,6 @@ def emulator():
     finally:
         server.shutdown()
         server.server_close()
-
-
-def control(url, path, body=None):
-    req = urllib.request.Request(
-        url + "/_emulator/" + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
 
 
 def api_requests(url, part):
