@@ -13,3 +13,14 @@ def control(url, path, body=None):
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read() or b"null")
+
+
+def running(module, **knobs):
+    """an emulator module's server in this process for the length of a
+    test (a pytest fixture yields from it): its base URL"""
+    server, url = module.start(port=0, **knobs)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()

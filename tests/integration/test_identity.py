@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import hubspot  # noqa: E402
-from emulator_control import control  # noqa: E402
+from emulator_control import control, running  # noqa: E402
 
 TOKEN = "pat-na1-identity"
 ENV = {"HS_TOKEN": TOKEN}
@@ -32,12 +32,7 @@ ENV = {"HS_TOKEN": TOKEN}
 
 @pytest.fixture
 def emulator():
-    server, url = hubspot.start(port=0, tokens=[TOKEN], rate="100000/10s")
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from running(hubspot, tokens=[TOKEN], rate="100000/10s")
 
 
 def live(url):

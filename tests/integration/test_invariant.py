@@ -17,22 +17,12 @@ import hubspot  # noqa: E402
 import mailchimp  # noqa: E402
 import salesforce  # noqa: E402
 from invariant import scenario  # noqa: E402
-from emulator_control import control  # noqa: E402
+from emulator_control import control, running  # noqa: E402
 
 SEEDS = [int(s) for s in os.environ.get("RETL_INVARIANT_SEEDS", "1,2,3").split(",")]
 HS_TOKEN = "pat-na1-inv"
 
 
-
-
-def running(module, **knobs):
-    """an emulator in this process for the length of a test: its URL"""
-    server, url = module.start(port=0, **knobs)
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class EmulatorDest:

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import airtable  # noqa: E402
 import mailchimp  # noqa: E402
 import salesforce  # noqa: E402
-from emulator_control import control  # noqa: E402
+from emulator_control import control, running  # noqa: E402
 
 BIG = "123456789012345678901234567890"
 
@@ -60,10 +60,7 @@ def accounted(p, present, env):
 
 @pytest.fixture
 def sf():
-    server, url = salesforce.start(port=0)
-    yield url
-    server.shutdown()
-    server.server_close()
+    yield from running(salesforce)
 
 
 @pytest.mark.parametrize("bulk", [False, True], ids=["collections", "bulk"])
@@ -95,10 +92,8 @@ def test_salesforce_sends_or_reports_every_payload(project, db, sf, bulk):
 @pytest.fixture
 def mc():
     key = "5f4dcc3b5aa765d61d8327deb882cf99-us6"
-    server, url = mailchimp.start(port=0, api_key=key)
-    yield url, key
-    server.shutdown()
-    server.server_close()
+    for url in running(mailchimp, api_key=key):
+        yield url, key
 
 
 def test_mailchimp_sends_or_reports_every_payload(project, db, mc):
@@ -126,10 +121,8 @@ def test_mailchimp_sends_or_reports_every_payload(project, db, mc):
 @pytest.fixture
 def at():
     token = "patAAAAAAAAAAAAAA.0123456789abcdef0123456789abcdef"
-    server, url = airtable.start(port=0, tokens=[token])
-    yield url, token
-    server.shutdown()
-    server.server_close()
+    for url in running(airtable, tokens=[token]):
+        yield url, token
 
 
 def test_airtable_sends_or_reports_every_payload(project, db, at):

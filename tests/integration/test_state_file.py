@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import hubspot  # noqa: E402
-from emulator_control import control  # noqa: E402
+from emulator_control import control, running  # noqa: E402
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 ENV = {"HUBSPOT_TOKEN": TOKEN}
@@ -37,12 +37,7 @@ ENV = {"HUBSPOT_TOKEN": TOKEN}
 
 @pytest.fixture
 def emulator():
-    server, url = hubspot.start(port=0, tokens=[TOKEN], rate="10000/10s")
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from running(hubspot, tokens=[TOKEN], rate="10000/10s")
 
 
 
