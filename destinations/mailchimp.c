@@ -2,14 +2,22 @@
  * mailchimp.c - the Mailchimp destination: audience members through the
  * Marketing API v3, on the HTTP destinations' base (http_dest.h).
  *
- *   upsert   batch subscribe, POST /lists/{list_id}, up to 500 members a
- *            request, update_existing true, each member with status_if_new
- *            (the sync key status_if_new: subscribed, transactional or
- *            pending): an existing member's status is never changed, so
- *            retl never re-subscribes someone who unsubscribed.
- *   insert   the same with update_existing false: new addresses only.  An
- *            address that is already a member (ERROR_CONTACT_EXISTS) counts
- *            as acknowledged and is left as Mailchimp has it: insert creates
+ *   upsert   new addresses: batch subscribe, POST /lists/{list_id}, up to
+ *            500 members a request, update_existing false, each member
+ *            with "status" (the sync key status_if_new: subscribed,
+ *            transactional or pending).  An address that is a member
+ *            already (ERROR_CONTACT_EXISTS), and a member retl wrote before
+ *            (it has its address as destination id), goes to PUT
+ *            /lists/{list_id}/members/{hash} with "status_if_new": Mailchimp's
+ *            documented add-or-update that never changes an existing
+ *            member's status, so retl never re-subscribes someone who
+ *            unsubscribed and never "cleans" anyone.  One member a request:
+ *            no batch endpoint documents that semantics except POST
+ *            /batches, whose results come back as a tar.gz archive
+ *            (see README, "Mailchimp").
+ *   insert   batch subscribe as above: new addresses only.  An address
+ *            that is already a member (ERROR_CONTACT_EXISTS) counts as
+ *            acknowledged and is left as Mailchimp has it: insert creates
  *            what is not there -- which also makes a replayed insert (an
  *            answer lost to a dropped connection) harmless.
  *   mirror   upsert, and rows that left the model:
@@ -39,13 +47,15 @@
  * tags, language, vip, location, email_type, interests).
  *
  * Tags: only tags the mapping has set are ever removed; tags people add by
- * hand stay.  So no sync_tags (it replaces every tag): batch subscribe's
- * tags only add.  The names the mapping has ever set are the sync's note
- * "mailchimp_tags" (written before a request carries a new name, so a
- * killed run still knows it).  An updated member whose answer shows such a
- * tag its row no longer sets is sent on to POST …/members/{hash}/tags with
- * every managed tag the row does not set as "inactive", and counts as done
- * once that is answered 204.
+ * hand stay.  So no sync_tags (it replaces every tag).  A new member gets
+ * its row's tags in batch subscribe (documented by a release note, see
+ * add_member_with).  The names the mapping has ever set are the sync's
+ * note "mailchimp_tags" (written before a request carries a new name, so a
+ * killed run still knows it).  A member whose answer shows tags other than
+ * its row's (one missing, or a managed one the row no longer sets) is sent
+ * on to POST …/members/{hash}/tags, the row's tags "active" and every
+ * other managed tag "inactive", and counts as done once that is answered
+ * 204.
  *
  * Mailchimp's limit is 10 simultaneous connections per API key: the HTTP
  * engine's max_inflight is max_connections (default and ceiling 10).  There
@@ -179,40 +189,55 @@ static int manage(struct mc_ctx *c, const json_t *tags)
 	return rc;
 }
 
-/* the tag names op k sent (its prepared member's "tags"); a reference */
+/*
+ * An op's prepared body is its member object (mailchimp_member.c), and when
+ * tags are mapped a newline and the row's tag names as a JSON array: the
+ * member goes to batch subscribe or PUT, the names to the tags endpoint.
+ */
+static const char *member_json(const struct retl_request *r, size_t k, size_t *n)
+{
+	const char *b = retl_req_body(r, k, n);
+	const char *nl = memchr(b, '\n', *n);
+	if (nl)
+		*n = (size_t)(nl - b);
+	return b;
+}
+
+/* the tag names op k's row sets (a new reference) */
 static json_t *sent_tags(const struct retl_request *r, size_t k)
 {
 	size_t n;
 	const char *b = retl_req_body(r, k, &n);
+	const char *nl = memchr(b, '\n', n);
 	json_error_t je;
-	json_t *root = json_loadb(b, n, 0, &je);
-	json_t *t = json_incref(json_object_get(root, "tags"));
-	json_decref(root);
-	return t ? t : json_array();
+	json_t *t = nl ? json_loadb(nl + 1, n - (size_t)(nl + 1 - b), 0, &je) : NULL;
+	if (!json_is_array(t)) {
+		json_decref(t);
+		t = json_array();
+	}
+	return t;
 }
 
-/* does the member (an answer's member object) hold a managed tag that op k
- * no longer sets? */
-static int holds_stale(const struct mc_ctx *c, const json_t *member,
+/* do the member's tags (an answer's member object) differ from what op k's
+ * row wants: a tag the row sets missing, or a managed tag the row no longer
+ * sets still there? */
+static int tags_differ(const struct mc_ctx *c, const json_t *member,
 		       const struct retl_request *r, size_t k)
 {
+	json_t *want = sent_tags(r, k), *have = json_array(), *x;
 	size_t i;
-	json_t *x;
-	int stale = 0;
-	json_t *sent = NULL;
-	json_array_foreach(json_object_get(member, "tags"), i, x) {
-		const char *n = json_string_value(json_object_get(x, "name"));
-		if (!name_in(c->managed, n))
-			continue;
-		if (!sent)
-			sent = sent_tags(r, k);
-		if (!name_in(sent, n)) {
-			stale = 1;
-			break;
-		}
-	}
-	json_decref(sent);
-	return stale;
+	int differ = 0;
+	json_array_foreach(json_object_get(member, "tags"), i, x)
+		if (json_is_string(json_object_get(x, "name")))
+			json_array_append(have, json_object_get(x, "name"));
+	json_array_foreach(want, i, x)
+		differ |= !name_in(have, json_string_value(x));
+	json_array_foreach(have, i, x)
+		differ |= name_in(c->managed, json_string_value(x)) &&
+			  !name_in(want, json_string_value(x));
+	json_decref(want);
+	json_decref(have);
+	return differ;
 }
 
 /* ---- prepare / encode ---- */
@@ -224,17 +249,31 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	const struct retl_op *op = &b->ops[i];
 	if (op->kind != RETL_OP_REMOVE) {
 		json_t *tags = c->has_tags ? json_array() : NULL;
-		int rc = mailchimp_member(op->payload, op->payload_len, c->status_if_new,
-					  body, id, tags, reason);
+		size_t id0 = id->len;     /* id and body hold every op's: ours
+					   * start here */
+		int rc = mailchimp_member(op->payload, op->payload_len, body, id, tags,
+					  reason);
 		if (rc == 0 && tags && manage(c, tags) < 0) {
 			retl_buf_adds(reason, "mailchimp: cannot record the tag names this sync sets (state store)");
 			rc = -1;
 		}
+		if (rc == 0 && tags) {
+			char *j = json_dumps(tags, JSON_COMPACT);
+			retl_buf_addc(body, '\n');
+			retl_buf_adds(body, j);
+			free(j);
+		}
 		json_decref(tags);
 		if (rc < 0)
 			return RETL_HD_REJECT;
-		return c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT ?
-			MC_INSERT : MC_UPSERT;
+		if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
+			return MC_INSERT;
+		/* a member retl has written before (its address unchanged) goes
+		 * straight to PUT: batch subscribe would only answer that it
+		 * exists */
+		if (op->dest_id && !strcasecmp(op->dest_id, id->ptr + id0))
+			return MC_PUT;
+		return MC_UPSERT;
 	}
 	/* the member's address: stored when acknowledged, else the match
 	 * value it was sent with (its answer lost) */
@@ -258,9 +297,69 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 
 static size_t mc_max_ops(void *d, int kind)
 {
-	/* archive, delete and tags go one member a request */
-	return kind == MC_ARCHIVE || kind == MC_DELETE || kind == MC_TAGS ?
-	       1 : MC_MAX_MEMBERS;
+	/* batch subscribe takes 500 members; the rest go one a request */
+	return kind == MC_UPSERT || kind == MC_INSERT || kind == MC_UNSUB ?
+	       MC_MAX_MEMBERS : 1;
+}
+
+/* the URL of the request's one member, with `tail` */
+static char *member_url(const struct mc_ctx *c, const struct retl_request *r,
+			const char *tail)
+{
+	char h[33];
+	size_t el;
+	const char *e = retl_req_id(r, 0, &el);
+	retl_buf url = RETL_BUF_INIT;
+	subscriber_hash(e, el, h);
+	retl_buf_addf(&url, "%s/lists/%s/members/%s%s", c->base.url, c->base.object, h, tail);
+	return retl_buf_detach(&url);
+}
+
+/* {"tags": [the row's tags active, managed ones it does not set inactive],
+ * "is_syncing": true} (a tag the member does not hold is no change) */
+static void tags_body(const struct mc_ctx *c, const struct retl_request *r, retl_buf *o)
+{
+	json_t *sent = sent_tags(r, 0), *all = json_array(), *x;
+	size_t i;
+	json_array_foreach(sent, i, x)
+		json_array_append_new(all, json_pack("{s:O,s:s}", "name", x, "status", "active"));
+	json_array_foreach(c->managed, i, x)
+		if (!name_in(sent, json_string_value(x)))
+			json_array_append_new(all, json_pack("{s:O,s:s}", "name", x,
+							     "status", "inactive"));
+	json_t *root = json_pack("{s:o,s:b}", "tags", all, "is_syncing", 1);
+	char *j = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	retl_buf_adds(o, j);
+	free(j);
+	json_decref(root);
+	json_decref(sent);
+}
+
+/*
+ * The member object of op k with `"key":"<status>",` in front, and for a
+ * batch member the row's tag names: Mailchimp's release note of 2022-01-24
+ * ("Added ability to sync tags to existing members") documents "tags" on
+ * batch subscribe's members, which the published spec's member object
+ * lacks.  PUT documents no tags: its member's tags go through the tags
+ * endpoint when its answer shows them different.
+ */
+static void add_member_with(const struct mc_ctx *c, const struct retl_request *r,
+			    size_t k, const char *key, int with_tags, retl_buf *o)
+{
+	size_t n, bn;
+	const char *m = member_json(r, k, &n);
+	const char *b = retl_req_body(r, k, &bn);
+	retl_buf_addf(o, "{\"%s\":", key);
+	retl_buf_add_json_str(o, c->status_if_new, strlen(c->status_if_new));
+	retl_buf_addc(o, ',');
+	if (with_tags && n < bn && bn - n > 3) {     /* "\n[]" is no tags */
+		retl_buf_add(o, m + 1, n - 2);
+		retl_buf_adds(o, ",\"tags\":");
+		retl_buf_add(o, b + n + 1, bn - n - 1);
+		retl_buf_addc(o, '}');
+	} else {
+		retl_buf_add(o, m + 1, n - 1);
+	}
 }
 
 static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
@@ -268,54 +367,51 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 	struct mc_ctx *c = d;
 	struct retl_http_req *req = r->http;
 	retl_buf *o = &req->body;
-	retl_buf url = RETL_BUF_INIT;
-	size_t el;
 
+	(void)err;
 	req->idempotent = 1;
-	if (r->kind == MC_ARCHIVE || r->kind == MC_DELETE) {
-		char h[33];
-		const char *e = retl_req_id(r, 0, &el);
-		subscriber_hash(e, el, h);
-		retl_buf_addf(&url, "%s/lists/%s/members/%s%s", c->base.url, c->base.object, h,
-			      r->kind == MC_DELETE ? "/actions/delete-permanent" : "");
-		req->method = r->kind == MC_DELETE ? "POST" : "DELETE";
-		req->url = retl_buf_detach(&url);
+	switch (r->kind) {
+	case MC_ARCHIVE:
+		req->method = "DELETE";
+		req->url = member_url(c, r, "");
 		return 0;
-	}
-	if (r->kind == MC_TAGS) {
-		/* every managed tag this row does not set: inactive (a tag the
-		 * member does not hold is no change) */
-		char h[33];
-		const char *e = retl_req_id(r, 0, &el);
-		subscriber_hash(e, el, h);
-		retl_buf_addf(&url, "%s/lists/%s/members/%s/tags", c->base.url,
-			      c->base.object, h);
+	case MC_DELETE:
 		req->method = "POST";
-		req->url = retl_buf_detach(&url);
-		json_t *sent = sent_tags(r, 0), *off = json_array(), *x;
-		size_t i;
-		json_array_foreach(c->managed, i, x)
-			if (!name_in(sent, json_string_value(x)))
-				json_array_append_new(off, json_pack("{s:O,s:s}", "name", x,
-								     "status", "inactive"));
-		char *j = json_dumps(json_pack("{s:o,s:b}", "tags", off, "is_syncing", 1),
-				     JSON_COMPACT | JSON_PRESERVE_ORDER);
-		retl_buf_adds(o, j);
-		free(j);
-		json_decref(sent);
+		req->url = member_url(c, r, "/actions/delete-permanent");
+		return 0;
+	case MC_TAGS:
+		req->method = "POST";
+		req->url = member_url(c, r, "/tags");
+		tags_body(c, r, o);
+		return 0;
+	case MC_PUT:
+		/* add or update: status_if_new never changes an existing
+		 * member's status */
+		req->method = "PUT";
+		req->url = member_url(c, r, "");
+		add_member_with(c, r, 0, "status_if_new", 0, o);
 		return 0;
 	}
+	retl_buf url = RETL_BUF_INIT;
 	retl_buf_addf(&url, "%s/lists/%s", c->base.url, c->base.object);
 	req->method = "POST";
 	req->url = retl_buf_detach(&url);
 	retl_buf_adds(o, "{\"members\":[");
-	retl_req_add_bodies(r, o);
-	retl_buf_adds(o, "]");
-	if (r->kind == MC_INSERT)
-		retl_buf_adds(o, ",\"update_existing\":false}");
-	else
-		retl_buf_adds(o, ",\"update_existing\":true}");
-	(void)err;
+	if (r->kind == MC_UNSUB) {
+		retl_req_add_bodies(r, o);
+		/* update_existing: "change existing members' subscription
+		 * status" */
+		retl_buf_adds(o, "],\"update_existing\":true}");
+		return 0;
+	}
+	/* upsert and insert: new addresses get the configured status; an
+	 * existing one is left alone here (ERROR_CONTACT_EXISTS) */
+	for (size_t k = 0; k < r->n; k++) {
+		if (k)
+			retl_buf_addc(o, ',');
+		add_member_with(c, r, k, "status", 1, o);
+	}
+	retl_buf_adds(o, "],\"update_existing\":false}");
 	return 0;
 }
 
@@ -397,23 +493,38 @@ static size_t settle_ops(struct retl_request *r, unsigned char *done,
 	return n;
 }
 
-/* an updated member still holding a managed tag its row no longer sets:
- * on to the tags endpoint (done once that is answered) */
+/* an acknowledged member whose tags differ from its row's: on to the
+ * tags endpoint (done once that is answered) */
 static void follow_tags(const struct mc_ctx *c, struct retl_request *r,
 			const unsigned char *done, const json_t *member)
 {
 	const char *email = jstr(member, "email_address");
-	if (!email || !json_array_size(c->managed))
+	if (!email || !c->has_tags)
 		return;
 	size_t len = strlen(email), el;
 	for (size_t k = 0; k < r->n; k++) {
 		const char *e = retl_req_id(r, k, &el);
 		if (!done[k] || el != len || strncasecmp(e, email, len) ||
-		    !holds_stale(c, member, r, k))
+		    !tags_differ(c, member, r, k))
 			continue;
 		retl_req_set(r, k, RETL_RES_RETRY, NULL,
-			     "mailchimp: tags this sync no longer sets are still on the member");
+			     "mailchimp: the member's tags are not yet those of its row");
 		retl_req_again(r, k, MC_TAGS);
+	}
+}
+
+/* upsert: the ops of an address that is a member already go on to PUT */
+static void follow_put(struct retl_request *r, unsigned char *done, const char *email)
+{
+	size_t len = email ? strlen(email) : 0, el;
+	for (size_t k = 0; k < r->n; k++) {
+		const char *e = retl_req_id(r, k, &el);
+		if (done[k] || el != len || strncasecmp(e, email, len))
+			continue;
+		done[k] = 1;
+		retl_req_set(r, k, RETL_RES_RETRY, NULL,
+			     "mailchimp: a member already: updated by PUT without touching its status");
+		retl_req_again(r, k, MC_PUT);
 	}
 }
 
@@ -430,7 +541,7 @@ static enum retl_hd_verdict decode_batch(const struct mc_ctx *c, struct retl_req
 	for (int l = 0; l < 2; l++)
 		json_array_foreach(json_object_get(root, lists[l]), i, x) {
 			settle_ops(r, done, jstr(x, "email_address"), RETL_RES_ACK, NULL);
-			if (l == 1 && r->kind == MC_UPSERT && c->has_tags)
+			if (r->kind != MC_UNSUB)
 				follow_tags(c, r, done, x);
 		}
 	json_array_foreach(json_object_get(root, "errors"), i, x) {
@@ -439,6 +550,10 @@ static enum retl_hd_verdict decode_batch(const struct mc_ctx *c, struct retl_req
 		const char *field = jstr(x, "field");
 		const char *fmsg = jstr(x, "field_message");
 		const char *email = jstr(x, "email_address");
+		if (code && !strcmp(code, "ERROR_CONTACT_EXISTS") && r->kind == MC_UPSERT) {
+			follow_put(r, done, email);
+			continue;
+		}
 		if (code && !strcmp(code, "ERROR_CONTACT_EXISTS") && r->kind == MC_INSERT) {
 			/* insert: there already; left as Mailchimp has it */
 			settle_ops(r, done, email, RETL_RES_ACK, NULL);
@@ -465,6 +580,24 @@ static enum retl_hd_verdict decode_batch(const struct mc_ctx *c, struct retl_req
 	return RETL_HD_DONE;
 }
 
+/* PUT's answer, the member as it is now */
+static enum retl_hd_verdict decode_put(const struct mc_ctx *c, struct retl_request *r)
+{
+	const struct retl_http_req *req = r->http;
+	json_error_t je;
+	json_t *member = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
+	unsigned char done = 1;
+	size_t el;
+	const char *e = retl_req_id(r, 0, &el);
+	char *id = retl_strndup(e, el);
+	retl_req_set(r, 0, RETL_RES_ACK, id, NULL);
+	free(id);
+	if (json_is_object(member))
+		follow_tags(c, r, &done, member);
+	json_decref(member);
+	return RETL_HD_DONE;
+}
+
 static enum retl_hd_verdict mc_decode(void *d, struct retl_request *r,
 				      struct retl_err *err)
 {
@@ -486,13 +619,15 @@ static enum retl_hd_verdict mc_decode(void *d, struct retl_request *r,
 		free(id);
 		return RETL_HD_DONE;
 	}
-	if (!single && r->kind != MC_TAGS && st == 200)
+	if (r->kind == MC_PUT && st == 200)
+		return decode_put(c, r);
+	if (!single && r->kind != MC_TAGS && r->kind != MC_PUT && st == 200)
 		return decode_batch(c, r);
 	if (mailchimp_auth_error(req, err) < 0)
 		return RETL_HD_FATAL;
 	if (r->kind == MC_TAGS && st == 404) {
 		/* archived meanwhile: sent again next run */
-		retl_req_set_all(r, RETL_RES_RETRY, "mailchimp: member not found when removing its tags (404)");
+		retl_req_set_all(r, RETL_RES_RETRY, "mailchimp: member not found when setting its tags (404)");
 		return RETL_HD_DONE;
 	}
 	if (st == 404) {

@@ -17,9 +17,14 @@
  * Request kinds.  The removals that go one member a request come first:
  * the base sends a batch's kinds in this order.
  */
-enum mc_kind { MC_ARCHIVE, MC_DELETE, MC_UPSERT, MC_INSERT, MC_UNSUB,
-	       MC_TAGS,           /* after an upsert: tags the mapping no longer
-				   * sets, inactive (one member a request) */
+enum mc_kind { MC_ARCHIVE, MC_DELETE,
+	       MC_UPSERT,         /* batch subscribe of new addresses, then: */
+	       MC_INSERT,         /* the same, existing addresses left alone */
+	       MC_UNSUB,          /* batch subscribe, status unsubscribed */
+	       MC_PUT,            /* an upsert's existing member: PUT …/{hash}
+				   * with status_if_new (one a request) */
+	       MC_TAGS,           /* a member whose tags differ from its row's
+				   * (one member a request) */
 	       MC_NKIND };
 
 struct mc_ctx {
@@ -27,7 +32,8 @@ struct mc_ctx {
 	/* base.object is the audience (list) id */
 	enum retl_on_remove on_remove;
 	int delete_permanent;             /* sync key: on_remove delete erases */
-	const char *status_if_new;        /* subscribed | transactional | pending */
+	const char *status_if_new;        /* a new member's status: subscribed |
+					   * transactional | pending */
 	int has_tags;                     /* "tags" is mapped */
 	json_t *managed;                  /* tag names the mapping has ever set
 					   * (the sync's note "mailchimp_tags") */
@@ -44,12 +50,12 @@ int mailchimp_auth_error(const struct retl_http_req *req, struct retl_err *err);
 char *mailchimp_problem(const struct retl_http_req *req);
 
 /*
- * mailchimp_member.c: the member object of one payload into body (with
- * status_if_new when given), its lowercased address into email, its tag
+ * mailchimp_member.c: the member object of one payload into body (no
+ * status: the request adds it), its lowercased address into email, its tag
  * names appended to tags (when not NULL).  -1 with a reason for a row
  * Mailchimp cannot take.
  */
-int mailchimp_member(const char *payload, size_t len, const char *status_if_new,
-		     retl_buf *body, retl_buf *email, json_t *tags, retl_buf *reason);
+int mailchimp_member(const char *payload, size_t len, retl_buf *body,
+		     retl_buf *email, json_t *tags, retl_buf *reason);
 
 #endif

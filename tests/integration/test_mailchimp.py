@@ -1,7 +1,8 @@
 """The Mailchimp destination against the emulator (tests/emulators/mailchimp.py).
 
 Issue 5, "Done when":
-  1. 1,200 members -> 3 batch subscribe requests; re-run -> 0; 7 changed -> 1;
+  1. 1,200 members -> 3 batch subscribe requests; re-run -> 0; 7 changed ->
+     7 PUTs and 7 tag requests (issue 12: documented fields only);
      merge fields and tags are in the emulator's members.
   2. 5 invalid addresses among 500 -> 495 synced, 5 failed with Mailchimp's
      reason, retried by the next run.
@@ -151,13 +152,17 @@ def test_1200_members_in_3_requests_then_0_then_1(project, db, emulator):
     assert len(batch_requests(url)) == 3
     assert control(url, "counters")["total"] == 3     # not even a GET
 
-    # 7 changed, among them tags: one request of 7 members, tags replaced
+    # 7 changed, among them tags: members retl wrote before go by PUT
+    # (status_if_new: their status is never touched), one each, and their
+    # tags by the tags endpoint, one each (issue 12)
     db.psql("UPDATE people SET first = 'Changed' || id, plan = 'enterprise' "
             "WHERE id IN (3, 100, 333, 500, 501, 900, 1200)")
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 0, (out, err)
-    reqs = batch_requests(url)
-    assert len(reqs) == 4 and reqs[-1]["inputs"] == 7
+    assert len(batch_requests(url)) == 3
+    new = control(url, "counters")["requests"][3:]
+    assert sorted(r["method"] for r in new) == ["POST"] * 7 + ["PUT"] * 7
+    assert all(r["path"].endswith("/tags") for r in new if r["method"] == "POST")
     assert_equal_to_model(url, db)
     m = members(url)["person3@example.com"]
     assert [t["name"] for t in m["tags"]] == ["enterprise"]
@@ -165,17 +170,42 @@ def test_1200_members_in_3_requests_then_0_then_1(project, db, emulator):
 
 
 def test_status_if_new_and_existing_status_kept(project, db, emulator):
+    """Issue 12: a new address gets the configured status; an existing member
+    (unsubscribed, cleaned) is updated without touching its status, also on
+    the next change; tags people set by hand stay."""
     url = emulator
     add_age_field(url)
-    make_people(db, 3)
+    make_people(db, 4)
     control(url, "members/" + LIST, {"members": [
-        {"email_address": "person1@example.com", "status": "unsubscribed"}]})
+        {"email_address": "person1@example.com", "status": "unsubscribed",
+         "tags": ["by-hand"]},
+        {"email_address": "person3@example.com", "status": "cleaned"},
+        {"email_address": "person4@example.com", "status": "subscribed"}]})
     p = mc_project(project, db, url, status_if_new="pending")
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 0, (out, err)
     ms = members(url)
     assert ms["person1@example.com"]["status"] == "unsubscribed"   # never re-subscribed
+    assert ms["person3@example.com"]["status"] == "cleaned"
+    assert ms["person4@example.com"]["status"] == "subscribed"
+    assert ms["person2@example.com"]["status"] == "pending"        # new: the configured one
+    assert ms["person1@example.com"]["merge_fields"]["FNAME"] == "First1"   # but updated
+    assert ms["person3@example.com"]["merge_fields"]["AGE"] == 23
+    assert sorted(t["name"] for t in ms["person1@example.com"]["tags"]) == ["by-hand", "free"]
+    assert sorted(t["name"] for t in ms["person3@example.com"]["tags"]) == ["beta", "pro"]
+    # the existing ones went by PUT (status_if_new), one request each
+    reqs = control(url, "counters")["requests"]
+    puts = sorted(r["path"].rsplit("/", 1)[1] for r in reqs if r["method"] == "PUT")
+    assert puts == sorted(mailchimp.subscriber_hash("person%d@example.com" % i)
+                          for i in (1, 3, 4))
+    db.psql("UPDATE people SET first = 'Again' || id")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    ms = members(url)
+    assert ms["person1@example.com"]["status"] == "unsubscribed"
+    assert ms["person1@example.com"]["merge_fields"]["FNAME"] == "Again1"
     assert ms["person2@example.com"]["status"] == "pending"
+    assert ms["person2@example.com"]["merge_fields"]["FNAME"] == "Again2"
 
 
 def test_insert_mode_existing_member_counts_as_done(project, db, emulator):
