@@ -4,7 +4,6 @@ import base64
 import http.client
 import json
 import os
-import socket
 import sys
 import threading
 import time
