@@ -308,3 +308,29 @@ def test_drop_counts_connection_closed_first(emu):
     time.sleep(0.1)
     c = call(emu, "GET", "/_emulator/counters", key=None)[1]
     assert c["extra"]["open_connections"] <= 1  # only the control connection
+
+
+def test_documented_upsert_flow(emu):
+    """the destination's flow on documented fields: batch with `status` and
+    update_existing false; the existing addresses (ERROR_CONTACT_EXISTS) by PUT
+    with status_if_new; tags through the tags endpoint; removal by batch
+    unsubscribe.  A new address gets the configured status, an unsubscribed
+    member stays unsubscribed."""
+    call(emu, "POST", "/_emulator/members/%s" % LIST,
+         {"members": [{"email_address": "old@b.io", "status": "unsubscribed"}]})
+    ms = [{"email_address": e, "status": "subscribed", "merge_fields": {"FNAME": e[:3]}}
+          for e in ("new@b.io", "old@b.io")]
+    st, body = batch(emu, ms, update_existing=False)
+    assert body["total_created"] == 1
+    assert [(e["email_address"], e["error_code"]) for e in body["errors"]] == [("old@b.io", "ERROR_CONTACT_EXISTS")]
+    st, body = put(emu, {"email_address": "old@b.io", "status_if_new": "subscribed",
+                         "merge_fields": {"FNAME": "old"}})
+    assert st == 200 and body["status"] == "unsubscribed" and body["merge_fields"]["FNAME"] == "old"
+    h = mailchimp.subscriber_hash("new@b.io")
+    assert call(emu, "POST", "/3.0/lists/%s/members/%s/tags" % (LIST, h),
+                {"tags": [{"name": "pro", "status": "active"}], "is_syncing": True})[0] == 204
+    st, body = batch(emu, [{"email_address": "new@b.io", "status": "unsubscribed"}], update_existing=True)
+    assert body["total_updated"] == 1
+    m = members(emu)
+    assert m["new@b.io"]["status"] == "unsubscribed" and [t["name"] for t in m["new@b.io"]["tags"]] == ["pro"]
+    assert m["old@b.io"]["status"] == "unsubscribed"
