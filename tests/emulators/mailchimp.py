@@ -17,6 +17,46 @@ API served (HTTP basic auth, any user name, the API key as password; or "Bearer 
   POST   /3.0/lists/{list_id}/members/{hash}/tags    {"tags": [{name, status}]} -> 204
   POST   /3.0/lists/{list_id}/members/{hash}/actions/delete-permanent      -> 204
 
+The contract is Mailchimp's published spec, marketing 3.0.85 (OpenAPI conversion, patched
+copy in tests/specs/mailchimp/, origin and licence in its README.md; its paths name the
+parameters {listId}/{subscriberHash} and have no /3.0 prefix).  It is read once, at import.
+
+Request bodies: every body of an operation above (batch subscribe: schema
+MembersToSubscribeUnsubscribeTofromAListInBatch, members AddListMembers, maxItems 500;
+PUT: AddListMembers2; PATCH: AddListMembers3; tags: MemberTags) is validated against the
+request schema the spec gives that operation (tests/emulators/schema.py: $ref, type,
+required, enum, maxItems, properties, items, additionalProperties, anyOf/oneOf).  A
+violation refuses the whole request as Mailchimp does: 400 application/problem+json,
+title "Invalid Resource", detail "The resource submitted could not be validated. For
+field-specific details, see the 'errors' array.", errors [{"field": "members.item:0.status",
+"message": ...}].  Properties a schema does not declare are accepted (the spec allows them)
+and have no effect: the emulator reads only documented fields.
+
+Semantics (from the spec unless marked "chosen"):
+  * Batch subscribe: a member is AddListMembers (status, no status_if_new, no tags; those
+    two are ignored when sent).  A new address without `status` is refused for that
+    member: errors[] {"error": "The value you selected is not a valid choice", field
+    "status", field_message the same, error_code ERROR_GENERIC} (a public report quotes
+    "status: The value you selected is not a valid choice"; the exact split between error
+    and field_message is chosen).  update_existing true: existing members are updated and
+    their status changes when `status` is given ("Whether this batch operation will change
+    existing members' subscription status"); without it an existing member is
+    ERROR_CONTACT_EXISTS.  sync_tags ("replace all existing tags with tags in request") has
+    nothing to act on: the batch member has no tags.
+  * PUT members/{hash} "Add or update list member" (AddListMembers2): email_address and
+    status_if_new are required by the schema; a new address gets `status` if given, else
+    status_if_new; an existing member's status changes only if `status` is given
+    (status_if_new: "required only if the email address is not already present on the
+    list").  tags are not a field of PUT: ignored.  The hash must be the MD5 of the
+    lowercased address (chosen message: "The subscriber hash does not match the email
+    address").  Answers 200 with the member (tags [{id, name}], status, ...).
+  * PATCH members/{hash} "Update list member" (AddListMembers3): members only (404
+    otherwise), status only if given; a changed email_address is not applied (chosen).
+  * POST members/{hash}/tags "Add or remove member tags" (MemberTags): active adds,
+    inactive removes; is_syncing only affects automations (none here); 204; 404 for a
+    non-member.
+  * DELETE members/{hash} archives; actions/delete-permanent forgets the address.
+
 Members are indexed by subscriber hash (MD5 of the lowercased address), so a
 20,000-member sync costs the emulator next to nothing.
 
@@ -44,49 +84,66 @@ Control (no auth):  common /_emulator/config, /counters, /reset; plus
 
 Checked against Mailchimp material (search tool):
   * problem+json error bodies {type, title, status, detail, instance}, type
-    "https://mailchimp.com/developer/marketing/docs/errors/" (recorded live responses in
-    client test fixtures).
+    "https://mailchimp.com/developer/marketing/docs/errors/" (Mailchimp's "Errors" page and
+    recorded live responses in client test fixtures).
   * 401 "API Key Invalid" / "Your API key may be invalid, or you've attempted to access the
     wrong datacenter."; 404 "Resource Not Found".
   * 429 "Too Many Requests" / "You have exceeded the limit of 10 simultaneous connections."
     (Mailchimp's error glossary as quoted by several clients).
+  * 400 "Invalid Resource" with errors[{field, message}], messages "Schema describes object,
+    array found instead" (field "" for the root), "Data did not match any of the schemas
+    described in anyOf." (quoted by users); "Data presented is not one of the accepted
+    values: ..." (Mailchimp's wording for an enum).
   * Batch subscribe response {new_members, updated_members, errors[{email_address, error,
     error_code, field, field_message}], total_created, total_updated, error_count, _links};
-    error codes ERROR_CONTACT_EXISTS and ERROR_GENERIC.
+    error codes ERROR_CONTACT_EXISTS and ERROR_GENERIC (the spec's response schema).
   * "X is already a list member, do you want to update? please provide update_existing:true
     in the request body" (ERROR_CONTACT_EXISTS); "X looks fake or invalid, please enter a real
     email address."; "X is in a compliance state due to unsubscribe, bounce, or compliance
     review and cannot be subscribed."; "X was permanently deleted and cannot be re-imported.
-    The contact must re-subscribe to get back on the list."; "Your merge fields were
-    invalid." with field messages "Please enter a value", "Please enter a number",
-    "Please enter a complete address".
-  * sync_tags (2022 release note): with update_existing true, the member's tags are replaced
-    by the request's; without it, tags are only added.
-Not verified (chosen, documented here): the message for a malformed address in a batch
-("Please provide a valid email address."); the body of a batch over 500 members; the field
-messages for dates and choices; unknown merge field tags are ignored, not rejected.
+    The contact must re-subscribe to get back on the list." (title "Forgotten Email Not
+    Subscribed" on PUT); "Your merge fields were invalid." with field messages "Please enter
+    a value", "Please enter a number", "Please enter a complete address".
+Not verified (chosen, documented here): the field path form "members.item:N.x"; the
+messages "Required fields were not provided: x", "Array must have at most N items", "Data
+matched more than one of the schemas described in oneOf."; the title "Member In
+Compliance State"; the message for a malformed address ("Please provide a valid email
+address."); the field messages for dates and choices; unknown merge field tags are
+ignored, not rejected; the emulator checks merge-field values against the audience's
+merge fields after the schema check.
 """
 
 import hashlib
-import json
 import os
 import re
 import sys
-import threading
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-from common import Response, DROP, correlation_id, iso_ms  # noqa: E402
+import schema  # noqa: E402
+from common import Response, iso_ms  # noqa: E402
 
 import base64  # noqa: E402
 
-MAX_BATCH = 500
+# Mailchimp's published spec (patched copy, see tests/specs/mailchimp/README.md), read
+# once: every request body the emulator accepts is checked against it.
+SPEC_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "specs", "mailchimp", "marketing-3.0.85.openapi.json")
+SPEC = schema.Spec.load(SPEC_FILE)
+# the operations with a request body that the emulator serves (spec path templates)
+BODIES = {("POST", "/lists/{listId}"),
+          ("PUT", "/lists/{listId}/members/{subscriberHash}"),
+          ("PATCH", "/lists/{listId}/members/{subscriberHash}"),
+          ("POST", "/lists/{listId}/members/{subscriberHash}/tags")}
+INVALID = ("The resource submitted could not be validated. "
+           "For field-specific details, see the 'errors' array.")
+NOT_A_CHOICE = "The value you selected is not a valid choice"
+
 DEFAULT_KEY = "0123456789abcdef0123456789abcdef-us6"
 DEFAULT_LIST = "a1b2c3d4e5"
 ERR_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"
-STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
 EMAIL_RE = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
@@ -102,6 +159,10 @@ def problem(status, title, detail, errors=None, headers=None):
         body["errors"] = errors
     return Response(status, body, headers=headers,
                     content_type="application/problem+json; charset=utf-8")
+
+
+def invalid(errors):
+    return problem(400, "Invalid Resource", INVALID, errors)
 
 
 def not_found():
@@ -263,6 +324,9 @@ class MailchimpEmulator(common.Emulator):
             lst = self.lists.get(parts[1])
             if lst is None:
                 return not_found()
+            bad = self.check_body(req, "/" + "/".join(parts))
+            if bad:
+                return bad
             if len(parts) == 2:
                 if m == "GET":
                     return Response(200, self.list_body(lst))
@@ -299,8 +363,8 @@ class MailchimpEmulator(common.Emulator):
         if rest == ["tags"] and m == "POST":
             if not live:
                 return not_found()
-            for t in (req.json() or {}).get("tags") or []:
-                if t.get("status") == "inactive":
+            for t in req.json()["tags"]:
+                if t["status"] == "inactive":
                     mem["tags"] = [x for x in mem["tags"] if x["name"] != t["name"]]
                 elif not any(x["name"] == t["name"] for x in mem["tags"]):
                     mem["tags"].append({"id": self.next_id(), "name": t["name"]})
@@ -323,59 +387,71 @@ class MailchimpEmulator(common.Emulator):
             mem["status"] = "archived"
             mem["last_changed"] = iso_ms(time.time())
             return Response(204)
-        if m in ("PUT", "PATCH"):
-            body = req.json() or {}
-            email = body.get("email_address") or (mem or {}).get("email_address")
-            if m == "PUT" and (not email or subscriber_hash(email) != h):
-                return problem(400, "Invalid Resource",
-                               "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-                               [{"field": "email_address", "message": "The subscriber hash does not match the email address"}])
-            if m == "PATCH" and not live:
+        if m == "PUT":
+            return self.put_member(req.json(), lst, h)
+        if m == "PATCH":
+            if not live:
                 return not_found()
-            item = dict(body, email_address=email)
-            out = self.apply(lst, item, update_existing=True, sync_tags=False)
-            if "error" in out:
-                return problem(400, "Invalid Resource", out["error"])
-            return Response(200, out["member"])
+            body = dict(req.json(), email_address=mem["email_address"])
+            out = self.write_member(lst, body, exists_ok=True, status_new=None,
+                                    status_set=body.get("status"))
+            return self.member_answer(out)
         return not_found()
+
+    def put_member(self, body, lst, h):
+        """PUT = AddListMembers2: add, or update without touching the status unless
+        `status` is given; status_if_new only ever applies to a new address."""
+        if subscriber_hash(body["email_address"].strip()) != h:
+            return invalid([{"field": "email_address",
+                             "message": "The subscriber hash does not match the email address"}])
+        out = self.write_member(lst, body, exists_ok=True,
+                                status_new=body.get("status") or body["status_if_new"],
+                                status_set=body.get("status"))
+        return self.member_answer(out)
+
+    def member_answer(self, out):
+        ex = self.counters.extra
+        if "error" in out:
+            errors = ([{"field": out["field"], "message": out["field_message"]}]
+                      if out.get("field") else None)
+            return problem(400, out.get("title", "Invalid Resource"), out["error"], errors)
+        ex["members_created" if out["new"] else "members_updated"] += 1
+        return Response(200, out["member"])
 
     def next_id(self):
         self._id += 1
         return self._id
 
-    # --- batch subscribe (lock held)
-    def batch(self, req, lst):
+    # --- request bodies (lock held)
+    def check_body(self, req, path):
+        """The body of an operation the emulator serves, checked against the request
+        schema the spec gives that operation: None when valid, else Mailchimp's 400."""
+        tpl, _op = SPEC.operation(req.method, path)
+        if (req.method, tpl) not in BODIES:
+            return None
         try:
-            body = req.json() or {}
+            body = req.json()
         except ValueError as e:
             return problem(400, "JSON Parse Exception",
                            "We encountered an unspecified JSON parsing error.",
                            [{"field": "", "message": str(e)}])
-        members = body.get("members")
-        if not isinstance(members, list):
-            return problem(400, "Invalid Resource",
-                           "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-                           [{"field": "members", "message": "Schema describes array, NULL found instead"}])
-        req.info["inputs"] = len(members)
-        if len(members) > MAX_BATCH:
-            return problem(400, "Invalid Resource",
-                           "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-                           [{"field": "members", "message": "Array must have at most %d items" % MAX_BATCH}])
-        for i, item in enumerate(members):
-            st = item.get("status") if isinstance(item, dict) else None
-            sin = item.get("status_if_new") if isinstance(item, dict) else None
-            for key, v in (("status", st), ("status_if_new", sin)):
-                if v is not None and v not in STATUSES:
-                    return problem(400, "Invalid Resource",
-                                   "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
-                                   [{"field": "members.item:%d.%s" % (i, key),
-                                     "message": "Data presented is not one of the accepted values: %s."
-                                     % ", ".join(STATUSES)}])
-        upd = bool(body.get("update_existing"))
-        sync = bool(body.get("sync_tags")) and upd
+        errors = SPEC.errors(SPEC.request_schema(req.method, path), body)
+        if errors:
+            return invalid(errors)
+        if tpl == "/lists/{listId}":
+            req.info["inputs"] = len(body["members"])
+        return None
+
+    # --- batch subscribe (lock held; body valid by the spec)
+    def batch(self, req, lst):
+        body = req.json()
+        upd = body.get("update_existing") is True
+        # sync_tags: "replace all existing tags with tags in request", but the spec's
+        # batch member (AddListMembers) has no tags: accepted, nothing to act on.
         new, updated, errors = [], [], []
-        for item in members:
-            out = self.apply(lst, item, update_existing=upd, sync_tags=sync)
+        for item in body["members"]:
+            st = item.get("status")
+            out = self.write_member(lst, item, exists_ok=upd, status_new=st, status_set=st)
             if "error" in out:
                 e = {"email_address": out.get("email", ""), "error": out["error"],
                      "error_code": out.get("code", "ERROR_GENERIC")}
@@ -436,9 +512,19 @@ class MailchimpEmulator(common.Emulator):
                         return f["tag"], "Please enter a value"
         return None
 
-    def apply(self, lst, item, update_existing, sync_tags):
-        if not isinstance(item, dict):
-            return {"error": "Please provide a valid email address.", "email": ""}
+    def write_member(self, lst, item, exists_ok, status_new, status_set, tags=None):
+        """The one place a member is added or changed (lock held).
+        item: the request's member object; only the documented fields are read
+          (email_address, merge_fields, email_type, language, vip, location,
+          interests, ip_signup, ip_opt; never status_if_new or tags, the callers
+          decide the status);
+        exists_ok: False -> an existing member is ERROR_CONTACT_EXISTS;
+        status_new: the status a new address gets (None -> refused, the field
+          "status" is not a valid choice);
+        status_set: the status an existing member is changed to (None -> kept);
+        tags: tag names that replace the member's (the control endpoint only).
+        -> {"member", "new"} or {"error", "email", "code"?, "title"?, "field"?,
+           "field_message"?}"""
         email = item.get("email_address")
         if not isinstance(email, str) or not EMAIL_RE.match(email.strip()):
             return {"error": "Please provide a valid email address.",
@@ -450,31 +536,27 @@ class MailchimpEmulator(common.Emulator):
         h = subscriber_hash(low)
         mem = lst["members"].get(h)
         exists = mem is not None and mem["status"] != "archived"
-        if exists and not update_existing:
+        if exists and not exists_ok:
             return {"error": "%s is already a list member, do you want to update? please provide "
                              "update_existing:true in the request body" % email,
                     "email": email, "code": "ERROR_CONTACT_EXISTS"}
-        status = item.get("status")
         if not exists:
-            status = status or item.get("status_if_new")
+            status = status_new
             if not status:
-                return {"error": "%s: Please provide a status for new members." % email,
-                        "email": email}
+                return {"error": NOT_A_CHOICE, "email": email, "field": "status",
+                        "field_message": NOT_A_CHOICE}
             if low in lst["forgotten"] and status != "pending":
                 return {"error": "%s was permanently deleted and cannot be re-imported. The contact "
-                                 "must re-subscribe to get back on the list." % email, "email": email}
+                                 "must re-subscribe to get back on the list." % email, "email": email,
+                        "title": "Forgotten Email Not Subscribed"}
             prior = (mem or {}).get("prior_status")
             if status == "subscribed" and (low in lst["compliance"] or prior in ("unsubscribed", "cleaned")):
-                return {"error": "%s is in a compliance state due to unsubscribe, bounce, or compliance "
-                                 "review and cannot be subscribed." % email, "email": email}
-        elif status == "subscribed" and (mem["status"] == "cleaned" or low in lst["compliance"]):
-            return {"error": "%s is in a compliance state due to unsubscribe, bounce, or compliance "
-                             "review and cannot be subscribed." % email, "email": email}
-        mf = item.get("merge_fields") or {}
-        if not isinstance(mf, dict):
-            return {"error": "Your merge fields were invalid.", "email": email,
-                    "field": "merge_fields", "field_message": "Please enter an object"}
-        mf = {k.upper(): v for k, v in mf.items()}
+                return self.compliance(email)
+        else:
+            status = status_set
+            if status == "subscribed" and (mem["status"] == "cleaned" or low in lst["compliance"]):
+                return self.compliance(email)
+        mf = {k.upper(): v for k, v in (item.get("merge_fields") or {}).items()}
         bad = self.check_merge(lst, mf, not exists)
         if bad:
             return {"error": "Your merge fields were invalid.", "email": email,
@@ -482,44 +564,42 @@ class MailchimpEmulator(common.Emulator):
         now = iso_ms(time.time())
         if not exists:
             mem = {"id": h, "email_address": email.strip(), "unique_email_id": uuid.uuid4().hex[:10],
-                   "contact_id": uuid.uuid4().hex, "email_type": item.get("email_type") or "html",
-                   "status": status,
+                   "contact_id": uuid.uuid4().hex, "email_type": "html", "status": status,
                    "merge_fields": {f["tag"]: ({"addr1": "", "addr2": "", "city": "", "state": "",
                                                 "zip": "", "country": ""} if f["type"] == "address" else "")
                                     for f in lst["merge_fields"]},
-                   "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
-                   "ip_signup": "", "timestamp_signup": now, "member_rating": 2,
+                   "interests": {}, "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
+                   "ip_signup": "", "timestamp_signup": now, "ip_opt": "", "member_rating": 2,
                    "language": "", "vip": False, "location": {"latitude": 0, "longitude": 0},
                    "tags": [], "tags_count": 0, "list_id": lst["id"], "last_changed": now}
             lst["members"][h] = mem
-            is_new = True
         else:
-            is_new = False
             if status:
                 mem["status"] = status
             mem["last_changed"] = now
         for tag, v in mf.items():
             if self.field(lst, tag) is not None:
                 mem["merge_fields"][tag] = "" if v is None else v
-        for k in ("language", "email_type"):
-            if isinstance(item.get(k), str):
+        for k in ("language", "email_type", "ip_signup", "ip_opt"):
+            if k in item:
                 mem[k] = item[k]
-        if isinstance(item.get("vip"), bool):
+        if "vip" in item:
             mem["vip"] = item["vip"]
-        if isinstance(item.get("location"), dict):
+        if "location" in item:
             loc = item["location"]
             mem["location"] = {"latitude": loc.get("latitude", 0), "longitude": loc.get("longitude", 0)}
-        if "tags" in item:
-            names = [t if isinstance(t, str) else (t or {}).get("name") for t in item.get("tags") or []]
-            names = [n for n in names if n]
-            if sync_tags or is_new:
-                mem["tags"] = [{"id": self.next_id(), "name": n} for n in dict.fromkeys(names)]
-            else:
-                for n in names:
-                    if not any(x["name"] == n for x in mem["tags"]):
-                        mem["tags"].append({"id": self.next_id(), "name": n})
+        if "interests" in item:
+            mem["interests"].update(item["interests"])
+        if tags is not None:
+            mem["tags"] = [{"id": self.next_id(), "name": n} for n in dict.fromkeys(tags)]
             mem["tags_count"] = len(mem["tags"])
-        return {"member": dict(mem), "new": is_new}
+        return {"member": dict(mem), "new": not exists}
+
+    @staticmethod
+    def compliance(email):
+        return {"error": "%s is in a compliance state due to unsubscribe, bounce, or compliance "
+                         "review and cannot be subscribed." % email, "email": email,
+                "title": "Member In Compliance State"}
 
     # --- control
     def handle_control(self, req):
@@ -535,8 +615,9 @@ class MailchimpEmulator(common.Emulator):
                     return Response(200, {"members": list(lst["members"].values()),
                                           "forgotten": sorted(lst["forgotten"])})
                 for m in (req.json() or {}).get("members") or []:
-                    out = self.apply(lst, dict(m, status=m.get("status", "subscribed")),
-                                     update_existing=True, sync_tags=True)
+                    st = m.get("status", "subscribed")
+                    out = self.write_member(lst, m, exists_ok=True, status_new=st, status_set=st,
+                                            tags=m.get("tags"))
                     if "error" in out:
                         return Response(400, {"error": out["error"]})
                 return Response(200, {"ok": True})
