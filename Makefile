@@ -101,6 +101,7 @@ bench: deps
 	$(MAKE) retl
 	$(PYTHON) tests/bench/bench.py
 	$(PYTHON) tests/bench/bench_hubspot.py
+	$(PYTHON) tests/bench/bench_mailchimp.py
 
 soak: deps
 	$(MAKE) retl

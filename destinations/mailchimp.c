@@ -75,7 +75,6 @@
 
 #define MC_MAX_MEMBERS 500
 #define MC_MAX_CONN 10
-#define MC_TAGS_NOTE "mailchimp_tags"
 
 static const char *const mc_conn_keys[] = {
 	"api_key", "max_connections", "timeout", NULL
@@ -154,92 +153,6 @@ static char *basic_auth(const char *key)
 	return retl_buf_detach(&a);
 }
 
-/* ---- the tags the mapping sets ---- */
-
-static int name_in(const json_t *names, const char *n)
-{
-	size_t i;
-	json_t *x;
-	if (!n)
-		return 0;
-	json_array_foreach(names, i, x)
-		if (json_is_string(x) && !strcasecmp(json_string_value(x), n))
-			return 1;
-	return 0;
-}
-
-/* adds a row's tag names to the managed ones; a new name is written to the
- * sync's note at once, before any request carries it */
-static int manage(struct mc_ctx *c, const json_t *tags)
-{
-	size_t i;
-	json_t *x;
-	int grew = 0;
-	json_array_foreach(tags, i, x) {
-		if (!name_in(c->managed, json_string_value(x))) {
-			json_array_append(c->managed, x);
-			grew = 1;
-		}
-	}
-	if (!grew || !c->base.env.note_set)
-		return 0;
-	char *v = json_dumps(c->managed, JSON_COMPACT);
-	int rc = c->base.env.note_set(c->base.env.ud, MC_TAGS_NOTE, v);
-	free(v);
-	return rc;
-}
-
-/*
- * An op's prepared body is its member object (mailchimp_member.c), and when
- * tags are mapped a newline and the row's tag names as a JSON array: the
- * member goes to batch subscribe or PUT, the names to the tags endpoint.
- */
-static const char *member_json(const struct retl_request *r, size_t k, size_t *n)
-{
-	const char *b = retl_req_body(r, k, n);
-	const char *nl = memchr(b, '\n', *n);
-	if (nl)
-		*n = (size_t)(nl - b);
-	return b;
-}
-
-/* the tag names op k's row sets (a new reference) */
-static json_t *sent_tags(const struct retl_request *r, size_t k)
-{
-	size_t n;
-	const char *b = retl_req_body(r, k, &n);
-	const char *nl = memchr(b, '\n', n);
-	json_error_t je;
-	json_t *t = nl ? json_loadb(nl + 1, n - (size_t)(nl + 1 - b), 0, &je) : NULL;
-	if (!json_is_array(t)) {
-		json_decref(t);
-		t = json_array();
-	}
-	return t;
-}
-
-/* do the member's tags (an answer's member object) differ from what op k's
- * row wants: a tag the row sets missing, or a managed tag the row no longer
- * sets still there? */
-static int tags_differ(const struct mc_ctx *c, const json_t *member,
-		       const struct retl_request *r, size_t k)
-{
-	json_t *want = sent_tags(r, k), *have = json_array(), *x;
-	size_t i;
-	int differ = 0;
-	json_array_foreach(json_object_get(member, "tags"), i, x)
-		if (json_is_string(json_object_get(x, "name")))
-			json_array_append(have, json_object_get(x, "name"));
-	json_array_foreach(want, i, x)
-		differ |= !name_in(have, json_string_value(x));
-	json_array_foreach(have, i, x)
-		differ |= name_in(c->managed, json_string_value(x)) &&
-			  !name_in(want, json_string_value(x));
-	json_decref(want);
-	json_decref(have);
-	return differ;
-}
-
 /* ---- prepare / encode ---- */
 
 static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
@@ -253,7 +166,7 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 					   * start here */
 		int rc = mailchimp_member(op->payload, op->payload_len, body, id, tags,
 					  reason);
-		if (rc == 0 && tags && manage(c, tags) < 0) {
+		if (rc == 0 && tags && mailchimp_manage(c, tags) < 0) {
 			retl_buf_adds(reason, "mailchimp: cannot record the tag names this sync sets (state store)");
 			rc = -1;
 		}
@@ -315,26 +228,6 @@ static char *member_url(const struct mc_ctx *c, const struct retl_request *r,
 	return retl_buf_detach(&url);
 }
 
-/* {"tags": [the row's tags active, managed ones it does not set inactive],
- * "is_syncing": true} (a tag the member does not hold is no change) */
-static void tags_body(const struct mc_ctx *c, const struct retl_request *r, retl_buf *o)
-{
-	json_t *sent = sent_tags(r, 0), *all = json_array(), *x;
-	size_t i;
-	json_array_foreach(sent, i, x)
-		json_array_append_new(all, json_pack("{s:O,s:s}", "name", x, "status", "active"));
-	json_array_foreach(c->managed, i, x)
-		if (!name_in(sent, json_string_value(x)))
-			json_array_append_new(all, json_pack("{s:O,s:s}", "name", x,
-							     "status", "inactive"));
-	json_t *root = json_pack("{s:o,s:b}", "tags", all, "is_syncing", 1);
-	char *j = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	retl_buf_adds(o, j);
-	free(j);
-	json_decref(root);
-	json_decref(sent);
-}
-
 /*
  * The member object of op k with `"key":"<status>",` in front, and for a
  * batch member the row's tag names: Mailchimp's release note of 2022-01-24
@@ -347,7 +240,7 @@ static void add_member_with(const struct mc_ctx *c, const struct retl_request *r
 			    size_t k, const char *key, int with_tags, retl_buf *o)
 {
 	size_t n, bn;
-	const char *m = member_json(r, k, &n);
+	const char *m = mailchimp_member_json(r, k, &n);
 	const char *b = retl_req_body(r, k, &bn);
 	retl_buf_addf(o, "{\"%s\":", key);
 	retl_buf_add_json_str(o, c->status_if_new, strlen(c->status_if_new));
@@ -382,7 +275,7 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 	case MC_TAGS:
 		req->method = "POST";
 		req->url = member_url(c, r, "/tags");
-		tags_body(c, r, o);
+		mailchimp_tags_body(c, r, o);
 		return 0;
 	case MC_PUT:
 		/* add or update: status_if_new never changes an existing
@@ -505,7 +398,7 @@ static void follow_tags(const struct mc_ctx *c, struct retl_request *r,
 	for (size_t k = 0; k < r->n; k++) {
 		const char *e = retl_req_id(r, k, &el);
 		if (!done[k] || el != len || strncasecmp(e, email, len) ||
-		    !tags_differ(c, member, r, k))
+		    !mailchimp_tags_differ(c, member, r, k))
 			continue;
 		retl_req_set(r, k, RETL_RES_RETRY, NULL,
 			     "mailchimp: the member's tags are not yet those of its row");

@@ -39,6 +39,29 @@ struct mc_ctx {
 					   * (the sync's note "mailchimp_tags") */
 };
 
+/* ---- mailchimp_tags.c ---- */
+
+#define MC_TAGS_NOTE "mailchimp_tags"
+
+/* adds a row's tag names to the managed ones; a new name is written to the
+ * sync's note at once, before any request carries it */
+int mailchimp_manage(struct mc_ctx *c, const json_t *tags);
+/*
+ * An op's prepared body is its member object (mailchimp_member()), and when
+ * tags are mapped a newline and the row's tag names as a JSON array.
+ * mailchimp_member_json() is the first part (length in *n).
+ */
+const char *mailchimp_member_json(const struct retl_request *r, size_t k, size_t *n);
+/* do the member's tags (an answer's member object) differ from what op k's
+ * row wants: a tag the row sets missing, or a managed tag the row no longer
+ * sets still there? */
+int mailchimp_tags_differ(const struct mc_ctx *c, const json_t *member,
+			  const struct retl_request *r, size_t k);
+/* the tags endpoint's body for the request's op: the row's tags active,
+ * every other managed one inactive */
+void mailchimp_tags_body(const struct mc_ctx *c, const struct retl_request *r,
+			 retl_buf *o);
+
 /* GET /ping, /lists/{id}, /lists/{id}/merge-fields (mailchimp_check.c) */
 int mailchimp_check(void *ctx, struct retl_err *err);
 

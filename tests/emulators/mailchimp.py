@@ -33,16 +33,17 @@ field-specific details, see the 'errors' array.", errors [{"field": "members.ite
 and have no effect: the emulator reads only documented fields.
 
 Semantics (from the spec unless marked "chosen"):
-  * Batch subscribe: a member is AddListMembers (status, no status_if_new, no tags; those
-    two are ignored when sent).  A new address without `status` is refused for that
+  * Batch subscribe: a member is AddListMembers (status, no status_if_new: ignored when
+    sent).  tags (a list of names), missing from the spec's member, are documented by the
+    release note "Added ability to sync tags to existing members" (2022-01-24): added to
+    new members, and to existing ones with update_existing; sync_tags replaces them.  A new address without `status` is refused for that
     member: errors[] {"error": "The value you selected is not a valid choice", field
     "status", field_message the same, error_code ERROR_GENERIC} (a public report quotes
     "status: The value you selected is not a valid choice"; the exact split between error
     and field_message is chosen).  update_existing true: existing members are updated and
     their status changes when `status` is given ("Whether this batch operation will change
     existing members' subscription status"); without it an existing member is
-    ERROR_CONTACT_EXISTS.  sync_tags ("replace all existing tags with tags in request") has
-    nothing to act on: the batch member has no tags.
+    ERROR_CONTACT_EXISTS.
   * PUT members/{hash} "Add or update list member" (AddListMembers2): email_address and
     status_if_new are required by the schema; a new address gets `status` if given, else
     status_if_new; an existing member's status changes only if `status` is given
@@ -446,12 +447,17 @@ class MailchimpEmulator(common.Emulator):
     def batch(self, req, lst):
         body = req.json()
         upd = body.get("update_existing") is True
-        # sync_tags: "replace all existing tags with tags in request", but the spec's
-        # batch member (AddListMembers) has no tags: accepted, nothing to act on.
+        # tags: not in the spec's batch member (AddListMembers), but documented by
+        # Mailchimp's release note of 2022-01-24 "Added ability to sync tags to existing
+        # members": batch subscribe adds a member's tags (to existing members too, with
+        # update_existing); sync_tags (with update_existing) replaces them instead.
+        sync = body.get("sync_tags") is True and upd
         new, updated, errors = [], [], []
         for item in body["members"]:
             st = item.get("status")
             out = self.write_member(lst, item, exists_ok=upd, status_new=st, status_set=st)
+            if "error" not in out:
+                out["member"] = self.batch_tags(lst, out["member"], item.get("tags"), sync)
             if "error" in out:
                 e = {"email_address": out.get("email", ""), "error": out["error"],
                      "error_code": out.get("code", "ERROR_GENERIC")}
@@ -470,6 +476,21 @@ class MailchimpEmulator(common.Emulator):
         return Response(200, {"new_members": new, "updated_members": updated, "errors": errors,
                               "total_created": len(new), "total_updated": len(updated),
                               "error_count": len(errors), "_links": []})
+
+    def batch_tags(self, lst, member, names, replace):
+        """a batch member's tags (a list of names) onto the stored member; the
+        answer's copy of it"""
+        if not isinstance(names, list):
+            return member
+        names = [n for n in names if isinstance(n, str) and n]
+        mem = lst["members"][member["id"]]
+        if replace:
+            mem["tags"] = []
+        for n in dict.fromkeys(names):
+            if not any(x["name"] == n for x in mem["tags"]):
+                mem["tags"].append({"id": self.next_id(), "name": n})
+        mem["tags_count"] = len(mem["tags"])
+        return dict(mem)
 
     def check_merge(self, lst, mf, is_new):
         """-> (tag, field_message) of the first problem, or None"""

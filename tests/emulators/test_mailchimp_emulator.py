@@ -172,16 +172,24 @@ def test_batch_update_existing_changes_status_when_given(emu):
     assert body["total_updated"] == 1 and members(emu)["s@b.io"]["status"] == "unsubscribed"
 
 
-def test_batch_tags_ignored_sync_tags_has_nothing_to_act_on(emu):
+def test_batch_tags_per_the_2022_release_note(emu):
+    """tags on batch members: added (new and, with update_existing, existing
+    members); sync_tags replaces them (release note 2022-01-24)"""
     call(emu, "POST", "/_emulator/members/%s" % LIST,
-         {"members": [{"email_address": "t@b.io", "status": "subscribed", "tags": ["old"]}]})
+         {"members": [{"email_address": "t@b.io", "status": "subscribed", "tags": ["old"]},
+                      {"email_address": "u@b.io", "status": "subscribed", "tags": ["old"]}]})
     st, body = batch(emu, [{"email_address": "t@b.io", "status": "subscribed", "tags": ["new"]},
                            {"email_address": "n@b.io", "status": "subscribed", "tags": ["vip"]}],
                      update_existing=True, sync_tags=True)
     assert st == 200 and body["error_count"] == 0
+    st, body = batch(emu, [{"email_address": "u@b.io", "status": "subscribed", "tags": ["new"]}],
+                     update_existing=True)
+    assert st == 200 and body["error_count"] == 0
     ms = members(emu)
-    assert [t["name"] for t in ms["t@b.io"]["tags"]] == ["old"]
-    assert ms["n@b.io"]["tags"] == []
+    assert [t["name"] for t in ms["t@b.io"]["tags"]] == ["new"]
+    assert [t["name"] for t in ms["u@b.io"]["tags"]] == ["old", "new"]
+    assert [t["name"] for t in ms["n@b.io"]["tags"]] == ["vip"]
+    assert [t["name"] for t in body["updated_members"][0]["tags"]] == ["old", "new"]
 
 
 # --- PUT / PATCH / tags
