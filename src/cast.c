@@ -27,6 +27,7 @@
 #include "cast.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,10 +466,21 @@ static int cmp_keys(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* the shortest %g rendering that reads back as the same double */
+/*
+ * A real, so that equal numbers give equal text and the text, read again,
+ * gives itself (issue 13: -0.0 became "-0", then 0; 100.0 became "1e+02"
+ * while 100 stayed "100": needless re-sends).  A whole number that fits a
+ * JSON integer is written as one (what jansson reads back as an integer:
+ * "100", and "0" for -0.0); any other value as the shortest %g that reads
+ * back as the same double.
+ */
 static void add_real(retl_buf *out, double v)
 {
 	char tmp[40];
+	if (v == floor(v) && fabs(v) < 9.2e18) {
+		retl_buf_addf(out, "%" JSON_INTEGER_FORMAT, (json_int_t)v);
+		return;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
 		if (strtod(tmp, NULL) == v)

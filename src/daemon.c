@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,11 +119,15 @@ double retl_daemon_parse_ts(const char *iso)
 	return t;
 }
 
+/* the next run after t; HUGE_VAL when there is none (a schedule that can
+ * never match is refused when parsed, but "no next time" must never read
+ * as due: -1 would compare as long past) */
 static double next_after(const struct retl_schedule *s, double t)
 {
 	if (s->kind == RETL_SCHED_EVERY)
 		return t + (double)s->every;
-	return (double)retl_schedule_next(s, (time_t)t);
+	time_t n = retl_schedule_next(s, (time_t)t);
+	return n < 0 ? HUGE_VAL : (double)n;
 }
 
 static double first_run(const struct retl_schedule *s, double last_start,
@@ -143,7 +148,8 @@ double retl_daemon_next_run(const struct retl_sync_cfg *sc, double last_start,
 	retl_err_clear(&err);
 	if (!sc->schedule || retl_schedule_parse(&s, sc->schedule, &err) < 0)
 		return -1;
-	return first_run(&s, last_start, now);
+	double n = first_run(&s, last_start, now);
+	return n < HUGE_VAL ? n : -1;
 }
 
 /* ---- the jobs ---- */
@@ -444,7 +450,8 @@ static void update_view(struct daemon *d)
 		d->vsyncs[n].name = j->name;
 		d->vsyncs[n].skipped = j->skipped;
 		d->vsyncs[n].running = j->pid > 0;
-		d->vsyncs[n].next = j->present && !d->stopping ? j->next : 0;
+		d->vsyncs[n].next = j->present && !d->stopping && j->next < HUGE_VAL ?
+				    j->next : 0;
 		n++;
 	}
 	d->view.syncs = d->vsyncs;

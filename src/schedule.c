@@ -140,9 +140,12 @@ static int parse_field(const struct field *f, const char *text,
 						    f->name, (int)(p - s), s,
 						    f->hi - f->lo + 1);
 			step = (int)v;
-			/* "5/15" = from 5 to the end, every 15 (as cronie) */
+			/* "5/15" = from 5 to the end, every 15 (as cronie).
+			 * The end is the field's own (7 for day-of-week:
+			 * "7/5" is Sunday), or a start at 7 would give an
+			 * empty set */
 			if (single)
-				b = f->hi == 7 ? 6 : f->hi;
+				b = f->hi;
 		}
 		for (int v = a; v <= b; v += step)
 			*bits |= 1ull << v;
@@ -247,9 +250,15 @@ int retl_schedule_parse(struct retl_schedule *s, const char *expr,
 	}
 	uint64_t bits[5];
 	int star[5];
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 5; i++) {
 		if (parse_field(&fields[i], tok[i], &bits[i], &star[i], err) < 0)
 			goto out;
+		if (!bits[i]) {
+			retl_err_set(err, RETL_EXIT_USAGE, "never matches: %s "
+				     "\"%s\" is empty", fields[i].name, tok[i]);
+			goto out;
+		}
+	}
 	s->kind = RETL_SCHED_CRON;
 	s->minute = bits[0];
 	s->hour = (uint32_t)bits[1];
@@ -272,6 +281,12 @@ int retl_schedule_parse(struct retl_schedule *s, const char *expr,
 				     "%s", tok[2], tok[3]);
 			goto out;
 		}
+	}
+	/* whatever the fields, a schedule with no next time is refused here,
+	 * never found "due" later */
+	if (retl_schedule_next(s, 0) < 0) {
+		retl_err_set(err, RETL_EXIT_USAGE, "never matches: \"%s\"", expr);
+		goto out;
 	}
 	rc = 0;
 out:

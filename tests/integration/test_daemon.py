@@ -363,6 +363,34 @@ def test_missed_run_runs_once_at_start_up(project, db, daemons):
     assert d.stop() == 0, d.text()
 
 
+def test_day_of_week_step_from_sunday_is_a_real_schedule(project, db, daemons):
+    """Issue 13: "0 9 * * 7/5" was an empty set, accepted by `retl check`,
+    and the daemon took "no next time" as due: ~200 runs in 6 s.  It is
+    Sunday 09:00 (a step from 7 = Sunday), and the daemon waits for it."""
+    make_table(db, 3)
+    p = project(dsn=db.dsn)
+    p.add_mapping("stepped", sync_def("0 9 * * 7/5"))
+    rc, out, err = p.run("check")
+    assert rc == 0, err
+    rc, out, err = p.run("run", "stepped")
+    assert rc == 0, err
+    d = daemons(p)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    nxt = now.replace(hour=9, minute=0, second=0, microsecond=0)
+    while nxt <= now or nxt.weekday() != 6:
+        nxt += datetime.timedelta(days=1)
+    key = ("retl_next_run_timestamp_seconds", (("sync", "stepped"),))
+    deadline = time.time() + 30
+    m = {}
+    while time.time() < deadline and key not in m:
+        time.sleep(0.2)
+        m = d.metrics()
+    assert m[key] == nxt.timestamp()
+    time.sleep(2)
+    assert len(state_rows(p, "SELECT id FROM runs WHERE sync = 'stepped'")) == 1
+    assert d.stop() == 0, d.text()
+
+
 @pytest.mark.parametrize("schedule,msg", [
     ("0 0 31 2 *", "never matches: day-of-month 31 does not occur in month 2"),
     ("61 * * * *", "minute: 61 is out of range (0-59)"),

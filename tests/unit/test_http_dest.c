@@ -43,7 +43,8 @@ static int t_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		k = RETL_HD_REJECT;
 	} else {
 		retl_buf_adds(body, op->key);
-		retl_buf_add(id, s.ptr, s.len);
+		if (s.len)        /* "": no id written at all */
+			retl_buf_add(id, s.ptr, s.len);
 	}
 	retl_buf_free(&s);
 	return k;
@@ -63,6 +64,8 @@ static int t_encode(void *d, struct retl_request *r, struct retl_err *err)
 	return 0;
 }
 
+static int saw_null_id;          /* retl_req_id gave NULL (it must not) */
+
 /* the answer's body says what to do: ok, split, again, fatal */
 static enum retl_hd_verdict t_decode(void *d, struct retl_request *r,
 				     struct retl_err *err)
@@ -79,6 +82,7 @@ static enum retl_hd_verdict t_decode(void *d, struct retl_request *r,
 	for (size_t k = 0; k < r->n; k++) {
 		size_t n;
 		const char *id = retl_req_id(r, k, &n);
+		saw_null_id |= !id;
 		char tries[32];
 		snprintf(tries, sizeof(tries), "tries %d", retl_req_tries(r, k));
 		if (!strcmp(b, "again") && r->kind == 0) {
@@ -343,6 +347,22 @@ static void test_nothing_to_send(void)
 	tb_free(&t);
 }
 
+/* no op wrote an id (issue 13: HubSpot's row_id added the offset to the
+ * NULL of an id buffer nothing was written to; UBSan) */
+static void test_no_ids_at_all(void)
+{
+	static const char *const vs[] = { "", "" };
+	struct gs_answer ans[] = { A(200, "ok") };
+	struct tb t;
+	saw_null_id = 0;
+	CHECK(run(vs, 2, ans, 1, &t) == 1);
+	CHECK(!saw_null_id);      /* "", never NULL (+ offset) */
+	CHECK_STR(body(0), "[0,1]");
+	CHECK(RES(t, 0, RETL_RES_ACK) && RES(t, 1, RETL_RES_ACK));
+	CHECK(t.res[1].dest_id && !t.res[1].dest_id[0]);
+	tb_free(&t);
+}
+
 /* a run that stops with requests out: close frees them (ASan checks) */
 static void test_close_in_flight(void)
 {
@@ -375,6 +395,7 @@ int main(void)
 	test_fatal_and_gave_up();
 	test_budget();
 	test_nothing_to_send();
+	test_no_ids_at_all();
 	test_close_in_flight();
 	gs_stop(&srv);
 	TEST_DONE();

@@ -227,6 +227,13 @@ static void test_casts(void)
 		{ RETL_TYPE_JSON, "{\"z\":{\"y\":1,\"x\":2}}", "{\"z\":{\"x\":2,\"y\":1}}" },
 		{ RETL_TYPE_JSON, "0.1", "0.1" },
 		{ RETL_TYPE_JSON, "12.5", "12.5" },
+		/* equal numbers, equal text; the text is its own canonical
+		 * form (issue 13) */
+		{ RETL_TYPE_JSON, "-0.0", "0" },
+		{ RETL_TYPE_JSON, "-0", "0" },
+		{ RETL_TYPE_JSON, "100.0", "100" },
+		{ RETL_TYPE_JSON, "1e2", "100" },
+		{ RETL_TYPE_JSON, "[1.0e3,-2.50,1e-7,1e300]", "[1000,-2.5,1e-07,1e+300]" },
 		{ RETL_TYPE_JSON, "\"s\"", "\"s\"" },
 		{ RETL_TYPE_JSON, "[]", "[]" },
 		{ RETL_TYPE_JSON, "{bad", "FAIL" },
