@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "http_dest.h"
+#include "url.h"
 
 static const struct retl_destination *const table[] = {
 	&retl_dest_file,
@@ -113,6 +114,24 @@ int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
 			 long def, long *out, struct retl_err *err)
 {
 	return retl_dest_opt_int(dc, key, def, 0, out, err);
+}
+
+int retl_dest_opt_url(const struct retl_dest_cfg *dc, const char *key,
+		      const char *what, int required, const char **out,
+		      struct retl_err *err)
+{
+	*out = NULL;
+	if (!required && !json_object_get(dc->options, key))
+		return 0;
+	if (retl_dest_opt_str(dc, key, what, out, err) < 0)
+		return -1;
+	retl_buf why = RETL_BUF_INIT;
+	int rc = 0;
+	if (retl_url_check(*out, &why) < 0)
+		rc = retl_err_set(err, RETL_EXIT_USAGE, "retl.json: destinations.%s.%s: %s",
+				  dc->name, key, why.ptr);
+	retl_buf_free(&why);
+	return rc;
 }
 
 const json_t *retl_dest_find(const json_t *arr, const char *field,

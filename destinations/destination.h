@@ -222,6 +222,11 @@ int retl_dest_opt_posint(const struct retl_dest_cfg *dc, const char *key,
 /* the same with a ceiling (max > 0: "expected an integer from 1 to max") */
 int retl_dest_opt_int(const struct retl_dest_cfg *dc, const char *key,
 		      long def, long max, long *out, struct retl_err *err);
+/* a URL retl sends to, held to url.h's policy; absent and not required:
+ * *out NULL and 0 */
+int retl_dest_opt_url(const struct retl_dest_cfg *dc, const char *key,
+		      const char *what, int required, const char **out,
+		      struct retl_err *err);
 
 /*
  * For check()'s "did you mean": among the objects of `arr`, the value of

@@ -45,6 +45,7 @@
 #include "buf.h"
 #include "payload.h"
 #include "salesforce_int.h"
+#include "url.h"
 
 #define SF_DEFAULT_LOGIN "https://login.salesforce.com"
 
@@ -56,7 +57,7 @@ static const char *const sf_conn_keys[] = {
 	"login_url", "client_id", "client_secret", "refresh_token", "username",
 	"private_key", "audience", "api_version", "bulk_threshold", "reserve",
 	"bulk_max_bytes", "bulk_wait", "max_inflight", "timeout", "daily_limit",
-	NULL
+	"allowed_hosts", NULL
 };
 
 /* ---- options ---- */
@@ -64,6 +65,34 @@ static const char *const sf_conn_keys[] = {
 static const char *opt(const struct retl_dest_cfg *dc, const char *k)
 {
 	return json_string_value(json_object_get(dc->options, k));
+}
+
+/* allowed_hosts: host patterns an instance_url may name besides
+ * Salesforce's own domains (a proxy, a test server) */
+static int validate_hosts(const struct retl_dest_cfg *dc, struct retl_err *err)
+{
+	json_t *a = json_object_get(dc->options, "allowed_hosts"), *x;
+	size_t i;
+	if (a && !json_is_array(a))
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.allowed_hosts: expected an array of host patterns, e.g. [\"sf-proxy.example.com\", \"*.example.com\"]",
+				    dc->name);
+	json_array_foreach(a, i, x) {
+		retl_buf why = RETL_BUF_INIT;
+		int rc = 0;
+		if (!json_is_string(x))
+			rc = retl_err_set(err, RETL_EXIT_USAGE,
+					  "retl.json: destinations.%s.allowed_hosts[%zu]: expected a string (a host name or \"*.domain\")",
+					  dc->name, i);
+		else if (retl_url_pattern_check(json_string_value(x), &why) < 0)
+			rc = retl_err_set(err, RETL_EXIT_USAGE,
+					  "retl.json: destinations.%s.allowed_hosts[%zu]: %s",
+					  dc->name, i, why.ptr);
+		retl_buf_free(&why);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int sf_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
@@ -74,13 +103,16 @@ static int sf_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 			      &s, err) < 0)
 		return -1;
 	static const char *const strs[] = {
-		"login_url", "client_secret", "refresh_token", "username",
+		"client_secret", "refresh_token", "username",
 		"private_key", "audience", "api_version", NULL
 	};
 	for (const char *const *k = strs; *k; k++)
 		if (json_object_get(dc->options, *k) &&
 		    retl_dest_opt_str(dc, *k, "", &s, err) < 0)
 			return -1;
+	if (retl_dest_opt_url(dc, "login_url", "", 0, &s, err) < 0 ||
+	    validate_hosts(dc, err) < 0)
+		return -1;
 	if (opt(dc, "private_key") && !opt(dc, "username"))
 		return retl_err_set(err, RETL_EXIT_USAGE,
 				    "retl.json: destinations.%s.username: missing (the JWT bearer flow, chosen by private_key, signs in as this user)",
@@ -122,9 +154,8 @@ static struct retl_http_req *call(struct sf_ctx *c, const char *method,
 			retl_http_req_free(r);
 		sf_usage(c, req);
 		if (req->status == 401 && attempt == 0) {
-			struct retl_err e;
-			retl_err_clear(&e);
-			if (sf_auth(c, &e) == 0) {
+			retl_err_clear(&c->auth_err);
+			if (sf_auth(c, &c->auth_err) == 0) {
 				retl_http_req_free(req);
 				continue;
 			}
@@ -192,6 +223,9 @@ char *sf_error_text(const struct retl_http_req *req)
 int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
 		    struct retl_err *err)
 {
+	if (req->status == 401 && c->auth_err.msg[0])
+		/* the refresh itself failed: its reason is the root cause */
+		return retl_err_set(err, c->auth_err.code, "%s", c->auth_err.msg);
 	if (req->status == 401) {
 		char *t = sf_error_text(req);
 		retl_err_set(err, RETL_EXIT_DEST, "salesforce: session refused after a token refresh (%s)", t);
@@ -332,6 +366,7 @@ static void sf_fini(void *d)
 	retl_http_free(c->tok);
 	free(c->audience);
 	free(c->instance);
+	free(c->allowed);
 	free(c->dir);
 }
 
@@ -389,6 +424,11 @@ static int open_options(struct sf_ctx *c, const struct retl_dest_cfg *dc,
 	c->username = opt(dc, "username");
 	c->private_key = opt(dc, "private_key");
 	c->grant = c->private_key ? SF_JWT : c->refresh_token ? SF_REFRESH : SF_CLIENT;
+	json_t *hosts = json_object_get(dc->options, "allowed_hosts"), *x;
+	size_t i;
+	c->allowed = retl_calloc(json_array_size(hosts) + 1, sizeof(*c->allowed));
+	json_array_foreach(hosts, i, x)
+		c->allowed[i] = json_string_value(x);
 	c->audience = retl_strdup(opt(dc, "audience") ? opt(dc, "audience") :
 				  opt(dc, "login_url") ? opt(dc, "login_url") : SF_DEFAULT_LOGIN);
 	struct retl_http_opts to = { .max_inflight = 1, .timeout_ms = 30000, .budget = -1 };

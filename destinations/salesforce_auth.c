@@ -4,9 +4,14 @@
  * signed with libcrypto from the connected app's private key, usually
  * given as "@file:/run/secrets/sf_key.pem").
  *
- * The token response's instance_url is where every API call goes.  The
- * token is asked for at open, and once more when an API call answers 401
- * INVALID_SESSION_ID (the caller then replays the request).  A refused
+ * The token response's instance_url is where every API call goes, with the
+ * session as a Bearer token, so it is checked before anything uses it:
+ * url.h's policy (https, no userinfo) and Salesforce's domains below, or
+ * the destination's allowed_hosts; an emulator's loopback URL passes only
+ * when the login URL is loopback too.  A refused instance_url is exit 4
+ * and keeps nothing of that answer.  The token is asked for at open, and
+ * once more when an API call answers 401 INVALID_SESSION_ID (the caller
+ * then replays the request).  A refused
  * token request is exit 4 with Salesforce's error_description.
  */
 #include <openssl/evp.h>
@@ -17,6 +22,47 @@
 
 #include "buf.h"
 #include "salesforce_int.h"
+#include "url.h"
+
+/*
+ * The hosts an instance_url may name.  Salesforce serves an org's API on
+ * its My Domain, https://<name>.my.salesforce.com (sandboxes under
+ * sandbox.my.salesforce.com), or on an instanced host such as
+ * https://na123.salesforce.com; Lightning pages on *.force.com.  Salesforce
+ * Help, "My Domain"
+ * (https://help.salesforce.com/apex/HTViewHelpDoc?id=domain_name_overview.htm:
+ * "A My Domain uses Salesforce domain suffixes such as my.salesforce.com")
+ * and "Set the My Domain Login Policy"
+ * (https://help.salesforce.com/s/articleView?id=xcloud.domain_name_setting_login_policy.htm:
+ * instanced URLs such as https://eu55.salesforce.com); "My Domain URL
+ * Formats" in the Identity Implementation Guide lists the suffixes.
+ * *.salesforce.mil (the US government clouds) and *.cloudforce.com (older
+ * orgs) are Salesforce's too; those two were not checked against a
+ * Salesforce page.  Anything else (a proxy, a test server, another
+ * Salesforce suffix) goes in the destination's allowed_hosts.
+ */
+static const char *const sf_hosts[] = {
+	"*.salesforce.com", "*.force.com", "*.cloudforce.com", "*.salesforce.mil", NULL
+};
+
+/* 0 when the token answer's instance_url may receive the session */
+static int check_instance(struct sf_ctx *c, const char *inst, struct retl_err *err)
+{
+	retl_buf why = RETL_BUF_INIT, key = RETL_BUF_INIT;
+	retl_buf_addf(&key, "destinations.%s.allowed_hosts", c->base.dc->name);
+	const struct retl_url_hosts h = {
+		.vendor = "Salesforce", .patterns = sf_hosts, .extra = c->allowed,
+		.loopback = retl_url_is_loopback(c->base.url), .extra_key = key.ptr,
+	};
+	int rc = 0;
+	if (retl_url_check_returned(inst, &h, &why) < 0)
+		rc = retl_err_set(err, RETL_EXIT_DEST,
+				  "salesforce: the token answer's instance_url is refused, nothing was sent to it: %s",
+				  why.ptr);
+	retl_buf_free(&why);
+	retl_buf_free(&key);
+	return rc;
+}
 
 static void form_add(retl_buf *b, const char *k, const char *v)
 {
@@ -168,7 +214,7 @@ int sf_auth(struct sf_ctx *c, struct retl_err *err)
 		if (!tok || !inst) {
 			retl_err_set(err, RETL_EXIT_DEST,
 				     "salesforce: the token response has no access_token or instance_url");
-		} else {
+		} else if (check_instance(c, inst, err) == 0) {
 			size_t il = strlen(inst);
 			while (il && inst[il - 1] == '/')
 				il--;

@@ -35,6 +35,9 @@ struct sf_ctx {
 	const char *client_id, *client_secret, *refresh_token, *username,
 		   *private_key;              /* borrowed from dc->options */
 	char *instance;                   /* instance_url, no trailing '/' */
+	const char **allowed;             /* allowed_hosts, NULL-ended (the
+					   * strings borrowed from options) */
+	struct retl_err auth_err;         /* why a refresh after a 401 failed */
 	const char *version;              /* "62.0" */
 	retl_http *tok;                   /* token requests (login host) */
 
@@ -62,7 +65,9 @@ struct sf_ctx {
 extern const char *const sf_kind_name[SF_NKIND];
 
 /* salesforce_auth.c: gets a token (open, and again after a 401); sets
- * c->instance and the Authorization line (and the API engine's); code 4 */
+ * c->instance and the Authorization line (and the API engine's); code 4,
+ * also for an instance_url off url.h's policy or Salesforce's domains
+ * (nothing is changed then) */
 int sf_auth(struct sf_ctx *c, struct retl_err *err);
 
 /* salesforce.c */

@@ -5,66 +5,27 @@
  *
  * The type names an entry of destinations/destination.h's table, which says
  * which other keys the connection may carry and validates them; every
- * destination also takes "base_url" (for emulators and proxies: https, or
- * plain http only to a loopback host).
+ * destination also takes "base_url" (for emulators and proxies), held to
+ * url.h's policy: https, or plain http only to a literal loopback address,
+ * and no userinfo.
  */
 #include "config_int.h"
 
-#include <string.h>
-#include <strings.h>
-
 #include "destination.h"
+#include "url.h"
 
 static const char *const dest_base_keys[] = { "type", "base_url", NULL };
 
-static int loopback_host(const char *authority, size_t n)
-{
-	const char *at = memrchr(authority, '@', n);
-	if (at) {
-		n -= (size_t)(at + 1 - authority);
-		authority = at + 1;
-	}
-	if (n >= 5 && !strncmp(authority, "[::1]", 5))
-		return n == 5 || authority[5] == ':';
-	size_t host = 0;
-	while (host < n && authority[host] != ':')
-		host++;
-	if (host == 9 && !strncasecmp(authority, "localhost", 9))
-		return 1;
-	if (host < 7 || strncmp(authority, "127.", 4))
-		return 0;
-	int dots = 0;
-	for (size_t i = 0; i < host; i++) {
-		if (authority[i] == '.') {
-			if (i + 1 == host || authority[i + 1] == '.')
-				return 0;
-			dots++;
-		} else if (authority[i] < '0' || authority[i] > '9') {
-			return 0;
-		}
-	}
-	return dots == 3;
-}
-
+/* the URL policy of url.h, reported at the key's path */
 static int check_base_url(struct retl_cfg_ctx *c, const char *path,
 			  const char *url)
 {
-	const char *rest = NULL;
-	int https = 0;
-	if (!strncasecmp(url, "https://", 8)) {
-		rest = url + 8;
-		https = 1;
-	} else if (!strncasecmp(url, "http://", 7)) {
-		rest = url + 7;
-	}
-	size_t auth = rest ? strcspn(rest, "/?#") : 0;
-	if (rest && auth && (https || loopback_host(rest, auth)))
-		return 0;
-	if (rest && auth)
-		return retl_cfg_fail(c, path,
-				     "plain http:// is allowed only to a loopback host (localhost, 127.x.x.x, [::1]); use https://");
-	return retl_cfg_fail(c, path,
-			     "expected an https:// URL (or http:// to a loopback host)");
+	retl_buf why = RETL_BUF_INIT;
+	int rc = 0;
+	if (retl_url_check(url, &why) < 0)
+		rc = retl_cfg_fail(c, path, "%s", why.ptr);
+	retl_buf_free(&why);
+	return rc;
 }
 
 int retl_cfg_load_dest(struct retl_cfg_ctx *c, struct retl_dest_cfg *dc,

@@ -129,14 +129,16 @@ CASES = [
     ("dest-type-unknown", dest(type="hubspt"), None,
      'retl.json: destinations.out.type: unknown destination type "hubspt" (expected one of file, hubspot, airtable, webhook, mailchimp, salesforce)'),
     ("dest-base-url-plain-http", dest(base_url="http://example.com/api"), None,
-     "retl.json: destinations.out.base_url: plain http:// is allowed only to a loopback host "
-     "(localhost, 127.x.x.x, [::1]); use https://"),
+     "retl.json: destinations.out.base_url: http://example.com: plain http:// is allowed only "
+     "to a literal loopback address: 127.x.x.x or [::1] (not a name such as localhost); "
+     "use https://"),
     ("dest-base-url-not-a-url", dest(base_url="ftp://127.0.0.1/"), None,
-     "retl.json: destinations.out.base_url: expected an https:// URL "
-     "(or http:// to a loopback host)"),
+     "retl.json: destinations.out.base_url: ftp://127.0.0.1: expected https:// "
+     "(or http:// to a literal loopback address: 127.x.x.x or [::1])"),
     ("dest-base-url-lookalike", dest(base_url="http://127.0.0.1.nip.io/"), None,
-     "retl.json: destinations.out.base_url: plain http:// is allowed only to a loopback host "
-     "(localhost, 127.x.x.x, [::1]); use https://"),
+     "retl.json: destinations.out.base_url: http://127.0.0.1.nip.io: plain http:// is allowed "
+     "only to a literal loopback address: 127.x.x.x or [::1] (not a name such as localhost); "
+     "use https://"),
     ("secret-env-missing", dest(path="${RETL_IT_SURELY_UNSET}"), None,
      "retl.json: destinations.out.path: environment variable RETL_IT_SURELY_UNSET is not set"),
     ("secret-env-unterminated", source(dsn="host=${PGHOST dbname=x"), None,
