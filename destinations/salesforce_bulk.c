@@ -560,7 +560,7 @@ int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 	retl_buf mp = RETL_BUF_INIT, rec = RETL_BUF_INIT;
 	struct retl_pv *cols = retl_calloc(c->base.nf ? c->base.nf : 1, sizeof(*cols));
 	struct retl_op op;
-	int rc = 0, got;
+	int rc = 0, got = 0;
 	long rows = 0;
 	FILE *map = NULL;
 
@@ -584,7 +584,7 @@ int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 		if (!map) {
 			retl_buf_reset(&csv);
 			header(c, k, &csv);
-			map = fopen(mp.ptr, "w");
+			map = sf_create(mp.ptr, "w");
 			if (!map) {
 				rc = retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot create %s: %s",
 						  mp.ptr, strerror(errno));
@@ -603,6 +603,10 @@ int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 		}
 		rows++;
 	}
+	/* the job of what was read before the damage ran; the rest stays
+	 * staged */
+	if (rc == 0 && got < 0)
+		rc = sf_spool_damaged(c->spool_path[k], err);
 	if (map)
 		fclose(map);
 	free(cols);

@@ -245,9 +245,11 @@ int sf_collections_run(struct sf_ctx *c, enum sf_kind k, FILE *f,
 	memset(res, 0, sizeof(res));
 	memset(bufs, 0, sizeof(bufs));
 	c->cur = k;
-	while (rc == 0) {
+	int got = 1;
+	while (rc == 0 && got > 0) {
 		size_t n = 0;
-		while (n < SF_MAX_RECORDS && sf_spool_get(f, &bufs[n], &ops[n]) > 0) {
+		while (n < SF_MAX_RECORDS &&
+		       (got = sf_spool_get(f, &bufs[n], &ops[n])) > 0) {
 			ops[n].kind = k == SF_DELETE ? RETL_OP_REMOVE : RETL_OP_UPSERT;
 			n++;
 		}
@@ -256,6 +258,9 @@ int sf_collections_run(struct sf_ctx *c, enum sf_kind k, FILE *f,
 		struct retl_batch b = { .ops = ops, .n = n, .results = res };
 		rc = sf_budget_stop(c, err) < 0 ? -1 : send_chunk(c, &b, err);
 	}
+	/* what was read before the damage went out; the rest stays staged */
+	if (rc == 0 && got < 0)
+		rc = sf_spool_damaged(c->spool_path[k], err);
 	for (size_t i = 0; i < SF_MAX_RECORDS; i++) {
 		free(res[i].dest_id);
 		free(res[i].reason);

@@ -91,12 +91,18 @@ int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
 /* the run must stop: the budget's reserve was reached */
 int sf_budget_stop(struct sf_ctx *c, struct retl_err *err);
 
+/* salesforce.c: a file of this run's own, created (or cut) empty and
+ * private (0600: it holds payloads or match values) */
+FILE *sf_create(const char *path, const char *mode);
+
 /* salesforce_spool.c: a spool holds ops as framed records (key, stored
  * id, payload), so reading one back parses nothing */
 int sf_spool_put(FILE *f, const struct retl_op *op);
 /* the next op; its strings live in buf (reused per op); 1, 0 at the end,
- * -1 for a record that is not whole */
+ * -1 for a record that is not whole (damage: see sf_spool_damaged) */
 int sf_spool_get(FILE *f, retl_buf *buf, struct retl_op *op);
+/* the error for a spool whose read ended at damage; returns -1 */
+int sf_spool_damaged(const char *path, struct retl_err *err);
 
 /* salesforce_collections.c: the base's prepare, encode and decode for
  * sObject Collections (200 records a request), and a spool sent by them */

@@ -8,16 +8,25 @@
  * so reading a row back is one fread of known lengths: the payload is not
  * parsed until collections or a bulk job read it (once).  The spool is this
  * run's own file, but read back as untrusted input all the same: a record
- * whose header does not parse or whose bytes run short ends the read.
+ * whose header does not parse, whose lengths do not fit in what is left of
+ * the file, or whose bytes run short is damage (sf_spool_damaged): the
+ * read ends there, nothing is allocated from a length before it is known
+ * to fit, and the rows from there on stay staged for the next run.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "buf.h"
 #include "salesforce_int.h"
 
 #define MAX_FIELD (256UL << 20)
+/* a record this small is read without asking the file's size (which costs
+ * two system calls a record); a larger one must fit in what is left */
+#define SMALL_RECORD ((size_t)64 << 10)
 
 static void put_len(FILE *f, const char *s, size_t n, char sep)
 {
@@ -57,6 +66,16 @@ static int get_len(const char **p, size_t *n)
 	return 1;
 }
 
+/* 1 when the n bytes after f's position are in the file */
+static int fits(FILE *f, size_t n)
+{
+	struct stat sb;
+	long pos = ftell(f);
+
+	return pos >= 0 && fstat(fileno(f), &sb) == 0 && sb.st_size >= pos &&
+	       (uint64_t)(sb.st_size - pos) >= (uint64_t)n;
+}
+
 int sf_spool_get(FILE *f, retl_buf *buf, struct retl_op *op)
 {
 	char hdr[96];
@@ -70,7 +89,9 @@ int sf_spool_get(FILE *f, retl_buf *buf, struct retl_op *op)
 			return -1;
 		p++;
 	}
-	size_t total = n[0] + n[1] + n[2];
+	size_t total = n[0] + n[1] + n[2];  /* <= 3 * MAX_FIELD: no overflow */
+	if (!has[0] || (total > SMALL_RECORD && !fits(f, total + 1)))
+		return -1;
 	retl_buf_reset(buf);
 	retl_buf_grow(buf, total + 3);
 	/* key, id and payload each NUL-ended inside buf */
@@ -83,7 +104,7 @@ int sf_spool_get(FILE *f, retl_buf *buf, struct retl_op *op)
 		buf->ptr[buf->len++] = '\0';
 	}
 	buf->ptr[buf->len] = '\0';
-	if (fgetc(f) != '\n' || !has[0])
+	if (fgetc(f) != '\n')
 		return -1;
 	memset(op, 0, sizeof(*op));
 	op->key = buf->ptr + off[0];
@@ -91,4 +112,12 @@ int sf_spool_get(FILE *f, retl_buf *buf, struct retl_op *op)
 	op->payload = has[2] ? buf->ptr + off[2] : NULL;
 	op->payload_len = n[2];
 	return 1;
+}
+
+int sf_spool_damaged(const char *path, struct retl_err *err)
+{
+	return retl_err_set(err, RETL_EXIT_DEST, "salesforce: spool %s is "
+			    "damaged (a record's lengths do not match its "
+			    "bytes); the rows from there on were not sent and "
+			    "are sent again by the next run", path);
 }

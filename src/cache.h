@@ -72,11 +72,22 @@ size_t retl_cache_bytes(const retl_cache *c);
  * transaction that changes the sync's rows), and uses it only while the
  * generation still matches and the checksum holds.
  *
- * save: 0 or -1 (errno set).  load: 0 with *out set, or 1 when there is no
- * usable image (missing, other generation, torn, other format).
+ * Read back as untrusted input (see cache.c): sizes, checksum and the
+ * table's rows are checked before any of it is used.
+ *
+ * save: 0 or -1 (errno set).  load: 0 with *out set; RETL_CACHE_IMAGE_NONE
+ * (no file) or _STALE (another generation or format): no usable image, as
+ * expected; _BAD: a damaged or crafted file, *why saying how (a static
+ * string).  Neither is an error: the caller loads SQLite instead.
  */
+enum {
+	RETL_CACHE_IMAGE_NONE = 1,
+	RETL_CACHE_IMAGE_STALE = 2,
+	RETL_CACHE_IMAGE_BAD = 3,
+};
 int retl_cache_save(const retl_cache *c, const char *path, uint64_t gen);
-int retl_cache_load(retl_cache **out, const char *path, uint64_t gen);
+int retl_cache_load(retl_cache **out, const char *path, uint64_t gen,
+		    const char **why);
 /* 1 when path holds an image of generation gen (header only) */
 int retl_cache_image_is(const char *path, uint64_t gen);
 

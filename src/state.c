@@ -194,10 +194,29 @@ static const char *const stmt_sql[S_COUNT] = {
 
 /* ---- helpers shared by the state files ---- */
 
+/* what a person can do about the errors that are the file's, not retl's */
+static const char *db_err_hint(sqlite3 *db)
+{
+	switch (sqlite3_errcode(db)) {
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return " (the file is damaged, or is not a retl state store: "
+		       "restore it from a backup, or start over with `retl "
+		       "reset --all`, after which the next runs send every row "
+		       "again)";
+	case SQLITE_FULL:
+		return " (the disk or the file's size limit is full: make room "
+		       "and run again)";
+	default:
+		return "";
+	}
+}
+
 int retl_state__db_err(retl_state *st, struct retl_err *err)
 {
-	return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s",
-			    st->path, sqlite3_errmsg(st->db));
+	return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s%s",
+			    st->path, sqlite3_errmsg(st->db),
+			    db_err_hint(st->db));
 }
 
 int retl_state__prepare(retl_state *st, const char *sql, sqlite3_stmt **s,
@@ -310,9 +329,15 @@ static int migrate(retl_state *st, struct retl_err *err)
 	if (retl_state__prepare(st, "SELECT value FROM meta"
 				" WHERE key = 'schema_version'", &s, err) < 0)
 		goto fail;
-	if (sqlite3_step(s) == SQLITE_ROW)
+	/* a read that fails is a damaged store, never a new one to build */
+	i = sqlite3_step(s);
+	if (i == SQLITE_ROW)
 		have = sqlite3_column_int(s, 0);
+	else if (i != SQLITE_DONE)
+		retl_state__db_err(st, err);
 	sqlite3_finalize(s);
+	if (i != SQLITE_ROW && i != SQLITE_DONE)
+		goto fail;
 	if (have > SCHEMA_VERSION) {
 		retl_err_set(err, RETL_EXIT_USAGE, "state store %s: schema "
 			     "version %d is newer than this retl knows (%d)",

@@ -5,6 +5,8 @@
  *
  * The image is a file beside the store, "<db>.<sync>.cache", stamped with
  * the generation it was written for; the rows in SQLite stay the truth.
+ * An image that fails its checks (cache.c) is no error for the user: it is
+ * logged, removed and the cache loaded from SQLite, as for a stale one.
  */
 #include "state.h"
 #include "state_int.h"
@@ -17,6 +19,7 @@
 #include <sys/random.h>
 
 #include "buf.h"
+#include "log.h"
 
 /* ---- the cache generation ---- */
 
@@ -69,8 +72,17 @@ int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 			  struct retl_err *err)
 {
 	char *path = retl_state__sync_path(st, sync, ".cache");
-	int rc = retl_cache_load(out, path, get_gen(st, sync));
+	const char *why = NULL;
+	int rc = retl_cache_load(out, path, get_gen(st, sync), &why);
 
+	if (rc == RETL_CACHE_IMAGE_BAD) {
+		/* only a copy: removed, so the next save writes it afresh
+		 * and this is said once, not at every run */
+		retl_log(RETL_LOG_WARN, sync, "cache image %s is damaged "
+			 "(%s): ignored and removed; the cache is loaded from "
+			 "the state store instead", path, why);
+		unlink(path);
+	}
 	free(path);
 	if (rc == 0)
 		return 0;

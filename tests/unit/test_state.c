@@ -639,6 +639,10 @@ static void test_image(retl_state *st)
 	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
 	CHECK(retl_cache_count(c) == 999 && cache_has(c, "k1", 555));
 	retl_cache_free(c);
+	/* a damaged image is removed, so the next save writes it afresh */
+	CHECK(access(image, F_OK) != 0);
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	CHECK(access(image, F_OK) == 0);
 	CHECK(truncate(image, 1000) == 0);
 	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
 	CHECK(retl_cache_count(c) == 999);

@@ -1,0 +1,221 @@
+/*
+ * test_cache_image.c - the cache image read back as untrusted input
+ * (cache.c, "the cache image"): crafted and damaged images are refused
+ * as RETL_CACHE_IMAGE_BAD, never used, never crash or hang the loader.
+ *
+ * The crafted images are built here the way cache.c writes them (header,
+ * then the table; XXH3-64 of the table seeded with the XXH3-64 of the
+ * header with its checksum 0), so each one passes the checksum and only
+ * the check it is about can catch it.
+ *
+ * Against the code before issue 13 (image format RETLCI02, checksum over
+ * the table alone; checked once by hand with images of that format):
+ *  - the wrapping cap passed the size check (64 + cap * 56 wraps at 2^64
+ *    to the file's size), the table was mapped at the wrapped size and
+ *    indexed with the huge cap: SIGSEGV in retl_cache_find;
+ *  - the full table with a low count loaded, and a lookup of an absent
+ *    key probed for ever (here alarm() ends the test binary instead);
+ *  - a header byte flipped (the row count) was outside the checksum and
+ *    loaded with a wrong count;
+ *  - a FIFO at the image's path blocked open() for ever.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "cache.h"
+#include "test.h"
+
+/* the on-disk header, as cache.c lays it out */
+struct hdr {
+	char magic[8];
+	uint64_t gen, cap, count, entry_size, checksum, pad[2];
+};
+
+static char dir[] = "/tmp/retl-test-image-XXXXXX";
+static char path[256];
+
+static void write_image(const char *magic, uint64_t gen, uint64_t cap,
+			uint64_t count, const void *slots, size_t bytes)
+{
+	struct hdr h;
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, magic, 8);
+	h.gen = gen;
+	h.cap = cap;
+	h.count = count;
+	h.entry_size = sizeof(struct retl_cache_entry);
+	h.checksum = XXH3_64bits_withSeed(slots, bytes, XXH3_64bits(&h, sizeof(h)));
+	FILE *f = fopen(path, "wb");
+	CHECK(f != NULL);
+	CHECK(fwrite(&h, sizeof(h), 1, f) == 1);
+	CHECK(bytes == 0 || fwrite(slots, bytes, 1, f) == 1);
+	CHECK(fclose(f) == 0);
+}
+
+/* loads path; a loaded cache is used for a lookup before it is freed */
+static int load(const char **why)
+{
+	retl_cache *c = NULL;
+	int rc = retl_cache_load(&c, path, 7, why);
+	if (c) {
+		retl_h128 absent = { 0x123456789abcdefull, 42 };
+		CHECK(retl_cache_find(c, absent) == NULL);
+	}
+	CHECK((rc == 0) == (c != NULL));
+	retl_cache_free(c);
+	return rc;
+}
+
+static void test_wrapping_cap(void)
+{
+	/* 56 = 7 * 8: (2^61 + m) * 56 == m * 56 (mod 2^64); m * 56 above
+	 * 2 MiB took the old loader's mmap path, which kept the huge cap */
+	uint64_t m = 65536, cap = (1ull << 61) + m;
+	size_t bytes = (size_t)m * sizeof(struct retl_cache_entry);
+	void *slots = calloc(1, bytes);
+	const char *why = NULL;
+
+	write_image("RETLCI03", 7, cap, 0, slots, bytes);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "out of bounds"));
+	/* a cap within bounds that the file's size does not back */
+	write_image("RETLCI03", 7, m * 2, 0, slots, bytes);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "file size"));
+	free(slots);
+}
+
+static void fill(struct retl_cache_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&e[i], 0, sizeof(e[i]));
+		e[i].kh.lo = 0x9e3779b97f4a7c15ull * (i + 1);
+		e[i].kh.hi = i + 1;
+		e[i].status = RETL_STATUS_OK;
+		e[i].cached = 1;
+	}
+}
+
+static void test_full_table(void)
+{
+	struct retl_cache_entry slots[16];
+	const char *why = NULL;
+
+	/* every slot taken, count 1: a lookup of an absent key never met
+	 * the empty slot that ends a probe */
+	fill(slots, 16);
+	write_image("RETLCI03", 7, 16, 1, slots, sizeof(slots));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "row count"));
+	/* an honest count of a full table is over the load limit */
+	write_image("RETLCI03", 7, 16, 16, slots, sizeof(slots));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "more rows"));
+	/* 12 of 16 is the most a table holds (load 0.8): loads, and finds */
+	memset(&slots[12], 0, 4 * sizeof(slots[0]));
+	write_image("RETLCI03", 7, 16, 12, slots, sizeof(slots));
+	CHECK(load(&why) == 0);
+	/* a row whose status retl never writes */
+	slots[3].status = 9;
+	write_image("RETLCI03", 7, 16, 12, slots, sizeof(slots));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "never writes"));
+}
+
+/* a real image of 1000 rows, written by retl_cache_save */
+static void save_real(void)
+{
+	retl_cache *c = retl_cache_new(1000);
+	for (uint64_t i = 0; i < 1000; i++) {
+		retl_h128 k = { i * 0x9e3779b97f4a7c15ull + 1, i };
+		retl_cache_upsert(c, k, NULL)->src = i;
+	}
+	CHECK(retl_cache_save(c, path, 7) == 0);
+	retl_cache_free(c);
+}
+
+static void flip(off_t at)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char b;
+	CHECK(fd >= 0);
+	CHECK(pread(fd, &b, 1, at) == 1);
+	b ^= 0x01;
+	CHECK(pwrite(fd, &b, 1, at) == 1);
+	close(fd);
+}
+
+static void test_damage(void)
+{
+	const char *why = NULL;
+	retl_cache *c = NULL;
+	struct stat sb;
+
+	save_real();
+	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+	CHECK(retl_cache_image_is(path, 7) && !retl_cache_image_is(path, 8));
+	CHECK(retl_cache_load(&c, path, 7, &why) == 0 && c);
+	CHECK(c && retl_cache_count(c) == 1000);
+	retl_cache_free(c);
+
+	/* another generation or version is stale, not damaged */
+	CHECK(retl_cache_load(&c, path, 8, &why) == RETL_CACHE_IMAGE_STALE);
+	CHECK(!c && !why);
+
+	/* the row count, in the header: the checksum covers it now */
+	flip(offsetof(struct hdr, count));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "checksum"));
+	flip(offsetof(struct hdr, count));
+	CHECK(load(&why) == 0);
+
+	/* a byte of the table */
+	flip(sizeof(struct hdr) + 100 * sizeof(struct retl_cache_entry) + 3);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "checksum"));
+
+	/* truncated: short of its table, and short of its header */
+	save_real();
+	CHECK(truncate(path, (off_t)(sb.st_size - 1)) == 0);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "file size"));
+	CHECK(truncate(path, 10) == 0);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "header"));
+	CHECK(!retl_cache_image_is(path, 7));
+
+	/* not an image at all; missing */
+	write_image("SQLite f", 7, 16, 0, "", 0);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(unlink(path) == 0);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_NONE);
+
+	/* a FIFO planted at the path: no writer ever comes */
+	CHECK(mkfifo(path, 0600) == 0);
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(!retl_cache_image_is(path, 7));
+	CHECK(unlink(path) == 0);
+}
+
+int main(void)
+{
+	/* a hang (the endless probe, a FIFO's open) kills the binary: the
+	 * test fails instead of stalling `make unit` */
+	alarm(60);
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/state.db.s.cache", dir);
+	test_wrapping_cap();
+	test_full_table();
+	test_damage();
+	unlink(path);
+	rmdir(dir);
+	TEST_DONE();
+}
