@@ -132,13 +132,15 @@ fuzz-build: $(FUZZ_BIN)
 
 # every harness once over its seed corpus and saved regressions (seconds)
 fuzz-replay: fuzz-build
-	@set -e; for n in $(FUZZ_NAMES); do \
+	@failed=""; for n in $(FUZZ_NAMES); do \
 	  files=$$(find tests/fuzz/corpus/$$n tests/fuzz/regressions/$$n -type f 2>/dev/null | sort); \
-	  [ -n "$$files" ] || { echo "fuzz-replay: no corpus for $$n"; exit 1; }; \
+	  [ -n "$$files" ] || { echo "fuzz-replay: no corpus for $$n"; failed="$$failed $$n"; continue; }; \
 	  echo "== fuzz_$$n: $$(echo "$$files" | wc -l) inputs"; \
 	  $(FUZZ_ENV) build/fuzz/fuzz_$$n $(FUZZ_OPTS) $$files >build/fuzz/replay_$$n.log 2>&1 || \
-	    { tail -n 60 build/fuzz/replay_$$n.log; echo "fuzz-replay: fuzz_$$n failed (build/fuzz/replay_$$n.log)"; exit 1; }; \
-	done
+	    { grep -E 'FUZZ FINDING|ERROR|SUMMARY|^Running' build/fuzz/replay_$$n.log | tail -n 6; \
+	      failed="$$failed $$n"; }; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz-replay failed:$$failed (logs: build/fuzz/replay_<name>.log)"; exit 1; }
 
 # each harness for FUZZ_SECONDS on a working copy of its corpus (new inputs
 # stay in build/fuzz/work/<name>); findings go to build/fuzz/findings and

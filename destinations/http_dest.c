@@ -286,10 +286,10 @@ static void settle(struct retl_http_dest *d, struct retl_request *r)
 	release(d, b);
 }
 
-/* answer (tests only, see retl_hd_wait_answered) fills each request's
+/* fill (tests only, see retl_hd_wait_answered) writes each request's
  * answer before it is decoded */
 static struct retl_batch *wait_for(struct retl_http_dest *d, int block,
-				   void (*answer)(void *ud, struct retl_http_req *req),
+				   void (*fill)(void *ud, struct retl_http_req *req),
 				   void *ud)
 {
 	for (;;) {
@@ -302,8 +302,8 @@ static struct retl_batch *wait_for(struct retl_http_dest *d, int block,
 		struct retl_http_req *http = d->http ? retl_http_next(d->http, block) : NULL;
 		if (!http)
 			return NULL;
-		if (answer)
-			answer(ud, http);
+		if (fill)
+			fill(ud, http);
 		settle(d, http->ud);
 	}
 }
@@ -314,9 +314,9 @@ struct retl_batch *retl_hd_wait(void *ctx, int block)
 }
 
 struct retl_batch *retl_hd_wait_answered(void *ctx,
-		void (*answer)(void *ud, struct retl_http_req *req), void *ud)
+		void (*fill)(void *ud, struct retl_http_req *req), void *ud)
 {
-	return wait_for(ctx, 1, answer, ud);
+	return wait_for(ctx, 1, fill, ud);
 }
 
 /* ---- open / close / stats ---- */

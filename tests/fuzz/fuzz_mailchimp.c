@@ -23,11 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		" \"match\": {\"email_address\": \"email\"}, \"fields\": {\"email_address\": \"email\","
 		" \"merge_fields.FNAME\": \"first_name\", \"merge_fields.VIP\": {\"from\": \"vip\", \"type\": \"boolean\"},"
 		" \"tags\": {\"from\": \"tags\", \"transform\": [{\"split\": \",\"}]}}}");
-	struct fz_env env = { .notes = json_object() };
+	struct fz_env env = { .notes = NULL };
 	struct fz_answers ans = { .keep_header = NULL };
 	if (size > 1 << 16)
 		return 0;
 	ans.n = fz_split(data, size, ans.part, FZ_MAX_ANSWERS);
+	env.notes = json_object();
 	void *ctx = fz_open(cfg, "mailchimp", &env, ops, 5);
 	fz_run_batches(ctx, ops, 5, 3, &ans);
 	retl_hd_close(ctx);

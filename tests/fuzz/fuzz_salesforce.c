@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct gs_answer tokens[SF_TOKENS];
 	struct retl_config *cfg = sf_project(10000);
-	struct fz_env env = { .notes = json_object() };
+	struct fz_env env = { .notes = NULL };
 	struct fz_answers ans = { .keep_header = "Sforce-Limit-Info" };
 	if (size < 2 || size > 1 << 16 || data[1] != '\n')
 		return 0;
@@ -36,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gs_script(&sf_srv, tokens, SF_TOKENS);
 	const struct fz_op *ops = kind >= SF_DELETE ? removes : rows;
 	ans.n = fz_split(data + 2, size - 2, ans.part, FZ_MAX_ANSWERS);
+	env.notes = json_object();
 	struct sf_ctx *c = fz_open(cfg, "salesforce", &env, ops, 3);
 	c->cur = (enum sf_kind)kind;
 	fz_run_batches(c, ops, 3, 3, &ans);

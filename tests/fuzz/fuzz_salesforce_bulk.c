@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct gs_header csv_hdr = { "Content-Type", "text/csv" };
 	static char *csv[3];
 	struct retl_config *cfg = sf_project(1);
-	struct fz_env env = { .notes = json_object() };
+	struct fz_env env = { .notes = NULL };
 	struct fz_part part[3];
 	struct retl_err err;
 	if (size > 1 << 16)
@@ -43,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gs_script(&sf_srv, script, 8);
 
 	const struct retl_destination *d = retl_destination_find("salesforce");
+	env.notes = json_object();
 	void *ctx = fz_open_budget(cfg, "salesforce", &env, rows, 3, -1);
 	struct retl_op ops[3];
 	char *kj[3];
