@@ -57,8 +57,11 @@ FUZZ_FINDINGS = build/fuzz/findings
 # per input: a schedule search, a cache probe or a decode that takes longer
 # is a hang (timeout-*); more memory is a finding too (oom)
 FUZZ_OPTS     = -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+# scratch projects and files of the harnesses: under build/, where a
+# crashed harness's leftovers are cleaned by make clean
 FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                TMPDIR=$(CURDIR)/build/fuzz/tmp
 
 .PHONY: all deps test unit integration demo bench soak prism clean retl-asan \
         fuzz fuzz-build fuzz-replay
@@ -132,7 +135,7 @@ fuzz-build: $(FUZZ_BIN)
 
 # every harness once over its seed corpus and saved regressions (seconds)
 fuzz-replay: fuzz-build
-	@failed=""; for n in $(FUZZ_NAMES); do \
+	@mkdir -p build/fuzz/tmp; failed=""; for n in $(FUZZ_NAMES); do \
 	  files=$$(find tests/fuzz/corpus/$$n tests/fuzz/regressions/$$n -type f 2>/dev/null | sort); \
 	  [ -n "$$files" ] || { echo "fuzz-replay: no corpus for $$n"; failed="$$failed $$n"; continue; }; \
 	  echo "== fuzz_$$n: $$(echo "$$files" | wc -l) inputs"; \
@@ -147,7 +150,7 @@ fuzz-replay: fuzz-build
 # fail the target
 fuzz: deps
 	$(MAKE) fuzz-build
-	@mkdir -p $(FUZZ_FINDINGS); fail=0; \
+	@mkdir -p $(FUZZ_FINDINGS) build/fuzz/tmp; fail=0; \
 	for n in $(FUZZ_ONLY); do \
 	  mkdir -p build/fuzz/work/$$n; \
 	  echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
