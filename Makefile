@@ -2,10 +2,13 @@
 #
 #   make          build ./retl
 #   make deps     install the Debian packages retl needs (when missing)
-#   make test     deps + build + unit tests (ASan+UBSan) + integration tests
+#   make test     deps + build + unit tests (ASan+UBSan) + the fuzz corpora once
+#                 (fuzz-replay) + integration tests
 #   make demo     deps + build + a throwaway PostgreSQL and example syncs
 #   make bench    the 1M-row benchmark (never part of make test)
 #   make soak     the invariant scenarios on random seeds (SOAK_SECONDS, default 600)
+#   make fuzz     every libFuzzer harness of tests/fuzz for FUZZ_SECONDS each
+#                 (default 1800; FUZZ_ONLY=<name> for one), see tests/fuzz/README.md
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
@@ -36,7 +39,32 @@ PRISM = build/prism/node_modules/.bin/prism
 # every request retl sends to the emulators, replayed by the conformance test
 REQUEST_LOG = build/requests.jsonl
 
-.PHONY: all deps test unit integration demo bench soak prism clean retl-asan
+# libFuzzer harnesses (tests/fuzz): clang, the product built with coverage
+# for the fuzzer and ASan+UBSan into build/fuzz; llvm-symbolizer (llvm)
+# names the frames of a finding
+FUZZ_CC      ?= clang
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FUZZ_FLAGS    = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+                -Wno-unused-parameter -Wno-unused-function $(CPPFLAGS) -O1 -g
+FUZZ_SRC      = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES    = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_OBJ      = $(LIB_SRC:%.c=build/fuzz/%.o)
+FUZZ_BIN      = $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_SECONDS ?= 1800
+FUZZ_ONLY    ?= $(FUZZ_NAMES)
+FUZZ_FINDINGS = build/fuzz/findings
+# per input: a schedule search, a cache probe or a decode that takes longer
+# is a hang (timeout-*); more memory is a finding too (oom)
+FUZZ_OPTS     = -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+# scratch projects and files of the harnesses: under build/, where a
+# crashed harness's leftovers are cleaned by make clean
+FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                TMPDIR=$(CURDIR)/build/fuzz/tmp
+
+.PHONY: all deps test unit integration demo bench soak prism clean retl-asan \
+        fuzz fuzz-build fuzz-replay
 # keep the ASan objects between runs (they are not throwaway intermediates)
 .SECONDARY:
 all: retl
@@ -51,6 +79,15 @@ build/rel/%.o: %.c $(wildcard src/*.h destinations/*.h)
 build/asan/%.o: %.c $(wildcard src/*.h destinations/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -c -o $@ $<
+
+build/fuzz/%.o: %.c $(wildcard src/*.h destinations/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h tests/unit/*.h) $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Itests/fuzz -Itests/unit $(FUZZ_SAN) -fsanitize=fuzzer \
+	  -o $@ $< $(FUZZ_OBJ) $(LIBS)
 
 build/asan/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
@@ -91,7 +128,40 @@ integration: retl $(PRISM)
 test: deps
 	$(MAKE) retl
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
 	$(MAKE) integration
+
+fuzz-build: $(FUZZ_BIN)
+
+# every harness once over its seed corpus and saved regressions (seconds)
+fuzz-replay: fuzz-build
+	@mkdir -p build/fuzz/tmp; failed=""; for n in $(FUZZ_NAMES); do \
+	  files=$$(find tests/fuzz/corpus/$$n tests/fuzz/regressions/$$n -type f 2>/dev/null | sort); \
+	  [ -n "$$files" ] || { echo "fuzz-replay: no corpus for $$n"; failed="$$failed $$n"; continue; }; \
+	  echo "== fuzz_$$n: $$(echo "$$files" | wc -l) inputs"; \
+	  $(FUZZ_ENV) build/fuzz/fuzz_$$n $(FUZZ_OPTS) $$files >build/fuzz/replay_$$n.log 2>&1 || \
+	    { grep -E 'FUZZ FINDING|ERROR|SUMMARY|^Running' build/fuzz/replay_$$n.log | tail -n 6; \
+	      failed="$$failed $$n"; }; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz-replay failed:$$failed (logs: build/fuzz/replay_<name>.log)"; exit 1; }
+
+# each harness for FUZZ_SECONDS on a working copy of its corpus (new inputs
+# stay in build/fuzz/work/<name>); findings go to build/fuzz/findings and
+# fail the target
+fuzz: deps
+	$(MAKE) fuzz-build
+	@mkdir -p $(FUZZ_FINDINGS) build/fuzz/tmp; fail=0; \
+	for n in $(FUZZ_ONLY); do \
+	  mkdir -p build/fuzz/work/$$n; \
+	  echo "== fuzz_$$n for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_ENV) build/fuzz/fuzz_$$n $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
+	    -dict=tests/fuzz/fuzz.dict -artifact_prefix=$(FUZZ_FINDINGS)/$$n- \
+	    build/fuzz/work/$$n tests/fuzz/corpus/$$n \
+	    >build/fuzz/fuzz_$$n.log 2>&1 || fail=1; \
+	  grep -E '^(stat::|#[0-9]+.*DONE)' build/fuzz/fuzz_$$n.log | tail -n 8; \
+	done; \
+	ls $(FUZZ_FINDINGS)/* 2>/dev/null && { echo "fuzz: findings in $(FUZZ_FINDINGS) (logs: build/fuzz/fuzz_<name>.log)"; fail=1; }; \
+	exit $$fail
 
 demo: deps
 	$(MAKE) retl

@@ -286,9 +286,12 @@ static void settle(struct retl_http_dest *d, struct retl_request *r)
 	release(d, b);
 }
 
-struct retl_batch *retl_hd_wait(void *ctx, int block)
+/* fill (tests only, see retl_hd_wait_answered) writes each request's
+ * answer before it is decoded */
+static struct retl_batch *wait_for(struct retl_http_dest *d, int block,
+				   void (*fill)(void *ud, struct retl_http_req *req),
+				   void *ud)
 {
-	struct retl_http_dest *d = ctx;
 	for (;;) {
 		if (d->nready) {
 			struct retl_batch *b = d->ready[0];
@@ -299,8 +302,21 @@ struct retl_batch *retl_hd_wait(void *ctx, int block)
 		struct retl_http_req *http = d->http ? retl_http_next(d->http, block) : NULL;
 		if (!http)
 			return NULL;
+		if (fill)
+			fill(ud, http);
 		settle(d, http->ud);
 	}
+}
+
+struct retl_batch *retl_hd_wait(void *ctx, int block)
+{
+	return wait_for(ctx, block, NULL, NULL);
+}
+
+struct retl_batch *retl_hd_wait_answered(void *ctx,
+		void (*fill)(void *ud, struct retl_http_req *req), void *ud)
+{
+	return wait_for(ctx, 1, fill, ud);
 }
 
 /* ---- open / close / stats ---- */

@@ -149,6 +149,14 @@ int retl_hd_submit(void *ctx, struct retl_batch *b, struct retl_err *err);
 struct retl_batch *retl_hd_wait(void *ctx, int block);
 void retl_hd_stats(void *ctx, struct retl_dest_stats *s);
 void retl_hd_close(void *ctx);
+/*
+ * For tests without a network (tests/fuzz): wait(ctx, 1), but every request
+ * the engine hands back goes through fill() first, which writes the
+ * answer to decode (status, resp, kept).  Open the destination with
+ * env->api_budget 0: the engine then hands each request back unsent.
+ */
+struct retl_batch *retl_hd_wait_answered(void *ctx,
+		void (*fill)(void *ud, struct retl_http_req *req), void *ud);
 /* hands b back from the next wait() as it is (a destination that set every
  * result itself, e.g. deferred them) */
 void retl_hd_ready(struct retl_http_dest *d, struct retl_batch *b);

@@ -287,7 +287,11 @@ static int report_job(struct sf_ctx *c, const char *id, const char *map_path,
 					r.dest_id = NULL;
 			} else if (w == 1) {
 				r.kind = RETL_RES_REJECT;
-				r.reason = errc >= 0 ? (char *)json_string_value(json_array_get(fields, (size_t)errc)) : "failed in the bulk job";
+				r.reason = errc >= 0 ? (char *)json_string_value(json_array_get(fields, (size_t)errc)) : NULL;
+				/* a short line or an empty sf__Error: a reject
+				 * still says why */
+				if (!r.reason || !r.reason[0])
+					r.reason = "failed in the bulk job";
 			} else {
 				r.kind = RETL_RES_RETRY;
 				r.reason = "not processed by the bulk job; sent again next run";
