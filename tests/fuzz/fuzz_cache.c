@@ -4,10 +4,11 @@
  * the state directory can drop one, so every size, count and probe in it
  * is untrusted.
  *
- * The image carries an XXH3 checksum of its slots, which random mutation
- * never gets right; so each input is tried as it is, and again with the
- * checksum field (header bytes 40..47) set to the slots' checksum, the way
- * someone who means harm writes it.  The generation is the header's own
+ * The image carries an XXH3 checksum of its slots seeded with the XXH3 of
+ * its header (checksum field zero), which random mutation never gets
+ * right; so each input is tried as it is, and again with the checksum
+ * field (header bytes 40..47) set right, the way someone who means harm
+ * writes it.  The generation is the header's own
  * (bytes 8..15).  A loaded image is then used as a run uses it: every slot
  * walked and looked up, new keys looked up and added.
  */
@@ -49,13 +50,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (pass == 1) {
 			if (size < HDR)
 				break;
-			uint64_t sum = XXH3_64bits(img + HDR, size - HDR);
+			memset(img + 40, 0, 8);
+			uint64_t sum = XXH3_64bits_withSeed(img + HDR, size - HDR,
+							    XXH3_64bits(img, HDR));
 			memcpy(img + 40, &sum, 8);
 		}
 		char *path = fz_write("cache.img", img, size);
 		retl_cache *c = NULL;
+		const char *why = NULL;
 		retl_cache_image_is(path, gen);
-		if (retl_cache_load(&c, path, gen) == 0) {
+		if (retl_cache_load(&c, path, gen, &why) == 0) {
 			use(c);
 			retl_cache_free(c);
 		}
