@@ -7,7 +7,8 @@ counters, control endpoint) and `ApiHandler` (HTTP plumbing), and implements
 What this module gives every emulator:
 
 * `EmulatorServer`: a ThreadingHTTPServer (HTTP/1.1 keep-alive, daemon threads) that
-  counts open connections (current / max / total).
+  counts open connections (current / max / total).  Answers leave in one write
+  with TCP_NODELAY set (no Nagle / delayed-ACK stall; tests/emulators/test_server.py).
 * `ApiHandler`: reads the whole body (Content-Length, optional gzip request body),
   dispatches `/_emulator/...` control requests (no auth) and API requests, applies
   the generic fault knobs in a fixed order, gzips responses when the client sends
