@@ -12,7 +12,7 @@
  * was delayed by more than slack over the newest.  Those delays are the
  * network and, mostly, scheduling: on a loaded 2-core machine the
  * emulators saw two arrivals ~90 ms closer than retl started them
- * (tests/bench/bench_airtable.py under two busy loops), so a fixed 50 ms
+ * (tests/bench/bench_airtable.py under three busy loops), so a fixed 50 ms
  * (Airtable's before) gave 429s, and each costs Airtable 30 s.  That jitter
  * does not shrink with the window, hence a floor of 200 ms, twice what was
  * seen.  Above the floor the slack grows with the window, 2.5% of it:
