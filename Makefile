@@ -172,6 +172,7 @@ bench: deps
 	$(PYTHON) tests/bench/bench.py
 	$(PYTHON) tests/bench/bench_hubspot.py
 	$(PYTHON) tests/bench/bench_mailchimp.py
+	$(PYTHON) tests/bench/bench_airtable.py
 
 soak: deps
 	$(MAKE) retl

@@ -4,6 +4,23 @@
  * The window is a ring of the last `max` start times: the request that may
  * start is the one whose start falls at least interval + slack after the
  * oldest of them.  O(1) per request.
+ *
+ * The slack.  We count starts, the server counts arrivals: request k
+ * arrives d_k after it started, so the server sees k and k + max as
+ * (interval + slack) - d_k + d_{k+max} apart, and refuses k + max when
+ * that is under its interval, i.e. when the oldest request of the window
+ * was delayed by more than slack over the newest.  Those delays are the
+ * network and, mostly, scheduling: on a loaded 2-core machine the
+ * emulators saw two arrivals ~90 ms closer than retl started them
+ * (tests/bench/bench_airtable.py under three busy loops), so a fixed 50 ms
+ * (Airtable's before) gave 429s, and each costs Airtable 30 s.  That jitter
+ * does not shrink with the window, hence a floor of 200 ms, twice what was
+ * seen.  Above the floor the slack grows with the window, 2.5% of it:
+ * servers count long windows in coarser steps (a bucket per second of a
+ * 10 s window), and what slack costs is slack / (interval + slack) of the
+ * rate, so a share of the window costs every destination the same share of
+ * its rate (HubSpot's 10 s: 250 ms, 97.6% of the rate at most; Airtable's
+ * 1 s: the floor, 83%).
  */
 #include "ratelimit.h"
 
@@ -29,12 +46,20 @@ double retl_rate_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-retl_ratelimit *retl_rate_new(int max, double interval, double slack)
+double retl_rate_slack(double interval)
+{
+	double share = RETL_RATE_SLACK_SHARE * interval;
+	return share > RETL_RATE_SLACK_MIN ? share : RETL_RATE_SLACK_MIN;
+}
+
+retl_ratelimit *retl_rate_new(int max, double interval, double min_slack)
 {
 	retl_ratelimit *rl = retl_calloc(1, sizeof(*rl));
 	rl->max = rl->cap = max > 0 ? max : 0;
 	rl->interval = interval;
-	rl->slack = slack;
+	rl->slack = retl_rate_slack(interval);
+	if (min_slack > rl->slack)
+		rl->slack = min_slack;
 	if (rl->cap)
 		rl->ring = retl_calloc((size_t)rl->cap, sizeof(double));
 	return rl;
@@ -121,14 +146,14 @@ struct shared {
 static struct shared *shared_list;
 
 retl_ratelimit *retl_rate_shared(const char *key, int max, double interval,
-				 double slack)
+				 double min_slack)
 {
 	for (struct shared *s = shared_list; s; s = s->next)
 		if (!strcmp(s->key, key))
 			return s->rl;
 	struct shared *s = retl_calloc(1, sizeof(*s));
 	s->key = retl_strdup(key);
-	s->rl = retl_rate_new(max, interval, slack);
+	s->rl = retl_rate_new(max, interval, min_slack);
 	s->next = shared_list;
 	shared_list = s;
 	return s->rl;

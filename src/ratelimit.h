@@ -5,10 +5,11 @@
  * The window counts request starts: a request may start while fewer than
  * `max` started in the last `interval`.  Servers count arrivals, which come
  * a network latency later and with jitter, so the window is held a little
- * longer than the server's (`slack`): full rate, no 429.  What the server
- * says corrects it: a lower advertised maximum lowers ours, a lower
- * "remaining" fills the window, and a 429 (Retry-After) stops every start
- * until it has passed.  Times are CLOCK_MONOTONIC seconds.
+ * longer than the server's (the slack, see retl_rate_slack): nearly the full
+ * rate, no 429.  What the server says corrects it: a lower advertised
+ * maximum lowers ours, a lower "remaining" fills the window, and a 429
+ * (Retry-After) stops every start until it has passed.  Times are
+ * CLOCK_MONOTONIC seconds.
  */
 #ifndef RETL_RATELIMIT_H
 #define RETL_RATELIMIT_H
@@ -17,8 +18,22 @@
 
 typedef struct retl_ratelimit retl_ratelimit;
 
-/* max requests per interval seconds; max <= 0 means unlimited */
-retl_ratelimit *retl_rate_new(int max, double interval, double slack);
+/*
+ * The slack for a window of `interval` seconds: the larger of
+ * RETL_RATE_SLACK_MIN and RETL_RATE_SLACK_SHARE of the window (reasons in
+ * ratelimit.c).
+ */
+#define RETL_RATE_SLACK_MIN 0.2
+#define RETL_RATE_SLACK_SHARE 0.025
+double retl_rate_slack(double interval);
+
+/*
+ * max requests per interval seconds; max <= 0 means unlimited.  The window
+ * is held retl_rate_slack(interval) longer than the server's, or
+ * `min_slack` if that is more (a destination whose 429 is dear may ask for
+ * more; never less).
+ */
+retl_ratelimit *retl_rate_new(int max, double interval, double min_slack);
 void retl_rate_free(retl_ratelimit *rl);
 
 /* seconds to wait before a request may start at `now` (0: go) */
@@ -41,7 +56,7 @@ int retl_rate_max(const retl_ratelimit *rl);
  * the token).  Created on first use; freed by retl_rate_shared_free_all().
  */
 retl_ratelimit *retl_rate_shared(const char *key, int max, double interval,
-				 double slack);
+				 double min_slack);
 void retl_rate_shared_free_all(void);
 double retl_rate_now(void);
 

@@ -67,6 +67,7 @@ COMPUTED = {"formula", "createdTime", "rollup", "count", "lookup", "multipleLook
             "externalSyncSource", "aiText"}
 # what performUpsert.fieldsToMergeOn takes (Airtable's "Update multiple records"
 # reference: number, text, long text, single select, multiple select, date)
+_EMPTY = object()  # the merge key of every empty value (see merge_key)
 MERGEABLE = {"singleLineText", "multilineText", "number", "singleSelect", "multipleSelects", "date"}
 TEXT = {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber", "barcode"}
 NUMBER = {"number", "percent", "currency", "rating", "duration"}
@@ -414,6 +415,33 @@ class AirtableEmulator(common.Emulator):
     def same(a, b):
         return a == b or (a in (None, "", False, []) and b in (None, "", False, []))
 
+    @staticmethod
+    def merge_key(fields, merge):
+        """The merge fields' values as a dict key that two records share
+        exactly when same() holds for each field: every empty value (None,
+        "", False, [] and, by ==, 0) is one key; lists become tuples.  Raises
+        TypeError for a value that cannot be a key (an object)."""
+        def freeze(v):
+            return tuple(freeze(x) for x in v) if isinstance(v, list) else v
+        out = []
+        for m in merge:
+            v = fields.get(m)
+            out.append(_EMPTY if v in (None, "", False, []) else freeze(v))
+        return tuple(out)
+
+    def merge_index(self, recs, merge):
+        """merge key -> the records holding it, in table order; built once per
+        request (its look-ups all see the table as it was before the request)
+        so that no row scans the table.  None when some stored value cannot
+        be a key: that request scans."""
+        index = {}
+        try:
+            for x in recs.values():
+                index.setdefault(self.merge_key(x["fields"], merge), []).append(x)
+        except TypeError:
+            return None
+        return index
+
     def op_upsert(self, base, t, body):
         tc = bool(body.get("typecast"))
         merge = (body.get("performUpsert") or {}).get("fieldsToMergeOn")
@@ -432,10 +460,18 @@ class AirtableEmulator(common.Emulator):
         with self.lock:
             recs = self.recs(base, t)
             plan = []
+            index = self.merge_index(recs, merge)
             for r in body["records"]:
                 f = self.clean(t, r.get("fields") or {}, tc)
-                hits = [x for x in recs.values()
-                        if all(self.same(x["fields"].get(m), f.get(m)) for m in merge)]
+                hits = None
+                if index is not None:
+                    try:
+                        hits = index.get(self.merge_key(f, merge), [])
+                    except TypeError:       # an unhashable value: scan
+                        pass
+                if hits is None:
+                    hits = [x for x in recs.values()
+                            if all(self.same(x["fields"].get(m), f.get(m)) for m in merge)]
                 if len(hits) > 1:
                     raise Refusal(err(422, "INVALID_VALUE_FOR_COLUMN",
                                       "Cannot update more than one record with the same values "

@@ -429,8 +429,9 @@ def test_slow_and_latency_overlap(emu):
         th.start()
     for th in threads:
         th.join()
-    elapsed = time.time() - t
-    assert 0.3 <= elapsed < 1.2  # concurrent, not serialized (8 x 0.3 s)
+    assert time.time() - t >= 0.3      # the latency was added
+    # concurrent, not serialized: seen by the emulator's own count of
+    # requests in flight at once, not by a wall clock
     c = control(url, "/counters")[1]
     assert c["max_inflight"] >= 4 and c["max_connections"] >= 4 and c["slow"] == 1
 

@@ -61,6 +61,27 @@ def read_jsonl(path):
                 if line.endswith("\n") and line.strip()]
 
 
+def wait_for_lock(project_dir, pid, timeout=60):
+    """Waits until process `pid` holds a run lock of the project: the lock
+    file (state/<db>.<sync>.lock) names its holder right after the flock.
+    For tests that must act while a run goes, without guessing how long a
+    loaded machine takes to start it.  The timeout only stops a hang."""
+    import glob
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in glob.glob(os.path.join(str(project_dir), "**", "*.lock"),
+                              recursive=True):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    if f.read().strip() == str(pid):
+                        return path
+            except OSError:
+                pass
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid} never took a run lock")
+
+
 @pytest.fixture(scope="session")
 def pg():
     cluster = PgCluster()

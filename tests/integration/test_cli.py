@@ -11,11 +11,11 @@ import os
 import re
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
 from conftest import run as run_retl
+from conftest import wait_for_lock
 
 VERBS = ["check", "plan", "run", "status", "history", "failures", "reset"]
 
@@ -496,7 +496,7 @@ def test_reset_refused_while_the_sync_runs(proj, db):
     p = subprocess.Popen([proj.retl_bin, "--config", proj.dir, "run", "items"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.4)
+        wait_for_lock(proj.dir, p.pid)
         assert p.poll() is None, "the slow run is still going"
         rc, out, err = proj.run("reset", "items")
         assert rc == 2, (out, err)

@@ -190,7 +190,20 @@ def test_two_syncs_every_2s_never_overlap_and_metrics_match(project, db, daemons
         "every 2s", "SELECT c.id, c.email, c.name FROM customers c, "
                     "(SELECT pg_sleep(2.5)) s"))
     d = daemons(p, "--concurrency", "4")
-    time.sleep(12)
+
+    def ended():
+        rows = state_rows(p, "SELECT sync, count(*) FROM runs "
+                             "WHERE ended_at IS NOT NULL GROUP BY sync")
+        return dict(rows)
+    # as many runs as the assertions need, however slow the machine: the
+    # deadline only stops a hang
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        e = ended()
+        if e.get("fast", 0) >= 4 and e.get("slow", 0) >= 2 and \
+                d.metrics().get(("retl_runs_skipped_total", (("sync", "slow"),)), 0) >= 1:
+            break
+        time.sleep(0.2)
 
     # /metrics equals the runs table: read between two identical scrapes
     for _ in range(50):
@@ -218,10 +231,13 @@ def test_two_syncs_every_2s_never_overlap_and_metrics_match(project, db, daemons
         for a, b in zip(rs, rs[1:]):
             assert a[1] is not None and ts(b[0]) >= ts(a[1]), \
                 f"{sync}: runs overlap: {a} and {b}"
-    # fast runs start about every 2 s
+    # fast runs never start early (load only makes them late), and the
+    # slow sync does not hold them up: some fast run started while a slow
+    # one was running (a slow run takes 2.5 s, longer than fast's interval)
     starts = [ts(r[0]) for r in by_sync["fast"]]
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert all(1.5 <= g <= 4 for g in gaps), gaps
+    assert all(g >= 1.5 for g in gaps), gaps
+    assert any(ts(s0) < f < ts(s1) for s0, s1, _ in slow for f in starts), by_sync
 
     assert m1[("retl_runs_skipped_total", (("sync", "slow"),))] >= 1
     assert m1[("retl_runs_skipped_total", (("sync", "fast"),))] == 0
@@ -262,11 +278,10 @@ def test_sigterm_mid_run_then_next_run_sends_the_rest(project, db, daemons):
             break
         time.sleep(0.02)
     assert len(p.read_jsonl()) >= 2000, d.text()
-    t0 = time.time()
-    rc = d.stop(timeout=timeout + 10)
-    elapsed = time.time() - t0
+    # within its own --shutdown-timeout: past it the daemon kills the run
+    # and says so (no wall-clock check here: a loaded machine is slow)
+    rc = d.stop(timeout=timeout + 60)
     assert rc == 0, d.text()
-    assert elapsed < timeout, f"took {elapsed:.1f} s"
     assert "killed" not in d.text(), d.text()
 
     (status, added), = state_rows(p, "SELECT status, added FROM runs")
@@ -313,7 +328,9 @@ def test_sighup_broken_config_keeps_old_schedules(project, db, daemons):
     assert re.search(r"reload failed, keeping the previous config: "
                      r"mappings/a\.json:3:\d+: ", d.text()), d.text()
     before = nruns()
-    time.sleep(3)
+    deadline = time.time() + 60
+    while nruns() < before + 2 and time.time() < deadline:
+        time.sleep(0.1)
     assert nruns() >= before + 2, "the old schedule no longer runs"
     assert d.get("/healthz")[0] == 200
 
@@ -325,7 +342,13 @@ def test_sighup_broken_config_keeps_old_schedules(project, db, daemons):
     while "config reloaded" not in d.text() and time.time() < deadline:
         time.sleep(0.05)
     assert "config reloaded" in d.text()
-    time.sleep(1.5)
+    # a run that started before the reload may still be going: settle on
+    # none running, then nothing new may start
+    deadline = time.time() + 60
+    while time.time() < deadline and state_rows(
+            p, "SELECT count(*) FROM runs WHERE ended_at IS NULL")[0][0]:
+        time.sleep(0.1)
+    time.sleep(0.5)
     settled = nruns()
     time.sleep(2.5)
     assert nruns() == settled
@@ -348,7 +371,7 @@ def test_missed_run_runs_once_at_start_up(project, db, daemons):
     con.commit()
     con.close()
     d = daemons(p)
-    deadline = time.time() + 20
+    deadline = time.time() + 60
     while time.time() < deadline and len(state_rows(
             p, "SELECT id FROM runs WHERE sync = 'missed' AND ended_at IS NOT NULL")) < 2:
         time.sleep(0.1)
@@ -476,10 +499,11 @@ def test_sigterm_with_requests_in_flight_to_a_slow_emulator(project, db, daemons
             while time.time() < deadline and len(upserts()) < 40:
                 time.sleep(0.05)
             assert len(upserts()) >= 40, d.text()
-            t0 = time.time()
-            rc = d.stop(timeout=timeout + 10)
+            # within its own --shutdown-timeout (past it the daemon kills
+            # the run and says so), not by a wall clock here
+            rc = d.stop(timeout=timeout + 60)
             assert rc == 0, d.text()
-            assert time.time() - t0 < timeout
+            assert "killed" not in d.text(), d.text()
             first = len(upserts())
             assert first < n / 100, "the run was not interrupted"
             with urllib.request.urlopen(url + "/_emulator/records/contacts", timeout=30) as r:

@@ -339,12 +339,11 @@ def test_statement_timeout_stops_the_query(project, db, tmp_path):
     p.add_mapping("sleepy", sync(
         "SELECT g AS id, pg_sleep(0.3)::text AS x FROM generate_series(1, 3) g",
         {"x": "x"}))
-    t0 = time.monotonic()
     rc, out, err = p.run("run", "sleepy")
-    elapsed = time.monotonic() - t0
     assert rc == 3, (out, err)
+    # PostgreSQL's own words for a statement it cancelled when the timer
+    # fired (mid-sleep), not one that ran to its end: no wall clock needed
     assert "canceling statement due to statement timeout (SQLSTATE 57014)" in err
-    assert elapsed < 0.9 + 5, "stopped by the timeout, not after every sleep"
     assert not p.read_jsonl()
     # plan too
     rc, out, err, lines = plan(p, "sleepy", tmp_path)

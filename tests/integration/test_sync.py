@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from conftest import wait_for_lock
+
 N = 100
 
 
@@ -309,7 +311,7 @@ def test_lock_refuses_a_second_run(proj, db):
     p = subprocess.Popen([proj.retl_bin, "--config", proj.dir, "run", "customers"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
+        wait_for_lock(proj.dir, p.pid)
         rc, out, err = proj.run("run", "customers")
         assert rc == 2
         assert f"sync customers is already running (pid {p.pid})" in err
