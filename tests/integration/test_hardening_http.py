@@ -27,12 +27,14 @@ project's webhook receiver emulator.
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -56,7 +58,8 @@ class Hostile:
       not_tls   answers plain HTTP at once, whatever comes (an https://
                 client's handshake fails)
 
-    It counts connections and requests (a request = its header block)."""
+    It counts connections: every attempt here is a connection of its own
+    (a timed-out or cut-off one is closed by retl, the others by us)."""
 
     def __init__(self, mode, size=100 * MiB, announce=False):
         self.mode, self.size, self.announce = mode, size, announce
@@ -66,7 +69,6 @@ class Hostile:
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
-        self.requests = 0
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.conns = []
@@ -75,6 +77,21 @@ class Hostile:
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
+
+    def seen(self):
+        """Connections accepted, once none waits in the backlog and the
+        count holds still (on a loaded machine the accept thread may lag
+        behind retl's exit; this waits for it, it asserts no time)."""
+        last = -1
+        for _ in range(200):
+            pending, _, _ = select.select([self.sock], [], [], 0)
+            with self.lock:
+                n = self.connections
+            if not pending and n == last:
+                return n
+            last = n
+            time.sleep(0.05)
+        return last
 
     def _accept(self):
         while not self.stop.is_set():
@@ -104,8 +121,6 @@ class Hostile:
             if not d:
                 return False
             body += d
-        with self.lock:
-            self.requests += 1
         return True
 
     def _serve(self, c):
@@ -270,7 +285,7 @@ def test_100_mb_answer_is_cut_at_the_cap(project, db, hostile, announce):
     if announce:
         # refused from its Content-Length: nothing read at all
         assert rss < 48 * MiB, rss
-    assert srv.requests == 5            # the webhook's 1 connection x 5 attempts
+    assert srv.seen() == 5              # the webhook's 1 connection x 5 attempts
     assert synced_rows(p) == 0
 
 
@@ -317,7 +332,7 @@ def test_hung_server_opens_the_breaker_after_n_attempts(project, db, hostile, re
     assert rc == 4, (out, err)
     assert "5 requests in a row got no answer" in err, err
     assert "max_transport_failures" in err and "sent by the next run" in err, err
-    assert srv.connections == 5 and srv.requests == 5
+    assert srv.seen() == 5
     assert synced_rows(p) == 0
 
     url = receiver()
@@ -344,7 +359,7 @@ def test_hung_server_with_requests_in_parallel(project, db, hostile):
     rc, out, err = p.run("run", "people")
     assert rc == 4, (out, err)
     assert "6 requests in a row got no answer" in err, err
-    assert 6 <= srv.requests <= 9, srv.requests
+    assert 6 <= srv.seen() <= 9, srv.connections
     assert synced_rows(p) == 0
 
 
@@ -358,7 +373,7 @@ def test_dripping_server_cannot_stretch_the_timeout(project, db, hostile):
     rc, out, err = p.run("run", "people")
     assert rc == 4, (out, err)
     assert "2 requests in a row got no answer" in err and "timed out" in err, err
-    assert srv.requests == 2
+    assert srv.seen() == 2
     assert synced_rows(p) == 0
 
 
@@ -385,7 +400,7 @@ def test_tls_failure_exits_4(project, db, hostile):
     assert rc == 4, (out, err)
     assert "completed, the destination did not answer for some rows" in out, out
     assert "SSL" in out or "TLS" in out, out
-    assert srv.connections == 5          # one request, every attempt tried
+    assert srv.seen() == 5               # one request, every attempt tried
     assert synced_rows(p) == 0
 
 
