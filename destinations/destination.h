@@ -122,6 +122,11 @@ struct retl_batch {
 	int fatal;
 	int fatal_code;
 	char fatal_msg[RETL_ERR_MSG_MAX];
+	/* ops whose request got no answer at all (a transport failure after
+	 * every attempt): not done, and the run ends with exit 4; the reason
+	 * of the first */
+	size_t unanswered;
+	char unanswered_why[256];
 };
 
 /* the batch must stop the run (the first call wins; code 0: exit 4) */

@@ -218,6 +218,37 @@ static void fatal_reason(struct retl_request *r, int code)
 	free(why);
 }
 
+/*
+ * A request with no answer at all (refused, reset, timed out, TLS, over
+ * max_response_bytes; or abandoned by the open breaker): its ops are not
+ * done.  With the breaker open the run stops (exit 4) and the rest waits
+ * for the next run; otherwise the run goes on and ends with exit 4, the
+ * ops counted in b->unanswered (README, exit codes).
+ */
+static enum retl_hd_verdict unanswered(struct retl_http_dest *d,
+				       struct retl_request *r)
+{
+	struct retl_batch *b = r->batch;
+	const char *open = retl_http_breaker(d->http);
+	char *why = retl_req_reason(r);
+	retl_req_set_all(r, RETL_RES_RETRY, why);
+	if (open) {
+		retl_buf m = RETL_BUF_INIT;
+		retl_buf_addf(&m, "destination %s (%s): %s; the run stops here "
+			      "(the circuit breaker: max_transport_failures) and "
+			      "what was not sent is sent by the next run",
+			      d->dc->name, d->type, open);
+		retl_batch_fatal(b, RETL_EXIT_DEST, m.ptr);
+		retl_buf_free(&m);
+	} else {
+		if (!b->unanswered)
+			snprintf(b->unanswered_why, sizeof(b->unanswered_why), "%s", why);
+		b->unanswered += r->n;
+	}
+	free(why);
+	return RETL_HD_DONE;
+}
+
 static enum retl_hd_verdict answer(struct retl_http_dest *d, struct retl_request *r,
 				   struct retl_err *err)
 {
@@ -229,7 +260,9 @@ static enum retl_hd_verdict answer(struct retl_http_dest *d, struct retl_request
 		free(why);
 		return RETL_HD_DONE;
 	}
-	if (st == RETL_HTTP_TRANSPORT || st >= 500 || st == 429) {
+	if (st == RETL_HTTP_TRANSPORT || st == RETL_HTTP_STOPPED)
+		return unanswered(d, r);
+	if (st >= 500 || st == 429) {
 		if (d->ops->transient)
 			return d->ops->transient(d, r, err);
 		/* the engine gave up: not done, sent again next run */
@@ -321,6 +354,10 @@ struct retl_batch *retl_hd_wait_answered(void *ctx,
 
 /* ---- open / close / stats ---- */
 
+const char *const retl_hd_base_keys[] = {
+	"type", "base_url", "max_response_bytes", "max_transport_failures", NULL
+};
+
 static void open_fields(struct retl_http_dest *d, const struct retl_sync_cfg *sc)
 {
 	d->nf = sc && sc->mapping ? retl_mapping_nfields(sc->mapping) : 0;
@@ -358,7 +395,7 @@ int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 		 const struct retl_dest_env *env, struct retl_err *err)
 {
 	struct retl_hd_opts o;
-	long inflight, timeout;
+	long inflight, timeout, max_resp, max_fail;
 	*out = NULL;
 	memset(&o, 0, sizeof(o));
 	if (ops->validate(dc, err) < 0)
@@ -391,11 +428,17 @@ int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 	open_fields(d, sc);
 	if (retl_dest_opt_int(dc, ops->inflight_key ? ops->inflight_key : "max_inflight",
 			      ops->inflight, ops->inflight_max, &inflight, err) < 0 ||
-	    retl_dest_opt_int(dc, "timeout", ops->timeout, 0, &timeout, err) < 0)
+	    retl_dest_opt_int(dc, "timeout", ops->timeout, 0, &timeout, err) < 0 ||
+	    retl_dest_opt_int(dc, "max_response_bytes", (long)RETL_HTTP_MAX_RESPONSE,
+			      0, &max_resp, err) < 0 ||
+	    retl_dest_opt_int(dc, "max_transport_failures", 0, 100000, &max_fail,
+			      err) < 0)
 		goto fail;
 	struct retl_http_opts ho = o.http;
 	ho.max_inflight = (int)inflight;
 	ho.timeout_ms = timeout * 1000;
+	ho.max_response = (size_t)max_resp;
+	ho.max_failures = (int)max_fail;    /* 0: the engine's default */
 	ho.auth = d->auth;
 	ho.headers = (const char *const *)d->headers;
 	ho.budget = env ? env->api_budget : -1;

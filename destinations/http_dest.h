@@ -26,9 +26,13 @@
  *   - leaves the ops of a request the engine gave up on (5xx, 429 or
  *     transport errors after every attempt) not done (RETL_RES_RETRY, with
  *     the last error), unless the destination reads such answers itself
- *     (ops->transient);
+ *     (ops->transient, for 5xx and 429 only); ops that got no answer at
+ *     all are counted in the batch's `unanswered` (the run ends with
+ *     exit 4);
  *   - makes the batch fatal (exit 4) when a request would go over the run's
- *     request budget, or decode says RETL_HD_FATAL;
+ *     request budget, when the engine's circuit breaker opened (options
+ *     max_transport_failures, max_response_bytes: see http.h), or decode
+ *     says RETL_HD_FATAL;
  *   - hands the batch back from wait() once every request is decoded.
  */
 #ifndef RETL_HTTP_DEST_H
@@ -99,8 +103,8 @@ struct retl_hd_ops {
 	int (*encode)(void *d, struct retl_request *r, struct retl_err *err);
 	enum retl_hd_verdict (*decode)(void *d, struct retl_request *r,
 				       struct retl_err *err);
-	/* optional: an answer the engine gave up on (status 0, 429, 5xx);
-	 * the default leaves every op not done */
+	/* optional: an answer the engine gave up on (429, 5xx; no answer at
+	 * all is the base's); the default leaves every op not done */
 	enum retl_hd_verdict (*transient)(void *d, struct retl_request *r,
 					  struct retl_err *err);
 	/* optional: ops a request of this kind carries at most, when not
@@ -139,10 +143,16 @@ struct retl_http_dest {
  * (ctx_size bytes, zeroed, the base first) with max_inflight (or
  * inflight_key) and timeout read from the config and the HTTP engine, then
  * ops->setup.  On error *out is NULL and everything taken is freed.
+ * Every HTTP destination also takes max_response_bytes and
+ * max_transport_failures (retl_hd_base_keys).
  */
 int retl_hd_open(void **out, const struct retl_hd_ops *ops,
 		 const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
 		 const struct retl_dest_env *env, struct retl_err *err);
+
+/* the keys every HTTP destination's config takes beside its own: type,
+ * base_url and the engine's limits; NULL-ended */
+extern const char *const retl_hd_base_keys[];
 
 /* the destination's submit, wait, stats and close (struct retl_destination) */
 int retl_hd_submit(void *ctx, struct retl_batch *b, struct retl_err *err);

@@ -147,6 +147,12 @@ static struct retl_http_req *call(struct sf_ctx *c, const char *method,
 		req->url = retl_buf_detach(&url);
 		req->idempotent = replay;
 		req->content_type = ctype;
+		/* a bulk job's result CSV (the one GET of another type) repeats
+		 * the job's rows, plus an Id and an error text each: held in
+		 * memory, capped by the job's size rather than by the JSON
+		 * answers' max_response_bytes (README, The HTTP engine) */
+		if (ctype && !strcmp(method, "GET"))
+			req->max_resp = 4 * (size_t)c->bulk_max_bytes;
 		if (body)
 			retl_buf_add(&req->body, body, blen);
 		retl_http_submit(c->base.http, req);

@@ -338,12 +338,14 @@ static int read_state(struct sf_ctx *c, const char *path, char *state, size_t ss
 }
 
 /* an answer that leaves open whether the transition happened: none (a
- * timeout, a dropped connection), a 5xx, or INVALIDJOBSTATE (the job is no
- * longer in the state the transition starts from: an earlier try of it
- * may have been applied) */
+ * timeout, a dropped connection, abandoned by the engine's circuit
+ * breaker), a 5xx, or INVALIDJOBSTATE (the job is no longer in the state
+ * the transition starts from: an earlier try of it may have been
+ * applied) */
 static int unsure(const struct retl_http_req *req)
 {
-	return req->status == RETL_HTTP_TRANSPORT || req->status >= 500 ||
+	return req->status == RETL_HTTP_TRANSPORT ||
+	       req->status == RETL_HTTP_STOPPED || req->status >= 500 ||
 	       (req->status >= 400 && req->resp.ptr &&
 		strstr(req->resp.ptr, "INVALIDJOBSTATE"));
 }

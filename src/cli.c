@@ -86,7 +86,8 @@ static void usage(FILE *f)
 		"  --version           print the version\n"
 		"\n"
 		"Exit codes: 0 all rows synced, 1 some rows failed, 2 usage or config\n"
-		"error, 3 source error, 4 destination error, 5 refused by a safety limit.\n"
+		"error, 3 source error, 4 destination error (unreachable included),\n"
+		"5 refused by a safety limit, 6 state store error (damaged, disk full, I/O).\n"
 		"`retl VERB --help` describes a verb.\n");
 }
 

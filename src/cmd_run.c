@@ -20,7 +20,7 @@ static int worse(int a, int b)
 }
 
 static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
-			  const struct retl_sync_summary *s, int plan)
+			  const struct retl_sync_summary *s, int plan, int stopped)
 {
 	const struct retl_run_counts *c = &s->c;
 	double rate = s->seconds > 0 ? c->read / s->seconds : 0;
@@ -28,6 +28,8 @@ static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
 	switch (s->exit_code) {
 	case 0: how = plan ? "planned" : "all rows synced"; break;
 	case 1: how = plan ? "planned, some rows rejected" : "completed, some rows failed"; break;
+	case 4: how = stopped ? "stopped" :
+		"completed, the destination did not answer for some rows"; break;
 	case 5: how = "refused by a safety limit"; break;
 	default: how = "stopped";
 	}
@@ -200,7 +202,7 @@ int cmd_plan(struct retl_cli *cli, int argc, char **argv)
 	if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY) {
 		code = retl_cli_fail(&err);
 	} else {
-		print_summary("plan", sc, &sum, 1);
+		print_summary("plan", sc, &sum, 1, rc < 0);
 		for (size_t i = 0; i < sum.nsamples; i++) {
 			retl_buf m = RETL_BUF_INIT;
 			retl_redact_into(&m, sum.samples[i], strlen(sum.samples[i]));
@@ -259,7 +261,7 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 		} else {
 			if (rc < 0)
 				retl_cli_fail(&err);
-			print_summary("run", sc, &sum, 0);
+			print_summary("run", sc, &sum, 0, rc < 0);
 			worst = worse(worst, sum.exit_code);
 		}
 		retl_sync_summary_free(&sum);

@@ -13,6 +13,7 @@
 
 #include "destination.h"
 #include "url.h"
+#include "http_dest.h"
 
 static const char *const dest_base_keys[] = { "type", "base_url", NULL };
 
@@ -60,7 +61,8 @@ int retl_cfg_load_dest(struct retl_cfg_ctx *c, struct retl_dest_cfg *dc,
 		goto out;
 	}
 	dc->type = retl_strdup(d->name);
-	if (retl_cfg_check_keys(c, obj, path, dest_base_keys, d->conn_keys) < 0 ||
+	if (retl_cfg_check_keys(c, obj, path, d->http ? retl_hd_base_keys :
+				dest_base_keys, d->conn_keys) < 0 ||
 	    retl_cfg_resolve_secrets(c, obj, path) < 0)
 		goto out;
 	if (retl_cfg_get_string(c, obj, path, "base_url", 0, 1, &dc->base_url) < 0)

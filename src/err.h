@@ -24,6 +24,10 @@ enum retl_exit {
 	RETL_EXIT_SOURCE = 3,       /* warehouse connection / SQL error */
 	RETL_EXIT_DEST = 4,         /* destination auth / fatal API error */
 	RETL_EXIT_SAFETY = 5,       /* refused by a safety limit */
+	RETL_EXIT_STATE = 6,        /* state store damaged, disk full, I/O
+				     * error: the file or the disk, not the
+				     * config (state_int.h: which SQLite and
+				     * errno errors) */
 };
 
 #define RETL_ERR_MSG_MAX 2048

@@ -7,6 +7,13 @@
  * concurrency cap, the rate limiter and the budget allow, lets curl run
  * until something finishes or the next start is due, and sorts finished
  * transfers into "retry later" and "done".
+ *
+ * The circuit breaker counts transport failures since the last HTTP
+ * answer of any status (a 5xx is an answer: the server is there).  Once
+ * open it stays open: finish() only notes it, and retl_http_next()
+ * abandons what is in flight after curl's message loop (a handle is not
+ * removed while its messages are being read) and hands back everything
+ * queued as RETL_HTTP_STOPPED.
  */
 #include "http.h"
 
@@ -35,6 +42,8 @@ struct retl_http {
 	struct retl_http_req *done_head, *done_tail;
 	size_t nactive, nwaiting, ndone;
 	struct retl_http_stats stats;
+	int failures;             /* transport failures since the last answer */
+	char *breaker;            /* why the breaker opened; NULL: closed */
 };
 
 static int curl_ready;
@@ -113,6 +122,15 @@ int retl_http_new(retl_http **out, const struct retl_http_opts *o,
 		h->o.backoff_base = 0.5;
 	if (h->o.backoff_cap <= 0)
 		h->o.backoff_cap = 30;
+	if (!h->o.max_response)
+		h->o.max_response = RETL_HTTP_MAX_RESPONSE;
+	/* by default the breaker opens once every connection has spent a
+	 * request's worth of attempts with no answer: a blip that the
+	 * per-request retries ride through (a few seconds of refused or reset
+	 * connections) never opens it; a dead or hung server costs about
+	 * max_attempts rounds of timeouts, not one per batch */
+	if (h->o.max_failures <= 0)
+		h->o.max_failures = h->o.max_attempts * h->o.max_inflight;
 	h->multi = curl_multi_init();
 	if (!h->multi) {
 		free(h);
@@ -156,6 +174,7 @@ void retl_http_free(retl_http *h)
 	free(h->old_headers);
 	free(h->idle);
 	free(h->all);
+	free(h->breaker);
 	free(h);
 }
 
@@ -217,11 +236,24 @@ const struct retl_http_stats *retl_http_stats(const retl_http *h)
 	return &h->stats;
 }
 
+const char *retl_http_breaker(const retl_http *h)
+{
+	return h->breaker;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	struct retl_http_req *r = ud;
-	retl_buf_add(&r->resp, p, size * n);
-	return size * n;
+	size_t len = size * n;
+	/* an answer past the cap is cut off here, before memory holds it:
+	 * returning short makes curl abort with CURLE_WRITE_ERROR (resp.len
+	 * never exceeds cap, so the subtraction cannot wrap) */
+	if (len > r->cap - r->resp.len) {
+		r->over_cap = 1;
+		return 0;
+	}
+	retl_buf_add(&r->resp, p, len);
+	return len;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -256,6 +288,8 @@ static void start(retl_http *h, struct retl_http_req *r)
 	retl_buf_reset(&r->resp);
 	free(r->retry_after);
 	r->retry_after = NULL;
+	r->cap = r->max_resp > h->o.max_response ? r->max_resp : h->o.max_response;
+	r->over_cap = 0;
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	if (r->content_type || r->own) {
 		/* the engine's headers with this request's type and lines */
@@ -294,6 +328,9 @@ static void start(retl_http *h, struct retl_http_req *r)
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->o.timeout_ms);
+	/* an answer announced larger than the cap (Content-Length) is refused
+	 * before its body is read; on_body catches the rest (chunked, gzip) */
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->cap);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "retl/0.1");
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
@@ -346,6 +383,43 @@ static long header_long(CURL *e, const char *name)
 	return strtol(hd->value, NULL, 10);
 }
 
+/*
+ * A transfer that ended with no answer: counted by the breaker, then
+ * due for a retry (returns 1) or handed back as RETL_HTTP_TRANSPORT.
+ */
+static int no_answer(retl_http *h, struct retl_http_req *r, CURLcode code,
+		     double now)
+{
+	h->stats.transport_errors++;
+	if (r->over_cap || code == CURLE_FILESIZE_EXCEEDED) {
+		snprintf(r->error, sizeof(r->error),
+			 "the answer is larger than max_response_bytes (%zu bytes)",
+			 r->cap);
+		retl_buf_free(&r->resp);      /* up to cap bytes: give them back now */
+	} else if (!r->error[0]) {
+		snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(code));
+	}
+	if (++h->failures >= h->o.max_failures && !h->breaker) {
+		retl_buf m = RETL_BUF_INIT;
+		retl_buf_addf(&m, "%d requests in a row got no answer (the last: %s)",
+			      h->failures, r->error);
+		h->breaker = retl_buf_detach(&m);
+	}
+	/* not connected at all: the request was never sent */
+	int unsent = code == CURLE_COULDNT_CONNECT ||
+		     code == CURLE_COULDNT_RESOLVE_HOST;
+	if (!h->breaker && (r->idempotent || unsent) &&
+	    r->attempts < h->o.max_attempts) {
+		r->not_before = now + jitter_backoff(h, r->attempts);
+		retl_log(RETL_LOG_DEBUG, NULL, "%s %s: %s; retrying", r->method,
+			 r->url, r->error);
+		requeue(h, r);
+		return 1;
+	}
+	r->status = RETL_HTTP_TRANSPORT;
+	return 0;
+}
+
 static void finish(retl_http *h, CURL *e, CURLcode code)
 {
 	struct retl_http_req *r;
@@ -373,22 +447,12 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
 	h->idle[h->nidle++] = e;
 	r->easy = NULL;
+	if (code == CURLE_OK)
+		h->failures = 0;        /* an answer, whatever its status */
 
 	if (code != CURLE_OK) {
-		h->stats.transport_errors++;
-		if (!r->error[0])
-			snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(code));
-		/* not connected at all: the request was never sent */
-		int unsent = code == CURLE_COULDNT_CONNECT ||
-			     code == CURLE_COULDNT_RESOLVE_HOST;
-		if ((r->idempotent || unsent) && r->attempts < h->o.max_attempts) {
-			r->not_before = now + jitter_backoff(h, r->attempts);
-			retl_log(RETL_LOG_DEBUG, NULL, "%s %s: %s; retrying", r->method,
-				 r->url, r->error);
-			requeue(h, r);
+		if (no_answer(h, r, code, now))
 			return;
-		}
-		r->status = RETL_HTTP_TRANSPORT;
 	} else if (status == 429 && h->o.final_429 && h->o.final_429(r)) {
 		/* a quota that waiting does not bring back (opts.final_429):
 		 * handed back as it is, no retry and no pause; the caller
@@ -427,10 +491,47 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 	h->ndone++;
 }
 
+static void stopped(retl_http *h, struct retl_http_req *r)
+{
+	r->status = RETL_HTTP_STOPPED;
+	snprintf(r->error, sizeof(r->error), "the circuit breaker is open: %s",
+		 h->breaker);
+	push(&h->done_head, &h->done_tail, r);
+	h->ndone++;
+}
+
+/* the breaker is open: transfers in flight are abandoned (their requests
+ * may have been received; the caller treats them as unanswered) and
+ * nothing queued goes out */
+static void stop_all(retl_http *h)
+{
+	for (size_t i = 0; i < h->nall; i++) {
+		struct retl_http_req *a = NULL;
+		curl_easy_getinfo(h->all[i], CURLINFO_PRIVATE, (char **)&a);
+		if (!a || a->easy != h->all[i])
+			continue;
+		curl_multi_remove_handle(h->multi, h->all[i]);
+		curl_easy_setopt(h->all[i], CURLOPT_PRIVATE, NULL);
+		h->idle[h->nidle++] = h->all[i];
+		h->nactive--;
+		a->easy = NULL;
+		stopped(h, a);
+	}
+	struct retl_http_req *r;
+	while ((r = pop(&h->wait_head, &h->wait_tail))) {
+		h->nwaiting--;
+		stopped(h, r);
+	}
+}
+
 /* starts what may start; returns seconds until the next could (or 1) */
 static double start_due(retl_http *h)
 {
 	double now = retl_rate_now(), next = 1.0;
+	if (h->breaker) {
+		stop_all(h);
+		return next;
+	}
 	struct retl_http_req *prev = NULL, *r = h->wait_head;
 	while (r && h->nactive < (size_t)h->o.max_inflight) {
 		struct retl_http_req *nx = r->next;
@@ -493,6 +594,8 @@ struct retl_http_req *retl_http_next(retl_http *h, int block)
 		while ((m = curl_multi_info_read(h->multi, &left)))
 			if (m->msg == CURLMSG_DONE)
 				finish(h, m->easy_handle, m->data.result);
+		if (h->breaker)
+			stop_all(h);
 		if (h->done_head)
 			continue;
 		if (!block)
@@ -525,6 +628,8 @@ char *retl_http_reason(const struct retl_http_req *req)
 			      req->attempts == 1 ? "" : "s", req->error);
 	else if (req->status == RETL_HTTP_BUDGET)
 		retl_buf_addf(&b, "not sent: %s", req->error);
+	else if (req->status == RETL_HTTP_STOPPED)
+		retl_buf_addf(&b, "stopped: %s", req->error);
 	else {
 		size_t n = req->resp.len > 500 ? 500 : req->resp.len;
 		retl_buf_addf(&b, "HTTP %ld", req->status);

@@ -16,6 +16,23 @@
  * would go over the run's request budget is handed back unsent
  * (status RETL_HTTP_BUDGET).
  *
+ * What a server may cost is bounded (README "The HTTP engine"):
+ *   - an answer larger than opts.max_response bytes (decompressed) is cut
+ *     off as it arrives and counts as no answer, a transport error like a
+ *     dropped connection: memory never holds more than the cap;
+ *   - the circuit breaker: after opts.max_failures transport failures in a
+ *     row (no HTTP answer at all: refused, reset, timed out, TLS, over the
+ *     cap) without any answer in between, it opens for good: transfers in
+ *     flight are abandoned and every request, queued or submitted later,
+ *     is handed back at once with status RETL_HTTP_STOPPED.  The
+ *     destination stops the run; the next run starts with it closed.
+ *   - no low-speed limit: libcurl's LOW_SPEED_* counts the time a server
+ *     thinks before its first byte as "slow", and these APIs think
+ *     silently for tens of seconds (Mailchimp's batch of 500 for minutes);
+ *     the whole-request timeout already bounds a server that drips, which
+ *     cannot stretch it, and the breaker bounds how many such timeouts a
+ *     run pays.
+ *
  * TLS peer and host verification stay on.  The Authorization header is
  * never logged.
  */
@@ -30,6 +47,12 @@
 
 #define RETL_HTTP_TRANSPORT 0   /* status: no response (error says why) */
 #define RETL_HTTP_BUDGET (-1)   /* status: not sent, request budget spent */
+#define RETL_HTTP_STOPPED (-2)  /* status: not sent, or abandoned in flight:
+				 * the circuit breaker is open */
+
+/* opts.max_response's default: see README "The HTTP engine" for the
+ * largest answer each API documents */
+#define RETL_HTTP_MAX_RESPONSE ((size_t)64 << 20)
 
 struct retl_http_req;
 
@@ -41,6 +64,11 @@ struct retl_http_opts {
 	int max_429;              /* 429s tolerated per request (default 20) */
 	double backoff_base;      /* seconds (default 0.5) */
 	double backoff_cap;       /* seconds (default 30) */
+	size_t max_response;      /* bytes of an answer, decompressed
+				   * (default RETL_HTTP_MAX_RESPONSE) */
+	int max_failures;         /* transport failures in a row that open
+				   * the circuit breaker (default
+				   * max_attempts x max_inflight) */
 	retl_ratelimit *rate;     /* borrowed; NULL = no limit */
 	long budget;              /* requests this run may start; < 0 = no limit */
 	const char *auth;         /* full header line, e.g. "Authorization: Bearer …" */
@@ -79,6 +107,9 @@ struct retl_http_req {
 	const char *content_type; /* borrowed; NULL = application/json (a
 				   * request with its own type also accepts
 				   * any response type) */
+	size_t max_resp;          /* this request's cap when larger than
+				   * opts.max_response (a bulk result CSV);
+				   * 0 = the engine's */
 
 	/* set by the engine when the request is handed back */
 	long status;              /* HTTP status, or RETL_HTTP_* */
@@ -96,6 +127,8 @@ struct retl_http_req {
 	void *hdrs;               /* headers of a request with content_type
 				   * or headers of its own */
 	void *own;                /* retl_http_req_header's lines */
+	size_t cap;               /* the cap of the transfer in progress */
+	int over_cap;             /* its answer went over the cap */
 };
 
 struct retl_http_stats {
@@ -136,9 +169,13 @@ struct retl_http_req *retl_http_next(retl_http *h, int block);
 struct retl_http_req *retl_http_get(retl_http *h, const char *url);
 
 /* "HTTP 400: <first 500 bytes of the body>", "no response after 3
- * attempts: …" or "not sent: …" for a finished request, secrets redacted;
- * malloc'd */
+ * attempts: …", "not sent: …" or "stopped: …" for a finished request,
+ * secrets redacted; malloc'd */
 char *retl_http_reason(const struct retl_http_req *req);
+
+/* why the circuit breaker opened ("5 requests in a row got no answer
+ * (the last: …)"), or NULL while it is closed; owned by h */
+const char *retl_http_breaker(const retl_http *h);
 
 /* requests queued or in flight */
 size_t retl_http_pending(const retl_http *h);

@@ -194,29 +194,40 @@ static const char *const stmt_sql[S_COUNT] = {
 
 /* ---- helpers shared by the state files ---- */
 
-/* what a person can do about the errors that are the file's, not retl's */
-static const char *db_err_hint(sqlite3 *db)
+int retl_state__code(int sqlite_rc)
 {
-	switch (sqlite3_errcode(db)) {
+	switch (sqlite_rc & 0xff) {
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
-		return " (the file is damaged, or is not a retl state store: "
-		       "restore it from a backup, or start over with `retl "
-		       "reset --all`, after which the next runs send every row "
-		       "again)";
 	case SQLITE_FULL:
-		return " (the disk or the file's size limit is full: make room "
-		       "and run again)";
+	case SQLITE_IOERR:
+		return RETL_EXIT_STATE;
 	default:
-		return "";
+		return RETL_EXIT_USAGE;
 	}
+}
+
+int retl_state__errno_code(int e)
+{
+	return e == ENOSPC || e == EDQUOT || e == EIO || e == EFBIG ?
+	       RETL_EXIT_STATE : RETL_EXIT_USAGE;
 }
 
 int retl_state__db_err(retl_state *st, struct retl_err *err)
 {
-	return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s%s",
+	int rc = sqlite3_extended_errcode(st->db);
+	int prim = rc & 0xff;
+	if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+		return retl_err_set(err, RETL_EXIT_STATE, "state store %s is "
+				    "damaged (%s). Restore it from a backup, or move "
+				    "it away and start over with `retl reset --all` "
+				    "(every sync's cache is forgotten: the next runs "
+				    "send every row again)", st->path,
+				    sqlite3_errmsg(st->db));
+	return retl_err_set(err, retl_state__code(rc), "state store %s: %s%s",
 			    st->path, sqlite3_errmsg(st->db),
-			    db_err_hint(st->db));
+			    prim == SQLITE_FULL ? " (the disk or the file's size "
+			    "limit is full: make room and run again)" : "");
 }
 
 int retl_state__prepare(retl_state *st, const char *sql, sqlite3_stmt **s,
@@ -279,8 +290,10 @@ int retl_state__exec(retl_state *st, const char *sql, struct retl_err *err)
 int retl_state__sys_err(retl_state *st, struct retl_err *err,
 			const char *what, const char *file)
 {
-	return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s %s: %s",
-			    st->path, what, file, strerror(errno));
+	int e = errno;
+	return retl_err_set(err, retl_state__errno_code(e),
+			    "state store %s: %s %s: %s", st->path, what, file,
+			    strerror(e));
 }
 
 /* ---- open, migrate, close ---- */
@@ -329,7 +342,8 @@ static int migrate(retl_state *st, struct retl_err *err)
 	if (retl_state__prepare(st, "SELECT value FROM meta"
 				" WHERE key = 'schema_version'", &s, err) < 0)
 		goto fail;
-	/* a read that fails is a damaged store, never a new one to build */
+	/* a step that fails is not "no version" (a new store): a damaged
+	 * page here once made retl run the first migration on a used store */
 	i = sqlite3_step(s);
 	if (i == SQLITE_ROW)
 		have = sqlite3_column_int(s, 0);
@@ -378,9 +392,9 @@ static int configure(retl_state *st, struct retl_err *err)
 	      !strcmp((const char *)sqlite3_column_text(s, 0), "wal");
 	sqlite3_finalize(s);
 	if (!wal)
-		return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: "
-				    "cannot enable WAL: %s", st->path,
-				    sqlite3_errmsg(st->db));
+		return retl_err_set(err, retl_state__code(sqlite3_errcode(st->db)),
+				    "state store %s: cannot enable WAL: %s",
+				    st->path, sqlite3_errmsg(st->db));
 	/* cache_size: a 1M-row cache table is ~100 MB; 16 MB of pages keeps
 	 * the upper levels of its b-tree hot while acknowledging */
 	return retl_state__exec(st, "PRAGMA synchronous = NORMAL;"
@@ -420,8 +434,8 @@ int retl_state_open(retl_state **out, const char *path, struct retl_err *err)
 		if (st->db)
 			retl_state__db_err(st, err);
 		else
-			retl_err_set(err, RETL_EXIT_USAGE, "state store %s: "
-				     "%s", path, sqlite3_errstr(rc));
+			retl_err_set(err, retl_state__code(rc), "state store "
+				     "%s: %s", path, sqlite3_errstr(rc));
 		goto fail;
 	}
 	rc = configure(st, err) < 0 || migrate(st, err) < 0;
@@ -474,7 +488,8 @@ int retl_state_open_observer(retl_state **out, const char *path,
 	st->ts_sec = -1;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
-		retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s", path,
+		retl_err_set(err, st->db ? retl_state__code(sqlite3_errcode(st->db)) :
+			     RETL_EXIT_USAGE, "state store %s: %s", path,
 			     st->db ? sqlite3_errmsg(st->db) : "cannot open");
 		retl_state_close(st);
 		return -1;
@@ -529,8 +544,9 @@ int retl_state_probe_writable(retl_state *st, struct retl_err *err)
 	ok = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
 	     SQLITE_OK;
 	if (!ok)
-		retl_err_set(err, RETL_EXIT_USAGE, "state store %s is not "
-			     "writable: %s", st->path, sqlite3_errmsg(st->db));
+		retl_err_set(err, retl_state__code(sqlite3_errcode(st->db)),
+			     "state store %s is not writable: %s", st->path,
+			     sqlite3_errmsg(st->db));
 	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	return ok ? 0 : -1;
 }

@@ -52,9 +52,21 @@ struct retl_state {
 	int file_known;                 /* 0: not checked (observer) */
 };
 
-/* "state store <path>: <sqlite3_errmsg>", code 2; returns -1 */
+/*
+ * The exit code of a failure of the store: RETL_EXIT_STATE (6) when the
+ * file or the disk failed (SQLite's CORRUPT, NOTADB, FULL, IOERR; errno
+ * ENOSPC, EDQUOT, EIO, EFBIG), RETL_EXIT_USAGE (2) for the rest (locked,
+ * read-only, refused by the marker, missing directory: what the operator
+ * set up).  A data engineer's alert on 6 means "restore or free disk",
+ * on 2 "fix the setup".
+ */
+int retl_state__code(int sqlite_rc);
+int retl_state__errno_code(int e);
+/* "state store <path>: <sqlite3_errmsg>" (a damaged file says what to do),
+ * code retl_state__code; returns -1 */
 int retl_state__db_err(retl_state *st, struct retl_err *err);
-/* "state store <path>: <what> <file>: <strerror(errno)>", code 2 */
+/* "state store <path>: <what> <file>: <strerror(errno)>", code
+ * retl_state__errno_code */
 int retl_state__sys_err(retl_state *st, struct retl_err *err,
 			const char *what, const char *file);
 int retl_state__prepare(retl_state *st, const char *sql, sqlite3_stmt **s,

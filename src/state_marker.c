@@ -28,9 +28,10 @@
  * process would otherwise take that run's commits into a file no one will
  * read again; the run stops instead.
  *
- * Errors here are exit code 2, like every state store error: the store is
- * part of the project on disk, neither the source (3) nor a destination (4),
- * and a person has to act before retl may run again.
+ * Refusals here are exit code 2: the store is part of the project's setup,
+ * neither the source (3) nor a destination (4), and a person has to act
+ * before retl may run again.  A file or disk that fails (damaged, full,
+ * I/O) is 6 (retl_state__code, state_int.h).
  */
 #include "state.h"
 #include "state_int.h"

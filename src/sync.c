@@ -361,7 +361,15 @@ static int end_done(struct run *r)
 	int failed = sum->c.failed || sum->c.rejected || sum->waiting;
 	r->status = failed ? "failed" : "ok";
 	sum->exit_code = failed ? RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
-	if (sum->waiting)
+	/* rows the destination never answered for (unreachable, TLS, timed
+	 * out, over max_response_bytes) are a destination error, not rows it
+	 * refused: exit 4, though the run went through */
+	if (sum->unanswered) {
+		sum->exit_code = RETL_EXIT_DEST;
+		snprintf(sum->message, sizeof(sum->message),
+			 "%ld rows got no answer from destination %s (%s): they are sent again by the next run",
+			 sum->unanswered, r->sc->destination, sum->unanswered_why);
+	} else if (sum->waiting)
 		snprintf(sum->message, sizeof(sum->message),
 			 "%ld rows are still waiting for the destination's outcome: the next run reads it or sends them again",
 			 sum->waiting);

@@ -30,6 +30,9 @@ struct retl_sync_summary {
 	long waiting;             /* rows still without an outcome at the end
 				   * (staged: sent again next run) */
 	long would_remove;        /* rows that left the model */
+	long unanswered;          /* rows whose request got no answer at all
+				   * (transport failures): exit 4 */
+	char unanswered_why[256]; /* the first one's reason */
 	long requests;            /* plan: API requests the run would spend */
 	long jobs;                /* plan: bulk jobs among them */
 	double seconds;

@@ -351,6 +351,11 @@ static int complete(struct run *r, struct batch *b)
 	} else if (commit_results(r, b) < 0) {
 		r->stop = 1;
 		rc = -1;
+	} else if (b->io.unanswered) {
+		if (!r->sum->unanswered)
+			snprintf(r->sum->unanswered_why, sizeof(r->sum->unanswered_why),
+				 "%s", b->io.unanswered_why);
+		r->sum->unanswered += (long)b->io.unanswered;
 	}
 	reset_batch(b);
 	retl_sync_progress(r);

@@ -97,6 +97,7 @@ static enum retl_hd_verdict t_decode(void *d, struct retl_request *r,
 }
 
 static long budget = -1;
+static const char *conn_opts;     /* JSON of the destination's options */
 
 static int t_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 {
@@ -171,7 +172,7 @@ static void *open_t(struct retl_dest_cfg *dc, struct retl_sync_cfg *sc)
 	dc->name = "t";
 	dc->type = "t";
 	dc->base_url = retl_strdup(url);
-	dc->options = json_object();
+	dc->options = conn_opts ? json_loads(conn_opts, 0, NULL) : json_object();
 	sc->name = "s";
 	sc->file = "mappings/s.json";
 	retl_err_clear(&err);
@@ -323,6 +324,47 @@ static void test_fatal_and_gave_up(void)
 	tb_free(&t);
 }
 
+/*
+ * An answer over max_response_bytes is no answer (a transport error).  The
+ * breaker's default here is 1 (1 attempt x 1 connection): the first opens
+ * it, the batch is fatal and the request behind it is never sent.
+ */
+static void test_over_cap_opens_the_breaker(void)
+{
+	static const char *const vs[] = { "ok", "ok", "ok", "ok", "ok" };
+	struct gs_answer ans[] = { A(200, "0123456789abcdef"), A(200, "ok") };
+	struct tb t;
+	conn_opts = "{\"max_response_bytes\": 8}";
+	CHECK(run(vs, 5, ans, 2, &t) == 1);
+	conn_opts = NULL;
+	CHECK(t.b.fatal && t.b.fatal_code == RETL_EXIT_DEST);
+	CHECK(strstr(t.b.fatal_msg, "destination t (t): 1 requests in a row got no answer "
+		     "(the last: the answer is larger than max_response_bytes (8 bytes))") != NULL);
+	CHECK(strstr(t.b.fatal_msg, "max_transport_failures") != NULL);
+	CHECK(RES(t, 0, RETL_RES_RETRY) && RES(t, 4, RETL_RES_RETRY));
+	CHECK(t.res[4].reason && !strncmp(t.res[4].reason,
+					  "stopped: the circuit breaker is open: ", 38));
+	tb_free(&t);
+}
+
+/* with the breaker set higher the others go on; the unanswered ops are
+ * counted for the run's exit code */
+static void test_unanswered_without_breaker(void)
+{
+	static const char *const vs[] = { "ok", "ok", "ok", "ok", "ok" };
+	struct gs_answer ans[] = { A(200, "0123456789abcdef"), A(200, "ok") };
+	struct tb t;
+	conn_opts = "{\"max_response_bytes\": 8, \"max_transport_failures\": 2}";
+	CHECK(run(vs, 5, ans, 2, &t) == 2);
+	conn_opts = NULL;
+	CHECK(!t.b.fatal);
+	CHECK(t.b.unanswered == 4);
+	CHECK_STR(t.b.unanswered_why, "no response after 1 attempt: the answer is larger "
+		  "than max_response_bytes (8 bytes)");
+	CHECK(RES(t, 3, RETL_RES_RETRY) && RES(t, 4, RETL_RES_ACK));
+	tb_free(&t);
+}
+
 static void test_budget(void)
 {
 	static const char *const vs[] = { "ok", "ok", "ok", "ok", "ok" };
@@ -393,6 +435,8 @@ int main(void)
 	test_resend_once();
 	test_again_in_another_kind();
 	test_fatal_and_gave_up();
+	test_over_cap_opens_the_breaker();
+	test_unanswered_without_breaker();
 	test_budget();
 	test_nothing_to_send();
 	test_no_ids_at_all();

@@ -116,7 +116,8 @@ static void test_open(void)
 	CHECK(q_int("SELECT count(*) FROM meta") == 2);
 	retl_state_close(st);
 
-	/* not a database: a message naming the file, exit code 2 */
+	/* not a database: a message naming the file, the state store's own
+	 * exit code (6), not a usage error's */
 	snprintf(path, sizeof(path), "%s/junk.db", dir);
 	f = fopen(path, "w");
 	fputs("this is not an SQLite database, not even close to one........"
@@ -125,8 +126,9 @@ static void test_open(void)
 	fclose(f);
 	CHECK(retl_state_open(&st, path, &err) < 0);
 	CHECK(st == NULL);
-	CHECK(err.code == 2);
+	CHECK(err.code == RETL_EXIT_STATE);
 	CHECK(strstr(err.msg, "state store ") == err.msg);
+	CHECK(strstr(err.msg, "is damaged (file is not a database)") != NULL);
 	CHECK(strstr(err.msg, path) != NULL);
 
 	/* a future schema is refused rather than misread */
@@ -141,6 +143,7 @@ static void test_open(void)
 		retl_err_clear(&err);
 		CHECK(retl_state_open(&st, path, &err) < 0);
 		CHECK(strstr(err.msg, "schema version 99") != NULL);
+		CHECK(err.code == RETL_EXIT_USAGE);   /* a newer retl's: setup */
 	}
 }
 
