@@ -17,21 +17,11 @@ static const struct fz_op ops[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct retl_config *cfg = fz_project(
-		"{\"type\": \"airtable\", \"token\": \"patFuzz.0123456789\", \"base\": \"appGolden12345678\","
-		" \"requests_per_second\": 1000, \"rate_limit_penalty\": 0.001,"
-		" \"base_url\": \"http://127.0.0.1:9\"}",
-		"{\"object\": \"tblGolden0000001\", \"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"delete\","
-		" \"match\": {\"Email\": \"email\"}, \"fields\": {\"Email\": \"email\", \"Seats\": \"seats\"}}");
-	struct fz_env env = { .notes = NULL };
-	struct fz_answers ans = { .keep_header = NULL };
-	if (size > 1 << 16)
-		return 0;
-	ans.n = fz_split(data, size, ans.part, FZ_MAX_ANSWERS);
-	env.notes = json_object();
-	void *ctx = fz_open(cfg, "airtable", &env, ops, 5);
-	fz_run_batches(ctx, ops, 5, 3, &ans);
-	retl_hd_close(ctx);
-	json_decref(env.notes);
-	return 0;
+	return fz_decoder_input(data, size, fz_project(
+			"{\"type\": \"airtable\", \"token\": \"patFuzz.0123456789\", \"base\": \"appGolden12345678\","
+			" \"requests_per_second\": 1000, \"rate_limit_penalty\": 0.001,"
+			" \"base_url\": \"http://127.0.0.1:9\"}",
+			"{\"object\": \"tblGolden0000001\", \"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"delete\","
+			" \"match\": {\"Email\": \"email\"}, \"fields\": {\"Email\": \"email\", \"Seats\": \"seats\"}}"),
+				"airtable", ops, 5, 3);
 }

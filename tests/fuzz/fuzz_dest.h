@@ -313,4 +313,23 @@ static void fz_run_batches(void *ctx, const struct fz_op *in, size_t nops,
 	}
 }
 
+/* one input of a decoder harness: the answers split from it, the ops sent
+ * in batches of per_batch against cfg's destination of that type */
+static int fz_decoder_input(const uint8_t *data, size_t size, struct retl_config *cfg,
+			    const char *type, const struct fz_op *ops, size_t nops,
+			    size_t per_batch)
+{
+	struct fz_env env = { .notes = NULL };
+	struct fz_answers ans = { .keep_header = NULL };
+	if (size > 1 << 16)
+		return 0;
+	ans.n = fz_split(data, size, ans.part, FZ_MAX_ANSWERS);
+	env.notes = json_object();
+	void *ctx = fz_open(cfg, type, &env, ops, nops);
+	fz_run_batches(ctx, ops, nops, per_batch, &ans);
+	retl_hd_close(ctx);
+	json_decref(env.notes);
+	return 0;
+}
+
 #endif

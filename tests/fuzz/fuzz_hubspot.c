@@ -17,19 +17,9 @@ static const struct fz_op ops[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct retl_config *cfg = fz_project(
-		"{\"type\": \"hubspot\", \"token\": \"fuzz-token\", \"base_url\": \"http://127.0.0.1:9\"}",
-		"{\"object\": \"contacts\", \"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"archive\","
-		" \"match\": {\"email\": \"email\"}, \"fields\": {\"email\": \"email\", \"firstname\": \"first_name\"}}");
-	struct fz_env env = { .notes = NULL };
-	struct fz_answers ans = { .keep_header = NULL };
-	if (size > 1 << 16)
-		return 0;
-	ans.n = fz_split(data, size, ans.part, FZ_MAX_ANSWERS);
-	env.notes = json_object();
-	void *ctx = fz_open(cfg, "hubspot", &env, ops, 6);
-	fz_run_batches(ctx, ops, 6, 4, &ans);
-	retl_hd_close(ctx);
-	json_decref(env.notes);
-	return 0;
+	return fz_decoder_input(data, size, fz_project(
+			"{\"type\": \"hubspot\", \"token\": \"fuzz-token\", \"base_url\": \"http://127.0.0.1:9\"}",
+			"{\"object\": \"contacts\", \"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"archive\","
+			" \"match\": {\"email\": \"email\"}, \"fields\": {\"email\": \"email\", \"firstname\": \"first_name\"}}"),
+				"hubspot", ops, 6, 4);
 }

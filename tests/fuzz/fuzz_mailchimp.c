@@ -16,22 +16,12 @@ static const struct fz_op ops[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct retl_config *cfg = fz_project(
-		"{\"type\": \"mailchimp\", \"api_key\": \"0123456789abcdef0123456789abcdef-us6\","
-		" \"base_url\": \"http://127.0.0.1:9\"}",
-		"{\"object\": \"a1b2c3d4e5\", \"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"archive\","
-		" \"match\": {\"email_address\": \"email\"}, \"fields\": {\"email_address\": \"email\","
-		" \"merge_fields.FNAME\": \"first_name\", \"merge_fields.VIP\": {\"from\": \"vip\", \"type\": \"boolean\"},"
-		" \"tags\": {\"from\": \"tags\", \"transform\": [{\"split\": \",\"}]}}}");
-	struct fz_env env = { .notes = NULL };
-	struct fz_answers ans = { .keep_header = NULL };
-	if (size > 1 << 16)
-		return 0;
-	ans.n = fz_split(data, size, ans.part, FZ_MAX_ANSWERS);
-	env.notes = json_object();
-	void *ctx = fz_open(cfg, "mailchimp", &env, ops, 5);
-	fz_run_batches(ctx, ops, 5, 3, &ans);
-	retl_hd_close(ctx);
-	json_decref(env.notes);
-	return 0;
+	return fz_decoder_input(data, size, fz_project(
+			"{\"type\": \"mailchimp\", \"api_key\": \"0123456789abcdef0123456789abcdef-us6\","
+			" \"base_url\": \"http://127.0.0.1:9\"}",
+			"{\"object\": \"a1b2c3d4e5\", \"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"archive\","
+			" \"match\": {\"email_address\": \"email\"}, \"fields\": {\"email_address\": \"email\","
+			" \"merge_fields.FNAME\": \"first_name\", \"merge_fields.VIP\": {\"from\": \"vip\", \"type\": \"boolean\"},"
+			" \"tags\": {\"from\": \"tags\", \"transform\": [{\"split\": \",\"}]}}}"),
+				"mailchimp", ops, 5, 3);
 }

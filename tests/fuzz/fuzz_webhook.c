@@ -15,21 +15,11 @@ static const struct fz_op ops[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct retl_config *cfg = fz_project(
-		"{\"type\": \"webhook\", \"url\": \"http://127.0.0.1:9/hooks/retl\","
-		" \"signing_secret\": \"fuzz-signing-secret\", \"batch_size\": 2,"
-		" \"headers\": {\"X-Team\": \"growth\"}}",
-		"{\"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"delete\","
-		" \"fields\": {\"id\": {\"from\": \"id\", \"type\": \"integer\"}, \"email\": \"email\", \"plan\": \"plan\"}}");
-	struct fz_env env = { .notes = NULL };
-	struct fz_answers ans = { .keep_header = NULL };
-	if (size > 1 << 16)
-		return 0;
-	ans.n = fz_split(data, size, ans.part, FZ_MAX_ANSWERS);
-	env.notes = json_object();
-	void *ctx = fz_open(cfg, "webhook", &env, ops, 4);
-	fz_run_batches(ctx, ops, 4, 3, &ans);
-	retl_hd_close(ctx);
-	json_decref(env.notes);
-	return 0;
+	return fz_decoder_input(data, size, fz_project(
+			"{\"type\": \"webhook\", \"url\": \"http://127.0.0.1:9/hooks/retl\","
+			" \"signing_secret\": \"fuzz-signing-secret\", \"batch_size\": 2,"
+			" \"headers\": {\"X-Team\": \"growth\"}}",
+			"{\"key\": \"id\", \"mode\": \"mirror\", \"on_remove\": \"delete\","
+			" \"fields\": {\"id\": {\"from\": \"id\", \"type\": \"integer\"}, \"email\": \"email\", \"plan\": \"plan\"}}"),
+				"webhook", ops, 4, 3);
 }
