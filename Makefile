@@ -29,7 +29,8 @@ SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev \
            libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
-           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev
+           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev \
+           clang libclang-rt-dev llvm
 # Node.js and npm for Prism: Debian's, unless a Node.js with its own npm is
 # there already (NodeSource's nodejs conflicts with Debian's npm package)
 NODE_PKGS = nodejs npm
