@@ -546,6 +546,12 @@ static int cast_json(const char *s, size_t n, retl_buf *out)
 {
 	json_error_t e;
 	json_t *j = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+	/* an integer too big for jansson's json_int_t is valid JSON all the
+	 * same: read as a double then (its digits beyond 17 are lost, which
+	 * beats refusing the row) */
+	if (!j)
+		j = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL |
+			       JSON_DECODE_INT_AS_REAL, &e);
 	if (!j)
 		return RETL_CAST_FAILED;
 	dump_canonical(j, out);

@@ -241,22 +241,32 @@ def set_dest(p, dest):
     p.write_config(cfg)
 
 
+# Linux counts a child's resident set before its exec() in its ru_maxrss:
+# a child forked from this (by then large) pytest process reports pytest's
+# size.  So retl is started by a small, fresh Python that reports its
+# child's peak, and that peak starts from the small one.
+_MEASURE = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write("%d %d" % (os.waitstatus_to_exitcode(status), ru.ru_maxrss * 1024))
+"""
+
+
 def run_measured(p, *args, preexec=None):
     """Runs retl; -> (rc, out, err, peak RSS in bytes)."""
     argv = [p.retl_bin, "--config", p.dir] + list(args)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, preexec_fn=preexec)
-    out, err = [], []
-    ts = [threading.Thread(target=lambda s, b: b.append(s.read()), args=(s, b))
-          for s, b in ((proc.stdout, out), (proc.stderr, err))]
-    for t in ts:
-        t.start()
-    _, status, ru = os.wait4(proc.pid, 0)
-    for t in ts:
-        t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return (proc.returncode, out[0].decode(), err[0].decode(),
-            ru.ru_maxrss * 1024)
+    res = os.path.join(p.dir, "measured.txt")
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, res] + argv,
+                          capture_output=True, stdin=subprocess.DEVNULL,
+                          preexec_fn=preexec, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    with open(res) as f:
+        rc, rss = (int(x) for x in f.read().split())
+    return rc, proc.stdout.decode(), proc.stderr.decode(), rss
 
 
 def synced_rows(p):

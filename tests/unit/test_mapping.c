@@ -234,6 +234,9 @@ static void test_casts(void)
 		{ RETL_TYPE_JSON, "100.0", "100" },
 		{ RETL_TYPE_JSON, "1e2", "100" },
 		{ RETL_TYPE_JSON, "[1.0e3,-2.50,1e-7,1e300]", "[1000,-2.5,1e-07,1e+300]" },
+		/* bigger than json_int_t: valid JSON, read as a double (found
+		 * by fuzz_mapping) */
+		{ RETL_TYPE_JSON, "[400000000000000000000000000000000]", "[4e+32]" },
 		{ RETL_TYPE_JSON, "\"s\"", "\"s\"" },
 		{ RETL_TYPE_JSON, "[]", "[]" },
 		{ RETL_TYPE_JSON, "{bad", "FAIL" },
