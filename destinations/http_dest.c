@@ -19,6 +19,7 @@ struct slot {
 	size_t body_off, body_len, id_off, id_len;
 	int kind;
 	int tries;
+	int queued;               /* in again[] for after this decode */
 };
 
 struct held {
@@ -281,6 +282,8 @@ static void send_again(struct retl_http_dest *d, struct retl_batch *b)
 	struct retl_err e;
 	size_t n = h->nagain;
 	h->nagain = 0;
+	for (size_t j = 0; j < n; j++)
+		h->slot[h->again[j]].queued = 0;
 	if (!n || b->fatal)
 		return;
 	retl_err_clear(&e);
@@ -581,6 +584,12 @@ void retl_req_again(struct retl_request *r, size_t k, int kind)
 {
 	struct held *h = held_of(r->batch);
 	size_t i = r->idx[k];
+	/* once per decode: an answer that names a record twice (a hostile or
+	 * broken server; found by fuzz_mailchimp) must not queue its op twice,
+	 * again[] holds one place per op */
+	if (h->slot[i].queued)
+		return;
+	h->slot[i].queued = 1;
 	h->slot[i].tries++;
 	h->again[h->nagain] = i;
 	h->again_kind[h->nagain++] = kind;

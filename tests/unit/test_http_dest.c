@@ -85,9 +85,12 @@ static enum retl_hd_verdict t_decode(void *d, struct retl_request *r,
 		saw_null_id |= !id;
 		char tries[32];
 		snprintf(tries, sizeof(tries), "tries %d", retl_req_tries(r, k));
-		if (!strcmp(b, "again") && r->kind == 0) {
+		if (!strncmp(b, "again", 5) && r->kind == 0) {
 			retl_req_set(r, k, RETL_RES_RETRY, NULL, "looked up");
 			retl_req_again(r, k, 1);
+			/* "again twice": an answer naming the op twice */
+			if (!strcmp(b, "again twice"))
+				retl_req_again(r, k, 1);
 		} else {
 			retl_req_set(r, k, RETL_RES_ACK, id, r->kind ? tries : NULL);
 		}
@@ -306,6 +309,20 @@ static void test_again_in_another_kind(void)
 	tb_free(&t);
 }
 
+/* an op asked for twice in one decode goes once (issue 13: a Mailchimp
+ * answer naming a member twice overflowed the queue; fuzz_mailchimp) */
+static void test_again_twice_goes_once(void)
+{
+	static const char *const vs[] = { "a", "b", "c" };
+	struct gs_answer ans[] = { A(200, "again twice"), A(200, "ok") };
+	struct tb t;
+	CHECK(run(vs, 3, ans, 2, &t) == 2);
+	CHECK_STR(body(1), "[0,1,2]");
+	for (int i = 0; i < 3; i++)
+		CHECK_STR(t.res[i].reason, "tries 1");
+	tb_free(&t);
+}
+
 static void test_fatal_and_gave_up(void)
 {
 	static const char *const vs[] = { "ok", "ok", "ok", "ok", "ok" };
@@ -434,6 +451,7 @@ int main(void)
 	test_split_until_alone();
 	test_resend_once();
 	test_again_in_another_kind();
+	test_again_twice_goes_once();
 	test_fatal_and_gave_up();
 	test_over_cap_opens_the_breaker();
 	test_unanswered_without_breaker();
