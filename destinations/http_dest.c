@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "url.h"
 
 struct slot {
 	size_t body_off, body_len, id_off, id_len;
@@ -635,9 +636,13 @@ int retl_hd_answered(const struct retl_http_dest *d, const struct retl_http_req 
 	char *r = why ? NULL : retl_http_reason(req);
 	if (!why)
 		why = r;
-	if (req->status <= 0)
-		retl_err_set(err, RETL_EXIT_DEST, "%s: cannot reach %s: %s", d->type, d->url,
+	if (req->status <= 0) {
+		retl_buf o = RETL_BUF_INIT;
+		retl_url_origin(d->url, &o);   /* never a webhook's path */
+		retl_err_set(err, RETL_EXIT_DEST, "%s: cannot reach %s: %s", d->type, o.ptr,
 			     req->error[0] ? req->error : (why ? why : "no response"));
+		retl_buf_free(&o);
+	}
 	else
 		retl_err_set(err, RETL_EXIT_DEST, "%s: GET %s: %s", d->type, what,
 			     why ? why : "unexpected response");

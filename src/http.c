@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "redact.h"
+#include "url.h"
 
 struct retl_http {
 	struct retl_http_opts o;
@@ -411,8 +412,11 @@ static int no_answer(retl_http *h, struct retl_http_req *r, CURLcode code,
 	if (!h->breaker && (r->idempotent || unsent) &&
 	    r->attempts < h->o.max_attempts) {
 		r->not_before = now + jitter_backoff(h, r->attempts);
+		retl_buf o = RETL_BUF_INIT;
+		retl_url_origin(r->url, &o);
 		retl_log(RETL_LOG_DEBUG, NULL, "%s %s: %s; retrying", r->method,
-			 r->url, r->error);
+			 o.ptr, r->error);
+		retl_buf_free(&o);
 		requeue(h, r);
 		return 1;
 	}
@@ -472,16 +476,22 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 		if (r->n429 < h->o.max_429) {
 			r->attempts--;          /* a 429 was not an attempt */
 			r->not_before = now + ra;
+			retl_buf o = RETL_BUF_INIT;
+			retl_url_origin(r->url, &o);
 			retl_log(RETL_LOG_DEBUG, NULL, "%s %s: 429, waiting %.1f s",
-				 r->method, r->url, ra);
+				 r->method, o.ptr, ra);
+			retl_buf_free(&o);
 			requeue(h, r);
 			return;
 		}
 		r->status = status;
 	} else if (status >= 500 && r->idempotent && r->attempts < h->o.max_attempts) {
 		r->not_before = now + jitter_backoff(h, r->attempts);
+		retl_buf o = RETL_BUF_INIT;
+		retl_url_origin(r->url, &o);
 		retl_log(RETL_LOG_DEBUG, NULL, "%s %s: HTTP %ld; retrying", r->method,
-			 r->url, status);
+			 o.ptr, status);
+		retl_buf_free(&o);
 		requeue(h, r);
 		return;
 	} else {

@@ -116,6 +116,18 @@ int retl_url_check(const char *url, retl_buf *why)
 	return rc;
 }
 
+void retl_url_origin(const char *url, retl_buf *out)
+{
+	struct parts p;
+	retl_buf why = RETL_BUF_INIT;
+	if (parse(url, &p, &why) == 0)
+		add_origin(out, &p);
+	else
+		retl_buf_adds(out, "(a URL that does not parse)");
+	parts_free(&p);
+	retl_buf_free(&why);
+}
+
 int retl_url_is_loopback(const char *url)
 {
 	struct parts p;

@@ -48,6 +48,10 @@ int retl_url_check(const char *url, retl_buf *why);
 int retl_url_check_returned(const char *url, const struct retl_url_hosts *h,
 			    retl_buf *why);
 
+/* appends scheme://host[:port] of url to out: all a message or a log line
+ * shows of a URL (a webhook URL's path or query often holds a token) */
+void retl_url_origin(const char *url, retl_buf *out);
+
 /* 1 when url parses as http(s) to a literal loopback address */
 int retl_url_is_loopback(const char *url);
 

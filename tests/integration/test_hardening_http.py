@@ -398,6 +398,21 @@ def test_unreachable_host_exits_4(project, db):
     assert synced_rows(p) == 0
 
 
+def test_webhook_path_token_never_in_messages_or_logs(project, db, hostile):
+    """A webhook URL's path often is its secret (…/hooks/catch/123/TOKEN):
+    neither the error nor the debug log lines of retries (-v) show it, for
+    no answer and for 5xx alike; the origin is shown."""
+    make_people(db, 2)
+    port = closed_port()
+    p = wh_project(project, db, {"type": "webhook", "batch_size": 1, "timeout": 1,
+                                 "url": f"http://127.0.0.1:{port}/hooks/catch/42/S3CRETPATH?sig=QSECRET"})
+    rc, out, err = p.run("-v", "run", "people")
+    assert rc == 4, (out, err)
+    assert "retrying" in err, err          # the debug lines are there
+    assert f"http://127.0.0.1:{port}" in out + err
+    assert "S3CRETPATH" not in out + err and "QSECRET" not in out + err, out + err
+
+
 def test_tls_failure_exits_4(project, db, hostile):
     """https:// to a server that speaks plain HTTP: the handshake fails.
     The breaker set high: the run goes through, its rows unanswered, and
