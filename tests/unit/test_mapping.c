@@ -166,6 +166,11 @@ static void test_casts(void)
 		{ RETL_TYPE_NUMBER, "12.50", "12.50" },
 		{ RETL_TYPE_NUMBER, "-12.50", "-12.50" },
 		{ RETL_TYPE_NUMBER, "1e+20", "1e+20" },
+		/* beyond a double (fuzz_mapping): refused, not sent */
+		{ RETL_TYPE_NUMBER, "71e+005988003939", "FAIL" },
+		{ RETL_TYPE_NUMBER, "1e309", "FAIL" },
+		{ RETL_TYPE_NUMBER, "1e308", "1e308" },
+		{ RETL_TYPE_NUMBER, "1e-400", "1e-400" },
 		{ RETL_TYPE_NUMBER, "1E5", "1e5" },
 		{ RETL_TYPE_NUMBER, ".5", "0.5" },
 		{ RETL_TYPE_NUMBER, "-.5", "-0.5" },
