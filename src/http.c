@@ -18,6 +18,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,6 +385,23 @@ static long header_long(CURL *e, const char *name)
 	return strtol(hd->value, NULL, 10);
 }
 
+/* the debug line of a request sent again, "METHOD origin: what": the
+ * URL's origin only (a webhook URL's path or query often holds a token) */
+static void log_again(const struct retl_http_req *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void log_again(const struct retl_http_req *r, const char *fmt, ...)
+{
+	retl_buf o = RETL_BUF_INIT, what = RETL_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	retl_buf_vaddf(&what, fmt, ap);
+	va_end(ap);
+	retl_url_origin(r->url, &o);
+	retl_log(RETL_LOG_DEBUG, NULL, "%s %s: %s", r->method, o.ptr, what.ptr);
+	retl_buf_free(&o);
+	retl_buf_free(&what);
+}
+
 /*
  * A transfer that ended with no answer: counted by the breaker, then
  * due for a retry (returns 1) or handed back as RETL_HTTP_TRANSPORT.
@@ -412,11 +430,7 @@ static int no_answer(retl_http *h, struct retl_http_req *r, CURLcode code,
 	if (!h->breaker && (r->idempotent || unsent) &&
 	    r->attempts < h->o.max_attempts) {
 		r->not_before = now + jitter_backoff(h, r->attempts);
-		retl_buf o = RETL_BUF_INIT;
-		retl_url_origin(r->url, &o);
-		retl_log(RETL_LOG_DEBUG, NULL, "%s %s: %s; retrying", r->method,
-			 o.ptr, r->error);
-		retl_buf_free(&o);
+		log_again(r, "%s; retrying", r->error);
 		requeue(h, r);
 		return 1;
 	}
@@ -476,22 +490,14 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 		if (r->n429 < h->o.max_429) {
 			r->attempts--;          /* a 429 was not an attempt */
 			r->not_before = now + ra;
-			retl_buf o = RETL_BUF_INIT;
-			retl_url_origin(r->url, &o);
-			retl_log(RETL_LOG_DEBUG, NULL, "%s %s: 429, waiting %.1f s",
-				 r->method, o.ptr, ra);
-			retl_buf_free(&o);
+			log_again(r, "429, waiting %.1f s", ra);
 			requeue(h, r);
 			return;
 		}
 		r->status = status;
 	} else if (status >= 500 && r->idempotent && r->attempts < h->o.max_attempts) {
 		r->not_before = now + jitter_backoff(h, r->attempts);
-		retl_buf o = RETL_BUF_INIT;
-		retl_url_origin(r->url, &o);
-		retl_log(RETL_LOG_DEBUG, NULL, "%s %s: HTTP %ld; retrying", r->method,
-			 o.ptr, status);
-		retl_buf_free(&o);
+		log_again(r, "HTTP %ld; retrying", status);
 		requeue(h, r);
 		return;
 	} else {
