@@ -37,7 +37,6 @@
 #include "destination.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,6 +44,7 @@
 
 #include "buf.h"
 #include "payload.h"
+#include "private_file.h"
 #include "salesforce_int.h"
 #include "url.h"
 
@@ -273,20 +273,6 @@ static enum sf_kind op_kind(const struct sf_ctx *c, const struct retl_op *op)
 	return SF_UPSERT;
 }
 
-FILE *sf_create(const char *path, const char *mode)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return NULL;
-	FILE *f = fchmod(fd, 0600) == 0 ? fdopen(fd, mode) : NULL;
-	if (!f) {
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	return f;
-}
-
 static int open_spool(struct sf_ctx *c, enum sf_kind k, struct retl_err *err)
 {
 	if (c->spool[k])
@@ -294,7 +280,7 @@ static int open_spool(struct sf_ctx *c, enum sf_kind k, struct retl_err *err)
 	retl_buf p = RETL_BUF_INIT;
 	retl_buf_addf(&p, "%s/%s.%s.spool", c->dir, c->base.sc->name, sf_kind_name[k]);
 	c->spool_path[k] = retl_buf_detach(&p);
-	c->spool[k] = sf_create(c->spool_path[k], "w+");
+	c->spool[k] = retl_fopen_private(c->spool_path[k], "w+", 1);
 	if (!c->spool[k])
 		return retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot create %s: %s",
 				    c->spool_path[k], strerror(errno));

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "private_file.h"
 #include "log.h"
 #include "payload.h"
 #include "salesforce_int.h"
@@ -590,7 +591,7 @@ int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 		if (!map) {
 			retl_buf_reset(&csv);
 			header(c, k, &csv);
-			map = sf_create(mp.ptr, "w");
+			map = retl_fopen_private(mp.ptr, "w", 1);
 			if (!map) {
 				rc = retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot create %s: %s",
 						  mp.ptr, strerror(errno));

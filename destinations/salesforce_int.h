@@ -91,10 +91,6 @@ int sf_fatal_answer(struct sf_ctx *c, const struct retl_http_req *req,
 /* the run must stop: the budget's reserve was reached */
 int sf_budget_stop(struct sf_ctx *c, struct retl_err *err);
 
-/* salesforce.c: a file of this run's own, created (or cut) empty and
- * private (0600: it holds payloads or match values) */
-FILE *sf_create(const char *path, const char *mode);
-
 /* salesforce_spool.c: a spool holds ops as framed records (key, stored
  * id, payload), so reading one back parses nothing */
 int sf_spool_put(FILE *f, const struct retl_op *op);

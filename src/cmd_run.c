@@ -2,15 +2,14 @@
  * cmd_run.c - the verbs that read the model: check, plan, run.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
+#include "private_file.h"
 #include "redact.h"
 #include "sync.h"
 
@@ -151,24 +150,6 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 	return worst;
 }
 
-/*
- * --out holds every planned payload: a new file is created 0600 (umask
- * can only take bits away).  An existing one keeps the mode its owner gave
- * it, and a pipe or /dev/stdout works as before.
- */
-static FILE *open_plan_out(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
-
-	if (fd >= 0 && !f) {
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	return f;
-}
-
 int cmd_plan(struct retl_cli *cli, int argc, char **argv)
 {
 	struct run_args a = { 0 };
@@ -185,7 +166,7 @@ int cmd_plan(struct retl_cli *cli, int argc, char **argv)
 	struct retl_err err;
 	retl_err_clear(&err);
 	FILE *out = NULL;
-	if (a.out && !(out = open_plan_out(a.out))) {
+	if (a.out && !(out = retl_fopen_private(a.out, "w", 0))) {
 		fprintf(stderr, "retl: --out %s: %s\n", a.out, strerror(errno));
 		return RETL_EXIT_USAGE;
 	}

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "salesforce_int.h"
+#include "private_file.h"
 #include "test.h"
 
 static FILE *spool_of(const char *bytes, size_t n)
@@ -113,13 +114,13 @@ static void test_private(void)
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/s.upsert.spool", dir);
 	mode_t old = umask(0);
-	f = sf_create(path, "w+");
+	f = retl_fopen_private(path, "w+", 1);
 	CHECK(f != NULL);
 	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
 	fclose(f);
 	/* one left by an older run with other modes is made private */
 	CHECK(chmod(path, 0644) == 0);
-	f = sf_create(path, "w");
+	f = retl_fopen_private(path, "w", 1);
 	CHECK(f != NULL);
 	CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
 	CHECK(sb.st_size == 0);
