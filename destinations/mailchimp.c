@@ -358,32 +358,40 @@ char *mailchimp_problem(const struct retl_http_req *req)
 	return retl_buf_detach(&b);
 }
 
-/* ack/reject the request's ops whose address is `email`; returns how many */
-static size_t settle_ops(struct retl_request *r, unsigned char *done,
-			 const char *email, enum retl_result_kind kind,
-			 const char *reason)
+/* the next op from k on whose address is `email` (as an answer gives it:
+ * spaces around it and case do not count); r->n when none */
+static size_t next_op(const struct retl_request *r, const char *email, size_t k)
 {
-	size_t n = 0, el;
-	if (!email)
-		return 0;
-	size_t len = strlen(email);
+	size_t len = email ? strlen(email) : 0, el;
 	while (len && isspace((unsigned char)email[len - 1]))
 		len--;
 	while (len && isspace((unsigned char)*email)) {
 		email++;
 		len--;
 	}
-	for (size_t k = 0; k < r->n; k++) {
+	for (; len && k < r->n; k++) {
 		const char *e = retl_req_id(r, k, &el);
-		if (done[k] || el != len || strncasecmp(e, email, len))
+		if (el == len && !strncasecmp(e, email, len))
+			return k;
+	}
+	return r->n;
+}
+
+/* ack/reject the request's ops whose address is `email` */
+static void settle_ops(struct retl_request *r, unsigned char *done,
+		       const char *email, enum retl_result_kind kind,
+		       const char *reason)
+{
+	for (size_t k = next_op(r, email, 0); k < r->n; k = next_op(r, email, k + 1)) {
+		if (done[k])
 			continue;
 		done[k] = 1;
-		n++;
+		size_t el;
+		const char *e = retl_req_id(r, k, &el);
 		char *id = kind == RETL_RES_ACK ? retl_strndup(e, el) : NULL;
 		retl_req_set(r, k, kind, id, reason);
 		free(id);
 	}
-	return n;
 }
 
 /* an acknowledged member whose tags differ from its row's: on to the
@@ -392,13 +400,10 @@ static void follow_tags(const struct mc_ctx *c, struct retl_request *r,
 			const unsigned char *done, const json_t *member)
 {
 	const char *email = jstr(member, "email_address");
-	if (!email || !c->has_tags)
+	if (!c->has_tags)
 		return;
-	size_t len = strlen(email), el;
-	for (size_t k = 0; k < r->n; k++) {
-		const char *e = retl_req_id(r, k, &el);
-		if (!done[k] || el != len || strncasecmp(e, email, len) ||
-		    !mailchimp_tags_differ(c, member, r, k))
+	for (size_t k = next_op(r, email, 0); k < r->n; k = next_op(r, email, k + 1)) {
+		if (!done[k] || !mailchimp_tags_differ(c, member, r, k))
 			continue;
 		retl_req_set(r, k, RETL_RES_RETRY, NULL,
 			     "mailchimp: the member's tags are not yet those of its row");
@@ -409,10 +414,8 @@ static void follow_tags(const struct mc_ctx *c, struct retl_request *r,
 /* upsert: the ops of an address that is a member already go on to PUT */
 static void follow_put(struct retl_request *r, unsigned char *done, const char *email)
 {
-	size_t len = email ? strlen(email) : 0, el;
-	for (size_t k = 0; k < r->n; k++) {
-		const char *e = retl_req_id(r, k, &el);
-		if (done[k] || el != len || strncasecmp(e, email, len))
+	for (size_t k = next_op(r, email, 0); k < r->n; k = next_op(r, email, k + 1)) {
+		if (done[k])
 			continue;
 		done[k] = 1;
 		retl_req_set(r, k, RETL_RES_RETRY, NULL,
