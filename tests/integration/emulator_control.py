@@ -24,3 +24,22 @@ def running(module, **knobs):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def starter(module, **defaults):
+    """For a test that starts several emulators (a pytest fixture yields
+    from it): a function make(**knobs) that starts one more and returns its
+    base URL; every one started is stopped at the end"""
+    servers = []
+
+    def make(**knobs):
+        server, url = module.start(port=0, **dict(defaults, **knobs))
+        servers.append(server)
+        return url
+
+    try:
+        yield make
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import airtable  # noqa: E402
+from emulator_control import starter  # noqa: E402
 from common import max_in_window  # noqa: E402
 
 TOKEN = "patAAAAAAAAAAAAAA.0123456789abcdef0123456789abcdef"
@@ -32,18 +33,7 @@ BASE = airtable.DEFAULT_BASE
 
 @pytest.fixture
 def emulator():
-    servers = []
-
-    def make(**knobs):
-        knobs.setdefault("tokens", [TOKEN])
-        server, url = airtable.start(port=0, **knobs)
-        servers.append(server)
-        return url
-
-    yield make
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+    yield from starter(airtable, tokens=[TOKEN])
 
 
 def control(url, path):

@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import webhook_receiver  # noqa: E402
+from emulator_control import starter  # noqa: E402
 
 MiB = 1 << 20
 
@@ -186,17 +187,7 @@ def hostile():
 
 @pytest.fixture
 def receiver():
-    servers = []
-
-    def make(**knobs):
-        server, url = webhook_receiver.start(port=0, **knobs)
-        servers.append(server)
-        return url
-
-    yield make
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+    yield from starter(webhook_receiver)
 
 
 def closed_port():

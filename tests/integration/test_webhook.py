@@ -31,23 +31,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import webhook_receiver  # noqa: E402
+from emulator_control import starter  # noqa: E402
 
 SECRET = "whsec-0123456789abcdef"
 
 
 @pytest.fixture
 def receiver():
-    servers = []
-
-    def make(**knobs):
-        server, url = webhook_receiver.start(port=0, **knobs)
-        servers.append(server)
-        return url
-
-    yield make
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+    yield from starter(webhook_receiver)
 
 
 def control(url, path):
