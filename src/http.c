@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "cast.h"
 #include "log.h"
 #include "redact.h"
 #include "url.h"
@@ -647,7 +648,9 @@ char *retl_http_reason(const struct retl_http_req *req)
 	else if (req->status == RETL_HTTP_STOPPED)
 		retl_buf_addf(&b, "stopped: %s", req->error);
 	else {
-		size_t n = req->resp.len > 500 ? 500 : req->resp.len;
+		/* at most 500 bytes, never half a UTF-8 character: the reason
+		 * is stored, printed by `retl failures` and put in JSON logs */
+		size_t n = retl_utf8_prefix_bytes(req->resp.ptr, req->resp.len, 500);
 		retl_buf_addf(&b, "HTTP %ld", req->status);
 		if (req->attempts > 1)
 			retl_buf_addf(&b, " after %d attempts", req->attempts);

@@ -7,7 +7,8 @@ In-process:  server, url = webhook_receiver.start(port=0, secret="s", **knobs)
 Any POST (path free) carrying {"sync", "operations": [{"op", "key", "payload"}]} is a
 delivery.  With knob `secret` set, X-Retl-Signature must be "sha256=" + hex
 HMAC-SHA256(secret, raw body), else 401 {"error": "invalid signature"}.  Knob
-`reject_status` (e.g. 400) answers every delivery with that status and a JSON body.
+`reject_status` (e.g. 400) answers every delivery with that status and a JSON body, or
+with the text of knob `reject_body` (as text/plain) when that is set.
 The generic faults of common.py apply (error_rate_5xx / drop_before: the delivery is
 not processed; error_5xx_after_rate / drop_after: processed, but the answer is lost).
 
@@ -44,6 +45,7 @@ class WebhookReceiver(common.Emulator):
     DEFAULT_KNOBS = {
         "secret": None,
         "reject_status": 0,
+        "reject_body": None,
     }
 
     def reset_data(self):
@@ -88,6 +90,9 @@ class WebhookReceiver(common.Emulator):
         rs = int(self.knobs.get("reject_status") or 0)
         if rs:
             entry["answer"] = rs
+            if self.knobs.get("reject_body") is not None:
+                return Response(rs, self.knobs["reject_body"],
+                                content_type="text/plain; charset=utf-8")
             return Response(rs, {"error": "rejected by the receiver", "status": rs})
         body = entry["body"]
         if not isinstance(body, dict) or not isinstance(body.get("operations"), list):

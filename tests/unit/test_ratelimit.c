@@ -147,6 +147,45 @@ int main(void)
 	CHECK(retl_rate_delay(rl, 8.5) == 0);
 	retl_rate_free(rl);
 
+	/* the window's edges (issue 14): the max-th start in a window goes at
+	 * once, the (max+1)-th waits until the oldest left the window, to the
+	 * instant: a hair before the edge it still waits, at the edge it goes */
+	{
+		const double W = 1 + RETL_RATE_SLACK_MIN; /* window as held */
+		rl = retl_rate_new(3, 1, 0);
+		for (int i = 0; i < 3; i++) {
+			CHECK(retl_rate_delay(rl, 0.1 * i) == 0);
+			retl_rate_take(rl, 0.1 * i);
+		}
+		CHECK(fabs(retl_rate_delay(rl, 0.2) - (W - 0.2)) < 1e-9);
+		CHECK(retl_rate_delay(rl, W - 1e-6) > 0);
+		CHECK(retl_rate_delay(rl, W) == 0);
+		retl_rate_take(rl, W);
+		/* the 4th start pushed out the 1st: the 5th waits for the 2nd */
+		CHECK(fabs(retl_rate_delay(rl, W) - 0.1) < 1e-9);
+		CHECK(retl_rate_delay(rl, W + 0.1) == 0);
+		retl_rate_free(rl);
+
+		/* max 1: every start waits a whole window after the one before */
+		rl = retl_rate_new(1, 1, 0);
+		CHECK(retl_rate_delay(rl, 0) == 0);
+		retl_rate_take(rl, 0);
+		CHECK(fabs(retl_rate_delay(rl, 0) - W) < 1e-9);
+		CHECK(retl_rate_delay(rl, W) == 0);
+		retl_rate_free(rl);
+
+		/* observe(): a start exactly at the window's edge has left it, so
+		 * the server's "1 remaining of 2" is one start we did not count;
+		 * with our next start the window is full for a whole window */
+		rl = retl_rate_new(2, 1, 0);
+		retl_rate_take(rl, 0);
+		retl_rate_observe(rl, W, 2, 1);
+		CHECK(retl_rate_delay(rl, W) == 0);
+		retl_rate_take(rl, W);
+		CHECK(fabs(retl_rate_delay(rl, W) - W) < 1e-9);
+		retl_rate_free(rl);
+	}
+
 	/* unlimited */
 	rl = retl_rate_new(0, 10, 0);
 	for (int i = 0; i < 1000; i++)
