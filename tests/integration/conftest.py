@@ -29,6 +29,7 @@ if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
 
 from pgcluster import PgCluster  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 RUN_TIMEOUT = 300
 
@@ -67,9 +68,8 @@ def wait_for_lock(project_dir, pid, timeout=60):
     For tests that must act while a run goes, without guessing how long a
     loaded machine takes to start it.  The timeout only stops a hang."""
     import glob
-    import time
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+
+    def held():
         for path in glob.glob(os.path.join(str(project_dir), "**", "*.lock"),
                               recursive=True):
             try:
@@ -78,8 +78,8 @@ def wait_for_lock(project_dir, pid, timeout=60):
                         return path
             except OSError:
                 pass
-        time.sleep(0.01)
-    raise AssertionError(f"pid {pid} never took a run lock")
+        return None
+    return wait_for(held, timeout, f"pid {pid} to take a run lock")
 
 
 @pytest.fixture(scope="session")

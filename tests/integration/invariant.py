@@ -135,6 +135,8 @@ def run_killed(project, env, rng, args=("run", "inv")):
     p = subprocess.Popen([project.retl_bin, "--config", project.dir] + list(args),
                          env=full, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    # scenario: the kill lands at a random moment of the run, whatever
+    # it is doing then (not a wait for retl: any moment is a valid test)
     time.sleep(rng.uniform(0.0, 0.4))
     if p.poll() is None:
         p.send_signal(signal.SIGKILL)

@@ -3,7 +3,11 @@ state store, graceful SIGTERM, SIGHUP reloads, missed runs at start-up,
 and the schedule's config errors and `retl status` NEXT RUN column.
 
 Each test starts the real binary as a daemon with a listener on a free
-loopback port, and reads the state store with sqlite3 to compare.
+loopback port, and reads the state store with sqlite3 to compare.  They
+wait on what the daemon shows (its log, /metrics, the runs table), never a
+fixed time; that a sync does not run again is shown by the daemon's own
+decision (retl_next_run_timestamp_seconds after a tick with nothing
+running), not by watching nothing happen for a while.
 """
 
 import datetime
@@ -19,6 +23,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+
+from waiting import wait_for
 
 
 def free_port():
@@ -56,16 +62,14 @@ class Daemon:
             [project.retl_bin, "--config", project.dir, "daemon",
              "--listen", f"127.0.0.1:{self.port}"] + [str(a) for a in args],
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while True:
-            try:
-                if self.get("/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
+
+        def healthy():
             assert self.proc.poll() is None, self.text()
-            assert time.time() < deadline, "daemon never became healthy"
-            time.sleep(0.05)
+            try:
+                return self.get("/healthz")[0] == 200
+            except OSError:
+                return False
+        wait_for(healthy, 60, "the daemon's /healthz to answer 200", self.text)
 
     def get(self, path):
         try:
@@ -83,6 +87,31 @@ class Daemon:
     def text(self):
         with open(self.log_path) as f:
             return f.read()
+
+    def wait_log(self, text, after=0, timeout=60):
+        """The log from offset `after` once a whole line of it holds
+        `text` (take the offset as len(d.text()) before the signal the
+        line answers)."""
+        def logged():
+            log = self.text()[after:]
+            i = log.find(text)
+            return i >= 0 and "\n" in log[i:] and log
+        return wait_for(logged, timeout, f"{text!r} in the daemon's log",
+                        self.text)
+
+    def idle(self, *syncs, timeout=60):
+        """A scrape showing none of `syncs` running.  /metrics is served
+        by the daemon's own loop after the tick that updated its view, so
+        a scrape also says what that tick decided: whatever was due was
+        started (retl_run_in_progress 1) or, started earlier and reaped,
+        is in the runs table; retl_next_run_timestamp_seconds is when it
+        will run next."""
+        def scrape():
+            m = self.metrics()
+            return m if all(m.get(("retl_run_in_progress", (("sync", s),)))
+                            == 0 for s in syncs) else None
+        return wait_for(scrape, timeout, f"no run of {', '.join(syncs)} "
+                        "going (retl_run_in_progress 0)", self.text)
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.proc.poll() is None:
@@ -197,24 +226,20 @@ def test_two_syncs_every_2s_never_overlap_and_metrics_match(project, db, daemons
         return dict(rows)
     # as many runs as the assertions need, however slow the machine: the
     # deadline only stops a hang
-    deadline = time.time() + 180
-    while time.time() < deadline:
+    def enough():
         e = ended()
-        if e.get("fast", 0) >= 4 and e.get("slow", 0) >= 2 and \
-                d.metrics().get(("retl_runs_skipped_total", (("sync", "slow"),)), 0) >= 1:
-            break
-        time.sleep(0.2)
+        return e.get("fast", 0) >= 4 and e.get("slow", 0) >= 2 and \
+            d.metrics().get(("retl_runs_skipped_total", (("sync", "slow"),)), 0) >= 1
+    wait_for(enough, 180, "4 fast runs, 2 slow ones and a skipped slow run",
+             lambda: (ended(), d.text()), interval=0.2)
 
     # /metrics equals the runs table: read between two identical scrapes
-    for _ in range(50):
+    def still():
         m1 = d.metrics()
         exp = expected_metrics(p)
         m2 = d.metrics()
-        if counters(m1) == counters(m2):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the counters never held still for a scrape")
+        return counters(m1) == counters(m2) and (m1, exp)
+    m1, exp = wait_for(still, 60, "the counters to hold still for a scrape")
     assert counters(m1) == exp
 
     runs = state_rows(p, "SELECT sync, started_at, ended_at, status FROM runs "
@@ -272,12 +297,8 @@ def test_sigterm_mid_run_then_next_run_sends_the_rest(project, db, daemons):
         "every 1h", "SELECT slow(id) AS id, email, name FROM customers"))
     timeout = 20
     d = daemons(p, "--shutdown-timeout", timeout)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if len(p.read_jsonl()) >= 2000:
-            break
-        time.sleep(0.02)
-    assert len(p.read_jsonl()) >= 2000, d.text()
+    wait_for(lambda: len(p.read_jsonl()) >= 2000, 60,
+             "2000 rows in the file", d.text, interval=0.05)
     # within its own --shutdown-timeout: past it the daemon kills the run
     # and says so (no wall-clock check here: a loaded machine is slow)
     rc = d.stop(timeout=timeout + 60)
@@ -315,43 +336,44 @@ def test_sighup_broken_config_keeps_old_schedules(project, db, daemons):
     def nruns():
         return state_rows(p, "SELECT count(*) FROM runs WHERE sync = 'a'")[0][0]
 
-    deadline = time.time() + 20
-    while nruns() < 2 and time.time() < deadline:
-        time.sleep(0.1)
-    assert nruns() >= 2
+    wait_for(lambda: nruns() >= 2, 60, "two runs of a", d.text)
     # a syntax error on line 3
     p.add_mapping("a", '{\n  "source": "warehouse",\n  "query": oops\n}\n')
+    mark = len(d.text())
     d.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 10
-    while "reload failed" not in d.text() and time.time() < deadline:
-        time.sleep(0.05)
+    log = d.wait_log("reload failed", after=mark)
     assert re.search(r"reload failed, keeping the previous config: "
-                     r"mappings/a\.json:3:\d+: ", d.text()), d.text()
+                     r"mappings/a\.json:3:\d+: ", log), log
     before = nruns()
-    deadline = time.time() + 60
-    while nruns() < before + 2 and time.time() < deadline:
-        time.sleep(0.1)
-    assert nruns() >= before + 2, "the old schedule no longer runs"
+    wait_for(lambda: nruns() >= before + 2, 60,
+             "two more runs of a: the old schedule still runs", d.text)
     assert d.get("/healthz")[0] == 200
 
     # a good config is taken: an hourly schedule that ran seconds ago
-    # does not run again
+    # does not run again.  Not shown by waiting and seeing nothing happen:
+    # by the daemon's decision, which it logs and exports
     p.add_mapping("a", sync_def("every 1h"))
+    mark = len(d.text())
     d.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 10
-    while "config reloaded" not in d.text() and time.time() < deadline:
-        time.sleep(0.05)
-    assert "config reloaded" in d.text()
-    # a run that started before the reload may still be going: settle on
-    # none running, then nothing new may start
-    deadline = time.time() + 60
-    while time.time() < deadline and state_rows(
-            p, "SELECT count(*) FROM runs WHERE ended_at IS NULL")[0][0]:
-        time.sleep(0.1)
-    time.sleep(0.5)
-    settled = nruns()
-    time.sleep(2.5)
-    assert nruns() == settled
+    log = d.wait_log("config reloaded", after=mark)
+    m = re.search(r'schedule "every 1h": next run in (\d+) s', log)
+    assert m and 3000 < int(m.group(1)) <= 3600, log
+    # a run that started before the reload may still be going: a scrape
+    # after a tick with none going
+    m = d.idle("a")
+    nxt = m[("retl_next_run_timestamp_seconds", (("sync", "a"),))]
+    starts = [ts(s) for s, in state_rows(
+        p, "SELECT started_at FROM runs WHERE sync = 'a'")]
+    # an hour after the start of a run (the last one the reload saw;
+    # the metric is in whole seconds, rounded down) ...
+    assert any(0 <= s + 3600 - nxt < 1 for s in starts), (nxt, starts)
+    assert nxt > time.time() + 3000
+    # ... and that tick started nothing: every run there is has ended
+    # and is counted by the scrape
+    assert not state_rows(p, "SELECT id FROM runs WHERE ended_at IS NULL")
+    done = sum(v for (name, lab), v in m.items()
+               if name == "retl_runs_total" and ("sync", "a") in lab)
+    assert done == len(starts) == nruns(), (done, starts)
     assert d.stop() == 0, d.text()
 
 
@@ -371,17 +393,20 @@ def test_missed_run_runs_once_at_start_up(project, db, daemons):
     con.commit()
     con.close()
     d = daemons(p)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(state_rows(
-            p, "SELECT id FROM runs WHERE sync = 'missed' AND ended_at IS NOT NULL")) < 2:
-        time.sleep(0.1)
-    time.sleep(2)
+    wait_for(lambda: len(state_rows(
+        p, "SELECT id FROM runs WHERE sync = 'missed' AND ended_at IS NOT NULL")) >= 2,
+        60, "the missed run", d.text)
+    # once, and nothing else: a scrape after a tick with nothing going,
+    # whose decisions are the next 1 January for both
+    m = d.idle("missed", "current")
     counts = dict(state_rows(p, "SELECT sync, count(*) FROM runs GROUP BY sync"))
     assert counts == {"missed": 2, "current": 1, "manual": 1}
-    m = d.metrics()
     year = datetime.datetime.now(datetime.timezone.utc).year + 1
     jan1 = datetime.datetime(year, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
     assert m[("retl_next_run_timestamp_seconds", (("sync", "current"),))] == jan1
+    assert m[("retl_next_run_timestamp_seconds", (("sync", "missed"),))] == jan1
+    # never due again while its run went
+    assert m[("retl_runs_skipped_total", (("sync", "missed"),))] == 0
     assert ("retl_runs_skipped_total", (("sync", "manual"),)) not in m
     assert d.stop() == 0, d.text()
 
@@ -402,14 +427,11 @@ def test_day_of_week_step_from_sunday_is_a_real_schedule(project, db, daemons):
     nxt = now.replace(hour=9, minute=0, second=0, microsecond=0)
     while nxt <= now or nxt.weekday() != 6:
         nxt += datetime.timedelta(days=1)
-    key = ("retl_next_run_timestamp_seconds", (("sync", "stepped"),))
-    deadline = time.time() + 30
-    m = {}
-    while time.time() < deadline and key not in m:
-        time.sleep(0.2)
-        m = d.metrics()
-    assert m[key] == nxt.timestamp()
-    time.sleep(2)
+    # the decision of the tick before the scrape: not due before that
+    # Sunday, and nothing started
+    m = d.idle("stepped")
+    assert m[("retl_next_run_timestamp_seconds", (("sync", "stepped"),))] == \
+        nxt.timestamp()
     assert len(state_rows(p, "SELECT id FROM runs WHERE sync = 'stepped'")) == 1
     assert d.stop() == 0, d.text()
 
@@ -495,10 +517,8 @@ def test_sigterm_with_requests_in_flight_to_a_slow_emulator(project, db, daemons
                     c = json.loads(r.read())
                 return [q for q in c["requests"] if q["path"].endswith("/batch/upsert")]
 
-            deadline = time.time() + 60
-            while time.time() < deadline and len(upserts()) < 40:
-                time.sleep(0.05)
-            assert len(upserts()) >= 40, d.text()
+            wait_for(lambda: len(upserts()) >= 40, 60,
+                     "40 batch upserts at the emulator", d.text, interval=0.05)
             # within its own --shutdown-timeout (past it the daemon kills
             # the run and says so), not by a wall clock here
             rc = d.stop(timeout=timeout + 60)

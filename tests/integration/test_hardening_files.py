@@ -31,9 +31,10 @@ import stat
 import struct
 import subprocess
 import tempfile
-import time
 
 import pytest
+
+from waiting import wait_for
 
 PLAN_TIMEOUT = 60           # a hang fails here, far below the suite's limit
 ENTRY = 56                  # sizeof(struct retl_cache_entry)
@@ -312,15 +313,13 @@ def test_process_is_not_dumpable(retl_bin):
         try:
             # a FIFO opens for writing (non-blocking) once a reader is in
             # its open(): retl is then reading the secret
-            deadline = time.monotonic() + 30
-            while w is None:
+            def reader_in_open():
                 assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, \
-                    "retl never opened its secret file"
                 try:
-                    w = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
                 except OSError:
-                    time.sleep(0.02)
+                    return None
+            w = wait_for(reader_in_open, 60, "retl to open its secret file")
             st = os.stat(f"/proc/{proc.pid}/status")
             assert st.st_uid == 0 and st.st_gid == 0, \
                 f"/proc/{proc.pid}/ owned by {st.st_uid}: dumpable"

@@ -34,7 +34,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -42,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import webhook_receiver  # noqa: E402
+from waiting import wait_for  # noqa: E402
 from emulator_control import starter  # noqa: E402
 
 MiB = 1 << 20
@@ -80,29 +80,37 @@ class Hostile:
         return f"http://127.0.0.1:{self.port}"
 
     def seen(self):
-        """Connections accepted, once none waits in the backlog and the
-        count holds still (on a loaded machine the accept thread may lag
-        behind retl's exit; this waits for it, it asserts no time)."""
-        last = -1
-        for _ in range(200):
-            pending, _, _ = select.select([self.sock], [], [], 0)
+        """Connections made, once retl has exited: every connect() it made
+        has completed, so each is counted or still waits in the backlog.
+        The accept thread accepts and counts under self.lock: with the lock
+        held and the backlog empty, the count is exact (on a loaded machine
+        the accept thread may lag behind retl's exit; this waits for it)."""
+        def counted():
             with self.lock:
-                n = self.connections
-            if not pending and n == last:
-                return n
-            last = n
-            time.sleep(0.05)
-        return last
+                pending, _, _ = select.select([self.sock], [], [], 0)
+                return None if pending else (self.connections,)
+        return wait_for(counted, 60, "the accept thread to take every "
+                        "connection in the backlog")[0]
 
     def _accept(self):
+        # non-blocking: accept() runs under the lock and must never wait
+        # there (a connection reset in the backlog would leave it waiting)
+        self.sock.setblocking(False)
         while not self.stop.is_set():
             try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.conns.append(c)
+                # at most 0.5 s at a time, to see self.stop
+                ready, _, _ = select.select([self.sock], [], [], 0.5)
+                if not ready:
+                    continue
+                with self.lock:
+                    c, _ = self.sock.accept()
+                    c.setblocking(True)
+                    self.connections += 1
+                    self.conns.append(c)
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                return              # closed
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _read_request(self, c):
@@ -136,6 +144,8 @@ class Hostile:
                 self.stop.wait()
             elif self.mode == "drip":
                 for b in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+                    # scenario: a server that drips a byte a second (not
+                    # a wait for retl; it ends early when the test stops)
                     if self.stop.wait(1.0):
                         return
                     c.sendall(bytes([b]))

@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -24,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 
 import hubspot  # noqa: E402
 from emulator_control import control  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 TOKEN = "pat-na1-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 ENV = {"HUBSPOT_TOKEN": TOKEN}
@@ -366,13 +366,11 @@ def kill_midway(p, url, env, at_least):
     argv = [p.retl_bin, "--config", p.dir, "run", "people"]
     proc = subprocess.Popen(argv, env=dict(os.environ, **env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if len(records(url)) >= at_least:
-                break
-            time.sleep(0.02)
+    def held():
         assert proc.poll() is None, "the run ended before it could be killed"
+        return len(records(url)) >= at_least
+    try:
+        wait_for(held, 120, f"{at_least} records at the emulator")
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()

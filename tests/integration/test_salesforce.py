@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -24,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 
 import salesforce  # noqa: E402
 from emulator_control import control  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 ENV = {"SF_CLIENT_ID": "retl-client", "SF_CLIENT_SECRET": "retl-secret",
        "SF_REFRESH_TOKEN": "retl-refresh"}
@@ -172,13 +172,14 @@ def test_sigkill_during_bulk_job_then_resume(project, db, emulator):
     env = dict(os.environ, **ENV)
     proc = subprocess.Popen([p.retl_bin, "--config", p.dir, "run", "people"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    def uploaded():
+        assert proc.poll() is None, proc.communicate()
         jobs = control(emulator, "jobs")["jobs"]
-        if jobs and jobs[0]["state"] == "UploadComplete":
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+        return jobs and jobs[0]["state"] == "UploadComplete"
+    try:
+        wait_for(uploaded, 60, "the Bulk job's upload to complete")
+    finally:
+        proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert all(r[1] != 1 for r in cache(p))
     control(emulator, "config", {"bulk_delay": 0.0})

@@ -301,6 +301,8 @@ def test_every_row_comes_from_one_snapshot(proj, db, tmp_path):
             db.psql(f"INSERT INTO grow VALUES ({i})")
             inserted.append(i)
             i += 1
+            # scenario: a writer committing now and then while the run
+            # reads (not a wait for retl)
             time.sleep(0.02)
 
     t = threading.Thread(target=writer)

@@ -21,7 +21,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -30,6 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 
 import hubspot  # noqa: E402
 from emulator_control import control, running  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 ENV = {"HUBSPOT_TOKEN": TOKEN}
@@ -214,11 +214,10 @@ def test_state_deleted_during_a_run_stops_it(project, db, emulator):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, **ENV))
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None \
-                and not batch_requests(url):
-            time.sleep(0.01)
-        assert proc.poll() is None, proc.communicate()
+        def sending():
+            assert proc.poll() is None, proc.communicate()
+            return batch_requests(url)
+        wait_for(sending, 60, "the first batch at the emulator")
         os.remove(state)
         out, err = proc.communicate(timeout=120)
     finally:

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import wait_for_lock
+from waiting import wait_for
 
 N = 100
 
@@ -442,11 +443,11 @@ def test_sigterm_finishes_in_flight_and_stops(project, db):
     proc = subprocess.Popen([p.retl_bin, "--config", p.dir, "run", "customers"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out_file = p.path("out.jsonl")
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(out_file) and os.path.getsize(out_file) > 200000:
-            break
-        time.sleep(0.005)
+
+    def written():
+        assert proc.poll() is None, proc.communicate()
+        return os.path.exists(out_file) and os.path.getsize(out_file) > 200000
+    wait_for(written, 60, "200 kB in the output file", interval=0.005)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, (out, err)
