@@ -380,7 +380,7 @@ def test_20000_members_under_faults_at_most_10_connections(project, db, emulator
         con.close()
     assert [r[0] for r in rows] == [r[0] for r in runs]
     assert sum(r[1] for r in rows) == c["forced_429"], (rows, c["forced_429"])
-    assert all(r[2] > 0 for r in rows[:1]), rows
+    assert rows[0][2] > 0, rows     # the first run met 5xx and drops: retried
 
 
 # ---- 5 -----------------------------------------------------------------------
