@@ -33,6 +33,9 @@ struct retl_sync_summary {
 	long unanswered;          /* rows whose request got no answer at all
 				   * (transport failures): exit 4 */
 	char unanswered_why[256]; /* the first one's reason */
+	long mapped;              /* rows mapped this run; the others read
+				   * were skipped by their source line's hash
+				   * (unchanged) or refused by their key */
 	long requests;            /* plan: API requests the run would spend */
 	long jobs;                /* plan: bulk jobs among them */
 	double seconds;

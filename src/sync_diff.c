@@ -231,6 +231,7 @@ int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
 	}
 	retl_h128 old_pay = e->pay;   /* e is invalid after the next upsert */
 
+	r->sum->mapped++;
 	if (retl_mapping_apply(r->sc->mapping, row, &r->payload, &r->reason) < 0)
 		return reject(r, r->key.ptr, kh, r->reason.ptr) < 0 ? 1 : 0;
 	retl_h128 pay = retl_hash128(r->payload.ptr, r->payload.len);

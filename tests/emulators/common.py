@@ -206,7 +206,7 @@ class Counters:
             self.errors_5xx += 1
         rec = {"t": req.t_start, "t_end": time.time(), "method": req.method, "path": req.path,
                "endpoint": ep, "status": status}
-        for k in ("inputs", "token", "fault"):
+        for k in ("inputs", "token", "fault", "properties"):
             if k in req.info:
                 rec[k] = req.info[k]
         self.requests.append(rec)

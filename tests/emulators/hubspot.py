@@ -64,7 +64,8 @@ What was checked against HubSpot material (search tool, docs/pages/issues/code c
   * Multi-status on batch create only when inputs carry objectWriteTraceId (error-handling
     docs page).
 Not verified (chosen, documented here): the exact text of INVALID_DECIMAL / INVALID_DATE
-(non-midnight text is verified, garbage-date text is not) / READ_ONLY_VALUE / INVALID_BOOLEAN
+(non-midnight epoch-ms text is verified; garbage-date text, and an ISO 8601 date-time that is
+not at midnight UTC, are not) / READ_ONLY_VALUE / INVALID_BOOLEAN
 (treated as INVALID_OPTION against true/false) messages; the body of 5xx answers; whether
 batch/archive of unknown ids is 204 or 207 (knob archive_not_found, default "207" as the
 brief asks); whether 429'd requests count in the rolling window (knob
@@ -257,6 +258,7 @@ class HubSpotEmulator(common.Emulator):
         "email_has_unique_value": True,
         "max_batch": MAX_BATCH,
         "validation_errors_array": True,  # False: 400 validation bodies carry the list only in "message"
+        "log_properties": False,       # counters' requests carry each input's properties as sent
     }
 
     # ------------------------------------------------------------------ state
@@ -548,6 +550,11 @@ class HubSpotEmulator(common.Emulator):
                            "required attributes are not set [inputs]")
             inputs = body["inputs"]
             req.info["inputs"] = len(inputs)
+            if self.knobs["log_properties"]:
+                # the values exactly as retl sent them (the records hold
+                # them normalized): tests of value formats read these
+                req.info["properties"] = [i.get("properties") if isinstance(i, dict) else None
+                                          for i in inputs]
             if len(inputs) > int(self.knobs["max_batch"]):
                 return bad("The maximum number of inputs supported in a batch is %d. Please reduce the "
                            "number of items and try again" % int(self.knobs["max_batch"]))
@@ -648,6 +655,21 @@ class HubSpotEmulator(common.Emulator):
                                   % (x, ", ".join(allowed)))
             return v, None
         if t == "date":
+            # HubSpot's CRM properties guide ("Property type and fieldType
+            # values", type date): "Values must be represented in UTC time
+            # and can be formatted as ISO 8601 strings or EPOCH-timestamps in
+            # milliseconds (i.e. midnight UTC)"; its timestamps FAQ: a date
+            # "must be set to midnight UTC ... If you try to set a value that
+            # is not midnight UTC, you will receive an error" - observed as
+            # "N is at H:M:S.ms UTC, not midnight!" (quoted above).  So
+            # accepted: YYYY-MM-DD, an ISO 8601 date-time at midnight UTC,
+            # epoch ms at midnight UTC; nothing else.
+            m = ISO_RE.match(v)
+            if m and (m.group(4), m.group(5), m.group(6) or "00") == ("00", "00", "00") \
+                    and not (m.group(7) or "0").strip("0") and m.group(8) in ("Z", "+00:00", "+0000"):
+                v = v[:10]
+            elif m:
+                return None, ("INVALID_DATE", "%s is not a valid date" % v)
             if DATE_RE.match(v):
                 try:
                     time.strptime(v, "%Y-%m-%d")

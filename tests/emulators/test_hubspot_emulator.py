@@ -241,6 +241,10 @@ def test_property_type_validation(emu):
         ({"seats": "1.5"}, "INVALID_INTEGER", "1.5 was not a valid integer."),
         ({"born": "1579179660000"}, "INVALID_DATE", "1579179660000 is at 13:1:0.0 UTC, not midnight!"),
         ({"born": "yesterday"}, "INVALID_DATE", None),
+        # an ISO 8601 date-time is a date only at midnight UTC
+        ({"born": "2024-02-03T04:05:06Z"}, "INVALID_DATE", None),
+        ({"born": "2024-02-03T00:00:00+02:00"}, "INVALID_DATE", None),
+        ({"born": "2024-02-30"}, "INVALID_DATE", None),
         ({"vip": "yes"}, "INVALID_OPTION", None),
         ({"hs_object_id": "5"}, "READ_ONLY_VALUE", None),
     ]
@@ -258,9 +262,13 @@ def test_property_type_validation(emu):
     s, b, _ = batch(url, "upsert", [{"id": "u@example.com", "idProperty": "email",
                                      "properties": {"born": "1706918400000", "seen_at": "1706918400123"}}])
     assert s == 200, b
+    s, b, _ = batch(url, "upsert", [{"id": "v@example.com", "idProperty": "email",
+                                     "properties": {"born": "2024-02-03T00:00:00.000Z"}}])
+    assert s == 200, b
     recs = {r["properties"]["email"]: r["properties"] for r in control(url, "/records/contacts")[1]["results"]}
     assert recs["t@example.com"]["vip"] == "true" and recs["t@example.com"]["score"] == "12.5"
     assert recs["u@example.com"]["born"] == "2024-02-03"
+    assert recs["v@example.com"]["born"] == "2024-02-03"
     assert recs["u@example.com"]["seen_at"] == "2024-02-03T00:00:00.123Z"
 
 

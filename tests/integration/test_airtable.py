@@ -279,8 +279,13 @@ def test_check_refuses_a_merge_on_an_email_field(project, db, emulator):
             'email, which Airtable cannot merge on (fieldsToMergeOn takes singleLineText, '
             'multilineText, number, singleSelect, multipleSelects or date fields)') in err
     rc, out, err = p.run("run", "people", env=ENV)
-    assert rc != 0
+    # the request is refused as a whole: every row fails with Airtable's
+    # reason (retried next run), none is marked synced
+    assert rc == 1, (out, err)
     assert records(url) == []
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert out.count('Field "Work Email" of type email cannot be used in fieldsToMergeOn') == 3, out
 
     # a single line text field is merged on
     p = at_project(project, db, url, name="ok", fields={"Email": "email", "Name": "name"})

@@ -204,6 +204,8 @@ def test_limit_bad_value(proj, value):
 def test_limit_empty_value_is_rejected(proj):
     rc, out, err = proj.run("run", "items", "--limit", "")
     assert rc == 2, (out, err)
+    assert 'retl: --limit: expected a number of operations, not ""' in err, err
+    assert not os.path.exists(proj.path("out.jsonl"))
 
 
 def test_limit_without_value(proj):
@@ -253,11 +255,16 @@ def test_failures_on_a_healthy_sync(proj):
     assert "0 rows failing in items" in out
 
 
-@pytest.mark.parametrize("args", [["history"], ["failures"], ["reset"],
-                                  ["history", "a", "b"], ["status", "x"]])
-def test_report_verbs_usage_errors(proj, args):
+@pytest.mark.parametrize("args,message", [
+    (["history"], "retl: usage: retl history SYNC [--limit N]"),
+    (["failures"], "retl: usage: retl failures SYNC"),
+    (["reset"], "retl: usage: retl reset SYNC|--all"),
+    (["history", "a", "b"], "retl: usage: retl history SYNC [--limit N]"),
+    (["status", "x"], "retl: status takes no arguments")])
+def test_report_verbs_usage_errors(proj, args, message):
     rc, out, err = proj.run(*args)
     assert rc == 2, (out, err)
+    assert message in err, err
 
 
 # ---- --log-format json -------------------------------------------------------
@@ -365,6 +372,7 @@ def test_run_all_exit_is_the_worst(proj, db):
     proj.add_mapping("broken", sync("SELECT id, nope AS x FROM items"))
     rc, out, err = proj.run("run", "--all")
     assert rc == 3, (out, err)
+    assert 'column "nope" does not exist (SQLSTATE 42703)' in err, err
     # the other syncs still ran
     assert len(proj.read_jsonl()) == 25
     assert len(proj.read_jsonl("out2.jsonl")) == 3
@@ -394,6 +402,7 @@ def test_exit_4_destination_error(project, db, kind):
         con.close()
     rc, out, err = p.run("check")
     assert rc == 4, (out, err)
+    assert "destination bad: cannot open" in out + err, (out, err)
 
 
 def test_exit_5_safety(proj, db):
@@ -458,11 +467,11 @@ def test_plan_usage(proj, tmp_path):
     rc, out, err = proj.run("plan")
     assert rc == 2 and "plan needs one sync" in err
     rc, out, err = proj.run("plan", "items", "small")
-    assert rc == 2
+    assert rc == 2 and "plan needs one sync" in err, err
     rc, out, err = proj.run("plan", "items", "--out")
     assert rc == 2 and "--out needs a value" in err
     rc, out, err = proj.run("plan", "items", "--limit", "3")
-    assert rc == 2
+    assert rc == 2 and 'unknown option "--limit"' in err, err
 
 
 @pytest.mark.parametrize("where", ["missing_dir", "under_a_file", "a_directory"])

@@ -210,7 +210,11 @@ def test_mirror_delete_by_stored_id(project, db, emulator):
     db.psql("DELETE FROM people WHERE id <= 10")
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 5, out + err
+    assert "would remove 8 rows, over safety.max_removed (3) by 5: nothing removed" \
+        in out + err, (out, err)
     assert len(records(emulator)) == 48
+    # the rows that left stay bound to their records, to be removed later
+    assert {r[0] for r in cache(p)} == {str(i) for i in range(3, 51)}
 
 
 def test_check_lists_every_problem(project, db, emulator):

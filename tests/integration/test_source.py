@@ -336,25 +336,43 @@ def test_query_runs_read_only_even_inside_functions(proj, db):
 
 
 def test_statement_timeout_stops_the_query(project, db, tmp_path):
+    # What the timeout promises: PostgreSQL itself cancels the statement
+    # when the timer fires (its own words, SQLSTATE 57014, named in retl's
+    # message), the run stops as a source error (exit 3), nothing was sent
+    # or marked synced, and the server runs no leftover query. No wall
+    # clock: without the timeout the query runs to its end (0.9 s) and the
+    # run exits 0.
     p = project(sources={"warehouse": {"type": "postgres", "dsn": db.dsn,
                                        "statement_timeout": "100ms"}})
-    p.add_mapping("sleepy", sync(
-        "SELECT g AS id, pg_sleep(0.3)::text AS x FROM generate_series(1, 3) g",
-        {"x": "x"}))
+    query = ("SELECT g AS id, pg_sleep(0.3)::text AS x /* retl-timeout-probe */ "
+             "FROM generate_series(1, 3) g")
+    p.add_mapping("sleepy", sync(query, {"x": "x"}))
     rc, out, err = p.run("run", "sleepy")
     assert rc == 3, (out, err)
-    # PostgreSQL's own words for a statement it cancelled when the timer
-    # fired (mid-sleep), not one that ran to its end: no wall clock needed
-    assert "canceling statement due to statement timeout (SQLSTATE 57014)" in err
+    assert "retl: source warehouse: canceling statement due to statement " \
+           "timeout (SQLSTATE 57014)" in err, err
     assert not p.read_jsonl()
-    # plan too
+    assert synced_keys(p, "sleepy") == set()
+
+    def leftover():
+        return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' "
+                         "AND query LIKE '%retl-timeout-probe%' "
+                         "AND pid <> pg_backend_pid()")
+    # cancelled by the server, not abandoned by a client that went away
+    # (a backend in pg_sleep would notice no disconnect for 0.9 s)
+    assert leftover() == "0"
+    # plan too: same cause, nothing written to the plan file
     rc, out, err, lines = plan(p, "sleepy", tmp_path)
-    assert rc == 3 and "statement timeout" in err
+    assert rc == 3 and "canceling statement due to statement timeout " \
+        "(SQLSTATE 57014)" in err, (out, err)
+    assert lines == []
+    assert leftover() == "0"
     # a query within the limit runs
     p.add_mapping("sleepy", sync(
         "SELECT g AS id, pg_sleep(0.001)::text AS x FROM generate_series(1, 3) g",
         {"x": "x"}))
     assert p.run("run", "sleepy")[0] == 0
+    assert synced_keys(p, "sleepy") == {"1", "2", "3"}
 
 
 # ---- SQL errors -------------------------------------------------------------
