@@ -26,6 +26,7 @@
 #include "progress.h"
 #include "source.h"
 #include "sync_int.h"
+#include "testpoint.h"
 
 static double now_s(void)
 {
@@ -455,6 +456,7 @@ static int close_run(struct run *r, int rc)
 		retl_err_clear(&warn);
 		if (retl_state_save_image(r->st, r->sc->name, &warn) < 0)
 			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
+		retl_testpoint("image-saved");
 		retl_state_unlock(r->st, r->sc->name);
 	}
 	retl_cache_free(r->cache);
@@ -479,6 +481,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	run_init(&r);
 	if (open_state(&r) < 0)
 		return close_run(&r, -1);
+	retl_testpoint("run-begun");
 	if (open_source(sc, &r.src, r.key_idx, err) == 0 &&
 	    open_destination(&r) == 0 && load_cache(&r) == 0) {
 		how = stream_and_diff(&r);
@@ -488,7 +491,9 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 			how = send_and_commit(&r);
 	}
 	int rc = finish(&r, how);
+	retl_testpoint("run-end");
 	rc = record_run(&r, rc);
+	retl_testpoint("run-recorded");
 	return close_run(&r, rc);
 }
 

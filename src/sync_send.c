@@ -18,6 +18,7 @@
 #include "progress.h"
 #include "redact.h"
 #include "sync_int.h"
+#include "testpoint.h"
 
 const char *const retl_change_name[] = { "added", "changed", "retried", "removed" };
 
@@ -127,10 +128,14 @@ int retl_sync_flush_touches(struct run *r)
 		};
 		rc = retl_state_set_src(r->st, r->sc->name, &rec, r->err);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		retl_testpoint("touch-commit");
 		rc = retl_state_commit(r->st, r->err);
-	else
+	} else {
 		retl_state_rollback(r->st);
+	}
+	if (rc == 0)
+		retl_testpoint("touch-committed");
 	r->nt = 0;
 	retl_buf_reset(&r->tarena);
 	return rc;
@@ -249,6 +254,8 @@ static int commit_results(struct run *r, struct batch *b)
 		retl_state_rollback(r->st);
 		return -1;
 	}
+	/* the answers are written, not yet committed */
+	retl_testpoint("batch-commit");
 	return retl_state_commit(r->st, r->err);
 }
 
@@ -351,11 +358,15 @@ static int complete(struct run *r, struct batch *b)
 	} else if (commit_results(r, b) < 0) {
 		r->stop = 1;
 		rc = -1;
-	} else if (b->io.unanswered) {
-		if (!r->sum->unanswered)
-			snprintf(r->sum->unanswered_why, sizeof(r->sum->unanswered_why),
-				 "%s", b->io.unanswered_why);
-		r->sum->unanswered += (long)b->io.unanswered;
+	} else {
+		retl_testpoint("batch-committed");
+		if (b->io.unanswered) {
+			if (!r->sum->unanswered)
+				snprintf(r->sum->unanswered_why,
+					 sizeof(r->sum->unanswered_why), "%s",
+					 b->io.unanswered_why);
+			r->sum->unanswered += (long)b->io.unanswered;
+		}
 	}
 	reset_batch(b);
 	retl_sync_progress(r);
@@ -438,10 +449,14 @@ int retl_sync_flush(struct run *r)
 		retl_sync_progress(r);
 		return 0;
 	}
+	/* both sides of the intents' commit: nothing of the batch is in the
+	 * state yet; then its intents are, and it is about to be handed over */
+	retl_testpoint("batch-queued");
 	if (write_intents(r, b) < 0) {
 		r->stop = 1;
 		return -1;
 	}
+	retl_testpoint("batch-send");
 	if (!is_async(r)) {
 		r->sum->c.api_calls++;
 		int rc = r->dest->send(r->dctx, b->ops, b->nq, b->res, r->err);
