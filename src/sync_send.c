@@ -449,16 +449,17 @@ int retl_sync_flush(struct run *r)
 		retl_sync_progress(r);
 		return 0;
 	}
-	/* both sides of the intents' commit: nothing of the batch is in the
-	 * state yet; then its intents are, and it is about to be handed over */
+	/* nothing of the batch is in the state yet (batch-send, below: its
+	 * intents are committed, and it is being handed over) */
 	retl_testpoint("batch-queued");
 	if (write_intents(r, b) < 0) {
 		r->stop = 1;
 		return -1;
 	}
-	retl_testpoint("batch-send");
 	if (!is_async(r)) {
 		r->sum->c.api_calls++;
+		/* right before the hand-over: nothing may commit in between */
+		retl_testpoint("batch-send");
 		int rc = r->dest->send(r->dctx, b->ops, b->nq, b->res, r->err);
 		if (rc < 0) {
 			r->stop = 1;
@@ -474,6 +475,7 @@ int retl_sync_flush(struct run *r)
 	b->io.results = b->res;
 	b->io.engine = b;
 	b->busy = 1;
+	retl_testpoint("batch-send");
 	if (r->dest->submit(r->dctx, &b->io, r->err) < 0)
 		r->stop = 1;
 	/* commit what has come back meanwhile, then find a free buffer */
