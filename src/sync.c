@@ -253,7 +253,11 @@ static int open_destination(struct run *r)
 	retl_sync_env_init(r);
 	if (api_budget(r, &r->env.api_budget) < 0)
 		return -1;
-	return retl_destination_open(r->dest, &r->dctx, r->sc->dst, r->sc, &r->env, r->err);
+	r->resuming = 1;
+	int rc = retl_destination_open(r->dest, &r->dctx, r->sc->dst, r->sc, &r->env,
+				       r->err);
+	r->resuming = 0;
+	return rc;
 }
 
 static int load_cache(struct run *r)

@@ -293,7 +293,11 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 					r->err);
 		if (rc == 0)
 			rc = retl_sync_outcome(r, key, "failed", why);
-		c->failed++;
+		/* an earlier run's row (a bulk job it left) is retried by this
+		 * run, and counted here only if it fails again: a run that
+		 * syncs every row exits 0 */
+		if (!r->resuming)
+			c->failed++;
 	}
 	if (rc == 0)
 		rc = count_calls(r);
@@ -304,7 +308,11 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 	r->sum->reported++;
 	if ((r->sum->reported & 1023) == 0)
 		retl_sync_progress(r);
-	return retl_state_commit(r->st, r->err);
+	retl_testpoint("report-commit");
+	if (retl_state_commit(r->st, r->err) < 0)
+		return -1;
+	retl_testpoint("reported");
+	return 0;
 }
 
 static void env_note_stage(void *ud, const char *name, const char *value)
@@ -322,10 +330,15 @@ static char *env_note_get(void *ud, const char *name)
 	return retl_state_note_get(r->st, r->sc->name, name);
 }
 
+/* committed on its own (a Bulk job's id before its upload, the file's
+ * length at open) */
 static int env_note_set(void *ud, const char *name, const char *value)
 {
 	struct run *r = ud;
-	return retl_state_note_set(r->st, r->sc->name, name, value, r->err);
+	if (retl_state_note_set(r->st, r->sc->name, name, value, r->err) < 0)
+		return -1;
+	retl_testpoint("note-saved");
+	return 0;
 }
 
 void retl_sync_env_init(struct run *r)
