@@ -47,31 +47,46 @@ def proc_state(pid):
     return stat.rsplit(")", 1)[1].split()[0]
 
 
-def run_and_kill_at(argv, point, n, env=None):
-    """Runs argv with RETL_TEST_PAUSE_AT=point:n and SIGKILLs it once it
-    stopped there.  Fails (AssertionError) when the run ended without
-    reaching the point, or was not alive and stopped at the kill."""
+def start_paused(argv, point, n, env=None, stderr=None):
+    """Starts argv with RETL_TEST_PAUSE_AT=point:n and waits until it is
+    stopped there: the Popen.  stderr: a file (opened for reading and
+    writing) that gets the run's stderr.  Fails (AssertionError) when the
+    run ended without reaching the point."""
     full_env = dict(os.environ, **(env or {}))
     full_env["RETL_TEST_PAUSE_AT"] = f"{point}:{n}"
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            deadline = time.time() + DEADLINE
-            state = None
-            while time.time() < deadline and proc.poll() is None:
-                state = proc_state(proc.pid)
-                if state == "T":
-                    break
-                time.sleep(0.005)
-            alive = proc.poll() is None
-            state = proc_state(proc.pid) if alive else None
-            err.seek(0)
-            text = err.read().decode("utf-8", "replace")
-            assert alive, (f"the run ended (exit {proc.returncode}) without "
-                           f"reaching {point}:{n}: {text[-2000:]}")
-            assert state == "T", f"not stopped at {point}:{n} (state {state})"
+    proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.time() + DEADLINE
+        while time.time() < deadline and proc.poll() is None:
+            if proc_state(proc.pid) == "T":
+                break
+            time.sleep(0.005)
+        alive = proc.poll() is None
+        state = proc_state(proc.pid) if alive else None
+        text = ""
+        if stderr is not None:
+            stderr.seek(0)
+            text = stderr.read().decode("utf-8", "replace")
+        assert alive, (f"the run ended (exit {proc.returncode}) without "
+                       f"reaching {point}:{n}: {text[-2000:]}")
+        assert state == "T", f"not stopped at {point}:{n} (state {state})"
+        if stderr is not None:
             assert f"retl: paused at {point}\n" in text, text[-2000:]
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def run_and_kill_at(argv, point, n, env=None):
+    """Runs argv until it stopped at the n-th `point`, and SIGKILLs it
+    there, alive and stopped."""
+    with tempfile.TemporaryFile() as err:
+        proc = start_paused(argv, point, n, env=env, stderr=err)
+        try:
             proc.send_signal(signal.SIGKILL)
         finally:
             if proc.poll() is None:

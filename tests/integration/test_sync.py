@@ -401,6 +401,30 @@ def test_every_pause_point_has_a_crash_case():
     assert crashpoint.source_points() == set(CRASH_POINTS) | DEFERRED_POINTS
 
 
+def test_pause_hook_only_pauses(project, db):
+    """RETL_TEST_PAUSE_AT is harmless: a run paused at a point and sent
+    SIGCONT goes on and completes; a malformed value is named and ignored;
+    a point the run never reaches changes nothing."""
+    make_customers(db, 300)
+    p = project(dsn=db.dsn)
+    p.add_mapping("customers", sync_def())
+    proc = crashpoint.start_paused(
+        [p.retl_bin, "--config", p.dir, "run", "customers"], "batch-send", 1)
+    proc.send_signal(signal.SIGCONT)
+    assert proc.wait(timeout=300) == 0
+    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
+    db.psql("UPDATE customers SET name = name || ' v2' WHERE id <= 10")
+    rc, out, err = p.run("run", "customers",
+                         env={"RETL_TEST_PAUSE_AT": "batch-send:0"})
+    assert rc == 0, err
+    assert "RETL_TEST_PAUSE_AT=batch-send:0 ignored" in err
+    db.psql("UPDATE customers SET name = name || ' v3' WHERE id <= 10")
+    rc, out, err = p.run("run", "customers",
+                         env={"RETL_TEST_PAUSE_AT": "batch-send:99"})
+    assert rc == 0, err
+    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
+
+
 @pytest.mark.parametrize("point,n", CRASH_CASES,
                          ids=[f"{p}-{n}" for p, n in CRASH_CASES])
 def test_crash_safety_sigkill(project, db, point, n):
