@@ -3,7 +3,7 @@
 The same pause points as the file destination's crash test
 (test_sync.py::test_crash_safety_sigkill, src/testpoint.h): the run is
 SIGKILLed while it is stopped at a point, on each side of every commit.
-HubSpot's engine keeps up to 16 batches in flight, so a run stopped at a
+HubSpot's engine keeps several batches in flight, so a run stopped at a
 point usually has other batches out: the emulator applies them and their
 answers are lost with the process.  Two modes: mirror (upserts by email,
 then changes, touches and archives) and insert (creates, whose intents are
