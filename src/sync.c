@@ -26,6 +26,7 @@
 #include "progress.h"
 #include "source.h"
 #include "sync_int.h"
+#include "testpoint.h"
 
 static double now_s(void)
 {
@@ -252,7 +253,11 @@ static int open_destination(struct run *r)
 	retl_sync_env_init(r);
 	if (api_budget(r, &r->env.api_budget) < 0)
 		return -1;
-	return retl_destination_open(r->dest, &r->dctx, r->sc->dst, r->sc, &r->env, r->err);
+	r->resuming = 1;
+	int rc = retl_destination_open(r->dest, &r->dctx, r->sc->dst, r->sc, &r->env,
+				       r->err);
+	r->resuming = 0;
+	return rc;
 }
 
 static int load_cache(struct run *r)
@@ -457,6 +462,7 @@ static int close_run(struct run *r, int rc)
 		retl_err_clear(&warn);
 		if (retl_state_save_image(r->st, r->sc->name, &warn) < 0)
 			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
+		retl_testpoint("image-saved");
 		retl_state_unlock(r->st, r->sc->name);
 	}
 	retl_cache_free(r->cache);
@@ -481,6 +487,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	run_init(&r);
 	if (open_state(&r) < 0)
 		return close_run(&r, -1);
+	retl_testpoint("run-begun");
 	if (open_source(sc, &r.src, r.key_idx, err) == 0 &&
 	    open_destination(&r) == 0 && load_cache(&r) == 0) {
 		how = stream_and_diff(&r);
@@ -490,7 +497,9 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 			how = send_and_commit(&r);
 	}
 	int rc = finish(&r, how);
+	retl_testpoint("run-end");
 	rc = record_run(&r, rc);
+	retl_testpoint("run-recorded");
 	return close_run(&r, rc);
 }
 

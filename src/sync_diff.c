@@ -16,6 +16,7 @@
 
 #include "mapping.h"
 #include "sync_int.h"
+#include "testpoint.h"
 
 /* a row refused before sending: bad key or mapping; stored, run goes on */
 static int reject(struct run *r, const char *key, retl_h128 kh, const char *why)
@@ -32,7 +33,11 @@ static int reject(struct run *r, const char *key, retl_h128 kh, const char *why)
 	}
 	if (retl_sync_outcome(r, key, "rejected", why) < 0)
 		goto fail;
-	return retl_state_commit(r->st, r->err);
+	retl_testpoint("reject-commit");
+	if (retl_state_commit(r->st, r->err) < 0)
+		return -1;
+	retl_testpoint("rejected");
+	return 0;
 fail:
 	retl_state_rollback(r->st);
 	return -1;
@@ -256,7 +261,11 @@ static int forget(struct run *r, struct retl_sync_gone *g, const char *key)
 		retl_state_rollback(r->st);
 		return -1;
 	}
-	return retl_state_commit(r->st, r->err);
+	retl_testpoint("forget-commit");
+	if (retl_state_commit(r->st, r->err) < 0)
+		return -1;
+	retl_testpoint("forgotten");
+	return 0;
 }
 
 static int bound_live(const struct run *r, const char *match)

@@ -95,6 +95,8 @@ struct run {
 	long nops;                /* queued so far, for --limit */
 	struct retl_dest_env env; /* what the destination was opened with */
 	int stop;                 /* a fatal error happened: err says what */
+	int resuming;             /* in the destination's open: reports are of
+				   * an earlier run's deferred work */
 	char *note_name, *note_value; /* env->note_stage's, for the next commit */
 
 	/* record identity: the sync's match fields, and the match values

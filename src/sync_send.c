@@ -18,6 +18,7 @@
 #include "progress.h"
 #include "redact.h"
 #include "sync_int.h"
+#include "testpoint.h"
 
 const char *const retl_change_name[] = { "added", "changed", "retried", "removed" };
 
@@ -127,10 +128,14 @@ int retl_sync_flush_touches(struct run *r)
 		};
 		rc = retl_state_set_src(r->st, r->sc->name, &rec, r->err);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		retl_testpoint("touch-commit");
 		rc = retl_state_commit(r->st, r->err);
-	else
+	} else {
 		retl_state_rollback(r->st);
+	}
+	if (rc == 0)
+		retl_testpoint("touch-committed");
 	r->nt = 0;
 	retl_buf_reset(&r->tarena);
 	return rc;
@@ -249,6 +254,8 @@ static int commit_results(struct run *r, struct batch *b)
 		retl_state_rollback(r->st);
 		return -1;
 	}
+	/* the answers are written, not yet committed */
+	retl_testpoint("batch-commit");
 	return retl_state_commit(r->st, r->err);
 }
 
@@ -286,7 +293,11 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 					r->err);
 		if (rc == 0)
 			rc = retl_sync_outcome(r, key, "failed", why);
-		c->failed++;
+		/* an earlier run's row (a bulk job it left) is retried by this
+		 * run, and counted here only if it fails again: a run that
+		 * syncs every row exits 0 */
+		if (!r->resuming)
+			c->failed++;
 	}
 	if (rc == 0)
 		rc = count_calls(r);
@@ -297,7 +308,11 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 	r->sum->reported++;
 	if ((r->sum->reported & 1023) == 0)
 		retl_sync_progress(r);
-	return retl_state_commit(r->st, r->err);
+	retl_testpoint("report-commit");
+	if (retl_state_commit(r->st, r->err) < 0)
+		return -1;
+	retl_testpoint("reported");
+	return 0;
 }
 
 static void env_note_stage(void *ud, const char *name, const char *value)
@@ -315,10 +330,15 @@ static char *env_note_get(void *ud, const char *name)
 	return retl_state_note_get(r->st, r->sc->name, name);
 }
 
+/* committed on its own (a Bulk job's id before its upload, the file's
+ * length at open) */
 static int env_note_set(void *ud, const char *name, const char *value)
 {
 	struct run *r = ud;
-	return retl_state_note_set(r->st, r->sc->name, name, value, r->err);
+	if (retl_state_note_set(r->st, r->sc->name, name, value, r->err) < 0)
+		return -1;
+	retl_testpoint("note-saved");
+	return 0;
 }
 
 void retl_sync_env_init(struct run *r)
@@ -351,11 +371,15 @@ static int complete(struct run *r, struct batch *b)
 	} else if (commit_results(r, b) < 0) {
 		r->stop = 1;
 		rc = -1;
-	} else if (b->io.unanswered) {
-		if (!r->sum->unanswered)
-			snprintf(r->sum->unanswered_why, sizeof(r->sum->unanswered_why),
-				 "%s", b->io.unanswered_why);
-		r->sum->unanswered += (long)b->io.unanswered;
+	} else {
+		retl_testpoint("batch-committed");
+		if (b->io.unanswered) {
+			if (!r->sum->unanswered)
+				snprintf(r->sum->unanswered_why,
+					 sizeof(r->sum->unanswered_why), "%s",
+					 b->io.unanswered_why);
+			r->sum->unanswered += (long)b->io.unanswered;
+		}
 	}
 	reset_batch(b);
 	retl_sync_progress(r);
@@ -438,12 +462,17 @@ int retl_sync_flush(struct run *r)
 		retl_sync_progress(r);
 		return 0;
 	}
+	/* nothing of the batch is in the state yet (batch-send, below: its
+	 * intents are committed, and it is being handed over) */
+	retl_testpoint("batch-queued");
 	if (write_intents(r, b) < 0) {
 		r->stop = 1;
 		return -1;
 	}
 	if (!is_async(r)) {
 		r->sum->c.api_calls++;
+		/* right before the hand-over: nothing may commit in between */
+		retl_testpoint("batch-send");
 		int rc = r->dest->send(r->dctx, b->ops, b->nq, b->res, r->err);
 		if (rc < 0) {
 			r->stop = 1;
@@ -459,6 +488,7 @@ int retl_sync_flush(struct run *r)
 	b->io.results = b->res;
 	b->io.engine = b;
 	b->busy = 1;
+	retl_testpoint("batch-send");
 	if (r->dest->submit(r->dctx, &b->io, r->err) < 0)
 		r->stop = 1;
 	/* commit what has come back meanwhile, then find a free buffer */

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import crashpoint
 from conftest import wait_for_lock
 from waiting import wait_for
 
@@ -365,73 +366,145 @@ def test_state_file_is_private(proj, db):
     con.close()
 
 
-def test_crash_safety_sigkill(project, db):
-    """Kill a run with SIGKILL at several points, run again: the file's net
-    state equals the model, and no row was marked synced unwritten."""
-    rows = 20000
-    make_customers(db, rows)
+# The pause points of src/testpoint.h, and how often each phase of the
+# crash scenario below reaches each (file destination, 2000 rows a batch):
+# phase 1, the first run: 4500 rows in 3 batches and one row the mapping
+# rejects; phase 2: 3000 rows changed (2 batches), 1000 only in a column the
+# mapping does not read (their source hash is "touched"), 500 removed (a
+# third batch) and the rejected row gone (forgotten, nothing to remove).
+CRASH_POINTS = {
+    "run-begun": (1, 1),            # lock taken, run row open
+    "note-saved": (1, 1),           # the file's length noted at open
+    "reject-commit": (1, 0),        # a rejected row written, not committed
+    "rejected": (1, 0),             # ... committed
+    "batch-queued": (3, 3),         # a batch full, nothing of it in the state
+    "batch-send": (3, 3),           # its intents committed, not handed over
+    "batch-commit": (3, 3),         # answered, results written, not committed
+    "batch-committed": (3, 3),      # results committed
+    "touch-commit": (0, 1),         # new source hashes written, not committed
+    "touch-committed": (0, 1),
+    "forget-commit": (0, 1),        # a gone row forgotten, not committed
+    "forgotten": (0, 1),
+    "run-end": (1, 1),              # every batch committed, run row open
+    "run-recorded": (1, 1),         # run row closed, cache image not saved
+    "image-saved": (1, 1),          # cache image saved, lock still held
+}
+CRASH_CASES = [(point, n) for point, reach in CRASH_POINTS.items()
+               for n in (1, 3) if n <= max(reach)]
+# points only a destination that defers its outcomes reaches (one commit per
+# row reported): killed at in test_crash_salesforce.py
+DEFERRED_POINTS = {"report-commit", "reported"}
+BAD = json.dumps("9999")   # the row the mapping rejects in phase 1
+
+
+def test_every_pause_point_has_a_crash_case():
+    """A point added to the sources is killed at by the crash test."""
+    assert crashpoint.source_points() == set(CRASH_POINTS) | DEFERRED_POINTS
+
+
+def test_pause_hook_only_pauses(project, db):
+    """RETL_TEST_PAUSE_AT is harmless: a run paused at a point and sent
+    SIGCONT goes on and completes; a malformed value is named and ignored;
+    a point the run never reaches changes nothing."""
+    make_customers(db, 300)
     p = project(dsn=db.dsn)
-    p.add_mapping("customers", sync_def("mirror", safety={"max_removed_ratio": 1}))
+    p.add_mapping("customers", sync_def())
+    proc = crashpoint.start_paused(
+        [p.retl_bin, "--config", p.dir, "run", "customers"], "batch-send", 1)
+    proc.send_signal(signal.SIGCONT)
+    assert proc.wait(timeout=300) == 0
+    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
+    db.psql("UPDATE customers SET name = name || ' v2' WHERE id <= 10")
+    rc, out, err = p.run("run", "customers",
+                         env={"RETL_TEST_PAUSE_AT": "batch-send:0"})
+    assert rc == 0, err
+    assert "RETL_TEST_PAUSE_AT=batch-send:0 ignored" in err
+    db.psql("UPDATE customers SET name = name || ' v3' WHERE id <= 10")
+    rc, out, err = p.run("run", "customers",
+                         env={"RETL_TEST_PAUSE_AT": "batch-send:99"})
+    assert rc == 0, err
+    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
+
+
+@pytest.mark.parametrize("point,n", CRASH_CASES,
+                         ids=[f"{p}-{n}" for p, n in CRASH_CASES])
+def test_crash_safety_sigkill(project, db, point, n):
+    """SIGKILL a run while it is stopped at a pause point, on each side of
+    every commit (at the point's first and third occurrence), in a first
+    run and in one with changes, touches and removals: no row is marked
+    synced unwritten, whatever differs is still planned, the next run makes
+    the file equal the model, the state knows exactly the model's keys, and
+    an unchanged run sends nothing."""
+    make_customers(db, 4500)
+    db.psql("INSERT INTO customers VALUES (9999, 'no address', 'bad', 'free', "
+            "1, true, now())")
+    p = project(dsn=db.dsn)
+    d = sync_def("mirror", safety={"max_removed_ratio": 1})
+    d["fields"]["email"]["transform"].append({"match": "@"})
+    p.add_mapping("customers", d)
     statefile = p.path("state", "retl.db")
 
-    def synced_keys():
+    def cache():
         if not os.path.exists(statefile):
-            return set()
+            return {}
         con = sqlite3.connect(statefile)
         try:
-            return {json.dumps(k) for k, in con.execute(
-                "SELECT key FROM cache WHERE sync='customers' AND status=1")}
+            return {json.dumps(k): st for k, st in con.execute(
+                "SELECT key, status FROM cache WHERE sync='customers'")}
         finally:
             con.close()
 
-    def kill_when(lines_at_least):
-        proc = subprocess.Popen([p.retl_bin, "--config", p.dir, "run", "customers"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        out = p.path("out.jsonl")
-        while time.time() < deadline and proc.poll() is None:
-            if lines_at_least == 0 or (os.path.exists(out) and
-                                       sum(1 for _ in open(out, "rb")) >= lines_at_least):
-                break
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    def model():
+        m = expected_payloads(db)
+        m.pop(BAD, None)
+        return m
+
+    def kill_and_check(phase):
+        if CRASH_POINTS[point][phase] < n:
+            return
+        crashpoint.run_and_kill_at(
+            [p.retl_bin, "--config", p.dir, "run", "customers"], point, n)
         lines = p.read_jsonl()
-        state = net_state(lines)
         # every key the state store calls synced was written ...
         written = {json.dumps(l["key"]) for l in lines if l["op"] != "remove"}
-        assert synced_keys() <= written, "a row was marked synced but never written"
+        synced = {k for k, st in cache().items() if st == 1}
+        assert synced <= written, \
+            f"marked synced but never written: {sorted(synced - written)[:5]}"
         # ... with the payload it was marked with: whatever differs between
         # the file and the model must still be planned for sending
-        plan = os.path.join(p.dir, "plan.jsonl")
+        plan = p.path("plan.jsonl")
         rc, out, err = p.run("plan", "customers", "--out", plan)
-        assert rc == 0, err
+        assert rc in (0, 1), err
         planned = {json.dumps(json.loads(l)["key"]) for l in open(plan)}
-        model = expected_payloads(db)
-        have = norm(state)
-        differ = {k for k in set(model) | set(have) if model.get(k) != have.get(k)}
-        assert differ <= planned, f"{len(differ - planned)} rows differ but are not planned"
+        want, have = model(), norm(net_state(lines))
+        differ = {k for k in set(want) | set(have) if want.get(k) != have.get(k)}
+        assert differ <= planned, \
+            f"differ but not planned: {sorted(differ - planned)[:5]}"
 
-    # first run, killed at several points
-    for at in (0, 1, 3000, 11000):
-        kill_when(at)
-    rc, out, err = p.run("run", "customers")
-    assert rc == 0, err
-    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
+    def recover(rc_want):
+        rc, out, err = p.run("run", "customers")
+        assert rc == rc_want, (out, err)
+        assert norm(net_state(p.read_jsonl())) == model()
+        # the state knows exactly the model's keys (and the rejected row)
+        c = cache()
+        assert {k for k, st in c.items() if st == 1} == set(model())
+        assert set(c) - set(model()) <= {BAD}
 
-    # a run with changes and removals, killed mid-way
-    db.psql("UPDATE customers SET name = name || ' v2' WHERE id % 2 = 0;"
-            "DELETE FROM customers WHERE id % 7 = 0")
-    before = len(p.read_jsonl())
-    kill_when(before + 4000)
-    kill_when(before + 9000)
+    # phase 1: the first run (one row rejected: exit 1)
+    kill_and_check(0)
+    recover(1)
+
+    # phase 2: changes, touches and removals, the rejected row gone
+    db.psql("UPDATE customers SET name = name || ' v2' WHERE id <= 3000;"
+            "UPDATE customers SET plan = 'team' WHERE id > 3000 AND id <= 4000;"
+            "DELETE FROM customers WHERE id > 4000")
+    kill_and_check(1)
+    recover(0)
+    assert BAD not in cache()
+    n_lines = len(p.read_jsonl())
     rc, out, err = p.run("run", "customers")
     assert rc == 0, err
-    assert norm(net_state(p.read_jsonl())) == expected_payloads(db)
-    n = len(p.read_jsonl())
-    rc, out, err = p.run("run", "customers")
-    assert rc == 0, err
-    assert len(p.read_jsonl()) == n, "after recovery an unchanged run sends nothing"
+    assert len(p.read_jsonl()) == n_lines, "after recovery an unchanged run sends nothing"
 
 
 def test_sigterm_finishes_in_flight_and_stops(project, db):
