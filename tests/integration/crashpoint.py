@@ -15,7 +15,8 @@ import re
 import signal
 import subprocess
 import tempfile
-import time
+
+from waiting import wait_for
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -57,11 +58,9 @@ def start_paused(argv, point, n, env=None, stderr=None):
     proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        deadline = time.time() + DEADLINE
-        while time.time() < deadline and proc.poll() is None:
-            if proc_state(proc.pid) == "T":
-                break
-            time.sleep(0.005)
+        # stopped at the point, or ended without reaching it (checked next)
+        wait_for(lambda: proc.poll() is not None or proc_state(proc.pid) == "T",
+                 DEADLINE, f"the run to stop at {point}:{n}", interval=0.005)
         alive = proc.poll() is None
         state = proc_state(proc.pid) if alive else None
         text = ""
