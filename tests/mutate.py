@@ -91,9 +91,11 @@ def check_test(test, where):
             raise ListError(f"{where}: no test {func} in {parts[0]}")
 
 
-def load(path=LIST):
-    """Parses and validates the whole list against the current tree; every
-    problem is reported as file:line: what."""
+def load(path=None):
+    """Parses and validates the whole list (tests/mutations.txt unless
+    path) against the current tree; every problem is reported as
+    file:line: what."""
+    path = path or LIST
     rel = os.path.relpath(path, ROOT)
     muts, names, errors = [], set(), []
     with open(path, encoding="utf-8") as f:
