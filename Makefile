@@ -5,8 +5,12 @@
 #   make test     deps + build + unit tests (ASan+UBSan) + the fuzz corpora once
 #                 (fuzz-replay) + integration tests
 #   make demo     deps + build + a throwaway PostgreSQL and example syncs
-#   make bench    the 1M-row benchmark (never part of make test)
+#   make bench    the 1M-row benchmark (never part of make test); fails when a
+#                 printed target is missed
 #   make soak     the invariant scenarios on random seeds (SOAK_SECONDS, default 600)
+#   make mutate   the mutations of tests/mutations.txt, each against the tests
+#                 named to catch it (MUTATE_ONLY="name ..." for some; never
+#                 part of make test)
 #   make fuzz     every libFuzzer harness of tests/fuzz for FUZZ_SECONDS each
 #                 (default 1800; FUZZ_ONLY=<name> for one), see tests/fuzz/README.md
 
@@ -65,7 +69,7 @@ FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
                 TMPDIR=$(CURDIR)/build/fuzz/tmp
 
 .PHONY: all deps test unit integration demo bench soak prism clean retl-asan \
-        fuzz fuzz-build fuzz-replay
+        fuzz fuzz-build fuzz-replay mutate
 # keep the ASan objects between runs (they are not throwaway intermediates)
 .SECONDARY:
 all: retl
@@ -168,16 +172,23 @@ demo: deps
 	$(MAKE) retl
 	$(PYTHON) tests/demo/demo.py
 
+# every script runs (each is long and measures something else); the target
+# fails at the end when one missed a target or failed
 bench: deps
 	$(MAKE) retl
-	$(PYTHON) tests/bench/bench.py
-	$(PYTHON) tests/bench/bench_hubspot.py
-	$(PYTHON) tests/bench/bench_mailchimp.py
-	$(PYTHON) tests/bench/bench_airtable.py
+	@failed=""; for s in bench bench_hubspot bench_mailchimp bench_airtable; do \
+	  $(PYTHON) tests/bench/$$s.py || failed="$$failed $$s"; \
+	done; \
+	[ -z "$$failed" ] || { echo "bench: missed a target or failed:$$failed"; exit 1; }
 
 soak: deps
 	$(MAKE) retl
 	$(PYTHON) tests/soak.py
+
+# builds and mutates its own copy of the tree (build/mutate/tree), so the
+# working tree is never left mutated, even when interrupted
+mutate: deps
+	$(PYTHON) tests/mutate.py $(MUTATE_ONLY)
 
 clean:
 	rm -rf build retl

@@ -13,7 +13,9 @@ any second (at most 5) and records/s.
 
 This used to be asserted in tests/integration/test_airtable.py; a rate is
 not something a test on a shared machine can hold, so it is measured here.
-BENCH_AT_ROWS changes the row count (default 1,000).
+BENCH_AT_ROWS changes the row count (default 1,000).  Exit status 1 when
+the run failed or any printed target (share, smallest gap, 429s, most in
+any second) is missed, after all results.
 """
 
 import json
@@ -33,6 +35,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "emulators"))
 from pgcluster import PgCluster  # noqa: E402
 import airtable  # noqa: E402
 from common import max_in_window  # noqa: E402
+sys.path.insert(0, HERE)
+from targets import Targets  # noqa: E402
 
 TOKEN = "patAAAAAAAAAAAAAA.0123456789abcdef0123456789abcdef"
 LIMIT, WINDOW = 5, 1.0
@@ -84,17 +88,23 @@ def main():
         gaps = sorted(times[i] - times[i - LIMIT] for i in range(LIMIT, n))
         share = WINDOW / gaps[len(gaps) // 2] if gaps else 0.0
         n429 = sum(1 for r in c["requests"] if r["status"] == 429)
+        most = max_in_window(times, WINDOW)
+        gap_ms = gaps[0] * 1000 if gaps else WINDOW * 1000
+        targets = Targets("bench_airtable")
         print()
         print(f"  requests              {n}")
         print(f"  first to last         {span:.2f} s ({(n - 1) / span if span else 0:.2f} requests/s)")
         print(f"  share of the limit    {share:.1%}   target >= 80%  "
-              f"{'PASS' if share >= 0.80 else 'MISS'}")
-        print(f"  smallest gap          {gaps[0] * 1000 if gaps else 0:.0f} ms over {LIMIT} "
-              f"requests (under {WINDOW * 1000:.0f}: a 429)")
-        print(f"  429s                  {n429}   target 0  {'PASS' if n429 == 0 else 'MISS'}")
-        print(f"  most in any second    {max_in_window(times, WINDOW)} (limit {LIMIT})")
+              f"{targets.check(share >= 0.80, 'share of the limit >= 80%', f'{share:.1%}')}")
+        print(f"  smallest gap          {gap_ms:.0f} ms over {LIMIT} "
+              f"requests (under {WINDOW * 1000:.0f}: a 429)  "
+              f"{targets.check(gap_ms >= WINDOW * 1000, f'smallest gap over {LIMIT} requests >= {WINDOW * 1000:.0f} ms', f'{gap_ms:.0f} ms')}")
+        print(f"  429s                  {n429}   target 0  "
+              f"{targets.check(n429 == 0, '429s == 0', n429)}")
+        print(f"  most in any second    {most} (limit {LIMIT})  "
+              f"{targets.check(most <= LIMIT, f'most in any second <= {LIMIT}', most)}")
         print(f"  records/s             {rows / secs:,.1f} ({secs:.2f} s for the run)")
-        return 0
+        return targets.exit_code()
     finally:
         server.shutdown()
         server.server_close()

@@ -20,6 +20,9 @@ and, in the same run, a reference binary built from BENCH_HS_BASELINE (a
 git revision; default d5be787, the tree before the destination layer's
 second version; "none" skips it), and prints their ratio.  BENCH_HS_CPU_ROWS
 sets its row count (default 50,000).
+
+Exit status 1 when a run failed or any printed target is missed (share,
+429s, most in any 10 s, CPU against the reference), after all results.
 """
 
 import json
@@ -39,6 +42,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "emulators"))
 from pgcluster import PgCluster  # noqa: E402
 import hubspot  # noqa: E402
 from common import max_in_window  # noqa: E402
+sys.path.insert(0, HERE)
+from targets import Targets  # noqa: E402
 
 TOKEN = "pat-bench-0000"
 LIMIT, WINDOW, LATENCY = 100, 10.0, 0.15
@@ -63,7 +68,7 @@ def build_baseline(rev, tmp):
     return os.path.join(src, "retl"), None
 
 
-def cpu_case(retl_bin, pg, tmp):
+def cpu_case(retl_bin, pg, tmp, targets):
     rows = int(os.environ.get("BENCH_HS_CPU_ROWS", "50000"))
     rev = os.environ.get("BENCH_HS_BASELINE", "d5be787")
     pg.psql(f"CREATE TABLE cpu_people AS SELECT i AS id, 'c' || i || '@example.com' AS email,"
@@ -89,8 +94,10 @@ def cpu_case(retl_bin, pg, tmp):
         print(f"  {label:<22}{per[label]:.2f} CPU s per 100,000 records")
     if len(per) == 2:
         a, b = per["this build"], per[bins[1][0]]
+        verdict = targets.check(a <= b * 1.05, "CPU per record <= 1.05 x "
+                                f"the reference {rev}", f"{a / b:.2f}")
         print(f"  ratio                 {a / b:.2f} of the reference  "
-              f"{'PASS' if a <= b * 1.05 else 'MISS'} (no worse, 5% noise)")
+              f"{verdict} (no worse, 5% noise)")
     return 0
 
 
@@ -185,15 +192,20 @@ def main():
         gaps = sorted(times[i] - times[i - LIMIT] for i in range(LIMIT, n))
         share = WINDOW / gaps[len(gaps) // 2] if gaps else 0.0
         n429 = sum(1 for r in c["requests"] if r["status"] == 429)
+        most = max_in_window(times, WINDOW)
+        targets = Targets("bench_hubspot")
         print()
         print(f"  requests              {n}")
         print(f"  first to last         {span:.2f} s ({(n - 1) / span if span else 0:.1f} requests/s)")
         print(f"  share of the limit    {share:.1%}   target >= 95%  "
-              f"{'PASS' if share >= 0.95 else 'MISS'}")
-        print(f"  429s                  {n429}   target 0  {'PASS' if n429 == 0 else 'MISS'}")
-        print(f"  most in any 10 s      {max_in_window(times, WINDOW)} (limit {LIMIT})")
+              f"{targets.check(share >= 0.95, 'share of the limit >= 95%', f'{share:.1%}')}")
+        print(f"  429s                  {n429}   target 0  "
+              f"{targets.check(n429 == 0, '429s == 0', n429)}")
+        print(f"  most in any 10 s      {most} (limit {LIMIT})  "
+              f"{targets.check(most <= LIMIT, f'most in any 10 s <= {LIMIT}', most)}")
         print(f"  records/s             {rows / secs:,.0f} ({secs:.2f} s for the run)")
-        return cpu_case(retl_bin, pg, tmp)
+        rc = cpu_case(retl_bin, pg, tmp, targets)
+        return targets.exit_code(rc)
     finally:
         server.shutdown()
         server.server_close()

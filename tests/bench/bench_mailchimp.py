@@ -20,7 +20,9 @@ Reported per case: seconds, members/s, requests, the most connections open
 at once (at most 10) and 429s (target 0), and the ratio of the reference's
 time to retl's (> 1: retl is faster).  Expected: new far above 1 (1/500 of
 the requests), update about 1 (both are one member a request; the ceiling is
-10 connections / latency).
+10 connections / latency); the ratio is reported, not a target.  Exit status
+1 when a run failed or a target (retl: 0 429s, at most 10 connections, per
+case) is missed, after all results.
 """
 
 import base64
@@ -42,6 +44,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "emulators"))
 
 from pgcluster import PgCluster  # noqa: E402
 import mailchimp  # noqa: E402
+sys.path.insert(0, HERE)
+from targets import Targets  # noqa: E402
 
 KEY = mailchimp.DEFAULT_KEY
 LIST = mailchimp.DEFAULT_LIST
@@ -134,7 +138,7 @@ def line(label, secs, n, reqs, conns, n429):
           f"max {conns} connections  {n429} 429s")
 
 
-def case(name, retl_bin, pg, tmp, rows, latency, prepare):
+def case(name, retl_bin, pg, tmp, rows, latency, prepare, targets):
     """prepare(url) readies the emulator (and the model) for retl and the
     reference alike; -> (retl seconds, reference seconds)"""
     out = {}
@@ -157,7 +161,11 @@ def case(name, retl_bin, pg, tmp, rows, latency, prepare):
             server.shutdown()
             server.server_close()
     ratio = out["reference"][0] / out["retl"][0]
-    ok = out["retl"][1] == 0 and out["retl"][2] <= CONNS
+    ok = targets.check(out["retl"][1] == 0, f"{name}: retl 429s == 0",
+                       out["retl"][1]) == "PASS"
+    ok = targets.check(out["retl"][2] <= CONNS,
+                       f"{name}: retl connections <= {CONNS}",
+                       out["retl"][2]) == "PASS" and ok
     print(f"  ratio     {ratio:.2f} (reference time / retl time)  "
           f"{'PASS' if ok else 'MISS'} (0 429s, <= {CONNS} connections)")
     return ratio
@@ -176,8 +184,10 @@ def main():
         print(f"bench-mailchimp: {rows:,} members, {latency * 1000:.0f} ms a request, "
               f"{CONNS} connections", flush=True)
 
+        targets = Targets("bench_mailchimp")
         print("\nnew: every address new to the audience")
-        case("new", retl_bin, pg, tmp, rows, latency, lambda url, proj: None)
+        case("new", retl_bin, pg, tmp, rows, latency, lambda url, proj: None,
+             targets)
 
         print("\nupdate: every member exists (retl wrote it), one merge field changed")
 
@@ -188,10 +198,10 @@ def main():
             retl_run(retl_bin, proj)
             pg.psql("UPDATE people SET first = 'Second' || id")
         try:
-            case("update", retl_bin, pg, tmp, rows, latency, seeded)
+            case("update", retl_bin, pg, tmp, rows, latency, seeded, targets)
         finally:
             pg.psql("UPDATE people SET first = 'First' || id")
-        return 0
+        return targets.exit_code()
     except RuntimeError as e:
         print(e, file=sys.stderr)
         return 1
