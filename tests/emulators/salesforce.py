@@ -36,7 +36,10 @@ JobComplete), close_fault ("slow" | "drop": the next close_fault_times close-job
 {"state": "UploadComplete"} are applied, then answered after close_slow_seconds or not
 answered at all; counters extra bulk_close_applied / bulk_close_refused count the closes),
 plus the common fault knobs.
-Control: GET /_emulator/records/{SObject}; GET /_emulator/jobs; POST /_emulator/records/{SObject}.
+Control: GET /_emulator/records/{SObject}; GET /_emulator/jobs;
+  POST /_emulator/delete/{SObject} {"ids": [...]}: records deleted by hand (a user in the
+  UI): to the Recycle Bin, so a later API delete of one answers ENTITY_IS_DELETED
+  -> {"deleted": [the ids that were there]}.
 """
 
 import csv
@@ -136,6 +139,18 @@ class SalesforceEmulator(common.Emulator):
         if m and req.method == "GET":
             with self.lock:
                 return Response(200, {"records": list(self.records.get(m.group(1), {}).values())})
+        m = re.match(r"^/_emulator/delete/(\w+)$", req.path)
+        if m and req.method == "POST":
+            ids = (req.json() or {}).get("ids") or []
+            with self.lock:
+                recs = self.records.get(m.group(1))
+                if recs is None:
+                    return Response(404, {"error": "no object %s" % m.group(1)})
+                gone = [rid for rid in ids if rid in recs]
+                for rid in gone:
+                    self._delete(m.group(1), rid)
+                    self.deleted.add(rid)
+                return Response(200, {"deleted": gone})
         if req.path == "/_emulator/jobs" and req.method == "GET":
             with self.lock:
                 return Response(200, {"jobs": [{k: v for k, v in j.items() if k not in ("rows",)}
@@ -462,9 +477,16 @@ class SalesforceEmulator(common.Emulator):
         return d
 
     def c_delete(self, req):
+        """sObject Collections DELETE: a DeleteResult per id, in input order.
+        An id whose record is in the Recycle Bin (deleted by an API call or
+        by hand) is answered ENTITY_IS_DELETED, "entity is deleted": "You
+        can't reference an object that has been deleted" (StatusCode, SOAP
+        API Developer Guide, Core Data Types; the same code DML gives for a
+        record deleted twice); an id never seen, INVALID_CROSS_REFERENCE_KEY."""
         ids = [i for i in (req.q("ids") or "").split(",") if i]
         if len(ids) > MAX_RECORDS:
             return sf_error(400, "EXCEEDED_ID_LIMIT", "record limit reached")
+        req.info["inputs"] = len(ids)
         out = []
         for rid in ids:
             found = None
@@ -472,9 +494,11 @@ class SalesforceEmulator(common.Emulator):
                 if rid in recs:
                     found = o
             if found is None:
+                gone = rid in self.deleted
                 out.append({"id": rid, "success": False, "errors": [{
-                    "statusCode": "ENTITY_IS_DELETED" if rid in self.deleted else "INVALID_CROSS_REFERENCE_KEY",
-                    "message": "entity is deleted", "fields": []}]})
+                    "statusCode": "ENTITY_IS_DELETED" if gone else "INVALID_CROSS_REFERENCE_KEY",
+                    "message": "entity is deleted" if gone else "invalid cross reference id",
+                    "fields": []}]})
                 continue
             self._delete(found, rid)
             self.deleted.add(rid)

@@ -140,3 +140,30 @@ def test_close_fault_drop(sf):
     assert st == 400 and json.loads(body)[0]["errorCode"] == "INVALIDJOBSTATE"
     extra = json.loads(call(sf, "GET", "/_emulator/counters")[1])["extra"]
     assert extra["bulk_close_applied"] == 1 and extra["bulk_close_refused"] == 1
+
+
+def test_delete_of_a_deleted_record(sf):
+    """A record deleted by hand (control endpoint: to the Recycle Bin) or by an
+    earlier API delete answers a collections DELETE with ENTITY_IS_DELETED; an id
+    never seen with INVALID_CROSS_REFERENCE_KEY; the others are deleted."""
+    tok = token(sf)[1]["access_token"]
+    recs = [{"attributes": {"type": "Contact"}, "External_Id__c": str(i), "LastName": "L"}
+            for i in (1, 2, 3)]
+    out = json.loads(call(sf, "POST", "/services/data/v62.0/composite/sobjects",
+                          {"allOrNone": False, "records": recs}, tok)[1])
+    a, b, c = (r["id"] for r in out)
+    st, body, _ = call(sf, "POST", "/_emulator/delete/Contact", {"ids": [a, "003nope"]})
+    assert st == 200 and json.loads(body) == {"deleted": [a]}
+    assert set(records(sf)) == {"2", "3"}
+    path = "/services/data/v62.0/composite/sobjects?allOrNone=false&ids="
+    out = json.loads(call(sf, "DELETE", path + ",".join([a, b]), None, tok)[1])
+    assert out[0]["success"] is False
+    assert out[0]["errors"] == [{"statusCode": "ENTITY_IS_DELETED",
+                                 "message": "entity is deleted", "fields": []}]
+    assert out[1] == {"id": b, "success": True, "errors": []}
+    # deleted by the API just now: the same answer the second time
+    out = json.loads(call(sf, "DELETE", path + ",".join([b, "003Q0000999999", c]), None, tok)[1])
+    assert out[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+    assert out[1]["errors"][0]["statusCode"] == "INVALID_CROSS_REFERENCE_KEY"
+    assert out[2]["success"] is True
+    assert records(sf) == {}

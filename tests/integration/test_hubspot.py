@@ -9,6 +9,8 @@ with SIGKILL in upsert and in insert mode, then re-run, leaves HubSpot equal
 to the model with no duplicates.  The emulator runs in-process on loopback.
 """
 
+import calendar
+import datetime
 import json
 import os
 import signal
@@ -210,6 +212,17 @@ def test_value_formats(project, db, emulator):
           (1, 'a@example.com', 'A', 'Aa', '2024-05-01', true, 12.5, 'a,c'),
           (2, 'b@example.com', 'B', NULL, '1969-12-31', false, 0, 'b');
     """)
+    # the dates around the end of February (issue 14): a civil-date
+    # conversion counts its years from March, so January, February (and
+    # 29 February of leap years, 2000 included), 1 March and 31 December
+    # are where an off-by-one month boundary shows
+    edge_dates = ["2023-01-01", "2023-01-31", "2023-02-01", "2023-02-28",
+                  "2023-03-01", "2024-01-15", "2024-02-29", "2024-03-01",
+                  "2000-02-29", "2000-03-01", "1900-02-28", "1900-03-01",
+                  "2023-12-31", "1970-01-01", "1969-02-15"]
+    for i, d in enumerate(edge_dates):
+        db.psql(f"INSERT INTO people VALUES ({10 + i}, 'd{i}@example.com', "
+                f"'D', 'D', '{d}', true, 1, 'a')")
     p = hs_project(project, db, url, query="SELECT * FROM people", fields={
         "email": "email", "firstname": "first", "lastname": "last",
         "signup_date": "signup", "vip": "vip", "mrr": "mrr",
@@ -223,6 +236,11 @@ def test_value_formats(project, db, emulator):
     assert rc == 0, (out, err)
     sent = {props["email"]: props for r in batch_requests(url, "upsert")
             for props in r["properties"]}
+    # midnight UTC of each date, in epoch milliseconds, by Python's calendar
+    for i, d in enumerate(edge_dates):
+        want = calendar.timegm(datetime.date.fromisoformat(d).timetuple()) * 1000
+        got_d = sent.pop(f"d{i}@example.com")["signup_date"]
+        assert got_d == str(want), (d, got_d, want)
     assert sent == {
         "a@example.com": {"email": "a@example.com", "firstname": "A", "lastname": "Aa",
                           "signup_date": "1714521600000", "vip": "true", "mrr": "12.5",

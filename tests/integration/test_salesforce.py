@@ -217,6 +217,38 @@ def test_mirror_delete_by_stored_id(project, db, emulator):
     assert {r[0] for r in cache(p)} == {str(i) for i in range(3, 51)}
 
 
+def test_mirror_delete_of_a_record_deleted_by_hand(project, db, emulator):
+    """A record someone deleted in Salesforce before its row left the model:
+    retl's delete is answered ENTITY_IS_DELETED (the record is in the Recycle
+    Bin), which is what the delete was for: the row is forgotten, not a
+    failure, and nothing is sent for it again."""
+    make_people(db, 5)
+    p = sf_project(project, db, emulator, mode="mirror", on_remove="delete")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    ids = {r[0]: r[2] for r in cache(p)}
+    assert control(emulator, "delete/Contact", {"ids": [ids["2"]]}) == {"deleted": [ids["2"]]}
+    db.psql("DELETE FROM people WHERE id = 2")
+    n = len(api_requests(emulator, "/composite/"))
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    # the one delete, for the one row, answered for that record
+    sent = api_requests(emulator, "/composite/")[n:]
+    assert [(r["method"], r["status"], r.get("inputs")) for r in sent] == \
+        [("DELETE", 200, 1)], sent
+    assert "2" not in {r[0] for r in cache(p)}
+    assert sorted(r[0] for r in cache(p)) == ["1", "3", "4", "5"]
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert rc == 0, err
+    assert out.strip() == "0 rows failing in people", out
+    assert_model(emulator, db)
+    # the next run has nothing to send
+    n = len(api_requests(emulator, "/composite/"))
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, out + err
+    assert api_requests(emulator, "/composite/")[n:] == []
+
+
 def test_check_lists_every_problem(project, db, emulator):
     make_people(db, 3)
     p = sf_project(project, db, emulator, match={"Legacy_Code__c": "id"},

@@ -135,10 +135,63 @@ static void test_clustered(void)
 	retl_cache_free(c);
 }
 
+static void test_shared_halves(void)
+{
+	/* key hashes are 128 bits: two keys whose hashes agree in one 64-bit
+	 * half are still two rows.  Random halves never collide, so build
+	 * such keys directly: n keys sharing the low word (the home slot is
+	 * taken from it, so they also share one probe run), n sharing the
+	 * high word, and swapped halves */
+	enum { N = 64 };
+	const uint64_t lo = 0x0123456789abcdefull, hi = 0xfedcba9876543210ull;
+	retl_cache *c = retl_cache_new(4);   /* small: grows while filled */
+	struct retl_cache_entry *e;
+	size_t i, bad = 0;
+	int created;
+
+	for (i = 0; i < 2 * N; i++) {
+		retl_h128 k = i < N ? (retl_h128){ lo, i + 1 }
+				    : (retl_h128){ i + 1, hi };
+		e = retl_cache_upsert(c, k, &created);
+		if (!e || created != 1)
+			bad++;
+		else
+			e->src = i + 1;
+	}
+	CHECK(bad == 0);
+	CHECK(retl_cache_count(c) == 2 * N);
+
+	/* each key finds its own entry, not a neighbour sharing a half */
+	for (i = 0; i < 2 * N; i++) {
+		retl_h128 k = i < N ? (retl_h128){ lo, i + 1 }
+				    : (retl_h128){ i + 1, hi };
+		e = retl_cache_find(c, k);
+		if (!e || e->src != i + 1 || !retl_h128_eq(e->kh, k))
+			bad++;
+		e = retl_cache_upsert(c, k, &created);
+		if (created || e->src != i + 1)
+			bad++;
+	}
+	CHECK(bad == 0);
+	CHECK(retl_cache_count(c) == 2 * N);
+
+	/* a key sharing one half with stored keys but never inserted itself
+	 * is absent: same low word, unused high word, and the reverse */
+	CHECK(retl_cache_find(c, (retl_h128){ lo, N + 1 }) == NULL);
+	CHECK(retl_cache_find(c, (retl_h128){ lo, hi }) == NULL);
+	CHECK(retl_cache_find(c, (retl_h128){ 2 * N + 1, hi }) == NULL);
+	/* swapped halves are another key */
+	e = retl_cache_upsert(c, (retl_h128){ hi, lo }, &created);
+	CHECK(created == 1);
+	CHECK(retl_cache_count(c) == 2 * N + 1);
+	retl_cache_free(c);
+}
+
 int main(void)
 {
 	test_zero_key();
 	test_clustered();
+	test_shared_halves();
 	test_many();
 	TEST_DONE();
 }

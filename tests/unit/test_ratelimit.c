@@ -39,6 +39,56 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* how many starts the limiter lets go at `now`, taking each (at most 100) */
+static int starts_now(retl_ratelimit *rl, double now)
+{
+	int n = 0;
+	while (n < 100 && retl_rate_delay(rl, now) == 0) {
+		retl_rate_take(rl, now);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * observe() against our own requests in flight (issue 14): the server's
+ * "remaining" already counts the requests we started, so only what it
+ * counted beyond ours is added.  At 10 a second we start 3, then the
+ * server answers with what remains; exactly that many more may start at
+ * once (not fewer: our 3 must not be counted twice), and the next one
+ * waits until our first start has left the window.  The clock is the
+ * simulated one, as everywhere here.
+ */
+static void test_observe_counts_own_starts(void)
+{
+	const double W = 1 + RETL_RATE_SLACK_MIN; /* window as held */
+	static const struct {
+		int remaining;  /* what the server says remains of 10 */
+		int want;       /* further starts allowed at once */
+	} cases[] = {
+		{ 7, 7 },       /* the server saw our 3 and nothing else */
+		{ 4, 4 },       /* ... and 3 of another client's */
+		{ 0, 0 },       /* the window is full */
+		{ 9, 7 },       /* it saw 1 of ours so far: the other 2 are on
+				 * their way, our count stands */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		retl_ratelimit *rl = retl_rate_new(10, 1, 0);
+		for (int k = 0; k < 3; k++)
+			retl_rate_take(rl, 0.01 * k);
+		retl_rate_observe(rl, 0.05, 10, cases[i].remaining);
+		CHECK(retl_rate_max(rl) == 10);
+		int n = starts_now(rl, 0.05);
+		if (n != cases[i].want)
+			fprintf(stderr, "remaining %d: %d starts, want %d\n",
+				cases[i].remaining, n, cases[i].want);
+		CHECK(n == cases[i].want);
+		/* the 11th start of the window waits for our first to leave */
+		CHECK(fabs(retl_rate_delay(rl, 0.05) - (W - 0.05)) < 1e-9);
+		retl_rate_free(rl);
+	}
+}
+
 int main(void)
 {
 	int most;
@@ -185,6 +235,8 @@ int main(void)
 		CHECK(fabs(retl_rate_delay(rl, W) - W) < 1e-9);
 		retl_rate_free(rl);
 	}
+
+	test_observe_counts_own_starts();
 
 	/* unlimited */
 	rl = retl_rate_new(0, 10, 0);
