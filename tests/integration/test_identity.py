@@ -8,7 +8,9 @@
 3. A row's match value changes in mirror mode: the record under the old
    value is archived once the new one is acknowledged (10 keys, 10 records).
 4. A write the destination applied but retl never recorded is removed when
-   its row leaves the model: HubSpot answers lost after the write; the file
+   its row leaves the model: HubSpot answers lost after the write (also
+   for a synced row sent under a new email), a run killed before the
+   answer's commit (a row first refused by the mapping); the file
    destination's lines of a run killed before its commit.
 """
 
@@ -21,6 +23,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
+import crashpoint  # noqa: E402
 import hubspot  # noqa: E402
 from emulator_control import control, running  # noqa: E402
 
@@ -41,7 +44,7 @@ def live(url):
             for r in control(url, "records/contacts")["results"]}
 
 
-def hs(project, db, url, mode="mirror"):
+def hs(project, db, url, mode="mirror", email="email"):
     db.psql("CREATE TABLE people (id int PRIMARY KEY, email text, first text)")
     p = project(dsn=db.dsn, destinations={
         "hs": {"type": "hubspot", "token": "${HS_TOKEN}", "base_url": url,
@@ -50,7 +53,7 @@ def hs(project, db, url, mode="mirror"):
         "source": "warehouse", "query": "SELECT * FROM people ORDER BY id",
         "key": "id", "destination": "hs", "object": "contacts", "mode": mode,
         "on_remove": "archive", "match": {"email": "email"},
-        "fields": {"email": "email", "firstname": "first"}})
+        "fields": {"email": email, "firstname": "first"}})
     return p
 
 
@@ -119,6 +122,56 @@ def test_4_writes_never_recorded_are_removed_hubspot(project, db, emulator):
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 0, err
     assert sorted(live(emulator)) == sorted(f"p{i}@x.io" for i in range(1, 11))
+
+
+def test_4_killed_send_of_a_row_first_refused_is_removed_hubspot(
+        project, db, emulator):
+    """Case 4 for a key the store already holds with nothing handed over
+    (its first value refused by the mapping): fixed in the model, its send
+    is applied by HubSpot and the run killed before the answer's commit; the
+    record that send made is archived when the row leaves the model."""
+    p = hs(project, db, emulator, email={
+        "from": "email", "transform": [{"match": "^[^@\\s]+@[^@\\s]+$"}]})
+    db.psql("INSERT INTO people VALUES (1, 'ann@x.io', 'Ann'), (2, 'bob', 'Bob')")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    assert live(emulator) == {"ann@x.io": "Ann"}
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert "key 2" in out and 'does not match' in out, out
+
+    db.psql("UPDATE people SET email = 'bob@x.io' WHERE id = 2")
+    # stopped with HubSpot's answer read but not committed, and killed there
+    crashpoint.run_and_kill_at([p.retl_bin, "--config", p.dir, "run", "people"],
+                               "batch-commit", 1, env=ENV)
+    assert live(emulator) == {"ann@x.io": "Ann", "bob@x.io": "Bob"}
+
+    db.psql("DELETE FROM people WHERE id = 2")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert live(emulator) == {"ann@x.io": "Ann"}
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert "0 rows failing" in out, out
+
+
+def test_4_lost_answer_to_a_new_email_then_removed_archives_both_hubspot(
+        project, db, emulator):
+    """Cases 3 and 4 at once: a synced row's email changes, HubSpot makes
+    the record under the new email and the answer is lost; the row then
+    leaves the model.  The record it was bound to and the one the lost
+    write made are both archived."""
+    p = hs(project, db, emulator)
+    db.psql("INSERT INTO people VALUES (1, 'ann@x.io', 'Ann'), (2, 'bob@x.io', 'Bob')")
+    assert p.run("run", "people", env=ENV)[0] == 0
+    db.psql("UPDATE people SET email = 'ann2@x.io' WHERE id = 1")
+    control(emulator, "config", {"drop_after": 1.0})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 4, (out, err)
+    assert sorted(live(emulator)) == ["ann2@x.io", "ann@x.io", "bob@x.io"]
+    control(emulator, "config", {"drop_after": 0.0})
+    db.psql("DELETE FROM people WHERE id = 1")
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 0, (out, err)
+    assert live(emulator) == {"bob@x.io": "Bob"}
 
 
 def test_4_file_lines_of_a_run_killed_before_its_commit_are_dropped(project, db):

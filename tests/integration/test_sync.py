@@ -249,6 +249,42 @@ def test_bad_rows_are_rejected_with_reasons(proj, db):
     assert "0 rows failing" in out
 
 
+def test_row_refused_in_a_run_of_only_refusals_is_retried(proj, db):
+    """A run whose only writes are refusals (two acknowledged rows now
+    refused by the mapping, nothing else changed) still leaves the rows
+    failing for the next run: restored to the value the destination holds,
+    or fixed to a new one, each is retried, sent and no longer listed by
+    `retl failures`.  (The saved cache image must not outlive that run: it
+    holds both rows as acknowledged.)"""
+    d = sync_def()
+    d["fields"]["email"]["transform"].append({"match": "^[^@\\s]+@[^@\\s]+$"})
+    proj.add_mapping("customers", d)
+    assert proj.run("run", "customers")[0] == 0
+    assert len(proj.read_jsonl()) == N
+
+    db.psql("UPDATE customers SET email = 'not-an-email' WHERE id IN (5, 6)")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 1, (out, err)
+    assert "rejected            2" in out and "unchanged          98" in out, out
+    assert len(proj.read_jsonl()) == N, "nothing sent"
+    rc, out, err = proj.run("failures", "customers")
+    assert "2 rows failing" in out and "key 5" in out and "key 6" in out, out
+
+    # 5 back to the value the destination holds, 6 fixed to a new one
+    db.psql("UPDATE customers SET email = 'User5@Example.com' WHERE id = 5;"
+            "UPDATE customers SET email = 'six@example.com' WHERE id = 6")
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0, (out, err)
+    assert "retried             2" in out and "changed             0" in out, out
+    new = proj.read_jsonl()[N:]
+    assert sorted(l["key"] for l in new) == ["5", "6"], new
+    assert norm(net_state(proj.read_jsonl())) == expected_payloads(db)
+    rc, out, err = proj.run("failures", "customers")
+    assert "0 rows failing" in out, out
+    rc, out, err = proj.run("run", "customers")
+    assert rc == 0 and "unchanged         100" in out, out
+
+
 def test_safety_refuses_empty_model(proj, db):
     proj.add_mapping("customers", sync_def("mirror"))
     assert proj.run("run", "customers")[0] == 0

@@ -1,7 +1,9 @@
 #include <fcntl.h>
 /*
  * test_state.c - the state store: file modes, schema, row semantics, the
- * run lock across processes, run history and reports, scan and reset.
+ * run lock across processes, run history and reports, scan and reset, the
+ * cache image (stale after any row write, failures included) and the
+ * "handed over" mark of a send.
  */
 #include <signal.h>
 #include <sqlite3.h>
@@ -672,6 +674,165 @@ static void test_image(retl_state *st)
 	retl_cache_free(c);
 }
 
+/* the cache entry of key as the next run's diff would load it */
+static struct retl_cache_entry loaded(retl_state *st, const char *sync,
+				      const char *key)
+{
+	struct retl_cache_entry none, *e;
+	struct retl_err err;
+	retl_cache *c;
+
+	memset(&none, 0, sizeof(none));
+	retl_err_clear(&err);
+	if (retl_state_load_cache(st, sync, &c, &err) < 0)
+		return none;
+	e = retl_cache_find(c, retl_hash128(key, strlen(key)));
+	if (e)
+		none = *e;
+	retl_cache_free(c);
+	return none;
+}
+
+/*
+ * A run whose only writes are failures (a row the mapping now refuses, or
+ * rejected by the destination) must still make the saved image stale: the
+ * next run has to see the row as failed (retried, listed by `retl
+ * failures` until it is sent), not as the acknowledged row the image holds,
+ * which it would skip as unchanged once its value goes back.
+ */
+static void test_image_after_failures_only(retl_state *st)
+{
+	struct retl_err err;
+	const char *sync = "imgfail";
+	struct retl_state_rec a = rec("a", 10, 1, "ID-A", NULL);
+	struct retl_cache_entry e;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &a, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	e = loaded(st, sync, "a");
+	CHECK(e.status == RETL_STATUS_OK && e.src == 1 && e.pay.lo == 10);
+
+	/* the next run: "a" refused, and nothing else written */
+	struct retl_state_rec f = rec("a", 0, 0, NULL, "email: no match");
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_fail(st, sync, &f, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	e = loaded(st, sync, "a");
+	CHECK(e.status == RETL_STATUS_FAILED);
+	CHECK(e.src == 0);              /* its source line never matches again */
+	CHECK(e.pay.lo == 10);          /* the destination still holds that */
+
+	/* the same once more, from a current image of the failed row */
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	struct retl_state_rec n = rec("new", 0, 0, NULL, "422 bad");
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_fail(st, sync, &n, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	e = loaded(st, sync, "new");
+	CHECK(e.status == RETL_STATUS_FAILED && e.cached);
+}
+
+struct sent_scan {
+	const char *key;
+	int found;
+	char sent_match[64];            /* "" for NULL */
+};
+
+static int on_sent_row(void *ud, const struct retl_state_row *row)
+{
+	struct sent_scan *ss = ud;
+
+	if (!strcmp(row->key, ss->key)) {
+		ss->found = 1;
+		snprintf(ss->sent_match, sizeof(ss->sent_match), "%s",
+			 row->sent_match ? row->sent_match : "");
+	}
+	return 0;
+}
+
+/* key's sent_match as the removals of the next run see it ("" for none) */
+static const char *scanned_sent_match(retl_state *st, const char *sync,
+				      const char *key)
+{
+	static struct sent_scan ss;
+	struct retl_err err;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.key = key;
+	retl_err_clear(&err);
+	if (retl_state_scan(st, sync, on_sent_row, &ss, &err) != 0 || !ss.found)
+		return "(no row)";
+	return ss.sent_match;
+}
+
+/*
+ * A send marks its row "a record may exist" (sent = 1, and the match value
+ * sent) whether or not the key already has a row in the store: a row the
+ * mapping refused before (no payload acknowledged), or an acknowledged row
+ * sent under a new match value.  If the answer is then lost (a kill before
+ * the commit, a dropped connection), that mark is all that makes the record
+ * a removal candidate or an orphan when the row leaves the model.
+ */
+static void test_sent_on_existing_row(retl_state *st)
+{
+	struct retl_err err;
+	const char *sync = "sentflag";
+	struct retl_cache_entry e;
+
+	retl_err_clear(&err);
+	/* "r": refused by the mapping at first, nothing ever handed over */
+	struct retl_state_rec r = rec("r", 0, 0, NULL, "email: no match");
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_fail(st, sync, &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	e = loaded(st, sync, "r");
+	CHECK(e.cached && !e.sent && retl_h128_zero(e.pay));
+	CHECK_STR(scanned_sent_match(st, sync, "r"), "");
+
+	/* fixed in the model: handed over under r@x.io */
+	r = rec("r", 0, 0, NULL, NULL);
+	r.match = "r@x.io";
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_sent(st, sync, &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(q_int("SELECT sent FROM cache WHERE sync = 'sentflag' "
+		    "AND key = 'r'") == 1);
+	e = loaded(st, sync, "r");
+	CHECK(e.sent && retl_h128_zero(e.pay));
+	CHECK_STR(scanned_sent_match(st, sync, "r"), "r@x.io");
+	/* its answer a failure: the record may still exist */
+	r.reason = "not acknowledged (transient error); retried next run";
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_fail(st, sync, &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	e = loaded(st, sync, "r");
+	CHECK(e.sent && e.status == RETL_STATUS_FAILED);
+	CHECK_STR(scanned_sent_match(st, sync, "r"), "r@x.io");
+
+	/* "a": acknowledged under a@x.io (nothing outstanding), then sent
+	 * under a2@x.io: a second record may exist under that value */
+	struct retl_state_rec a = rec("a", 10, 1, "ID-A", NULL);
+	a.match = "a@x.io";
+	a.mh = 5;
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &a, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(q_int("SELECT sent FROM cache WHERE sync = 'sentflag' "
+		    "AND key = 'a'") == -1);
+	CHECK_STR(scanned_sent_match(st, sync, "a"), "");
+	a = rec("a", 0, 0, NULL, NULL);
+	a.match = "a2@x.io";
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_sent(st, sync, &a, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	e = loaded(st, sync, "a");
+	CHECK(e.sent && e.status == RETL_STATUS_OK && e.pay.lo == 10);
+	CHECK_STR(scanned_sent_match(st, sync, "a"), "a2@x.io");
+}
+
 /* rows failing in sync by the figures /metrics and `retl status` show */
 static long stats_failing(retl_state *st, const char *sync)
 {
@@ -1129,6 +1290,8 @@ int main(void)
 	test_scan_reset(st);
 	test_lock(st);
 	test_image(st);
+	test_image_after_failures_only(st);
+	test_sent_on_existing_row(st);
 	test_staged(st);
 	test_left_over(st);
 	retl_state_close(st);
