@@ -31,8 +31,14 @@ static const struct verb verbs[] = {
 	  "Reads the model and diffs it against the state store, sends nothing and\n"
 	  "changes no state.  Prints counts (add, change, unchanged, retry, remove,\n"
 	  "rejected), the API requests the run would spend and sample payloads.\n"
-	  "  --out FILE      write every planned operation as a JSON line\n"
+	  "  --out FILE      write the plan file: every planned operation as a JSON\n"
+	  "                  line, for reading or for retl apply\n"
 	  "  --full-resync   plan as if every row had changed\n" },
+	{ "apply", cmd_apply, "retl apply FILE",
+	  "Sends exactly the operations of a plan file (retl plan SYNC --out FILE),\n"
+	  "without reading the model.  Refused, with nothing sent, when the file\n"
+	  "is cut short or changed, or when the sync's state moved since the plan\n"
+	  "was made (a run or an apply since): make a new plan.\n" },
 	{ "run", cmd_run, "retl run [SYNC...|--all] [--full-resync] [--limit N]",
 	  "Syncs now: sends new, changed and previously failed rows, and removals\n"
 	  "in mirror mode.  Ends with a summary.\n"

@@ -35,6 +35,7 @@ int retl_cli_is_help(const char *arg);
 int cmd_check(struct retl_cli *cli, int argc, char **argv);
 int cmd_plan(struct retl_cli *cli, int argc, char **argv);
 int cmd_run(struct retl_cli *cli, int argc, char **argv);
+int cmd_apply(struct retl_cli *cli, int argc, char **argv);
 int cmd_status(struct retl_cli *cli, int argc, char **argv);
 int cmd_history(struct retl_cli *cli, int argc, char **argv);
 int cmd_failures(struct retl_cli *cli, int argc, char **argv);

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "private_file.h"
 #include "redact.h"
+#include "spool.h"
 #include "sync.h"
 
 static int worse(int a, int b)
@@ -203,6 +204,30 @@ static void on_stop_signal(int sig)
 	signal(sig, SIG_DFL);
 }
 
+/* one run (or apply) of a sync and its summary; its exit code */
+static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
+		   const struct retl_sync_opts *o, const char *verb)
+{
+	struct retl_sync_summary sum;
+	struct retl_err err;
+	int code;
+	retl_err_clear(&err);
+	retl_log(RETL_LOG_INFO, sc->name, "%s started (%s, %s -> %s)", verb,
+		 retl_mode_name(sc->mode), sc->source, sc->destination);
+	int rc = retl_sync_run(cli->cfg, sc, cli->st, o, &sum, &err);
+	if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY && !sum.c.read &&
+	    !sum.c.api_calls) {
+		code = retl_cli_fail(&err);
+	} else {
+		if (rc < 0)
+			retl_cli_fail(&err);
+		print_summary(verb, sc, &sum, 0, rc < 0);
+		code = sum.exit_code;
+	}
+	retl_sync_summary_free(&sum);
+	return code;
+}
+
 int cmd_run(struct retl_cli *cli, int argc, char **argv)
 {
 	struct run_args a = { 0 };
@@ -232,20 +257,46 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 		struct retl_sync_cfg *sc = a.all ? &cli->cfg->syncs[i] :
 			retl_config_sync(cli->cfg, a.names[i]);
 		struct retl_sync_opts o = { .full_resync = a.full, .limit = a.limit };
-		struct retl_sync_summary sum;
-		retl_err_clear(&err);
-		retl_log(RETL_LOG_INFO, sc->name, "run started (%s, %s -> %s)",
-			 retl_mode_name(sc->mode), sc->source, sc->destination);
-		rc = retl_sync_run(cli->cfg, sc, cli->st, &o, &sum, &err);
-		if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY && !sum.c.read) {
-			worst = worse(worst, retl_cli_fail(&err));
-		} else {
-			if (rc < 0)
-				retl_cli_fail(&err);
-			print_summary("run", sc, &sum, 0, rc < 0);
-			worst = worse(worst, sum.exit_code);
-		}
-		retl_sync_summary_free(&sum);
+		worst = worse(worst, run_one(cli, sc, &o, "run"));
 	}
 	return worst;
+}
+
+/*
+ * retl apply FILE: the operations of a plan file (retl plan --out), sent
+ * as they are, without reading the model.  The file is checked whole
+ * first (spool.h); the sync's state must still be the one the plan was
+ * made against, which the run checks under the sync's lock.
+ */
+int cmd_apply(struct retl_cli *cli, int argc, char **argv)
+{
+	if (argc != 1 || argv[0][0] == '-') {
+		fprintf(stderr, "retl: apply needs one plan file: retl apply FILE\n");
+		return RETL_EXIT_USAGE;
+	}
+	const char *path = argv[0];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "retl: apply: %s: %s\n", path, strerror(errno));
+		return RETL_EXIT_USAGE;
+	}
+	struct retl_err err;
+	struct retl_spool_head h;
+	struct retl_sync_cfg *sc;
+	retl_err_clear(&err);
+	if (retl_spool_verify(f, path, &h, &err) < 0) {
+		fclose(f);
+		return retl_cli_fail(&err);
+	}
+	int rc = retl_cli_open_sync(cli, h.sync, &sc);
+	if (rc == 0) {
+		struct retl_sync_opts o = { .limit = -1, .apply_f = f, .apply_path = path,
+					    .apply_state = h.state };
+		signal(SIGINT, on_stop_signal);
+		signal(SIGTERM, on_stop_signal);
+		rc = run_one(cli, sc, &o, "apply");
+	}
+	retl_spool_head_free(&h);
+	fclose(f);
+	return rc;
 }

@@ -60,6 +60,13 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err);
 void retl_state_unlock(retl_state *st, const char *sync);
 
 /* the sync's cache, every row: kh, pay, src, status; cached = 1 */
+/*
+ * The sync's state generation: a new random value with every transaction
+ * that changes its rows, 0 for a sync never written.  A plan file records
+ * it, and `retl apply` refuses a plan whose state moved since.
+ */
+uint64_t retl_state_generation(retl_state *st, const char *sync);
+
 int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 			  struct retl_err *err);
 

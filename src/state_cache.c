@@ -65,6 +65,11 @@ static uint64_t get_gen(retl_state *st, const char *sync)
 	return gen;
 }
 
+uint64_t retl_state_generation(retl_state *st, const char *sync)
+{
+	return get_gen(st, sync);
+}
+
 static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 			    struct retl_err *err);
 

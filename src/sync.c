@@ -13,6 +13,7 @@
  */
 #include "sync.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,25 +338,135 @@ static enum run_end removals(struct run *r)
 	return RUN_DONE;
 }
 
+/* the directory of the state store, where a run's spool goes */
+static char *state_dir(const char *state_path)
+{
+	const char *slash = strrchr(state_path, '/');
+	if (!slash)
+		return retl_strdup(".");
+	return retl_strndup(state_path, slash == state_path ? 1 : (size_t)(slash - state_path));
+}
+
+/*
+ * Phase 1 writes every operation to a spool (spool.h): the plan file of
+ * `plan --out`, nowhere for a plan that only counts, or an unnamed file in
+ * the state directory for a run.  Its head holds the state generation the
+ * plan is computed against, read before the cache is loaded: a commit in
+ * between makes `apply` refuse the plan, never accept a stale one.
+ */
+static int open_spool(struct run *r)
+{
+	FILE *f = r->o->plan_out;
+	char *dir = NULL;
+	if (!f && r->o->plan) {
+		f = fopen("/dev/null", "w");
+	} else if (!f) {
+		dir = state_dir(r->cfg->state_path);
+		f = retl_spool_tmpfile(dir);
+	}
+	if (!f) {
+		retl_err_set(r->err, RETL_EXIT_STATE, "cannot make the run's spool in %s: %s",
+			     dir ? dir : "/dev/null", strerror(errno));
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	r->spool_f = f;
+	r->spool = retl_spool_create(f, r->sc->name, retl_state_generation(r->st, r->sc->name));
+	return 0;
+}
+
+/* phase 1 ends: every operation is in the spool (a plan's orphans too:
+ * a run finds them after its push, once every ack is known) */
+static enum run_end end_spool(struct run *r)
+{
+	if (r->o->plan && r->orphans && retl_sync_orphans(r) < 0)
+		return RUN_STOPPED;
+	if (retl_spool_finish(r->spool) < 0) {
+		retl_err_set(r->err, r->o->plan ? RETL_EXIT_USAGE : RETL_EXIT_STATE,
+			     "%s: %s", r->o->plan ? "--out" : "writing the run's spool",
+			     strerror(errno));
+		return RUN_STOPPED;
+	}
+	retl_spool_free(r->spool);
+	r->spool = NULL;
+	retl_log(RETL_LOG_DEBUG, r->sc->name, "spool: %ld operations at %.3f s",
+		 r->nops, now_s() - r->t0);
+	return RUN_DONE;
+}
+
 /*
  * Every batch back and committed; then the records keys left behind (their
  * match value moved this run or before) are removed, once every ack of
- * this run is known; then the destination's own last step.
+ * this run is known; then the destination's own last step.  An apply sends
+ * its plan as it is: records it leaves behind are the next run's.
  */
 static enum run_end send_and_commit(struct run *r)
 {
 	if (retl_sync_drain(r) < 0)
 		return RUN_STOPPED;
-	if (retl_sync_orphans(r) < 0 || retl_sync_drain(r) < 0)
+	if (!r->o->apply_f && (retl_sync_orphans(r) < 0 || retl_sync_drain(r) < 0))
 		return RUN_STOPPED;
-	if (!r->o->plan && r->dest->finish && r->dest->finish(r->dctx, r->err) < 0) {
+	if (r->dest->finish && r->dest->finish(r->dctx, r->err) < 0) {
 		r->stop = 1;
 		return RUN_STOPPED;
 	}
-	if (r->o->plan && r->dest->plan)
+	return RUN_DONE;
+}
+
+/* phase 2: the spool's operations to the destination, the warehouse closed */
+static enum run_end push(struct run *r, FILE *f, const char *path)
+{
+	int rc = retl_sync_replay(r, f, path);
+	if (rc == RETL_SYNC_INTERRUPTED)
+		return RUN_INTERRUPTED;
+	if (rc < 0 || retl_sync_flush(r) < 0)
+		return RUN_STOPPED;
+	return send_and_commit(r);
+}
+
+/* a plan: what phase 2 would spend */
+static enum run_end estimate(struct run *r)
+{
+	if (r->dest->plan)
 		r->dest->plan(r->sc->dst, r->sc, r->nops, &r->sum->requests,
 			      &r->sum->jobs);
 	return RUN_DONE;
+}
+
+/* `retl apply`: the plan file, only while the state is the one it was
+ * made against (a plan applied twice is refused the second time) */
+static enum run_end apply_plan(struct run *r)
+{
+	if (retl_state_generation(r->st, r->sc->name) != r->o->apply_state) {
+		r->status = "refused";
+		retl_err_set(r->err, RETL_EXIT_USAGE,
+			     "%s: the state of sync %s changed since this plan was made (a run or an apply since): nothing sent; make a new plan with `retl plan %s --out FILE`",
+			     r->o->apply_path, r->sc->name, r->sc->name);
+		return RUN_STOPPED;
+	}
+	if (open_destination(r) < 0)
+		return RUN_STOPPED;
+	return push(r, r->o->apply_f, r->o->apply_path);
+}
+
+/* read, diff and spool; then the push (a plan: the estimate) */
+static enum run_end plan_and_push(struct run *r)
+{
+	if (open_destination(r) < 0 ||
+	    open_source(r->sc, &r->src, r->key_idx, r->err) < 0 ||
+	    open_spool(r) < 0 || load_cache(r) < 0)
+		return RUN_STOPPED;
+	enum run_end how = stream_and_diff(r);
+	if (how == RUN_DONE)
+		how = removals(r);
+	if (how == RUN_DONE)
+		how = end_spool(r);
+	if (how != RUN_DONE)
+		return how;
+	if (r->o->plan)
+		return estimate(r);
+	return push(r, r->spool_f, "the run's spool");
 }
 
 /* the run went through: ok, or some rows failed or still wait */
@@ -466,6 +577,9 @@ static int close_run(struct run *r, int rc)
 		retl_state_unlock(r->st, r->sc->name);
 	}
 	retl_cache_free(r->cache);
+	retl_spool_free(r->spool);
+	if (r->spool_f && r->spool_f != r->o->plan_out)
+		fclose(r->spool_f);
 	retl_sync_batches_free(r);
 	retl_buf_free(&r->key);
 	retl_buf_free(&r->key_json);
@@ -488,14 +602,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	if (open_state(&r) < 0)
 		return close_run(&r, -1);
 	retl_testpoint("run-begun");
-	if (open_source(sc, &r.src, r.key_idx, err) == 0 &&
-	    open_destination(&r) == 0 && load_cache(&r) == 0) {
-		how = stream_and_diff(&r);
-		if (how == RUN_DONE)
-			how = removals(&r);
-		if (how == RUN_DONE)
-			how = send_and_commit(&r);
-	}
+	how = o->apply_f ? apply_plan(&r) : plan_and_push(&r);
 	int rc = finish(&r, how);
 	retl_testpoint("run-end");
 	rc = record_run(&r, rc);

@@ -5,6 +5,7 @@
 #ifndef RETL_SYNC_H
 #define RETL_SYNC_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -15,7 +16,13 @@ struct retl_sync_opts {
 	int full_resync;          /* every row counts as changed */
 	long limit;               /* at most this many operations; < 0 = all */
 	int plan;                 /* diff only: send nothing, change no state */
-	FILE *plan_out;           /* plan: every operation as a JSON line */
+	FILE *plan_out;           /* plan: the plan file (spool.h), or NULL */
+	/* apply: send the operations of a plan file instead of reading the
+	 * model; refused unless the sync's state generation is still
+	 * apply_state (the file was checked by retl_spool_verify) */
+	FILE *apply_f;
+	const char *apply_path;
+	uint64_t apply_state;
 };
 
 #define RETL_SAMPLES 3

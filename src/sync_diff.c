@@ -189,7 +189,7 @@ static int queue_row(struct run *r, int status, retl_h128 old_pay,
 		return 0;
 	}
 	char *dest_id = NULL;
-	if (known && !r->o->plan)
+	if (known)              /* a plan file carries it for apply */
 		dest_id = retl_state_dest_id(r->st, r->sc->name, r->key.ptr);
 	struct queued q = {
 		.kind = kind, .change = ch,

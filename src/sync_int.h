@@ -14,6 +14,7 @@
 #include "hash.h"
 #include "match.h"
 #include "source.h"
+#include "spool.h"
 #include "state.h"
 #include "sync.h"
 
@@ -92,7 +93,12 @@ struct run {
 	struct touch *t;
 	size_t nt;
 	retl_buf tarena;
-	long nops;                /* queued so far, for --limit */
+	long nops;                /* spooled so far, for --limit */
+	/* phase 1 writes the operations here (spool.h); NULL in phase 2,
+	 * where they go to batches */
+	retl_spool *spool;
+	FILE *spool_f;            /* the spool's file (plan: plan_out) */
+	size_t plan_fill;         /* plan: ops in the batch a run would fill */
 	struct retl_dest_env env; /* what the destination was opened with */
 	int stop;                 /* a fatal error happened: err says what */
 	int resuming;             /* in the destination's open: reports are of
@@ -127,6 +133,9 @@ int retl_sync_on_gone(void *ud, const struct retl_state_row *row);
 int retl_sync_orphans(struct run *r);
 
 /* sync_send.c */
+/* phase 2: every operation of the spool f into batches, in order; 0, -1,
+ * or RETL_SYNC_INTERRUPTED when a stop was requested */
+int retl_sync_replay(struct run *r, FILE *f, const char *path);
 void retl_sync_batches_init(struct run *r);
 void retl_sync_batches_free(struct run *r);
 int retl_sync_enqueue(struct run *r, const struct queued *q);

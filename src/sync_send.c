@@ -10,13 +10,13 @@
  * order; each is committed on its own, so what is acknowledged is never
  * held back by a slower batch, and nothing unacknowledged is marked.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "progress.h"
-#include "redact.h"
 #include "sync_int.h"
 #include "testpoint.h"
 
@@ -94,26 +94,75 @@ static void count(struct run *r, enum change ch)
 	}
 }
 
-static void plan_line(struct run *r, const struct retl_op *op, enum change ch)
+/* a plan counts what a run would send, and the requests of the batches
+ * it would fill (retl_sync_flush ends one) */
+static void plan_count(struct run *r, const struct queued *q)
 {
-	FILE *f = r->o->plan_out;
-	if (r->sum->nsamples < RETL_SAMPLES && op->payload)
-		r->sum->samples[r->sum->nsamples++] = retl_strndup(op->payload, op->payload_len);
-	if (!f)
-		return;
-	static const char *const names[] = { "upsert", "insert", "update", "remove" };
-	retl_buf line = RETL_BUF_INIT, red = RETL_BUF_INIT;
-	retl_buf_addf(&line, "{\"op\":\"%s\",\"change\":\"%s\",\"key\":%s,\"payload\":",
-		      names[op->kind], retl_change_name[ch], op->key_json);
-	if (op->payload)
-		retl_buf_add(&line, op->payload, op->payload_len);
-	else
-		retl_buf_adds(&line, "null");
-	retl_buf_adds(&line, "}\n");
-	retl_redact_into(&red, line.ptr, line.len);
-	fwrite(red.ptr, 1, red.len, f);
-	retl_buf_free(&line);
-	retl_buf_free(&red);
+	count(r, q->change);
+	if (r->sum->nsamples < RETL_SAMPLES && q->payload)
+		r->sum->samples[r->sum->nsamples++] = retl_strndup(q->payload, q->plen);
+	if (r->plan_fill++ == 0)
+		r->sum->requests++;
+	if (r->plan_fill == r->max_batch)
+		r->plan_fill = 0;
+}
+
+_Static_assert((int)CH_ADD == (int)RETL_CH_ADDED && (int)CH_REMOVE == (int)RETL_CH_REMOVED,
+	       "the spool's changes are the engine's");
+
+/* phase 1: the operation into the spool */
+static int spool_op(struct run *r, const struct queued *q)
+{
+	struct retl_spool_op op = {
+		.kind = q->kind, .change = (enum retl_spool_change)q->change,
+		.key = q->key, .keylen = q->keylen,
+		.key_json = q->key_json, .kjlen = q->kjlen,
+		.payload = q->payload, .plen = q->plen,
+		.dest_id = q->dest_id, .match = q->match, .mlen = q->mlen,
+		.pending = q->was_pending, .orphan = q->orphan, .src = q->src,
+	};
+	r->nops++;
+	if (r->o->plan)
+		plan_count(r, q);
+	if (retl_spool_put(r->spool, &op) == 0)
+		return 0;
+	r->stop = 1;
+	if (r->o->plan)
+		return retl_err_set(r->err, RETL_EXIT_USAGE, "--out: %s", strerror(errno));
+	return retl_err_set(r->err, RETL_EXIT_STATE,
+			    "writing the run's spool in the state directory: %s", strerror(errno));
+}
+
+/* phase 2: one operation of the spool into a batch; its hashes are
+ * computed as the diff did (key, payload and match text are the spool's) */
+static int replay_op(void *ud, const struct retl_spool_op *op)
+{
+	struct run *r = ud;
+	if (retl_sync_stop_requested())
+		return RETL_SYNC_INTERRUPTED;
+	retl_h128 none = { 0, 0 };
+	struct queued q = {
+		.kind = op->kind, .change = (enum change)op->change,
+		.key = op->key, .keylen = op->keylen,
+		.key_json = op->key_json, .kjlen = op->kjlen,
+		.payload = op->payload, .plen = op->plen,
+		.dest_id = op->dest_id, .match = op->match, .mlen = op->mlen,
+		.was_pending = op->pending, .orphan = op->orphan,
+		.kh = op->orphan ? none : retl_hash128(op->key, op->keylen),
+		.pay = op->payload ? retl_hash128(op->payload, op->plen) : none,
+		.mh = op->payload && op->match ?
+		      retl_match_hash(op->match, op->mlen, r->dest->match_exact) : 0,
+		.src = op->src,
+	};
+	return retl_sync_enqueue(r, &q) < 0 || r->stop ? -1 : 0;
+}
+
+int retl_sync_replay(struct run *r, FILE *f, const char *path)
+{
+	int rc = retl_spool_replay(f, path, replay_op, r, r->err);
+	if (rc == RETL_SYNC_INTERRUPTED)
+		return rc;
+	return rc || r->stop ? -1 : 0;
 }
 
 int retl_sync_flush_touches(struct run *r)
@@ -435,6 +484,10 @@ static int write_intents(struct run *r, struct batch *b)
 
 int retl_sync_flush(struct run *r)
 {
+	if (r->spool) {                 /* phase 1: a batch would end here */
+		r->plan_fill = 0;
+		return r->stop ? -1 : 0;
+	}
 	struct batch *b = r->cur;
 	if (!b->nq || r->stop)
 		return r->stop ? -1 : 0;
@@ -453,15 +506,6 @@ int retl_sync_flush(struct run *r)
 	memset(b->res, 0, b->nq * sizeof(*b->res));
 	r->sum->requests += (long)((b->nq + r->max_batch - 1) / r->max_batch);
 
-	if (r->o->plan) {
-		for (size_t i = 0; i < b->nq; i++) {
-			plan_line(r, &b->ops[i], b->q[i].change);
-			count(r, b->q[i].change);
-		}
-		reset_batch(b);
-		retl_sync_progress(r);
-		return 0;
-	}
 	/* nothing of the batch is in the state yet (batch-send, below: its
 	 * intents are committed, and it is being handed over) */
 	retl_testpoint("batch-queued");
@@ -532,6 +576,8 @@ size_t retl_sync_arena_add(retl_buf *a, const char *s, size_t len)
 
 int retl_sync_enqueue(struct run *r, const struct queued *q)
 {
+	if (r->spool)
+		return spool_op(r, q);
 	struct batch *b = r->cur;
 	struct pending *p = &b->q[b->nq++];
 	p->kind = q->kind;
@@ -552,7 +598,6 @@ int retl_sync_enqueue(struct run *r, const struct queued *q)
 	p->kh = q->kh;
 	p->pay = q->pay;
 	p->src = q->src;
-	r->nops++;
 	if (b->nq == r->max_batch)
 		return retl_sync_flush(r);
 	return 0;

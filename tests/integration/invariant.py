@@ -28,6 +28,7 @@ import random
 import signal
 import subprocess
 import time
+import planfile  # noqa: E402
 
 
 class Model:
@@ -183,8 +184,7 @@ def scenario(adapter, db, project, seed, steps=12, rows=12):
     plan = p.path("plan.jsonl")
     rc, out, err = p.run("plan", "inv", "--out", plan, env=adapter.env)
     assert rc in (0, 1), f"{where}: plan exit {rc}: {err}"
-    with open(plan, encoding="utf-8") as f:
-        ops = [json.loads(line) for line in f if line.strip()]
+    ops = planfile.ops(plan)
     assert not ops, f"{where}: plan still plans {ops[:3]}"
 
     rc, out, err = p.run("failures", "inv", env=adapter.env)

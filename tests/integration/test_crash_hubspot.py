@@ -29,13 +29,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import crashpoint  # noqa: E402
 import hubspot  # noqa: E402
 from emulator_control import control, running  # noqa: E402
+import planfile  # noqa: E402
 
 TOKEN = "pat-na1-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 ENV = {"HUBSPOT_TOKEN": TOKEN}
 
 # 100 records a batch.  Phase 1: 350 rows, 4 batches.  Phase 2 (mirror):
-# 150 rows changed (2 batches), 60 changed only in a column the mapping does
-# not read (touched), 50 removed (archived: a third batch).
+# 220 rows changed, 60 changed only in a column the mapping does not read
+# (touched), 50 removed (archived): the push sends the spool's 270
+# operations in order, so the third batch holds 20 changes and the removals.
 POINTS = {
     "run-begun": (1, 1),
     "batch-queued": (4, 3),
@@ -144,7 +146,7 @@ def test_hubspot_crash_at_every_point(project, db, emulator, mode, point, n):
         plan = p.path("plan.jsonl")
         rc, out, err = p.run("plan", "people", "--out", plan, env=ENV)
         assert rc == 0, (out, err)
-        planned = {json.loads(line)["key"] for line in open(plan)}
+        planned = {op["key"] for op in planfile.ops(plan)}
         differ = {k for k in set(want) | set(have) if want.get(k) != have.get(k)}
         differ |= marked - set(want)
         assert differ <= planned, \
@@ -168,8 +170,8 @@ def test_hubspot_crash_at_every_point(project, db, emulator, mode, point, n):
     recover()
     if mode != "mirror":
         return
-    db.psql("UPDATE people SET last = last || ' v2' WHERE id <= 150;"
-            "UPDATE people SET note = 'changed' WHERE id > 150 AND id <= 210;"
+    db.psql("UPDATE people SET last = last || ' v2' WHERE id <= 220;"
+            "UPDATE people SET note = 'changed' WHERE id > 220 AND id <= 280;"
             "DELETE FROM people WHERE id > 300")
     kill_and_check(1)
     recover()

@@ -27,13 +27,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import crashpoint  # noqa: E402
 import salesforce  # noqa: E402
 from emulator_control import control, running  # noqa: E402
+import planfile  # noqa: E402
 
 ENV = {"SF_CLIENT_ID": "retl-client", "SF_CLIENT_SECRET": "retl-secret",
        "SF_REFRESH_TOKEN": "retl-refresh"}
 
 # 200 records an engine batch.  Phase 1: 450 rows, 3 batches, 450 reports.
-# Phase 2: 250 rows changed (2 batches), 60 changed only in a column the
-# mapping does not read (touched), 50 deleted (a third batch).  "bulk" sends
+# Phase 2: 360 rows changed, 40 changed only in a column the mapping does
+# not read (touched), 50 deleted: the push sends the spool's 410 operations
+# in order, so the third batch holds 10 deletes.  "bulk" sends
 # more than 100 rows of one operation as a Bulk job (its id noted first).
 POINTS = {
     "run-begun": (1, 1),
@@ -43,8 +45,8 @@ POINTS = {
     "batch-committed": (3, 3),
     "touch-commit": (0, 1),
     "touch-committed": (0, 1),
-    "report-commit": (450, 300),
-    "reported": (450, 300),
+    "report-commit": (450, 410),
+    "reported": (450, 410),
     "note-saved": (1, 1),          # bulk only: the job's id, before its upload
     "run-end": (1, 1),
     "run-recorded": (1, 1),
@@ -137,7 +139,7 @@ def test_salesforce_crash_at_every_point(project, db, emulator, how, point, n):
         plan = p.path("plan.jsonl")
         rc, out, err = p.run("plan", "people", "--out", plan, env=ENV)
         assert rc == 0, (out, err)
-        planned = {json.loads(line)["key"] for line in open(plan)}
+        planned = {op["key"] for op in planfile.ops(plan)}
         differ = {k for k in set(want) | set(have) if want.get(k) != have.get(k)}
         differ |= marked - set(want)
         assert differ <= planned, \
@@ -157,8 +159,8 @@ def test_salesforce_crash_at_every_point(project, db, emulator, how, point, n):
 
     kill_and_check(0)
     recover()
-    db.psql("UPDATE people SET last = last || ' v2' WHERE id <= 250;"
-            "UPDATE people SET note = 'changed' WHERE id > 250 AND id <= 310;"
+    db.psql("UPDATE people SET last = last || ' v2' WHERE id <= 360;"
+            "UPDATE people SET note = 'changed' WHERE id > 360 AND id <= 400;"
             "DELETE FROM people WHERE id > 400")
     kill_and_check(1)
     recover()

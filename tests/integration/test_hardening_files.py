@@ -35,6 +35,7 @@ import tempfile
 import pytest
 
 from waiting import wait_for
+import planfile  # noqa: E402
 
 PLAN_TIMEOUT = 60           # a hang fails here, far below the suite's limit
 ENTRY = 56                  # sizeof(struct retl_cache_entry)
@@ -117,7 +118,7 @@ def plan(p):
     if os.path.exists(out):
         os.unlink(out)
     rc, _, err = p.run("plan", "s", "--out", out, timeout=PLAN_TIMEOUT)
-    keys = [json.loads(line)["key"] for line in open(out)] \
+    keys = [op["key"] for op in planfile.ops(out)] \
         if os.path.exists(out) else None
     return rc, err, keys
 
@@ -243,7 +244,7 @@ def test_payload_files_are_private_under_umask_0(project, db):
     res = _run_umask0(p, "plan", "s", "--out", p.path("plan.jsonl"))
     assert res.returncode == 0, res.stderr
     assert stat.S_IMODE(os.stat(p.path("plan.jsonl")).st_mode) == 0o600
-    assert len(open(p.path("plan.jsonl")).readlines()) == 3
+    assert len(planfile.ops(p.path("plan.jsonl"))) == 3
 
     # an existing file keeps the mode its owner gave it (README: plan)
     os.chmod(p.path("plan.jsonl"), 0o640)

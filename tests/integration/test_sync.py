@@ -18,6 +18,7 @@ import pytest
 import crashpoint
 from conftest import wait_for_lock
 from waiting import wait_for
+import planfile  # noqa: E402
 
 N = 100
 
@@ -185,12 +186,12 @@ def test_full_resync_and_reset(proj, db):
 
 def test_plan_changes_nothing(proj, db, tmp_path):
     proj.add_mapping("customers", sync_def())
-    planfile = tmp_path / "plan.jsonl"
-    rc, out, err = proj.run("plan", "customers", "--out", planfile)
+    plan_path = tmp_path / "plan.jsonl"
+    rc, out, err = proj.run("plan", "customers", "--out", plan_path)
     assert rc == 0, err
     assert "add               100" in out
     assert "requests            1" in out
-    planned = [json.loads(l) for l in planfile.read_text().splitlines()]
+    planned = planfile.ops(plan_path)
     assert len(planned) == N
     assert planned[0]["change"] == "added"
     assert not os.path.exists(proj.path("out.jsonl"))
@@ -404,10 +405,11 @@ def test_state_file_is_private(proj, db):
 
 # The pause points of src/testpoint.h, and how often each phase of the
 # crash scenario below reaches each (file destination, 2000 rows a batch):
-# phase 1, the first run: 4500 rows in 3 batches and one row the mapping
-# rejects; phase 2: 3000 rows changed (2 batches), 1000 only in a column the
-# mapping does not read (their source hash is "touched"), 500 removed (a
-# third batch) and the rejected row gone (forgotten, nothing to remove).
+# phase 1, the first run: 5000 rows in 3 batches and one row the mapping
+# rejects; phase 2: 3000 rows changed, 500 only in a column the mapping
+# does not read (their source hash is "touched"), 1500 removed and the
+# rejected row gone (forgotten, nothing to remove).  The push sends the
+# spool's 4500 operations in order, so the third batch holds removals only.
 CRASH_POINTS = {
     "run-begun": (1, 1),            # lock taken, run row open
     "note-saved": (1, 1),           # the file's length noted at open
@@ -471,7 +473,7 @@ def test_crash_safety_sigkill(project, db, point, n):
     synced unwritten, whatever differs is still planned, the next run makes
     the file equal the model, the state knows exactly the model's keys, and
     an unchanged run sends nothing."""
-    make_customers(db, 4500)
+    make_customers(db, 5000)
     db.psql("INSERT INTO customers VALUES (9999, 'no address', 'bad', 'free', "
             "1, true, now())")
     p = project(dsn=db.dsn)
@@ -511,7 +513,7 @@ def test_crash_safety_sigkill(project, db, point, n):
         plan = p.path("plan.jsonl")
         rc, out, err = p.run("plan", "customers", "--out", plan)
         assert rc in (0, 1), err
-        planned = {json.dumps(json.loads(l)["key"]) for l in open(plan)}
+        planned = {json.dumps(op["key"]) for op in planfile.ops(plan)}
         want, have = model(), norm(net_state(lines))
         differ = {k for k in set(want) | set(have) if want.get(k) != have.get(k)}
         assert differ <= planned, \
@@ -532,8 +534,8 @@ def test_crash_safety_sigkill(project, db, point, n):
 
     # phase 2: changes, touches and removals, the rejected row gone
     db.psql("UPDATE customers SET name = name || ' v2' WHERE id <= 3000;"
-            "UPDATE customers SET plan = 'team' WHERE id > 3000 AND id <= 4000;"
-            "DELETE FROM customers WHERE id > 4000")
+            "UPDATE customers SET plan = 'team' WHERE id > 3000 AND id <= 3500;"
+            "DELETE FROM customers WHERE id > 3500")
     kill_and_check(1)
     recover(0)
     assert BAD not in cache()
