@@ -275,3 +275,16 @@ def test_sql_error_positions_point_into_the_query(project, db, read):
     rc, out, err = p.run("run", "z")
     assert rc == 3, (out, err)
     assert "source warehouse: division by zero (SQLSTATE 22012)" in err
+
+
+def test_type_redshift_reads_like_redshift(project, db):
+    """"type": "redshift" says what the server is even when it does not say
+    so itself (a proxy in front of Redshift that rewrites version(), say):
+    the cursor, SERIALIZABLE, and only the settings Redshift has"""
+    small_model(db)
+    p = project(sources={"warehouse": {"type": "redshift", "dsn": db.dsn}})
+    p.add_mapping("people", people_mapping())
+    rc, out, err = run_v(p, "people")
+    assert rc == 0, (out, err)
+    assert "(Redshift): reading with a cursor" in err
+    assert model_state(p.read_jsonl()) == expected_people(db)
