@@ -38,11 +38,19 @@ enum retl_on_remove {
 	RETL_REMOVE_CLEAR,
 };
 
+/* how a source streams rows (source_pg.c, source_cursor.c) */
+enum retl_read_path {
+	RETL_READ_AUTO,           /* from what the server says it is */
+	RETL_READ_COPY,           /* COPY (query) TO STDOUT */
+	RETL_READ_CURSOR,         /* DECLARE ... CURSOR + FETCH FORWARD n */
+};
+
 struct retl_source_cfg {
 	char *name;
-	char *type;               /* "postgres" (Redshift speaks the same) */
+	char *type;               /* "postgres" or "redshift" (same protocol) */
 	char *dsn;                /* secrets resolved; never print it */
 	long statement_timeout_ms; /* 0 = server default */
+	enum retl_read_path read; /* "read": auto (default), copy, cursor */
 };
 
 struct retl_dest_cfg {

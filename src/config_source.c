@@ -7,17 +7,20 @@
  * type is postgres (the default) or redshift (same protocol); dsn is
  * required and its secrets are resolved (and its password registered for
  * redaction even when written inline); statement_timeout is a duration
- * string or a number of milliseconds.
+ * string or a number of milliseconds; read is how rows are streamed:
+ * "auto" (the default: COPY, or a cursor where the server is Redshift or
+ * refuses COPY), "copy" or "cursor" (see README "Warehouses").
  */
 #include "config_int.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "redact.h"
 
 static const char *const source_keys[] = {
-	"type", "dsn", "statement_timeout", NULL
+	"type", "dsn", "statement_timeout", "read", NULL
 };
 
 /*
@@ -60,6 +63,39 @@ static int parse_duration(const char *s, long *ms)
 	return 0;
 }
 
+/* "read": "auto" | "copy" | "cursor" */
+static int load_read(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
+		     json_t *obj, const char *path)
+{
+	static const struct { const char *name; enum retl_read_path v; } paths[] = {
+		{ "auto", RETL_READ_AUTO }, { "copy", RETL_READ_COPY },
+		{ "cursor", RETL_READ_CURSOR },
+	};
+	char *v = NULL;
+	retl_buf p = RETL_BUF_INIT;
+	int rc = -1;
+	sc->read = RETL_READ_AUTO;
+	if (retl_cfg_get_string(c, obj, path, "read", 0, 0, &v) < 0)
+		goto out;
+	if (!v) {
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (!strcmp(v, paths[i].name)) {
+			sc->read = paths[i].v;
+			rc = 0;
+			goto out;
+		}
+	retl_cfg_fail(c, retl_cfg_subpath(&p, path, "read"),
+		      "unknown read path \"%s\" (expected one of auto, copy, cursor)",
+		      v);
+out:
+	free(v);
+	retl_buf_free(&p);
+	return rc;
+}
+
 int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 			 const char *name, json_t *obj, const char *path)
 {
@@ -68,7 +104,7 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 	sc->name = retl_strdup(name);
 	if (!json_is_object(obj)) {
 		retl_cfg_fail(c, path,
-			      "expected an object with type, dsn, statement_timeout");
+			      "expected an object with type, dsn, statement_timeout, read");
 		goto out;
 	}
 	if (retl_cfg_check_keys(c, obj, path, source_keys, NULL) < 0 ||
@@ -110,6 +146,8 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 			      "expected a duration such as \"30s\", \"10min\", \"2h\", \"500ms\" or a number of milliseconds >= 0");
 		goto out;
 	}
+	if (load_read(c, sc, obj, path) < 0)
+		goto out;
 	rc = 0;
 out:
 	retl_buf_free(&p);

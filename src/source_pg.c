@@ -23,6 +23,16 @@
  *
  * Error messages never contain the DSN; everything from the server is passed
  * through retl_redact_str() because messages can echo the query's literals.
+ *
+ * Warehouses of the same protocol (source_cursor.c, README "Warehouses"):
+ * at connect time the server says what it is.  Amazon Redshift has no
+ * COPY ... TO STDOUT, documents SERIALIZABLE as its isolation level, has
+ * no IntervalStyle or client_encoding to set, takes extra_float_digits up
+ * to 2 and EXPLAIN without options: there rows stream through a cursor in
+ * BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY, and only the settings it
+ * has are set.  "read": "copy" | "cursor" forces a path; in "auto" a COPY
+ * the server refuses (syntax error, feature not supported) at the first
+ * stream falls back to the cursor for the rest of the connection.
  */
 #include "source.h"
 
@@ -35,7 +45,9 @@
 
 #include "buf.h"
 #include "copy.h"
+#include "log.h"
 #include "redact.h"
+#include "source_int.h"
 
 /* "COPY (\n" in front of the user's query; server positions are shifted */
 #define COPY_PREFIX "COPY (\n"
@@ -52,6 +64,10 @@ struct retl_source {
 	double est_rows;                /* the planner's estimate, 0 = none */
 
 	struct retl_copy_line dec;      /* stream(): reused across rows */
+
+	enum retl_read_path read;       /* COPY or CURSOR once open */
+	int may_fall_back;              /* auto: COPY not yet seen to work */
+	int redshift;                   /* the server says it is Redshift */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -151,6 +167,12 @@ static int fail_result(retl_source *s, const PGresult *res, size_t pos_shift,
 	return -1;
 }
 
+int retl_source_fail_result(retl_source *s, const PGresult *res,
+			    size_t pos_shift, struct retl_err *err)
+{
+	return fail_result(s, res, pos_shift, err);
+}
+
 /* runs a statement that returns no rows; on error fills err */
 static int exec_cmd(retl_source *s, const char *sql, struct retl_err *err)
 {
@@ -169,6 +191,25 @@ static void exec_quiet(retl_source *s, const char *sql)
 }
 
 /* ---- open / close ------------------------------------------------------ */
+
+/* what the server is, and so how rows are read (see the header comment) */
+static void choose_read_path(retl_source *s, const struct retl_source_cfg *cfg)
+{
+	retl_buf version = RETL_BUF_INIT;
+	s->redshift = retl_source_server_is_redshift(s->conn, &version) ||
+		      (cfg->type && !strcmp(cfg->type, "redshift"));
+	s->read = cfg->read;
+	if (s->read == RETL_READ_AUTO) {
+		s->read = s->redshift ? RETL_READ_CURSOR : RETL_READ_COPY;
+		s->may_fall_back = s->read == RETL_READ_COPY;
+	}
+	retl_log(RETL_LOG_DEBUG, NULL, "source %s: server \"%s\"%s: reading "
+		 "with %s%s", s->name, retl_buf_cstr(&version),
+		 s->redshift ? " (Redshift)" : "",
+		 s->read == RETL_READ_CURSOR ? "a cursor" : "COPY",
+		 cfg->read == RETL_READ_AUTO ? "" : " (\"read\" in the config)");
+	retl_buf_free(&version);
+}
 
 int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
 		     struct retl_err *err)
@@ -193,15 +234,22 @@ int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
 		return -1;
 	}
 
-	retl_buf_adds(&s->sql,
-		      "SET TimeZone='UTC'; SET DateStyle='ISO'; "
-		      "SET IntervalStyle='iso_8601'; SET extra_float_digits=3; "
-		      "SET client_encoding='UTF8'; SET application_name='retl'");
+	choose_read_path(s, cfg);
+	if (s->redshift)
+		retl_buf_adds(&s->sql, "SET TimeZone='UTC'; SET DateStyle='ISO'; "
+			      "SET extra_float_digits=2");
+	else
+		retl_buf_adds(&s->sql,
+			      "SET TimeZone='UTC'; SET DateStyle='ISO'; "
+			      "SET IntervalStyle='iso_8601'; SET extra_float_digits=3; "
+			      "SET client_encoding='UTF8'; SET application_name='retl'");
 	if (cfg->statement_timeout_ms > 0)
 		retl_buf_addf(&s->sql, "; SET statement_timeout=%ld",
 			      cfg->statement_timeout_ms);
 	if (exec_cmd(s, s->sql.ptr, err) ||
-	    exec_cmd(s, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", err)) {
+	    exec_cmd(s, s->redshift ?
+		     "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY" :
+		     "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", err)) {
 		retl_source_close(s);
 		return -1;
 	}
@@ -347,8 +395,10 @@ int retl_source_describe(retl_source *s, const char *query,
 	}
 	s->ncols = (size_t)n;
 	PQclear(res);
-	/* after the columns are read: EXPLAIN replaces the unnamed statement */
-	rc = refuse_writes(s, err);
+	/* after the columns are read: EXPLAIN replaces the unnamed statement;
+	 * Redshift's EXPLAIN takes no (FORMAT JSON): there the read-only
+	 * transaction alone refuses a write, when the model runs */
+	rc = s->redshift ? 0 : refuse_writes(s, err);
 
 out:
 	if (rc) {
@@ -392,6 +442,43 @@ static void cancel_and_drain(retl_source *s)
 		PQclear(res);
 }
 
+/*
+ * In "auto" mode, before any COPY worked on this connection: a server that
+ * rejects `COPY (query) TO STDOUT` itself (a syntax error or "feature not
+ * supported": the user's query was already prepared by describe(), so it
+ * is the COPY that is refused) gets the cursor from now on.  Rolls back to
+ * the stream's savepoint and returns 1 when the caller should use it.
+ */
+static int copy_refused(retl_source *s, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (!s->may_fall_back || !state ||
+	    (strcmp(state, "42601") && strcmp(state, "0A000")))
+		return 0;
+	s->may_fall_back = 0;
+	exec_quiet(s, "ROLLBACK TO SAVEPOINT retl_stream");
+	if (PQtransactionStatus(s->conn) != PQTRANS_INTRANS)
+		return 0;
+	s->read = RETL_READ_CURSOR;
+	retl_log(RETL_LOG_DEBUG, NULL, "source %s: the server refused COPY "
+		 "(SQLSTATE %s); reading with a cursor from now on",
+		 s->name, state);
+	return 1;
+}
+
+/* the COPY's error; where the server refuses COPY itself, what to do */
+static int copy_failed(retl_source *s, const PGresult *res,
+		       struct retl_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (!state || (strcmp(state, "42601") && strcmp(state, "0A000")))
+		return fail_result(s, res, COPY_PREFIX_LEN, err);
+	struct retl_err server = { 0 };
+	fail_result(s, res, COPY_PREFIX_LEN, &server);
+	return fail(err, "%s (the server refused COPY (query) TO STDOUT%s)",
+		    server.msg, s->redshift ? ", as Redshift does" : "");
+}
+
 int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 		       void *ud, struct retl_err *err)
 {
@@ -405,12 +492,24 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 	retl_buf_adds(&s->sql, "\n) TO STDOUT");
 
 	int rc = 0;
+	if (s->read == RETL_READ_CURSOR) {
+		rc = retl_source_cursor_stream(s, s->conn, s->name, query,
+					       query_len(query), fn, ud, err);
+		goto out;
+	}
 	PGresult *res = PQexec(s->conn, s->sql.ptr);
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		rc = fail_result(s, res, COPY_PREFIX_LEN, err);
+		if (copy_refused(s, res)) {
+			PQclear(res);
+			rc = retl_source_cursor_stream(s, s->conn, s->name, query,
+						       query_len(query), fn, ud, err);
+			goto out;
+		}
+		rc = copy_failed(s, res, err);
 		PQclear(res);
 		goto out;
 	}
+	s->may_fall_back = 0;
 	size_t ncols = (size_t)PQnfields(res);
 	PQclear(res);
 	retl_copy_line_reserve(&s->dec, ncols ? ncols : 1);

@@ -13,6 +13,10 @@
 A project is a temp folder with retl.json: source "warehouse" (the session
 cluster's DSN unless given) and destination "out" = {"type": "file",
 "path": "out.jsonl"} (relative to the project folder).
+
+RETL_TEST_READ=copy|cursor sets the default source's "read" (how rows are
+streamed); `make integration` runs test_sync.py a second time with
+RETL_TEST_READ=cursor, so the sync tests hold on both read paths.
 """
 
 import itertools
@@ -32,6 +36,10 @@ from pgcluster import PgCluster  # noqa: E402
 from waiting import wait_for  # noqa: E402
 
 RUN_TIMEOUT = 300
+
+# the source's "read" for every default project (see the module docstring)
+READ_PATH = ({"read": os.environ["RETL_TEST_READ"]}
+             if os.environ.get("RETL_TEST_READ") else {})
 
 
 def run(retl_bin, project_dir, *args, env=None, timeout=RUN_TIMEOUT,
@@ -178,7 +186,8 @@ def project(tmp_path, pg, retl_bin):
         p = Project(root, retl_bin)
         config = {
             "sources": sources or {
-                "warehouse": {"type": "postgres", "dsn": dsn or pg.dsn},
+                "warehouse": dict({"type": "postgres", "dsn": dsn or pg.dsn},
+                                  **READ_PATH),
             },
             "destinations": destinations or {
                 "out": {"type": "file", "path": "out.jsonl"},

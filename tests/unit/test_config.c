@@ -113,7 +113,7 @@ static void test_full_project(void)
 		"      \"dsn\": \"postgresql://retl:${RETL_TEST_PW}@${RETL_TEST_HOST}:5432/analytics\",\n"
 		"      \"statement_timeout\": \"10min\"},\n"
 		"    \"rs\": {\"type\": \"redshift\", \"dsn\": \"@file:secrets/rs_dsn\",\n"
-		"      \"statement_timeout\": 2500}\n"
+		"      \"statement_timeout\": 2500, \"read\": \"cursor\"}\n"
 		"  },\n"
 		"  \"destinations\": {\n"
 		"    \"out\": {\"type\": \"file\", \"path\": \"exports/${RETL_TEST_HOST}.jsonl\",\n"
@@ -167,6 +167,8 @@ static void test_full_project(void)
 	CHECK_STR(cfg->sources[1].type, "redshift");
 	CHECK_STR(cfg->sources[1].dsn, "host=rs.example dbname=dw password='p4ss w0rd'");
 	CHECK(cfg->sources[1].statement_timeout_ms == 2500);
+	CHECK(cfg->sources[0].read == RETL_READ_AUTO);
+	CHECK(cfg->sources[1].read == RETL_READ_CURSOR);
 
 	CHECK(cfg->ndests == 1);
 	CHECK_STR(cfg->dests[0].name, "out");
@@ -302,7 +304,7 @@ static void test_errors(void)
 	CHECK_STR(load_error(BASIC_RETL, "{\"source\": \"wh\",\n  \"query\": \"x\" \"key\": \"id\"}"),
 		  "mappings/x.json:2:20: '}' expected near '\"key\"'");
 	CHECK_STR(load_error("{\"sources\": {\"warehouse\": {\"dsn\": \"x\", \"dsnn\": \"y\"}}}", NULL),
-		  "retl.json: sources.warehouse.dsnn: unknown key (expected one of type, dsn, statement_timeout)");
+		  "retl.json: sources.warehouse.dsnn: unknown key (expected one of type, dsn, statement_timeout, read)");
 	CHECK_STR(load_error(BASIC_RETL,
 			     "{\"source\": \"wh\", \"query\": \"q\", \"key\": \"id\", "
 			     "\"destination\": \"hubspt\", \"fields\": {\"id\": \"id\"}}"),
