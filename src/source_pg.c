@@ -155,6 +155,19 @@ static int fail_result(retl_source *s, const PGresult *res, size_t pos_shift,
 	return -1;
 }
 
+/* swallows what a cancelled statement still sends: COPY rows, results */
+static void drain(retl_source *s, int *cancelled)
+{
+	char *line;
+	int n;
+	while ((n = retl_pg_copy_data(s->conn, &line, cancelled)) >= 0)
+		if (n > 0)
+			PQfreemem(line);
+	PGresult *res;
+	while ((res = retl_pg_next_result(s->conn, cancelled)))
+		PQclear(res);
+}
+
 /*
  * PQexec's answer to what was just sent (sent: the PQsend* call's return):
  * the first error, else the last result; a COPY's start ends the wait.
@@ -179,6 +192,9 @@ static PGresult *result_of(retl_source *s, int sent)
 			break;
 	}
 	if (cancelled) {
+		/* a COPY that started before the cancel landed */
+		if (PQresultStatus(keep) == PGRES_COPY_OUT)
+			drain(s, &cancelled);
 		PQclear(keep);
 		s->interrupted = 1;
 		return NULL;
@@ -489,14 +505,7 @@ static void cancel_and_drain(retl_source *s, int *cancelled)
 		}
 		*cancelled = 1;
 	}
-	char *line;
-	int n;
-	while ((n = retl_pg_copy_data(s->conn, &line, cancelled)) >= 0)
-		if (n > 0)
-			PQfreemem(line);
-	PGresult *res;
-	while ((res = retl_pg_next_result(s->conn, cancelled)))
-		PQclear(res);
+	drain(s, cancelled);
 }
 
 int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
