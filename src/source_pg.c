@@ -5,6 +5,11 @@
  * transaction per run: a model can never write, and every row a run reads
  * comes from one snapshot.  The transaction is always rolled back.
  *
+ * Nothing here blocks inside libpq: the connection is made and every
+ * statement's answer awaited through pgwait.h (connect_timeout, TCP
+ * keepalives, and a SIGINT/SIGTERM that cancels what the server is doing),
+ * so every statement is sent with PQsend* and read with result_of().
+ *
  * describe() prepares the query as the unnamed statement; the server rejects
  * several statements in one prepare, which is what we want (a model is one
  * statement).  stream() runs COPY (query) TO STDOUT in text format and
