@@ -83,6 +83,44 @@ static int dsn_timeout(const char *v, long *ms)
 	return 0;
 }
 
+/* entries of a comma-separated list; 0 when one of them is empty */
+static size_t list_len(const char *l)
+{
+	size_t n = 1;
+	for (const char *c = l; *c; c++)
+		if (*c == ',') {
+			if (c == l || c[1] == ',' || !c[1])
+				return 0;
+			n++;
+		}
+	return *l ? n : 0;
+}
+
+/* the host lists of a multi-host DSN, when retl can walk them itself */
+static void host_lists(struct retl_pg_params *p, const PQconninfoOption *opts)
+{
+	const char *h = dsn_value(opts, "host"), *ha = dsn_value(opts, "hostaddr");
+	const char *port = dsn_value(opts, "port");
+	size_t nh = h && *h ? list_len(h) : 0, nha = ha && *ha ? list_len(ha) : 0;
+	size_t n = nh > nha ? nh : nha, np = port && *port ? list_len(port) : 1;
+	if (n < 2 || (nh && nha && nh != nha) || (np != 1 && np != n) ||
+	    (h && *h && !nh) || (ha && *ha && !nha))
+		return;
+	p->nhosts = n;
+	p->hosts = nh ? retl_strdup(h) : NULL;
+	p->hostaddrs = nha ? retl_strdup(ha) : NULL;
+	p->ports = np == n ? retl_strdup(port) : NULL;
+}
+
+void retl_pg_params_free(struct retl_pg_params *p)
+{
+	free(p->hosts);
+	free(p->hostaddrs);
+	free(p->ports);
+	p->hosts = p->hostaddrs = p->ports = NULL;
+	p->nhosts = 0;
+}
+
 int retl_pg_params_init(struct retl_pg_params *p, const char *dsn,
 			long timeout_ms, char *errmsg, size_t errlen)
 {
@@ -130,6 +168,7 @@ int retl_pg_params_init(struct retl_pg_params *p, const char *dsn,
 	for (size_t i = 0; i < sizeof(keepalives) / sizeof(keepalives[0]); i++)
 		if (!dsn_value(opts, keepalives[i][0]))
 			add(p, &n, keepalives[i][0], keepalives[i][1]);
+	host_lists(p, opts);
 	PQconninfoFree(opts);
 	return 0;
 }
@@ -143,9 +182,10 @@ static void current_host(PGconn *c, char *out, size_t len)
 	snprintf(out, len, "%s:%s", h ? h : "", port ? port : "");
 }
 
-int retl_pg_connect(PGconn **conn, const struct retl_pg_params *p)
+static int connect_one(PGconn **conn, const struct retl_pg_params *p,
+		       const char *const *keys, const char *const *vals)
 {
-	PGconn *c = PQconnectStartParams(p->keys, p->vals, 1);
+	PGconn *c = PQconnectStartParams(keys, vals, 1);
 	*conn = c;
 	if (!c || PQstatus(c) == CONNECTION_BAD)
 		return RETL_PG_FAILED;
@@ -182,6 +222,103 @@ int retl_pg_connect(PGconn **conn, const struct retl_pg_params *p)
 		if (r)
 			st = PQconnectPoll(c);
 	}
+}
+
+/* what one host's attempt came to, for the message */
+static void add_why(retl_buf *why, PGconn *c, int rc,
+		    const struct retl_pg_params *p)
+{
+	if (why->len)
+		retl_buf_adds(why, "; ");
+	if (rc == RETL_PG_TIMEDOUT) {
+		const char *h = PQhost(c), *port = PQport(c);
+		int v6 = h && strchr(h, ':');
+		retl_buf_addf(why, "%s%s%s:%s: no answer within %g s (connect_timeout%s)",
+			      v6 ? "[" : "", h ? h : "?", v6 ? "]" : "",
+			      port ? port : "?", (double)p->timeout_ms / 1000,
+			      p->timeout_from_dsn ? " in the dsn" : "");
+		return;
+	}
+	/* libpq's message on one line: a run of blanks holding a line break
+	 * becomes one space, the trailing ones go */
+	const char *m = c ? PQerrorMessage(c) : "out of memory";
+	size_t len = strlen(m);
+	while (len && strchr(" \t\r\n", m[len - 1]))
+		len--;
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+		int nl = 0;
+		while (j < len && strchr(" \t\r\n", m[j]))
+			nl |= m[j++] == '\n';
+		if (j > i && nl) {
+			retl_buf_addc(why, ' ');
+			i = j;
+		} else if (j > i) {
+			retl_buf_add(why, m + i, j - i);
+			i = j;
+		} else {
+			retl_buf_addc(why, m[i++]);
+		}
+	}
+}
+
+/* the i-th entry of a comma-separated list, into out */
+static const char *nth(retl_buf *out, const char *list, size_t i)
+{
+	while (i--)
+		list = strchr(list, ',') + 1;
+	const char *end = strchr(list, ',');
+	retl_buf_reset(out);
+	retl_buf_add(out, list, end ? (size_t)(end - list) : strlen(list));
+	return retl_buf_cstr(out);
+}
+
+int retl_pg_connect(PGconn **conn, const struct retl_pg_params *p,
+		    retl_buf *why)
+{
+	retl_buf_reset(why);
+	if (p->nhosts < 2) {
+		int rc = connect_one(conn, p, p->keys, p->vals);
+		if (rc == RETL_PG_FAILED || rc == RETL_PG_TIMEDOUT)
+			add_why(why, *conn, rc, p);
+		return rc;
+	}
+	/* one host at a time, each with its own deadline: libpq itself would
+	 * wait on a silent host for ever (PQconnectPoll has no timeout) */
+	const char *keys[RETL_PG_MAX_PARAMS + 1], *vals[RETL_PG_MAX_PARAMS + 1];
+	retl_buf h = RETL_BUF_INIT, ha = RETL_BUF_INIT, port = RETL_BUF_INIT;
+	int rc = RETL_PG_FAILED;
+	*conn = NULL;
+	for (size_t i = 0; i < p->nhosts; i++) {
+		size_t n = 0;
+		while (p->keys[n]) {
+			keys[n] = p->keys[n];
+			vals[n] = p->vals[n];
+			n++;
+		}
+		if (p->hosts) {
+			keys[n] = "host";
+			vals[n++] = nth(&h, p->hosts, i);
+		}
+		if (p->hostaddrs) {
+			keys[n] = "hostaddr";
+			vals[n++] = nth(&ha, p->hostaddrs, i);
+		}
+		if (p->ports) {
+			keys[n] = "port";
+			vals[n++] = nth(&port, p->ports, i);
+		}
+		keys[n] = vals[n] = NULL;
+		PQfinish(*conn);
+		rc = connect_one(conn, p, keys, vals);
+		if (rc == RETL_PG_CONNECTED || rc == RETL_PG_STOPPED)
+			break;
+		add_why(why, *conn, rc, p);
+	}
+	retl_buf_free(&h);
+	retl_buf_free(&ha);
+	retl_buf_free(&port);
+	return rc;
 }
 
 /* ---- results -------------------------------------------------------------- */

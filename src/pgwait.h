@@ -23,6 +23,8 @@
 
 #include <libpq-fe.h>
 
+#include "buf.h"
+
 #define RETL_PG_CANCEL_GRACE_MS 500
 
 /* keepalives retl asks for unless the DSN sets them: a peer that vanished
@@ -31,7 +33,8 @@
 #define RETL_PG_KEEPALIVES_INTERVAL "10"
 #define RETL_PG_KEEPALIVES_COUNT "3"
 
-#define RETL_PG_MAX_PARAMS 8
+/* the DSN's own parameters, then ours, then one host's host/hostaddr/port */
+#define RETL_PG_MAX_PARAMS 12
 
 /*
  * The connection parameters for PQconnectStartParams(keys, vals, 1): the
@@ -47,15 +50,25 @@ struct retl_pg_params {
 				 * over the option, as libpq reads it) */
 	int timeout_from_dsn;   /* 1 when the DSN set connect_timeout */
 	char timeout_s[24];     /* storage for the connect_timeout we add */
+	/* a DSN listing several hosts (host=a,b): its host, hostaddr and
+	 * port lists (owned copies, NULL when not set), tried one host at a
+	 * time so that each gets the whole timeout and a silent one is
+	 * skipped, as libpq's own blocking connect does; nhosts 0 when the
+	 * DSN names one host or lists libpq must sort out itself (empty or
+	 * mismatched entries: libpq then reports them) */
+	char *hosts, *hostaddrs, *ports;
+	size_t nhosts;
 };
 
 /*
  * Fills p from dsn (borrowed: p points into it) and the source's
  * connect_timeout option (ms, 0 = none).  -1 when the DSN does not parse,
  * with libpq's message in errmsg (may echo parts of the DSN: redact it).
+ * retl_pg_params_free releases it (also after a failed init).
  */
 int retl_pg_params_init(struct retl_pg_params *p, const char *dsn,
 			long timeout_ms, char *errmsg, size_t errlen);
+void retl_pg_params_free(struct retl_pg_params *p);
 
 enum retl_pg_connect_rc {
 	RETL_PG_CONNECTED = 0,
@@ -65,9 +78,15 @@ enum retl_pg_connect_rc {
 	RETL_PG_STOPPED = -3,   /* the stop flag went up while connecting */
 };
 
-/* connects; *conn is set whatever the outcome (NULL only when out of
- * memory) and the caller PQfinish()es it */
-int retl_pg_connect(PGconn **conn, const struct retl_pg_params *p);
+/*
+ * Connects; *conn is set whatever the outcome (NULL only when out of
+ * memory) and the caller PQfinish()es it.  On FAILED or TIMEDOUT, why
+ * says what each host tried did ("HOST:PORT: no answer within 10 s
+ * (connect_timeout)", libpq's message), "; " between hosts; the result is
+ * the last host's.
+ */
+int retl_pg_connect(PGconn **conn, const struct retl_pg_params *p,
+		    retl_buf *why);
 
 /*
  * The next result of a query sent with PQsendQuery and friends, like

@@ -232,17 +232,6 @@ static void exec_quiet(retl_source *s, const char *sql)
 
 /* ---- open / close ------------------------------------------------------ */
 
-/* "10 s", "1.5 s", "500 ms" */
-static void duration(char *out, size_t len, long ms)
-{
-	if (ms % 1000 == 0)
-		snprintf(out, len, "%ld s", ms / 1000);
-	else if (ms > 1000)
-		snprintf(out, len, "%.1f s", ms / 1000.0);
-	else
-		snprintf(out, len, "%ld ms", ms);
-}
-
 /*
  * The connection (pgwait.h): the DSN as the user wrote it plus a connect
  * deadline and TCP keepalives; RETL_SOURCE_INTERRUPTED when a stop came
@@ -252,8 +241,8 @@ static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
 			  struct retl_err *err)
 {
 	struct retl_pg_params pp;
-	char msg[512], limit[32];
-	retl_buf m = RETL_BUF_INIT;
+	char msg[512];
+	retl_buf why = RETL_BUF_INIT, m = RETL_BUF_INIT;
 	int rc = 0;
 
 	if (retl_pg_params_init(&pp, cfg->dsn, cfg->connect_timeout_ms, msg,
@@ -261,13 +250,17 @@ static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
 		one_line(&m, msg);
 		fail(err, "source %s: cannot connect: %s", s->name, retl_buf_cstr(&m));
 		retl_buf_free(&m);
+		retl_pg_params_free(&pp);
 		return -1;
 	}
-	duration(limit, sizeof(limit), pp.timeout_ms);
-	retl_log(RETL_LOG_DEBUG, NULL, "source %s: connecting (connect_timeout %s%s)",
-		 s->name, pp.timeout_ms ? limit : "none",
-		 pp.timeout_from_dsn ? ", from the dsn" : "");
-	switch (retl_pg_connect(&s->conn, &pp)) {
+	if (pp.timeout_ms)
+		retl_log(RETL_LOG_DEBUG, NULL, "source %s: connecting (connect_timeout "
+			 "%g s%s)", s->name, (double)pp.timeout_ms / 1000,
+			 pp.timeout_from_dsn ? ", from the dsn" : "");
+	else
+		retl_log(RETL_LOG_DEBUG, NULL, "source %s: connecting (no connect_timeout)",
+			 s->name);
+	switch (retl_pg_connect(&s->conn, &pp, &why)) {
 	case RETL_PG_CONNECTED:
 		break;
 	case RETL_PG_STOPPED:
@@ -275,21 +268,14 @@ static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
 			 s->name);
 		rc = RETL_SOURCE_INTERRUPTED;
 		break;
-	case RETL_PG_TIMEDOUT: {
-		const char *host = PQhost(s->conn), *port = PQport(s->conn);
-		int v6 = host && strchr(host, ':');
-		rc = fail(err, "source %s: cannot connect: %s%s%s:%s: no answer within %s "
-			  "(connect_timeout%s)", s->name, v6 ? "[" : "",
-			  host ? host : "?", v6 ? "]" : "", port ? port : "?", limit,
-			  pp.timeout_from_dsn ? " in the dsn" : "");
-		break;
-	}
 	default:
-		one_line(&m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		one_line(&m, retl_buf_cstr(&why));
 		rc = fail(err, "source %s: cannot connect: %s", s->name,
 			  retl_buf_cstr(&m));
 	}
+	retl_buf_free(&why);
 	retl_buf_free(&m);
+	retl_pg_params_free(&pp);
 	return rc;
 }
 

@@ -151,6 +151,37 @@ def test_connect_timeout_in_the_dsn_wins(project, silent):
             f"(connect_timeout in the dsn)") in text, text
 
 
+def test_a_silent_host_in_a_list_is_skipped(project, silent, db):
+    # host=a,b: the silent first host gets its timeout, then the next is
+    # tried, as libpq's own connect_timeout does (PQconnectPoll alone would
+    # wait on the first for ever)
+    db.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+    parts = dict(kv.split("=", 1) for kv in db.dsn.split())
+    dsn = (f"host=127.0.0.1,{parts['host']} port={silent.port},{parts['port']} "
+           f"user={parts['user']} dbname={parts['dbname']}")
+    p = project(sources={"warehouse": {"type": "postgres", "dsn": dsn,
+                                       "connect_timeout": "1s"}})
+    p.add_mapping("m", {"source": "warehouse", "query": "SELECT id, 'x' AS x FROM t",
+                        "key": "id", "destination": "out", "fields": {"x": "x"}})
+    proc, err = start(p, "run", "m", stderr_path=p.path("err.txt"))
+    rc, out, text = finish(proc, err)
+    assert rc == 0, (out, text)
+    assert silent.accepted >= 1
+    assert len(p.read_jsonl()) == 2
+    # both silent: each host named with its timeout
+    dsn = (f"host=127.0.0.1,127.0.0.1 port={silent.port},{silent.port} "
+           f"user=u dbname=d")
+    p = project(sources={"warehouse": {"type": "postgres", "dsn": dsn,
+                                       "connect_timeout": "1s"}})
+    p.add_mapping("m", {"source": "warehouse", "query": "SELECT 1 AS id, 2 AS x",
+                        "key": "id", "destination": "out", "fields": {"x": "x"}})
+    proc, err = start(p, "run", "m", stderr_path=p.path("err.txt"))
+    rc, out, text = finish(proc, err)
+    one = f"127.0.0.1:{silent.port}: no answer within 1 s (connect_timeout)"
+    assert rc == 3, (out, text)
+    assert f"retl: source warehouse: cannot connect: {one}; {one}" in text, text
+
+
 # ---- a stop while connecting ---------------------------------------------
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
