@@ -203,7 +203,7 @@ static int connect_one(PGconn **conn, const struct retl_pg_params *p,
 		 * gets the whole timeout, as with libpq's connect_timeout */
 		current_host(c, now_host, sizeof(now_host));
 		if (strcmp(now_host, host)) {
-			memcpy(host, now_host, sizeof(host));
+			snprintf(host, sizeof(host), "%s", now_host);
 			deadline = now_ms() + (double)p->timeout_ms;
 		}
 		if (retl_stop_requested())
