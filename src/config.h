@@ -51,7 +51,12 @@ struct retl_source_cfg {
 	char *dsn;                /* secrets resolved; never print it */
 	long statement_timeout_ms; /* 0 = server default */
 	enum retl_read_path read; /* "read": auto (default), copy, cursor */
+	long connect_timeout_ms;   /* 0 = none; a DSN's connect_timeout wins */
 };
+
+/* connect_timeout when the source does not set it: a host that accepts
+ * TCP and never answers ends the run (exit 3) rather than hanging it */
+#define RETL_CONNECT_TIMEOUT_DEFAULT_MS 10000L
 
 struct retl_dest_cfg {
 	char *name;

@@ -2,14 +2,16 @@
  * config_source.c - retl.json's "sources": where models are read from.
  *
  *   "warehouse": { "type": "postgres", "dsn": "${WAREHOUSE_URL}",
- *                  "statement_timeout": "10min" }
+ *                  "statement_timeout": "10min", "connect_timeout": "10s" }
  *
  * type is postgres (the default) or redshift (same protocol); dsn is
  * required and its secrets are resolved (and its password registered for
- * redaction even when written inline); statement_timeout is a duration
- * string or a number of milliseconds; read is how rows are streamed:
- * "auto" (the default: COPY, or a cursor where the server is Redshift or
- * refuses COPY), "copy" or "cursor" (see README "Warehouses").
+ * redaction even when written inline); statement_timeout and
+ * connect_timeout are duration strings or numbers of milliseconds
+ * (connect_timeout: 10 s when absent, 0 = wait for ever; a connect_timeout
+ * inside the DSN wins, as libpq reads it: pgwait.c); read is how rows are
+ * streamed: "auto" (the default: COPY, or a cursor where the server is
+ * Redshift or refuses COPY), "copy" or "cursor" (see README "Warehouses").
  */
 #include "config_int.h"
 
@@ -20,7 +22,7 @@
 #include "redact.h"
 
 static const char *const source_keys[] = {
-	"type", "dsn", "statement_timeout", "read", NULL
+	"type", "dsn", "statement_timeout", "connect_timeout", "read", NULL
 };
 
 /*
@@ -96,6 +98,34 @@ out:
 	return rc;
 }
 
+/* an optional duration member: a string (parse_duration) or a number of
+ * milliseconds >= 0; *ms is left alone when the member is absent */
+static int get_duration(struct retl_cfg_ctx *c, json_t *obj, const char *path,
+			const char *key, long *ms)
+{
+	json_t *t = json_object_get(obj, key);
+	retl_buf p = RETL_BUF_INIT;
+	int rc = 0;
+	retl_cfg_subpath(&p, path, key);
+	if (json_is_integer(t)) {
+		if (json_integer_value(t) < 0 || json_integer_value(t) > LONG_MAX)
+			rc = retl_cfg_fail(c, p.ptr,
+					   "expected a duration such as \"30s\", \"10min\", \"2h\", \"500ms\" or a number of milliseconds >= 0");
+		else
+			*ms = (long)json_integer_value(t);
+	} else if (json_is_string(t)) {
+		if (parse_duration(json_string_value(t), ms) < 0)
+			rc = retl_cfg_fail(c, p.ptr,
+					   "invalid duration \"%s\" (expected e.g. \"30s\", \"10min\", \"2h\", \"500ms\", or a number of milliseconds)",
+					   json_string_value(t));
+	} else if (t) {
+		rc = retl_cfg_fail(c, p.ptr,
+				   "expected a duration such as \"30s\", \"10min\", \"2h\", \"500ms\" or a number of milliseconds >= 0");
+	}
+	retl_buf_free(&p);
+	return rc;
+}
+
 int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 			 const char *name, json_t *obj, const char *path)
 {
@@ -104,7 +134,7 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 	sc->name = retl_strdup(name);
 	if (!json_is_object(obj)) {
 		retl_cfg_fail(c, path,
-			      "expected an object with type, dsn, statement_timeout, read");
+			      "expected an object with type, dsn, statement_timeout, connect_timeout, read");
 		goto out;
 	}
 	if (retl_cfg_check_keys(c, obj, path, source_keys, NULL) < 0 ||
@@ -125,27 +155,13 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 		goto out;
 	retl_redact_dsn_password(sc->dsn);
 
-	json_t *t = json_object_get(obj, "statement_timeout");
-	retl_cfg_subpath(&p, path, "statement_timeout");
-	if (json_is_integer(t)) {
-		if (json_integer_value(t) < 0 || json_integer_value(t) > LONG_MAX) {
-			retl_cfg_fail(c, p.ptr,
-				      "expected a duration such as \"30s\", \"10min\", \"2h\", \"500ms\" or a number of milliseconds >= 0");
-			goto out;
-		}
-		sc->statement_timeout_ms = (long)json_integer_value(t);
-	} else if (json_is_string(t)) {
-		if (parse_duration(json_string_value(t), &sc->statement_timeout_ms) < 0) {
-			retl_cfg_fail(c, p.ptr,
-				      "invalid duration \"%s\" (expected e.g. \"30s\", \"10min\", \"2h\", \"500ms\", or a number of milliseconds)",
-				      json_string_value(t));
-			goto out;
-		}
-	} else if (t) {
-		retl_cfg_fail(c, p.ptr,
-			      "expected a duration such as \"30s\", \"10min\", \"2h\", \"500ms\" or a number of milliseconds >= 0");
+	if (get_duration(c, obj, path, "statement_timeout",
+			 &sc->statement_timeout_ms) < 0)
 		goto out;
-	}
+	sc->connect_timeout_ms = RETL_CONNECT_TIMEOUT_DEFAULT_MS;
+	if (get_duration(c, obj, path, "connect_timeout",
+			 &sc->connect_timeout_ms) < 0)
+		goto out;
 	if (load_read(c, sc, obj, path) < 0)
 		goto out;
 	rc = 0;

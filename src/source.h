@@ -6,7 +6,10 @@
  * from one snapshot.  Rows are streamed with COPY (query) TO STDOUT (text
  * format) and decoded in place; the whole result is never in memory.
  * Session settings: TimeZone=UTC, DateStyle=ISO, IntervalStyle=iso_8601,
- * extra_float_digits=3, statement_timeout from config.
+ * extra_float_digits=3, statement_timeout from config.  Connecting is
+ * bounded by connect_timeout (default 10 s) with TCP keepalives on, and a
+ * stop (SIGINT/SIGTERM, stop.h) while connecting or while a statement runs
+ * ends the wait at once (the statement is cancelled): pgwait.h.
  */
 #ifndef RETL_SOURCE_H
 #define RETL_SOURCE_H
@@ -18,6 +21,14 @@
 #include "row.h"
 
 typedef struct retl_source retl_source;
+
+/*
+ * What open, describe and stream return, with err left empty, when the
+ * process was asked to stop (stop.h) while they waited on the server: the
+ * connection attempt was abandoned, or the statement running was
+ * cancelled (PQcancel).  The caller ends the run as interrupted.
+ */
+#define RETL_SOURCE_INTERRUPTED (-2)
 
 /* connects and opens the transaction; errors carry code 3 and the server's
  * message, never the DSN's password */
@@ -37,7 +48,8 @@ double retl_source_estimated_rows(const retl_source *s);
 /*
  * Called once per row.  `raw` is the row's COPY text line (without the
  * newline), for hashing.  Return 0 to go on; non-zero stops the stream and
- * becomes retl_source_stream's return value.
+ * becomes retl_source_stream's return value (keep it positive: negative
+ * values are the source's own, -1 an error in err, RETL_SOURCE_INTERRUPTED).
  */
 typedef int (*retl_row_fn)(void *ud, const struct retl_row *row,
 			   const char *raw, size_t rawlen);

@@ -116,15 +116,16 @@ void retl_source_copy_field(retl_buf *out, const char *v, size_t len)
 /*
  * Sends sql and returns its result (the last one if several; NULL when
  * the connection failed).  Every result is read, so the connection is
- * ready for the next command.
+ * ready for the next command.  *cancelled becomes 1 when a stop cancelled
+ * it (pgwait.h): what the server said then is the stop's doing.
  */
-static PGresult *run(PGconn *conn, const char *sql)
+static PGresult *run(PGconn *conn, const char *sql, int *cancelled)
 {
 	if (!PQsendQuery(conn, sql))
 		return NULL;
 	PGresult *res = NULL, *next;
-	int cancelled;
-	while ((next = retl_pg_next_result(conn, &cancelled))) {
+	int c = 0;
+	while ((next = retl_pg_next_result(conn, &c))) {
 		/* the first error wins; otherwise the last result */
 		if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) {
 			PQclear(next);
@@ -133,6 +134,8 @@ static PGresult *run(PGconn *conn, const char *sql)
 		PQclear(res);
 		res = next;
 	}
+	if (c)
+		*cancelled = 1;
 	return res;
 }
 
@@ -159,6 +162,7 @@ struct stream {
 	size_t *lens;
 	retl_buf raw;
 	size_t bytes;             /* text in the current batch */
+	int cancelled;            /* a stop cancelled a FETCH */
 };
 
 /* hands every row of one FETCH's result to fn; returns 0 or fn's value */
@@ -194,7 +198,11 @@ static int fetch_all(struct stream *st)
 	int want = FETCH_MAX_ROWS;
 	for (;;) {
 		snprintf(sql, sizeof(sql), "FETCH FORWARD %d FROM retl_cur", want);
-		PGresult *res = run(st->conn, sql);
+		PGresult *res = run(st->conn, sql, &st->cancelled);
+		if (st->cancelled) {
+			PQclear(res);
+			return RETL_SOURCE_INTERRUPTED;
+		}
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			int rc = retl_source_fail_result(st->s, res, 0, st->err);
 			PQclear(res);
@@ -233,9 +241,13 @@ int retl_source_cursor_stream(retl_source *s, PGconn *conn, const char *name,
 	retl_buf_adds(&sql, CURSOR_PREFIX);
 	retl_buf_add(&sql, query, qlen);
 	retl_buf_addc(&sql, '\n');
-	PGresult *res = run(conn, retl_buf_cstr(&sql));
+	PGresult *res = run(conn, retl_buf_cstr(&sql), &st.cancelled);
 	retl_buf_free(&sql);
 	int rc;
+	if (st.cancelled) {
+		PQclear(res);
+		return RETL_SOURCE_INTERRUPTED;
+	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rc = retl_source_fail_result(s, res, CURSOR_PREFIX_LEN, err);
 		PQclear(res);
@@ -247,8 +259,8 @@ int retl_source_cursor_stream(retl_source *s, PGconn *conn, const char *name,
 	/* Redshift allows one open cursor per session: close it for the next
 	 * sync on this connection (after an SQL error the caller's ROLLBACK TO
 	 * SAVEPOINT does) */
-	if (PQtransactionStatus(conn) == PQTRANS_INTRANS) {
-		res = run(conn, "CLOSE retl_cur");
+	if (PQtransactionStatus(conn) == PQTRANS_INTRANS && !st.cancelled) {
+		res = run(conn, "CLOSE retl_cur", &st.cancelled);
 		if (!rc && PQresultStatus(res) != PGRES_COMMAND_OK)
 			rc = retl_source_fail_result(s, res, 0, err);
 		PQclear(res);

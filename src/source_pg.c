@@ -5,6 +5,11 @@
  * transaction per run: a model can never write, and every row a run reads
  * comes from one snapshot.  The transaction is always rolled back.
  *
+ * Nothing here blocks inside libpq: the connection is made and every
+ * statement's answer awaited through pgwait.h (connect_timeout, TCP
+ * keepalives, and a SIGINT/SIGTERM that cancels what the server is doing),
+ * so every statement is sent with PQsend* and read with result_of().
+ *
  * describe() prepares the query as the unnamed statement; the server rejects
  * several statements in one prepare, which is what we want (a model is one
  * statement).  stream() runs COPY (query) TO STDOUT in text format and
@@ -46,8 +51,10 @@
 #include "buf.h"
 #include "copy.h"
 #include "log.h"
+#include "pgwait.h"
 #include "redact.h"
 #include "source_int.h"
+#include "stop.h"
 
 /* "COPY (\n" in front of the user's query; server positions are shifted */
 #define COPY_PREFIX "COPY (\n"
@@ -68,6 +75,7 @@ struct retl_source {
 	enum retl_read_path read;       /* COPY or CURSOR once open */
 	int may_fall_back;              /* auto: COPY not yet seen to work */
 	int redshift;                   /* the server says it is Redshift */
+	int interrupted;                /* a stop cancelled what we waited on */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -173,21 +181,74 @@ int retl_source_fail_result(retl_source *s, const PGresult *res,
 	return fail_result(s, res, pos_shift, err);
 }
 
+/* swallows what a cancelled statement still sends: COPY rows, results */
+static void drain(retl_source *s, int *cancelled)
+{
+	char *line;
+	int n;
+	while ((n = retl_pg_copy_data(s->conn, &line, cancelled)) >= 0)
+		if (n > 0)
+			PQfreemem(line);
+	PGresult *res;
+	while ((res = retl_pg_next_result(s->conn, cancelled)))
+		PQclear(res);
+}
+
+/*
+ * PQexec's answer to what was just sent (sent: the PQsend* call's return):
+ * the first error, else the last result; a COPY's start ends the wait.
+ * Waits through pgwait.h, so a stop cancels the statement: then NULL and
+ * s->interrupted.  NULL too when sending failed (PQerrorMessage says why).
+ */
+static PGresult *result_of(retl_source *s, int sent)
+{
+	if (!sent)
+		return NULL;
+	int cancelled = 0;
+	PGresult *keep = NULL, *res;
+	while ((res = retl_pg_next_result(s->conn, &cancelled))) {
+		ExecStatusType st = PQresultStatus(res);
+		if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+			PQclear(res);
+			continue;
+		}
+		PQclear(keep);
+		keep = res;
+		if (st == PGRES_COPY_OUT)
+			break;
+	}
+	if (cancelled) {
+		/* a COPY that started before the cancel landed */
+		if (PQresultStatus(keep) == PGRES_COPY_OUT)
+			drain(s, &cancelled);
+		PQclear(keep);
+		s->interrupted = 1;
+		return NULL;
+	}
+	return keep;
+}
+
 /* runs a statement that returns no rows; on error fills err */
 static int exec_cmd(retl_source *s, const char *sql, struct retl_err *err)
 {
-	PGresult *res = PQexec(s->conn, sql);
+	PGresult *res = result_of(s, PQsendQuery(s->conn, sql));
 	int rc = 0;
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	if (s->interrupted)
+		rc = RETL_SOURCE_INTERRUPTED;
+	else if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = fail_result(s, res, 0, err);
 	PQclear(res);
 	return rc;
 }
 
-/* best effort: used on the way out of an error, err already set */
+/* best effort: used on the way out of an error, err already set.  Not
+ * once asked to stop: the run is ending, and closing the connection ends
+ * the transaction as surely */
 static void exec_quiet(retl_source *s, const char *sql)
 {
-	PQclear(PQexec(s->conn, sql));
+	if (s->interrupted || retl_stop_requested())
+		return;
+	PQclear(result_of(s, PQsendQuery(s->conn, sql)));
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -211,6 +272,53 @@ static void choose_read_path(retl_source *s, const struct retl_source_cfg *cfg)
 	retl_buf_free(&version);
 }
 
+/*
+ * The connection (pgwait.h): the DSN as the user wrote it plus a connect
+ * deadline and TCP keepalives; RETL_SOURCE_INTERRUPTED when a stop came
+ * while it was being made.
+ */
+static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
+			  struct retl_err *err)
+{
+	struct retl_pg_params pp;
+	char msg[512];
+	retl_buf why = RETL_BUF_INIT, m = RETL_BUF_INIT;
+	int rc = 0;
+
+	if (retl_pg_params_init(&pp, cfg->dsn, cfg->connect_timeout_ms, msg,
+				sizeof(msg)) < 0) {
+		one_line(&m, msg);
+		fail(err, "source %s: cannot connect: %s", s->name, retl_buf_cstr(&m));
+		retl_buf_free(&m);
+		retl_pg_params_free(&pp);
+		return -1;
+	}
+	if (pp.timeout_ms)
+		retl_log(RETL_LOG_DEBUG, NULL, "source %s: connecting (connect_timeout "
+			 "%g s%s)", s->name, (double)pp.timeout_ms / 1000,
+			 pp.timeout_from_dsn ? ", from the dsn" : "");
+	else
+		retl_log(RETL_LOG_DEBUG, NULL, "source %s: connecting (no connect_timeout)",
+			 s->name);
+	switch (retl_pg_connect(&s->conn, &pp, &why)) {
+	case RETL_PG_CONNECTED:
+		break;
+	case RETL_PG_STOPPED:
+		retl_log(RETL_LOG_INFO, NULL, "source %s: interrupted while connecting",
+			 s->name);
+		rc = RETL_SOURCE_INTERRUPTED;
+		break;
+	default:
+		one_line(&m, retl_buf_cstr(&why));
+		rc = fail(err, "source %s: cannot connect: %s", s->name,
+			  retl_buf_cstr(&m));
+	}
+	retl_buf_free(&why);
+	retl_buf_free(&m);
+	retl_pg_params_free(&pp);
+	return rc;
+}
+
 int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
 		     struct retl_err *err)
 {
@@ -224,14 +332,10 @@ int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
 
 	retl_source *s = retl_calloc(1, sizeof(*s));
 	s->name = retl_strdup(name);
-	s->conn = PQconnectdb(cfg->dsn);
-	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-		retl_buf m = RETL_BUF_INIT;
-		one_line(&m, s->conn ? PQerrorMessage(s->conn) : "out of memory");
-		fail(err, "source %s: cannot connect: %s", s->name, retl_buf_cstr(&m));
-		retl_buf_free(&m);
+	int rc = connect_source(s, cfg, err);
+	if (rc) {
 		retl_source_close(s);
-		return -1;
+		return rc;
 	}
 
 	choose_read_path(s, cfg);
@@ -246,12 +350,12 @@ int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
 	if (cfg->statement_timeout_ms > 0)
 		retl_buf_addf(&s->sql, "; SET statement_timeout=%ld",
 			      cfg->statement_timeout_ms);
-	if (exec_cmd(s, s->sql.ptr, err) ||
-	    exec_cmd(s, s->redshift ?
-		     "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY" :
-		     "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", err)) {
+	if ((rc = exec_cmd(s, s->sql.ptr, err)) ||
+	    (rc = exec_cmd(s, s->redshift ?
+			   "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY" :
+			   "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", err))) {
 		retl_source_close(s);
-		return -1;
+		return rc;
 	}
 	*out = s;
 	return 0;
@@ -317,13 +421,14 @@ static int refuse_writes(retl_source *s, struct retl_err *err)
 	retl_buf_adds(&sql, "EXPLAIN (FORMAT JSON) ");
 	size_t shift = sql.len;
 	retl_buf_add(&sql, s->sql.ptr, s->sql.len);
-	PGresult *res = PQexecParams(s->conn, sql.ptr, 0, NULL, NULL, NULL,
-				     NULL, 0);
+	PGresult *res = result_of(s, PQsendQueryParams(s->conn, sql.ptr, 0, NULL,
+						       NULL, NULL, NULL, 0));
 	retl_buf_free(&sql);
 	int rc = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		/* prepared fine but cannot be explained: not a SELECT (SHOW...) */
-		rc = fail_result(s, res, shift, err);
+		rc = s->interrupted ? RETL_SOURCE_INTERRUPTED :
+			fail_result(s, res, shift, err);
 		PQclear(res);
 		return rc;
 	}
@@ -362,21 +467,22 @@ int retl_source_describe(retl_source *s, const char *query,
 
 	retl_buf_reset(&s->sql);
 	retl_buf_add(&s->sql, query, query_len(query));
-	if (exec_cmd(s, "SAVEPOINT retl_describe", err))
-		return -1;
+	int src = exec_cmd(s, "SAVEPOINT retl_describe", err);
+	if (src)
+		return src;
 
 	int rc = 0;
-	PGresult *res = PQprepare(s->conn, "", s->sql.ptr, 0, NULL);
+	PGresult *res = result_of(s, PQsendPrepare(s->conn, "", s->sql.ptr, 0, NULL));
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = fail_result(s, res, 0, err);
+		rc = s->interrupted ? RETL_SOURCE_INTERRUPTED : fail_result(s, res, 0, err);
 		PQclear(res);
 		goto out;
 	}
 	PQclear(res);
 
-	res = PQdescribePrepared(s->conn, "");
+	res = result_of(s, PQsendDescribePrepared(s->conn, ""));
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rc = fail_result(s, res, 0, err);
+		rc = s->interrupted ? RETL_SOURCE_INTERRUPTED : fail_result(s, res, 0, err);
 		PQclear(res);
 		goto out;
 	}
@@ -407,9 +513,9 @@ out:
 		free_cols(s);
 		return rc;
 	}
-	if (exec_cmd(s, "RELEASE SAVEPOINT retl_describe", err)) {
+	if ((rc = exec_cmd(s, "RELEASE SAVEPOINT retl_describe", err))) {
 		free_cols(s);
-		return -1;
+		return rc;
 	}
 	*cols = s->cols;
 	*ncols = s->ncols;
@@ -423,23 +529,23 @@ double retl_source_estimated_rows(const retl_source *s)
 
 /* ---- stream ------------------------------------------------------------ */
 
-/* after fn asked to stop: cancel the COPY and swallow what is still coming */
-static void cancel_and_drain(retl_source *s)
+/*
+ * After fn asked to stop: cancel the COPY and swallow what is still
+ * coming; *cancelled says whether pgwait sent the cancel already (a stop
+ * seen while waiting), so it goes out once.
+ */
+static void cancel_and_drain(retl_source *s, int *cancelled)
 {
-	PGcancel *c = PQgetCancel(s->conn);
-	if (c) {
-		char errbuf[256];
-		PQcancel(c, errbuf, (int)sizeof(errbuf));
-		PQfreeCancel(c);
+	if (!*cancelled) {
+		PGcancel *c = PQgetCancel(s->conn);
+		if (c) {
+			char errbuf[256];
+			PQcancel(c, errbuf, (int)sizeof(errbuf));
+			PQfreeCancel(c);
+		}
+		*cancelled = 1;
 	}
-	char *line;
-	int n;
-	while ((n = PQgetCopyData(s->conn, &line, 0)) >= 0)
-		if (n > 0)
-			PQfreemem(line);
-	PGresult *res;
-	while ((res = PQgetResult(s->conn)))
-		PQclear(res);
+	drain(s, cancelled);
 }
 
 /*
@@ -482,8 +588,9 @@ static int copy_failed(retl_source *s, const PGresult *res,
 int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 		       void *ud, struct retl_err *err)
 {
-	if (exec_cmd(s, "SAVEPOINT retl_stream", err))
-		return -1;
+	int rc = exec_cmd(s, "SAVEPOINT retl_stream", err);
+	if (rc)
+		return rc;
 
 	/* newlines around the query so a trailing "-- comment" cannot eat ")" */
 	retl_buf_reset(&s->sql);
@@ -491,21 +598,23 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 	retl_buf_add(&s->sql, query, query_len(query));
 	retl_buf_adds(&s->sql, "\n) TO STDOUT");
 
-	int rc = 0;
 	if (s->read == RETL_READ_CURSOR) {
 		rc = retl_source_cursor_stream(s, s->conn, s->name, query,
 					       query_len(query), fn, ud, err);
 		goto out;
 	}
-	PGresult *res = PQexec(s->conn, s->sql.ptr);
+	PGresult *res = result_of(s, PQsendQuery(s->conn, s->sql.ptr));
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		if (copy_refused(s, res)) {
+		if (s->interrupted) {
+			rc = RETL_SOURCE_INTERRUPTED;
+		} else if (copy_refused(s, res)) {
 			PQclear(res);
 			rc = retl_source_cursor_stream(s, s->conn, s->name, query,
 						       query_len(query), fn, ud, err);
 			goto out;
+		} else {
+			rc = copy_failed(s, res, err);
 		}
-		rc = copy_failed(s, res, err);
 		PQclear(res);
 		goto out;
 	}
@@ -514,18 +623,21 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 	PQclear(res);
 	retl_copy_line_reserve(&s->dec, ncols ? ncols : 1);
 
+	/* the model runs while the rows come: a stop while we wait for the
+	 * next one cancels it (pgwait.h) */
+	int cancelled = 0;
 	struct retl_row row;
 	row.ncols = ncols;
 	char *line;
 	int n;
-	while ((n = PQgetCopyData(s->conn, &line, 0)) > 0) {
+	while ((n = retl_pg_copy_data(s->conn, &line, &cancelled)) > 0) {
 		size_t len = (size_t)n;
 		if (line[len - 1] == '\n')
 			len--;
 		size_t nf = ncols ? retl_copy_decode_line(&s->dec, line, len, ncols) : 0;
 		if (nf != ncols) {
 			PQfreemem(line);
-			cancel_and_drain(s);
+			cancel_and_drain(s, &cancelled);
 			rc = fail(err, "source %s: COPY row has %zu fields, "
 				  "expected %zu", s->name, nf, ncols);
 			goto out;
@@ -535,22 +647,28 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 		int stop = fn(ud, &row, line, len);
 		PQfreemem(line);
 		if (stop) {
-			cancel_and_drain(s);
+			cancel_and_drain(s, &cancelled);
 			rc = stop;
 			goto out;
 		}
 	}
-	if (n == -2) {
+	if (n == -2 && !cancelled) {
 		fail_result(s, NULL, 0, err);
 		rc = -1;
 		/* fall through: collect the final result anyway */
 	}
 
 	/* the COPY's own outcome: a timeout or a runtime error arrives here */
-	while ((res = PQgetResult(s->conn))) {
-		if (!rc && PQresultStatus(res) != PGRES_COMMAND_OK)
+	while ((res = retl_pg_next_result(s->conn, &cancelled))) {
+		if (!rc && !cancelled && PQresultStatus(res) != PGRES_COMMAND_OK)
 			rc = fail_result(s, res, COPY_PREFIX_LEN, err);
 		PQclear(res);
+	}
+	/* cancelled on a stop: whatever the server said next (the cancel's
+	 * error, the connection given up on) is the stop's doing */
+	if (cancelled) {
+		s->interrupted = 1;
+		rc = RETL_SOURCE_INTERRUPTED;
 	}
 
 out:

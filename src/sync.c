@@ -26,6 +26,7 @@
 #include "mapping.h"
 #include "progress.h"
 #include "source.h"
+#include "stop.h"
 #include "sync_int.h"
 #include "testpoint.h"
 
@@ -36,21 +37,20 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static volatile sig_atomic_t stop_requested;
-
+/* the flag itself is in stop.c, where the source reads it too */
 void retl_sync_request_stop(void)
 {
-	stop_requested = 1;
+	retl_stop_request();
 }
 
 int retl_sync_stop_requested(void)
 {
-	return stop_requested;
+	return retl_stop_requested();
 }
 
 void retl_sync_clear_stop(void)
 {
-	stop_requested = 0;
+	retl_stop_reset();
 }
 
 /* safety limits, checked before any removal is sent */
@@ -117,10 +117,11 @@ static int open_source(struct retl_sync_cfg *sc, retl_source **src,
 {
 	const struct retl_column *cols;
 	size_t ncols;
-	if (retl_source_open(src, sc->src, err) < 0)
-		return -1;
-	if (retl_source_describe(*src, sc->query, &cols, &ncols, err) < 0)
-		return -1;
+	int rc = retl_source_open(src, sc->src, err);
+	if (rc < 0)
+		return rc;  /* RETL_SOURCE_INTERRUPTED too */
+	if ((rc = retl_source_describe(*src, sc->query, &cols, &ncols, err)) < 0)
+		return rc;
 	if (find_key_columns(sc, cols, ncols, key_idx, err) < 0)
 		return -1;
 	if (sc->match) {
@@ -286,6 +287,8 @@ static enum run_end stream_and_diff(struct run *r)
 {
 	retl_progress_start(r->sc->name);
 	int s = retl_source_stream(r->src, r->sc->query, retl_sync_on_row, r, r->err);
+	if (s == RETL_SOURCE_INTERRUPTED && !r->stop)
+		return RUN_INTERRUPTED;
 	if (s < 0 || r->stop)
 		return RUN_STOPPED;
 	if (s == RETL_SYNC_INTERRUPTED)
@@ -323,7 +326,7 @@ static enum run_end removals(struct run *r)
 		r->status = "refused";
 		return RUN_STOPPED;
 	}
-	if (stop_requested)
+	if (retl_stop_requested())
 		return RUN_INTERRUPTED;
 	if (!gone)
 		return RUN_DONE;
@@ -331,7 +334,7 @@ static enum run_end removals(struct run *r)
 	if (retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, &g, r->err) < 0 ||
 	    r->stop)
 		return RUN_STOPPED;
-	if (stop_requested)
+	if (retl_stop_requested())
 		return RUN_INTERRUPTED;
 	if (retl_sync_flush(r) < 0)
 		return RUN_STOPPED;
@@ -453,9 +456,12 @@ static enum run_end apply_plan(struct run *r)
 /* read, diff and spool; then the push (a plan: the estimate) */
 static enum run_end plan_and_push(struct run *r)
 {
-	if (open_destination(r) < 0 ||
-	    open_source(r->sc, &r->src, r->key_idx, r->err) < 0 ||
-	    open_spool(r) < 0 || load_cache(r) < 0)
+	if (open_destination(r) < 0)
+		return RUN_STOPPED;
+	int opened = open_source(r->sc, &r->src, r->key_idx, r->err);
+	if (opened == RETL_SOURCE_INTERRUPTED)
+		return RUN_INTERRUPTED;  /* a stop while connecting or describing */
+	if (opened < 0 || open_spool(r) < 0 || load_cache(r) < 0)
 		return RUN_STOPPED;
 	enum run_end how = stream_and_diff(r);
 	if (how == RUN_DONE)

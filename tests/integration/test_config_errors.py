@@ -99,7 +99,7 @@ CASES = [
     ("unknown-top-key", retl(sorces={}), None,
      "retl.json: sorces: unknown key (expected one of state, sources, destinations)"),
     ("unknown-source-key", source(dsnn="x"), None,
-     "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, read)"),
+     "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read)"),
     ("unknown-dest-key", dest(paht="x"), None,
      "retl.json: destinations.out.paht: unknown key (expected one of type, base_url, path)"),
 
@@ -109,7 +109,7 @@ CASES = [
     ("sources-not-object", retl(sources=["wh"]), None,
      "retl.json: sources: expected an object of {name: {type, dsn, ...}}"),
     ("source-not-object", retl(sources={"wh": DSN}), None,
-     "retl.json: sources.wh: expected an object with type, dsn, statement_timeout, read"),
+     "retl.json: sources.wh: expected an object with type, dsn, statement_timeout, connect_timeout, read"),
     ("source-dsn-missing", source(dsn=DELETE), None,
      "retl.json: sources.wh.dsn: missing (required)"),
     ("source-dsn-not-string", source(dsn=5432), None,
@@ -125,6 +125,12 @@ CASES = [
      '(expected e.g. "30s", "10min", "2h", "500ms", or a number of milliseconds)'),
     ("statement-timeout-negative", source(statement_timeout=-5), None,
      'retl.json: sources.wh.statement_timeout: expected a duration such as "30s", "10min", '
+     '"2h", "500ms" or a number of milliseconds >= 0'),
+    ("connect-timeout-bad-unit", source(connect_timeout="10 secs"), None,
+     'retl.json: sources.wh.connect_timeout: invalid duration "10 secs" '
+     '(expected e.g. "30s", "10min", "2h", "500ms", or a number of milliseconds)'),
+    ("connect-timeout-not-a-duration", source(connect_timeout=True), None,
+     'retl.json: sources.wh.connect_timeout: expected a duration such as "30s", "10min", '
      '"2h", "500ms" or a number of milliseconds >= 0'),
     ("destinations-not-object", retl(destinations="out"), None,
      "retl.json: destinations: expected an object of {name: {type, ...}}"),

@@ -253,6 +253,8 @@ static void test_defaults(void)
 		CHECK(cfg->syncs[0].src == &cfg->sources[0]);
 		CHECK_STR(cfg->sources[0].type, "postgres");
 		CHECK(cfg->sources[0].statement_timeout_ms == 0);
+		/* a silent host ends the run rather than hanging it */
+		CHECK(cfg->sources[0].connect_timeout_ms == 10000);
 		CHECK(cfg->dests[0].base_url == NULL);
 	}
 	retl_config_free(cfg);
@@ -264,7 +266,10 @@ static void test_defaults(void)
 		      "\"b\": {\"dsn\": \"x\", \"statement_timeout\": \"500ms\"},"
 		      "\"c\": {\"dsn\": \"x\", \"statement_timeout\": \"2h\"},"
 		      "\"d\": {\"dsn\": \"x\", \"statement_timeout\": \"1h30min\"},"
-		      "\"e\": {\"dsn\": \"x\", \"statement_timeout\": 0}}}",
+		      "\"e\": {\"dsn\": \"x\", \"statement_timeout\": 0,"
+		      " \"connect_timeout\": 0},"
+		      "\"f\": {\"dsn\": \"x\", \"connect_timeout\": \"1500ms\"},"
+		      "\"g\": {\"dsn\": \"x\", \"connect_timeout\": 3000}}}",
 		      NULL, NULL, NULL, NULL);
 	cfg = NULL;
 	CHECK(retl_config_load(&cfg, dir, &err) == 0);
@@ -275,6 +280,10 @@ static void test_defaults(void)
 		CHECK(cfg->sources[2].statement_timeout_ms == 7200000);
 		CHECK(cfg->sources[3].statement_timeout_ms == 5400000);
 		CHECK(cfg->sources[4].statement_timeout_ms == 0);
+		CHECK(cfg->sources[0].connect_timeout_ms == 10000);
+		CHECK(cfg->sources[4].connect_timeout_ms == 0);
+		CHECK(cfg->sources[5].connect_timeout_ms == 1500);
+		CHECK(cfg->sources[6].connect_timeout_ms == 3000);
 		CHECK(cfg->ndests == 0);
 		CHECK(cfg->nsyncs == 0);  /* no mappings/ directory */
 	}
@@ -304,7 +313,7 @@ static void test_errors(void)
 	CHECK_STR(load_error(BASIC_RETL, "{\"source\": \"wh\",\n  \"query\": \"x\" \"key\": \"id\"}"),
 		  "mappings/x.json:2:20: '}' expected near '\"key\"'");
 	CHECK_STR(load_error("{\"sources\": {\"warehouse\": {\"dsn\": \"x\", \"dsnn\": \"y\"}}}", NULL),
-		  "retl.json: sources.warehouse.dsnn: unknown key (expected one of type, dsn, statement_timeout, read)");
+		  "retl.json: sources.warehouse.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read)");
 	CHECK_STR(load_error(BASIC_RETL,
 			     "{\"source\": \"wh\", \"query\": \"q\", \"key\": \"id\", "
 			     "\"destination\": \"hubspt\", \"fields\": {\"id\": \"id\"}}"),
