@@ -368,8 +368,8 @@ static int open_spool(struct run *r)
 		f = retl_spool_tmpfile(dir);
 	}
 	if (!f) {
-		retl_err_set(r->err, RETL_EXIT_STATE, "cannot make the run's spool in %s: %s",
-			     dir ? dir : "/dev/null", strerror(errno));
+		retl_err_set(r->err, RETL_EXIT_STATE, "state store %s: cannot make the run's spool in %s: %s",
+			     r->cfg->state_path, dir ? dir : "/dev/null", strerror(errno));
 		free(dir);
 		return -1;
 	}
@@ -386,9 +386,11 @@ static enum run_end end_spool(struct run *r)
 	if (r->o->plan && r->orphans && retl_sync_orphans(r) < 0)
 		return RUN_STOPPED;
 	if (retl_spool_finish(r->spool) < 0) {
-		retl_err_set(r->err, r->o->plan ? RETL_EXIT_USAGE : RETL_EXIT_STATE,
-			     "%s: %s", r->o->plan ? "--out" : "writing the run's spool",
-			     strerror(errno));
+		if (r->o->plan)
+			retl_err_set(r->err, RETL_EXIT_USAGE, "--out: %s", strerror(errno));
+		else
+			retl_err_set(r->err, RETL_EXIT_STATE, "state store %s: writing the run's spool: %s",
+				     r->cfg->state_path, strerror(errno));
 		return RUN_STOPPED;
 	}
 	retl_spool_free(r->spool);
@@ -456,12 +458,13 @@ static enum run_end apply_plan(struct run *r)
 /* read, diff and spool; then the push (a plan: the estimate) */
 static enum run_end plan_and_push(struct run *r)
 {
-	if (open_destination(r) < 0)
-		return RUN_STOPPED;
+	/* the source first: describing the model binds the mapping's column
+	 * types, which destinations read when they open */
 	int opened = open_source(r->sc, &r->src, r->key_idx, r->err);
 	if (opened == RETL_SOURCE_INTERRUPTED)
 		return RUN_INTERRUPTED;  /* a stop while connecting or describing */
-	if (opened < 0 || open_spool(r) < 0 || load_cache(r) < 0)
+	if (opened < 0 || open_destination(r) < 0 || open_spool(r) < 0 ||
+	    load_cache(r) < 0)
 		return RUN_STOPPED;
 	enum run_end how = stream_and_diff(r);
 	if (how == RUN_DONE)
