@@ -113,7 +113,7 @@ static int find_key_columns(struct retl_sync_cfg *sc,
 
 /* opens the source, checks key and match columns and binds the mapping */
 static int open_source(struct retl_sync_cfg *sc, retl_source **src,
-		       size_t *key_idx, struct retl_err *err)
+		       size_t *key_idx, uint64_t *sig, struct retl_err *err)
 {
 	const struct retl_column *cols;
 	size_t ncols;
@@ -122,6 +122,12 @@ static int open_source(struct retl_sync_cfg *sc, retl_source **src,
 		return rc;  /* RETL_SOURCE_INTERRUPTED too */
 	if ((rc = retl_source_describe(*src, sc->query, &cols, &ncols, err)) < 0)
 		return rc;
+	/* the columns' names and types, to tell whether they changed */
+	*sig = ncols;
+	for (size_t i = 0; i < ncols; i++) {
+		*sig = retl_hash64(cols[i].name, strlen(cols[i].name) + 1, *sig);
+		*sig = retl_hash64(&cols[i].oid, sizeof(cols[i].oid), *sig);
+	}
 	if (find_key_columns(sc, cols, ncols, key_idx, err) < 0)
 		return -1;
 	if (sc->match) {
@@ -146,7 +152,8 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 {
 	retl_source *src = NULL;
 	size_t key_idx[16];
-	int rc = open_source(sc, &src, key_idx, err);
+	uint64_t sig;
+	int rc = open_source(sc, &src, key_idx, &sig, err);
 	retl_source_close(src);
 	if (rc < 0)
 		return -1;
@@ -455,18 +462,43 @@ static enum run_end apply_plan(struct run *r)
 	return push(r, r->o->apply_f, r->o->apply_path);
 }
 
+/*
+ * The model is described first: that binds the mapping's column types,
+ * which destinations read when they open.  Then, for a run, the warehouse
+ * is closed while the destination opens (its token, a Bulk job an earlier
+ * run left: requests of their own, which may take a while), and opened
+ * again to read: so no warehouse session exists while retl talks to the
+ * destination.  The price is a second connection and describe per run;
+ * columns that changed in between stop the run (nothing sent).
+ */
+static enum run_end open_both(struct run *r)
+{
+	uint64_t sig, again;
+	int rc = open_source(r->sc, &r->src, r->key_idx, &sig, r->err);
+	if (rc == 0 && !r->o->plan) {
+		retl_source_close(r->src);
+		r->src = NULL;
+		if (open_destination(r) < 0)
+			return RUN_STOPPED;
+		rc = open_source(r->sc, &r->src, r->key_idx, &again, r->err);
+		if (rc == 0 && again != sig)
+			rc = retl_err_set(r->err, RETL_EXIT_SOURCE,
+					  "source %s: the model's columns changed while the run started (a column's name or type): nothing sent; run again",
+					  r->sc->source);
+	}
+	if (rc == RETL_SOURCE_INTERRUPTED)
+		return RUN_INTERRUPTED;  /* a stop while connecting or describing */
+	if (rc < 0 || open_spool(r) < 0 || load_cache(r) < 0)
+		return RUN_STOPPED;
+	return RUN_DONE;
+}
+
 /* read, diff and spool; then the push (a plan: the estimate) */
 static enum run_end plan_and_push(struct run *r)
 {
-	/* the source first: describing the model binds the mapping's column
-	 * types, which destinations read when they open */
-	int opened = open_source(r->sc, &r->src, r->key_idx, r->err);
-	if (opened == RETL_SOURCE_INTERRUPTED)
-		return RUN_INTERRUPTED;  /* a stop while connecting or describing */
-	if (opened < 0 || open_destination(r) < 0 || open_spool(r) < 0 ||
-	    load_cache(r) < 0)
-		return RUN_STOPPED;
-	enum run_end how = stream_and_diff(r);
+	enum run_end how = open_both(r);
+	if (how == RUN_DONE)
+		how = stream_and_diff(r);
 	if (how == RUN_DONE)
 		how = removals(r);
 	if (how == RUN_DONE)
