@@ -25,13 +25,11 @@
  */
 #include "source_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgwait.h"
-#include "redact.h"
 
 #define CURSOR_PREFIX "DECLARE retl_cur CURSOR FOR\n"
 #define CURSOR_PREFIX_LEN (sizeof(CURSOR_PREFIX) - 1)
@@ -40,21 +38,6 @@
 #define FETCH_MAX_ROWS 1000
 /* the text a batch aims at; one row wider than this is a batch of one */
 #define FETCH_BYTES (8u << 20)
-
-static int fail(struct retl_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int fail(struct retl_err *err, const char *fmt, ...)
-{
-	int fresh = err && !retl_err_isset(err);
-	va_list ap;
-	va_start(ap, fmt);
-	retl_err_vset(err, RETL_EXIT_SOURCE, fmt, ap);
-	va_end(ap);
-	if (fresh)
-		retl_redact_str(err->msg, sizeof(err->msg));
-	return -1;
-}
 
 /* ---- the server -------------------------------------------------------- */
 
@@ -215,7 +198,7 @@ static int fetch_all(struct stream *st)
 			st->lens = retl_calloc(n, sizeof(*st->lens));
 		} else if ((size_t)PQnfields(res) != st->ncols) {
 			PQclear(res);
-			return fail(st->err, "source %s: FETCH returned %d columns, "
+			return retl_source_fail(st->err, "source %s: FETCH returned %d columns, "
 				    "expected %zu", st->name, PQnfields(res), st->ncols);
 		}
 		int got = PQntuples(res);

@@ -13,6 +13,11 @@
 #include "buf.h"
 #include "source.h"
 
+/* sets err (the first message wins; exit 3) and redacts what it wrote;
+ * returns -1.  (source_pg.c) */
+int retl_source_fail(struct retl_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /*
  * The source's error from a failed result (res NULL: connection-level),
  * shaped and redacted like every source error; pos_shift is what was put in

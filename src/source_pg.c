@@ -80,11 +80,7 @@ struct retl_source {
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* sets err (the first message wins) and redacts what it wrote; returns -1 */
-static int fail(struct retl_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int fail(struct retl_err *err, const char *fmt, ...)
+int retl_source_fail(struct retl_err *err, const char *fmt, ...)
 {
 	int fresh = err && !retl_err_isset(err);
 	va_list ap;
@@ -169,7 +165,7 @@ static int fail_result(retl_source *s, const PGresult *res, size_t pos_shift,
 			retl_buf_adds(&part, "unknown error (connection lost?)");
 		retl_buf_add(&msg, part.ptr, part.len);
 	}
-	fail(err, "source %s: %s", s->name, retl_buf_cstr(&msg));
+	retl_source_fail(err, "source %s: %s", s->name, retl_buf_cstr(&msg));
 	retl_buf_free(&msg);
 	retl_buf_free(&part);
 	return -1;
@@ -288,7 +284,7 @@ static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
 	if (retl_pg_params_init(&pp, cfg->dsn, cfg->connect_timeout_ms, msg,
 				sizeof(msg)) < 0) {
 		one_line(&m, msg);
-		fail(err, "source %s: cannot connect: %s", s->name, retl_buf_cstr(&m));
+		retl_source_fail(err, "source %s: cannot connect: %s", s->name, retl_buf_cstr(&m));
 		retl_buf_free(&m);
 		retl_pg_params_free(&pp);
 		return -1;
@@ -310,7 +306,7 @@ static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
 		break;
 	default:
 		one_line(&m, retl_buf_cstr(&why));
-		rc = fail(err, "source %s: cannot connect: %s", s->name,
+		rc = retl_source_fail(err, "source %s: cannot connect: %s", s->name,
 			  retl_buf_cstr(&m));
 	}
 	retl_buf_free(&why);
@@ -325,7 +321,7 @@ int retl_source_open(retl_source **out, const struct retl_source_cfg *cfg,
 	*out = NULL;
 	const char *name = cfg->name ? cfg->name : "?";
 	if (!cfg->dsn)
-		return fail(err, "source %s: no dsn", name);
+		return retl_source_fail(err, "source %s: no dsn", name);
 
 	/* config.c registers it too; doing it here keeps the source safe alone */
 	retl_redact_dsn_password(cfg->dsn);
@@ -449,7 +445,7 @@ static int refuse_writes(retl_source *s, struct retl_err *err)
 			}
 			what[i] = '\0';
 		}
-		rc = fail(err, "source %s: cannot execute %s in a read-only "
+		rc = retl_source_fail(err, "source %s: cannot execute %s in a read-only "
 			  "transaction (a model must be a SELECT; nothing was "
 			  "run or changed)", s->name, what);
 	}
@@ -489,7 +485,7 @@ int retl_source_describe(retl_source *s, const char *query,
 	int n = PQnfields(res);
 	if (n <= 0) {
 		/* e.g. a bare DELETE: it was only prepared, never run */
-		rc = fail(err, "source %s: the query returns no columns "
+		rc = retl_source_fail(err, "source %s: the query returns no columns "
 			  "(a model must be a SELECT)", s->name);
 		PQclear(res);
 		goto out;
@@ -581,7 +577,7 @@ static int copy_failed(retl_source *s, const PGresult *res,
 		return fail_result(s, res, COPY_PREFIX_LEN, err);
 	struct retl_err server = { 0 };
 	fail_result(s, res, COPY_PREFIX_LEN, &server);
-	return fail(err, "%s (the server refused COPY (query) TO STDOUT%s)",
+	return retl_source_fail(err, "%s (the server refused COPY (query) TO STDOUT%s)",
 		    server.msg, s->redshift ? ", as Redshift does" : "");
 }
 
@@ -638,7 +634,7 @@ int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 		if (nf != ncols) {
 			PQfreemem(line);
 			cancel_and_drain(s, &cancelled);
-			rc = fail(err, "source %s: COPY row has %zu fields, "
+			rc = retl_source_fail(err, "source %s: COPY row has %zu fields, "
 				  "expected %zu", s->name, nf, ncols);
 			goto out;
 		}
