@@ -20,8 +20,7 @@
 #include "buf.h"
 #include "payload.h"
 
-static const char *const op_names[] = { "upsert", "insert", "update", "remove" };
-static const char *const change_names[] = { "added", "changed", "retried", "removed" };
+const char *const retl_spool_change_name[] = { "added", "changed", "retried", "removed" };
 
 struct retl_spool {
 	FILE *f;
@@ -58,7 +57,7 @@ int retl_spool_put(retl_spool *s, const struct retl_spool_op *op)
 	retl_buf *l = &s->line;
 	retl_buf_reset(l);
 	retl_buf_addf(l, "{\"op\":\"%s\",\"change\":\"%s\",\"key\":",
-		      op_names[op->kind], change_names[op->change]);
+		      retl_op_name(op->kind), retl_spool_change_name[op->change]);
 	retl_buf_add(l, op->key_json, op->kjlen);
 	retl_buf_adds(l, ",\"payload\":");
 	if (op->payload)
@@ -108,26 +107,6 @@ void retl_spool_free(retl_spool *s)
 	free(s);
 }
 
-FILE *retl_spool_tmpfile(const char *dir)
-{
-	retl_buf p = RETL_BUF_INIT;
-	retl_buf_addf(&p, "%s/.retl-spool-XXXXXX", dir);
-	int fd = mkstemp(p.ptr);        /* 0600 */
-	if (fd < 0) {
-		retl_buf_free(&p);
-		return NULL;
-	}
-	unlink(p.ptr);
-	retl_buf_free(&p);
-	FILE *f = fdopen(fd, "w+");
-	if (!f) {
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	return f;
-}
-
 /* ---- reading ---- */
 
 struct reader {
@@ -164,16 +143,27 @@ static int bad(struct reader *rd, struct retl_err *err, const char *what)
 	return retl_err_set(err, RETL_EXIT_USAGE, "%s:%ld: %s", rd->path, rd->lineno, what);
 }
 
+/* the index i < n whose name(i) the string v is; -1 if none */
 static int name_index(const struct retl_pv *v, retl_buf *tmp,
-		      const char *const *names, int n)
+		      const char *(*name)(int), int n)
 {
 	retl_buf_reset(tmp);
 	if (v->kind != RETL_PV_STRING || retl_pv_string(v, tmp) < 0)
 		return -1;
 	for (int i = 0; i < n; i++)
-		if (!strcmp(retl_buf_cstr(tmp), names[i]))
+		if (!strcmp(retl_buf_cstr(tmp), name(i)))
 			return i;
 	return -1;
+}
+
+static const char *op_name(int i)
+{
+	return retl_op_name((enum retl_op_kind)i);
+}
+
+static const char *change_name(int i)
+{
+	return retl_spool_change_name[i];
 }
 
 /* a string member into out (NUL-terminated); -1 if not a string */
@@ -229,12 +219,12 @@ static int take_member(const struct retl_pfield *f, struct reader *rd,
 	const struct retl_pv *v = &f->v;
 	int i;
 	if (retl_pfield_is(f, "op")) {
-		if ((i = name_index(v, &rd->tmp, op_names, 4)) < 0)
+		if ((i = name_index(v, &rd->tmp, op_name, 4)) < 0)
 			return *why = "\"op\" is not upsert, insert, update or remove", -1;
 		op->kind = (enum retl_op_kind)i;
 		*seen |= 1;
 	} else if (retl_pfield_is(f, "change")) {
-		if ((i = name_index(v, &rd->tmp, change_names, 4)) < 0)
+		if ((i = name_index(v, &rd->tmp, change_name, 4)) < 0)
 			return *why = "\"change\" is not added, changed, retried or removed", -1;
 		op->change = (enum retl_spool_change)i;
 		*seen |= 2;

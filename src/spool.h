@@ -38,6 +38,10 @@ enum retl_spool_change {
 	RETL_CH_ADDED, RETL_CH_CHANGED, RETL_CH_RETRIED, RETL_CH_REMOVED
 };
 
+/* "added", "changed", "retried", "removed": the names the run's outcomes
+ * and plan files use */
+extern const char *const retl_spool_change_name[];
+
 /* one operation; the strings belong to the writer's caller, or to the
  * reader until the callback returns */
 struct retl_spool_op {
@@ -73,13 +77,6 @@ int retl_spool_put(retl_spool *s, const struct retl_spool_op *op);
 int retl_spool_finish(retl_spool *s);
 long retl_spool_count(const retl_spool *s);
 void retl_spool_free(retl_spool *s);
-
-/*
- * An unnamed file for a run's spool in dir (created 0600 and unlinked at
- * once: nothing is left behind when the run is killed, and nobody else can
- * open it); NULL with errno on failure.
- */
-FILE *retl_spool_tmpfile(const char *dir);
 
 /*
  * Reads the whole of f from its start: the head, every operation, the

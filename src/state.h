@@ -14,6 +14,7 @@
 #define RETL_STATE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cache.h"
 #include "err.h"
@@ -60,6 +61,13 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err);
 void retl_state_unlock(retl_state *st, const char *sync);
 
 /* the sync's cache, every row: kh, pay, src, status; cached = 1 */
+/*
+ * An unnamed file beside the store for a run's spool (spool.h): created
+ * 0600 as "<db>.<sync>.spool-XXXXXX" and unlinked at once, so nothing is
+ * left behind however the run ends.  NULL with err (exit 6) on failure.
+ */
+FILE *retl_state_spool_file(retl_state *st, const char *sync, struct retl_err *err);
+
 /*
  * The sync's state generation: a new random value with every transaction
  * that changes its rows, 0 for a sync never written.  A plan file records

@@ -65,6 +65,22 @@ static uint64_t get_gen(retl_state *st, const char *sync)
 	return gen;
 }
 
+FILE *retl_state_spool_file(retl_state *st, const char *sync, struct retl_err *err)
+{
+	char *path = retl_state__sync_path(st, sync, ".spool-XXXXXX");
+	FILE *f = NULL;
+	int fd = mkstemp(path);         /* 0600 */
+	if (fd >= 0) {
+		unlink(path);
+		if (!(f = fdopen(fd, "w+")))
+			close(fd);
+	}
+	if (!f)
+		retl_state__sys_err(st, err, "cannot make the run's spool", path);
+	free(path);
+	return f;
+}
+
 uint64_t retl_state_generation(retl_state *st, const char *sync)
 {
 	return get_gen(st, sync);

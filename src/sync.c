@@ -348,39 +348,21 @@ static enum run_end removals(struct run *r)
 	return RUN_DONE;
 }
 
-/* the directory of the state store, where a run's spool goes */
-static char *state_dir(const char *state_path)
-{
-	const char *slash = strrchr(state_path, '/');
-	if (!slash)
-		return retl_strdup(".");
-	return retl_strndup(state_path, slash == state_path ? 1 : (size_t)(slash - state_path));
-}
-
 /*
  * Phase 1 writes every operation to a spool (spool.h): the plan file of
- * `plan --out`, nowhere for a plan that only counts, or an unnamed file in
- * the state directory for a run.  Its head holds the state generation the
- * plan is computed against, read before the cache is loaded: a commit in
- * between makes `apply` refuse the plan, never accept a stale one.
+ * `plan --out`, or an unnamed file beside the state store for a run; a
+ * plan that only counts writes none.  Its head holds the state generation
+ * the plan is computed against, read before the cache is loaded: a commit
+ * in between makes `apply` refuse the plan, never accept a stale one.
  */
 static int open_spool(struct run *r)
 {
+	r->spooling = 1;
 	FILE *f = r->o->plan_out;
-	char *dir = NULL;
-	if (!f && r->o->plan) {
-		f = fopen("/dev/null", "w");
-	} else if (!f) {
-		dir = state_dir(r->cfg->state_path);
-		f = retl_spool_tmpfile(dir);
-	}
-	if (!f) {
-		retl_err_set(r->err, RETL_EXIT_STATE, "state store %s: cannot make the run's spool in %s: %s",
-			     r->cfg->state_path, dir ? dir : "/dev/null", strerror(errno));
-		free(dir);
+	if (!f && r->o->plan)
+		return 0;
+	if (!f && !(f = retl_state_spool_file(r->st, r->sc->name, r->err)))
 		return -1;
-	}
-	free(dir);
 	r->spool_f = f;
 	r->spool = retl_spool_create(f, r->sc->name, retl_state_generation(r->st, r->sc->name));
 	return 0;
@@ -392,7 +374,8 @@ static enum run_end end_spool(struct run *r)
 {
 	if (r->o->plan && r->orphans && retl_sync_orphans(r) < 0)
 		return RUN_STOPPED;
-	if (retl_spool_finish(r->spool) < 0) {
+	r->spooling = 0;
+	if (r->spool && retl_spool_finish(r->spool) < 0) {
 		if (r->o->plan)
 			retl_err_set(r->err, RETL_EXIT_USAGE, "--out: %s", strerror(errno));
 		else

@@ -20,7 +20,6 @@
 
 enum change { CH_ADD, CH_CHANGE, CH_RETRY, CH_REMOVE };
 
-extern const char *const retl_change_name[];
 
 /* one queued operation; strings live in its batch's arena */
 struct pending {
@@ -94,8 +93,9 @@ struct run {
 	size_t nt;
 	retl_buf tarena;
 	long nops;                /* spooled so far, for --limit */
-	/* phase 1 writes the operations here (spool.h); NULL in phase 2,
-	 * where they go to batches */
+	/* phase 1 (spooling) writes the operations here (spool.h; NULL for a
+	 * plan that only counts); in phase 2 they go to batches */
+	int spooling;
 	retl_spool *spool;
 	FILE *spool_f;            /* the spool's file (plan: plan_out) */
 	size_t plan_fill;         /* plan: ops in the batch a run would fill */

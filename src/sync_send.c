@@ -20,8 +20,6 @@
 #include "sync_int.h"
 #include "testpoint.h"
 
-const char *const retl_change_name[] = { "added", "changed", "retried", "removed" };
-
 static int is_async(const struct run *r)
 {
 	return r->dest->max_inflight > 0 && r->dest->submit && !r->o->plan;
@@ -124,7 +122,7 @@ static int spool_op(struct run *r, const struct queued *q)
 	r->nops++;
 	if (r->o->plan)
 		plan_count(r, q);
-	if (retl_spool_put(r->spool, &op) == 0)
+	if (!r->spool || retl_spool_put(r->spool, &op) == 0)
 		return 0;
 	r->stop = 1;
 	if (r->o->plan)
@@ -237,7 +235,7 @@ static int commit_orphan(struct run *r, const struct pending *p,
 	if (rc == 0) {
 		retl_buf k = RETL_BUF_INIT;
 		retl_buf_addf(&k, "(record matched by \"%s\")", match);
-		rc = retl_sync_outcome(r, k.ptr, what ? "failed" : retl_change_name[p->change],
+		rc = retl_sync_outcome(r, k.ptr, what ? "failed" : retl_spool_change_name[p->change],
 				       what);
 		retl_buf_free(&k);
 	}
@@ -270,7 +268,7 @@ static int commit_results(struct run *r, struct batch *b)
 			else
 				rc = retl_state_ack(r->st, r->sc->name, &rec, r->err);
 			if (rc == 0)
-				rc = retl_sync_outcome(r, key, retl_change_name[p->change], NULL);
+				rc = retl_sync_outcome(r, key, retl_spool_change_name[p->change], NULL);
 			count(r, p->change);
 		} else if (res->kind == RETL_RES_DEFER) {
 			/* the outcome comes later through report(); until then
@@ -332,7 +330,7 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 			rc = retl_state_unstage(r->st, r->sc->name, key, 1,
 						res->dest_id, NULL, r->err);
 		if (rc == 0)
-			rc = retl_sync_outcome(r, key, retl_change_name[op], NULL);
+			rc = retl_sync_outcome(r, key, retl_spool_change_name[op], NULL);
 		count(r, (enum change)op);
 	} else {
 		const char *why = res->reason ? res->reason :
@@ -484,7 +482,7 @@ static int write_intents(struct run *r, struct batch *b)
 
 int retl_sync_flush(struct run *r)
 {
-	if (r->spool) {                 /* phase 1: a batch would end here */
+	if (r->spooling) {              /* phase 1: a batch would end here */
 		r->plan_fill = 0;
 		return r->stop ? -1 : 0;
 	}
@@ -576,7 +574,7 @@ size_t retl_sync_arena_add(retl_buf *a, const char *s, size_t len)
 
 int retl_sync_enqueue(struct run *r, const struct queued *q)
 {
-	if (r->spool)
+	if (r->spooling)
 		return spool_op(r, q);
 	struct batch *b = r->cur;
 	struct pending *p = &b->q[b->nq++];
