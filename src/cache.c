@@ -212,6 +212,29 @@ struct retl_cache_entry *retl_cache_find(retl_cache *c, retl_h128 kh)
 	return &c->slots[i];
 }
 
+/* backward-shift deletion: the entries after the hole that may not skip
+ * it (their home is not cyclically in (hole, j]) move into it */
+void retl_cache_forget(retl_cache *c, retl_h128 kh)
+{
+	size_t i = probe(c, remap(kh)), j, h;
+
+	if (i == c->cap || retl_h128_zero(c->slots[i].kh))
+		return;
+	for (j = i;;) {
+		if (++j == c->cap)
+			j = 0;
+		if (retl_h128_zero(c->slots[j].kh))
+			break;
+		h = home(c, c->slots[j].kh);
+		if (i <= j ? (i < h && h <= j) : (i < h || h <= j))
+			continue;
+		c->slots[i] = c->slots[j];
+		i = j;
+	}
+	memset(&c->slots[i], 0, sizeof(c->slots[i]));
+	c->count--;
+}
+
 size_t retl_cache_count(const retl_cache *c)
 {
 	return c->count;

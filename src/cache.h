@@ -50,6 +50,8 @@ void retl_cache_free(retl_cache *c);
 struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,
 					   int *created);
 struct retl_cache_entry *retl_cache_find(retl_cache *c, retl_h128 kh);
+/* kh's entry removed (none: nothing); other entries may move */
+void retl_cache_forget(retl_cache *c, retl_h128 kh);
 /* starts fetching kh's slot into the CPU cache; bulk loads call it for a
  * run of keys before inserting them, so the memory latencies overlap */
 void retl_cache_prefetch(const retl_cache *c, retl_h128 kh);

@@ -89,6 +89,14 @@ static const char *const migrations[] = {
 	" last_error TEXT, PRIMARY KEY(sync, match)) WITHOUT ROWID;"
 	/* rows not synced for a reason retl failures and /metrics count */
 	"CREATE INDEX cache_unsynced ON cache(sync, updated_at) WHERE status IN (3, 4);",
+	/* 6: a synced row says which run last changed it and how (last_run,
+	 * last_change: 0 added, 1 changed, 2 retried), instead of an
+	 * "added"/"changed" outcome row per row and run: outcomes keep what
+	 * did not end synced (failed, rejected) and removals.  Synced rows
+	 * store no timestamps (the run has them) and no key hash (it is
+	 * XXH3-128 of the key, recomputed when read): the bytes a row costs */
+	"ALTER TABLE cache ADD COLUMN last_run INTEGER;"
+	"ALTER TABLE cache ADD COLUMN last_change INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -97,21 +105,19 @@ static const char *const migrations[] = {
 	"first_failed_at, created_at, updated_at) "
 
 static const char *const stmt_sql[S_COUNT] = {
-	[S_ACK] = "INSERT INTO cache(sync, key, kh_lo, kh_hi, pay_lo, "
-	"pay_hi, src, dest_id, status, attempts, last_error, "
-	"first_failed_at, created_at, updated_at, match, match_h, sent, "
-	"sent_match) "
-	"VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, 0, NULL, NULL, ?9, ?9, "
-	"?10, ?11, NULL, NULL) "
-	"ON CONFLICT(sync, key) DO UPDATE SET kh_lo = excluded.kh_lo, "
-	"kh_hi = excluded.kh_hi, pay_lo = excluded.pay_lo, "
+	[S_ACK] = "INSERT INTO cache(sync, key, pay_lo, pay_hi, src, dest_id, "
+	"status, attempts, match, match_h, last_run, last_change) "
+	"VALUES(?1, ?2, ?5, ?6, ?7, ?8, 1, 0, ?10, ?11, ?13, ?14) "
+	"ON CONFLICT(sync, key) DO UPDATE SET kh_lo = NULL, kh_hi = NULL, "
+	"pay_lo = excluded.pay_lo, "
 	"pay_hi = excluded.pay_hi, src = excluded.src, "
 	"dest_id = CASE WHEN (?12 AND excluded.match IS NOT match) OR "
 	"(NOT ?12 AND excluded.match IS NOT match COLLATE NOCASE) "
 	"THEN excluded.dest_id ELSE COALESCE(excluded.dest_id, dest_id) END, "
 	"status = 1, attempts = 0, last_error = NULL, first_failed_at = NULL, "
-	"updated_at = excluded.updated_at, match = excluded.match, "
-	"match_h = excluded.match_h, sent = NULL, sent_match = NULL",
+	"created_at = NULL, updated_at = NULL, match = excluded.match, "
+	"match_h = excluded.match_h, sent = NULL, sent_match = NULL, "
+	"last_run = excluded.last_run, last_change = excluded.last_change",
 
 	/* before an ack: the records the key leaves (its bound record and
 	 * one it may have made) become orphans when the match moves */
@@ -182,7 +188,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	"pay_hi = staged_pay_hi, src = staged_src, "
 	"dest_id = COALESCE(?3, dest_id), attempts = 0, last_error = NULL, "
 	"first_failed_at = NULL, staged_pay_lo = NULL, staged_pay_hi = NULL, "
-	"staged_src = NULL, staged_op = NULL, updated_at = ?4 "
+	"last_run = ?5, last_change = staged_op, "
+	"staged_src = NULL, staged_op = NULL, created_at = NULL, updated_at = NULL "
 	"WHERE sync = ?1 AND key = ?2 AND status = 4",
 
 	[S_UNSTAGE_FAIL] = "UPDATE cache SET status = 2, attempts = attempts + 1, "
@@ -468,6 +475,7 @@ void retl_state_close(retl_state *st)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close(st->db);
 	free(st->gen_sync);
+	retl_state_mirror(st, NULL, NULL);
 	free(st->path);
 	free(st);
 }
@@ -511,6 +519,7 @@ static void end_txn(retl_state *st)
 int retl_state_begin(retl_state *st, struct retl_err *err)
 {
 	end_txn(st);
+	retl_state__mirror_begin(st);
 	return retl_state__done(st, st->stmt[S_BEGIN], err);
 }
 
@@ -520,12 +529,16 @@ int retl_state_commit(retl_state *st, struct retl_err *err)
 	end_txn(st);
 	if (retl_state_check_file(st, err) < 0)
 		return -1;
-	return retl_state__done(st, st->stmt[S_COMMIT], err);
+	if (retl_state__done(st, st->stmt[S_COMMIT], err) < 0)
+		return -1;
+	retl_state__mirror_end(st, 1);
+	return 0;
 }
 
 void retl_state_rollback(retl_state *st)
 {
 	end_txn(st);
+	retl_state__mirror_end(st, 0);
 	if (!sqlite3_get_autocommit(st->db))
 		retl_state__done(st, st->stmt[S_ROLLBACK], NULL);
 }

@@ -79,6 +79,13 @@ int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 			  struct retl_err *err);
 
 /*
+ * From now on, every committed write to the sync's rows through st is
+ * applied to c too (state_mirror.c), so retl_state_save_image writes the
+ * image from c instead of reading the table back.  c stays the caller's;
+ * NULL detaches (retl_state_save_image and retl_state_close detach too).
+ */
+void retl_state_mirror(retl_state *st, const char *sync, retl_cache *c);
+/*
  * Writes the sync's cache image (cache.h) unless the one on disk is current.
  * Called at the end of a run, under the sync's lock, so the next run's
  * load_cache is one read.  A failure costs only speed.
@@ -103,6 +110,9 @@ struct retl_state_rec {
 				  * (mirror runs remove them) */
 	int exact;               /* the destination compares match values
 				  * exactly (else ASCII case is ignored) */
+	int64_t run_id;          /* retl_state_ack: the run acknowledging */
+	int change;              /* and its kind of change (0 added,
+				  * 1 changed, 2 retried) */
 };
 
 /*
@@ -152,7 +162,7 @@ int retl_state_staged(retl_state *st, const char *sync, const char *key,
 		      int *op, struct retl_err *err);
 int retl_state_unstage(retl_state *st, const char *sync, const char *key,
 		       int ok, const char *dest_id, const char *reason,
-		       struct retl_err *err);
+		       int64_t run_id, struct retl_err *err);
 /* rows of a sync still staged */
 long retl_state_count_staged(retl_state *st, const char *sync);
 /* a destination's durable per-sync note (malloc'd, or NULL); set with

@@ -12,6 +12,7 @@
 #include "state_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -117,7 +118,12 @@ int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err
 	retl_cache *c = NULL;
 	int rc = 0;
 
-	if (!retl_cache_image_is(path, gen)) {
+	if (retl_cache_image_is(path, gen))
+		retl_state_mirror(st, NULL, NULL);
+	else
+		rc = retl_state__mirror_save(st, sync, path, gen, err);
+	if (rc == 1) {
+		/* no mirror that followed every write: read the table */
 		rc = load_from_sqlite(st, sync, &c, err);
 		if (rc == 0 && retl_cache_save(c, path, gen) < 0)
 			rc = retl_err_set(err, RETL_EXIT_USAGE,
@@ -127,6 +133,21 @@ int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err
 	}
 	free(path);
 	return rc;
+}
+
+void retl_state__entry_from_row(sqlite3_stmt *s, struct retl_cache_entry *e)
+{
+	e->pay.lo = retl_state__col_u64(s, 0);
+	e->pay.hi = retl_state__col_u64(s, 1);
+	e->src = retl_state__col_u64(s, 2);
+	e->status = (uint8_t)sqlite3_column_int(s, 3);
+	e->mh = retl_state__col_u64(s, 4);
+	/* pending and staged rows were handed over too */
+	e->sent = sqlite3_column_int(s, 5) == 1 ||
+		  e->status == RETL_STATUS_PENDING ||
+		  e->status == RETL_STATUS_STAGED;
+	e->cached = 1;
+	e->seen = 0;
 }
 
 /* ---- loading from SQLite ---- */
@@ -161,8 +182,8 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 	*out = NULL;
 	if (count_rows(st, sync, &n, err) < 0)
 		return -1;
-	if (retl_state__prepare(st, "SELECT kh_lo, kh_hi, pay_lo, pay_hi, "
-				"src, status, match_h, sent FROM cache WHERE sync = ?1",
+	if (retl_state__prepare(st, "SELECT " RETL_STATE_ENTRY_COLS
+				" FROM cache WHERE sync = ?1",
 				&s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
@@ -176,17 +197,8 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW) {
 			struct retl_cache_entry *r = &run[k++];
-			r->kh.lo = retl_state__col_u64(s, 0);
-			r->kh.hi = retl_state__col_u64(s, 1);
-			r->pay.lo = retl_state__col_u64(s, 2);
-			r->pay.hi = retl_state__col_u64(s, 3);
-			r->src = retl_state__col_u64(s, 4);
-			r->status = (uint8_t)sqlite3_column_int(s, 5);
-			r->mh = retl_state__col_u64(s, 6);
-			/* pending and staged rows were handed over too */
-			r->sent = sqlite3_column_int(s, 7) == 1 ||
-				  r->status == RETL_STATUS_PENDING ||
-				  r->status == RETL_STATUS_STAGED;
+			r->kh = retl_state__col_kh(s, 8, 6);
+			retl_state__entry_from_row(s, r);
 			retl_cache_prefetch(c, r->kh);
 		}
 		if (k == RUN || (rc != SQLITE_ROW && k)) {
@@ -213,4 +225,41 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 	sqlite3_finalize(s);
 	*out = c;
 	return 0;
+}
+
+/* a test's check that the mirror followed the store (state_mirror.c) */
+void retl_state__verify_image(retl_state *st, const char *sync, retl_cache *c)
+{
+	struct retl_err err;
+	retl_cache *t = NULL;
+	struct retl_cache_entry *e, *m;
+	size_t it = 0, bad = 0;
+
+	retl_err_clear(&err);
+	if (load_from_sqlite(st, sync, &t, &err) < 0) {
+		fprintf(stderr, "retl: RETL_TEST_VERIFY_IMAGE: %s\n", err.msg);
+		abort();
+	}
+	while ((e = retl_cache_next(t, &it))) {
+		m = retl_cache_find(c, e->kh);
+		if (!m || !retl_h128_eq(m->pay, e->pay) || m->src != e->src ||
+		    m->status != e->status || m->mh != e->mh ||
+		    m->sent != e->sent || !m->cached) {
+			char h[33];
+			retl_h128_hex(e->kh, h);
+			fprintf(stderr, "retl: RETL_TEST_VERIFY_IMAGE: sync %s: key hash "
+				"%s: the image %s the store's row\n", sync, h,
+				m ? "differs from" : "lacks");
+			bad++;
+		}
+	}
+	if (retl_cache_count(t) != retl_cache_count(c)) {
+		fprintf(stderr, "retl: RETL_TEST_VERIFY_IMAGE: sync %s: the image "
+			"holds %zu rows, the store %zu\n", sync,
+			retl_cache_count(c), retl_cache_count(t));
+		bad++;
+	}
+	retl_cache_free(t);
+	if (bad)
+		abort();
 }

@@ -50,6 +50,7 @@ struct retl_state {
 	dev_t file_dev;                 /* the file opened, for */
 	ino_t file_ino;                 /* retl_state_check_file */
 	int file_known;                 /* 0: not checked (observer) */
+	struct retl_state_mirror *mirror;       /* state_mirror.c */
 };
 
 /*
@@ -128,5 +129,40 @@ static inline uint64_t retl_state__col_u64(sqlite3_stmt *s, int i)
 {
 	return (uint64_t)sqlite3_column_int64(s, i);
 }
+
+/* a row's key hash: columns lo and lo + 1, or, where a synced row stores
+ * none (schema 6), XXH3-128 of the key in column key */
+static inline retl_h128 retl_state__col_kh(sqlite3_stmt *s, int key, int lo)
+{
+	if (sqlite3_column_type(s, lo) == SQLITE_NULL) {
+		const void *k = sqlite3_column_blob(s, key);
+		return retl_hash128(k ? k : "", (size_t)sqlite3_column_bytes(s, key));
+	}
+	return (retl_h128){ .lo = retl_state__col_u64(s, lo),
+			    .hi = retl_state__col_u64(s, lo + 1) };
+}
+
+/* ---- state_mirror.c: the run's cache kept equal to the store ---- */
+void retl_state__mirror_ack(retl_state *st, const char *sync,
+			    const struct retl_state_rec *r);
+void retl_state__mirror_src(retl_state *st, const char *sync,
+			    const struct retl_state_rec *r);
+/* any other write to key's row; key NULL: to rows it cannot follow */
+void retl_state__mirror_key(retl_state *st, const char *sync, const char *key);
+void retl_state__mirror_begin(retl_state *st);
+void retl_state__mirror_end(retl_state *st, int committed);
+/* writes the image from the mirror: 0, 1 (no usable mirror: the caller
+ * reads SQLite) or -1 */
+int retl_state__mirror_save(retl_state *st, const char *sync, const char *path,
+			    uint64_t gen, struct retl_err *err);
+
+/* ---- state_cache.c ---- */
+/* the columns retl_state__entry_from_row reads, in its order */
+#define RETL_STATE_ENTRY_COLS \
+	"pay_lo, pay_hi, src, status, match_h, sent, kh_lo, kh_hi, key"
+/* an entry's fields (not kh) from such a row; cached = 1, seen = 0 */
+void retl_state__entry_from_row(sqlite3_stmt *s, struct retl_cache_entry *e);
+/* RETL_TEST_VERIFY_IMAGE: aborts unless c equals the sync's rows */
+void retl_state__verify_image(retl_state *st, const char *sync, retl_cache *c);
 
 #endif

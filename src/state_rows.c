@@ -52,21 +52,24 @@ int retl_state_ack(retl_state *st, const char *sync,
 		return -1;
 	sqlite3_stmt *s = row_stmt(st, S_ACK, sync, r->key);
 
-	retl_state__bind_h128(s, 3, r->kh);
 	retl_state__bind_opt_h128(s, 5, r->pay);
 	if (r->src)
 		retl_state__bind_u64(s, 7, r->src);
 	else
 		sqlite3_bind_null(s, 7);
 	retl_state__bind_text(s, 8, r->dest_id);
-	retl_state__bind_text(s, 9, retl_state__now(st));
 	retl_state__bind_text(s, 10, r->match);
 	if (r->match)
 		retl_state__bind_u64(s, 11, r->mh);
 	else
 		sqlite3_bind_null(s, 11);
 	sqlite3_bind_int(s, 12, r->exact);
-	return retl_state__done(st, s, err);
+	sqlite3_bind_int64(s, 13, r->run_id);
+	sqlite3_bind_int(s, 14, r->change);
+	if (retl_state__done(st, s, err) < 0)
+		return -1;
+	retl_state__mirror_ack(st, sync, r);
+	return 0;
 }
 
 int retl_state_sent(retl_state *st, const char *sync,
@@ -74,6 +77,7 @@ int retl_state_sent(retl_state *st, const char *sync,
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
+	retl_state__mirror_key(st, sync, r->key);
 	if (r->orphans && orphan(st, S_ORPHAN_SENT, sync, r, err) < 0)
 		return -1;
 	sqlite3_stmt *s = row_stmt(st, S_SENT, sync, r->key);
@@ -88,6 +92,7 @@ int retl_state_fail(retl_state *st, const char *sync,
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
+	retl_state__mirror_key(st, sync, r->key);
 	sqlite3_stmt *s = row_stmt(st, S_FAIL, sync, r->key);
 
 	retl_state__bind_h128(s, 3, r->kh);
@@ -108,7 +113,10 @@ int retl_state_set_src(retl_state *st, const char *sync,
 		retl_state__bind_u64(s, 3, r->src);
 	else
 		sqlite3_bind_null(s, 3);
-	return retl_state__done(st, s, err);
+	if (retl_state__done(st, s, err) < 0)
+		return -1;
+	retl_state__mirror_src(st, sync, r);
+	return 0;
 }
 
 int retl_state_pending(retl_state *st, const char *sync,
@@ -116,6 +124,7 @@ int retl_state_pending(retl_state *st, const char *sync,
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
+	retl_state__mirror_key(st, sync, r->key);
 	sqlite3_stmt *s = row_stmt(st, S_PENDING, sync, r->key);
 
 	retl_state__bind_h128(s, 3, r->kh);
@@ -129,6 +138,7 @@ int retl_state_forget(retl_state *st, const char *sync, const char *key,
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
+	retl_state__mirror_key(st, sync, key);
 	return retl_state__done(st, row_stmt(st, S_FORGET, sync, key), err);
 }
 
@@ -179,8 +189,7 @@ static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
 		struct scan_row *r = &rows[(*n)++];
 
 		r->key = arena_col(s, 0, arena);
-		r->kh.lo = retl_state__col_u64(s, 1);
-		r->kh.hi = retl_state__col_u64(s, 2);
+		r->kh = retl_state__col_kh(s, 0, 1);
 		r->dest = arena_col(s, 3, arena);
 		r->match = arena_col(s, 4, arena);
 		r->sent = arena_col(s, 5, arena);
@@ -252,6 +261,7 @@ int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err)
 	sqlite3_stmt *s;
 	int rc;
 
+	retl_state__mirror_key(st, sync, NULL);
 	if (retl_state__bump_gen(st, sync, err) < 0 ||
 	    retl_state__prepare(st, "DELETE FROM cache WHERE sync = ?1",
 				&s, err) < 0)
@@ -269,6 +279,7 @@ int retl_state_stage(retl_state *st, const char *sync,
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
+	retl_state__mirror_key(st, sync, r->key);
 	sqlite3_stmt *s = row_stmt(st, S_STAGE, sync, r->key);
 
 	retl_state__bind_h128(s, 3, r->kh);
@@ -302,15 +313,18 @@ int retl_state_staged(retl_state *st, const char *sync, const char *key,
 
 int retl_state_unstage(retl_state *st, const char *sync, const char *key,
 		       int ok, const char *dest_id, const char *reason,
-		       struct retl_err *err)
+		       int64_t run_id, struct retl_err *err)
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
+	retl_state__mirror_key(st, sync, key);
 	sqlite3_stmt *s = row_stmt(st, ok ? S_UNSTAGE_OK : S_UNSTAGE_FAIL,
 				   sync, key);
 
 	retl_state__bind_text(s, 3, ok ? dest_id : reason);
 	retl_state__bind_text(s, 4, retl_state__now(st));
+	if (ok)
+		sqlite3_bind_int64(s, 5, run_id);
 	return retl_state__done(st, s, err);
 }
 

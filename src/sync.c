@@ -274,6 +274,10 @@ static int load_cache(struct run *r)
 	if (retl_state_load_cache(r->st, r->sc->name, &r->cache, r->err) < 0)
 		return -1;
 	r->cached_rows = retl_cache_count(r->cache);
+	/* a plan writes nothing; a run's writes keep the cache equal to the
+	 * store, so its image is written from memory at the end */
+	if (!r->o->plan)
+		retl_state_mirror(r->st, r->sc->name, r->cache);
 	retl_log(RETL_LOG_DEBUG, r->sc->name, "cache: %zu rows loaded in %.3f s (%zu bytes)",
 		 r->cached_rows, now_s() - r->t0, retl_cache_bytes(r->cache));
 	/* size the cache for the model once, rather than growing it through
@@ -589,14 +593,15 @@ static int close_run(struct run *r, int rc)
 	if (r->dctx)
 		r->dest->close(r->dctx);
 	if (r->locked) {
-		/* so the next run loads the cache in one read; costs a reload
-		 * from SQLite only after runs that changed the cache */
+		/* so the next run loads the cache in one read: written from
+		 * the run's cache, which the store kept equal to its rows
+		 * (retl_state_mirror), or else read back from SQLite */
 		struct retl_err warn;
-		retl_cache_free(r->cache);
-		r->cache = NULL;
 		retl_err_clear(&warn);
 		if (retl_state_save_image(r->st, r->sc->name, &warn) < 0)
 			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
+		retl_cache_free(r->cache);
+		r->cache = NULL;
 		retl_testpoint("image-saved");
 		retl_state_unlock(r->st, r->sc->name);
 	}

@@ -258,16 +258,20 @@ static int commit_results(struct run *r, struct batch *b)
 			.match = p->has_match ? b->arena.ptr + p->match : NULL,
 			.mh = p->mh, .orphans = r->orphans,
 			.exact = r->dest->match_exact,
+			.run_id = r->run_id, .change = (int)p->change,
 		};
 		int rc;
 		if (p->orphan) {
 			rc = commit_orphan(r, p, res, b->arena.ptr + p->match);
 		} else if (res->kind == RETL_RES_ACK) {
+			/* a synced row records its run and change itself
+			 * (last_run, last_change); a removed one leaves an
+			 * outcome, since its row goes */
 			if (p->kind == RETL_OP_REMOVE)
 				rc = retl_state_forget(r->st, r->sc->name, key, r->err);
 			else
 				rc = retl_state_ack(r->st, r->sc->name, &rec, r->err);
-			if (rc == 0)
+			if (rc == 0 && p->kind == RETL_OP_REMOVE)
 				rc = retl_sync_outcome(r, key, retl_spool_change_name[p->change], NULL);
 			count(r, p->change);
 		} else if (res->kind == RETL_RES_DEFER) {
@@ -328,8 +332,8 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 			rc = retl_state_forget(r->st, r->sc->name, key, r->err);
 		else
 			rc = retl_state_unstage(r->st, r->sc->name, key, 1,
-						res->dest_id, NULL, r->err);
-		if (rc == 0)
+						res->dest_id, NULL, r->run_id, r->err);
+		if (rc == 0 && op == CH_REMOVE)
 			rc = retl_sync_outcome(r, key, retl_spool_change_name[op], NULL);
 		count(r, (enum change)op);
 	} else {
@@ -337,7 +341,7 @@ static int env_report(void *ud, const char *key, const struct retl_result *res)
 			res->kind == RETL_RES_REJECT ? "rejected by the destination" :
 			"not acknowledged (transient error); retried next run";
 		rc = retl_state_unstage(r->st, r->sc->name, key, 0, NULL, why,
-					r->err);
+					0, r->err);
 		if (rc == 0)
 			rc = retl_sync_outcome(r, key, "failed", why);
 		/* an earlier run's row (a bulk job it left) is retried by this

@@ -37,6 +37,11 @@ from waiting import wait_for  # noqa: E402
 
 RUN_TIMEOUT = 300
 
+# every retl a test starts checks, after writing a cache image from the
+# run's cache, that the image equals the store's rows, and aborts if not
+# (src/state_mirror.c): each test is also a test of that mirror
+os.environ.setdefault("RETL_TEST_VERIFY_IMAGE", "1")
+
 # the source's "read" for every default project (see the module docstring)
 READ_PATH = ({"read": os.environ["RETL_TEST_READ"]}
              if os.environ.get("RETL_TEST_READ") else {})
