@@ -71,6 +71,9 @@ typedef struct retl_spool retl_spool;
 
 /* starts a spool on f (the caller's, open for writing): writes the head */
 retl_spool *retl_spool_create(FILE *f, const char *sync, uint64_t state);
+/* a run's own spool, read by retl_spool_replay only: binary (spool.c),
+ * with no head (no state generation: nothing applies it later) */
+retl_spool *retl_spool_create_binary(FILE *f);
 /* appends one operation; -1 on a write error (errno says which) */
 int retl_spool_put(retl_spool *s, const struct retl_spool_op *op);
 /* writes the tail and flushes; -1 on a write error (errno) */

@@ -368,7 +368,9 @@ static int open_spool(struct run *r)
 	if (!f && !(f = retl_state_spool_file(r->st, r->sc->name, r->err)))
 		return -1;
 	r->spool_f = f;
-	r->spool = retl_spool_create(f, r->sc->name, retl_state_generation(r->st, r->sc->name));
+	r->spool = r->o->plan_out ?
+		retl_spool_create(f, r->sc->name, retl_state_generation(r->st, r->sc->name)) :
+		retl_spool_create_binary(f);
 	return 0;
 }
 
