@@ -534,6 +534,9 @@ static int bin_next(FILE *f, struct reader *rd, XXH3_state_t *xx,
 		return *why = "cut short: no end record", -1;
 	rd->lineno++;
 	if (h.kind == BIN_END) {
+		if (h.change || h.flags || h.pad || h.keylen || h.kjlen || h.plen ||
+		    h.dlen || h.mlen)
+			return *why = "a bad end record", -1;
 		if (h.src != (uint64_t)rd->lineno - 1)
 			return *why = "the end record counts other operations than the file holds", -1;
 		if (h.sum != XXH3_64bits_digest(xx))

@@ -1,5 +1,6 @@
 /*
- * fuzz_plan.c - plan files and run spools (src/spool.c): the input is the
+ * fuzz_plan.c - plan files and run spools (src/spool.c; JSON lines, and a
+ * run's own binary spool, seeded by corpus/plan/binary-run-spool): the input is the
  * file.  retl_spool_verify (what `retl apply` runs first) must refuse or
  * accept it whole; retl_spool_replay (what the push reads, without the
  * checksum's protection) must hand over only operations that keep the
