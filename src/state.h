@@ -113,6 +113,9 @@ struct retl_state_rec {
 	int64_t run_id;          /* retl_state_ack: the run acknowledging */
 	int change;              /* and its kind of change (0 added,
 				  * 1 changed, 2 retried) */
+	int fresh;               /* retl_state_ack: the caller believes the
+				  * key has no row yet (tried as a plain
+				  * INSERT first; a row there is updated) */
 };
 
 /*

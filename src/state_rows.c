@@ -42,15 +42,11 @@ static int orphan(retl_state *st, int which, const char *sync,
 	return retl_state__done(st, s, err);
 }
 
-int retl_state_ack(retl_state *st, const char *sync,
-		   const struct retl_state_rec *r, struct retl_err *err)
+/* binds what S_ACK and S_ACK_NEW share */
+static sqlite3_stmt *ack_stmt(retl_state *st, int which, const char *sync,
+			      const struct retl_state_rec *r)
 {
-	if (retl_state__bump_gen(st, sync, err) < 0)
-		return -1;
-	if (r->orphans && (orphan(st, S_ORPHAN_BOUND, sync, r, err) < 0 ||
-			   orphan(st, S_ORPHAN_SENT, sync, r, err) < 0))
-		return -1;
-	sqlite3_stmt *s = row_stmt(st, S_ACK, sync, r->key);
+	sqlite3_stmt *s = row_stmt(st, which, sync, r->key);
 
 	retl_state__bind_opt_h128(s, 5, r->pay);
 	if (r->src)
@@ -63,9 +59,36 @@ int retl_state_ack(retl_state *st, const char *sync,
 		retl_state__bind_u64(s, 11, r->mh);
 	else
 		sqlite3_bind_null(s, 11);
-	sqlite3_bind_int(s, 12, r->exact);
 	sqlite3_bind_int64(s, 13, r->run_id);
 	sqlite3_bind_int(s, 14, r->change);
+	return s;
+}
+
+int retl_state_ack(retl_state *st, const char *sync,
+		   const struct retl_state_rec *r, struct retl_err *err)
+{
+	if (retl_state__bump_gen(st, sync, err) < 0)
+		return -1;
+	if (r->fresh && !r->orphans) {
+		/* a new key: no orphan to make, nothing to merge */
+		sqlite3_stmt *s = ack_stmt(st, S_ACK_NEW, sync, r);
+		int rc = sqlite3_step(s);
+		if (rc != SQLITE_DONE && (rc & 0xff) != SQLITE_CONSTRAINT)
+			retl_state__db_err(st, err);
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE) {
+			retl_state__mirror_ack(st, sync, r);
+			return 0;
+		}
+		if ((rc & 0xff) != SQLITE_CONSTRAINT)
+			return -1;
+		/* the key has a row after all: the UPSERT below */
+	}
+	if (r->orphans && (orphan(st, S_ORPHAN_BOUND, sync, r, err) < 0 ||
+			   orphan(st, S_ORPHAN_SENT, sync, r, err) < 0))
+		return -1;
+	sqlite3_stmt *s = ack_stmt(st, S_ACK, sync, r);
+	sqlite3_bind_int(s, 12, r->exact);
 	if (retl_state__done(st, s, err) < 0)
 		return -1;
 	retl_state__mirror_ack(st, sync, r);

@@ -243,6 +243,8 @@ static int commit_orphan(struct run *r, const struct pending *p,
 	return rc;
 }
 
+static int marks_sent(const struct run *r, const struct pending *p);
+
 static int commit_results(struct run *r, struct batch *b)
 {
 	struct retl_run_counts *c = &r->sum->c;
@@ -259,6 +261,9 @@ static int commit_results(struct run *r, struct batch *b)
 			.mh = p->mh, .orphans = r->orphans,
 			.exact = r->dest->match_exact,
 			.run_id = r->run_id, .change = (int)p->change,
+			/* no row unless an intent was written for it */
+			.fresh = p->change == CH_ADD && !p->was_pending &&
+				 p->kind != RETL_OP_INSERT && !marks_sent(r, p),
 		};
 		int rc;
 		if (p->orphan) {
