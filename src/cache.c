@@ -20,6 +20,13 @@
  *    from the entries when it grows: the old one is freed first, so only
  *    the small array is ever allocated twice over, never both at once.
  *
+ * The price: a lookup in random order misses the CPU cache twice (index
+ * word, then entry) where one table missed once (measured on 1M keys,
+ * shuffled: ~20 % slower); in the entries' own order it walks them
+ * sequentially and is ~40 % faster.  An image keeps the entries' order,
+ * so a cache that was filled in model order (a first run, then saved from
+ * memory) is read in that order by the next run.
+ *
  * Memory: 48 bytes an entry, plus 4 / load bytes of index (5 just before
  * growth, 7.5 just after, growing by 1.5x): 53-56 bytes a row, under the
  * README's 64.  The number of bits for the entry number follows the
