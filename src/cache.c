@@ -72,6 +72,8 @@ struct retl_cache {
 	size_t icap;
 	size_t grow_at;                 /* used count that grows the index */
 	unsigned sbits;                 /* low bits of a word: entry + 1 */
+	unsigned tshift;                /* kh.hi >> tshift is the tag */
+	uint32_t low;                   /* (1 << sbits) - 1 */
 };
 
 /*
@@ -95,32 +97,35 @@ static inline size_t home(const struct retl_cache *c, retl_h128 kh)
 /* kh's tag, already shifted into place (0 when no bits are left for it) */
 static inline uint32_t tag(const struct retl_cache *c, retl_h128 kh)
 {
-	if (c->sbits >= 32)
-		return 0;
-	return (uint32_t)(kh.hi >> (32 + c->sbits)) << c->sbits;
+	return (uint32_t)((kh.hi >> c->tshift) << c->sbits) & ~c->low;
 }
 
 /*
- * The index position holding kh, or the empty one where kh would go;
- * c->icap when the index has neither.  The load limit keeps an empty word
- * in every index, so icap is never returned; the bound is there so that
- * an index broken all the same costs a lookup, not a run that never ends.
+ * The index position holding kh (*found its entry), or the empty one
+ * where kh would go (*found NULL); c->icap when the index has neither.
+ * The load limit keeps an empty word in every index, so icap is never
+ * returned; the bound is there so that an index broken all the same costs
+ * a lookup, not a run that never ends.
  */
-static inline size_t probe(const struct retl_cache *c, retl_h128 kh)
+static inline size_t probe(const struct retl_cache *c, retl_h128 kh,
+			   struct retl_cache_entry **found)
 {
-	const uint32_t t = tag(c, kh), low = (uint32_t)((1ull << c->sbits) - 1);
+	const uint32_t t = tag(c, kh), low = c->low;
 	size_t i = home(c, kh), n;
 
+	*found = NULL;
 	for (n = 0; n < c->icap; n++) {
 		uint32_t w = c->idx[i];
 
 		if (!w)
 			return i;
 		if ((w & ~low) == t) {
-			const struct retl_cache_entry *e = &c->ent[(w & low) - 1];
+			struct retl_cache_entry *e = &c->ent[(w & low) - 1];
 
-			if (e->kh.lo == kh.lo && e->kh.hi == kh.hi)
+			if (e->kh.lo == kh.lo && e->kh.hi == kh.hi) {
+				*found = e;
 				return i;
+			}
 		}
 		if (++i == c->icap)
 			i = 0;
@@ -230,10 +235,14 @@ static int index_build(struct retl_cache *c, size_t cap)
 	c->sbits = 1;
 	while (c->sbits < 32 && ((size_t)1 << c->sbits) <= c->icap)
 		c->sbits++;
+	c->low = (uint32_t)((1ull << c->sbits) - 1);
+	/* the tag is the top 32 - sbits bits of kh.hi (none at 32) */
+	c->tshift = c->sbits < 32 ? 32 + c->sbits : 63;
 	for (i = 0; i < c->used; i++) {
-		size_t at = probe(c, c->ent[i].kh);
+		struct retl_cache_entry *dup;
+		size_t at = probe(c, c->ent[i].kh, &dup);
 
-		if (at == c->icap || c->idx[at])
+		if (at == c->icap || dup)
 			return -1;
 		c->idx[at] = tag(c, c->ent[i].kh) | (uint32_t)(i + 1);
 	}
@@ -276,9 +285,8 @@ struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,
 	size_t i;
 
 	kh = remap(kh);
-	i = probe(c, kh);
-	if (i < c->icap && c->idx[i]) {
-		e = &c->ent[(c->idx[i] & ((1ull << c->sbits) - 1)) - 1];
+	i = probe(c, kh, &e);
+	if (e) {
 		if (created)
 			*created = e->gone;
 		if (e->gone) {          /* forgotten: back as new */
@@ -291,7 +299,7 @@ struct retl_cache_entry *retl_cache_upsert(retl_cache *c, retl_h128 kh,
 	if (c->used >= c->grow_at || i == c->icap) {
 		/* the index grows by 1.5x; its position moves: probe again */
 		(void)index_build(c, c->icap + c->icap / 2);
-		i = probe(c, kh);
+		i = probe(c, kh, &e);
 	}
 	ent_room(c, c->used + 1);
 	e = &c->ent[c->used];
@@ -310,20 +318,11 @@ void retl_cache_prefetch(const retl_cache *c, retl_h128 kh)
 	__builtin_prefetch(&c->idx[home(c, remap(kh))], 1);
 }
 
-/* kh's entry, gone ones too; NULL when absent */
-static struct retl_cache_entry *lookup(struct retl_cache *c, retl_h128 kh)
-{
-	size_t i = probe(c, remap(kh));
-
-	if (i == c->icap || !c->idx[i])
-		return NULL;
-	return &c->ent[(c->idx[i] & ((1ull << c->sbits) - 1)) - 1];
-}
-
 struct retl_cache_entry *retl_cache_find(retl_cache *c, retl_h128 kh)
 {
-	struct retl_cache_entry *e = lookup(c, kh);
+	struct retl_cache_entry *e;
 
+	probe(c, remap(kh), &e);
 	return e && !e->gone ? e : NULL;
 }
 
