@@ -18,7 +18,8 @@
  *     is then rebuilt from SQLite, as before.
  *
  * Entries the run created for new keys and never wrote are not in the
- * store and are left out of the image; `seen` is this run's and is cleared.
+ * store and are forgotten before the image is written (which writes
+ * every entry with `seen` 0, see cache.h).
  * RETL_TEST_VERIFY_IMAGE=1 (set by the integration tests) compares the
  * image with the table and aborts on any difference: every test run is a
  * check that the mirror follows the store.
@@ -222,7 +223,7 @@ static int settle(retl_state *st, struct retl_state_mirror *m,
 {
 	retl_cache *c = m->cache;
 	sqlite3_stmt *s;
-	size_t off, it, n;
+	size_t off, it;
 	struct retl_cache_entry *e;
 
 	if (m->broken || m->nkeys > retl_cache_count(c) / 8 + 64)
@@ -240,23 +241,11 @@ static int settle(retl_state *st, struct retl_state_mirror *m,
 			}
 		sqlite3_finalize(s);
 	}
-	/* new keys never written, and rows forgotten, are not in the store:
-	 * collected first, since leaving an entry out may move others */
-	retl_h128 *out = NULL;
-	size_t nout = 0, cap = 0;
-	for (it = 0; (e = retl_cache_next(c, &it));) {
-		e->seen = 0;
-		if (e->cached)
-			continue;
-		if (nout == cap) {
-			cap = cap ? cap * 2 : 64;
-			out = retl_realloc(out, cap * sizeof(*out));
-		}
-		out[nout++] = e->kh;
-	}
-	for (n = 0; n < nout; n++)
-		retl_cache_forget(c, out[n]);
-	free(out);
+	/* new keys never written, and rows forgotten, are not in the store
+	 * (forgetting leaves the other entries where they are) */
+	for (it = 0; (e = retl_cache_next(c, &it));)
+		if (!e->cached)
+			retl_cache_forget(c, e->kh);
 	return 0;
 }
 

@@ -228,7 +228,8 @@ int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
 		return rc;
 	uint64_t src = retl_hash64(raw, rawlen, r->seed);
 	int status = e->status;
-	if (status == RETL_STATUS_OK && e->src == src && !r->o->full_resync) {
+	if (status == RETL_STATUS_OK && retl_cache_same_src(e, src) &&
+	    !r->o->full_resync) {
 		if (e->mh && !retl_match_set_add(r->seen_match, e->mh))
 			return duplicate_match(r, kh, NULL);
 		c->unchanged++;

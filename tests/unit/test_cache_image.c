@@ -8,6 +8,11 @@
  * header with its checksum 0), so each one passes the checksum and only
  * the check it is about can catch it.
  *
+ * Issue 16 made the image dense (format 04): the wrapping size, the
+ * count against the file's size and the endless probe are checked here
+ * again in that format; a key twice and the flags a saved image never
+ * holds are new.
+ *
  * Against the code before issue 13 (image format RETLCI02, checksum over
  * the table alone; checked once by hand with images of that format):
  *  - the wrapping cap passed the size check (64 + cap * 56 wraps at 2^64
@@ -33,23 +38,24 @@
 #include "cache.h"
 #include "test.h"
 
-/* the on-disk header, as cache.c lays it out */
+/* the on-disk header, as cache.c lays it out (format 04: the entries
+ * follow it densely, no empty slots) */
 struct hdr {
 	char magic[8];
-	uint64_t gen, cap, count, entry_size, checksum, pad[2];
+	uint64_t gen, count, entry_size, reserved, checksum, pad[2];
 };
+#define MAGIC "RETLCI04"
 
 static char dir[] = "/tmp/retl-test-image-XXXXXX";
 static char path[256];
 
-static void write_image(const char *magic, uint64_t gen, uint64_t cap,
-			uint64_t count, const void *slots, size_t bytes)
+static void write_image(const char *magic, uint64_t gen, uint64_t count,
+			const void *slots, size_t bytes)
 {
 	struct hdr h;
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, magic, 8);
 	h.gen = gen;
-	h.cap = cap;
 	h.count = count;
 	h.entry_size = sizeof(struct retl_cache_entry);
 	h.checksum = XXH3_64bits_withSeed(slots, bytes, XXH3_64bits(&h, sizeof(h)));
@@ -74,20 +80,20 @@ static int load(const char **why)
 	return rc;
 }
 
-static void test_wrapping_cap(void)
+static void test_wrapping_count(void)
 {
-	/* 56 = 7 * 8: (2^61 + m) * 56 == m * 56 (mod 2^64); m * 56 above
-	 * 2 MiB took the old loader's mmap path, which kept the huge cap */
-	uint64_t m = 65536, cap = (1ull << 61) + m;
+	/* 48 = 3 * 16: (2^60 + m) * 48 == m * 48 (mod 2^64), the file's
+	 * size for m entries */
+	uint64_t m = 65536, count = (1ull << 60) + m;
 	size_t bytes = (size_t)m * sizeof(struct retl_cache_entry);
 	void *slots = calloc(1, bytes);
 	const char *why = NULL;
 
-	write_image("RETLCI03", 7, cap, 0, slots, bytes);
+	write_image(MAGIC, 7, count, slots, bytes);
 	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
 	CHECK(why && strstr(why, "out of bounds"));
-	/* a cap within bounds that the file's size does not back */
-	write_image("RETLCI03", 7, m * 2, 0, slots, bytes);
+	/* a count within bounds that the file's size does not back */
+	write_image(MAGIC, 7, m * 2, slots, bytes);
 	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
 	CHECK(why && strstr(why, "file size"));
 	free(slots);
@@ -104,37 +110,68 @@ static void fill(struct retl_cache_entry *e, size_t n)
 	}
 }
 
-static void test_full_table(void)
+static void test_crafted_rows(void)
 {
-	struct retl_cache_entry slots[16];
+	struct retl_cache_entry rows[16];
 	const char *why = NULL;
 
-	/* every slot taken, count 1: a lookup of an absent key never met
-	 * the empty slot that ends a probe */
-	fill(slots, 16);
-	write_image("RETLCI03", 7, 16, 1, slots, sizeof(slots));
-	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
-	CHECK(why && strstr(why, "row count"));
-	/* an honest count of a full table is over the load limit */
-	write_image("RETLCI03", 7, 16, 16, slots, sizeof(slots));
-	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
-	CHECK(why && strstr(why, "more rows"));
-	/* 12 of 16 is the most a table holds (load 0.8): loads, and finds */
-	memset(&slots[12], 0, 4 * sizeof(slots[0]));
-	write_image("RETLCI03", 7, 16, 12, slots, sizeof(slots));
+	/* 16 honest rows load, and an absent key is not found (the index
+	 * is built for them: no probe runs for ever) */
+	fill(rows, 16);
+	write_image(MAGIC, 7, 16, rows, sizeof(rows));
 	CHECK(load(&why) == 0);
+	/* every key the same: the index would hold one key sixteen times */
+	for (int i = 1; i < 16; i++)
+		rows[i].kh = rows[0].kh;
+	write_image(MAGIC, 7, 16, rows, sizeof(rows));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "twice"));
+	/* one key twice, far apart */
+	fill(rows, 16);
+	rows[15].kh = rows[2].kh;
+	write_image(MAGIC, 7, 16, rows, sizeof(rows));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "twice"));
 	/* a row whose status retl never writes */
-	slots[3].status = 9;
-	write_image("RETLCI03", 7, 16, 12, slots, sizeof(slots));
+	fill(rows, 16);
+	rows[3].status = 9;
+	write_image(MAGIC, 7, 16, rows, sizeof(rows));
 	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
 	CHECK(why && strstr(why, "never writes"));
+	/* flags a saved image never holds: seen, not cached, gone; the
+	 * zero key (always remapped) */
+	for (int k = 0; k < 4; k++) {
+		fill(rows, 16);
+		if (k == 0)
+			rows[5].seen = 1;
+		else if (k == 1)
+			rows[5].cached = 0;
+		else if (k == 2)
+			rows[5].gone = 1;
+		else
+			rows[5].kh = (retl_h128){ 0, 0 };
+		write_image(MAGIC, 7, 16, rows, sizeof(rows));
+		CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+		CHECK(why && strstr(why, "never writes"));
+	}
+	/* an empty image is an empty cache */
+	write_image(MAGIC, 7, 0, "", 0);
+	CHECK(load(&why) == 0);
+	/* the format before issue 16 (a table with empty slots) is stale */
+	fill(rows, 16);
+	write_image("RETLCI03", 7, 12, rows, sizeof(rows));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_STALE);
 }
 
-/* a real image of 1000 rows, written by retl_cache_save */
+/*
+ * a real image of 1000 rows, written by retl_cache_save from a cache as a
+ * run leaves it: 100 more rows forgotten (interleaved), every row seen,
+ * the new ones not cached
+ */
 static void save_real(void)
 {
-	retl_cache *c = retl_cache_new(1000);
-	for (uint64_t i = 0; i < 1000; i++) {
+	retl_cache *c = retl_cache_new(10);     /* grows while filled */
+	for (uint64_t i = 0; i < 1100; i++) {
 		retl_h128 k = { i * 0x9e3779b97f4a7c15ull + 1, i };
 		struct retl_cache_entry *e = retl_cache_upsert(c, k, NULL);
 		e->src = i + 1;
@@ -142,7 +179,14 @@ static void save_real(void)
 		e->mh = 3 * i;
 		e->status = RETL_STATUS_OK;
 		e->sent = (uint8_t)(i & 1);
+		e->seen = 1;
+		e->cached = i % 3 != 0;
 	}
+	for (uint64_t i = 1000; i < 1100; i++) {
+		retl_h128 k = { i * 0x9e3779b97f4a7c15ull + 1, i };
+		CHECK(retl_cache_forget(c, k) == 1);
+	}
+	CHECK(retl_cache_count(c) == 1000);
 	CHECK(retl_cache_save(c, path, 7) == 0);
 	retl_cache_free(c);
 }
@@ -179,17 +223,38 @@ static void test_damage(void)
 			e->mh == 3 * i && e->status == RETL_STATUS_OK && e->sent == (i & 1);
 	}
 	CHECK(same == 1000);
+	/* as the next run sees them: none seen, all cached; the forgotten
+	 * rows left out (48 bytes a row, no empty slots) */
+	size_t it = 0, n = 0, fresh = 0;
+	struct retl_cache_entry *e;
+	while (c && (e = retl_cache_next(c, &it))) {
+		n++;
+		fresh += !e->seen && e->cached && !e->gone;
+	}
+	CHECK(n == 1000 && fresh == 1000);
+	for (uint64_t i = 1000; c && i < 1100; i++) {
+		retl_h128 k = { i * 0x9e3779b97f4a7c15ull + 1, i };
+		CHECK(retl_cache_find(c, k) == NULL);
+	}
+	CHECK(sb.st_size == (off_t)(sizeof(struct hdr) +
+				    1000 * sizeof(struct retl_cache_entry)));
 	retl_cache_free(c);
 
 	/* another generation or version is stale, not damaged */
 	CHECK(retl_cache_load(&c, path, 8, &why) == RETL_CACHE_IMAGE_STALE);
 	CHECK(!c && !why);
 
-	/* the row count, in the header: the checksum covers it now */
+	/* the row count, in the header: the file's size gives it away, and
+	 * the checksum covers the rest of the header */
 	flip(offsetof(struct hdr, count));
 	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
-	CHECK(why && strstr(why, "checksum"));
+	CHECK(why && strstr(why, "file size"));
 	flip(offsetof(struct hdr, count));
+	CHECK(load(&why) == 0);
+	flip(offsetof(struct hdr, pad));
+	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
+	CHECK(why && strstr(why, "checksum"));
+	flip(offsetof(struct hdr, pad));
 	CHECK(load(&why) == 0);
 
 	/* a byte of the table */
@@ -208,7 +273,7 @@ static void test_damage(void)
 	CHECK(!retl_cache_image_is(path, 7));
 
 	/* not an image at all; missing */
-	write_image("SQLite f", 7, 16, 0, "", 0);
+	write_image("SQLite f", 7, 0, "", 0);
 	CHECK(load(&why) == RETL_CACHE_IMAGE_BAD);
 	CHECK(unlink(path) == 0);
 	CHECK(load(&why) == RETL_CACHE_IMAGE_NONE);
@@ -227,8 +292,8 @@ int main(void)
 	alarm(60);
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/state.db.s.cache", dir);
-	test_wrapping_cap();
-	test_full_table();
+	test_wrapping_count();
+	test_crafted_rows();
 	test_damage();
 	unlink(path);
 	rmdir(dir);

@@ -261,7 +261,7 @@ static void test_rows(retl_state *st)
 	e = retl_cache_find(c, r.kh);
 	CHECK(e && e->status == RETL_STATUS_OK && e->cached == 1 && !e->seen);
 	CHECK(e && e->pay.lo == UINT64_MAX && e->pay.hi == 0x8000000000000001ull);
-	CHECK(e && e->src == 0xfedcba9876543210ull);
+	CHECK(e && retl_cache_same_src(e, 0xfedcba9876543210ull));
 	r = rec("b", 0, 0, NULL, NULL);
 	e = retl_cache_find(c, r.kh);
 	CHECK(e && e->status == RETL_STATUS_PENDING && e->src == 999 &&
@@ -618,7 +618,7 @@ static void test_image(retl_state *st)
 		char key[16];
 		snprintf(key, sizeof(key), "k%d", i);
 		struct retl_cache_entry *e = retl_cache_find(c, retl_hash128(key, strlen(key)));
-		same += e && e->src == 0x8000000000000000ull + (uint64_t)i &&
+		same += e && retl_cache_same_src(e, 0x8000000000000000ull + (uint64_t)i) &&
 			e->pay.lo == 100 + (uint64_t)i && e->pay.hi == 7 &&
 			e->status == RETL_STATUS_OK && e->cached && !e->seen;
 	}
