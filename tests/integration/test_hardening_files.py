@@ -7,7 +7,9 @@ payloads stay private (issue 13).
   image killed `retl plan` with SIGSEGV (retl_cache_find) and the
   full-table image made it probe for ever; both were checked once by hand
   against the old binary with images of its format (RETLCI02, checksum over
-  the table alone).  Here each `retl plan` runs under a timeout, so a hang
+  the table alone).  Issue 16's format 04 (entries only, no table) keeps
+  the wrapping size (now the count's) and replaces the full table with a
+  key written twice.  Here each `retl plan` runs under a timeout, so a hang
   fails the test rather than stalling the suite.
 - A damaged state store stops the run with an error that names the file
   and says what to do; nothing is sent.
@@ -38,10 +40,10 @@ from waiting import wait_for
 import planfile  # noqa: E402
 
 PLAN_TIMEOUT = 60           # a hang fails here, far below the suite's limit
-ENTRY = 56                  # sizeof(struct retl_cache_entry)
-HEADER = struct.Struct("<8sQQQQQQQ")   # magic gen cap count entry_size
+ENTRY = 48                  # sizeof(struct retl_cache_entry)
+HEADER = struct.Struct("<8sQQQQQQQ")   # magic gen count entry_size reserved
                                        # checksum pad pad (cache.c)
-MAGIC = b"RETLCI03"
+MAGIC = b"RETLCI04"
 
 
 def _xxh3():
@@ -55,21 +57,23 @@ def _xxh3():
     return lambda data, seed=0: lib.XXH3_64bits_withSeed(data, len(data), seed)
 
 
-def write_image(path, gen, cap, count, table):
-    """An image as cache.c writes it: the checksum is the XXH3-64 of the
-    table seeded with the XXH3-64 of the header whose checksum is 0."""
+def write_image(path, gen, count, entries):
+    """An image as cache.c writes it (format 04: the entries one after the
+    other): the checksum is the XXH3-64 of the entries seeded with the
+    XXH3-64 of the header whose checksum is 0."""
     xxh3 = _xxh3()
-    head0 = HEADER.pack(MAGIC, gen, cap, count, ENTRY, 0, 0, 0)
-    checksum = xxh3(table, xxh3(head0))
+    head0 = HEADER.pack(MAGIC, gen, count, ENTRY, 0, 0, 0, 0)
+    checksum = xxh3(entries, xxh3(head0))
     with open(path, "wb") as f:
-        f.write(HEADER.pack(MAGIC, gen, cap, count, ENTRY, checksum, 0, 0))
-        f.write(table)
+        f.write(HEADER.pack(MAGIC, gen, count, ENTRY, 0, checksum, 0, 0))
+        f.write(entries)
 
 
 def entry(i):
-    """An occupied slot: key hash, no payload hash, status OK, cached."""
+    """An entry: key hash, no payload or match hash, no source hash,
+    status OK (bits 56-59 of the last word) and cached (bit 61)."""
     lo = (0x9E3779B97F4A7C15 * (i + 1)) & (2**64 - 1)
-    return struct.pack("<QQQQQQBBBB4x", lo, i + 1, 0, 0, 0, 0, 1, 0, 1, 0)
+    return struct.pack("<QQQQQQ", lo, i + 1, 0, 0, 0, (1 << 56) | (1 << 61))
 
 
 def make_customers(db, n):
@@ -123,29 +127,29 @@ def plan(p):
     return rc, err, keys
 
 
-def craft_wrapping_cap(p):
-    # (2^61 + m) * 56 wraps to m * 56 at 2^64: the old size check saw the
-    # file's own size, mapped m * 56 bytes and indexed them with 2^61 + m
-    m = 65536
-    write_image(image_path(p), cache_gen(p), (1 << 61) + m, 0,
-                bytes(m * ENTRY))
+def craft_wrapping_count(p):
+    # (2^60 + m) * 48 wraps to m * 48 at 2^64: a size check that trusts
+    # the product sees the file's own size (format 03 had the same hole
+    # with its capacity: SIGSEGV before it was checked)
+    m = 64
+    write_image(image_path(p), cache_gen(p), (1 << 60) + m,
+                b"".join(entry(i) for i in range(m)))
 
 
-def craft_full_table(p):
-    # every slot taken and a count within the load limit: a lookup of a key
-    # not in the table never meets an empty slot.  The count is above the
-    # planner's estimate of the model (20 rows, analyzed), so the run does
-    # not grow (rehash) the table before its lookups.
-    write_image(image_path(p), cache_gen(p), 1024, 819,
-                b"".join(entry(i) for i in range(1024)))
+def craft_key_twice(p):
+    # a good checksum over an image whose key appears twice: loaded, it
+    # would make one of the two rows unreachable (format 03's hazard was a
+    # full table and an endless probe; format 04 has no table to fill)
+    write_image(image_path(p), cache_gen(p), 3,
+                entry(0) + entry(1) + entry(0))
 
 
 def flip_count(p):
     # the row count is in the header, which the old checksum left out
     with open(image_path(p), "r+b") as f:
-        f.seek(24)
+        f.seek(16)
         b = f.read(1)
-        f.seek(24)
+        f.seek(16)
         f.write(bytes([b[0] ^ 1]))
 
 
@@ -161,7 +165,7 @@ def truncate(p):
     os.truncate(image_path(p), os.path.getsize(image_path(p)) - 100)
 
 
-@pytest.mark.parametrize("damage", [craft_wrapping_cap, craft_full_table,
+@pytest.mark.parametrize("damage", [craft_wrapping_count, craft_key_twice,
                                     flip_count, flip_table_byte, truncate],
                          ids=lambda f: f.__name__)
 def test_bad_cache_image_is_ignored_and_rebuilt(synced, damage):
