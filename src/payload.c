@@ -161,10 +161,18 @@ static const char *scan_value(const char *p, const char *e, int depth,
  */
 static const char *skip_string(const char *p, const char *e)
 {
-	p++;
-	while (p < e && *p != '"')
-		p += *p == '\\' ? 2 : 1;
-	return p < e ? p + 1 : NULL;
+	for (p++; p < e;) {
+		const char *q = memchr(p, '"', (size_t)(e - p)), *b;
+		if (!q)
+			return NULL;
+		/* escaped if an odd run of backslashes stands before it */
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if (!((q - b) & 1))
+			return q + 1;
+		p = q + 1;
+	}
+	return NULL;
 }
 
 static const char *skip_value(const char *p, const char *e, enum retl_pv_kind *kind)
@@ -473,6 +481,11 @@ static int jansson_alike(const char *p, const char *e)
 {
 	int in_str = 0;
 	while (p < e) {
+		/* inside a string, plain ASCII needs no look */
+		while (in_str && p < e && *p != '"' && *p != '\\' && !(*p & 0x80))
+			p++;
+		if (p >= e)
+			break;
 		unsigned char c = (unsigned char)*p;
 		if (c >= 0x80) {
 			size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)e);
