@@ -293,8 +293,37 @@ static void test_doc(void)
 	free(buf);
 }
 
+/* long strings are read eight bytes at a time: a byte that needs a look
+ * is seen at every offset of a word */
+static void test_long_strings(void)
+{
+	for (int at = 0; at < 24; at++) {
+		char t[64], *got;
+		struct retl_pv top;
+		snprintf(t, sizeof(t), "{\"a\":\"%.*s%c%.*s\"}", at, "abcdefghijklmnopqrstuvwx",
+			 '\x01', 23 - at, "abcdefghijklmnopqrstuvwx");
+		got = walk(t);
+		CHECK_STR(got, "ERR");          /* a control byte */
+		free(got);
+		t[6 + at] = '\xc3';             /* a lone UTF-8 lead byte */
+		CHECK(retl_json_doc(t, strlen(t), &top) == 0);
+		t[6 + at] = '\\';               /* an escape: \b (or \" at the end) */
+		if (at < 23)
+			t[7 + at] = 'b';
+		got = walk(t);
+		CHECK(at == 23 ? !strcmp(got, "ERR") : strcmp(got, "ERR") != 0);
+		free(got);
+		CHECK(retl_json_doc(t, strlen(t), &top) == (at < 23));
+		t[6 + at] = '"';                /* the string ends early */
+		got = walk(t);
+		CHECK_STR(got, "ERR");
+		free(got);
+	}
+}
+
 int main(void)
 {
+	test_long_strings();
 	test_doc();
 	test_members();
 	test_malformed();
