@@ -28,33 +28,31 @@ static const char *ws(const char *p, const char *e)
 }
 
 /*
- * Eight bytes at a time over plain string bytes: does the word at p hold a
- * byte that needs a look (a quote, a backslash, a control byte, or with
- * high set, one >= 0x80)?  A bit trick (Hacker's Delight's "has a byte
+ * Eight bytes at a time over plain string bytes (retl_json_doc's pass over
+ * an answer's long values; the scanner's own byte loop is cheaper for the
+ * short strings of payloads and spool lines): does the word at p hold a
+ * byte that needs a look (a quote, a backslash, a control byte, or one
+ * >= 0x80)?  A bit trick (Hacker's Delight's "has a byte
  * less than"): it may say yes for a plain byte after one that needs a
  * look, never no for one that does, so the byte loops after it decide.
  */
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
-static int word_needs_look(const char *p, int high)
+static int word_needs_look(const char *p)
 {
 	uint64_t w, q, b;
 	memcpy(&w, p, 8);
 	q = w ^ (ONES * '"');
 	b = w ^ (ONES * '\\');
-	return !!((((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) |
-		   (high ? w : 0)) & HIGHS);
+	return !!((((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w) &
+		  HIGHS);
 }
 
 /* p at '"': past the closing quote */
 static const char *scan_string(const char *p, const char *e)
 {
 	for (p++; p < e; p++) {
-		while (e - p >= 8 && !word_needs_look(p, 0))
-			p += 8;
-		if (p >= e)
-			return NULL;
 		unsigned char c = (unsigned char)*p;
 		if (c == '"')
 			return p + 1;
@@ -507,7 +505,7 @@ static int jansson_alike(const char *p, const char *e)
 	int in_str = 0;
 	while (p < e) {
 		/* inside a string, plain ASCII needs no look */
-		while (in_str && e - p >= 8 && !word_needs_look(p, 1))
+		while (in_str && e - p >= 8 && !word_needs_look(p))
 			p += 8;
 		while (in_str && p < e && *p != '"' && *p != '\\' && !(*p & 0x80))
 			p++;
