@@ -179,7 +179,7 @@ demo: deps
 # fails at the end when one missed a target or failed
 bench: deps
 	$(MAKE) retl
-	@failed=""; for s in bench bench_hubspot bench_mailchimp bench_airtable bench_connect; do \
+	@failed=""; for s in bench bench_hubspot bench_webhook bench_mailchimp bench_airtable bench_connect; do \
 	  $(PYTHON) tests/bench/$$s.py || failed="$$failed $$s"; \
 	done; \
 	[ -z "$$failed" ] || { echo "bench: missed a target or failed:$$failed"; exit 1; }

@@ -15,6 +15,8 @@
  * lookup for a removal (HS_FIND) archives what it found, and what it did
  * not find is gone already.
  */
+#include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 
 #include "buf.h"
 #include "hubspot_int.h"
+#include "payload.h"
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -193,13 +196,13 @@ static const char *json_id(const json_t *v, char *tmp, size_t n)
 	return NULL;
 }
 
-/* does op k's match value equal `id` (emails without case)? */
+/* does op k's match value equal `id` (n bytes; emails without case)? */
 static int match_eq(const struct hs_ctx *c, const struct retl_request *r,
-		    size_t k, const char *id)
+		    size_t k, const char *id, size_t n)
 {
-	size_t n;
-	const char *mine = retl_req_id(r, k, &n);
-	if (!n || !id || strlen(id) != n)
+	size_t mine_n;
+	const char *mine = retl_req_id(r, k, &mine_n);
+	if (!mine_n || !id || mine_n != n)
 		return 0;
 	return c->id_ci ? !strncasecmp(mine, id, n) : !memcmp(mine, id, n);
 }
@@ -209,9 +212,11 @@ static int has_dest_id(const struct retl_op *op)
 	return op->dest_id && op->dest_id[0];
 }
 
-/* does op k of the request carry identifier `id` (as the request sent it)? */
+/* does op k of the request carry identifier `id` (as the request sent
+ * it)?  n: strlen(id), taken once by the caller (this runs for every op
+ * against every result) */
 static int op_has(const struct hs_ctx *c, const struct retl_request *r,
-		  size_t k, const char *id)
+		  size_t k, const char *id, size_t n)
 {
 	const struct retl_op *op = retl_req_op(r, k);
 	if (!id)
@@ -225,86 +230,7 @@ static int op_has(const struct hs_ctx *c, const struct retl_request *r,
 		return !strcmp(hubspot_archive_id(r, k), id);
 	if (r->kind == HS_UPDATE && has_dest_id(op))
 		return !strcmp(op->dest_id, id);
-	return match_eq(c, r, k, id);
-}
-
-/* does the result x (id, trace, idProperty value pv) answer op k? */
-static int result_hits(const struct hs_ctx *c, const struct retl_request *r,
-		       size_t k, const char *id, const char *trace, const char *pv)
-{
-	const struct retl_op *op = retl_req_op(r, k);
-	if (r->kind == HS_CREATE && trace)
-		return op_has(c, r, k, trace);
-	if (r->kind == HS_UPDATE && has_dest_id(op))
-		return id && !strcmp(op->dest_id, id);
-	if (r->kind == HS_CREATE)
-		return match_eq(c, r, k, pv);
-	if (r->kind == HS_ARCHIVE)
-		return id && !strcmp(hubspot_archive_id(r, k), id);
-	return op_has(c, r, k, pv);
-}
-
-static void take_results(const struct hs_ctx *c, struct retl_request *r,
-			 const json_t *root, unsigned char *done)
-{
-	char tmp[32];
-	size_t i;
-	json_t *x;
-	json_array_foreach(json_object_get(root, "results"), i, x) {
-		const char *id = json_id(json_object_get(x, "id"), tmp, sizeof(tmp));
-		const char *trace = jstr(x, "objectWriteTraceId");
-		const char *pv = c->id_prop ?
-			jstr(json_object_get(x, "properties"), c->id_prop) : NULL;
-		for (size_t k = 0; k < r->n; k++) {
-			if (done[k] || !result_hits(c, r, k, id, trace, pv))
-				continue;
-			done[k] = 1;
-			if (r->kind == HS_FIND && id) {
-				/* found: archived next; not done until then */
-				retl_req_set(r, k, RETL_RES_RETRY, id, "found; not archived yet");
-				retl_req_again(r, k, HS_ARCHIVE);
-				continue;
-			}
-			retl_req_set(r, k, RETL_RES_ACK, r->kind == HS_ARCHIVE ? NULL : id, NULL);
-		}
-	}
-}
-
-/* the ops one error names (context.ids / objectWriteTraceId) */
-static int take_error(const struct hs_ctx *c, struct retl_request *r,
-		      const json_t *x, unsigned char *done, const char *why)
-{
-	const char *cat = jstr(x, "category");
-	int gone = cat && !strcmp(cat, "OBJECT_NOT_FOUND");
-	json_t *ctx = json_object_get(x, "context");
-	int mapped = 0;
-	char tmp[32];
-	size_t j;
-	json_t *v;
-	for (int pass = 0; pass < 2; pass++) {
-		json_t *arr = json_object_get(ctx, pass ? "objectWriteTraceId" : "ids");
-		json_t *one = NULL;
-		if (json_is_string(arr))
-			arr = one = json_pack("[O]", arr);
-		json_array_foreach(arr, j, v) {
-			const char *id = json_id(v, tmp, sizeof(tmp));
-			for (size_t k = 0; k < r->n; k++) {
-				if (done[k] || !op_has(c, r, k, id))
-					continue;
-				done[k] = mapped = 1;
-				if (gone && (r->kind == HS_ARCHIVE || r->kind == HS_FIND))
-					retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);
-				else if (r->kind == HS_READ)
-					retl_req_set(r, k, RETL_RES_RETRY, NULL, why);
-				else
-					retl_req_set(r, k, RETL_RES_REJECT, NULL, why);
-				if (gone && r->kind == HS_READ)
-					retl_req_again(r, k, HS_CREATE);
-			}
-		}
-		json_decref(one);
-	}
-	return mapped;
+	return match_eq(c, r, k, id, n);
 }
 
 /* an op the answer says nothing about */
@@ -328,9 +254,246 @@ static void unanswered(struct retl_request *r, size_t k, const char *unmapped)
 	}
 }
 
+/* what one result says: its id, objectWriteTraceId and idProperty value
+ * (each NULL when absent or not a string; an integer id as text) */
+struct hs_said {
+	const char *id, *trace, *pv;
+	size_t trace_len, pv_len;
+};
+
+/* does the result answer op k? */
+static int result_hits(const struct hs_ctx *c, const struct retl_request *r,
+		       size_t k, const struct hs_said *x)
+{
+	const struct retl_op *op = retl_req_op(r, k);
+	if (r->kind == HS_CREATE && x->trace)
+		return op_has(c, r, k, x->trace, x->trace_len);
+	if (r->kind == HS_UPDATE && has_dest_id(op))
+		return x->id && !strcmp(op->dest_id, x->id);
+	if (r->kind == HS_CREATE)
+		return match_eq(c, r, k, x->pv, x->pv_len);
+	if (r->kind == HS_ARCHIVE)
+		return x->id && !strcmp(hubspot_archive_id(r, k), x->id);
+	return op_has(c, r, k, x->pv, x->pv_len);
+}
+
+/*
+ * A result is compared with every op not done yet (one result may answer
+ * two ops), 100 x 100 string compares a batch.  Where the request's kind
+ * matches by the idProperty value alone (upsert, read, find), each op's
+ * value is hashed once, folded to lower case where it is compared without
+ * case: equal values hash alike, so an op whose hash differs cannot match
+ * and is passed over without the compare.
+ */
+static uint32_t fold_hash(const char *s, size_t n, int ci)
+{
+	uint32_t h = 2166136261u;       /* FNV-1a */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		h = (h ^ (unsigned char)(ci ? tolower(ch) : ch)) * 16777619u;
+	}
+	return h;
+}
+
+/* per op, the hash of its match value; NULL when the kind matches by more */
+static uint32_t *match_hashes(const struct hs_ctx *c, const struct retl_request *r)
+{
+	if (r->kind != HS_UPSERT && r->kind != HS_READ && r->kind != HS_FIND)
+		return NULL;
+	uint32_t *h = retl_calloc(r->n ? r->n : 1, sizeof(*h));
+	for (size_t k = 0; k < r->n; k++) {
+		size_t n;
+		const char *id = retl_req_id(r, k, &n);
+		h[k] = fold_hash(id, n, c->id_ci);
+	}
+	return h;
+}
+
+/* one result: every op it answers that is not done yet */
+static void take_result(const struct hs_ctx *c, struct retl_request *r,
+			struct hs_said *x, unsigned char *done, const uint32_t *hash)
+{
+	x->trace_len = x->trace ? strlen(x->trace) : 0;
+	x->pv_len = x->pv ? strlen(x->pv) : 0;
+	uint32_t h = hash && x->pv ? fold_hash(x->pv, x->pv_len, c->id_ci) : 0;
+	if (hash && !x->pv)
+		return;                 /* nothing to match by */
+	for (size_t k = 0; k < r->n; k++) {
+		if (done[k] || (hash && hash[k] != h) || !result_hits(c, r, k, x))
+			continue;
+		done[k] = 1;
+		if (r->kind == HS_FIND && x->id) {
+			/* found: archived next; not done until then */
+			retl_req_set(r, k, RETL_RES_RETRY, x->id, "found; not archived yet");
+			retl_req_again(r, k, HS_ARCHIVE);
+			continue;
+		}
+		retl_req_set(r, k, RETL_RES_ACK, r->kind == HS_ARCHIVE ? NULL : x->id, NULL);
+	}
+}
+
+static void take_results(const struct hs_ctx *c, struct retl_request *r,
+			 const json_t *root, unsigned char *done)
+{
+	uint32_t *hash = match_hashes(c, r);
+	char tmp[32];
+	size_t i;
+	json_t *x;
+	json_array_foreach(json_object_get(root, "results"), i, x) {
+		struct hs_said said = {
+			.id = json_id(json_object_get(x, "id"), tmp, sizeof(tmp)),
+			.trace = jstr(x, "objectWriteTraceId"),
+			.pv = c->id_prop ?
+				jstr(json_object_get(x, "properties"), c->id_prop) : NULL,
+		};
+		take_result(c, r, &said, done, hash);
+	}
+	free(hash);
+}
+
+/*
+ * The same results read without a tree (payload.h's reader), for an answer
+ * retl_json_doc vouches jansson would read alike: parsing HubSpot's answers
+ * into jansson trees (every property of every record, each value a
+ * malloc) was a third of the HubSpot path's CPU, and retl reads three
+ * strings of each result.  Members are taken as jansson's object would
+ * hold them (the last of a repeated name wins).
+ */
+
+/* a string value decoded into b (NULL if v is not a string); an integer as
+ * its decimal text, as json_id writes it */
+static const char *said_str(const struct retl_pv *v, int num, retl_buf *b)
+{
+	retl_buf_reset(b);
+	if (v->kind == RETL_PV_STRING && retl_pv_string(v, b) == 0)
+		return retl_buf_cstr(b);
+	if (num && v->kind == RETL_PV_NUMBER) {
+		/* retl_json_doc: an integer of at most 18 digits */
+		char t[24];
+		memcpy(t, v->raw, v->len);
+		t[v->len] = '\0';
+		retl_buf_addf(b, "%lld", strtoll(t, NULL, 10));
+		return b->ptr;
+	}
+	return NULL;
+}
+
+/* the idProperty's value in a result's properties object */
+static const char *said_pv(const struct hs_ctx *c, const struct retl_pv *props, retl_buf *b)
+{
+	struct retl_preader rd;
+	struct retl_pfield f;
+	struct retl_pv v = { .kind = RETL_PV_NULL };
+	if (!c->id_prop || retl_pv_open(&rd, props) < 0 || props->kind != RETL_PV_OBJECT)
+		return NULL;
+	while (retl_payload_next(&rd, &f) > 0)
+		if (retl_pfield_is(&f, c->id_prop))
+			v = f.v;
+	return said_str(&v, 0, b);
+}
+
+static void plain_result(const struct hs_ctx *c, struct retl_request *r,
+			 const struct retl_pv *item, unsigned char *done,
+			 const uint32_t *hash, retl_buf b[3])
+{
+	struct retl_preader rd;
+	struct retl_pfield f;
+	struct retl_pv id = { .kind = RETL_PV_NULL }, tr = id, props = id;
+	struct hs_said said = { .id = NULL };
+	if (item->kind == RETL_PV_OBJECT && retl_pv_open(&rd, item) == 0) {
+		while (retl_payload_next(&rd, &f) > 0) {
+			if (retl_pfield_is(&f, "id"))
+				id = f.v;
+			else if (retl_pfield_is(&f, "objectWriteTraceId"))
+				tr = f.v;
+			else if (retl_pfield_is(&f, "properties"))
+				props = f.v;
+		}
+		said.id = said_str(&id, 1, &b[0]);
+		said.trace = said_str(&tr, 0, &b[1]);
+		said.pv = said_pv(c, &props, &b[2]);
+	}
+	take_result(c, r, &said, done, hash);
+}
+
+/* a 2xx answer with no errors[], read by plain_result: 1 done, 0 when
+ * the answer is for jansson (not vouched for, or it has errors[]) */
+int hubspot_plain_answers = 1;
+
+static int plain_answer(const struct hs_ctx *c, struct retl_request *r)
+{
+	const struct retl_http_req *req = r->http;
+	struct retl_pv top, results = { .kind = RETL_PV_NULL }, item;
+	struct retl_preader rd, ri;
+	struct retl_pfield f;
+	if (!hubspot_plain_answers || !req->resp.len || !retl_json_doc(req->resp.ptr, req->resp.len, &top) ||
+	    retl_pv_open(&rd, &top) < 0)
+		return 0;
+	while (retl_payload_next(&rd, &f) > 0) {
+		if (retl_pfield_is(&f, "errors"))
+			return 0;
+		if (retl_pfield_is(&f, "results"))
+			results = f.v;
+	}
+	unsigned char *done = retl_calloc(r->n ? r->n : 1, 1);
+	uint32_t *hash = match_hashes(c, r);
+	retl_buf b[3] = { RETL_BUF_INIT, RETL_BUF_INIT, RETL_BUF_INIT };
+	if (results.kind == RETL_PV_ARRAY && retl_pv_open(&ri, &results) == 0)
+		while (retl_payload_item(&ri, &item) > 0)
+			plain_result(c, r, &item, done, hash, b);
+	for (size_t k = 0; k < r->n; k++)
+		if (!done[k])
+			unanswered(r, k, NULL);
+	for (int i = 0; i < 3; i++)
+		retl_buf_free(&b[i]);
+	free(hash);
+	free(done);
+	return 1;
+}
+
+/* the ops one error names (context.ids / objectWriteTraceId) */
+static int take_error(const struct hs_ctx *c, struct retl_request *r,
+		      const json_t *x, unsigned char *done, const char *why)
+{
+	const char *cat = jstr(x, "category");
+	int gone = cat && !strcmp(cat, "OBJECT_NOT_FOUND");
+	json_t *ctx = json_object_get(x, "context");
+	int mapped = 0;
+	char tmp[32];
+	size_t j;
+	json_t *v;
+	for (int pass = 0; pass < 2; pass++) {
+		json_t *arr = json_object_get(ctx, pass ? "objectWriteTraceId" : "ids");
+		json_t *one = NULL;
+		if (json_is_string(arr))
+			arr = one = json_pack("[O]", arr);
+		json_array_foreach(arr, j, v) {
+			const char *id = json_id(v, tmp, sizeof(tmp));
+			size_t n = id ? strlen(id) : 0;
+			for (size_t k = 0; k < r->n; k++) {
+				if (done[k] || !op_has(c, r, k, id, n))
+					continue;
+				done[k] = mapped = 1;
+				if (gone && (r->kind == HS_ARCHIVE || r->kind == HS_FIND))
+					retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);
+				else if (r->kind == HS_READ)
+					retl_req_set(r, k, RETL_RES_RETRY, NULL, why);
+				else
+					retl_req_set(r, k, RETL_RES_REJECT, NULL, why);
+				if (gone && r->kind == HS_READ)
+					retl_req_again(r, k, HS_CREATE);
+			}
+		}
+		json_decref(one);
+	}
+	return mapped;
+}
+
 static enum retl_hd_verdict decode_ok(const struct hs_ctx *c, struct retl_request *r)
 {
 	const struct retl_http_req *req = r->http;
+	if (plain_answer(c, r))
+		return RETL_HD_DONE;
 	json_error_t je;
 	json_t *root = req->resp.len ?
 		json_loadb(req->resp.ptr, req->resp.len, 0, &je) : NULL;

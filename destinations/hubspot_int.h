@@ -40,6 +40,11 @@ int hubspot_auth_error(const struct retl_http_req *req, struct retl_err *err);
 enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 				    struct retl_err *err);
 
+/* 1 (the default): 2xx answers retl_json_doc vouches for are read
+ * without a jansson tree; 0: every answer through jansson.  The fuzz
+ * harness decodes each input both ways and compares */
+extern int hubspot_plain_answers;
+
 /* a 429 for the daily limit (policyName DAILY): final, not retried */
 int hubspot_daily_429(const struct retl_http_req *req);
 /* an answer the engine gave up on; the daily limit is fatal (exit 4) */

@@ -8,6 +8,7 @@
  */
 #include "payload.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define MAX_DEPTH 512
@@ -24,6 +25,28 @@ static const char *ws(const char *p, const char *e)
 	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
 		p++;
 	return p;
+}
+
+/*
+ * Eight bytes at a time over plain string bytes (retl_json_doc's pass over
+ * an answer's long values; the scanner's own byte loop is cheaper for the
+ * short strings of payloads and spool lines): does the word at p hold a
+ * byte that needs a look (a quote, a backslash, a control byte, or one
+ * >= 0x80)?  A bit trick (Hacker's Delight's "has a byte
+ * less than"): it may say yes for a plain byte after one that needs a
+ * look, never no for one that does, so the byte loops after it decide.
+ */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static int word_needs_look(const char *p)
+{
+	uint64_t w, q, b;
+	memcpy(&w, p, 8);
+	q = w ^ (ONES * '"');
+	b = w ^ (ONES * '\\');
+	return !!((((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w) &
+		  HIGHS);
 }
 
 /* p at '"': past the closing quote */
@@ -154,6 +177,60 @@ static const char *scan_value(const char *p, const char *e, int depth,
 	}
 }
 
+/*
+ * Skipping inside a text already checked (retl_json_doc): only the end of
+ * each value is looked for, so that walking a nested answer does not check
+ * its innermost bytes once per level.  Still bounded by e.
+ */
+static const char *skip_string(const char *p, const char *e)
+{
+	for (p++; p < e;) {
+		const char *q = memchr(p, '"', (size_t)(e - p)), *b;
+		if (!q)
+			return NULL;
+		/* escaped if an odd run of backslashes stands before it */
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if (!((q - b) & 1))
+			return q + 1;
+		p = q + 1;
+	}
+	return NULL;
+}
+
+static const char *skip_value(const char *p, const char *e, enum retl_pv_kind *kind)
+{
+	int depth = 0;
+	if (p >= e)
+		return NULL;
+	switch (*p) {
+	case '"': *kind = RETL_PV_STRING; return skip_string(p, e);
+	case 't': *kind = RETL_PV_TRUE; return e - p >= 4 ? p + 4 : NULL;
+	case 'f': *kind = RETL_PV_FALSE; return e - p >= 5 ? p + 5 : NULL;
+	case 'n': *kind = RETL_PV_NULL; return e - p >= 4 ? p + 4 : NULL;
+	case '{': *kind = RETL_PV_OBJECT; break;
+	case '[': *kind = RETL_PV_ARRAY; break;
+	default:
+		*kind = RETL_PV_NUMBER;
+		while (p < e && strchr("0123456789+-.eE", *p) && *p)
+			p++;
+		return p;
+	}
+	while (p < e) {
+		if (*p == '"') {
+			if (!(p = skip_string(p, e)))
+				return NULL;
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if ((*p == '}' || *p == ']') && --depth == 0)
+			return p + 1;
+		p++;
+	}
+	return NULL;
+}
+
 static int open_at(struct retl_preader *r, const char *p, const char *e)
 {
 	p = ws(p, e);
@@ -163,6 +240,7 @@ static int open_at(struct retl_preader *r, const char *p, const char *e)
 	r->p = p + 1;
 	r->e = e;
 	r->started = 0;
+	r->checked = 0;
 	return 0;
 }
 
@@ -178,7 +256,10 @@ int retl_pv_open(struct retl_preader *r, const struct retl_pv *v)
 {
 	if (v->kind != RETL_PV_OBJECT && v->kind != RETL_PV_ARRAY)
 		return -1;
-	return open_at(r, v->raw, v->raw + v->len);
+	if (open_at(r, v->raw, v->raw + v->len) < 0)
+		return -1;
+	r->checked = v->checked;
+	return 0;
 }
 
 /* past the separator before the next element: 1, 0 at the end, -1 */
@@ -203,9 +284,11 @@ static int step(struct retl_preader *r)
 
 static int take_value(struct retl_preader *r, struct retl_pv *v)
 {
-	const char *end = scan_value(r->p, r->e, 0, &v->kind);
+	const char *end = r->checked ? skip_value(r->p, r->e, &v->kind) :
+		scan_value(r->p, r->e, 0, &v->kind);
 	if (!end)
 		return -1;
+	v->checked = r->checked;
 	v->raw = r->p;
 	v->len = (size_t)(end - r->p);
 	r->p = end;
@@ -220,7 +303,7 @@ int retl_payload_next(struct retl_preader *r, struct retl_pfield *f)
 	if ((s = step(r)) <= 0)
 		return s;
 	const char *p = r->p, *end;
-	if (*p != '"' || !(end = scan_string(p, r->e)))
+	if (*p != '"' || !(end = r->checked ? skip_string(p, r->e) : scan_string(p, r->e)))
 		return -1;
 	f->name = p + 1;
 	f->name_len = (size_t)(end - p - 2);
@@ -360,6 +443,111 @@ int retl_pfield_is(const struct retl_pfield *f, const char *name)
 	int eq = b.len == n && !memcmp(b.ptr, name, n);
 	retl_buf_free(&b);
 	return eq;
+}
+
+/* the length of the valid UTF-8 sequence at p (its first byte >= 0x80),
+ * by jansson's rules (utf.c: no overlong form, no surrogate, at most
+ * U+10FFFF); 0 if invalid */
+static size_t utf8_len(const unsigned char *p, const unsigned char *e)
+{
+	size_t n;
+	unsigned long cp;
+	if (*p < 0xC2 || *p > 0xF4)
+		return 0;
+	n = *p < 0xE0 ? 2 : *p < 0xF0 ? 3 : 4;
+	if ((size_t)(e - p) < n)
+		return 0;
+	cp = *p & (0x7F >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+/* p just past "\u": the escape's end if jansson takes it (not \u0000,
+ * no lone surrogate), else NULL.  The text was scanned: 4 hex digits. */
+static const char *u_escape(const char *p, const char *e)
+{
+	unsigned long cp = hex4(p);
+	p += 4;
+	if (!cp || (cp >= 0xDC00 && cp <= 0xDFFF))
+		return NULL;
+	if (cp < 0xD800 || cp > 0xDBFF)
+		return p;
+	if (e - p < 6 || p[0] != '\\' || p[1] != 'u')
+		return NULL;
+	cp = hex4(p + 2);
+	return cp >= 0xDC00 && cp <= 0xDFFF ? p + 6 : NULL;
+}
+
+/* outside strings at a number: its end if an integer of at most 18
+ * digits, else NULL */
+static const char *small_integer(const char *p, const char *e)
+{
+	const char *s = p;
+	if (*p == '-')
+		s = ++p;
+	while (p < e && *p >= '0' && *p <= '9')
+		p++;
+	if (p == s || p - s > 18 || (p < e && (*p == '.' || *p == 'e' || *p == 'E')))
+		return NULL;
+	return p;
+}
+
+/* is a text that scanned as JSON one that jansson reads alike? */
+static int jansson_alike(const char *p, const char *e)
+{
+	int in_str = 0;
+	while (p < e) {
+		/* inside a string, plain ASCII needs no look */
+		while (in_str && e - p >= 8 && !word_needs_look(p))
+			p += 8;
+		while (in_str && p < e && *p != '"' && *p != '\\' && !(*p & 0x80))
+			p++;
+		if (p >= e)
+			break;
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x80) {
+			size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)e);
+			if (!n)
+				return 0;
+			p += n;
+		} else if (c == '"') {
+			in_str = !in_str;
+			p++;
+		} else if (in_str && c == '\\') {
+			if (p[1] != 'u')
+				p += 2;
+			else if (!(p = u_escape(p + 2, e)))
+				return 0;
+		} else if (!in_str && (c == '-' || (c >= '0' && c <= '9'))) {
+			if (!(p = small_integer(p, e)))
+				return 0;
+		} else {
+			p++;
+		}
+	}
+	return 1;
+}
+
+int retl_json_doc(const char *text, size_t len, struct retl_pv *top)
+{
+	const char *e = text + len, *p, *end;
+	if (!text)
+		return 0;
+	p = ws(text, e);
+	if (p >= e || *p != '{' || !(end = scan_value(p, e, 0, &top->kind)) ||
+	    ws(end, e) != e || !jansson_alike(p, end))
+		return 0;
+	top->raw = p;
+	top->len = (size_t)(end - p);
+	top->checked = 1;
+	return 1;
 }
 
 int retl_payload_get(const char *json, size_t len, const char *name,

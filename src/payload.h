@@ -36,6 +36,8 @@ struct retl_pv {
 	enum retl_pv_kind kind;
 	const char *raw;
 	size_t len;
+	int checked;              /* inside a text retl_json_doc vouched for:
+				   * walked without checking it again */
 };
 
 /* an object member: its name as written (without the quotes, escapes
@@ -51,6 +53,7 @@ struct retl_preader {
 	const char *p, *e;
 	char close;               /* '}' or ']' */
 	int started;
+	int checked;              /* see struct retl_pv */
 };
 
 /*
@@ -83,6 +86,19 @@ int retl_json_str_decode(const char *s, size_t n, retl_buf *out);
  */
 int retl_payload_get(const char *json, size_t len, const char *name,
 		     struct retl_pv *out);
+
+/*
+ * An answer read without a tree: 1 when text[0..len) is one JSON object
+ * (white space around it allowed) that jansson's json_loadb (flags 0)
+ * would read to the same values, with *top its text; 0 otherwise, and the
+ * caller parses it with jansson as before.  "The same" is kept narrow on
+ * purpose: valid UTF-8, no \u0000 and no lone surrogate in any string
+ * (jansson refuses the whole text for any of these), and numbers only as
+ * integers of at most 18 digits (jansson refuses an integer that
+ * overflows, and reads every other number as a double).  A decoder can
+ * then walk *top with retl_pv_open and get what jansson would have given.
+ */
+int retl_json_doc(const char *text, size_t len, struct retl_pv *top);
 
 /* payloads opened so far in this process (tests check that a destination
  * reads each row's payload once) */

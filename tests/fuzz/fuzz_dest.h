@@ -55,6 +55,9 @@ struct fz_answers {
 	struct fz_part part[FZ_MAX_ANSWERS];
 	size_t n, next, sent;
 	const char *keep_header;  /* the destination's, or NULL */
+	retl_buf *log;            /* or NULL: every request sent and every
+				   * op's result, for a harness that decodes
+				   * an input two ways and compares */
 };
 
 /* a project holding retl.json (destinations.dest = `dest`, a JSON object
@@ -139,6 +142,9 @@ static void fz_answer(void *ud, struct retl_http_req *req)
 		fz_fail("a batch needs more requests than FZ_MAX_REQUESTS (a decode loop?)", NULL);
 	if (!req->method || !req->url)
 		fz_fail("encode left a request without a method or URL", NULL);
+	if (a->log)
+		retl_buf_addf(a->log, "%s %s\n%s\n", req->method, req->url,
+			      retl_buf_cstr(&req->body));
 	if (a->next < a->n) {
 		fz_parse_answer(&a->part[a->next++], a->keep_header, req);
 	} else {
@@ -149,8 +155,14 @@ static void fz_answer(void *ud, struct retl_http_req *req)
 	}
 }
 
-static void fz_check_batch(const struct retl_batch *b)
+static void fz_check_batch(const struct retl_batch *b, retl_buf *log)
 {
+	for (size_t i = 0; log && i < b->n; i++)
+		retl_buf_addf(log, "op %s: %d %s %s\n", b->ops[i].key, (int)b->results[i].kind,
+			      b->results[i].dest_id ? b->results[i].dest_id : "-",
+			      b->results[i].reason ? b->results[i].reason : "-");
+	if (log && b->fatal)
+		retl_buf_addf(log, "fatal: %s\n", b->fatal_msg);
 	if (getenv("FUZZ_VERBOSE"))
 		for (size_t i = 0; i < b->n; i++)
 			fprintf(stderr, "op %s: %d %s%s\n", b->ops[i].key, (int)b->results[i].kind,
@@ -304,7 +316,7 @@ static void fz_run_batches(void *ctx, const struct fz_op *in, size_t nops,
 			fz_fail("wait() did not hand the batch back", NULL);
 		if (retl_hd_wait_answered(ctx, fz_answer, ans))
 			fz_fail("wait() handed back a batch twice", NULL);
-		fz_check_batch(&b);
+		fz_check_batch(&b, ans->log);
 	}
 	for (size_t i = 0; i < nops; i++) {
 		free(res[i].dest_id);
@@ -314,13 +326,14 @@ static void fz_run_batches(void *ctx, const struct fz_op *in, size_t nops,
 }
 
 /* one input of a decoder harness: the answers split from it, the ops sent
- * in batches of per_batch against cfg's destination of that type */
-static int fz_decoder_input(const uint8_t *data, size_t size, struct retl_config *cfg,
-			    const char *type, const struct fz_op *ops, size_t nops,
-			    size_t per_batch)
+ * in batches of per_batch against cfg's destination of that type; log: see
+ * struct fz_answers */
+static int fz_decoder_input_log(const uint8_t *data, size_t size, struct retl_config *cfg,
+				const char *type, const struct fz_op *ops, size_t nops,
+				size_t per_batch, retl_buf *log)
 {
 	struct fz_env env = { .notes = NULL };
-	struct fz_answers ans = { .keep_header = NULL };
+	struct fz_answers ans = { .keep_header = NULL, .log = log };
 	if (size > 1 << 16)
 		return 0;
 	ans.n = fz_split(data, size, ans.part, FZ_MAX_ANSWERS);
@@ -330,6 +343,13 @@ static int fz_decoder_input(const uint8_t *data, size_t size, struct retl_config
 	retl_hd_close(ctx);
 	json_decref(env.notes);
 	return 0;
+}
+
+static int fz_decoder_input(const uint8_t *data, size_t size, struct retl_config *cfg,
+			    const char *type, const struct fz_op *ops, size_t nops,
+			    size_t per_batch)
+{
+	return fz_decoder_input_log(data, size, cfg, type, ops, nops, per_batch, NULL);
 }
 
 #endif

@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d->submit(ctx, &b, &err);
 	if (d->wait(ctx, 1) != &b)
 		fz_fail("wait() did not hand the batch back", NULL);
-	fz_check_batch(&b);
+	fz_check_batch(&b, NULL);
 	retl_err_clear(&err);
 	if (d->finish(ctx, &err) < 0 && !err.msg[0])
 		fz_fail("finish() failed without a message", NULL);
