@@ -60,7 +60,9 @@ The exit status is 1 when a target is missed (each named on the last
 lines) or a contender failed (reported in its row, then the numbers of the
 rest are printed all the same), else 0.  Small sizes (BENCH_SIZES=100000
 BENCH_REPEAT=1) check the script quickly; their ratios miss (start-up costs
-dominate).  BENCH_KEEP=1 keeps the temporary directory.
+dominate).  BENCH_PEER_MAX_ROWS=N leaves the peer out at sizes above N
+(it takes minutes a million rows: for a memory run at 10M); BENCH_KEEP=1
+keeps the temporary directory.
 """
 
 import json
@@ -221,7 +223,8 @@ class ServerCpu:
 
 
 class Bench:
-    def __init__(self, pg, tmp, retl_bin, tools):
+    def __init__(self, pg, tmp, retl_bin, tools, peer_max_rows):
+        self.peer_max_rows = peer_max_rows
         self.pg = pg
         self.tmp = tmp
         self.retl = retl_bin
@@ -348,24 +351,28 @@ class Bench:
         state_bytes = None if res[("retl", "first run")].error else \
             dir_bytes(os.path.join(project, "state"))
         res[("retl", "unchanged")] = self.retl_step(project, "run", rows, out, 0)[0]
+        peer = rows <= self.peer_max_rows
         peer_state = os.path.join(d, "peer.db")
         peer_out = os.path.join(d, "peer.jsonl")
-        res[("python peer", "first run")] = self.peer_step(peer_state, peer_out, rows, rows)[0]
-        peer_bytes = None if res[("python peer", "first run")].error else \
-            sum(os.path.getsize(peer_state + s) for s in ("", "-wal")
-                if os.path.exists(peer_state + s))
-        res[("python peer", "unchanged")] = self.peer_step(peer_state, peer_out, rows, 0)[0]
+        peer_bytes = None
+        if peer:
+            res[("python peer", "first run")] = self.peer_step(peer_state, peer_out, rows, rows)[0]
+            if not res[("python peer", "first run")].error:
+                peer_bytes = sum(os.path.getsize(peer_state + s) for s in ("", "-wal")
+                                 if os.path.exists(peer_state + s))
+            res[("python peer", "unchanged")] = self.peer_step(peer_state, peer_out, rows, 0)[0]
 
         changed = self.change_one_percent(rep)
         m, retl_rows = self.retl_step(project, "run", rows, out, changed)
         res[("retl", "1% changed")] = m
-        m, peer_rows = self.peer_step(peer_state, peer_out, rows, changed)
-        if retl_rows is not None and peer_rows is not None and \
-           retl_rows != peer_rows:
-            diff = [k for k in retl_rows.keys() | peer_rows.keys()
-                    if retl_rows.get(k) != peer_rows.get(k)][:3]
-            m = m._replace(error=f"its changed rows differ from retl's (keys {diff})")
-        res[("python peer", "1% changed")] = m
+        if peer:
+            m, peer_rows = self.peer_step(peer_state, peer_out, rows, changed)
+            if retl_rows is not None and peer_rows is not None and \
+               retl_rows != peer_rows:
+                diff = [k for k in retl_rows.keys() | peer_rows.keys()
+                        if retl_rows.get(k) != peer_rows.get(k)][:3]
+                m = m._replace(error=f"its changed rows differ from retl's (keys {diff})")
+            res[("python peer", "1% changed")] = m
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(d, ignore_errors=True)
         return res, state_bytes, peer_bytes
@@ -417,14 +424,17 @@ def dir_bytes(path):
 
 # -- the table -------------------------------------------------------------
 
-Row = namedtuple("Row", "rate ratio lo hi cpu server rss failed")
+Row = namedtuple("Row", "rate ratio lo hi cpu server rss failed ran")
 
 
 def summarize(reps, key, rows):
     """the median figures of one contender's step over the repetitions
     (ratios only where the repetition has a reader that ran)"""
     rates, ratios, cpus, servers, rss, failed = [], [], [], [], [], []
+    ran = [res[key] for res in reps if key in res]   # the peer may be skipped
     for res in reps:
+        if key not in res:
+            continue
         m = res[key]
         if m.error:
             failed.append(m.error)
@@ -441,7 +451,7 @@ def summarize(reps, key, rows):
     med = lambda v: statistics.median(v) if v else None   # noqa: E731
     return Row(med(rates), med(ratios), min(ratios, default=None),
                max(ratios, default=None), med(cpus), med(servers),
-               max(rss, default=None), failed)
+               max(rss, default=None), failed, bool(ran))
 
 
 def fmt(v, spec, none="-", unit=""):
@@ -456,6 +466,9 @@ def print_table(results):
     for rows, reps in results.items():
         for key in contenders():
             r = summarize(reps, key, rows)
+            if not r.ran:
+                print(f"{key[0]:20} {key[1]:19} {rows:>10,}  skipped (above BENCH_PEER_MAX_ROWS)")
+                continue
             spread = "-" if r.lo is None else f"{r.lo:.2f}-{r.hi:.2f}"
             rss = fmt(r.rss and r.rss / 2**20, ".1f")
             print(f"{key[0]:20} {key[1]:19} {rows:>10,} {fmt(r.rate, ',.0f'):>11} "
@@ -497,8 +510,12 @@ def check_targets(results, state_bytes, peer_bytes, targets):
         line(st is not None and st <= STATE_PER_ROW,
              f"state on disk <= {STATE_PER_ROW} B per cached row",
              fmt(st, ".1f", "failed", " B") + "; the peer's sqlite file: "
-             + fmt(peer and statistics.median(peer), ".1f", "-", " B"))
+             + fmt(statistics.median(peer) if peer else None, ".1f", "-", " B"))
         vs = per_rep(reps, rows, ("retl", "first run"), ("python peer", "first run"))
+        if not summarize(reps, ("python peer", "first run"), rows).ran:
+            print(f"  SKIP  retl first run >= {PEER_TARGET:.0f}x the python peer's rate"
+                  " (no peer at this size)")
+            continue
         line(vs is not None and vs >= PEER_TARGET,
              f"retl first run >= {PEER_TARGET:.0f}x the python peer's rate",
              fmt(vs, ".2f", "failed", "x"))
@@ -508,7 +525,7 @@ def per_rep(reps, rows, a, b):
     """median over the repetitions of a's rate / b's rate (a/b's time ratio
     inverted), None unless both ran in some repetition"""
     v = [res[b].secs / res[a].secs for res in reps
-         if not res[a].error and not res[b].error]
+         if a in res and b in res and not res[a].error and not res[b].error]
     return statistics.median(v) if v else None
 
 
@@ -516,6 +533,9 @@ def main():
     sizes = [int(s.replace("_", "")) for s in
              os.environ.get("BENCH_SIZES", "1000000 5000000").split()]
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
+    # the peer takes minutes a million rows: a memory-only run at 10M may
+    # leave it out
+    peer_max = int(os.environ.get("BENCH_PEER_MAX_ROWS", "0").replace("_", "")) or sys.maxsize
     retl_bin = os.environ.get("RETL_BIN") or os.path.join(REPO, "retl")
     tools = os.path.join(REPO, "build", "bench")     # readers.c, rusage.c
     for path, how in ((retl_bin, "make retl"),
@@ -530,7 +550,7 @@ def main():
     results, state_bytes, peer_bytes = {}, {}, {}
     try:
         pg.start()
-        bench = Bench(pg, tmp, retl_bin, tools)
+        bench = Bench(pg, tmp, retl_bin, tools, peer_max)
         if bench.server.pid is None:
             print("bench: the server's CPU is not readable here (/proc); "
                   "its column shows -", flush=True)
