@@ -250,7 +250,11 @@ class Bench:
                                      stdin=subprocess.DEVNULL, start_new_session=True)
                 timer = threading.Timer(120 + rows * 200e-6, kill_group, (p.pid,))
                 timer.start()
-                p.wait()
+                try:
+                    p.wait()
+                except BaseException:   # ^C: its own session got no SIGINT
+                    kill_group(p.pid)
+                    raise
                 secs = time.perf_counter() - t0
                 timer.cancel()
             if p.returncode != 0:      # the launcher's own: it wrote no .ru
