@@ -5,8 +5,9 @@
 #   make test     deps + build + unit tests (ASan+UBSan) + the fuzz corpora once
 #                 (fuzz-replay) + integration tests
 #   make demo     deps + build + a throwaway PostgreSQL and example syncs
-#   make bench    the 1M-row benchmark (never part of make test); fails when a
-#                 printed target is missed
+#   make bench    the benchmark at 1M and 5M rows (BENCH_SIZES) against reference
+#                 readers and a Python peer (never part of make test); fails
+#                 when a printed target is missed
 #   make soak     the invariant scenarios on random seeds (SOAK_SECONDS, default 600)
 #   make mutate   the mutations of tests/mutations.txt, each against the tests
 #                 named to catch it (MUTATE_ONLY="name ..." for some; never
@@ -35,6 +36,12 @@ DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-
            libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
            postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev \
            clang libclang-rt-dev llvm
+# what `make bench` alone needs (its Python peer, tests/bench/peer.py); not
+# in DEB_PKGS: the test suite must not depend on psycopg2
+BENCH_PKGS = python3-psycopg2
+# the bench's reference readers and its launcher that measures a command's
+# own peak RSS (tests/bench/readers.c, rusage.c)
+BENCH_TOOLS = build/bench/readers build/bench/rusage
 # Node.js and npm for Prism: Debian's, unless a Node.js with its own npm is
 # there already (NodeSource's nodejs conflicts with Debian's npm package)
 NODE_PKGS = nodejs npm
@@ -105,17 +112,23 @@ build/asan/retl: $(ASAN_OBJ) build/asan/src/main.o
 
 retl-asan: build/asan/retl
 
+# installs those of the Debian packages $(1) that are missing; $(2) is shell
+# that may add more to $$missing
+define apt_install_missing
+@missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+done; \
+$(2) \
+if [ -n "$$missing" ]; then \
+  echo "installing:$$missing"; \
+  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+  $$SUDO apt-get update -q && \
+  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+fi
+endef
+
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	command -v npm >/dev/null 2>&1 || missing="$$missing $(NODE_PKGS)"; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+	$(call apt_install_missing,$(DEB_PKGS),command -v npm >/dev/null 2>&1 || missing="$$missing $(NODE_PKGS)";)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
@@ -171,6 +184,14 @@ fuzz: deps
 	ls $(FUZZ_FINDINGS)/* 2>/dev/null && { echo "fuzz: findings in $(FUZZ_FINDINGS) (logs: build/fuzz/fuzz_<name>.log)"; fail=1; }; \
 	exit $$fail
 
+build/bench/readers: tests/bench/readers.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -I$(PG_INC) -O2 -o $@ $< -lpq
+
+build/bench/rusage: tests/bench/rusage.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -o $@ $<
+
 demo: deps
 	$(MAKE) retl
 	$(PYTHON) tests/demo/demo.py
@@ -178,7 +199,8 @@ demo: deps
 # every script runs (each is long and measures something else); the target
 # fails at the end when one missed a target or failed
 bench: deps
-	$(MAKE) retl
+	$(call apt_install_missing,$(BENCH_PKGS),)
+	$(MAKE) retl $(BENCH_TOOLS)
 	@failed=""; for s in bench bench_hubspot bench_webhook bench_mailchimp bench_airtable bench_connect; do \
 	  $(PYTHON) tests/bench/$$s.py || failed="$$failed $$s"; \
 	done; \
