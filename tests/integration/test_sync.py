@@ -115,6 +115,32 @@ def test_first_second_and_changed_rows(proj, db):
     assert norm(net_state(proj.read_jsonl())) == expected_payloads(db)
 
 
+def test_synced_rows_say_their_run_and_change(proj, db):
+    """A synced row records the run that last changed it and how
+    (cache.last_run, last_change: 0 added, 1 changed); outcomes keep only
+    what did not end synced, and removals (their row goes).  What `sqlite3
+    state/retl.db` answers about a row."""
+    proj.add_mapping("customers", sync_def("mirror"))
+    assert proj.run("run", "customers")[0] == 0
+    db.psql("UPDATE customers SET name = name || ' (changed)' WHERE id <= 3;"
+            "DELETE FROM customers WHERE id = 50")
+    assert proj.run("run", "customers")[0] == 0
+    con = sqlite3.connect(proj.path("state", "retl.db"))
+    try:
+        runs = [r for r, in con.execute("SELECT id FROM runs ORDER BY id")]
+        rows = dict(((int(k)), (r, c)) for k, r, c in con.execute(
+            "SELECT key, last_run, last_change FROM cache"))
+        outcomes = con.execute("SELECT run_id, key, outcome FROM outcomes"
+                               ).fetchall()
+    finally:
+        con.close()
+    assert len(runs) == 2
+    assert {k: rows[k] for k in (1, 2, 3, 4)} == {
+        1: (runs[1], 1), 2: (runs[1], 1), 3: (runs[1], 1), 4: (runs[0], 0)}
+    assert 50 not in rows and len(rows) == N - 1
+    assert outcomes == [(runs[1], "50", "removed")]
+
+
 def test_unmapped_column_change_sends_nothing(proj, db):
     proj.add_mapping("customers", sync_def())
     assert proj.run("run", "customers")[0] == 0

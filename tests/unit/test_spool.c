@@ -152,6 +152,22 @@ static void test_a_bad_operation_is_refused(void)
 	CHECK(n == 0);
 	CHECK(strstr(err.msg, "a remove has no payload") != NULL);
 	free(buf);
+
+	/* a key with a NUL inside: the reader hands strings on as C strings */
+	struct retl_spool_op nul = ops[0];
+	nul.key = "a\0b";
+	nul.keylen = 3;
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	s = retl_spool_create_binary(f);
+	CHECK(retl_spool_put(s, &nul) == 0);
+	CHECK(retl_spool_finish(s) == 0);
+	retl_spool_free(s);
+	fclose(f);
+	CHECK(replay(buf, len, &n, &err) == -1);
+	CHECK(n == 0);
+	CHECK(strstr(err.msg, "NUL") != NULL);
+	free(buf);
 }
 
 int main(void)

@@ -1274,6 +1274,71 @@ static void test_marker(void)
 	}
 }
 
+/*
+ * An acknowledgement flagged fresh (the engine believes the key has no
+ * row) is a plain INSERT; when a row is there after all it is updated,
+ * not refused.  And the run's cache, attached as the mirror, ends equal
+ * to the table: acknowledged rows as the statement left them, other
+ * writes read back, a rolled-back transaction not applied.
+ */
+static void test_fresh_and_mirror(retl_state *st)
+{
+	const char *sync = "fresh";
+	struct retl_err err;
+	struct retl_state_rec a = rec("a", 11, 101, NULL, NULL);
+	struct retl_state_rec b = rec("b", 22, 202, NULL, NULL);
+	retl_cache *c = retl_cache_new(4);
+	struct retl_cache_entry *e;
+
+	retl_err_clear(&err);
+	retl_state_mirror(st, sync, c);
+	a.fresh = b.fresh = 1;
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &a, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	/* b failed once: a row without a payload hash */
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_fail(st, sync, &b, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	/* a again, fresh by mistake, with a new payload: updated */
+	a.pay.lo = 12;
+	a.change = 1;
+	b.pay.lo = 23;
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &a, &err) == 0 || !fprintf(stderr, "%s\n", err.msg));
+	CHECK(retl_state_ack(st, sync, &b, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 'fresh'") == 2);
+	CHECK(q_int("SELECT pay_lo FROM cache WHERE sync = 'fresh' AND key = 'a'") == 12);
+	CHECK(q_int("SELECT last_change FROM cache WHERE sync = 'fresh' AND key = 'a'") == 1);
+	CHECK(q_int("SELECT status FROM cache WHERE sync = 'fresh' AND key = 'b'") == 1);
+	e = retl_cache_find(c, a.kh);
+	CHECK(e && e->pay.lo == 12 && e->status == RETL_STATUS_OK && e->cached);
+	/* rolled back: neither the table nor the mirror moves */
+	a.pay.lo = 13;
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, sync, &a, &err) == 0);
+	retl_state_rollback(st);
+	e = retl_cache_find(c, a.kh);
+	CHECK(e && e->pay.lo == 12);
+	/* a failure is read back when the image is saved */
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_fail(st, sync, &b, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0);
+	CHECK(retl_state_save_image(st, sync, &err) == 0);
+	e = retl_cache_find(c, b.kh);
+	CHECK(e && e->status == RETL_STATUS_FAILED && e->src == 0);
+	retl_cache_free(c);
+	/* and the image loads as the table */
+	CHECK(retl_state_load_cache(st, sync, &c, &err) == 0);
+	CHECK(retl_cache_count(c) == 2);
+	e = retl_cache_find(c, a.kh);
+	CHECK(e && e->pay.lo == 12 && e->status == RETL_STATUS_OK);
+	e = retl_cache_find(c, b.kh);
+	CHECK(e && e->status == RETL_STATUS_FAILED);
+	retl_cache_free(c);
+}
+
 int main(void)
 {
 	struct retl_err err;
@@ -1299,6 +1364,7 @@ int main(void)
 	test_sent_on_existing_row(st);
 	test_staged(st);
 	test_left_over(st);
+	test_fresh_and_mirror(st);
 	retl_state_close(st);
 	test_marker();
 	{
