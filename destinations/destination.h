@@ -146,6 +146,9 @@ struct retl_destination {
 	unsigned modes;           /* bit (1u << enum retl_mode) per mode */
 	unsigned removals;        /* bit (1u << enum retl_on_remove) per action */
 	size_t max_batch;         /* records per request */
+	/* optional: the engine's batch for this destination's config (the
+	 * file destination's batch_size), else max_batch */
+	size_t (*batch_of)(const struct retl_dest_cfg *dc);
 	/* what the destination never acknowledged does not persist (the file
 	 * destination drops an uncommitted tail): nothing may exist beyond
 	 * what the state store holds */

@@ -39,13 +39,38 @@ struct file_ctx {
 	const char *sync;
 };
 
-static const char *const file_conn_keys[] = { "path", NULL };
+static const char *const file_conn_keys[] = { "path", "batch_size", NULL };
+
+/*
+ * A batch is one fdatasync and one commit: on a disk that takes 9 ms to
+ * sync 400 kB and 47 ms for 8 MB, batches of 2,000 rows spent 4.5 s of a
+ * million-row first run waiting for the disk, 20,000 about 1.5 s.  A kill
+ * loses at most a batch's work, written again by the next run.
+ */
+#define BATCH_DEFAULT 20000
+#define BATCH_MAX 100000
 
 static int file_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
 {
 	const char *path;
-	return retl_dest_opt_str(dc, "path", "the file destination writes to this path",
-				 &path, err);
+	long n;
+	if (retl_dest_opt_str(dc, "path", "the file destination writes to this path",
+			      &path, err) < 0 ||
+	    retl_dest_opt_posint(dc, "batch_size", BATCH_DEFAULT, &n, err) < 0)
+		return -1;
+	if (n > BATCH_MAX)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "retl.json: destinations.%s.batch_size: at most %d rows a batch",
+				    dc->name, BATCH_MAX);
+	return 0;
+}
+
+static size_t file_batch(const struct retl_dest_cfg *dc)
+{
+	long n = BATCH_DEFAULT;
+	struct retl_err err;
+	retl_dest_opt_posint(dc, "batch_size", BATCH_DEFAULT, &n, &err);
+	return n > 0 && n <= BATCH_MAX ? (size_t)n : BATCH_DEFAULT;
 }
 
 /* drops a trailing partial line left by a process killed mid-write */
@@ -228,7 +253,8 @@ const struct retl_destination retl_dest_file = {
 	.name = "file",
 	.modes = 1u << RETL_MODE_UPSERT | 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR,
 	.removals = 1u << RETL_REMOVE_DELETE,
-	.max_batch = 2000,
+	.max_batch = BATCH_DEFAULT,
+	.batch_of = file_batch,
 	/* an uncommitted tail is dropped at open: see the top of this file */
 	.atomic = 1,
 	.conn_keys = file_conn_keys,

@@ -214,7 +214,8 @@ static void run_init(struct run *r)
 	r->t0 = now_s();
 	r->status = "error";
 	r->dest = retl_destination_find(r->sc->dst->type);
-	r->max_batch = r->dest->max_batch ? r->dest->max_batch : 100;
+	r->max_batch = r->dest->batch_of ? r->dest->batch_of(r->sc->dst) :
+		       r->dest->max_batch ? r->dest->max_batch : 100;
 	retl_sync_batches_init(r);
 	r->seed = retl_mapping_fingerprint(r->sc->mapping);
 	/* record identity: the destination fields that find a record */

@@ -12,7 +12,7 @@
 
 A project is a temp folder with retl.json: source "warehouse" (the session
 cluster's DSN unless given) and destination "out" = {"type": "file",
-"path": "out.jsonl"} (relative to the project folder).
+"path": "out.jsonl", "batch_size": 2000} (relative to the project folder).
 
 RETL_TEST_READ=copy|cursor sets the default source's "read" (how rows are
 streamed); `make integration` runs test_sync.py a second time with
@@ -195,7 +195,10 @@ def project(tmp_path, pg, retl_bin):
                                   **READ_PATH),
             },
             "destinations": destinations or {
-                "out": {"type": "file", "path": "out.jsonl"},
+                # batches of 2,000 (the default is 20,000): the tests
+                # were written for many batches in a few thousand rows
+                "out": {"type": "file", "path": "out.jsonl",
+                        "batch_size": 2000},
             },
         }
         if state is not None:

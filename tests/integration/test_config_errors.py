@@ -101,7 +101,11 @@ CASES = [
     ("unknown-source-key", source(dsnn="x"), None,
      "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read)"),
     ("unknown-dest-key", dest(paht="x"), None,
-     "retl.json: destinations.out.paht: unknown key (expected one of type, base_url, path)"),
+     "retl.json: destinations.out.paht: unknown key (expected one of type, base_url, path, batch_size)"),
+    ("file-batch-size-zero", dest(batch_size=0), None,
+     "retl.json: destinations.out.batch_size: expected a positive integer"),
+    ("file-batch-size-too-big", dest(batch_size=100001), None,
+     "retl.json: destinations.out.batch_size: at most 100000 rows a batch"),
 
     # --- retl.json: types and values ---
     ("state-not-string", retl(state=5), None,

@@ -7,6 +7,7 @@ the model after every completed run.
 """
 
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -139,6 +140,22 @@ def test_synced_rows_say_their_run_and_change(proj, db):
         1: (runs[1], 1), 2: (runs[1], 1), 3: (runs[1], 1), 4: (runs[0], 0)}
     assert 50 not in rows and len(rows) == N - 1
     assert outcomes == [(runs[1], "50", "removed")]
+
+
+@pytest.mark.parametrize("batch_size,rows,batches", [(None, 25000, 2), (7, 20, 3)])
+def test_file_batches(project, db, batch_size, rows, batches):
+    """The file destination commits every batch_size rows (default 20,000:
+    one fdatasync a batch), and says how many batches in "api calls"."""
+    make_customers(db, rows, table="many")
+    out = {"type": "file", "path": "out.jsonl"}
+    if batch_size:
+        out["batch_size"] = batch_size
+    p = project(dsn=db.dsn, destinations={"out": out})
+    p.add_mapping("many", sync_def(query="SELECT * FROM many"))
+    rc, stdout, err = p.run("run", "many")
+    assert rc == 0, err
+    assert re.search(rf"api calls\s+{batches}\n", stdout), stdout
+    assert len(p.read_jsonl()) == rows
 
 
 def test_unmapped_column_change_sends_nothing(proj, db):
