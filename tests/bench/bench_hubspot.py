@@ -51,7 +51,7 @@ import hubspot  # noqa: E402
 from common import max_in_window  # noqa: E402
 sys.path.insert(0, HERE)
 from targets import Targets  # noqa: E402
-from emuproc import EmulatorProcess  # noqa: E402
+from emuproc import EmulatorProcess, measured_run  # noqa: E402
 
 TOKEN = "pat-bench-0000"
 LIMIT, WINDOW, LATENCY = 100, 10.0, 0.15
@@ -152,21 +152,8 @@ def measure(retl_bin, pg, tmp, name):
                                   "mrr": {"from": "mrr", "type": "number"},
                                   "vip": "vip",
                                   "signup_date": {"from": "signup", "type": "date"}}}, f)
-        # BENCH_WRAP: a command line put before retl's (e.g. "valgrind
-        # --tool=callgrind"), to profile the run the bench measures
-        wrap = os.environ.get("BENCH_WRAP", "").split()
-        with open(os.path.join(tmp, name + ".log"), "w") as log:
-            e0, t0 = emu.cpu(), time.perf_counter()
-            p = subprocess.Popen(wrap + [retl_bin, "--config", proj, "run", "cpu"],
-                                 env=dict(os.environ, HS_TOKEN=TOKEN),
-                                 stdout=log, stderr=subprocess.STDOUT)
-            _, status, ru = os.wait4(p.pid, 0)
-            wall, e1 = time.perf_counter() - t0, emu.cpu()
-        if status != 0:
-            with open(os.path.join(tmp, name + ".log")) as log:
-                print(log.read(), file=sys.stderr)
-            return None
-        return ru.ru_utime + ru.ru_stime, e1 - e0, wall
+        return measured_run(emu, [retl_bin, "--config", proj, "run", "cpu"],
+                            dict(os.environ, HS_TOKEN=TOKEN), os.path.join(tmp, name + ".log"))
     finally:
         emu.stop()
 

@@ -22,10 +22,8 @@ or the target is missed, after all results.
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -34,7 +32,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from pgcluster import PgCluster  # noqa: E402
 sys.path.insert(0, HERE)
 from targets import Targets  # noqa: E402
-from emuproc import EmulatorProcess  # noqa: E402
+from emuproc import EmulatorProcess, measured_run  # noqa: E402
 
 SECRET = "whsec-bench-0123456789"
 CPU_TARGET = 0.3  # CPU s per 100,000 records (issue 16)
@@ -60,19 +58,8 @@ def measure(retl_bin, pg, tmp, rows):
                                   "mrr": {"from": "mrr", "type": "number"},
                                   "vip": "vip",
                                   "signup_date": {"from": "signup", "type": "date"}}}, f)
-        wrap = os.environ.get("BENCH_WRAP", "").split()
-        with open(os.path.join(tmp, "run.log"), "w") as log:
-            e0, t0 = emu.cpu(), time.perf_counter()
-            p = subprocess.Popen(wrap + [retl_bin, "--config", proj, "run", "cpu"],
-                                 env=dict(os.environ, WH_SECRET=SECRET),
-                                 stdout=log, stderr=subprocess.STDOUT)
-            _, status, ru = os.wait4(p.pid, 0)
-            wall, e1 = time.perf_counter() - t0, emu.cpu()
-        if status != 0:
-            with open(os.path.join(tmp, "run.log")) as log:
-                print(log.read(), file=sys.stderr)
-            return None
-        return ru.ru_utime + ru.ru_stime, e1 - e0, wall
+        return measured_run(emu, [retl_bin, "--config", proj, "run", "cpu"],
+                            dict(os.environ, WH_SECRET=SECRET), os.path.join(tmp, "run.log"))
     finally:
         emu.stop()
 

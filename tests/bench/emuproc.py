@@ -14,10 +14,31 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATORS = os.path.join(os.path.dirname(HERE), "emulators")
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def measured_run(emu, argv, env, log_path):
+    """Runs argv (after BENCH_WRAP, a command line put before it, e.g.
+    "valgrind --tool=callgrind", to profile the run the bench measures),
+    its output into log_path: (retl's user + system CPU s, the emulator's
+    CPU s over the same time, wall s), or None when it failed (its log
+    printed)."""
+    wrap = os.environ.get("BENCH_WRAP", "").split()
+    with open(log_path, "w") as log:
+        e0, t0 = emu.cpu(), time.perf_counter()
+        p = subprocess.Popen(wrap + argv, env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall, e1 = time.perf_counter() - t0, emu.cpu()
+    if status != 0:
+        with open(log_path) as log:
+            print(log.read(), file=sys.stderr)
+        return None
+    return ru.ru_utime + ru.ru_stime, e1 - e0, wall
 
 
 class EmulatorProcess:
