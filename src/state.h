@@ -91,6 +91,10 @@ void retl_state_mirror(retl_state *st, const char *sync, retl_cache *c);
  * load_cache is one read.  A failure costs only speed.
  */
 int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err);
+/* the same from the mirror only: 1 (nothing written) when it cannot be
+ * used, so the caller can free its cache before retl_state_save_image
+ * reads the table into another */
+int retl_state_save_mirror(retl_state *st, const char *sync, struct retl_err *err);
 
 /* one transaction per batch */
 int retl_state_begin(retl_state *st, struct retl_err *err);

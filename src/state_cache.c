@@ -111,7 +111,10 @@ int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 	return load_from_sqlite(st, sync, out, err);
 }
 
-int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err)
+/* 0 written (or current), 1 nothing written (no usable mirror and
+ * !from_sqlite), -1 error */
+static int save_image(retl_state *st, const char *sync, int from_sqlite,
+		      struct retl_err *err)
 {
 	char *path = retl_state__sync_path(st, sync, ".cache");
 	uint64_t gen = get_gen(st, sync);
@@ -122,7 +125,7 @@ int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err
 		retl_state_mirror(st, NULL, NULL);
 	else
 		rc = retl_state__mirror_save(st, sync, path, gen, err);
-	if (rc == 1) {
+	if (rc == 1 && from_sqlite) {
 		/* no mirror that followed every write: read the table */
 		rc = load_from_sqlite(st, sync, &c, err);
 		if (rc == 0 && retl_cache_save(c, path, gen) < 0)
@@ -133,6 +136,16 @@ int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err
 	}
 	free(path);
 	return rc;
+}
+
+int retl_state_save_image(retl_state *st, const char *sync, struct retl_err *err)
+{
+	return save_image(st, sync, 1, err);
+}
+
+int retl_state_save_mirror(retl_state *st, const char *sync, struct retl_err *err)
+{
+	return save_image(st, sync, 0, err);
 }
 
 void retl_state__entry_from_row(sqlite3_stmt *s, struct retl_cache_entry *e)

@@ -63,6 +63,8 @@ static struct retl_state_mirror *mirror_of(retl_state *st, const char *sync)
 
 void retl_state_mirror(retl_state *st, const char *sync, retl_cache *c)
 {
+	if (!st)
+		return;
 	struct retl_state_mirror *m = st->mirror;
 
 	if (m) {

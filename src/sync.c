@@ -601,13 +601,18 @@ static int close_run(struct run *r, int rc)
 		 * (retl_state_mirror), or else read back from SQLite */
 		struct retl_err warn;
 		retl_err_clear(&warn);
-		if (retl_state_save_image(r->st, r->sc->name, &warn) < 0)
-			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
+		int saved = retl_state_save_mirror(r->st, r->sc->name, &warn);
+		retl_state_mirror(r->st, NULL, NULL);
 		retl_cache_free(r->cache);
 		r->cache = NULL;
+		if (saved == 1)         /* one cache at a time in memory */
+			saved = retl_state_save_image(r->st, r->sc->name, &warn);
+		if (saved < 0)
+			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
 		retl_testpoint("image-saved");
 		retl_state_unlock(r->st, r->sc->name);
 	}
+	retl_state_mirror(r->st, NULL, NULL);  /* before the cache goes */
 	retl_cache_free(r->cache);
 	retl_spool_free(r->spool);
 	if (r->spool_f && r->spool_f != r->o->plan_out)
