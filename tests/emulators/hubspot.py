@@ -411,8 +411,10 @@ class HubSpotEmulator(common.Emulator):
                 return token, bad("The OAuth token used to make this call expired 75 second(s) ago.",
                                   "EXPIRED_AUTHENTICATION", 401,
                                   context={"expire time": [iso_ms(past)]})
-            # rolling window
-            now = req.t_start
+            # rolling window; the request's time is when the limiter sees
+            # it, under the lock, so judging and recording agree in order
+            # (see the Airtable emulator's admit)
+            now = req.t_start = time.time()
             w = self.windows.setdefault(token, deque())
             while w and w[0] <= now - self.rate_window:
                 w.popleft()
