@@ -70,9 +70,8 @@ void retl_buf_reset(retl_buf *b)
 		b->ptr[0] = '\0';
 }
 
-void retl_buf_grow(retl_buf *b, size_t extra)
+void retl_buf_grow_to(retl_buf *b, size_t need)
 {
-	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return;
 	size_t cap = b->cap ? b->cap : 64;
@@ -82,25 +81,9 @@ void retl_buf_grow(retl_buf *b, size_t extra)
 	b->cap = cap;
 }
 
-void retl_buf_add(retl_buf *b, const void *data, size_t len)
-{
-	retl_buf_grow(b, len);
-	if (len)
-		memcpy(b->ptr + b->len, data, len);
-	b->len += len;
-	b->ptr[b->len] = '\0';
-}
-
 void retl_buf_adds(retl_buf *b, const char *s)
 {
 	retl_buf_add(b, s, strlen(s));
-}
-
-void retl_buf_addc(retl_buf *b, char c)
-{
-	retl_buf_grow(b, 1);
-	b->ptr[b->len++] = c;
-	b->ptr[b->len] = '\0';
 }
 
 void retl_buf_vaddf(retl_buf *b, const char *fmt, va_list ap)
