@@ -42,6 +42,7 @@
 #include "buf.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "schedule.h"
 #include "state.h"
 #include "sync.h"
@@ -330,6 +331,10 @@ static void child_main(struct retl_config *cfg, struct retl_sync_cfg *sc)
 			 c->failed, sum.message[0] ? ": " : "", sum.message);
 	}
 	retl_sync_summary_free(&sum);
+	/* the child that ran it sends the alerts: the daemon itself
+	 * connects to nothing */
+	if (code != EXIT_LOCKED)
+		retl_notify_after_run(cfg, sc, st);
 	retl_state_close(st);
 	fflush(NULL);
 	_exit(code);
