@@ -258,7 +258,6 @@ struct cond_state {
 };
 
 struct eval {
-	struct retl_config *cfg;
 	const struct retl_sync_cfg *sc;
 	retl_state *st;
 	struct retl_notify_cfg *n;
@@ -434,7 +433,7 @@ static void deliver_pending(struct eval *e)
 void retl_notify_after_run(struct retl_config *cfg,
 			   const struct retl_sync_cfg *sc, retl_state *st)
 {
-	struct eval e = { .cfg = cfg, .sc = sc, .st = st };
+	struct eval e = { .sc = sc, .st = st };
 	struct retl_err err;
 
 	if (!cfg->notify || !st)
