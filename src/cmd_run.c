@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "notify.h"
 #include "private_file.h"
 #include "redact.h"
 #include "spool.h"
@@ -225,6 +226,8 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 		code = sum.exit_code;
 	}
 	retl_sync_summary_free(&sum);
+	/* alerts never change the exit code (notify.h) */
+	retl_notify_after_run(cli->cfg, sc, cli->st);
 	return code;
 }
 

@@ -41,9 +41,11 @@
 #include <sys/stat.h>
 
 #include "mapping.h"
+#include "notify.h"
 #include "redact.h"
 
-static const char *const top_keys[] = { "state", "sources", "destinations", NULL };
+static const char *const top_keys[] = { "state", "sources", "destinations",
+					 "notify", NULL };
 
 int retl_cfg_fail(struct retl_cfg_ctx *c, const char *path, const char *fmt, ...)
 {
@@ -329,6 +331,8 @@ static int load_main(struct retl_cfg_ctx *c, struct retl_config *cfg,
 		if (retl_cfg_load_dest(c, dc, k, v, retl_cfg_subpath(&p, "destinations", k)) < 0)
 			goto out;
 	}
+	if (retl_cfg_load_notify(c, cfg, json_object_get(root, "notify")) < 0)
+		goto out;
 	rc = 0;
 out:
 	retl_buf_free(&p);
@@ -505,6 +509,7 @@ void retl_config_free(struct retl_config *cfg)
 	for (size_t i = 0; i < cfg->nsyncs; i++)
 		free_sync(&cfg->syncs[i]);
 	free(cfg->syncs);
+	retl_notify_cfg_free(cfg->notify);
 	free(cfg->dir);
 	free(cfg->state_path);
 	free(cfg);

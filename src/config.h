@@ -22,6 +22,7 @@
 #include "err.h"
 
 struct retl_mapping;
+struct retl_notify_cfg;
 
 enum retl_mode {
 	RETL_MODE_UPSERT,
@@ -102,6 +103,7 @@ struct retl_config {
 	size_t ndests;
 	struct retl_sync_cfg *syncs; /* sorted by name */
 	size_t nsyncs;
+	struct retl_notify_cfg *notify; /* alerts (notify.h), NULL = none */
 };
 
 /* loads dir/retl.json and dir/mappings/ *.json; on error fills err (code 2) */

@@ -57,4 +57,8 @@ int retl_cfg_load_dest(struct retl_cfg_ctx *c, struct retl_dest_cfg *dc,
 int retl_cfg_load_sync(struct retl_cfg_ctx *c, struct retl_config *cfg,
 		       struct retl_sync_cfg *sc, json_t *root);
 
+/* retl.json's notify section, absent or not (config_notify.c) */
+int retl_cfg_load_notify(struct retl_cfg_ctx *c, struct retl_config *cfg,
+			 json_t *obj);
+
 #endif

@@ -42,6 +42,7 @@
 #include "buf.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "schedule.h"
 #include "state.h"
 #include "sync.h"
@@ -330,6 +331,10 @@ static void child_main(struct retl_config *cfg, struct retl_sync_cfg *sc)
 			 c->failed, sum.message[0] ? ": " : "", sum.message);
 	}
 	retl_sync_summary_free(&sum);
+	/* the child that ran it sends the alerts: the daemon itself
+	 * connects to nothing */
+	if (code != EXIT_LOCKED)
+		retl_notify_after_run(cfg, sc, st);
 	retl_state_close(st);
 	fflush(NULL);
 	_exit(code);
@@ -502,6 +507,23 @@ static void free_daemon(struct daemon *d)
 	}
 }
 
+/* "daemon started": with the port bound, which for --listen HOST:0 is
+ * the one the system chose (what a scraper or a test must be told) */
+static void log_started(struct daemon *d)
+{
+	const char *l = d->o->listen;
+	retl_buf at = RETL_BUF_INIT;
+
+	if (l) {
+		retl_buf_adds(&at, ", /metrics and /healthz on http://");
+		retl_buf_add(&at, l, (size_t)(strrchr(l, ':') - l));
+		retl_buf_addf(&at, ":%d", retl_metrics_port(d->metrics));
+	}
+	retl_log(RETL_LOG_INFO, NULL, "daemon started (pid %ld): concurrency "
+		 "%d%s", (long)getpid(), d->o->concurrency, retl_buf_cstr(&at));
+	retl_buf_free(&at);
+}
+
 int retl_daemon_run(const struct retl_daemon_opts *o,
 		    struct retl_config **cfg, struct retl_err *err)
 {
@@ -514,10 +536,7 @@ int retl_daemon_run(const struct retl_daemon_opts *o,
 	if (o->listen && retl_metrics_start(&d.metrics, o->listen, &d.view,
 					    err) < 0)
 		goto fail;
-	retl_log(RETL_LOG_INFO, NULL, "daemon started (pid %ld): concurrency "
-		 "%d%s%s", (long)getpid(), o->concurrency,
-		 o->listen ? ", /metrics and /healthz on http://" : "",
-		 o->listen ? o->listen : "");
+	log_started(&d);
 	for (;;) {
 		reap(&d);
 		if (got_term > terms_seen) {

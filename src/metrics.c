@@ -15,6 +15,7 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "state.h"
@@ -363,7 +365,38 @@ bad:
 			    "[::1]:9187), not \"%s\"", s);
 }
 
-int retl_metrics_start(retl_metrics **out, const char *listen,
+/*
+ * The listening socket is made here rather than by MHD: MHD reports a
+ * failed bind only through its log ("Failed to bind to port 0"), which
+ * names neither the address nor the reason; here the error is errno's,
+ * with the address the operator wrote.  MHD closes it when it stops.
+ */
+static int open_listener(const struct sockaddr_storage *ss, int v6,
+			 const char *listen_s, struct retl_err *err)
+{
+	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, e;
+
+	if (fd < 0)
+		goto fail;
+	/* a restarted daemon rebinds at once, over its old TIME_WAITs */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (v6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ss, v6 ?
+		 sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) < 0 ||
+	    listen(fd, 64) < 0)
+		goto fail;
+	return fd;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	return retl_err_set(err, RETL_EXIT_USAGE, "cannot listen on %s: %s",
+			    listen_s, strerror(e));
+}
+
+int retl_metrics_start(retl_metrics **out, const char *listen_s,
 		       const struct retl_metrics_view *view,
 		       struct retl_err *err)
 {
@@ -371,7 +404,10 @@ int retl_metrics_start(retl_metrics **out, const char *listen,
 	int v6 = 0;
 
 	*out = NULL;
-	if (parse_listen(listen, &ss, &v6, err) < 0)
+	if (parse_listen(listen_s, &ss, &v6, err) < 0)
+		return -1;
+	int fd = open_listener(&ss, v6, listen_s, err);
+	if (fd < 0)
 		return -1;
 	retl_metrics *m = retl_calloc(1, sizeof(*m));
 	m->view = view;
@@ -379,18 +415,28 @@ int retl_metrics_start(retl_metrics **out, const char *listen,
 	/* the logger first, so MHD prints nothing on its own */
 	m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
 				  MHD_OPTION_END);
 	if (!m->mhd) {
+		close(fd);
 		free(m);
-		return retl_err_set(err, RETL_EXIT_USAGE, "--listen %s: cannot "
-				    "listen there (address in use, or not an "
-				    "address of this host)", listen);
+		return retl_err_set(err, RETL_EXIT_USAGE, "cannot listen on %s: "
+				    "the HTTP server did not start (see the log "
+				    "line above)", listen_s);
 	}
 	*out = m;
 	return 0;
+}
+
+int retl_metrics_port(const retl_metrics *m)
+{
+	const union MHD_DaemonInfo *i;
+
+	if (!m || !(i = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_BIND_PORT)))
+		return -1;
+	return i->port;
 }
 
 void retl_metrics_stop(retl_metrics *m)

@@ -37,11 +37,16 @@ struct retl_metrics_view {
 
 typedef struct retl_metrics retl_metrics;
 
-/* listen is "HOST:PORT" or "[V6]:PORT"; view is borrowed for the lifetime */
+/* listen is "HOST:PORT" or "[V6]:PORT" (PORT 0: any free port); view is
+ * borrowed for the lifetime.  A busy or foreign address: "cannot listen on
+ * ADDR: <strerror>", err code 2 */
 int retl_metrics_start(retl_metrics **out, const char *listen,
 		       const struct retl_metrics_view *view,
 		       struct retl_err *err);
 void retl_metrics_stop(retl_metrics *m);
+/* the port the listener is bound to (the one the system chose for
+ * "HOST:0"), or -1 */
+int retl_metrics_port(const retl_metrics *m);
 
 /* for the daemon's select(): adds the listener's fds, lowers *timeout_ms */
 void retl_metrics_fdset(retl_metrics *m, fd_set *rs, fd_set *ws, fd_set *es,

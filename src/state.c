@@ -97,6 +97,12 @@ static const char *const migrations[] = {
 	 * XXH3-128 of the key, recomputed when read): the bytes a row costs */
 	"ALTER TABLE cache ADD COLUMN last_run INTEGER;"
 	"ALTER TABLE cache ADD COLUMN last_change INTEGER;",
+	/* 7: alert conditions per sync and what each notify channel was
+	 * last told (state_alerts.h) */
+	"CREATE TABLE alerts(sync TEXT NOT NULL, cond TEXT NOT NULL,"
+	" channel TEXT NOT NULL, active INTEGER NOT NULL, run_id INTEGER,"
+	" event TEXT, updated_at TEXT,"
+	" PRIMARY KEY(sync, cond, channel)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

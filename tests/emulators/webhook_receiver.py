@@ -8,7 +8,9 @@ Any POST (path free) carrying {"sync", "operations": [{"op", "key", "payload"}]}
 delivery.  With knob `secret` set, X-Retl-Signature must be "sha256=" + hex
 HMAC-SHA256(secret, raw body), else 401 {"error": "invalid signature"}.  Knob
 `reject_status` (e.g. 400) answers every delivery with that status and a JSON body, or
-with the text of knob `reject_body` (as text/plain) when that is set.
+with the text of knob `reject_body` (as text/plain) when that is set.  Knob
+`accept_any` answers any other POST 200 "ok" (text/plain, as Slack's incoming
+webhooks do), whatever its body: a receiver of retl's alerts (notify.c).
 The generic faults of common.py apply (error_rate_5xx / drop_before: the delivery is
 not processed; error_5xx_after_rate / drop_after: processed, but the answer is lost).
 
@@ -46,6 +48,7 @@ class WebhookReceiver(common.Emulator):
         "secret": None,
         "reject_status": 0,
         "reject_body": None,
+        "accept_any": False,
     }
 
     def reset_data(self):
@@ -95,6 +98,10 @@ class WebhookReceiver(common.Emulator):
                                 content_type="text/plain; charset=utf-8")
             return Response(rs, {"error": "rejected by the receiver", "status": rs})
         body = entry["body"]
+        if self.knobs.get("accept_any"):
+            entry["answer"] = 200
+            entry["processed"] = True
+            return Response(200, "ok", content_type="text/plain; charset=utf-8")
         if not isinstance(body, dict) or not isinstance(body.get("operations"), list):
             entry["answer"] = 400
             return Response(400, {"error": "expected {sync, operations}"})

@@ -97,7 +97,7 @@ CASES = [
 
     # --- retl.json: unknown keys ---
     ("unknown-top-key", retl(sorces={}), None,
-     "retl.json: sorces: unknown key (expected one of state, sources, destinations)"),
+     "retl.json: sorces: unknown key (expected one of state, sources, destinations, notify)"),
     ("unknown-source-key", source(dsnn="x"), None,
      "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read)"),
     ("unknown-dest-key", dest(paht="x"), None,

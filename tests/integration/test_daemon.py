@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,12 +38,6 @@ def receiver():
     yield from starter(webhook_receiver)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_table(db, n, table="customers"):
     db.psql(f"""
         DROP TABLE IF EXISTS {table};
@@ -65,15 +58,26 @@ def sync_def(schedule=None, query="SELECT id, email, name FROM customers"):
 
 
 class Daemon:
-    def __init__(self, project, *args, port=None):
+    """The daemon on 127.0.0.1:0: the port it logs is the one it bound
+    (no race with another process for a port picked beforehand)."""
+
+    def __init__(self, project, *args):
         self.p = project
-        self.port = port or free_port()
         self.log_path = project.path("daemon.log")
         self.log = open(self.log_path, "a")
+        start = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(
             [project.retl_bin, "--config", project.dir, "daemon",
-             "--listen", f"127.0.0.1:{self.port}"] + [str(a) for a in args],
+             "--listen", "127.0.0.1:0"] + [str(a) for a in args],
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+
+        def bound():
+            assert self.proc.poll() is None, self.text()
+            m = re.search(r"daemon started .* on http://127\.0\.0\.1:(\d+)\n",
+                          self.text()[start:])
+            return m and int(m.group(1))
+        self.port = wait_for(bound, 60, "the daemon's bound port in its log",
+                             self.text)
 
         def healthy():
             assert self.proc.poll() is None, self.text()
@@ -492,6 +496,27 @@ def test_status_shows_next_run(project, db):
     year = datetime.datetime.now(datetime.timezone.utc).year + 1
     assert nxt == {"yearly": f"{year}-01-01T00:00:00Z", "hourly": "due now",
                    "manual": "-"}
+
+
+def test_listen_errors_name_the_address_and_port_0_logs_the_bound_port(
+        project, daemons):
+    """--listen 127.0.0.1:0 logs the port it got (Daemon reads it from
+    the log and scrapes it); a second daemon on that port fails at once
+    with the address and the system's reason, exit 2, and the first one
+    keeps serving."""
+    p = project()
+    d = daemons(p)
+    assert d.port > 0 and d.get("/healthz")[0] == 200
+    rc, out, err = p.run("daemon", "--listen", f"127.0.0.1:{d.port}")
+    assert rc == 2
+    assert (f"retl: cannot listen on 127.0.0.1:{d.port}: Address already "
+            "in use") in err, err
+    assert "port 0" not in err
+    rc, out, err = p.run("daemon", "--listen", "192.0.2.1:9187")
+    assert rc == 2
+    assert "retl: cannot listen on 192.0.2.1:9187: Cannot assign requested " \
+        "address" in err, err
+    assert d.get("/healthz")[0] == 200
 
 
 def test_daemon_usage_errors(project):
