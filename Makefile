@@ -232,6 +232,13 @@ demo: deps
 	$(MAKE) retl
 	$(PYTHON) tests/demo/demo.py
 
+# the Docker image's runtime root rebuilt with debootstrap, the example
+# project run in it as the image's user (tests/rootfs/check.sh; root only)
+rootfs-check: deps
+	$(call apt_install_missing,debootstrap,,)
+	$(MAKE) retl
+	sh tests/rootfs/check.sh
+
 # every script runs (each is long and measures something else); the target
 # fails at the end when one missed a target or failed
 bench: deps
