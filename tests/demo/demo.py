@@ -143,16 +143,19 @@ def control(url, path):
 class Emulators:
     """one emulator per destination, in this process, on 127.0.0.1"""
 
-    def __init__(self):
+    def __init__(self, airtable_penalty=None):
         self.servers = []
         self.urls = {}
+        # Airtable's 30 s wait after a 429 (the emulator's default), or
+        # shorter for a test
+        self.airtable = {} if airtable_penalty is None else {"penalty": airtable_penalty}
 
     def start(self):
         for name, mod, knobs in (
                 ("hubspot", hubspot, {"rate": "1000/10s"}),
                 ("salesforce", salesforce, {}),
                 ("mailchimp", mailchimp, {"api_key": MAILCHIMP_KEY}),
-                ("airtable", airtable, {}),
+                ("airtable", airtable, self.airtable),
                 ("webhook", webhook_receiver, {"secret": SECRETS["WEBHOOK_SECRET"]})):
             server, url = mod.start(port=0, **knobs)
             self.servers.append(server)
@@ -176,6 +179,8 @@ class Emulators:
         d["mailchimp"]["base_url"] = u["mailchimp"] + "/3.0"
         d["airtable"]["base_url"] = u["airtable"]
         d["airtable"]["base"] = airtable.DEFAULT_BASE
+        if "penalty" in self.airtable:   # retl waits as long as the emulator
+            d["airtable"]["rate_limit_penalty"] = self.airtable["penalty"]
         d["webhook"]["url"] = u["webhook"] + "/hooks/retl"
         return conf
 
