@@ -1,10 +1,17 @@
 # retl - reverse ETL exporter.  See README.md.
 #
 #   make          build ./retl
-#   make deps     install the Debian packages retl needs (when missing)
+#   make deps     install the Debian packages building and testing need (when
+#                 missing), saying which; PostgreSQL's server binaries without
+#                 a system cluster
+#   make build-deps  only what building ./retl needs (the Dockerfile's build stage)
 #   make test     deps + build + unit tests (ASan+UBSan) + the fuzz corpora once
 #                 (fuzz-replay) + integration tests
-#   make demo     deps + build + a throwaway PostgreSQL and example syncs
+#   make demo     deps + build + a throwaway PostgreSQL, the emulators and the
+#                 example project (retl.json + mappings/ at the top level)
+#   make rootfs-check  the Docker image's runtime root rebuilt without Docker
+#                 (debootstrap) running the example project against every
+#                 emulator as the image's user (never part of make test)
 #   make bench    the benchmark at 1M and 5M rows (BENCH_SIZES) against reference
 #                 readers and a Python peer (never part of make test); fails
 #                 when a printed target is missed
@@ -32,10 +39,21 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=build/asan/%)
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-DEB_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev \
-           libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev postgresql \
-           postgresql-contrib python3 python3-pytest sqlite3 libmicrohttpd-dev \
-           clang libclang-rt-dev llvm
+# what building ./retl needs: a compiler and the libraries' headers (the
+# Dockerfile's build stage installs these and nothing else)
+BUILD_PKGS = build-essential pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev \
+             libpcre2-dev libsqlite3-dev libxxhash-dev libssl-dev libmicrohttpd-dev
+# PostgreSQL's server binaries (initdb, pg_ctl, psql) for tests/pgcluster.py,
+# which starts its own throwaway clusters.  Not the `postgresql` package's
+# system cluster: before installing, `make deps` puts
+# create_main_cluster = false in $(PG_NOCLUSTER) (read through the
+# include_dir of postgresql-common's createcluster.conf), so nothing listens
+# on port 5432 afterwards.  postgresql-15 is Debian 12's server.
+PG_SERVER_PKGS = postgresql-15
+PG_NOCLUSTER   = /etc/postgresql-common/createcluster.d/retl-no-main-cluster.conf
+# what testing adds: pytest, the sqlite3 shell (test_daemon), clang and
+# llvm for the fuzz harnesses (make fuzz-replay)
+TEST_PKGS = $(PG_SERVER_PKGS) python3 python3-pytest sqlite3 clang libclang-rt-dev llvm
 # what `make bench` alone needs (its Python peer, tests/bench/peer.py); not
 # in DEB_PKGS: the test suite must not depend on psycopg2
 BENCH_PKGS = python3-psycopg2
@@ -75,7 +93,7 @@ FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
                 TMPDIR=$(CURDIR)/build/fuzz/tmp
 
-.PHONY: all deps test unit integration demo bench soak prism clean retl-asan \
+.PHONY: all deps build-deps rootfs-check test unit integration demo bench soak prism clean retl-asan \
         fuzz fuzz-build fuzz-replay mutate
 # keep the ASan objects between runs (they are not throwaway intermediates)
 .SECONDARY:
@@ -112,23 +130,41 @@ build/asan/retl: $(ASAN_OBJ) build/asan/src/main.o
 
 retl-asan: build/asan/retl
 
-# installs those of the Debian packages $(1) that are missing; $(2) is shell
-# that may add more to $$missing
+# installs those of the Debian packages $(1) that are missing and says which
+# (or that none is); $(2) is shell that may add more to $$missing; $(3) is
+# shell run (as root, with $$SUDO) before the install
 define apt_install_missing
 @missing=""; for p in $(1); do \
   dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 done; \
 $(2) \
-if [ -n "$$missing" ]; then \
-  echo "installing:$$missing"; \
+if [ -z "$$missing" ]; then \
+  echo "$@: all present:$(strip $(1))"; \
+else \
+  echo "$@: installing:$$missing"; \
   if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+  $(3) \
   $$SUDO apt-get update -q && \
   DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 fi
 endef
 
-deps:
-	$(call apt_install_missing,$(DEB_PKGS),command -v npm >/dev/null 2>&1 || missing="$$missing $(NODE_PKGS)";)
+# no main cluster when the PostgreSQL server is installed here (see
+# PG_SERVER_PKGS); an existing cluster is left alone
+define pg_no_main_cluster
+case " $$missing " in *" $(PG_SERVER_PKGS) "*) \
+  echo "$@: $(PG_SERVER_PKGS) without a system cluster: create_main_cluster = false in $(PG_NOCLUSTER)"; \
+  $$SUDO mkdir -p $(dir $(PG_NOCLUSTER)) && \
+  printf '%s\n' '# written by make deps (retl): no PostgreSQL cluster on port 5432' \
+    'create_main_cluster = false' | $$SUDO tee $(PG_NOCLUSTER) >/dev/null || exit 1;; \
+esac;
+endef
+
+build-deps:
+	$(call apt_install_missing,$(BUILD_PKGS),,)
+
+deps: build-deps
+	$(call apt_install_missing,$(TEST_PKGS),command -v npm >/dev/null 2>&1 || missing="$$missing $(NODE_PKGS)";,$(pg_no_main_cluster))
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
@@ -196,10 +232,17 @@ demo: deps
 	$(MAKE) retl
 	$(PYTHON) tests/demo/demo.py
 
+# the Docker image's runtime root rebuilt with debootstrap, the example
+# project run in it as the image's user (tests/rootfs/check.sh; root only)
+rootfs-check: deps
+	$(call apt_install_missing,debootstrap,,)
+	$(MAKE) retl
+	sh tests/rootfs/check.sh
+
 # every script runs (each is long and measures something else); the target
 # fails at the end when one missed a target or failed
 bench: deps
-	$(call apt_install_missing,$(BENCH_PKGS),)
+	$(call apt_install_missing,$(BENCH_PKGS),,)
 	$(MAKE) retl $(BENCH_TOOLS)
 	@failed=""; for s in bench bench_hubspot bench_webhook bench_mailchimp bench_airtable bench_connect; do \
 	  $(PYTHON) tests/bench/$$s.py || failed="$$failed $$s"; \

@@ -1,5 +1,5 @@
 -- Sample warehouse for docker/compose.yml: the table the example project
--- (tests/demo/project) reads, with 5,000 generated customers.
+-- (the top-level retl.json and mappings/) reads, with 5,000 generated customers.
 CREATE SCHEMA analytics;
 CREATE TABLE analytics.customers (
     id          bigint PRIMARY KEY,
