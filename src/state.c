@@ -97,6 +97,14 @@ static const char *const migrations[] = {
 	 * XXH3-128 of the key, recomputed when read): the bytes a row costs */
 	"ALTER TABLE cache ADD COLUMN last_run INTEGER;"
 	"ALTER TABLE cache ADD COLUMN last_change INTEGER;",
+	/* 7: run statuses say what happened (state.h RETL_RUN_*): "failed"
+	 * meant "completed, some rows failed" (exit 1), "error" and
+	 * "refused" a run that stopped.  allow_removals: the run's
+	 * --allow-removals N */
+	"UPDATE runs SET status = 'rows rejected' WHERE status = 'failed'"
+	" AND exit_code = 1;"
+	"UPDATE runs SET status = 'failed' WHERE status IN ('error', 'refused');"
+	"ALTER TABLE runs ADD COLUMN allow_removals INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

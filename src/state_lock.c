@@ -8,6 +8,13 @@
  *
  * A handle remembers the locks it took with the pid that took them: after
  * fork() the child holds the same entries, and they are not its own.
+ *
+ * Taking the lock is also when a dead run is noticed: the sync's runs
+ * still "running" then have no process (one would hold the lock), and
+ * are recorded "abandoned".  `retl status` and `history` ask whether
+ * anyone holds the lock with a shared lock held for a moment
+ * (retl_state_lock_held); retl_state_lock retries for a while rather than
+ * take that moment for a running sync.
  */
 #include "state.h"
 #include "state_int.h"
@@ -57,22 +64,29 @@ static char *lock_path(retl_state *st, const char *sync)
 	return retl_state__sync_path(st, sync, ".lock");
 }
 
+/* the pid in the lock file: its holder, or the last one; 0 unknown */
+static long file_pid(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	n = (ssize_t)strtol(buf, NULL, 10);
+	return n > 0 ? (long)n : 0;
+}
+
 /* the holder writes its pid right after taking the lock: allow it a moment */
 static long lock_owner(int fd)
 {
-	char buf[32];
 	int tries;
 
 	for (tries = 0; tries < 50; tries++) {
-		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-		long pid;
+		long pid = file_pid(fd);
 
-		if (n > 0) {
-			buf[n] = '\0';
-			pid = strtol(buf, NULL, 10);
-			if (pid > 0)
-				return pid;
-		}
+		if (pid > 0)
+			return pid;
 		usleep(2000);
 	}
 	return 0;
@@ -98,11 +112,44 @@ static int already_running(const char *sync, long pid, struct retl_err *err)
 			    "(pid unknown)", sync);
 }
 
+/* LOCK_EX, waiting out a reader's probe (a few microseconds) for up to
+ * ~0.2 s: 0, or -1 with errno */
+static int lock_ex(int fd)
+{
+	int tries = 0;
+
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK || ++tries > 100)
+			return -1;
+		usleep(2000);
+	}
+}
+
+int retl_state_lock_held(retl_state *st, const char *sync)
+{
+	char *path = lock_path(st, sync);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+
+	free(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;  /* never locked */
+	while ((rc = flock(fd, LOCK_SH | LOCK_NB)) < 0 && errno == EINTR)
+		;
+	rc = rc == 0 ? 0 : errno == EWOULDBLOCK ? 1 : -1;
+	close(fd);              /* drops the shared lock */
+	return rc;
+}
+
 int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 {
 	struct held_lock *h;
 	char *path, pid[32];
 	int fd, n;
+	long last;
 
 	if (held_by_me(st, sync) >= 0)
 		return already_running(sync, (long)getpid(), err);
@@ -114,9 +161,7 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 		return -1;
 	}
 	fchmod(fd, 0600);
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EINTR)
-			continue;
+	if (lock_ex(fd) < 0) {
 		if (errno == EWOULDBLOCK)
 			already_running(sync, lock_owner(fd), err);
 		else
@@ -126,6 +171,11 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 		return -1;
 	}
 	free(path);
+	last = file_pid(fd);
+	if (retl_state__abandon_runs(st, sync, last, err) < 0) {
+		close(fd);
+		return -1;
+	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	/* should this fail, the lock still holds: only messages suffer */
 	if (ftruncate(fd, 0) == 0)
