@@ -37,7 +37,7 @@ static const char *ended_text(const struct retl_run_rec *r)
 {
 	if (r->ended)
 		return r->ended;
-	return strcmp(r->status, RETL_RUN_RUNNING) ? "(not recorded)" : "(running)";
+	return strcmp(r->status, RETL_RUN_RUNNING) ? "(unrecorded)" : "(running)";
 }
 
 static void seconds_text(const struct retl_run_rec *r, char *buf, size_t n)

@@ -39,19 +39,19 @@ static void run_how(const struct retl_sync_summary *s, int stopped,
 	if (!strcmp(s->status, RETL_RUN_OK))
 		snprintf(buf, n, "all rows synced");
 	else if (!strcmp(s->status, RETL_RUN_REJECTED))
-		snprintf(buf, n, "%s: completed, %ld row%s not synced", s->status,
+		snprintf(buf, n, "%s, completed with %ld row%s not synced", s->status,
 			 c->rejected + c->failed + s->waiting,
 			 c->rejected + c->failed + s->waiting == 1 ? "" : "s");
 	else if (!strcmp(s->status, RETL_RUN_INTERRUPTED))
-		snprintf(buf, n, "%s: stopped on request; rows not sent go with the next run",
+		snprintf(buf, n, "%s, stopped on request: rows not sent go with the next run",
 			 s->status);
 	else if (s->safety_stop)
-		snprintf(buf, n, "%s: refused by a safety limit", s->status);
+		snprintf(buf, n, "%s, refused by a safety limit", s->status);
 	else if (!stopped && s->exit_code == RETL_EXIT_DEST)
-		snprintf(buf, n, "%s: completed, the destination did not answer for some rows",
+		snprintf(buf, n, "%s, the destination did not answer for some rows",
 			 s->status);
 	else
-		snprintf(buf, n, "%s: stopped", s->status);
+		snprintf(buf, n, "%s, stopped", s->status);
 }
 
 static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
@@ -278,8 +278,10 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 	retl_log(RETL_LOG_INFO, sc->name, "%s started (%s, %s -> %s)", verb,
 		 retl_mode_name(sc->mode), sc->source, sc->destination);
 	int rc = retl_sync_run(cli->cfg, sc, cli->st, o, &sum, &err);
+	/* a run that stopped before reading or sending anything has its
+	 * error, not a summary of zeros; one asked to stop has its summary */
 	if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY && !sum.c.read &&
-	    !sum.c.api_calls) {
+	    !sum.c.api_calls && strcmp(sum.status, RETL_RUN_INTERRUPTED)) {
 		code = retl_cli_fail(&err);
 	} else {
 		if (rc < 0)

@@ -63,9 +63,8 @@ int retl_state_probe_writable(retl_state *st, struct retl_err *err);
 int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err);
 void retl_state_unlock(retl_state *st, const char *sync);
 /* 1 when some process holds the sync's lock now, 0 when none does, -1 when
- * it cannot tell (the lock file cannot be read).  Never blocks, never
- * creates the file; holds a shared lock for a moment, which
- * retl_state_lock waits out. */
+ * it cannot tell (the lock file cannot be read).  Only tests the lock:
+ * never takes it, never blocks, never creates the file. */
 int retl_state_lock_held(retl_state *st, const char *sync);
 
 /* the sync's cache, every row: kh, pay, src, status; cached = 1 */

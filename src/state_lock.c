@@ -11,10 +11,15 @@
  *
  * Taking the lock is also when a dead run is noticed: the sync's runs
  * still "running" then have no process (one would hold the lock), and
- * are recorded "abandoned".  `retl status` and `history` ask whether
- * anyone holds the lock with a shared lock held for a moment
- * (retl_state_lock_held); retl_state_lock retries for a while rather than
- * take that moment for a running sync.
+ * are recorded "abandoned".
+ *
+ * `retl status` and `history` ask whether anyone holds the lock without
+ * taking it even for a moment (a reader that took it would make a run
+ * starting at that moment fail as "already running"): the holder also
+ * holds an open-file-description record lock (F_OFD_SETLK) on the file,
+ * which F_OFD_GETLK can test.  Both locks belong to the same open file
+ * and go with it, and the kernel drops the record lock first, so the
+ * record lock is free whenever the flock is.
  */
 #include "state.h"
 #include "state_int.h"
@@ -112,35 +117,27 @@ static int already_running(const char *sync, long pid, struct retl_err *err)
 			    "(pid unknown)", sync);
 }
 
-/* LOCK_EX, waiting out a reader's probe (a few microseconds) for up to
- * ~0.2 s: 0, or -1 with errno */
-static int lock_ex(int fd)
+/* the whole file, for the record lock the reports test */
+static void whole_file(struct flock *fl, short type)
 {
-	int tries = 0;
-
-	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno == EINTR)
-			continue;
-		if (errno != EWOULDBLOCK || ++tries > 100)
-			return -1;
-		usleep(2000);
-	}
+	memset(fl, 0, sizeof(*fl));
+	fl->l_type = type;
+	fl->l_whence = SEEK_SET;
 }
 
 int retl_state_lock_held(retl_state *st, const char *sync)
 {
 	char *path = lock_path(st, sync);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct flock fl;
+	int rc;
 
 	free(path);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;  /* never locked */
-	while ((rc = flock(fd, LOCK_SH | LOCK_NB)) < 0 && errno == EINTR)
-		;
-	rc = rc == 0 ? 0 : errno == EWOULDBLOCK ? 1 : -1;
-	close(fd);              /* drops the shared lock */
+	whole_file(&fl, F_RDLCK);
+	rc = fcntl(fd, F_OFD_GETLK, &fl) < 0 ? -1 : fl.l_type != F_UNLCK;
+	close(fd);
 	return rc;
 }
 
@@ -150,6 +147,7 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 	char *path, pid[32];
 	int fd, n;
 	long last;
+	struct flock fl;
 
 	if (held_by_me(st, sync) >= 0)
 		return already_running(sync, (long)getpid(), err);
@@ -161,7 +159,9 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 		return -1;
 	}
 	fchmod(fd, 0600);
-	if (lock_ex(fd) < 0) {
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
 		if (errno == EWOULDBLOCK)
 			already_running(sync, lock_owner(fd), err);
 		else
@@ -171,6 +171,10 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 		return -1;
 	}
 	free(path);
+	/* for the reports (see the top); should the kernel refuse it, a live
+	 * run may be shown abandoned, never recorded so */
+	whole_file(&fl, F_WRLCK);
+	fcntl(fd, F_OFD_SETLK, &fl);
 	last = file_pid(fd);
 	if (retl_state__abandon_runs(st, sync, last, err) < 0) {
 		close(fd);
