@@ -1136,6 +1136,54 @@ static void test_staged(retl_state *st)
 	CHECK(v == NULL);
 }
 
+/*
+ * Migration 7 renames the statuses of a store's earlier runs: "failed" was
+ * a completed run with rows not synced (exit 1) or one the destination
+ * never answered (exit 4), "error" and "refused" runs that stopped.
+ */
+static void test_migrate_statuses(void)
+{
+	struct retl_err err;
+	retl_state *st;
+	sqlite3 *db;
+	char path[160];
+	char *got;
+
+	retl_err_clear(&err);
+	snprintf(path, sizeof(path), "%s/old.db", dir);
+	CHECK(retl_state_open(&st, path, &err) == 0);
+	retl_state_close(st);
+	/* back to version 6, with runs of the time */
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN allow_removals;"
+			   "UPDATE meta SET value = 6 WHERE key = 'schema_version';"
+			   "INSERT INTO runs(sync, started_at, status, exit_code) VALUES"
+			   "('s', 't', 'ok', 0), ('s', 't', 'failed', 1),"
+			   "('s', 't', 'failed', 4), ('s', 't', 'error', 3),"
+			   "('s', 't', 'refused', 5), ('s', 't', 'interrupted', 1),"
+			   "('s', 't', 'running', NULL)", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(retl_state_open(&st, path, &err) == 0);
+	retl_state_close(st);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	{
+		sqlite3_stmt *q;
+		retl_buf b = RETL_BUF_INIT;
+
+		CHECK(sqlite3_prepare_v2(db, "SELECT status || ':' || "
+					 "COALESCE(allow_removals, '-') FROM runs "
+					 "ORDER BY id", -1, &q, NULL) == SQLITE_OK);
+		while (sqlite3_step(q) == SQLITE_ROW)
+			retl_buf_addf(&b, "%s;", sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+		got = retl_buf_detach(&b);
+	}
+	sqlite3_close(db);
+	CHECK_STR(got, "ok:-;rows rejected:-;failed:-;failed:-;failed:-;"
+		  "interrupted:-;running:-;");
+	free(got);
+}
+
 /* the store id in a marker file, malloc'd, or NULL */
 static char *marker_id(const char *db)
 {
@@ -1439,6 +1487,7 @@ int main(void)
 	}
 	snprintf(db_path, sizeof(db_path), "%s/sub/state.db", dir);
 	test_open();
+	test_migrate_statuses();
 	if (retl_state_open(&st, db_path, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
