@@ -289,8 +289,9 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 		print_summary(verb, sc, &sum, 0, rc < 0);
 		code = sum.exit_code;
 	}
-	retl_log(code > 1 ? RETL_LOG_ERROR : RETL_LOG_INFO, sc->name,
-		 "%s ended: %s (exit %d)", verb, sum.status, code);
+	if (sum.recorded)
+		retl_log(code > 1 ? RETL_LOG_ERROR : RETL_LOG_INFO, sc->name,
+			 "%s ended: %s (exit %d)", verb, sum.status, code);
 	retl_sync_summary_free(&sum);
 	return code;
 }

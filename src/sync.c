@@ -609,6 +609,7 @@ static int record_run(struct run *r, int rc)
 	if (retl_state_run_end(r->st, r->run_id, r->status, sum->exit_code, &sum->c,
 			       sum->message[0] ? sum->message : NULL, r->err) < 0)
 		return -1;
+	sum->recorded = 1;
 	return rc;
 }
 

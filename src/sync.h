@@ -53,6 +53,8 @@ struct retl_sync_summary {
 	int exit_code;
 	const char *status;       /* RETL_RUN_* as recorded (a plan's: what a
 				   * run would record), static */
+	int recorded;             /* the run has its row in the state store
+				   * (not when it could not take the lock) */
 	int safety_stop;          /* refused by a safety limit (exit 5) */
 	char allowed[256];        /* the safety limit --allow-removals let
 				   * through, or "" */

@@ -148,6 +148,13 @@ def test_a_live_run_is_never_shown_abandoned(proj, tmp_path):
         try:
             for _ in range(3):
                 assert status_of(proj, "customers")[0] == "running"
+            # a command refused the lock notices nothing and records nothing
+            for verb in (["run", "customers"], ["reset", "customers"]):
+                rc, out, err = proj.run(*verb)
+                assert rc == 2, (verb, out, err)
+                assert f"sync customers is already running (pid {proc.pid})" in err
+                assert "ended" not in err, err
+            assert [r[1] for r in runs(proj)] == ["running"]
             proc.send_signal(signal.SIGCONT)
             seen = set()
             while proc.poll() is None:
