@@ -1156,6 +1156,7 @@ static void test_migrate_statuses(void)
 	/* back to version 6, with runs of the time */
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
 	CHECK(sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN allow_removals;"
+			   "DROP INDEX runs_running;"
 			   "UPDATE meta SET value = 6 WHERE key = 'schema_version';"
 			   "INSERT INTO runs(sync, started_at, status, exit_code) VALUES"
 			   "('s', 't', 'ok', 0), ('s', 't', 'failed', 1),"
