@@ -17,9 +17,12 @@
  * taking it even for a moment (a reader that took it would make a run
  * starting at that moment fail as "already running"): the holder also
  * holds an open-file-description record lock (F_OFD_SETLK) on the file,
- * which F_OFD_GETLK can test.  Both locks belong to the same open file
- * and go with it, and the kernel drops the record lock first, so the
- * record lock is free whenever the flock is.
+ * which F_OFD_GETLK can test.  Both belong to the same open file and go
+ * when it closes (or the process dies), and a run records its end before
+ * it unlocks: so a record lock found free means the run ended (recorded)
+ * or died.  A holder without the record lock (a kernel without OFD locks,
+ * an older retl) would be shown abandoned by the reports, never recorded
+ * so: recording needs the flock.
  */
 #include "state.h"
 #include "state_int.h"
@@ -171,8 +174,7 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 		return -1;
 	}
 	free(path);
-	/* for the reports (see the top); should the kernel refuse it, a live
-	 * run may be shown abandoned, never recorded so */
+	/* for the reports (see the top) */
 	whole_file(&fl, F_WRLCK);
 	fcntl(fd, F_OFD_SETLK, &fl);
 	last = file_pid(fd);
