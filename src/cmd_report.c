@@ -21,6 +21,33 @@ static void put_redacted(const char *prefix, const char *s)
 	retl_buf_free(&m);
 }
 
+/*
+ * A run's message is shown under it when it says why the run did not go
+ * through (exit >= 2) or what became of it (abandoned: that the end time is
+ * when that was noticed).  Exit code and seconds are "-" when the run has
+ * none (running, abandoned).
+ */
+static int show_message(const struct retl_run_rec *r)
+{
+	return r->message && (r->exit_code > 1 ||
+			      !strcmp(r->status, RETL_RUN_ABANDONED));
+}
+
+static const char *ended_text(const struct retl_run_rec *r)
+{
+	if (r->ended)
+		return r->ended;
+	return strcmp(r->status, RETL_RUN_RUNNING) ? "(unrecorded)" : "(running)";
+}
+
+static void seconds_text(const struct retl_run_rec *r, char *buf, size_t n)
+{
+	if (r->exit_code < 0)
+		snprintf(buf, n, "-");
+	else
+		snprintf(buf, n, "%.2f", r->seconds);
+}
+
 struct status_ctx {
 	struct retl_run_rec *last; /* per sync, copied */
 	struct retl_config *cfg;
@@ -99,7 +126,7 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 		free(s.last);
 		return retl_cli_fail(&err);
 	}
-	printf("%-24s %-12s %-24s %8s %8s %8s %8s %8s  %-20s  %s\n", "SYNC",
+	printf("%-24s %-13s %-24s %8s %8s %8s %8s %8s  %-20s  %s\n", "SYNC",
 	       "LAST RUN", "ENDED", "READ", "SENT", "REMOVED", "FAILING",
 	       "SECONDS", "NEXT RUN", "MODE");
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
@@ -112,16 +139,18 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 		char next[32];
 		next_run(sc, r->status ? r->started : NULL, next, sizeof(next));
 		if (!r->status) {
-			printf("%-24s %-12s %-24s %8s %8s %8s %8ld %8s  %-20s  %s\n",
+			printf("%-24s %-13s %-24s %8s %8s %8s %8ld %8s  %-20s  %s\n",
 			       sc->name, "never", "-", "-", "-", "-", nfailing, "-",
 			       next, mode);
 			continue;
 		}
-		printf("%-24s %-12s %-24s %8ld %8ld %8ld %8ld %8.2f  %-20s  %s\n",
-		       sc->name, r->status, r->ended ? r->ended : "(running)",
+		char secs[32];
+		seconds_text(r, secs, sizeof(secs));
+		printf("%-24s %-13s %-24s %8ld %8ld %8ld %8ld %8s  %-20s  %s\n",
+		       sc->name, r->status, ended_text(r),
 		       r->c.read, r->c.added + r->c.changed + r->c.retried,
-		       r->c.removed, nfailing, r->seconds, next, mode);
-		if (r->message && r->exit_code > 1)
+		       r->c.removed, nfailing, secs, next, mode);
+		if (show_message(r))
 			put_redacted("    ", r->message);
 		free((char *)r->started);
 		free((char *)r->ended);
@@ -136,11 +165,21 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 static int on_history(void *ud, const struct retl_run_rec *r)
 {
 	const struct retl_run_counts *c = &r->c;
-	printf("%-6lld %-24s %-11s %4d %8.2f %8ld %6ld %7ld %7ld %7ld %9ld %8ld %6ld %6ld\n",
-	       (long long)r->id, r->started, r->status, r->exit_code, r->seconds,
+	char code[16], secs[32];
+	if (r->exit_code < 0)
+		snprintf(code, sizeof(code), "-");
+	else
+		snprintf(code, sizeof(code), "%d", r->exit_code);
+	seconds_text(r, secs, sizeof(secs));
+	printf("%-6lld %-24s %-13s %4s %8s %8ld %6ld %7ld %7ld %7ld %9ld %8ld %6ld %6ld\n",
+	       (long long)r->id, r->started, r->status, code, secs,
 	       c->read, c->added, c->changed, c->retried, c->removed,
 	       c->unchanged, c->rejected, c->failed, c->api_calls);
-	if (r->message && r->exit_code > 1)
+	/* a one-off permission is part of what happened to the run */
+	if (r->allow_removals >= 0)
+		printf("       run with --allow-removals %ld (removed %ld)\n",
+		       r->allow_removals, c->removed);
+	if (show_message(r))
 		put_redacted("       ", r->message);
 	return 0;
 }
@@ -169,7 +208,7 @@ int cmd_history(struct retl_cli *cli, int argc, char **argv)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
-	printf("%-6s %-24s %-11s %4s %8s %8s %6s %7s %7s %7s %9s %8s %6s %6s\n", "RUN",
+	printf("%-6s %-24s %-13s %4s %8s %8s %6s %7s %7s %7s %9s %8s %6s %6s\n", "RUN",
 	       "STARTED", "STATUS", "EXIT", "SECONDS", "READ", "ADDED", "CHANGED",
 	       "RETRIED", "REMOVED", "UNCHANGED", "REJECTED", "FAILED", "CALLS");
 	if (retl_state_runs(cli->st, name, (int)limit, on_history, NULL, &err) < 0)

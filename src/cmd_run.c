@@ -20,21 +20,54 @@ static int worse(int a, int b)
 	return b > a ? b : a;
 }
 
+/* a plan's first line: what a run would do */
+static const char *plan_how(const struct retl_sync_summary *s)
+{
+	switch (s->exit_code) {
+	case 0: return "planned";
+	case 1: return "planned, some rows rejected";
+	case 5: return "refused by a safety limit";
+	default: return "stopped";
+	}
+}
+
+/* a run's first line starts with its status as recorded (state.h
+ * RETL_RUN_*), except "ok", which "all rows synced" says */
+static void run_how(const struct retl_sync_summary *s, int stopped,
+		    char *buf, size_t n)
+{
+	const struct retl_run_counts *c = &s->c;
+	if (!strcmp(s->status, RETL_RUN_OK))
+		snprintf(buf, n, "all rows synced");
+	else if (!strcmp(s->status, RETL_RUN_REJECTED))
+		snprintf(buf, n, "%s, completed with %ld row%s not synced", s->status,
+			 c->rejected + c->failed + s->waiting,
+			 c->rejected + c->failed + s->waiting == 1 ? "" : "s");
+	else if (!strcmp(s->status, RETL_RUN_INTERRUPTED))
+		snprintf(buf, n, "%s, stopped on request: rows not sent go with the next run",
+			 s->status);
+	else if (s->safety_stop)
+		snprintf(buf, n, "%s, refused by a safety limit", s->status);
+	else if (!stopped && s->exit_code == RETL_EXIT_DEST)
+		snprintf(buf, n, "%s, the destination did not answer for some rows",
+			 s->status);
+	else
+		snprintf(buf, n, "%s, stopped", s->status);
+}
+
 static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
 			  const struct retl_sync_summary *s, int plan, int stopped)
 {
 	const struct retl_run_counts *c = &s->c;
 	double rate = s->seconds > 0 ? c->read / s->seconds : 0;
-	const char *how;
-	switch (s->exit_code) {
-	case 0: how = plan ? "planned" : "all rows synced"; break;
-	case 1: how = plan ? "planned, some rows rejected" : "completed, some rows failed"; break;
-	case 4: how = stopped ? "stopped" :
-		"completed, the destination did not answer for some rows"; break;
-	case 5: how = "refused by a safety limit"; break;
-	default: how = "stopped";
-	}
+	char how[128];
+	if (plan)
+		snprintf(how, sizeof(how), "%s", plan_how(s));
+	else
+		run_how(s, stopped, how, sizeof(how));
 	printf("%s %s: %s (exit %d)\n", verb, sc->name, how, s->exit_code);
+	if (s->allowed[0])
+		printf("  %s\n", s->allowed);
 	if (s->message[0]) {
 		retl_buf m = RETL_BUF_INIT;
 		retl_redact_into(&m, s->message, strlen(s->message));
@@ -68,10 +101,31 @@ static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
 	       plan ? s->requests : c->api_calls);
 }
 
-/* parses --full-resync, --limit N, --all, --out F; the rest are sync names */
+/*
+ * N of --allow-removals: digits only (no sign, no space, no fraction), at
+ * most 18 of them; -1 otherwise.  Local until the shared strict parser of
+ * the options lands (issue 17, cli).
+ */
+static long parse_count(const char *v)
+{
+	long n = 0;
+	size_t len = strlen(v);
+	if (!len || len > 18)
+		return -1;
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	return n;
+}
+
+/* parses --full-resync, --limit N, --all, --out F, --allow-removals N (run
+ * only: with allow_all); the rest are sync names */
 struct run_args {
 	int full, all;
 	long limit;
+	long allow_removals;      /* -1: not given */
 	const char *out;
 	char **names;
 	int nnames;
@@ -81,6 +135,7 @@ static int parse_args(int argc, char **argv, struct run_args *a, int allow_out,
 		      int allow_all, int allow_limit)
 {
 	a->limit = -1;
+	a->allow_removals = -1;
 	a->names = argv;
 	a->nnames = 0;
 	for (int i = 0; i < argc; i++) {
@@ -89,6 +144,14 @@ static int parse_args(int argc, char **argv, struct run_args *a, int allow_out,
 			a->full = 1;
 		} else if (allow_all && !strcmp(s, "--all")) {
 			a->all = 1;
+		} else if (allow_all && !strcmp(s, "--allow-removals")) {
+			if (i + 1 >= argc || (a->allow_removals = parse_count(argv[i + 1])) < 0) {
+				fprintf(stderr, "retl: --allow-removals: expected the number of rows "
+					"the run may remove (0 or more), not \"%s\"\n",
+					i + 1 < argc ? argv[i + 1] : "");
+				return -1;
+			}
+			i++;
 		} else if ((allow_limit && !strcmp(s, "--limit")) ||
 			   (allow_out && !strcmp(s, "--out"))) {
 			if (i + 1 >= argc) {
@@ -216,8 +279,10 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 	retl_log(RETL_LOG_INFO, sc->name, "%s started (%s, %s -> %s)", verb,
 		 retl_mode_name(sc->mode), sc->source, sc->destination);
 	int rc = retl_sync_run(cli->cfg, sc, cli->st, o, &sum, &err);
+	/* a run that stopped before reading or sending anything has its
+	 * error, not a summary of zeros; one asked to stop has its summary */
 	if (rc < 0 && sum.exit_code != RETL_EXIT_SAFETY && !sum.c.read &&
-	    !sum.c.api_calls) {
+	    !sum.c.api_calls && strcmp(sum.status, RETL_RUN_INTERRUPTED)) {
 		code = retl_cli_fail(&err);
 	} else {
 		if (rc < 0)
@@ -225,6 +290,9 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 		print_summary(verb, sc, &sum, 0, rc < 0);
 		code = sum.exit_code;
 	}
+	if (sum.recorded)
+		retl_log(code > 1 ? RETL_LOG_ERROR : RETL_LOG_INFO, sc->name,
+			 "%s ended: %s (exit %d)", verb, sum.status, code);
 	retl_sync_summary_free(&sum);
 	/* alerts never change the exit code (notify.h) */
 	retl_notify_after_run(cli->cfg, sc, cli->st);
@@ -244,6 +312,13 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 		fprintf(stderr, "retl: run takes sync names or --all, not both\n");
 		return RETL_EXIT_USAGE;
 	}
+	/* a permission for one intended removal, not for whatever else the
+	 * other syncs of the command would remove */
+	if (a.allow_removals >= 0 && (a.all || a.nnames != 1)) {
+		fprintf(stderr, "retl: --allow-removals lets one run of one sync through its "
+			"safety limits: retl run SYNC --allow-removals N\n");
+		return RETL_EXIT_USAGE;
+	}
 	int rc = retl_cli_open(cli, 1);
 	if (rc)
 		return rc;
@@ -259,7 +334,9 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 	for (size_t i = 0; i < n && !retl_sync_stop_requested(); i++) {
 		struct retl_sync_cfg *sc = a.all ? &cli->cfg->syncs[i] :
 			retl_config_sync(cli->cfg, a.names[i]);
-		struct retl_sync_opts o = { .full_resync = a.full, .limit = a.limit };
+		struct retl_sync_opts o = { .full_resync = a.full, .limit = a.limit,
+					    .allow_removals = a.allow_removals > 0 ?
+							      a.allow_removals : 0 };
 		worst = worse(worst, run_one(cli, sc, &o, "run"));
 	}
 	return worst;

@@ -323,10 +323,10 @@ static void child_main(struct retl_config *cfg, struct retl_sync_cfg *sc)
 	} else {
 		const struct retl_run_counts *c = &sum.c;
 		retl_log(rc < 0 && code > 1 ? RETL_LOG_ERROR : RETL_LOG_INFO,
-			 sc->name, "run ended (exit %d) in %.2f s: read %ld, "
+			 sc->name, "run ended: %s (exit %d) in %.2f s: read %ld, "
 			 "added %ld, changed %ld, retried %ld, removed %ld, "
 			 "unchanged %ld, rejected %ld, failed %ld%s%s",
-			 code, sum.seconds, c->read, c->added, c->changed,
+			 sum.status, code, sum.seconds, c->read, c->added, c->changed,
 			 c->retried, c->removed, c->unchanged, c->rejected,
 			 c->failed, sum.message[0] ? ": " : "", sum.message);
 	}

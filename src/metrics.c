@@ -3,10 +3,11 @@
  *
  * Counters are sums over the runs table's finished runs (status other than
  * "running"), so `sqlite3 state/retl.db` and a scrape always agree; a run
- * killed mid-way (kill -9) stays "running" in the table and is not counted.
+ * killed mid-way (kill -9) stays "running" in the table, uncounted, until
+ * the next run of the sync records it "abandoned".
  * "Success" for retl_last_success_timestamp_seconds means the run
- * completed (status ok, or failed: completed with some rows failing, which
- * retl_rows_failing shows on its own).
+ * completed (status ok, or rows rejected: completed with some rows not
+ * synced, which retl_rows_failing shows on its own).
  *
  * The figures come from the state module (retl_state_stats_read): only it
  * knows the schema.  Each scrape opens its own observer connection, so the
@@ -163,7 +164,7 @@ int retl_metrics_render(retl_buf *out, const struct retl_metrics_view *v,
 		return -1;
 	}
 	family(out, "retl_runs_total", "counter",
-	       "Finished runs by status (ok, failed, error, refused, interrupted).");
+	       "Finished runs by status (ok, rows rejected, interrupted, failed, abandoned).");
 	for (size_t i = 0; i < t.n; i++)
 		for (size_t j = 0; j < t.s[i].fig->nruns; j++)
 			sample(out, "retl_runs_total", t.s[i].name, "status",
@@ -177,7 +178,7 @@ int retl_metrics_render(retl_buf *out, const struct retl_metrics_view *v,
 			       outcomes[k].name,
 			       (double)field(&t.s[i].fig->c, outcomes[k].off));
 	family(out, "retl_last_success_timestamp_seconds", "gauge",
-	       "End of the last run that completed (status ok or failed).");
+	       "End of the last run that completed (status ok or rows rejected).");
 	for (size_t i = 0; i < t.n; i++)
 		if (t.s[i].fig->last_success >= 0)
 			sample(out, "retl_last_success_timestamp_seconds",

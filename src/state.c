@@ -103,6 +103,16 @@ static const char *const migrations[] = {
 	" channel TEXT NOT NULL, active INTEGER NOT NULL, run_id INTEGER,"
 	" event TEXT, updated_at TEXT,"
 	" PRIMARY KEY(sync, cond, channel)) WITHOUT ROWID;",
+	/* 8: run statuses say what happened (state.h RETL_RUN_*): "failed"
+	 * meant "completed, some rows failed" (exit 1), "error" and
+	 * "refused" a run that stopped.  allow_removals: the run's
+	 * --allow-removals N.  runs_running: every lock and every report
+	 * looks for runs still "running" (a few) among all (many) */
+	"UPDATE runs SET status = 'rows rejected' WHERE status = 'failed'"
+	" AND exit_code = 1;"
+	"UPDATE runs SET status = 'failed' WHERE status IN ('error', 'refused');"
+	"ALTER TABLE runs ADD COLUMN allow_removals INTEGER;"
+	"CREATE INDEX runs_running ON runs(sync) WHERE status = 'running';",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

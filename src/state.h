@@ -55,10 +55,17 @@ int retl_state_probe_writable(retl_state *st, struct retl_err *err);
 /*
  * One run per sync at a time.  The lock dies with the process (a killed run
  * never leaves a stale lock).  Held: err code 2, "sync X is already running
- * (pid N)".
+ * (pid N)".  Taking it marks the sync's runs still "running" as
+ * "abandoned": whoever holds the lock is the only one that can run the
+ * sync, so a run left "running" has lost its process (kill -9, a second
+ * signal, a power loss).
  */
 int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err);
 void retl_state_unlock(retl_state *st, const char *sync);
+/* 1 when some process holds the sync's lock now, 0 when none does, -1 when
+ * it cannot tell (the lock file cannot be read).  Only tests the lock:
+ * never takes it, never blocks, never creates the file. */
+int retl_state_lock_held(retl_state *st, const char *sync);
 
 /* the sync's cache, every row: kh, pay, src, status; cached = 1 */
 /*
@@ -231,13 +238,39 @@ struct retl_run_counts {
 	long api_calls, retries, http_429;
 };
 
+/*
+ * A run's status, in the runs table, `retl status`, `history`, the JSON
+ * log and /metrics (README "Run statuses" says what each means):
+ *   running        the run is going (or its process died unnoticed yet)
+ *   ok             completed, every row synced (exit 0)
+ *   rows rejected  completed; some rows not synced: rejected by the
+ *                  mapping or the destination, or a bulk outcome still
+ *                  waiting (exit 1)
+ *   interrupted    asked to stop (a signal, the daemon's shutdown): what
+ *                  was in flight was committed, the rest waits (exit 1)
+ *   failed         stopped by an error or a safety limit, or completed
+ *                  with rows the destination never answered (exit >= 2)
+ *   abandoned      its process was gone; ended_at is when that was
+ *                  noticed (the next holder of the lock), no exit code
+ */
+#define RETL_RUN_RUNNING "running"
+#define RETL_RUN_OK "ok"
+#define RETL_RUN_REJECTED "rows rejected"
+#define RETL_RUN_INTERRUPTED "interrupted"
+#define RETL_RUN_FAILED "failed"
+#define RETL_RUN_ABANDONED "abandoned"
+
 /* outcomes: "added" "changed" "retried" "removed" "rejected" "failed" */
 int retl_state_run_begin(retl_state *st, const char *sync, int64_t *run_id,
+			 struct retl_err *err);
+/* the run was given `--allow-removals n` (recorded at once: a run killed
+ * later still shows it in its history) */
+int retl_state_run_allow(retl_state *st, int64_t run_id, long n,
 			 struct retl_err *err);
 int retl_state_outcome(retl_state *st, int64_t run_id, const char *key,
 		       const char *outcome, const char *reason,
 		       struct retl_err *err);
-/* status: "ok" "failed" (some rows) "error" "refused" "interrupted" */
+/* status: one of RETL_RUN_* other than running and abandoned */
 int retl_state_run_end(retl_state *st, int64_t run_id, const char *status,
 		       int exit_code, const struct retl_run_counts *c,
 		       const char *message, struct retl_err *err);
@@ -247,11 +280,14 @@ struct retl_run_rec {
 	const char *sync;
 	const char *started;     /* ISO 8601 UTC */
 	const char *ended;       /* NULL while running */
-	const char *status;
-	int exit_code;
+	const char *status;      /* RETL_RUN_*; a "running" run whose lock
+				  * nobody holds is reported "abandoned"
+				  * (ended NULL) before it is recorded so */
+	int exit_code;           /* -1: none (running, abandoned) */
 	double seconds;
 	struct retl_run_counts c;
 	const char *message;
+	long allow_removals;     /* --allow-removals N given, else -1 */
 };
 /* newest first; sync NULL = the last run of every sync */
 typedef int (*retl_state_run_fn)(void *ud, const struct retl_run_rec *r);
@@ -285,7 +321,7 @@ struct retl_status_count {
 };
 
 /* a sync's figures over its finished runs (status other than "running";
- * a run killed mid-way stays "running" and is not counted) */
+ * a run killed mid-way is counted once recorded "abandoned") */
 struct retl_sync_stats {
 	char *sync;
 	struct retl_status_count *runs;  /* finished runs by status, in
@@ -294,9 +330,10 @@ struct retl_sync_stats {
 	struct retl_run_counts c;  /* totals; read is not summed (0) */
 	long failing;              /* rows retl_state_failures lists now */
 	double last_success;       /* UTC seconds at the end of the last run
-				    * that completed (ok or failed); < 0 none */
-	double last_duration;      /* seconds of the last finished run; < 0
-				    * none */
+				    * that completed (ok or rows rejected);
+				    * < 0 none */
+	double last_duration;      /* seconds of the last finished run
+				    * (abandoned ones have none); < 0 none */
 };
 
 /* owned by the caller: retl_state_stats_free */

@@ -79,6 +79,10 @@ int retl_state__exec(retl_state *st, const char *sql, struct retl_err *err);
 /* "<db>.<sync><suffix>" with the sync name escaped, malloc'd (state_lock.c) */
 char *retl_state__sync_path(retl_state *st, const char *sync,
 			    const char *suffix);
+/* the sync's runs still "running" become "abandoned" (state_report.c);
+ * only with the sync's lock held */
+int retl_state__abandon_runs(retl_state *st, const char *sync, long last_pid,
+			     struct retl_err *err);
 /* closes every lock fd of the handle, at close (state_lock.c) */
 void retl_state__drop_locks(retl_state *st);
 /* at open (state_marker.c): before the file is created, refuses a

@@ -8,6 +8,21 @@
  *
  * A handle remembers the locks it took with the pid that took them: after
  * fork() the child holds the same entries, and they are not its own.
+ *
+ * Taking the lock is also when a dead run is noticed: the sync's runs
+ * still "running" then have no process (one would hold the lock), and
+ * are recorded "abandoned".
+ *
+ * `retl status` and `history` ask whether anyone holds the lock without
+ * taking it even for a moment (a reader that took it would make a run
+ * starting at that moment fail as "already running"): the holder also
+ * holds an open-file-description record lock (F_OFD_SETLK) on the file,
+ * which F_OFD_GETLK can test.  Both belong to the same open file and go
+ * when it closes (or the process dies), and a run records its end before
+ * it unlocks: so a record lock found free means the run ended (recorded)
+ * or died.  A holder without the record lock (a kernel without OFD locks,
+ * an older retl) would be shown abandoned by the reports, never recorded
+ * so: recording needs the flock.
  */
 #include "state.h"
 #include "state_int.h"
@@ -57,22 +72,29 @@ static char *lock_path(retl_state *st, const char *sync)
 	return retl_state__sync_path(st, sync, ".lock");
 }
 
+/* the pid in the lock file: its holder, or the last one; 0 unknown */
+static long file_pid(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	n = (ssize_t)strtol(buf, NULL, 10);
+	return n > 0 ? (long)n : 0;
+}
+
 /* the holder writes its pid right after taking the lock: allow it a moment */
 static long lock_owner(int fd)
 {
-	char buf[32];
 	int tries;
 
 	for (tries = 0; tries < 50; tries++) {
-		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-		long pid;
+		long pid = file_pid(fd);
 
-		if (n > 0) {
-			buf[n] = '\0';
-			pid = strtol(buf, NULL, 10);
-			if (pid > 0)
-				return pid;
-		}
+		if (pid > 0)
+			return pid;
 		usleep(2000);
 	}
 	return 0;
@@ -98,11 +120,37 @@ static int already_running(const char *sync, long pid, struct retl_err *err)
 			    "(pid unknown)", sync);
 }
 
+/* the whole file, for the record lock the reports test */
+static void whole_file(struct flock *fl, short type)
+{
+	memset(fl, 0, sizeof(*fl));
+	fl->l_type = type;
+	fl->l_whence = SEEK_SET;
+}
+
+int retl_state_lock_held(retl_state *st, const char *sync)
+{
+	char *path = lock_path(st, sync);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct flock fl;
+	int rc;
+
+	free(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;  /* never locked */
+	whole_file(&fl, F_RDLCK);
+	rc = fcntl(fd, F_OFD_GETLK, &fl) < 0 ? -1 : fl.l_type != F_UNLCK;
+	close(fd);
+	return rc;
+}
+
 int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 {
 	struct held_lock *h;
 	char *path, pid[32];
 	int fd, n;
+	long last;
+	struct flock fl;
 
 	if (held_by_me(st, sync) >= 0)
 		return already_running(sync, (long)getpid(), err);
@@ -126,6 +174,14 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 		return -1;
 	}
 	free(path);
+	/* for the reports (see the top) */
+	whole_file(&fl, F_WRLCK);
+	fcntl(fd, F_OFD_SETLK, &fl);
+	last = file_pid(fd);
+	if (retl_state__abandon_runs(st, sync, last, err) < 0) {
+		close(fd);
+		return -1;
+	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	/* should this fail, the lock still holds: only messages suffer */
 	if (ftruncate(fd, 0) == 0)

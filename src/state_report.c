@@ -7,6 +7,13 @@
  * Outcomes are kept for a sync's OUTCOME_RUNS_KEPT latest runs only (pruned
  * when a run begins); run records are kept forever (one small row a run).
  *
+ * A run whose process died stays "running" until the next holder of the
+ * sync's lock records it "abandoned" (retl_state__abandon_runs).  Until
+ * then the reports tell it from a live run by the lock: nobody holds it,
+ * and the row still says "running" after that was seen (a run records its
+ * end before it unlocks, so a live run cannot pass that test).  The reports
+ * only read: they show such a run "abandoned" without writing it.
+ *
  * Report callbacks run while the query steps: the strings they are given
  * last only for the call, and they must not write to the store.  A non-zero
  * return stops the report and is returned.
@@ -16,6 +23,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 
@@ -46,7 +54,7 @@ int retl_state_run_begin(retl_state *st, const char *sync, int64_t *run_id,
 	if (retl_state__exec(st, "SAVEPOINT run_begin", err) < 0)
 		return -1;
 	if (retl_state__prepare(st, "INSERT INTO runs(sync, started_at, "
-				"status) VALUES(?1, ?2, 'running')",
+				"status) VALUES(?1, ?2, '" RETL_RUN_RUNNING "')",
 				&s, err) < 0)
 		goto fail;
 	retl_state__bind_text(s, 1, sync);
@@ -81,6 +89,61 @@ fail:
 	sqlite3_exec(st->db, "ROLLBACK TO run_begin; RELEASE run_begin",
 		     NULL, NULL, NULL);
 	return -1;
+}
+
+int retl_state_run_allow(retl_state *st, int64_t run_id, long n,
+			 struct retl_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (retl_state__prepare(st, "UPDATE runs SET allow_removals = ?2 "
+				"WHERE id = ?1", &s, err) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_int64(s, 2, n);
+	rc = retl_state__done(st, s, err);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/*
+ * Called with the sync's lock just taken: no process of the sync's runs
+ * can still be going.  ended_at is the moment of noticing, which may be
+ * long after the process died: the message says so, and no exit code or
+ * duration is made up.  last_pid: the lock file's previous holder (0:
+ * unknown), which is the dead run's process unless a run was begun
+ * without the lock.
+ */
+int retl_state__abandon_runs(retl_state *st, const char *sync, long last_pid,
+			     struct retl_err *err)
+{
+	sqlite3_stmt *s;
+	retl_buf m = RETL_BUF_INIT;
+	int rc;
+
+	retl_buf_addf(&m, "abandoned: the run's process");
+	if (last_pid > 0)
+		retl_buf_addf(&m, " (pid %ld, the lock's last holder)", last_pid);
+	retl_buf_addf(&m, " was gone when pid %ld took the sync's lock; the "
+		      "end time is when that was noticed, not when the run "
+		      "ended. Acknowledged rows were kept; the next run sends "
+		      "the rest", (long)getpid());
+	if (retl_state__prepare(st, "UPDATE runs SET status = '"
+				RETL_RUN_ABANDONED "', ended_at = ?2, "
+				"exit_code = NULL, seconds = NULL, message = ?3 "
+				"WHERE sync = ?1 AND status = '"
+				RETL_RUN_RUNNING "'", &s, err) < 0) {
+		retl_buf_free(&m);
+		return -1;
+	}
+	retl_state__bind_text(s, 1, sync);
+	retl_state__bind_text(s, 2, retl_state__now(st));
+	retl_state__bind_text(s, 3, retl_buf_cstr(&m));
+	rc = retl_state__done(st, s, err);
+	sqlite3_finalize(s);
+	retl_buf_free(&m);
+	return rc;
 }
 
 /* seconds since run_begin on the monotonic clock, < 0 when not ours */
@@ -152,8 +215,8 @@ int retl_state_run_end(retl_state *st, int64_t run_id, const char *status,
 
 #define RUN_COLS "SELECT id, sync, started_at, ended_at, status, " \
 	"exit_code, seconds, read, added, changed, unchanged, retried, " \
-	"removed, rejected, failed, api_calls, retries, http_429, message " \
-	"FROM runs "
+	"removed, rejected, failed, api_calls, retries, http_429, message, " \
+	"allow_removals FROM runs "
 
 static const char *col_text(sqlite3_stmt *s, int i)
 {
@@ -174,11 +237,66 @@ static void run_rec(sqlite3_stmt *s, struct retl_run_rec *r)
 	r->started = col_text(s, 2);
 	r->ended = col_text(s, 3);
 	r->status = col_text(s, 4);
-	r->exit_code = sqlite3_column_int(s, 5);
+	r->exit_code = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 :
+		       sqlite3_column_int(s, 5);
 	r->seconds = sqlite3_column_double(s, 6);
 	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
 		*counts[i] = (long)sqlite3_column_int64(s, 7 + (int)i);
 	r->message = col_text(s, 18);
+	r->allow_removals = sqlite3_column_type(s, 19) == SQLITE_NULL ? -1 :
+			    (long)sqlite3_column_int64(s, 19);
+}
+
+/*
+ * The "running" runs (of sync, or of every sync) whose lock nobody holds,
+ * read before the report's own query: a run among them that the report
+ * still reads "running" (a later snapshot) lost its process.  Only outside
+ * a transaction: inside one both reads would see the same snapshot.
+ */
+struct dead_runs {
+	int64_t *id;
+	size_t n;
+};
+
+static void find_dead(retl_state *st, const char *sync, struct dead_runs *d)
+{
+	sqlite3_stmt *s;
+
+	d->id = NULL;
+	d->n = 0;
+	if (!sqlite3_get_autocommit(st->db) ||
+	    sqlite3_prepare_v2(st->db, "SELECT id, sync FROM runs WHERE "
+			       "status = '" RETL_RUN_RUNNING "' AND (?1 IS NULL "
+			       "OR sync = ?1)", -1, &s, NULL) != SQLITE_OK)
+		return;
+	retl_state__bind_text(s, 1, sync);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *name = col_text(s, 1);
+
+		if (!name || retl_state_lock_held(st, name) != 0)
+			continue;
+		d->id = retl_realloc(d->id, (d->n + 1) * sizeof(*d->id));
+		d->id[d->n++] = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);
+}
+
+/* r, still "running", shown (not recorded) abandoned when it is dead */
+static void notice_dead(const struct dead_runs *d, struct retl_run_rec *r)
+{
+	size_t i;
+
+	if (!r->status || strcmp(r->status, RETL_RUN_RUNNING))
+		return;
+	for (i = 0; i < d->n; i++)
+		if (d->id[i] == r->id)
+			break;
+	if (i == d->n)
+		return;
+	r->status = RETL_RUN_ABANDONED;
+	r->message = "abandoned: the run's process is gone (nothing holds "
+		     "the sync's lock); the next run, apply or reset of the "
+		     "sync records it";
 }
 
 /* the statement's next row: 1, 0 at its end, -1 (err set) */
@@ -197,25 +315,31 @@ int retl_state_runs(retl_state *st, const char *sync, int limit,
 		    retl_state_run_fn fn, void *ud, struct retl_err *err)
 {
 	sqlite3_stmt *s;
+	struct dead_runs dead;
 	int rc;
 
+	find_dead(st, sync, &dead);
 	if (retl_state__prepare(st, sync ?
 				RUN_COLS "WHERE sync = ?1 ORDER BY id DESC "
 				"LIMIT ?2" :
 				RUN_COLS "WHERE id IN (SELECT max(id) FROM runs "
 				"GROUP BY sync) ORDER BY sync LIMIT ?2",
-				&s, err) < 0)
+				&s, err) < 0) {
+		free(dead.id);
 		return -1;
+	}
 	retl_state__bind_text(s, 1, sync);
 	sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
 	while ((rc = next_row(st, s, err)) > 0) {
 		struct retl_run_rec r;
 
 		run_rec(s, &r);
+		notice_dead(&dead, &r);
 		if ((rc = fn(ud, &r)))
 			break;
 	}
 	sqlite3_finalize(s);
+	free(dead.id);
 	return rc;
 }
 
@@ -335,10 +459,12 @@ static const char *const stats_sql[Q_COUNT] = {
 		   "total(http_429) FROM runs WHERE status <> 'running' "
 		   "GROUP BY sync",
 	[Q_SUCCESS] = "SELECT sync, max((julianday(ended_at) - 2440587.5) * "
-		      "86400.0) FROM runs WHERE status IN ('ok', 'failed') "
-		      "GROUP BY sync",
+		      "86400.0) FROM runs WHERE status IN ('" RETL_RUN_OK "', '"
+		      RETL_RUN_REJECTED "') GROUP BY sync",
+	/* an abandoned run has no duration: the one before it tells */
 	[Q_DURATION] = "SELECT sync, seconds FROM runs WHERE id IN (SELECT "
-		       "max(id) FROM runs WHERE status <> 'running' GROUP BY "
+		       "max(id) FROM runs WHERE status NOT IN ('"
+		       RETL_RUN_RUNNING "', '" RETL_RUN_ABANDONED "') GROUP BY "
 		       "sync)",
 	/* what retl_state_failures lists, part by part */
 	[Q_FAILING] = "SELECT sync, count(*) FROM cache WHERE status = 2 "

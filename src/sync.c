@@ -53,37 +53,60 @@ void retl_sync_clear_stop(void)
 	retl_stop_reset();
 }
 
-/* safety limits, checked before any removal is sent */
-static int check_safety(struct run *r, long gone)
+/* the first safety limit `gone` removals pass, described in buf; 0: none */
+static int over_limit(struct run *r, long gone, char *buf, size_t n)
 {
 	const struct retl_safety *s = &r->sc->safety;
-	struct retl_sync_summary *sum = r->sum;
-	if (gone <= 0)
-		return 0;
 	if (s->refuse_empty_model && r->sum->c.read == 0) {
-		snprintf(sum->message, sizeof(sum->message),
-			 "the model returned 0 rows: refusing to remove all %ld synced rows (safety.refuse_empty_model)",
+		snprintf(buf, n, "the model returned 0 rows: refusing to remove all %ld synced rows (safety.refuse_empty_model)",
 			 gone);
-		return -1;
+		return 1;
 	}
 	if (s->max_removed >= 0 && gone > s->max_removed) {
-		snprintf(sum->message, sizeof(sum->message),
-			 "would remove %ld rows, over safety.max_removed (%ld) by %ld: nothing removed",
+		snprintf(buf, n, "would remove %ld rows, over safety.max_removed (%ld) by %ld",
 			 gone, s->max_removed, gone - s->max_removed);
-		return -1;
+		return 1;
 	}
 	if (s->max_removed_ratio >= 0 && r->cached_rows > 0) {
 		double ratio = (double)gone / (double)r->cached_rows;
 		if (ratio > s->max_removed_ratio) {
-			snprintf(sum->message, sizeof(sum->message),
-				 "would remove %ld of %zu synced rows (%.1f%%), over safety.max_removed_ratio (%.1f%%) by %.1f points: nothing removed",
+			snprintf(buf, n, "would remove %ld of %zu synced rows (%.1f%%), over safety.max_removed_ratio (%.1f%%) by %.1f points",
 				 gone, r->cached_rows, ratio * 100,
 				 s->max_removed_ratio * 100,
 				 (ratio - s->max_removed_ratio) * 100);
-			return -1;
+			return 1;
 		}
 	}
 	return 0;
+}
+
+/*
+ * Safety limits, checked before any removal is sent.  `--allow-removals N`
+ * lets this one run through every limit as long as it removes no more than
+ * N rows (N is the operator's count of what they meant to remove, so a
+ * bigger surprise still stops); the stop says the command with the count.
+ */
+static int check_safety(struct run *r, long gone)
+{
+	struct retl_sync_summary *sum = r->sum;
+	long allow = r->o->allow_removals;
+	char what[sizeof(sum->message) / 2];
+	if (gone <= 0 || !over_limit(r, gone, what, sizeof(what)))
+		return 0;
+	if (allow > 0 && gone <= allow) {
+		snprintf(sum->allowed, sizeof(sum->allowed), "%.200s: let through by --allow-removals %ld",
+			 what, allow);
+		retl_log(RETL_LOG_WARN, r->sc->name, "%s", sum->allowed);
+		return 0;
+	}
+	char more[64] = "";
+	if (allow > 0)
+		snprintf(more, sizeof(more), ", more than --allow-removals %ld", allow);
+	snprintf(sum->message, sizeof(sum->message),
+		 "%s%s: nothing removed. If these removals are intended, let one run through: retl run %s --allow-removals %ld",
+		 what, more, r->sc->name, gone);
+	sum->safety_stop = 1;
+	return -1;
 }
 
 /* "key: column ..." unless every key column is in cols; index in key_idx */
@@ -212,7 +235,7 @@ static void run_init(struct run *r)
 {
 	memset(r->sum, 0, sizeof(*r->sum));
 	r->t0 = now_s();
-	r->status = "error";
+	r->status = r->sum->status = RETL_RUN_FAILED;
 	r->dest = retl_destination_find(r->sc->dst->type);
 	r->max_batch = r->dest->batch_of ? r->dest->batch_of(r->sc->dst) :
 		       r->dest->max_batch ? r->dest->max_batch : 100;
@@ -246,6 +269,9 @@ static int open_state(struct run *r)
 	if (retl_state_run_begin(r->st, r->sc->name, &r->run_id, r->err) < 0)
 		return -1;
 	r->run_open = 1;
+	if (r->o->allow_removals > 0 &&
+	    retl_state_run_allow(r->st, r->run_id, r->o->allow_removals, r->err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -335,7 +361,6 @@ static enum run_end removals(struct run *r)
 			   r->sc->on_remove != RETL_REMOVE_IGNORE;
 	if (gone && send_removes && check_safety(r, gone) < 0) {
 		retl_err_set(r->err, RETL_EXIT_SAFETY, "%s", r->sum->message);
-		r->status = "refused";
 		return RUN_STOPPED;
 	}
 	if (retl_stop_requested())
@@ -441,7 +466,6 @@ static enum run_end estimate(struct run *r)
 static enum run_end apply_plan(struct run *r)
 {
 	if (retl_state_generation(r->st, r->sc->name) != r->o->apply_state) {
-		r->status = "refused";
 		retl_err_set(r->err, RETL_EXIT_USAGE,
 			     "%s: the state of sync %s changed since this plan was made (a run or an apply since): nothing sent; make a new plan with `retl plan %s --out FILE`",
 			     r->o->apply_path, r->sc->name, r->sc->name);
@@ -508,12 +532,13 @@ static int end_done(struct run *r)
 	if (!r->o->plan && (sum->handed_over || sum->reported))
 		sum->waiting = retl_state_count_staged(r->st, r->sc->name);
 	int failed = sum->c.failed || sum->c.rejected || sum->waiting;
-	r->status = failed ? "failed" : "ok";
+	r->status = failed ? RETL_RUN_REJECTED : RETL_RUN_OK;
 	sum->exit_code = failed ? RETL_EXIT_ROWS_FAILED : RETL_EXIT_OK;
 	/* rows the destination never answered for (unreachable, TLS, timed
 	 * out, over max_response_bytes) are a destination error, not rows it
-	 * refused: exit 4, though the run went through */
+	 * refused: exit 4 and "failed", though the run went through */
 	if (sum->unanswered) {
+		r->status = RETL_RUN_FAILED;
 		sum->exit_code = RETL_EXIT_DEST;
 		snprintf(sum->message, sizeof(sum->message),
 			 "%ld rows got no answer from destination %s (%s): they are sent again by the next run",
@@ -535,7 +560,7 @@ static int end_interrupted(struct run *r, int *stopped)
 	if (*stopped)
 		return -1;
 	take_stats(r);
-	r->status = "interrupted";
+	r->status = RETL_RUN_INTERRUPTED;
 	sum->exit_code = RETL_EXIT_ROWS_FAILED;
 	snprintf(sum->message, sizeof(sum->message),
 		 "interrupted after %ld rows read: rows not sent are sent by the next run",
@@ -549,6 +574,7 @@ static int end_stopped(struct run *r)
 	struct retl_sync_summary *sum = r->sum;
 	/* batches still out may have been acknowledged: commit them */
 	retl_sync_drain(r);
+	r->status = RETL_RUN_FAILED;
 	take_stats(r);
 	retl_err_code(r->err, RETL_EXIT_USAGE);
 	sum->exit_code = r->err->code;
@@ -569,6 +595,7 @@ static int finish(struct run *r, enum run_end how)
 		rc = end_stopped(r);
 	retl_progress_stop();
 	r->sum->seconds = now_s() - r->t0;
+	r->sum->status = r->status;
 	return rc;
 }
 
@@ -582,6 +609,7 @@ static int record_run(struct run *r, int rc)
 	if (retl_state_run_end(r->st, r->run_id, r->status, sum->exit_code, &sum->c,
 			       sum->message[0] ? sum->message : NULL, r->err) < 0)
 		return -1;
+	sum->recorded = 1;
 	return rc;
 }
 

@@ -23,6 +23,10 @@ struct retl_sync_opts {
 	FILE *apply_f;
 	const char *apply_path;
 	uint64_t apply_state;
+	/* `retl run SYNC --allow-removals N` (0: not given): a run that
+	 * would remove R rows, over a safety limit, removes them when
+	 * R <= N.  One run's permission: the daemon never sets it */
+	long allow_removals;
 };
 
 #define RETL_SAMPLES 3
@@ -47,6 +51,13 @@ struct retl_sync_summary {
 	long jobs;                /* plan: bulk jobs among them */
 	double seconds;
 	int exit_code;
+	const char *status;       /* RETL_RUN_* as recorded (a plan's: what a
+				   * run would record), static */
+	int recorded;             /* the run has its row in the state store
+				   * (not when it could not take the lock) */
+	int safety_stop;          /* refused by a safety limit (exit 5) */
+	char allowed[256];        /* the safety limit --allow-removals let
+				   * through, or "" */
 	char message[RETL_ERR_MSG_MAX]; /* why the run stopped, when it did */
 	char *samples[RETL_SAMPLES]; /* plan: a few payloads (owned) */
 	size_t nsamples;

@@ -315,7 +315,7 @@ def test_exit_1_some_rows_rejected(proj, db):
                                                  "transform": [{"match": "^item 1?[0-9]$"}]}}))
     rc, out, err = proj.run("run", "items")
     assert rc == 1, (out, err)
-    assert "some rows failed (exit 1)" in out
+    assert "run items: rows rejected, completed with 6 rows not synced (exit 1)" in out
     assert len(proj.read_jsonl()) == 19
     rc, out, err = proj.run("failures", "items")
     assert "6 rows failing in items" in out
@@ -351,9 +351,9 @@ def test_exit_3_mid_stream_is_recorded(proj, db):
     assert rc == 3
     assert "division by zero (SQLSTATE 22012)" in err
     rc, out, err = proj.run("status")
-    assert status_rows(out)["items"][1] == "error"
+    assert status_rows(out)["items"][1] == "failed"
     rc, out, err = proj.run("history", "items")
-    assert "error" in out.splitlines()[1]
+    assert "failed" in out.splitlines()[1]
 
 
 def test_failed_run_before_streaming_is_recorded(proj, db):
@@ -361,11 +361,11 @@ def test_failed_run_before_streaming_is_recorded(proj, db):
     db.psql("DROP TABLE items")
     assert proj.run("run", "items")[0] == 3
     rc, out, err = proj.run("status")
-    assert status_rows(out)["items"][1] == "error", out
+    assert status_rows(out)["items"][1] == "failed", out
     rc, out, err = proj.run("history", "items")
     runs = [l.split() for l in out.splitlines()[1:] if l[:1].isdigit()]
     assert [r[0] for r in runs] == ["2", "1"], out
-    assert runs[0][2] == "error"
+    assert runs[0][2] == "failed"
     assert 'relation "items" does not exist' in out, "history shows why"
 
 

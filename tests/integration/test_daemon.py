@@ -591,3 +591,35 @@ def test_sigterm_with_requests_in_flight_to_a_slow_emulator(project, db, daemons
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_daemon_run_records_an_abandoned_run(project, db, daemons, tmp_path):
+    """A run killed (SIGKILL at a pause point, so it surely holds the lock
+    and its row says "running") is recorded "abandoned" by the daemon's
+    next run of the sync, which takes the lock; /metrics counts it by that
+    status, and its missing duration does not hide the last run's."""
+    import crashpoint
+
+    make_table(db, 50)
+    p = project(dsn=db.dsn)
+    p.add_mapping("a", sync_def("every 1s"))
+    assert p.run("run", "a")[0] == 0
+    with open(tmp_path / "err.txt", "w+b") as err:
+        proc = crashpoint.start_paused(
+            [p.retl_bin, "--config", p.dir, "run", "a"], "run-begun", 1,
+            stderr=err)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert state_rows(p, "SELECT status FROM runs ORDER BY id") == [
+        ("ok",), ("running",)]
+    d = daemons(p)
+    wait_for(lambda: len(state_rows(p, "SELECT id FROM runs WHERE ended_at "
+                                      "IS NOT NULL")) >= 3, 60,
+             "the daemon's first run", d.text)
+    rows = state_rows(p, "SELECT status, exit_code, seconds IS NULL FROM runs "
+                         "ORDER BY id LIMIT 3")
+    assert rows == [("ok", 0, 0), ("abandoned", None, 1), ("ok", 0, 0)], rows
+    d.wait_log("run ended: ok (exit 0)")
+    m = d.metrics()
+    assert m[("retl_runs_total", (("status", "abandoned"), ("sync", "a")))] == 1
+    assert ("retl_last_run_duration_seconds", (("sync", "a"),)) in m

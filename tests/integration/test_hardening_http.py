@@ -310,7 +310,7 @@ def test_cap_is_configurable_per_destination(project, db, hostile):
                                         max_transport_failures=100, batch_size=10))
     rc, out, err, rss = run_measured(p, "run", "people")
     assert rc == 4, (out, err)
-    assert "completed, the destination did not answer for some rows" in out, out
+    assert "failed, the destination did not answer for some rows" in out, out
     assert "3 rows got no answer from destination hook" in out, out
     assert "larger than max_response_bytes (1048576 bytes)" in out, out
     assert rss < 48 * MiB, rss
@@ -424,7 +424,7 @@ def test_tls_failure_exits_4(project, db, hostile):
                                         max_transport_failures=100, batch_size=10))
     rc, out, err = p.run("run", "people")
     assert rc == 4, (out, err)
-    assert "completed, the destination did not answer for some rows" in out, out
+    assert "failed, the destination did not answer for some rows" in out, out
     assert "SSL" in out or "TLS" in out, out
     assert srv.seen() == 5               # one request, every attempt tried
     assert synced_rows(p) == 0

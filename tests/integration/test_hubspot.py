@@ -440,7 +440,7 @@ def test_insert_create_without_answer_is_not_replayed(project, db, emulator):
     rc, out, err = p.run("run", "people", env=ENV)
     # creates that got no answer: a destination error (exit 4)
     assert rc == 4, (out, err)
-    assert "people: completed, the destination did not answer for some rows (exit 4)" in out
+    assert "people: failed, the destination did not answer for some rows (exit 4)" in out
     creates = batch_requests(url, "create")
     lost = [r for r in creates if r["status"] is None]
     assert lost and all(r.get("fault") == "drop_after" for r in lost), creates

@@ -116,7 +116,7 @@ def test_4_writes_never_recorded_are_removed_hubspot(project, db, emulator):
     control(emulator, "config", {"drop_after": 1.0})
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 4, err       # no answer at all: the destination's exit code
-    assert "people: completed, the destination did not answer for some rows (exit 4)" in out, out
+    assert "people: failed, the destination did not answer for some rows (exit 4)" in out, out
     assert len(live(emulator)) == 150
     control(emulator, "config", {"drop_after": 0.0})
     db.psql("DELETE FROM people WHERE id > 10")

@@ -358,10 +358,10 @@ def test_20000_members_under_faults_at_most_10_connections(project, db, emulator
             break
         assert rc in (1, 4), (out, err)
         if rc == 4:
-            assert "people: completed, the destination did not answer for some rows (exit 4)" \
+            assert "people: failed, the destination did not answer for some rows (exit 4)" \
                 in out, (out, err)
         else:
-            assert "people: completed, some rows failed (exit 1)" in out, (out, err)
+            assert "people: rows rejected, completed with " in out, (out, err)
             fails = p.run("failures", "people", env=ENV)[1]
             assert re.search(r"HTTP 5\d\d after 5 attempts", fails), fails
         failed = [int(ln.split()[1]) for ln in out.splitlines()

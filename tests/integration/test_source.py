@@ -425,7 +425,7 @@ def test_division_by_zero_mid_stream(proj, db, nrows, bad_id):
     assert proj.read_jsonl() == []
     assert synced_keys(proj, "div") == set()
     rc, out, err = proj.run("status")
-    assert re.search(r"^div\s+error\b", out, re.M), out
+    assert re.search(r"^div\s+failed\b", out, re.M), out
 
     # fixed: the rest is sent, and the file's net state is the model
     proj.add_mapping("div", sync(f"SELECT id, 1/NULLIF(id-{bad_id}, 0) AS x FROM nums",

@@ -134,7 +134,7 @@ def test_silent_host_ends_the_run_with_exit_3(project, silent):
         assert SECRET not in out + text
     assert silent.accepted >= 3
     status, code, message = last_run(p, "m")
-    assert (status, code) == ("error", 3)
+    assert (status, code) == ("failed", 3)
     assert "no answer within 1 s (connect_timeout)" in message
     assert SECRET not in message
 

@@ -177,7 +177,8 @@ def test_apply_refuses_a_plan_the_state_moved_past(proj, db, tmp_path):
     assert "nothing sent" in err
     assert len(proj.read_jsonl()) == n
     rc, out, err = proj.run("history", "customers")
-    assert "refused" in out, out
+    assert " failed " in out.splitlines()[1], out
+    assert "changed since this plan was made" in out, out
 
     # the same plan applied twice: the first apply moved the state
     db.psql("UPDATE customers SET name = name || ' v2' WHERE id <= 3")

@@ -98,7 +98,7 @@ static void test_open(void)
 	CHECK(mode_of(db_path) == 0600);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mode_of(path) == 0700);
-	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 7);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 8);
 	{
 		char *jm = q_text("PRAGMA journal_mode");
 		CHECK_STR(jm, "wal");
@@ -356,8 +356,8 @@ static void test_runs(retl_state *st)
 	rp.n = 0;
 	c.read = 42;
 	c.http_429 = 3;
-	CHECK(retl_state_run_end(st, id, "failed", 1, &c, "1 row failed", &err)
-	      == 0);
+	CHECK(retl_state_run_end(st, id, RETL_RUN_REJECTED, 1, &c, "1 row failed",
+				 &err) == 0);
 	CHECK(q_int("SELECT seconds >= 0 AND seconds < 10 FROM runs") == 1);
 	CHECK(retl_state_failures(st, "s1", on_failure, &rp, &err) == 0);
 	/* b: left pending by test_rows, and this run has ended */
@@ -368,16 +368,19 @@ static void test_runs(retl_state *st)
 	rp.n = 0;
 	CHECK(retl_state_run_end(st, 99999, "ok", 0, NULL, NULL, &err) < 0);
 
-	/* other syncs, and the status view */
+	/* other syncs, and the status view; a run going holds its lock */
+	CHECK(retl_state_lock(st, "b-sync", &err) == 0);
 	CHECK(retl_state_run_begin(st, "b-sync", &id2, &err) == 0);
 	CHECK(retl_state_run_begin(st, "a-sync", &id, &err) == 0);
 	CHECK(retl_state_run_end(st, id, "ok", 0, NULL, NULL, &err) == 0);
 	CHECK(retl_state_runs(st, NULL, 0, on_run, &rp, &err) == 0);
 	CHECK_STR(rp.text.ptr, "a-sync|ok|ended|0|0|0|-|1|1;"
-		  "b-sync|running|open|0|0|0|-|1|1;"
-		  "s1|failed|ended|1|42|3|1 row failed|1|1;");
+		  "b-sync|running|open|-1|0|0|-|1|1;"
+		  "s1|rows rejected|ended|1|42|3|1 row failed|1|1;");
 	retl_buf_reset(&rp.text);
 	rp.n = 0;
+	CHECK(retl_state_run_end(st, id2, "ok", 0, NULL, NULL, &err) == 0);
+	retl_state_unlock(st, "b-sync");
 
 	/* history: newest first; outcomes pruned to the latest 20 runs */
 	for (i = 0; i < 25; i++) {
@@ -582,6 +585,91 @@ static int cache_has(retl_cache *c, const char *key, uint64_t pay)
 {
 	struct retl_cache_entry *e = retl_cache_find(c, retl_hash128(key, strlen(key)));
 	return e && e->pay.lo == pay && e->status == RETL_STATUS_OK && e->cached;
+}
+
+/*
+ * A run whose process is gone: shown "abandoned" by the reports as soon as
+ * nobody holds its lock (written nowhere), recorded "abandoned" by the
+ * next holder of the lock, with when that was noticed and no exit code.
+ */
+static void test_abandoned(retl_state *st)
+{
+	struct retl_err err;
+	struct report rp = { RETL_BUF_INIT, 0 };
+	struct retl_state_stats sum;
+	char want[256], sql[256];
+	int64_t done, dead, other;
+	char *msg;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_lock(st, "ab", &err) == 0);
+	CHECK(retl_state_run_begin(st, "ab", &done, &err) == 0);
+	CHECK(retl_state_run_end(st, done, RETL_RUN_OK, 0, NULL, NULL, &err) == 0);
+	CHECK(retl_state_run_begin(st, "ab", &dead, &err) == 0);
+	CHECK(retl_state_run_allow(st, dead, 250, &err) == 0);
+	CHECK(retl_state_lock(st, "ab-other", &err) == 0);
+	CHECK(retl_state_run_begin(st, "ab-other", &other, &err) == 0);
+
+	/* the lock held (by this process, through another file): running */
+	CHECK(retl_state_lock_held(st, "ab") == 1);
+	CHECK(retl_state_runs(st, "ab", 1, on_run, &rp, &err) == 0);
+	CHECK_STR(rp.text.ptr, "ab|running|open|-1|0|0|-|1|1;");
+	retl_buf_reset(&rp.text);
+
+	/* its process "dies": the lock goes, the row stays */
+	retl_state_unlock(st, "ab");
+	CHECK(retl_state_lock_held(st, "ab") == 0);
+	CHECK(retl_state_lock_held(st, "never-locked") == 0);
+	CHECK(retl_state_runs(st, "ab", 0, on_run, &rp, &err) == 0);
+	CHECK_STR(rp.text.ptr, "ab|abandoned|open|-1|0|0|abandoned: the run's "
+		  "process is gone (nothing holds the sync's lock); the next "
+		  "run, apply or reset of the sync records it|1|1;"
+		  "ab|ok|ended|0|0|0|-|1|1;");
+	retl_buf_reset(&rp.text);
+	snprintf(sql, sizeof(sql), "SELECT status = 'running' FROM runs "
+		 "WHERE id = %lld", (long long)dead);
+	CHECK(q_int(sql) == 1);         /* a report writes nothing */
+
+	/* the next holder records it; other syncs' runs are not touched */
+	CHECK(retl_state_lock(st, "ab", &err) == 0);
+	snprintf(sql, sizeof(sql), "SELECT status = 'abandoned' AND exit_code "
+		 "IS NULL AND seconds IS NULL AND ended_at >= started_at AND "
+		 "allow_removals = 250 FROM runs WHERE id = %lld", (long long)dead);
+	CHECK(q_int(sql) == 1);
+	snprintf(sql, sizeof(sql), "SELECT message FROM runs WHERE id = %lld",
+		 (long long)dead);
+	msg = q_text(sql);
+	snprintf(want, sizeof(want), "abandoned: the run's process (pid %ld, the "
+		 "lock's last holder) was gone when pid %ld took the sync's "
+		 "lock; the end time is when that was noticed, not when the run "
+		 "ended.", (long)getpid(), (long)getpid());
+	CHECK(msg && !strncmp(msg, want, strlen(want)));
+	free(msg);
+	snprintf(sql, sizeof(sql), "SELECT status || exit_code FROM runs WHERE "
+		 "id = %lld", (long long)done);
+	msg = q_text(sql);
+	CHECK_STR(msg, "ok0");
+	free(msg);
+	snprintf(sql, sizeof(sql), "SELECT status FROM runs WHERE id = %lld",
+		 (long long)other);
+	msg = q_text(sql);
+	CHECK_STR(msg, "running");
+	free(msg);
+
+	/* /metrics: counted by status; no duration, the run before tells */
+	CHECK(retl_state_stats_read(st, &sum, &err) == 0);
+	for (size_t i = 0; i < sum.n; i++) {
+		if (strcmp(sum.s[i].sync, "ab"))
+			continue;
+		CHECK(sum.s[i].nruns == 2);
+		CHECK_STR(sum.s[i].runs[0].status, "abandoned");
+		CHECK(sum.s[i].last_duration >= 0);
+	}
+	retl_state_stats_free(&sum);
+	retl_state_unlock(st, "ab");
+	CHECK(retl_state_run_end(st, other, RETL_RUN_OK, 0, NULL, NULL, &err) == 0);
+	retl_state_unlock(st, "ab-other");
+	retl_buf_free(&rp.text);
 }
 
 static void test_image(retl_state *st)
@@ -1048,6 +1136,56 @@ static void test_staged(retl_state *st)
 	CHECK(v == NULL);
 }
 
+/*
+ * Migration 8 renames the statuses of a store's earlier runs: "failed" was
+ * a completed run with rows not synced (exit 1) or one the destination
+ * never answered (exit 4), "error" and "refused" runs that stopped.
+ */
+static void test_migrate_statuses(void)
+{
+	struct retl_err err;
+	retl_state *st;
+	sqlite3 *db;
+	char path[160];
+	char *got;
+
+	retl_err_clear(&err);
+	snprintf(path, sizeof(path), "%s/old.db", dir);
+	CHECK(retl_state_open(&st, path, &err) == 0);
+	retl_state_close(st);
+	/* back to version 6, with runs of the time */
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN allow_removals;"
+			   "DROP INDEX runs_running;"
+			   "DROP TABLE alerts;"
+			   "UPDATE meta SET value = 6 WHERE key = 'schema_version';"
+			   "INSERT INTO runs(sync, started_at, status, exit_code) VALUES"
+			   "('s', 't', 'ok', 0), ('s', 't', 'failed', 1),"
+			   "('s', 't', 'failed', 4), ('s', 't', 'error', 3),"
+			   "('s', 't', 'refused', 5), ('s', 't', 'interrupted', 1),"
+			   "('s', 't', 'running', NULL)", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(retl_state_open(&st, path, &err) == 0);
+	retl_state_close(st);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	{
+		sqlite3_stmt *q;
+		retl_buf b = RETL_BUF_INIT;
+
+		CHECK(sqlite3_prepare_v2(db, "SELECT status || ':' || "
+					 "COALESCE(allow_removals, '-') FROM runs "
+					 "ORDER BY id", -1, &q, NULL) == SQLITE_OK);
+		while (sqlite3_step(q) == SQLITE_ROW)
+			retl_buf_addf(&b, "%s;", sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+		got = retl_buf_detach(&b);
+	}
+	sqlite3_close(db);
+	CHECK_STR(got, "ok:-;rows rejected:-;failed:-;failed:-;failed:-;"
+		  "interrupted:-;running:-;");
+	free(got);
+}
+
 /* the store id in a marker file, malloc'd, or NULL */
 static char *marker_id(const char *db)
 {
@@ -1351,6 +1489,7 @@ int main(void)
 	}
 	snprintf(db_path, sizeof(db_path), "%s/sub/state.db", dir);
 	test_open();
+	test_migrate_statuses();
 	if (retl_state_open(&st, db_path, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
@@ -1359,6 +1498,7 @@ int main(void)
 	test_runs(st);
 	test_scan_reset(st);
 	test_lock(st);
+	test_abandoned(st);
 	test_image(st);
 	test_image_after_failures_only(st);
 	test_sent_on_existing_row(st);

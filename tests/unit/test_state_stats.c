@@ -97,10 +97,10 @@ static void fill(retl_state *st)
 	CHECK(retl_state_outcome(st, id, "k1", "rejected", "dup", &err) == 0);
 	CHECK(retl_state_outcome(st, id, "k9", "rejected", "bad", &err) == 0);
 	CHECK(retl_state_outcome(st, id, "k3", "added", NULL, &err) == 0);
-	CHECK(retl_state_run_end(st, id, "failed", 1, &c, NULL, &err) == 0);
+	CHECK(retl_state_run_end(st, id, RETL_RUN_REJECTED, 1, &c, NULL, &err) == 0);
 	CHECK(retl_state_run_begin(st, "b", &id, &err) == 0);
 	CHECK(retl_state_run_begin(st, "a", &id, &err) == 0);
-	CHECK(retl_state_run_end(st, id, "error", 2, NULL, "no", &err) == 0);
+	CHECK(retl_state_run_end(st, id, RETL_RUN_FAILED, 2, NULL, "no", &err) == 0);
 	CHECK(retl_state_fail(st, "z", &k1, &err) == 0);
 }
 
@@ -123,7 +123,7 @@ static void test_stats(retl_state *st)
 	CHECK_STR(sum.s[2].sync, "z");
 
 	CHECK(sum.s[0].nruns == 1);
-	CHECK_STR(sum.s[0].runs[0].status, "error");
+	CHECK_STR(sum.s[0].runs[0].status, "failed");
 	CHECK(sum.s[0].runs[0].n == 1);
 	CHECK(sum.s[0].c.added == 0 && sum.s[0].failing == 0);
 	CHECK(sum.s[0].last_success < 0);       /* an error is no success */
@@ -131,9 +131,9 @@ static void test_stats(retl_state *st)
 
 	/* the run still going is not counted */
 	CHECK(sum.s[1].nruns == 2);
-	CHECK_STR(sum.s[1].runs[0].status, "failed");
+	CHECK_STR(sum.s[1].runs[0].status, "ok");
 	CHECK(sum.s[1].runs[0].n == 1);
-	CHECK_STR(sum.s[1].runs[1].status, "ok");
+	CHECK_STR(sum.s[1].runs[1].status, "rows rejected");
 	CHECK(sum.s[1].runs[1].n == 1);
 	CHECK(sum.s[1].c.read == 0);
 	CHECK(sum.s[1].c.added == 6 && sum.s[1].c.changed == 4);
