@@ -31,21 +31,22 @@
 /* ---- the outcome of a run, as alerts see it ---- */
 
 /*
- * Keyed on the exit code first (stable across status names: ok 0, rows
- * failed or rejected 1, safety 5, anything else the run itself failed);
- * the status only tells apart the runs that say nothing about the sync's
- * health: interrupted (exit 1 too), abandoned, still running.
+ * From the run's status (state.h RETL_RUN_*): interrupted, abandoned and
+ * running say nothing about the sync's health; a failed run is a safety
+ * stop when its exit code says so (a refused run is recorded "failed",
+ * exit 5); ok and rows rejected went through.
  */
 enum retl_run_class retl_notify_classify(const char *status, int exit_code)
 {
-	if (!status || !strcmp(status, "running") ||
-	    !strcmp(status, "interrupted") || !strcmp(status, "abandoned"))
-		return RETL_RUN_NOTHING;
-	if (exit_code == RETL_EXIT_SAFETY || !strcmp(status, "refused"))
-		return RETL_RUN_SAFETY;
-	if (exit_code == 0 || exit_code == RETL_EXIT_ROWS_FAILED)
-		return RETL_RUN_COMPLETED;
-	return RETL_RUN_FAILED;
+	if (!status || !strcmp(status, RETL_RUN_RUNNING) ||
+	    !strcmp(status, RETL_RUN_INTERRUPTED) ||
+	    !strcmp(status, RETL_RUN_ABANDONED))
+		return RETL_CLASS_NOTHING;
+	if (!strcmp(status, RETL_RUN_OK) || !strcmp(status, RETL_RUN_REJECTED))
+		return RETL_CLASS_COMPLETED;
+	if (exit_code == RETL_EXIT_SAFETY)
+		return RETL_CLASS_SAFETY;
+	return RETL_CLASS_FAILED;
 }
 
 /* ---- the alert's words ---- */
@@ -334,12 +335,12 @@ static void verdicts(struct eval *e, int want[RETL_ALERT_NCOND])
 {
 	enum retl_run_class k = retl_notify_classify(e->run.status,
 						     e->run.exit_code);
-	want[RETL_ALERT_RUN_FAILED] = k == RETL_RUN_FAILED ? 1 :
-				      k == RETL_RUN_COMPLETED ? 0 : -1;
-	want[RETL_ALERT_SAFETY_STOP] = k == RETL_RUN_SAFETY ? 1 :
-				       k == RETL_RUN_COMPLETED ? 0 : -1;
+	want[RETL_ALERT_RUN_FAILED] = k == RETL_CLASS_FAILED ? 1 :
+				      k == RETL_CLASS_COMPLETED ? 0 : -1;
+	want[RETL_ALERT_SAFETY_STOP] = k == RETL_CLASS_SAFETY ? 1 :
+				       k == RETL_CLASS_COMPLETED ? 0 : -1;
 	/* rows' attempts move only when a run sends them */
-	want[RETL_ALERT_ROWS_FAILING] = k == RETL_RUN_NOTHING ? -1 :
+	want[RETL_ALERT_ROWS_FAILING] = k == RETL_CLASS_NOTHING ? -1 :
 					e->failing > 0;
 }
 

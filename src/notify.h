@@ -87,12 +87,12 @@ void retl_notify_after_run(struct retl_config *cfg,
 
 /* how a run ended, as far as alerts care */
 enum retl_run_class {
-	RETL_RUN_NOTHING,         /* interrupted, abandoned, still running:
+	RETL_CLASS_NOTHING,         /* interrupted, abandoned, still running:
 				   * says nothing about any condition */
-	RETL_RUN_COMPLETED,       /* went through (ok, rows rejected or
+	RETL_CLASS_COMPLETED,       /* went through (ok, rows rejected or
 				   * failed): clears run_failed, safety_stop */
-	RETL_RUN_FAILED,          /* the run itself failed */
-	RETL_RUN_SAFETY,          /* refused by a safety limit */
+	RETL_CLASS_FAILED,          /* the run itself failed */
+	RETL_CLASS_SAFETY,          /* refused by a safety limit */
 };
 enum retl_run_class retl_notify_classify(const char *status, int exit_code);
 

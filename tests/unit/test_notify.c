@@ -23,19 +23,18 @@
 
 static void test_classify(void)
 {
-	/* today's names and the new ones (rows rejected / failed) */
-	CHECK(retl_notify_classify("ok", 0) == RETL_RUN_COMPLETED);
-	CHECK(retl_notify_classify("failed", 1) == RETL_RUN_COMPLETED);
-	CHECK(retl_notify_classify("rows rejected", 1) == RETL_RUN_COMPLETED);
-	CHECK(retl_notify_classify("error", 3) == RETL_RUN_FAILED);
-	CHECK(retl_notify_classify("failed", 4) == RETL_RUN_FAILED);
-	CHECK(retl_notify_classify("error", 2) == RETL_RUN_FAILED);
-	CHECK(retl_notify_classify("error", 6) == RETL_RUN_FAILED);
-	CHECK(retl_notify_classify("refused", 5) == RETL_RUN_SAFETY);
-	CHECK(retl_notify_classify("interrupted", 1) == RETL_RUN_NOTHING);
-	CHECK(retl_notify_classify("abandoned", 0) == RETL_RUN_NOTHING);
-	CHECK(retl_notify_classify("running", 0) == RETL_RUN_NOTHING);
-	CHECK(retl_notify_classify(NULL, 0) == RETL_RUN_NOTHING);
+	/* the statuses of state.h */
+	CHECK(retl_notify_classify("ok", 0) == RETL_CLASS_COMPLETED);
+	CHECK(retl_notify_classify("rows rejected", 1) == RETL_CLASS_COMPLETED);
+	CHECK(retl_notify_classify("failed", 3) == RETL_CLASS_FAILED);
+	CHECK(retl_notify_classify("failed", 4) == RETL_CLASS_FAILED);
+	CHECK(retl_notify_classify("failed", 2) == RETL_CLASS_FAILED);
+	CHECK(retl_notify_classify("failed", 6) == RETL_CLASS_FAILED);
+	CHECK(retl_notify_classify("failed", 5) == RETL_CLASS_SAFETY);
+	CHECK(retl_notify_classify("interrupted", 1) == RETL_CLASS_NOTHING);
+	CHECK(retl_notify_classify("abandoned", -1) == RETL_CLASS_NOTHING);
+	CHECK(retl_notify_classify("running", 0) == RETL_CLASS_NOTHING);
+	CHECK(retl_notify_classify(NULL, 0) == RETL_CLASS_NOTHING);
 }
 
 static struct retl_run_rec a_run(const char *status, int code, const char *msg)
@@ -58,7 +57,7 @@ static struct retl_run_rec a_run(const char *status, int code, const char *msg)
 static void test_event(void)
 {
 	retl_redact_add("hunter2-secret");
-	struct retl_run_rec r = a_run("error", 3, "source wh: password "
+	struct retl_run_rec r = a_run("failed", 3, "source wh: password "
 				      "hunter2-secret refused <x> & more");
 	char *s = retl_notify_event("people", RETL_ALERT_RUN_FAILED, 1, &r, 0, 3);
 	json_t *ev = json_loads(s, 0, NULL);
@@ -116,7 +115,7 @@ static void test_event(void)
 	memset(longmsg, 'a', sizeof(longmsg));
 	memcpy(longmsg + 299, "\xc3\xa9", 2);  /* é across the cut */
 	longmsg[sizeof(longmsg) - 1] = '\0';
-	r = a_run("error", 4, longmsg);
+	r = a_run("failed", 4, longmsg);
 	s = retl_notify_event("people", RETL_ALERT_RUN_FAILED, 1, &r, 0, 3);
 	ev = json_loads(s, 0, NULL);    /* jansson refuses invalid UTF-8 */
 	CHECK(ev != NULL);
