@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +104,52 @@ int retl_cli_is_help(const char *arg)
 	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
 }
 
+int retl_cli_usage_error(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("retl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(verbs[i].name, verb))
+			fprintf(stderr, "usage: %s\n", verbs[i].usage);
+	return RETL_EXIT_USAGE;
+}
+
+int retl_cli_number(const char *verb, const char *opt, const char *what,
+		    const char *v, long lo, long hi, long *out)
+{
+	long n = 0;
+	int big = 0;
+	const char *p = v;
+	/* strtol would take " 5", "+5", "-1" and wrap or clamp; an operator
+	 * who typed "1.5" or "10k" meant something else: refuse, say why */
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (LONG_MAX - (*p - '0')) / 10)
+			big = 1;
+		else
+			n = n * 10 + (*p - '0');
+	}
+	if (p == v || *p || big || n < lo || n > hi) {
+		retl_cli_usage_error(verb, "%s: expected %s from %ld to %ld, not \"%s\"",
+				     opt, what, lo, hi, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+const char *retl_cli_value(const char *verb, int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		retl_cli_usage_error(verb, "%s needs a value", argv[*i]);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
 int retl_cli_fail(const struct retl_err *err)
 {
 	retl_buf out = RETL_BUF_INIT;
@@ -148,6 +196,11 @@ struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 	struct retl_sync_cfg *sc = retl_config_sync(cli->cfg, name);
 	if (sc)
 		return sc;
+	const struct retl_sync_invalid *bad = retl_config_invalid(cli->cfg, name);
+	if (bad) {
+		retl_err_set(err, RETL_EXIT_USAGE, "%s", bad->msg);
+		return NULL;
+	}
 	retl_buf l = RETL_BUF_INIT;
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++)
 		retl_buf_addf(&l, "%s%s", i ? ", " : "", cli->cfg->syncs[i].name);
@@ -155,6 +208,34 @@ struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 		     cli->cfg->nsyncs ? l.ptr : "none: add mappings/<name>.json");
 	retl_buf_free(&l);
 	return NULL;
+}
+
+size_t retl_cli_report_invalid(struct retl_cli *cli)
+{
+	for (size_t i = 0; i < cli->cfg->ninvalid; i++) {
+		struct retl_err err;
+		retl_err_set(&err, RETL_EXIT_USAGE, "%s", cli->cfg->invalid[i].msg);
+		retl_cli_fail(&err);
+	}
+	return cli->cfg->ninvalid;
+}
+
+int retl_cli_state_sync(struct retl_cli *cli, const char *name)
+{
+	struct retl_err err;
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	retl_err_clear(&err);
+	if (retl_cli_sync(cli, name, &err))
+		return 0;
+	const struct retl_sync_invalid *bad = retl_config_invalid(cli->cfg, name);
+	if (!bad)
+		return retl_cli_fail(&err);
+	retl_cli_fail(&err);
+	fprintf(stderr, "retl: warning: sync %s is skipped by run, plan and "
+		"the daemon until %s is fixed\n", name, bad->file);
+	return 0;
 }
 
 int retl_cli_open_sync(struct retl_cli *cli, const char *name,

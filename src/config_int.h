@@ -21,6 +21,10 @@ struct retl_cfg_ctx {
 	const char *dir;
 	const char *file;         /* "retl.json", "mappings/x.json" */
 	struct retl_err *err;
+	/* load time: "${NAME}" and "@file:" are checked for their form but
+	 * not read (nrefs counts them); retl_config_resolve reads them */
+	int defer;
+	int nrefs;
 };
 
 /* "<file>: <path>: <msg>", or "<file>: <msg>" when path is empty; returns -1 */

@@ -363,9 +363,9 @@ def test_sighup_broken_config_keeps_old_schedules(project, db, daemons):
     p.add_mapping("a", '{\n  "source": "warehouse",\n  "query": oops\n}\n')
     mark = len(d.text())
     d.proc.send_signal(signal.SIGHUP)
-    log = d.wait_log("reload failed", after=mark)
-    assert re.search(r"reload failed, keeping the previous config: "
-                     r"mappings/a\.json:3:\d+: ", log), log
+    log = d.wait_log("keeping its previous definition", after=mark)
+    assert re.search(r"reload: mappings/a\.json:3:\d+: .*: keeping its "
+                     r"previous definition and schedule", log), log
     before = nruns()
     wait_for(lambda: nruns() >= before + 2, 60,
              "two more runs of a: the old schedule still runs", d.text)
