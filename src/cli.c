@@ -210,14 +210,12 @@ struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 	return NULL;
 }
 
-size_t retl_cli_report_invalid(struct retl_cli *cli)
+int retl_cli_fail_invalid(const struct retl_sync_invalid *v)
 {
-	for (size_t i = 0; i < cli->cfg->ninvalid; i++) {
-		struct retl_err err;
-		retl_err_set(&err, RETL_EXIT_USAGE, "%s", cli->cfg->invalid[i].msg);
-		retl_cli_fail(&err);
-	}
-	return cli->cfg->ninvalid;
+	struct retl_err err;
+	retl_err_clear(&err);
+	retl_err_set(&err, RETL_EXIT_USAGE, "%s", v->msg);
+	return retl_cli_fail(&err);
 }
 
 int retl_cli_state_sync(struct retl_cli *cli, const char *name)

@@ -49,8 +49,8 @@ const char *retl_cli_value(const char *verb, int argc, char **argv, int *i);
 int retl_cli_usage_error(const char *verb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* prints every invalid mapping file's error on stderr; returns how many */
-size_t retl_cli_report_invalid(struct retl_cli *cli);
+/* prints an invalid mapping file's error on stderr; returns 2 */
+int retl_cli_fail_invalid(const struct retl_sync_invalid *v);
 
 /* like retl_cli_sync, but a sync whose mapping file is invalid is taken
  * too (its name is enough to read its state), after a warning: for the

@@ -123,12 +123,10 @@ static int check_one(struct retl_cli *cli, struct retl_sync_cfg *sc)
 	struct retl_err err;
 	retl_err_clear(&err);
 	if (retl_sync_check(cli->cfg, sc, &err) < 0) {
-		struct retl_err named;
 		/* which sync failed: the source's or destination's error
 		 * alone does not say (several syncs share them) */
-		retl_err_set(&named, err.code ? err.code : RETL_EXIT_USAGE,
-			     "check %s: %s", sc->name, err.msg);
-		return retl_cli_fail(&named);
+		retl_err_prefix(&err, "check %s: ", sc->name);
+		return retl_cli_fail(&err);
 	}
 	printf("ok  %s: %s -> %s (%s%s%s)\n", sc->name, sc->source,
 	       sc->destination, retl_mode_name(sc->mode),
@@ -174,7 +172,8 @@ static int check_unused_connections(struct retl_cli *cli, retl_buf *failed)
 		     retl_config_resolve_dest(cfg, &cfg->dests[i - cfg->nsources],
 					      &err)) < 0) {
 			worst = worse(worst, retl_cli_fail(&err));
-			add_name(failed, "retl.json");
+			add_name(failed, src ? "source " : "destination ");
+			retl_buf_adds(failed, name);
 		}
 	}
 	return worst;
@@ -211,8 +210,7 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 			wanted |= !strcmp(a.names[j], v->name);
 		if (!wanted)
 			continue;
-		retl_err_set(&err, RETL_EXIT_USAGE, "%s", v->msg);
-		worst = worse(worst, retl_cli_fail(&err));
+		worst = worse(worst, retl_cli_fail_invalid(v));
 		add_name(&failed, v->name);
 	}
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
@@ -340,6 +338,7 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 	signal(SIGINT, on_stop_signal);
 	signal(SIGTERM, on_stop_signal);
 	for (size_t i = 0; i < n && !retl_sync_stop_requested(); i++) {
+		retl_err_clear(&err);
 		struct retl_sync_cfg *sc = a.all ? &cli->cfg->syncs[i] :
 			retl_cli_sync(cli, a.names[i], &err);
 		if (!sc) {
@@ -351,8 +350,7 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 		worst = worse(worst, run_one(cli, sc, &o, "run"));
 	}
 	for (size_t i = 0; a.all && i < cli->cfg->ninvalid; i++) {
-		retl_err_set(&err, RETL_EXIT_USAGE, "%s", cli->cfg->invalid[i].msg);
-		worst = worse(worst, retl_cli_fail(&err));
+		worst = worse(worst, retl_cli_fail_invalid(&cli->cfg->invalid[i]));
 		add_name(&skipped, cli->cfg->invalid[i].name);
 	}
 	if (skipped.len)

@@ -601,10 +601,13 @@ const struct retl_sync_invalid *retl_config_invalid(const struct retl_config *cf
  * whole, so a failed resolve leaves the entry as it was (and can fail the
  * same way for the next sync that uses it).
  */
-static int resolve_failed(struct retl_err *err)
+/* an error found when the secrets are in: its place in retl.json too,
+ * since the operator has to find the key to fix it */
+static int resolve_failed(struct retl_config *cfg, struct retl_err *err)
 {
 	if (!err->code)
 		err->code = RETL_EXIT_USAGE;
+	retl_cfg_add_position(cfg->dir, "retl.json", err);
 	retl_redact_str(err->msg, sizeof(err->msg));
 	return -1;
 }
@@ -625,7 +628,7 @@ int retl_config_resolve_source(struct retl_config *cfg,
 	retl_buf_free(&p);
 	if (rc < 0) {
 		free_source(&tmp);
-		return resolve_failed(err);
+		return resolve_failed(cfg, err);
 	}
 	free_source(s);
 	*s = tmp;
@@ -648,7 +651,7 @@ int retl_config_resolve_dest(struct retl_config *cfg, struct retl_dest_cfg *d,
 	retl_buf_free(&p);
 	if (rc < 0) {
 		free_dest(&tmp);
-		return resolve_failed(err);
+		return resolve_failed(cfg, err);
 	}
 	free_dest(d);
 	*d = tmp;
