@@ -83,6 +83,8 @@ static void next_run(const struct retl_sync_cfg *sc, const char *last_started,
 
 int cmd_status(struct retl_cli *cli, int argc, char **argv)
 {
+	if (argc && argv[0][0] == '-')
+		return retl_cli_usage_error("status", "unknown option \"%s\"", argv[0]);
 	if (argc)
 		return retl_cli_usage_error("status", "status takes no arguments");
 	int rc = retl_cli_open(cli, 1);
