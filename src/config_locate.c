@@ -7,8 +7,9 @@
  * This scanner walks the file's text along that path ("sources.wh.dsn",
  * "headers[1]") and gives the value's line and column, so the message can
  * read "retl.json:7:14: sources.wh.dsn: ..." as syntax errors do.  A key
- * may itself hold a dot (a field "merge_fields.FNAME"): the longest key
- * that matches the path's next part wins.  Best effort: any surprise (the
+ * may itself hold a dot (a field "merge_fields.FNAME"): every key that
+ * fits the path's next part is tried in the file's order, the first that
+ * leads to the whole path wins.  Best effort: any surprise (the
  * file changed since it was loaded, a path not found) gives -1 and the
  * message stays as it was.
  */
@@ -106,9 +107,8 @@ static int find(struct scan *sc, const char *path)
 	if (sc->s[sc->i] != '{')
 		return -1;
 	sc->i++;
-	size_t best = 0, best_at = 0;
 	for (;;) {
-		size_t k, klen;
+		size_t k, klen, plen = strlen(path);
 		skip_ws(sc);
 		if (skip_string(sc, &k, &klen) < 0)
 			return -1;
@@ -117,11 +117,16 @@ static int find(struct scan *sc, const char *path)
 			return -1;
 		sc->i++;
 		skip_ws(sc);
-		char after = path[klen < strlen(path) ? klen : strlen(path)];
-		if (klen > best && !strncmp(path, sc->s + k, klen) &&
-		    (after == '\0' || after == '.' || after == '[')) {
-			best = klen;
-			best_at = sc->i;
+		if (klen <= plen && !strncmp(path, sc->s + k, klen) &&
+		    strchr(".[", path[klen])) { /* NUL too: the end */
+			/* this key may be the path's next part: try it; a
+			 * dead end backtracks to the keys after it */
+			struct scan sub = *sc;
+			const char *rest = path + klen;
+			if (find(&sub, *rest == '.' ? rest + 1 : rest) == 0) {
+				*sc = sub;
+				return 0;
+			}
 		}
 		if (skip_value(sc) < 0)
 			return -1;
@@ -130,13 +135,8 @@ static int find(struct scan *sc, const char *path)
 			sc->i++;
 			continue;
 		}
-		break;
-	}
-	if (!best)
 		return -1;
-	sc->i = best_at;
-	path += best;
-	return find(sc, *path == '.' ? path + 1 : path);
+	}
 }
 
 int retl_cfg_locate(const char *text, size_t n, const char *path,
