@@ -642,6 +642,8 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	if (retl_config_resolve(cfg, sc, err) < 0) {
 		memset(sum, 0, sizeof(*sum));
 		sum->exit_code = err->code;
+		/* the daemon logs the summary's message */
+		snprintf(sum->message, sizeof(sum->message), "%s", err->msg);
 		return -1;
 	}
 	run_init(&r);

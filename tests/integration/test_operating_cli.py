@@ -74,6 +74,8 @@ def env_without(p, *names):
 def test_report_verbs_need_no_secret(secret_proj):
     p = secret_proj
     assert p.run("run", "--all", env=p.env_all)[0] == 0
+    # the values were read: the files the variables name were written
+    assert len(p.read_jsonl("a.jsonl")) == len(p.read_jsonl("b.jsonl")) == 5
     for args in (["status"], ["history", "a"], ["failures", "b"],
                  ["reset", "a"], ["reset", "--all"]):
         rc, out, err = p.run(*args, env=NO_SECRETS)
@@ -124,6 +126,31 @@ def test_check_reads_the_secrets_no_sync_uses(secret_proj):
     assert "check failed for: destination b" in err
     # named syncs: only theirs
     assert p.run("check", "a", env=env_without(p, "RETL_T_B"))[0] == 0
+
+
+def test_daemon_reads_each_syncs_secrets_in_its_runs(secret_proj, monkeypatch):
+    from test_daemon import Daemon
+    p = secret_proj
+    p.add_mapping("a", sync(destination="a", schedule="every 1s"))
+    p.add_mapping("b", sync(destination="b", schedule="every 1s"))
+    for k, v in p.env_all.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("RETL_T_B")
+    d = Daemon(p)
+    try:
+        d.wait_log("environment variable RETL_T_B is not set")
+        assert re.search(r"retl\.json:\d+:\d+: destinations\.b\.path: "
+                         r"environment variable RETL_T_B is not set", d.text())
+
+        def synced():
+            try:
+                return len(p.read_jsonl("a.jsonl")) == 5
+            except (OSError, ValueError):   # not yet, or a line mid-write
+                return False
+        wait_for(synced, 60, "a's rows", d.text)
+        assert not os.path.exists(p.path("b.jsonl"))
+    finally:
+        d.kill()
 
 
 # ---- one invalid sync does not stop the others -----------------------------
