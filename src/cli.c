@@ -26,9 +26,12 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{ "check", cmd_check, "retl check [SYNC...]",
-	  "Validates the project: config, the source connection, the query's\n"
+	  "Validates the project: config, the state store (opened, made when\n"
+	  "missing, and probed with a write), the source connection, the query's\n"
 	  "columns (run with LIMIT 0 semantics: prepared, not executed), the key\n"
-	  "and match columns, the field mapping, and the destination.\n" },
+	  "and match columns, the field mapping, and the destination.  Every sync\n"
+	  "is checked (or those named); a failing one is named and the others\n"
+	  "are still checked; an invalid mapping file fails the check (exit 2).\n" },
 	{ "plan", cmd_plan, "retl plan SYNC [--out FILE] [--full-resync]",
 	  "Reads the model and diffs it against the state store, sends nothing and\n"
 	  "changes no state.  Prints counts (add, change, unchanged, retry, remove,\n"
@@ -43,13 +46,15 @@ static const struct verb verbs[] = {
 	  "was made (a run or an apply since): make a new plan.\n" },
 	{ "run", cmd_run, "retl run [SYNC...|--all] [--full-resync] [--limit N]",
 	  "Syncs now: sends new, changed and previously failed rows, and removals\n"
-	  "in mirror mode.  Ends with a summary.\n"
+	  "in mirror mode.  Ends with a summary.  A sync whose mapping file is\n"
+	  "invalid is reported and skipped, the others run (exit 2 at the end).\n"
 	  "  --all           every sync of the project\n"
 	  "  --full-resync   send every row, changed or not\n"
 	  "  --limit N       send at most N operations; the rest wait for the next run\n" },
 	{ "status", cmd_status, "retl status",
 	  "The last run of every sync: when, how it ended, its counts, and how\n"
-	  "many rows are failing.\n" },
+	  "many rows are failing.  A sync whose mapping file is invalid is listed\n"
+	  "as invalid, with the error.  Needs no secret: it never connects.\n" },
 	{ "history", cmd_history, "retl history SYNC [--limit N]",
 	  "The runs of one sync, newest first (default: the last 20).\n" },
 	{ "failures", cmd_failures, "retl failures SYNC",
