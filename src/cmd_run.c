@@ -292,6 +292,9 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 	struct retl_err err;
 	int code;
 	retl_err_clear(&err);
+	/* a secret that is not there is a config error, not a run */
+	if (retl_config_resolve(cli->cfg, sc, &err) < 0)
+		return retl_cli_fail(&err);
 	retl_log(RETL_LOG_INFO, sc->name, "%s started (%s, %s -> %s)", verb,
 		 retl_mode_name(sc->mode), sc->source, sc->destination);
 	int rc = retl_sync_run(cli->cfg, sc, cli->st, o, &sum, &err);
