@@ -43,7 +43,13 @@ int cmd_daemon(struct retl_cli *cli, int argc, char **argv)
 	int rc = retl_cli_open(cli, 0);
 	if (rc)
 		return rc;
-	/* logged, not fatal: the daemon runs the other syncs */
+	/* a daemon that could run nothing is a deployment mistake: say so
+	 * at once (exit 2); with other syncs to run, it is logged, not fatal */
+	if (cli->cfg->ninvalid && !cli->cfg->nsyncs) {
+		for (size_t i = 0; i < cli->cfg->ninvalid; i++)
+			retl_cli_fail_invalid(&cli->cfg->invalid[i]);
+		return RETL_EXIT_USAGE;
+	}
 	for (size_t i = 0; i < cli->cfg->ninvalid; i++)
 		retl_log(RETL_LOG_ERROR, cli->cfg->invalid[i].name,
 			 "%s: skipped until the file is fixed (then SIGHUP)",

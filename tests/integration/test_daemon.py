@@ -469,7 +469,9 @@ def test_bad_schedule_is_a_config_error(project, schedule, msg):
     p.add_mapping("x", sync_def(schedule))
     rc, out, err = p.run("check")
     assert rc == 2
-    assert err.strip() == f"mappings/x.json: schedule: {msg}"
+    assert err.splitlines() == [f"mappings/x.json: schedule: {msg}",
+                                "retl: check failed for: x"]
+    # its only sync invalid: a daemon that could run nothing stops at once
     rc, out, err = p.run("daemon", "--listen", "off")
     assert rc == 2
     assert err.strip() == f"mappings/x.json: schedule: {msg}"
