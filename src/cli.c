@@ -181,6 +181,8 @@ int retl_cli_open(struct retl_cli *cli, int want_state)
 	retl_err_clear(&err);
 	if (retl_config_load(&cli->cfg, cli->config_dir, &err) < 0)
 		return retl_cli_fail(&err);
+	/* defence in depth for what the reports print from the store */
+	retl_config_redact_env(cli->cfg);
 	if (want_state &&
 	    retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0)
 		return retl_cli_fail(&err);

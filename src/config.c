@@ -666,6 +666,38 @@ int retl_config_resolve(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	return retl_config_resolve_dest(cfg, sc->dst, err);
 }
 
+/* every "${NAME}" set in the environment inside v, for redaction */
+static void redact_env_in(json_t *v)
+{
+	const char *k, *p, *ref, *end;
+	json_t *m;
+	size_t i;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, m)
+			redact_env_in(m);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			redact_env_in(m);
+	} else if (json_is_string(v)) {
+		for (p = json_string_value(v); (ref = strstr(p, "${")) &&
+		     (end = strchr(ref + 2, '}')); p = end + 1) {
+			char *name = retl_strndup(ref + 2, (size_t)(end - ref - 2));
+			const char *val = getenv(name);
+			if (val && *val)
+				retl_redact_add(val);
+			free(name);
+		}
+	}
+}
+
+void retl_config_redact_env(const struct retl_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nsources; i++)
+		redact_env_in(cfg->sources[i].unresolved);
+	for (size_t i = 0; i < cfg->ndests; i++)
+		redact_env_in(cfg->dests[i].unresolved);
+}
+
 /* ---- reload ---- */
 
 static int cmp_sync(const void *a, const void *b)

@@ -152,6 +152,13 @@ int retl_config_resolve_dest(struct retl_config *cfg, struct retl_dest_cfg *d,
 			     struct retl_err *err);
 
 /*
+ * Registers with redact.h the values of the "${NAME}"s the connections
+ * name that are set, without needing any (no file is read): what the
+ * report verbs print from the state store stays redacted as before.
+ */
+void retl_config_redact_env(const struct retl_config *cfg);
+
+/*
  * SIGHUP: for each sync invalid in cfg that old defines, cfg takes old's
  * definition (re-read from its JSON against cfg's connections) and marks
  * the entry kept.  Returns how many were kept.

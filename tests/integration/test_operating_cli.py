@@ -85,6 +85,25 @@ def test_report_verbs_need_no_secret(secret_proj):
     assert {l.split()[0] for l in out.splitlines()[1:]} == {"a", "b"}
 
 
+def test_reports_still_redact_the_secrets_that_are_set(secret_proj):
+    """The reports read no secret, yet what they print from the store is
+    redacted with every ${NAME} that is set, as before (a message stored
+    by an older retl, or one a destination echoed)."""
+    import sqlite3
+    p = secret_proj
+    secret = "b-S3cret-value.jsonl"
+    env = dict(p.env_all, RETL_T_B=secret)
+    assert p.run("run", "a", env=env)[0] == 0
+    with sqlite3.connect(p.path("state", "retl.db")) as c:
+        c.execute("UPDATE runs SET exit_code = 4, message = ? WHERE sync = 'a'",
+                  (f"HTTP 401: bad token {secret}",))
+    for args in (["history", "a"], ["status"]):
+        rc, out, err = p.run(*args, env=dict(NO_SECRETS, RETL_T_B=secret))
+        assert rc == 0, (args, out, err)
+        assert "HTTP 401: bad token [REDACTED]" in out, (args, out)
+        assert secret not in out + err
+
+
 def test_run_reads_only_the_secrets_of_its_syncs(secret_proj):
     p = secret_proj
     # sync b's destination secret is not set: a runs, checks and plans
