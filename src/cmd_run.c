@@ -225,7 +225,7 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 			add_name(&failed, sc->name);
 		worst = worse(worst, code);
 	}
-	if (!cli->cfg->nsyncs && !cli->cfg->ninvalid)
+	if (!cli->cfg->nsyncs && !cli->cfg->ninvalid && !worst)
 		printf("ok  config (no syncs in mappings/)\n");
 	if (failed.len)
 		fprintf(stderr, "retl: check failed for: %s\n", failed.ptr);
