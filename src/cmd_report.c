@@ -260,9 +260,13 @@ static int reset_all(struct retl_cli *cli)
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++)
 		if (reset_one(cli, cli->cfg->syncs[i].name, &err) < 0)
 			return retl_cli_fail(&err);
+	/* every sync's: one whose file is invalid today runs again later */
+	for (size_t i = 0; i < cli->cfg->ninvalid; i++)
+		if (reset_one(cli, cli->cfg->invalid[i].name, &err) < 0)
+			return retl_cli_fail(&err);
 	printf("reset --all: state store %s started over, the cache of every "
 	       "sync cleared (%zu); the next runs send every row\n",
-	       cli->cfg->state_path, cli->cfg->nsyncs);
+	       cli->cfg->state_path, cli->cfg->nsyncs + cli->cfg->ninvalid);
 	return 0;
 }
 

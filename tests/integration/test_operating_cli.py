@@ -238,6 +238,22 @@ def test_status_lists_the_valid_and_the_invalid(broken_proj):
         assert "sync bad is skipped by run, plan and the daemon" in err
 
 
+def test_reset_all_clears_an_invalid_syncs_cache(project, items):
+    p = project(dsn=items.dsn, destinations={
+        "out": {"type": "file", "path": "out.jsonl"},
+        "out2": {"type": "file", "path": "out2.jsonl"}})
+    p.add_mapping("good", sync())
+    p.add_mapping("other", sync(destination="out2"))
+    assert p.run("run", "--all")[0] == 0
+    p.add_mapping("other", sync(destination="out2", colour="red"))
+    rc, out, err = p.run("reset", "--all")
+    assert rc == 0, err
+    assert "the cache of every sync cleared (2)" in out
+    p.add_mapping("other", sync(destination="out2"))
+    assert p.run("run", "other")[0] == 0
+    assert len(p.read_jsonl("out2.jsonl")) == 10, "every row sent again"
+
+
 def test_check_fails_naming_each_broken_sync(broken_proj):
     p = broken_proj
     p.add_mapping("worse", '{"source": }\n')
