@@ -217,6 +217,21 @@ struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 	return NULL;
 }
 
+void retl_cli_note(const char *fmt, ...)
+{
+	retl_buf m = RETL_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	retl_buf_vaddf(&m, fmt, ap);
+	va_end(ap);
+	/* machines reading stderr get one JSON object a line */
+	if (retl_log_is_json())
+		retl_log(RETL_LOG_WARN, NULL, "%s", m.ptr);
+	else
+		fprintf(stderr, "retl: %s\n", m.ptr);
+	retl_buf_free(&m);
+}
+
 int retl_cli_fail_invalid(const struct retl_sync_invalid *v)
 {
 	struct retl_err err;
@@ -238,8 +253,8 @@ int retl_cli_state_sync(struct retl_cli *cli, const char *name)
 	if (!bad)
 		return retl_cli_fail(&err);
 	retl_cli_fail(&err);
-	fprintf(stderr, "retl: warning: sync %s is skipped by run, plan and "
-		"the daemon until %s is fixed\n", name, bad->file);
+	retl_cli_note("warning: sync %s is skipped by run, plan and the daemon "
+		      "until %s is fixed", name, bad->file);
 	return 0;
 }
 

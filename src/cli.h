@@ -49,6 +49,9 @@ const char *retl_cli_value(const char *verb, int argc, char **argv, int *i);
 int retl_cli_usage_error(const char *verb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* "retl: <msg>" on stderr (a warn log line with --log-format json) */
+void retl_cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* prints an invalid mapping file's error on stderr; returns 2 */
 int retl_cli_fail_invalid(const struct retl_sync_invalid *v);
 

@@ -228,7 +228,7 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 	if (!cli->cfg->nsyncs && !cli->cfg->ninvalid && !worst)
 		printf("ok  config (no syncs in mappings/)\n");
 	if (failed.len)
-		fprintf(stderr, "retl: check failed for: %s\n", failed.ptr);
+		retl_cli_note("check failed for: %s", failed.ptr);
 	retl_buf_free(&failed);
 	return worst;
 }
@@ -357,8 +357,8 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 		add_name(&skipped, cli->cfg->invalid[i].name);
 	}
 	if (skipped.len)
-		fprintf(stderr, "retl: run: skipped, their mapping file is invalid: %s\n",
-			skipped.ptr);
+		retl_cli_note("run: skipped, their mapping file is invalid: %s",
+			      skipped.ptr);
 	retl_buf_free(&skipped);
 	return worst;
 }

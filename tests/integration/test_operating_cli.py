@@ -209,6 +209,16 @@ def test_run_all_runs_the_valid_syncs(broken_proj):
     assert "bad" not in err
 
 
+def test_json_logs_stay_json_with_an_invalid_sync(broken_proj):
+    import json
+    p = broken_proj
+    for args in (["run", "--all"], ["check"], ["history", "bad"]):
+        rc, out, err = p.run("--log-format", "json", *args)
+        assert rc in (0, 2), (args, out, err)
+        objs = [json.loads(line) for line in err.splitlines()]
+        assert any("mappings/bad.json" in o["msg"] for o in objs), (args, err)
+
+
 def test_named_broken_sync_is_an_error_the_others_run(broken_proj):
     p = broken_proj
     rc, out, err = p.run("run", "bad", "good")
