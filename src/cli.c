@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +26,12 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{ "check", cmd_check, "retl check [SYNC...]",
-	  "Validates the project: config, the source connection, the query's\n"
+	  "Validates the project: config, the state store (opened, made when\n"
+	  "missing, and probed with a write), the source connection, the query's\n"
 	  "columns (run with LIMIT 0 semantics: prepared, not executed), the key\n"
-	  "and match columns, the field mapping, and the destination.\n" },
+	  "and match columns, the field mapping, and the destination.  Every sync\n"
+	  "is checked (or those named); a failing one is named and the others\n"
+	  "are still checked; an invalid mapping file fails the check (exit 2).\n" },
 	{ "plan", cmd_plan, "retl plan SYNC [--out FILE] [--full-resync]",
 	  "Reads the model and diffs it against the state store, sends nothing and\n"
 	  "changes no state.  Prints counts (add, change, unchanged, retry, remove,\n"
@@ -41,13 +46,15 @@ static const struct verb verbs[] = {
 	  "was made (a run or an apply since): make a new plan.\n" },
 	{ "run", cmd_run, "retl run [SYNC...|--all] [--full-resync] [--limit N]",
 	  "Syncs now: sends new, changed and previously failed rows, and removals\n"
-	  "in mirror mode.  Ends with a summary.\n"
+	  "in mirror mode.  Ends with a summary.  A sync whose mapping file is\n"
+	  "invalid is reported and skipped, the others run (exit 2 at the end).\n"
 	  "  --all           every sync of the project\n"
 	  "  --full-resync   send every row, changed or not\n"
 	  "  --limit N       send at most N operations; the rest wait for the next run\n" },
 	{ "status", cmd_status, "retl status",
 	  "The last run of every sync: when, how it ended, its counts, and how\n"
-	  "many rows are failing.\n" },
+	  "many rows are failing.  A sync whose mapping file is invalid is listed\n"
+	  "as invalid, with the error.  Needs no secret: it never connects.\n" },
 	{ "history", cmd_history, "retl history SYNC [--limit N]",
 	  "The runs of one sync, newest first (default: the last 20).\n" },
 	{ "failures", cmd_failures, "retl failures SYNC",
@@ -102,6 +109,52 @@ int retl_cli_is_help(const char *arg)
 	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
 }
 
+int retl_cli_usage_error(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("retl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(verbs[i].name, verb))
+			fprintf(stderr, "usage: %s\n", verbs[i].usage);
+	return RETL_EXIT_USAGE;
+}
+
+int retl_cli_number(const char *verb, const char *opt, const char *what,
+		    const char *v, long lo, long hi, long *out)
+{
+	long n = 0;
+	int big = 0;
+	const char *p = v;
+	/* strtol would take " 5", "+5", "-1" and wrap or clamp; an operator
+	 * who typed "1.5" or "10k" meant something else: refuse, say why */
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (LONG_MAX - (*p - '0')) / 10)
+			big = 1;
+		else
+			n = n * 10 + (*p - '0');
+	}
+	if (p == v || *p || big || n < lo || n > hi) {
+		retl_cli_usage_error(verb, "%s: expected %s from %ld to %ld, not \"%s\"",
+				     opt, what, lo, hi, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+const char *retl_cli_value(const char *verb, int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		retl_cli_usage_error(verb, "%s needs a value", argv[*i]);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
 int retl_cli_fail(const struct retl_err *err)
 {
 	retl_buf out = RETL_BUF_INIT;
@@ -128,6 +181,8 @@ int retl_cli_open(struct retl_cli *cli, int want_state)
 	retl_err_clear(&err);
 	if (retl_config_load(&cli->cfg, cli->config_dir, &err) < 0)
 		return retl_cli_fail(&err);
+	/* defence in depth for what the reports print from the store */
+	retl_config_redact_env(cli->cfg);
 	if (want_state &&
 	    retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0)
 		return retl_cli_fail(&err);
@@ -148,6 +203,11 @@ struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 	struct retl_sync_cfg *sc = retl_config_sync(cli->cfg, name);
 	if (sc)
 		return sc;
+	const struct retl_sync_invalid *bad = retl_config_invalid(cli->cfg, name);
+	if (bad) {
+		retl_err_set(err, RETL_EXIT_USAGE, "%s", bad->msg);
+		return NULL;
+	}
 	retl_buf l = RETL_BUF_INIT;
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++)
 		retl_buf_addf(&l, "%s%s", i ? ", " : "", cli->cfg->syncs[i].name);
@@ -155,6 +215,47 @@ struct retl_sync_cfg *retl_cli_sync(struct retl_cli *cli, const char *name,
 		     cli->cfg->nsyncs ? l.ptr : "none: add mappings/<name>.json");
 	retl_buf_free(&l);
 	return NULL;
+}
+
+void retl_cli_note(const char *fmt, ...)
+{
+	retl_buf m = RETL_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	retl_buf_vaddf(&m, fmt, ap);
+	va_end(ap);
+	/* machines reading stderr get one JSON object a line */
+	if (retl_log_is_json())
+		retl_log(RETL_LOG_WARN, NULL, "%s", m.ptr);
+	else
+		fprintf(stderr, "retl: %s\n", m.ptr);
+	retl_buf_free(&m);
+}
+
+int retl_cli_fail_invalid(const struct retl_sync_invalid *v)
+{
+	struct retl_err err;
+	retl_err_clear(&err);
+	retl_err_set(&err, RETL_EXIT_USAGE, "%s", v->msg);
+	return retl_cli_fail(&err);
+}
+
+int retl_cli_state_sync(struct retl_cli *cli, const char *name)
+{
+	struct retl_err err;
+	int rc = retl_cli_open(cli, 1);
+	if (rc)
+		return rc;
+	retl_err_clear(&err);
+	if (retl_cli_sync(cli, name, &err))
+		return 0;
+	const struct retl_sync_invalid *bad = retl_config_invalid(cli->cfg, name);
+	if (!bad)
+		return retl_cli_fail(&err);
+	retl_cli_fail(&err);
+	retl_cli_note("warning: sync %s is skipped by run, plan and the daemon "
+		      "until %s is fixed", name, bad->file);
+	return 0;
 }
 
 int retl_cli_open_sync(struct retl_cli *cli, const char *name,

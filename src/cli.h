@@ -32,6 +32,34 @@ int retl_cli_open_sync(struct retl_cli *cli, const char *name,
 /* "--flag" or "-h" style: 1 when argv[i] asks for help */
 int retl_cli_is_help(const char *arg);
 
+/*
+ * The one parser of numeric option values, for every verb: plain decimal
+ * digits from lo to hi, nothing else (no sign, space, fraction, suffix or
+ * empty string).  0, or prints "retl: OPT: expected WHAT from LO to HI,
+ * not "V"" and the verb's usage, and returns -1 (the caller exits 2).
+ */
+int retl_cli_number(const char *verb, const char *opt, const char *what,
+		    const char *v, long lo, long hi, long *out);
+
+/* argv[*i] is an option that takes a value: the value (and *i moves on),
+ * or NULL after printing "retl: OPT needs a value" and the usage */
+const char *retl_cli_value(const char *verb, int argc, char **argv, int *i);
+
+/* prints "retl: <msg>" and the verb's usage line on stderr; returns 2 */
+int retl_cli_usage_error(const char *verb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* "retl: <msg>" on stderr (a warn log line with --log-format json) */
+void retl_cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* prints an invalid mapping file's error on stderr; returns 2 */
+int retl_cli_fail_invalid(const struct retl_sync_invalid *v);
+
+/* like retl_cli_sync, but a sync whose mapping file is invalid is taken
+ * too (its name is enough to read its state), after a warning: for the
+ * verbs that only read or clear its state */
+int retl_cli_state_sync(struct retl_cli *cli, const char *name);
+
 int cmd_check(struct retl_cli *cli, int argc, char **argv);
 int cmd_plan(struct retl_cli *cli, int argc, char **argv);
 int cmd_run(struct retl_cli *cli, int argc, char **argv);

@@ -8,20 +8,7 @@
 
 #include "cli.h"
 #include "daemon.h"
-
-static int number(const char *opt, const char *v, long lo, long hi, int *out)
-{
-	char *end;
-	errno = 0;
-	long n = strtol(v, &end, 10);
-	if (errno || end == v || *end || n < lo || n > hi) {
-		fprintf(stderr, "retl: %s: expected a number from %ld to %ld, not \"%s\"\n",
-			opt, lo, hi, v);
-		return -1;
-	}
-	*out = (int)n;
-	return 0;
-}
+#include "log.h"
 
 int cmd_daemon(struct retl_cli *cli, int argc, char **argv)
 {
@@ -32,28 +19,41 @@ int cmd_daemon(struct retl_cli *cli, int argc, char **argv)
 		.shutdown_timeout = 30,
 	};
 	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
+		const char *a = argv[i], *v;
+		long n;
 		if (strcmp(a, "--concurrency") && strcmp(a, "--listen") &&
-		    strcmp(a, "--shutdown-timeout")) {
-			fprintf(stderr, "retl: unknown option \"%s\" (see --help)\n", a);
+		    strcmp(a, "--shutdown-timeout"))
+			return retl_cli_usage_error("daemon", "unknown option \"%s\"", a);
+		if (!(v = retl_cli_value("daemon", argc, argv, &i)))
 			return RETL_EXIT_USAGE;
-		}
-		if (i + 1 >= argc) {
-			fprintf(stderr, "retl: %s needs a value\n", a);
-			return RETL_EXIT_USAGE;
-		}
-		const char *v = argv[++i];
-		if (!strcmp(a, "--listen"))
+		if (!strcmp(a, "--listen")) {
 			o.listen = strcmp(v, "off") ? v : NULL;
-		else if (number(a, v, !strcmp(a, "--concurrency") ? 1 : 0,
-				!strcmp(a, "--concurrency") ? 256 : 86400,
-				!strcmp(a, "--concurrency") ? &o.concurrency :
-				&o.shutdown_timeout) < 0)
-			return RETL_EXIT_USAGE;
+		} else if (!strcmp(a, "--concurrency")) {
+			if (retl_cli_number("daemon", a, "a number of runs", v, 1,
+					    256, &n) < 0)
+				return RETL_EXIT_USAGE;
+			o.concurrency = (int)n;
+		} else {
+			if (retl_cli_number("daemon", a, "a number of seconds", v,
+					    0, 86400, &n) < 0)
+				return RETL_EXIT_USAGE;
+			o.shutdown_timeout = (int)n;
+		}
 	}
 	int rc = retl_cli_open(cli, 0);
 	if (rc)
 		return rc;
+	/* a daemon that could run nothing is a deployment mistake: say so
+	 * at once (exit 2); with other syncs to run, it is logged, not fatal */
+	if (cli->cfg->ninvalid && !cli->cfg->nsyncs) {
+		for (size_t i = 0; i < cli->cfg->ninvalid; i++)
+			retl_cli_fail_invalid(&cli->cfg->invalid[i]);
+		return RETL_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < cli->cfg->ninvalid; i++)
+		retl_log(RETL_LOG_ERROR, cli->cfg->invalid[i].name,
+			 "%s: skipped until the file is fixed (then SIGHUP)",
+			 cli->cfg->invalid[i].msg);
 	struct retl_err err;
 	retl_err_clear(&err);
 	if (retl_daemon_run(&o, &cli->cfg, &err) < 0)

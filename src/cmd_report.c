@@ -110,10 +110,10 @@ static void next_run(const struct retl_sync_cfg *sc, const char *last_started,
 
 int cmd_status(struct retl_cli *cli, int argc, char **argv)
 {
-	if (argc) {
-		fprintf(stderr, "retl: status takes no arguments\n");
-		return RETL_EXIT_USAGE;
-	}
+	if (argc && argv[0][0] == '-')
+		return retl_cli_usage_error("status", "unknown option \"%s\"", argv[0]);
+	if (argc)
+		return retl_cli_usage_error("status", "status takes no arguments");
 	int rc = retl_cli_open(cli, 1);
 	if (rc)
 		return rc;
@@ -157,6 +157,15 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 		free((char *)r->status);
 		free((char *)r->message);
 	}
+	/* a sync whose file does not load is listed, not hidden: the
+	 * operator sees it is not running and why */
+	for (size_t i = 0; i < cli->cfg->ninvalid; i++) {
+		const struct retl_sync_invalid *v = &cli->cfg->invalid[i];
+		printf("%-24s %-12s %-24s %8s %8s %8s %8ld %8s  %-20s  %s\n",
+		       v->name, "invalid", "-", "-", "-", "-",
+		       failing(&stats, v->name), "-", "-", "skipped: fix its file");
+		put_redacted("    ", v->msg);
+	}
 	free(s.last);
 	retl_state_stats_free(&stats);
 	return 0;
@@ -184,26 +193,31 @@ static int on_history(void *ud, const struct retl_run_rec *r)
 	return 0;
 }
 
+/* the most runs --limit shows */
+#define HISTORY_MAX 1000000L
+
 int cmd_history(struct retl_cli *cli, int argc, char **argv)
 {
 	long limit = 20;
-	const char *name = NULL;
+	const char *name = NULL, *v;
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--limit") && i + 1 < argc)
-			limit = strtol(argv[++i], NULL, 10);
-		else if (argv[i][0] != '-' && !name)
+		if (!strcmp(argv[i], "--limit")) {
+			if (!(v = retl_cli_value("history", argc, argv, &i)) ||
+			    retl_cli_number("history", "--limit", "a number of runs",
+					    v, 1, HISTORY_MAX, &limit) < 0)
+				return RETL_EXIT_USAGE;
+		} else if (argv[i][0] == '-') {
+			return retl_cli_usage_error("history", "unknown option \"%s\"",
+						    argv[i]);
+		} else if (name) {
+			return retl_cli_usage_error("history", "history takes one sync");
+		} else {
 			name = argv[i];
-		else {
-			fprintf(stderr, "retl: usage: retl history SYNC [--limit N]\n");
-			return RETL_EXIT_USAGE;
 		}
 	}
-	if (!name) {
-		fprintf(stderr, "retl: usage: retl history SYNC [--limit N]\n");
-		return RETL_EXIT_USAGE;
-	}
-	struct retl_sync_cfg *sc;
-	int rc = retl_cli_open_sync(cli, name, &sc);
+	if (!name)
+		return retl_cli_usage_error("history", "history needs a sync");
+	int rc = retl_cli_state_sync(cli, name);
 	if (rc)
 		return rc;
 	struct retl_err err;
@@ -213,6 +227,18 @@ int cmd_history(struct retl_cli *cli, int argc, char **argv)
 	       "RETRIED", "REMOVED", "UNCHANGED", "REJECTED", "FAILED", "CALLS");
 	if (retl_state_runs(cli->st, name, (int)limit, on_history, NULL, &err) < 0)
 		return retl_cli_fail(&err);
+	return 0;
+}
+
+/* the one SYNC argument of failures and reset, or a usage error (2) */
+static int one_sync_arg(const char *verb, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (argv[i][0] == '-')
+			return retl_cli_usage_error(verb, "unknown option \"%s\"",
+						    argv[i]);
+	if (argc != 1)
+		return retl_cli_usage_error(verb, "%s takes one sync", verb);
 	return 0;
 }
 
@@ -232,13 +258,8 @@ static int on_failure(void *ud, const struct retl_failure_rec *r)
 
 int cmd_failures(struct retl_cli *cli, int argc, char **argv)
 {
-	if (argc != 1 || argv[0][0] == '-') {
-		fprintf(stderr, "retl: usage: retl failures SYNC\n");
-		return RETL_EXIT_USAGE;
-	}
-	struct retl_sync_cfg *sc;
-	int rc = retl_cli_open_sync(cli, argv[0], &sc);
-	if (rc)
+	int rc = one_sync_arg("failures", argc, argv);
+	if (rc || (rc = retl_cli_state_sync(cli, argv[0])))
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
@@ -278,9 +299,13 @@ static int reset_all(struct retl_cli *cli)
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++)
 		if (reset_one(cli, cli->cfg->syncs[i].name, &err) < 0)
 			return retl_cli_fail(&err);
+	/* every sync's: one whose file is invalid today runs again later */
+	for (size_t i = 0; i < cli->cfg->ninvalid; i++)
+		if (reset_one(cli, cli->cfg->invalid[i].name, &err) < 0)
+			return retl_cli_fail(&err);
 	printf("reset --all: state store %s started over, the cache of every "
 	       "sync cleared (%zu); the next runs send every row\n",
-	       cli->cfg->state_path, cli->cfg->nsyncs);
+	       cli->cfg->state_path, cli->cfg->nsyncs + cli->cfg->ninvalid);
 	return 0;
 }
 
@@ -288,13 +313,8 @@ int cmd_reset(struct retl_cli *cli, int argc, char **argv)
 {
 	if (argc == 1 && !strcmp(argv[0], "--all"))
 		return reset_all(cli);
-	if (argc != 1 || argv[0][0] == '-') {
-		fprintf(stderr, "retl: usage: retl reset SYNC|--all\n");
-		return RETL_EXIT_USAGE;
-	}
-	struct retl_sync_cfg *sc;
-	int rc = retl_cli_open_sync(cli, argv[0], &sc);
-	if (rc)
+	int rc = one_sync_arg("reset", argc, argv);
+	if (rc || (rc = retl_cli_state_sync(cli, argv[0])))
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);

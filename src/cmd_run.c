@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "log.h"
 #include "notify.h"
@@ -101,25 +102,6 @@ static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
 	       plan ? s->requests : c->api_calls);
 }
 
-/*
- * N of --allow-removals: digits only (no sign, no space, no fraction), at
- * most 18 of them; -1 otherwise.  Local until the shared strict parser of
- * the options lands (issue 17, cli).
- */
-static long parse_count(const char *v)
-{
-	long n = 0;
-	size_t len = strlen(v);
-	if (!len || len > 18)
-		return -1;
-	for (const char *p = v; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		n = n * 10 + (*p - '0');
-	}
-	return n;
-}
-
 /* parses --full-resync, --limit N, --all, --out F, --allow-removals N (run
  * only: with allow_all); the rest are sync names */
 struct run_args {
@@ -131,47 +113,41 @@ struct run_args {
 	int nnames;
 };
 
-static int parse_args(int argc, char **argv, struct run_args *a, int allow_out,
-		      int allow_all, int allow_limit)
+/* the most operations --limit takes: more is a typo, not a plan */
+#define LIMIT_MAX 1000000000L
+/* the most rows --allow-removals lets through */
+#define ALLOW_MAX 1000000000000L
+
+static int parse_args(const char *verb, int argc, char **argv,
+		      struct run_args *a, int allow_out, int allow_all,
+		      int allow_limit)
 {
 	a->limit = -1;
 	a->allow_removals = -1;
 	a->names = argv;
 	a->nnames = 0;
 	for (int i = 0; i < argc; i++) {
-		const char *s = argv[i];
-		if (!strcmp(s, "--full-resync")) {
+		const char *s = argv[i], *v;
+		if ((allow_out || allow_limit) && !strcmp(s, "--full-resync")) {
 			a->full = 1;
 		} else if (allow_all && !strcmp(s, "--all")) {
 			a->all = 1;
 		} else if (allow_all && !strcmp(s, "--allow-removals")) {
-			if (i + 1 >= argc || (a->allow_removals = parse_count(argv[i + 1])) < 0) {
-				fprintf(stderr, "retl: --allow-removals: expected the number of rows "
-					"the run may remove (0 or more), not \"%s\"\n",
-					i + 1 < argc ? argv[i + 1] : "");
+			if (!(v = retl_cli_value(verb, argc, argv, &i)) ||
+			    retl_cli_number(verb, s, "the number of rows the run "
+					    "may remove", v, 0, ALLOW_MAX,
+					    &a->allow_removals) < 0)
 				return -1;
-			}
-			i++;
-		} else if ((allow_limit && !strcmp(s, "--limit")) ||
-			   (allow_out && !strcmp(s, "--out"))) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "retl: %s needs a value\n", s);
+		} else if (allow_out && !strcmp(s, "--out")) {
+			if (!(a->out = retl_cli_value(verb, argc, argv, &i)))
 				return -1;
-			}
-			const char *v = argv[++i];
-			if (!strcmp(s, "--out")) {
-				a->out = v;
-				continue;
-			}
-			char *end;
-			errno = 0;
-			a->limit = strtol(v, &end, 10);
-			if (errno || end == v || *end || a->limit < 0) {
-				fprintf(stderr, "retl: --limit: expected a number of operations, not \"%s\"\n", v);
+		} else if (allow_limit && !strcmp(s, "--limit")) {
+			if (!(v = retl_cli_value(verb, argc, argv, &i)) ||
+			    retl_cli_number(verb, s, "a number of operations", v,
+					    0, LIMIT_MAX, &a->limit) < 0)
 				return -1;
-			}
 		} else if (s[0] == '-') {
-			fprintf(stderr, "retl: unknown option \"%s\" (see --help)\n", s);
+			retl_cli_usage_error(verb, "unknown option \"%s\"", s);
 			return -1;
 		} else {
 			a->names[a->nnames++] = argv[i];
@@ -180,20 +156,108 @@ static int parse_args(int argc, char **argv, struct run_args *a, int allow_out,
 	return 0;
 }
 
+/* the names of the syncs that failed, for the last line */
+static void add_name(retl_buf *b, const char *name)
+{
+	retl_buf_addf(b, "%s%s", b->len ? ", " : "", name);
+}
+
+/* one sync's check; prints its line; its exit code */
+static int check_one(struct retl_cli *cli, struct retl_sync_cfg *sc)
+{
+	struct retl_err err;
+	retl_err_clear(&err);
+	if (retl_sync_check(cli->cfg, sc, &err) < 0) {
+		/* which sync failed: the source's or destination's error
+		 * alone does not say (several syncs share them) */
+		retl_err_prefix(&err, "check %s: ", sc->name);
+		return retl_cli_fail(&err);
+	}
+	printf("ok  %s: %s -> %s (%s%s%s)\n", sc->name, sc->source,
+	       sc->destination, retl_mode_name(sc->mode),
+	       sc->object ? ", " : "", sc->object ? sc->object : "");
+	return 0;
+}
+
+/*
+ * The state store, opened as a run opens it (created and migrated when
+ * missing) and probed with a write: a store a run could not write fails
+ * the check rather than the first run.
+ */
+static int check_state(struct retl_cli *cli)
+{
+	struct retl_err err;
+	retl_err_clear(&err);
+	if (retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0 ||
+	    retl_state_probe_writable(cli->st, &err) < 0)
+		return retl_cli_fail(&err);
+	return 0;
+}
+
+/*
+ * `retl check` of the whole project also reads the secrets of the
+ * connections no sync uses (yet): a project checked ok has every secret
+ * it names.  Those used by a sync are read by its check.
+ */
+static int check_unused_connections(struct retl_cli *cli, retl_buf *failed)
+{
+	struct retl_config *cfg = cli->cfg;
+	struct retl_err err;
+	int worst = 0;
+	for (size_t i = 0; i < cfg->nsources + cfg->ndests; i++) {
+		int used = 0, src = i < cfg->nsources;
+		const char *name = src ? cfg->sources[i].name :
+			cfg->dests[i - cfg->nsources].name;
+		for (size_t j = 0; j < cfg->nsyncs && !used; j++)
+			used = !strcmp(src ? cfg->syncs[j].source :
+				       cfg->syncs[j].destination, name);
+		if (used)
+			continue;
+		if ((src ? retl_config_resolve_source(cfg, &cfg->sources[i], &err) :
+		     retl_config_resolve_dest(cfg, &cfg->dests[i - cfg->nsources],
+					      &err)) < 0) {
+			worst = worse(worst, retl_cli_fail(&err));
+			add_name(failed, src ? "source " : "destination ");
+			retl_buf_adds(failed, name);
+		}
+	}
+	return worst;
+}
+
+/*
+ * retl check [SYNC...]: every sync (or the named ones) is checked, one
+ * failing does not stop the others; a mapping file that does not load
+ * counts as failing.  The exit code is the worst.
+ */
 int cmd_check(struct retl_cli *cli, int argc, char **argv)
 {
 	struct run_args a = { 0 };
-	if (parse_args(argc, argv, &a, 0, 0, 0) < 0)
+	if (parse_args("check", argc, argv, &a, 0, 0, 0) < 0)
 		return RETL_EXIT_USAGE;
 	int rc = retl_cli_open(cli, 0);
 	if (rc)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
-	int worst = 0;
 	for (int i = 0; i < a.nnames; i++)
-		if (!retl_cli_sync(cli, a.names[i], &err))
+		if (!retl_config_sync(cli->cfg, a.names[i]) &&
+		    !retl_config_invalid(cli->cfg, a.names[i]) &&
+		    !retl_cli_sync(cli, a.names[i], &err))
 			return retl_cli_fail(&err);
+	int worst = check_state(cli);
+	retl_buf failed = RETL_BUF_INIT;
+	if (!a.nnames)
+		worst = worse(worst, check_unused_connections(cli, &failed));
+	for (size_t i = 0; i < cli->cfg->ninvalid; i++) {
+		const struct retl_sync_invalid *v = &cli->cfg->invalid[i];
+		int wanted = !a.nnames;
+		for (int j = 0; j < a.nnames; j++)
+			wanted |= !strcmp(a.names[j], v->name);
+		if (!wanted)
+			continue;
+		worst = worse(worst, retl_cli_fail_invalid(v));
+		add_name(&failed, v->name);
+	}
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
 		struct retl_sync_cfg *sc = &cli->cfg->syncs[i];
 		int wanted = !a.nnames;
@@ -201,29 +265,26 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 			wanted |= !strcmp(a.names[j], sc->name);
 		if (!wanted)
 			continue;
-		retl_err_clear(&err);
-		if (retl_sync_check(cli->cfg, sc, &err) < 0) {
-			worst = worse(worst, retl_cli_fail(&err));
-			continue;
-		}
-		printf("ok  %s: %s -> %s (%s%s%s)\n", sc->name, sc->source,
-		       sc->destination, retl_mode_name(sc->mode),
-		       sc->object ? ", " : "", sc->object ? sc->object : "");
+		int code = check_one(cli, sc);
+		if (code)
+			add_name(&failed, sc->name);
+		worst = worse(worst, code);
 	}
-	if (!cli->cfg->nsyncs)
+	if (!cli->cfg->nsyncs && !cli->cfg->ninvalid && !worst)
 		printf("ok  config (no syncs in mappings/)\n");
+	if (failed.len)
+		retl_cli_note("check failed for: %s", failed.ptr);
+	retl_buf_free(&failed);
 	return worst;
 }
 
 int cmd_plan(struct retl_cli *cli, int argc, char **argv)
 {
 	struct run_args a = { 0 };
-	if (parse_args(argc, argv, &a, 1, 0, 0) < 0)
+	if (parse_args("plan", argc, argv, &a, 1, 0, 0) < 0)
 		return RETL_EXIT_USAGE;
-	if (a.nnames != 1) {
-		fprintf(stderr, "retl: plan needs one sync: retl plan SYNC [--out FILE]\n");
-		return RETL_EXIT_USAGE;
-	}
+	if (a.nnames != 1)
+		return retl_cli_usage_error("plan", "plan needs one sync: retl plan SYNC [--out FILE]");
 	struct retl_sync_cfg *sc;
 	int rc = retl_cli_open_sync(cli, a.names[0], &sc);
 	if (rc)
@@ -276,6 +337,9 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 	struct retl_err err;
 	int code;
 	retl_err_clear(&err);
+	/* a secret that is not there is a config error, not a run */
+	if (retl_config_resolve(cli->cfg, sc, &err) < 0)
+		return retl_cli_fail(&err);
 	retl_log(RETL_LOG_INFO, sc->name, "%s started (%s, %s -> %s)", verb,
 		 retl_mode_name(sc->mode), sc->source, sc->destination);
 	int rc = retl_sync_run(cli->cfg, sc, cli->st, o, &sum, &err);
@@ -299,46 +363,63 @@ static int run_one(struct retl_cli *cli, struct retl_sync_cfg *sc,
 	return code;
 }
 
+/*
+ * retl run: an unknown name is a typo and stops everything before any run;
+ * a sync whose mapping file is invalid is reported and skipped, and the
+ * others run (exit 2 at the end, the worst code otherwise).
+ */
 int cmd_run(struct retl_cli *cli, int argc, char **argv)
 {
 	struct run_args a = { 0 };
-	if (parse_args(argc, argv, &a, 0, 1, 1) < 0)
+	if (parse_args("run", argc, argv, &a, 0, 1, 1) < 0)
 		return RETL_EXIT_USAGE;
-	if (!a.all && !a.nnames) {
-		fprintf(stderr, "retl: run needs sync names or --all: retl run [SYNC...|--all]\n");
-		return RETL_EXIT_USAGE;
-	}
-	if (a.all && a.nnames) {
-		fprintf(stderr, "retl: run takes sync names or --all, not both\n");
-		return RETL_EXIT_USAGE;
-	}
+	if (!a.all && !a.nnames)
+		return retl_cli_usage_error("run", "run needs sync names or --all: retl run [SYNC...|--all]");
+	if (a.all && a.nnames)
+		return retl_cli_usage_error("run", "run takes sync names or --all, not both");
 	/* a permission for one intended removal, not for whatever else the
 	 * other syncs of the command would remove */
-	if (a.allow_removals >= 0 && (a.all || a.nnames != 1)) {
-		fprintf(stderr, "retl: --allow-removals lets one run of one sync through its "
-			"safety limits: retl run SYNC --allow-removals N\n");
-		return RETL_EXIT_USAGE;
-	}
+	if (a.allow_removals >= 0 && (a.all || a.nnames != 1))
+		return retl_cli_usage_error("run", "--allow-removals lets one run of "
+					    "one sync through its safety limits: "
+					    "retl run SYNC --allow-removals N");
 	int rc = retl_cli_open(cli, 1);
 	if (rc)
 		return rc;
 	struct retl_err err;
 	retl_err_clear(&err);
 	for (int i = 0; i < a.nnames; i++)
-		if (!retl_cli_sync(cli, a.names[i], &err))
+		if (!retl_config_sync(cli->cfg, a.names[i]) &&
+		    !retl_config_invalid(cli->cfg, a.names[i]) &&
+		    !retl_cli_sync(cli, a.names[i], &err))
 			return retl_cli_fail(&err);
 	int worst = 0;
+	retl_buf skipped = RETL_BUF_INIT;
 	size_t n = a.all ? cli->cfg->nsyncs : (size_t)a.nnames;
 	signal(SIGINT, on_stop_signal);
 	signal(SIGTERM, on_stop_signal);
 	for (size_t i = 0; i < n && !retl_sync_stop_requested(); i++) {
+		retl_err_clear(&err);
 		struct retl_sync_cfg *sc = a.all ? &cli->cfg->syncs[i] :
-			retl_config_sync(cli->cfg, a.names[i]);
+			retl_cli_sync(cli, a.names[i], &err);
+		if (!sc) {
+			worst = worse(worst, retl_cli_fail(&err));
+			add_name(&skipped, a.names[i]);
+			continue;
+		}
 		struct retl_sync_opts o = { .full_resync = a.full, .limit = a.limit,
 					    .allow_removals = a.allow_removals > 0 ?
 							      a.allow_removals : 0 };
 		worst = worse(worst, run_one(cli, sc, &o, "run"));
 	}
+	for (size_t i = 0; a.all && i < cli->cfg->ninvalid; i++) {
+		worst = worse(worst, retl_cli_fail_invalid(&cli->cfg->invalid[i]));
+		add_name(&skipped, cli->cfg->invalid[i].name);
+	}
+	if (skipped.len)
+		retl_cli_note("run: skipped, their mapping file is invalid: %s",
+			      skipped.ptr);
+	retl_buf_free(&skipped);
 	return worst;
 }
 
@@ -350,10 +431,12 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
  */
 int cmd_apply(struct retl_cli *cli, int argc, char **argv)
 {
-	if (argc != 1 || argv[0][0] == '-') {
-		fprintf(stderr, "retl: apply needs one plan file: retl apply FILE\n");
-		return RETL_EXIT_USAGE;
-	}
+	for (int i = 0; i < argc; i++)
+		if (argv[i][0] == '-')
+			return retl_cli_usage_error("apply", "unknown option \"%s\"",
+						    argv[i]);
+	if (argc != 1)
+		return retl_cli_usage_error("apply", "apply needs one plan file");
 	const char *path = argv[0];
 	FILE *f = fopen(path, "r");
 	if (!f) {

@@ -209,6 +209,10 @@ static int resolve_string(struct retl_cfg_ctx *c, const char *path,
 		if (!s[6])
 			return retl_cfg_fail(c, path,
 					     "\"@file:\" needs a path");
+		if (c->defer) {
+			c->nrefs++;
+			return 0;
+		}
 		return read_secret_file(c, path, s + 6, out);
 	}
 	if (!strstr(s, "${"))
@@ -230,6 +234,11 @@ static int resolve_string(struct retl_cfg_ctx *c, const char *path,
 					     "\"${%.*s}\" is not a valid environment variable name",
 					     (int)n, ref + 2);
 		}
+		if (c->defer) {
+			c->nrefs++;
+			p = end + 1;
+			continue;
+		}
 		char *name = retl_strndup(ref + 2, n);
 		const char *val = getenv(name);
 		if (!val) {
@@ -243,6 +252,10 @@ static int resolve_string(struct retl_cfg_ctx *c, const char *path,
 		retl_redact_add(val);
 		retl_buf_adds(&b, val);
 		p = end + 1;
+	}
+	if (c->defer) {
+		retl_buf_free(&b);
+		return 0;
 	}
 	retl_buf_adds(&b, p);
 	*out = retl_buf_detach(&b);
@@ -342,6 +355,8 @@ out:
 
 /* ---- loading files ---- */
 
+static void free_sync(struct retl_sync_cfg *sc);
+
 static json_t *load_json(struct retl_cfg_ctx *c, const char *full)
 {
 	FILE *f = fopen(full, "rb");
@@ -414,6 +429,41 @@ static int list_syncs(struct retl_cfg_ctx *c, char ***out, size_t *n)
 	return 0;
 }
 
+static void add_invalid(struct retl_config *cfg, const char *name,
+			const char *file, const struct retl_err *err)
+{
+	struct retl_sync_invalid *v;
+	cfg->invalid = retl_realloc(cfg->invalid, (cfg->ninvalid + 1) *
+				    sizeof(*cfg->invalid));
+	v = &cfg->invalid[cfg->ninvalid++];
+	memset(v, 0, sizeof(*v));
+	v->name = retl_strdup(name);
+	v->file = retl_strdup(file);
+	v->msg = retl_strdup(err->msg);
+	retl_redact_str(v->msg, strlen(v->msg) + 1);
+}
+
+/* one mapping file into sc; -1 with c->err set */
+static int load_one_sync(struct retl_cfg_ctx *c, struct retl_config *cfg,
+			 struct retl_sync_cfg *sc)
+{
+	char *full = retl_cfg_join_dir(c->dir, sc->file);
+	json_t *root = load_json(c, full);
+	free(full);
+	if (!root)
+		return -1;
+	if (retl_cfg_load_sync(c, cfg, sc, root) < 0) {
+		json_decref(root);
+		return -1;
+	}
+	sc->def = root;
+	return 0;
+}
+
+/*
+ * Every mappings/ *.json.  A file that does not load is set aside in
+ * cfg->invalid, not fatal: one broken sync must not stop the others.
+ */
 static int load_syncs(struct retl_cfg_ctx *c, struct retl_config *cfg)
 {
 	char **names;
@@ -421,34 +471,33 @@ static int load_syncs(struct retl_cfg_ctx *c, struct retl_config *cfg)
 	if (list_syncs(c, &names, &n) < 0)
 		return -1;
 	cfg->syncs = retl_calloc(n, sizeof(*cfg->syncs));
-	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct retl_sync_cfg *sc = &cfg->syncs[cfg->nsyncs++];
+		struct retl_sync_cfg *sc = &cfg->syncs[cfg->nsyncs];
 		retl_buf b = RETL_BUF_INIT;
 		sc->name = names[i];
 		names[i] = NULL;
 		retl_buf_addf(&b, "mappings/%s.json", sc->name);
 		sc->file = retl_buf_detach(&b);
 		c->file = sc->file;
-		char *full = retl_cfg_join_dir(c->dir, sc->file);
-		json_t *root = load_json(c, full);
-		free(full);
-		if (!root || retl_cfg_load_sync(c, cfg, sc, root) < 0)
-			rc = -1;
-		json_decref(root);
-		if (rc < 0)
-			break;
+		retl_err_clear(c->err);
+		if (load_one_sync(c, cfg, sc) == 0) {
+			cfg->nsyncs++;
+			continue;
+		}
+		add_invalid(cfg, sc->name, sc->file, c->err);
+		free_sync(sc);
+		memset(sc, 0, sizeof(*sc));
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
+	retl_err_clear(c->err);
 	free(names);
-	return rc;
+	return 0;
 }
 
 int retl_config_load(struct retl_config **out, const char *dir, struct retl_err *err)
 {
 	struct retl_config *cfg = retl_calloc(1, sizeof(*cfg));
-	struct retl_cfg_ctx c = { .dir = dir, .file = "retl.json", .err = err };
+	struct retl_cfg_ctx c = { .dir = dir, .file = "retl.json", .err = err,
+				  .defer = 1 };
 	*out = NULL;
 	retl_err_clear(err);
 	cfg->dir = retl_strdup(dir);
@@ -485,31 +534,48 @@ static void free_sync(struct retl_sync_cfg *sc)
 	json_decref(sc->fields);
 	free(sc->schedule);
 	json_decref(sc->options);
+	json_decref(sc->def);
 	if (sc->mapping)
 		retl_mapping_free(sc->mapping);
+}
+
+static void free_source(struct retl_source_cfg *s)
+{
+	free(s->name);
+	free(s->type);
+	free(s->dsn);
+	json_decref(s->unresolved);
+}
+
+static void free_dest(struct retl_dest_cfg *d)
+{
+	free(d->name);
+	free(d->type);
+	free(d->base_url);
+	json_decref(d->options);
+	json_decref(d->unresolved);
 }
 
 void retl_config_free(struct retl_config *cfg)
 {
 	if (!cfg)
 		return;
-	for (size_t i = 0; i < cfg->nsources; i++) {
-		free(cfg->sources[i].name);
-		free(cfg->sources[i].type);
-		free(cfg->sources[i].dsn);
-	}
+	for (size_t i = 0; i < cfg->nsources; i++)
+		free_source(&cfg->sources[i]);
 	free(cfg->sources);
-	for (size_t i = 0; i < cfg->ndests; i++) {
-		free(cfg->dests[i].name);
-		free(cfg->dests[i].type);
-		free(cfg->dests[i].base_url);
-		json_decref(cfg->dests[i].options);
-	}
+	for (size_t i = 0; i < cfg->ndests; i++)
+		free_dest(&cfg->dests[i]);
 	free(cfg->dests);
 	for (size_t i = 0; i < cfg->nsyncs; i++)
 		free_sync(&cfg->syncs[i]);
 	free(cfg->syncs);
 	retl_notify_cfg_free(cfg->notify);
+	for (size_t i = 0; i < cfg->ninvalid; i++) {
+		free(cfg->invalid[i].name);
+		free(cfg->invalid[i].file);
+		free(cfg->invalid[i].msg);
+	}
+	free(cfg->invalid);
 	free(cfg->dir);
 	free(cfg->state_path);
 	free(cfg);
@@ -521,4 +587,159 @@ struct retl_sync_cfg *retl_config_sync(struct retl_config *cfg, const char *name
 		if (!strcmp(cfg->syncs[i].name, name))
 			return &cfg->syncs[i];
 	return NULL;
+}
+
+const struct retl_sync_invalid *retl_config_invalid(const struct retl_config *cfg,
+						    const char *name)
+{
+	for (size_t i = 0; i < cfg->ninvalid; i++)
+		if (!strcmp(cfg->invalid[i].name, name))
+			return &cfg->invalid[i];
+	return NULL;
+}
+
+/* ---- secrets, when a verb connects ---- */
+
+/*
+ * The loaders run again on a copy of the object as written, now reading
+ * its secrets; the result replaces the load-time entry only when it is
+ * whole, so a failed resolve leaves the entry as it was (and can fail the
+ * same way for the next sync that uses it).
+ */
+/* an error found when the secrets are in: its place in retl.json too,
+ * since the operator has to find the key to fix it */
+static int resolve_failed(struct retl_config *cfg, struct retl_err *err)
+{
+	if (!err->code)
+		err->code = RETL_EXIT_USAGE;
+	retl_cfg_add_position(cfg->dir, "retl.json", err);
+	retl_redact_str(err->msg, sizeof(err->msg));
+	return -1;
+}
+
+int retl_config_resolve_source(struct retl_config *cfg,
+			       struct retl_source_cfg *s, struct retl_err *err)
+{
+	retl_err_clear(err);
+	if (!s->unresolved)
+		return 0;
+	struct retl_cfg_ctx c = { .dir = cfg->dir, .file = "retl.json", .err = err };
+	struct retl_source_cfg tmp = { 0 };
+	retl_buf p = RETL_BUF_INIT;
+	json_t *obj = json_deep_copy(s->unresolved);
+	retl_buf_addf(&p, "sources.%s", s->name);
+	int rc = retl_cfg_load_source(&c, &tmp, s->name, obj, p.ptr);
+	json_decref(obj);
+	retl_buf_free(&p);
+	if (rc < 0) {
+		free_source(&tmp);
+		return resolve_failed(cfg, err);
+	}
+	free_source(s);
+	*s = tmp;
+	return 0;
+}
+
+int retl_config_resolve_dest(struct retl_config *cfg, struct retl_dest_cfg *d,
+			     struct retl_err *err)
+{
+	retl_err_clear(err);
+	if (!d->unresolved)
+		return 0;
+	struct retl_cfg_ctx c = { .dir = cfg->dir, .file = "retl.json", .err = err };
+	struct retl_dest_cfg tmp = { 0 };
+	retl_buf p = RETL_BUF_INIT;
+	json_t *obj = json_deep_copy(d->unresolved);
+	retl_buf_addf(&p, "destinations.%s", d->name);
+	int rc = retl_cfg_load_dest(&c, &tmp, d->name, obj, p.ptr);
+	json_decref(obj);
+	retl_buf_free(&p);
+	if (rc < 0) {
+		free_dest(&tmp);
+		return resolve_failed(cfg, err);
+	}
+	free_dest(d);
+	*d = tmp;
+	return 0;
+}
+
+int retl_config_resolve(struct retl_config *cfg, struct retl_sync_cfg *sc,
+			struct retl_err *err)
+{
+	if (retl_config_resolve_source(cfg, sc->src, err) < 0)
+		return -1;
+	return retl_config_resolve_dest(cfg, sc->dst, err);
+}
+
+/* every "${NAME}" set in the environment inside v, for redaction */
+static void redact_env_in(json_t *v)
+{
+	const char *k, *p, *ref, *end;
+	json_t *m;
+	size_t i;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, m)
+			redact_env_in(m);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			redact_env_in(m);
+	} else if (json_is_string(v)) {
+		for (p = json_string_value(v); (ref = strstr(p, "${")) &&
+		     (end = strchr(ref + 2, '}')); p = end + 1) {
+			char *name = retl_strndup(ref + 2, (size_t)(end - ref - 2));
+			const char *val = getenv(name);
+			if (val && *val)
+				retl_redact_add(val);
+			free(name);
+		}
+	}
+}
+
+void retl_config_redact_env(const struct retl_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nsources; i++)
+		redact_env_in(cfg->sources[i].unresolved);
+	for (size_t i = 0; i < cfg->ndests; i++)
+		redact_env_in(cfg->dests[i].unresolved);
+}
+
+/* ---- reload ---- */
+
+static int cmp_sync(const void *a, const void *b)
+{
+	return strcmp(((const struct retl_sync_cfg *)a)->name,
+		      ((const struct retl_sync_cfg *)b)->name);
+}
+
+size_t retl_config_keep_previous(struct retl_config *cfg,
+				 const struct retl_config *old)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < cfg->ninvalid; i++) {
+		struct retl_sync_invalid *v = &cfg->invalid[i];
+		const struct retl_sync_cfg *prev =
+			retl_config_sync((struct retl_config *)old, v->name);
+		if (!prev)
+			continue;
+		struct retl_err err;
+		struct retl_cfg_ctx c = { .dir = cfg->dir, .file = prev->file,
+					  .err = &err, .defer = 1 };
+		struct retl_sync_cfg sc = { .name = retl_strdup(prev->name),
+					    .file = retl_strdup(prev->file) };
+		retl_err_clear(&err);
+		/* against the new connections: the old ones are freed */
+		if (retl_cfg_load_sync(&c, cfg, &sc, prev->def) < 0) {
+			free_sync(&sc);
+			continue;
+		}
+		sc.def = json_incref(prev->def);
+		cfg->syncs = retl_realloc(cfg->syncs, (cfg->nsyncs + 1) *
+					  sizeof(*cfg->syncs));
+		cfg->syncs[cfg->nsyncs++] = sc;
+		v->kept = 1;
+		kept++;
+	}
+	if (kept)
+		qsort(cfg->syncs, cfg->nsyncs, sizeof(*cfg->syncs), cmp_sync);
+	return kept;
 }

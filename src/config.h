@@ -6,7 +6,8 @@
  * references between syncs and connections, and the field language (parsed
  * into a retl_mapping here, bound to the query's columns at run time).
  * Secrets (`${ENV}` anywhere inside a string, or a whole-string
- * `@file:PATH`) are resolved here and registered with redact.h.
+ * `@file:PATH`) are resolved by retl_config_resolve, for the syncs a verb
+ * connects for, and registered with redact.h.
  *
  * Error messages:
  *   retl.json:4:17: unexpected token near ','              (syntax)
@@ -53,6 +54,8 @@ struct retl_source_cfg {
 	long statement_timeout_ms; /* 0 = server default */
 	enum retl_read_path read; /* "read": auto (default), copy, cursor */
 	long connect_timeout_ms;   /* 0 = none; a DSN's connect_timeout wins */
+	json_t *unresolved;       /* as written, while its secrets are unread
+				   * (owned); NULL once resolved */
 };
 
 /* connect_timeout when the source does not set it: a host that accepts
@@ -63,7 +66,10 @@ struct retl_dest_cfg {
 	char *name;
 	char *type;               /* a name from destinations/destination.h's table */
 	char *base_url;           /* NULL unless set */
-	json_t *options;          /* the whole object, secrets resolved (owned) */
+	json_t *options;          /* the whole object, secrets resolved (owned);
+				   * NULL while unresolved */
+	json_t *unresolved;       /* as written, while its secrets are unread
+				   * (owned); NULL once resolved */
 };
 
 struct retl_safety {
@@ -92,6 +98,17 @@ struct retl_sync_cfg {
 	/* resolved references (borrowed from the config) */
 	struct retl_source_cfg *src;
 	struct retl_dest_cfg *dst;
+	json_t *def;              /* the file as loaded (owned): a reload that
+				   * finds the file broken keeps the sync
+				   * defined from it */
+};
+
+/* a mappings/<name>.json that did not load: the sync is skipped */
+struct retl_sync_invalid {
+	char *name;
+	char *file;               /* "mappings/<name>.json" */
+	char *msg;                /* the error, "mappings/<name>.json:..." */
+	int kept;                 /* retl_config_keep_previous kept the old one */
 };
 
 struct retl_config {
@@ -101,15 +118,55 @@ struct retl_config {
 	size_t nsources;
 	struct retl_dest_cfg *dests;
 	size_t ndests;
-	struct retl_sync_cfg *syncs; /* sorted by name */
+	struct retl_sync_cfg *syncs; /* sorted by name; valid ones only */
 	size_t nsyncs;
 	struct retl_notify_cfg *notify; /* alerts (notify.h), NULL = none */
+	struct retl_sync_invalid *invalid; /* sorted by name */
+	size_t ninvalid;
 };
 
-/* loads dir/retl.json and dir/mappings/ *.json; on error fills err (code 2) */
+/*
+ * Loads dir/retl.json and dir/mappings/ *.json.  An error in retl.json (or
+ * an unreadable mappings/) fails the load (err code 2).  A mapping file
+ * that does not load is not fatal: it goes to cfg->invalid with its
+ * message and the other syncs load.  Secrets are not read here: a source
+ * or destination that holds one keeps it as written (->unresolved) until
+ * retl_config_resolve, so verbs that never connect need none of them.
+ */
 int retl_config_load(struct retl_config **out, const char *dir, struct retl_err *err);
 void retl_config_free(struct retl_config *cfg);
 struct retl_sync_cfg *retl_config_sync(struct retl_config *cfg, const char *name);
+const struct retl_sync_invalid *retl_config_invalid(const struct retl_config *cfg,
+						    const char *name);
+
+/*
+ * Reads the secrets of sc's source and destination (each once) and checks
+ * the values that needed them.  An unset variable or unreadable file is a
+ * config error (code 2) naming retl.json and the key.  Called by every
+ * path that connects (sync.c), so no other sync's secrets are needed.
+ */
+int retl_config_resolve(struct retl_config *cfg, struct retl_sync_cfg *sc,
+			struct retl_err *err);
+/* the same for one connection (`retl check` reads every one) */
+int retl_config_resolve_source(struct retl_config *cfg,
+			       struct retl_source_cfg *s, struct retl_err *err);
+int retl_config_resolve_dest(struct retl_config *cfg, struct retl_dest_cfg *d,
+			     struct retl_err *err);
+
+/*
+ * Registers with redact.h the values of the "${NAME}"s the connections
+ * name that are set, without needing any (no file is read): what the
+ * report verbs print from the state store stays redacted as before.
+ */
+void retl_config_redact_env(const struct retl_config *cfg);
+
+/*
+ * SIGHUP: for each sync invalid in cfg that old defines, cfg takes old's
+ * definition (re-read from its JSON against cfg's connections) and marks
+ * the entry kept.  Returns how many were kept.
+ */
+size_t retl_config_keep_previous(struct retl_config *cfg,
+				 const struct retl_config *old);
 
 const char *retl_mode_name(enum retl_mode m);
 const char *retl_on_remove_name(enum retl_on_remove r);

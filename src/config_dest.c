@@ -61,10 +61,18 @@ int retl_cfg_load_dest(struct retl_cfg_ctx *c, struct retl_dest_cfg *dc,
 		goto out;
 	}
 	dc->type = retl_strdup(d->name);
+	int nrefs = c->nrefs;
 	if (retl_cfg_check_keys(c, obj, path, d->http ? retl_hd_base_keys :
 				dest_base_keys, d->conn_keys) < 0 ||
 	    retl_cfg_resolve_secrets(c, obj, path) < 0)
 		goto out;
+	if (c->nrefs > nrefs) {
+		/* base_url and the destination's own checks wait for the
+		 * secrets, read by a verb that connects (retl_config_resolve) */
+		dc->unresolved = json_incref(obj);
+		rc = 0;
+		goto out;
+	}
 	if (retl_cfg_get_string(c, obj, path, "base_url", 0, 1, &dc->base_url) < 0)
 		goto out;
 	if (dc->base_url &&

@@ -21,6 +21,10 @@ struct retl_cfg_ctx {
 	const char *dir;
 	const char *file;         /* "retl.json", "mappings/x.json" */
 	struct retl_err *err;
+	/* load time: "${NAME}" and "@file:" are checked for their form but
+	 * not read (nrefs counts them); retl_config_resolve reads them */
+	int defer;
+	int nrefs;
 };
 
 /* "<file>: <path>: <msg>", or "<file>: <msg>" when path is empty; returns -1 */
@@ -43,6 +47,15 @@ char *retl_cfg_join_dir(const char *dir, const char *rel);
 
 /* resolves "${NAME}" and "@file:PATH" in every string inside v, in place */
 int retl_cfg_resolve_secrets(struct retl_cfg_ctx *c, json_t *v, const char *path);
+
+/* line and column (from 1) of the value at a dotted path in JSON text;
+ * -1 when not found (config_locate.c) */
+int retl_cfg_locate(const char *text, size_t n, const char *path,
+		    int *line, int *col);
+/* "FILE: PATH: what" -> "FILE:LINE:COL: PATH: what", from FILE as it is
+ * now in dir; unchanged when the path is not found */
+void retl_cfg_add_position(const char *dir, const char *file,
+			   struct retl_err *err);
 
 /* retl.json's sources.<name> (config_source.c) */
 int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,

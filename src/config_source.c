@@ -137,12 +137,20 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 			      "expected an object with type, dsn, statement_timeout, connect_timeout, read");
 		goto out;
 	}
+	int nrefs = c->nrefs;
 	if (retl_cfg_check_keys(c, obj, path, source_keys, NULL) < 0 ||
 	    retl_cfg_resolve_secrets(c, obj, path) < 0)
 		goto out;
 
 	if (retl_cfg_get_string(c, obj, path, "type", 0, 1, &sc->type) < 0)
 		goto out;
+	if (c->nrefs > nrefs) {
+		/* its values are checked once its secrets are read
+		 * (retl_config_resolve), by a verb that connects */
+		sc->unresolved = json_incref(obj);
+		rc = 0;
+		goto out;
+	}
 	if (!sc->type) {
 		sc->type = retl_strdup("postgres");
 	} else if (strcmp(sc->type, "postgres") && strcmp(sc->type, "redshift")) {

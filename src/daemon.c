@@ -263,6 +263,14 @@ static void reload(struct daemon *d)
 			 "previous config: %s", err.msg);
 		return;
 	}
+	/* a sync whose file broke keeps running as it was; the others
+	 * take their new definitions (config.h) */
+	retl_config_keep_previous(cfg, *d->cfg);
+	for (size_t i = 0; i < cfg->ninvalid; i++)
+		retl_log(RETL_LOG_ERROR, cfg->invalid[i].name, "reload: %s: %s",
+			 cfg->invalid[i].msg, cfg->invalid[i].kept ?
+			 "keeping its previous definition and schedule" :
+			 "skipped until the file is fixed");
 	if (apply_config(d, cfg, &err) < 0) {
 		retl_log(RETL_LOG_ERROR, NULL, "reload failed, keeping the "
 			 "previous config: %s", err.msg);

@@ -176,6 +176,9 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	retl_source *src = NULL;
 	size_t key_idx[16];
 	uint64_t sig;
+	/* secrets are read only for the syncs that connect (config.h) */
+	if (retl_config_resolve(cfg, sc, err) < 0)
+		return -1;
 	int rc = open_source(sc, &src, key_idx, &sig, err);
 	retl_source_close(src);
 	if (rc < 0)
@@ -663,6 +666,14 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	struct run r = { .cfg = cfg, .sc = sc, .st = st, .o = o, .sum = sum, .err = err };
 	enum run_end how = RUN_STOPPED;
 
+	/* secrets are read only for the syncs that connect (config.h) */
+	if (retl_config_resolve(cfg, sc, err) < 0) {
+		memset(sum, 0, sizeof(*sum));
+		sum->exit_code = err->code;
+		/* the daemon logs the summary's message */
+		snprintf(sum->message, sizeof(sum->message), "%s", err->msg);
+		return -1;
+	}
 	run_init(&r);
 	if (open_state(&r) < 0)
 		return close_run(&r, -1);

@@ -2,7 +2,8 @@
  * fuzz_config.c - config loading (src/config*.c): the input is a retl.json
  * and one sync file, separated by a "%%" line (fuzz.h).  They are written
  * to a scratch project, retl.json and mappings/fuzz.json, and loaded with
- * retl_config_load, as every verb does.  A refused config must say why; a
+ * retl_config_load, as every verb does, then every connection's secrets
+ * read as a verb that connects reads them.  A refused config must say why; a
  * loaded one is looked up by its sync's name and freed.
  */
 #include <stdint.h>
@@ -37,6 +38,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < cfg->nsyncs; i++)
 			if (retl_config_sync(cfg, cfg->syncs[i].name) != &cfg->syncs[i])
 				fz_fail("a loaded sync is not found by its name", cfg->syncs[i].name);
+		for (size_t i = 0; i < cfg->ninvalid; i++)
+			if (!cfg->invalid[i].msg[0])
+				fz_fail("an invalid sync without a message", cfg->invalid[i].name);
+		/* the secrets, as a verb that connects reads them: a message
+		 * found then is placed in retl.json's text (config_locate.c) */
+		for (size_t i = 0; i < cfg->nsources + cfg->ndests; i++) {
+			retl_err_clear(&err);
+			int rc = i < cfg->nsources ?
+				retl_config_resolve_source(cfg, &cfg->sources[i], &err) :
+				retl_config_resolve_dest(cfg, &cfg->dests[i - cfg->nsources], &err);
+			if (rc < 0 && !err.msg[0])
+				fz_fail("a refused connection without a message", NULL);
+			if (rc < 0 && strstr(err.msg, "s3cret-value") &&
+			    !memmem(data, size, "s3cret-value", 12))
+				fz_fail("a connection error shows a secret", err.msg);
+		}
 		retl_config_free(cfg);
 	} else {
 		if (!err.msg[0])

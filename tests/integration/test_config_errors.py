@@ -154,11 +154,12 @@ CASES = [
      "only to a literal loopback address: 127.x.x.x or [::1] (not a name such as localhost); "
      "use https://"),
     ("secret-env-missing", dest(path="${RETL_IT_SURELY_UNSET}"), None,
-     "retl.json: destinations.out.path: environment variable RETL_IT_SURELY_UNSET is not set"),
+     # found when the secret is read: the line and column of the value too
+     "retl.json:11:15: destinations.out.path: environment variable RETL_IT_SURELY_UNSET is not set"),
     ("secret-env-unterminated", source(dsn="host=${PGHOST dbname=x"), None,
      'retl.json: sources.wh.dsn: unterminated "${" (expected ${NAME})'),
     ("secret-file-missing", source(dsn="@file:secrets/dsn"), None,
-     "retl.json: sources.wh.dsn: cannot read secret file secrets/dsn: No such file or directory"),
+     "retl.json:5:14: sources.wh.dsn: cannot read secret file secrets/dsn: No such file or directory"),
 
     # --- mappings/x.json: keys and references ---
     ("sync-unknown-key", GOOD_RETL, sync(feilds={}),
@@ -364,7 +365,7 @@ def test_secret_quoted_in_a_message_is_redacted(tmp_path):
     p = run_check(tmp_path, {"RETL_IT_TIMEOUT": SECRET})
     assert p.returncode == 2, p.stderr
     assert SECRET not in p.stdout + p.stderr
-    assert ('retl.json: sources.wh.statement_timeout: invalid duration "[REDACTED]" '
+    assert ('retl.json:6:28: sources.wh.statement_timeout: invalid duration "[REDACTED]" '
             '(expected e.g. "30s", "10min", "2h", "500ms", or a number of milliseconds)'
             ) in p.stderr.splitlines()
 

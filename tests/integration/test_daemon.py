@@ -367,9 +367,9 @@ def test_sighup_broken_config_keeps_old_schedules(project, db, daemons):
     p.add_mapping("a", '{\n  "source": "warehouse",\n  "query": oops\n}\n')
     mark = len(d.text())
     d.proc.send_signal(signal.SIGHUP)
-    log = d.wait_log("reload failed", after=mark)
-    assert re.search(r"reload failed, keeping the previous config: "
-                     r"mappings/a\.json:3:\d+: ", log), log
+    log = d.wait_log("keeping its previous definition", after=mark)
+    assert re.search(r"reload: mappings/a\.json:3:\d+: .*: keeping its "
+                     r"previous definition and schedule", log), log
     before = nruns()
     wait_for(lambda: nruns() >= before + 2, 60,
              "two more runs of a: the old schedule still runs", d.text)
@@ -473,7 +473,9 @@ def test_bad_schedule_is_a_config_error(project, schedule, msg):
     p.add_mapping("x", sync_def(schedule))
     rc, out, err = p.run("check")
     assert rc == 2
-    assert err.strip() == f"mappings/x.json: schedule: {msg}"
+    assert err.splitlines() == [f"mappings/x.json: schedule: {msg}",
+                                "retl: check failed for: x"]
+    # its only sync invalid: a daemon that could run nothing stops at once
     rc, out, err = p.run("daemon", "--listen", "off")
     assert rc == 2
     assert err.strip() == f"mappings/x.json: schedule: {msg}"

@@ -315,7 +315,7 @@ def test_allow_removals_passes_every_limit(proj, db, safety, delete, gone):
     (["customers", "--allow-removals", " 3"], "expected the number of rows"),
     (["customers", "--allow-removals", ""], "expected the number of rows"),
     (["customers", "--allow-removals", "99999999999999999999"], "expected the number"),
-    (["customers", "--allow-removals"], "expected the number of rows"),
+    (["customers", "--allow-removals"], "--allow-removals needs a value"),
     (["--all", "--allow-removals", "3"], "one run of one sync"),
     (["customers", "other", "--allow-removals", "3"], "one run of one sync"),
 ])

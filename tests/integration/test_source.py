@@ -394,7 +394,9 @@ def test_sql_errors_report_message_sqlstate_and_position(proj, db, query, messag
     for verb in (["check"], ["run", "bad"], ["plan", "bad"]):
         rc, out, err = proj.run(*verb)
         assert rc == 3, (verb, out, err)
-        assert f"retl: source warehouse: {message}" in err, (verb, err)
+        # check names the sync too
+        who = "check bad: " if verb == ["check"] else ""
+        assert f"retl: {who}source warehouse: {message}" in err, (verb, err)
     assert not proj.read_jsonl()
 
 
@@ -457,7 +459,8 @@ def test_connection_failure_never_prints_the_password(project, pg, tmp_path):
         for verb in (["check"], ["run", "c"], ["plan", "c"], ["run", "--all"]):
             rc, out, err = p.run(*verb, env={"PGPW_TEST": secret})
             assert rc == 3, (dsn, verb, out, err)
-            assert "retl: source warehouse: cannot connect: " in err
+            who = "check c: " if verb == ["check"] else ""
+            assert f"retl: {who}source warehouse: cannot connect: " in err
             assert secret not in out + err
         rc, out, err = p.run("history", "c")
         assert secret not in out + err

@@ -129,7 +129,8 @@ def test_silent_host_ends_the_run_with_exit_3(project, silent):
         proc, err = start(p, *verb, stderr_path=p.path("err.txt"))
         rc, out, text = finish(proc, err)
         assert rc == 3, (verb, out, text)
-        assert (f"retl: source warehouse: cannot connect: 127.0.0.1:{silent.port}: "
+        who = "check m: " if verb == ["check"] else ""   # check names the sync
+        assert (f"retl: {who}source warehouse: cannot connect: 127.0.0.1:{silent.port}: "
                 f"no answer within 1 s (connect_timeout)") in text, text
         assert SECRET not in out + text
     assert silent.accepted >= 3

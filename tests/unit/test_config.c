@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "config_int.h"
 #include "destination.h"
 #include "err.h"
 #include "mapping.h"
@@ -85,19 +86,39 @@ static const char *BASIC_SYNC =
 	"{\"source\": \"wh\", \"query\": \"SELECT 1 AS id\", \"key\": \"id\",\n"
 	" \"destination\": \"out\", \"fields\": {\"id\": \"id\"}}\n";
 
-/* loads a project that must fail; returns the message (static) */
+/*
+ * A project that must fail; returns the message (static).  An error in
+ * retl.json fails the load; one in the mapping file leaves the sync
+ * invalid; one in a connection's values shows when its secrets are read.
+ */
 static const char *load_error(const char *retl_json, const char *sync)
 {
 	static struct retl_err err;
 	struct retl_config *cfg = (struct retl_config *)1;
 	char *dir = project(retl_json, sync ? "x" : NULL, sync, NULL, NULL);
 	int rc = retl_config_load(&cfg, dir, &err);
-	CHECK(rc < 0);
-	CHECK(cfg == NULL);
-	CHECK(err.code == RETL_EXIT_USAGE);
-	if (rc == 0)
-		retl_config_free(cfg);
 	free(dir);
+	if (rc < 0) {
+		CHECK(cfg == NULL);
+		CHECK(err.code == RETL_EXIT_USAGE);
+		return err.msg;
+	}
+	retl_err_clear(&err);
+	if (cfg->ninvalid) {
+		CHECK(cfg->ninvalid == 1 && cfg->nsyncs == 0);
+		CHECK_STR(cfg->invalid[0].name, "x");
+		snprintf(err.msg, sizeof(err.msg), "%s", cfg->invalid[0].msg);
+		retl_config_free(cfg);
+		return err.msg;
+	}
+	rc = 0;
+	for (size_t i = 0; i < cfg->nsources && !rc; i++)
+		rc = retl_config_resolve_source(cfg, &cfg->sources[i], &err);
+	for (size_t i = 0; i < cfg->ndests && !rc; i++)
+		rc = retl_config_resolve_dest(cfg, &cfg->dests[i], &err);
+	CHECK(rc < 0);
+	CHECK(err.code == RETL_EXIT_USAGE);
+	retl_config_free(cfg);
 	return err.msg;
 }
 
@@ -156,6 +177,20 @@ static void test_full_project(void)
 	snprintf(want, sizeof(want), "%s/var/state.db", dir);
 	CHECK_STR(cfg->state_path, want);
 	CHECK_STR(cfg->dir, dir);
+
+	/* nothing read yet: the verbs that never connect need no secret */
+	CHECK(cfg->sources[0].unresolved != NULL);
+	CHECK(cfg->sources[0].dsn == NULL);
+	CHECK(cfg->dests[0].unresolved != NULL);
+	CHECK(cfg->dests[0].options == NULL);
+	retl_buf early = RETL_BUF_INIT;
+	retl_redact_into(&early, "pw s3cret-pw!", 13);
+	CHECK_STR(early.ptr, "pw s3cret-pw!");
+	retl_buf_free(&early);
+	for (size_t i = 0; i < cfg->nsyncs; i++)
+		CHECK(retl_config_resolve(cfg, &cfg->syncs[i], &err) == 0);
+	CHECK(cfg->sources[0].unresolved == NULL);
+	CHECK(cfg->dests[0].unresolved == NULL);
 
 	CHECK(cfg->nsources == 2);
 	CHECK_STR(cfg->sources[0].name, "warehouse");
@@ -236,6 +271,58 @@ static void test_full_project(void)
 	retl_config_free(cfg);
 	free(dir);
 	retl_redact_clear();
+}
+
+/* the place of a value, for errors found after parsing */
+static void test_locate(void)
+{
+	const char *t = "{\"sources\": {\"wh\": {\"dsn\": \"${X}\"}},\n"
+			" \"destinations\": {\"o\": {\"a.b\": 1, \"a\": {\"b\": [1, \"two\"]},\n"
+			"   \"h\": [ {\"k\": \"v\"} ]}}}\n";
+	int line = 0, col = 0;
+	CHECK(retl_cfg_locate(t, strlen(t), "sources.wh.dsn", &line, &col) == 0);
+	CHECK(line == 1 && col == 28);
+	CHECK(retl_cfg_locate(t, strlen(t), "destinations.o.a.b[1]", &line, &col) == 0);
+	CHECK(line == 2 && col == 50);
+	/* a key holding a dot: the first key that leads to the whole path */
+	CHECK(retl_cfg_locate(t, strlen(t), "destinations.o.a.b", &line, &col) == 0);
+	CHECK(line == 2 && col == 32);
+	CHECK(retl_cfg_locate(t, strlen(t), "destinations.o.h[0].k", &line, &col) == 0);
+	CHECK(line == 3 && col == 17);
+	CHECK(retl_cfg_locate(t, strlen(t), "destinations.o.h[1]", &line, &col) < 0);
+	CHECK(retl_cfg_locate(t, strlen(t), "sources.nope", &line, &col) < 0);
+	CHECK(retl_cfg_locate(t, 20, "sources.wh.dsn", &line, &col) < 0);
+}
+
+/* a mapping file that does not load is set aside; the others load */
+static void test_invalid_sync_is_skipped(void)
+{
+	char *dir = project(BASIC_RETL, "good", BASIC_SYNC, "bad", "{\"source\": }");
+	struct retl_config *cfg = NULL, *next = NULL;
+	struct retl_err err;
+	CHECK(retl_config_load(&cfg, dir, &err) == 0);
+	CHECK(cfg->nsyncs == 1 && cfg->ninvalid == 1);
+	CHECK_STR(cfg->syncs[0].name, "good");
+	CHECK_STR(cfg->invalid[0].name, "bad");
+	CHECK(strncmp(cfg->invalid[0].msg, "mappings/bad.json:1:", 20) == 0);
+	CHECK(retl_config_invalid(cfg, "bad") == &cfg->invalid[0]);
+	CHECK(retl_config_invalid(cfg, "good") == NULL);
+
+	/* SIGHUP: good breaks too; it keeps its old definition, bad has none */
+	write_file(dir, "mappings/good.json", "{\"key\": 1}");
+	CHECK(retl_config_load(&next, dir, &err) == 0);
+	CHECK(next->nsyncs == 0 && next->ninvalid == 2);
+	CHECK(retl_config_keep_previous(next, cfg) == 1);
+	CHECK(next->nsyncs == 1);
+	CHECK_STR(next->syncs[0].name, "good");
+	CHECK(next->syncs[0].src == &next->sources[0]);
+	CHECK(next->syncs[0].dst == &next->dests[0]);
+	CHECK(next->syncs[0].mapping != NULL);
+	CHECK(!retl_config_invalid(next, "bad")->kept);
+	CHECK(retl_config_invalid(next, "good")->kept);
+	retl_config_free(cfg);
+	retl_config_free(next);
+	free(dir);
 }
 
 static void test_defaults(void)
@@ -343,13 +430,13 @@ static void test_errors(void)
 	unsetenv("RETL_TEST_UNSET");
 	CHECK_STR(load_error("{\"destinations\": {\"hubspot\": {\"type\": \"file\", "
 			     "\"path\": \"${RETL_TEST_UNSET}\"}}}", NULL),
-		  "retl.json: destinations.hubspot.path: environment variable RETL_TEST_UNSET is not set");
+		  "retl.json:1:55: destinations.hubspot.path: environment variable RETL_TEST_UNSET is not set");
 	CHECK_STR(load_error("{\"sources\": {\"w\": {\"dsn\": \"@file:secrets/missing\"}}}", NULL),
-		  "retl.json: sources.w.dsn: cannot read secret file secrets/missing: No such file or directory");
+		  "retl.json:1:27: sources.w.dsn: cannot read secret file secrets/missing: No such file or directory");
 	setenv("RETL_TEST_TIMEOUT", "tensecs", 1);
 	CHECK_STR(load_error("{\"sources\": {\"w\": {\"dsn\": \"x\", "
 			     "\"statement_timeout\": \"${RETL_TEST_TIMEOUT}\"}}}", NULL),
-		  "retl.json: sources.w.statement_timeout: invalid duration \"[REDACTED]\" (expected e.g. \"30s\", \"10min\", \"2h\", \"500ms\", or a number of milliseconds)");
+		  "retl.json:1:53: sources.w.statement_timeout: invalid duration \"[REDACTED]\" (expected e.g. \"30s\", \"10min\", \"2h\", \"500ms\", or a number of milliseconds)");
 	CHECK_STR(load_error("{\"destinations\": {\"o\": {\"type\": \"file\", \"path\": \"p\", "
 			     "\"base_url\": \"http://example.com\"}}}", NULL),
 		  "retl.json: destinations.o.base_url: http://example.com: plain http:// is allowed only to a literal loopback address: 127.x.x.x or [::1] (not a name such as localhost); use https://");
@@ -527,6 +614,8 @@ int main(void)
 	test_error_order();
 	test_base_urls();
 	test_redact();
+	test_locate();
+	test_invalid_sync_is_skipped();
 	CHECK_STR(retl_mode_name(RETL_MODE_MIRROR), "mirror");
 	CHECK_STR(retl_on_remove_name(RETL_REMOVE_UNSUBSCRIBE), "unsubscribe");
 	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
