@@ -225,6 +225,31 @@ static int check_unused_connections(struct retl_cli *cli, retl_buf *failed)
 }
 
 /*
+ * The alert channels (a whole-project check only: they belong to no
+ * sync): their secrets and the URL policy, what a run's alert would meet
+ * first.  Nothing is sent.
+ */
+static int check_notify(struct retl_cli *cli, retl_buf *failed)
+{
+	struct retl_notify_cfg *n = cli->cfg->notify;
+	int worst = 0;
+
+	if (!n)
+		return 0;
+	retl_notify_resolve(n);
+	for (size_t i = 0; i < n->nch; i++) {
+		if (!n->ch[i].error)
+			continue;
+		retl_cli_note("check notify.channels.%s: %s", n->ch[i].name,
+			      n->ch[i].error);
+		worst = worse(worst, RETL_EXIT_USAGE);
+		add_name(failed, "notify channel ");
+		retl_buf_adds(failed, n->ch[i].name);
+	}
+	return worst;
+}
+
+/*
  * retl check [SYNC...]: every sync (or the named ones) is checked, one
  * failing does not stop the others; a mapping file that does not load
  * counts as failing.  The exit code is the worst.
@@ -246,8 +271,10 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 			return retl_cli_fail(&err);
 	int worst = check_state(cli);
 	retl_buf failed = RETL_BUF_INIT;
-	if (!a.nnames)
+	if (!a.nnames) {
 		worst = worse(worst, check_unused_connections(cli, &failed));
+		worst = worse(worst, check_notify(cli, &failed));
+	}
 	for (size_t i = 0; i < cli->cfg->ninvalid; i++) {
 		const struct retl_sync_invalid *v = &cli->cfg->invalid[i];
 		int wanted = !a.nnames;

@@ -333,3 +333,34 @@ def test_an_alert_url_that_breaks_the_url_policy_is_not_used(project, db,
     assert "notify pager: run_failed alert not sent: retl.json: " \
         "notify.channels.pager.url:" in err
     assert "tok3nPath" not in out + err
+
+
+def test_check_resolves_the_alert_channels(project, db, receiver):
+    """`retl check` (the whole project) meets the channels as an alert
+    would: a missing secret and a URL the policy refuses fail the check,
+    naming the channel and never the URL; nothing is sent."""
+    data = receiver()
+    make_people(db, 3)
+    notify = {"channels": {
+        "pager": {"type": "webhook", "url": "${ALERT_HOOK_URL}"},
+        "team": {"type": "slack", "url": "${SLACK_WEBHOOK_URL}"}}}
+    p = notify_project(project, db, data, notify)
+    env = {"ALERT_HOOK_URL": "http://alerts.example.com/hook/tok3nPath"}
+    rc, out, err = p.run("check", env=env)
+    assert rc == 2, out + err
+    assert "retl: check notify.channels.pager: retl.json: " \
+        "notify.channels.pager.url:" in err, err
+    assert "retl: check notify.channels.team: " in err, err
+    assert "SLACK_WEBHOOK_URL" in err and "not set" in err, err
+    assert "check failed for: notify channel pager, notify channel team" in err
+    assert "tok3nPath" not in out + err
+    assert "ok  people" in out or "people" in out
+    # a check of one sync leaves the project's channels alone
+    rc, out, err = p.run("check", "people", env=env)
+    assert rc == 0, out + err
+    # with both channels fine, the check passes and sends nothing
+    alert = receiver(accept_any=True)
+    rc, out, err = p.run("check", env={"ALERT_HOOK_URL": alert + "/hook",
+                                       "SLACK_WEBHOOK_URL": alert + "/slack"})
+    assert rc == 0, out + err
+    assert alerts(alert) == []
