@@ -75,7 +75,9 @@ check() {
 
 # listening TCP sockets on port 5432 (0x1538, state 0A) in this network
 # namespace, which the root shares; and the unix socket a system cluster
-# would create
+# would create.  A chroot starts no services (invoke-rc.d), so a cluster
+# made by the packages is "down" here: the cluster checks catch it, this
+# one catches a server something else started
 listen_5432() {
 	awk '$2 ~ /:1538$/ && $4 == "0A"' /proc/net/tcp /proc/net/tcp6 2>/dev/null | wc -l
 }
