@@ -12,6 +12,8 @@
 #   make rootfs-check  the Docker image's runtime root rebuilt without Docker
 #                 (debootstrap) running the example project against every
 #                 emulator as the image's user (never part of make test)
+#   make fresh-host-check  make deps, retl and demo as root in a fresh
+#                 Debian 12 root: no system cluster, nothing left behind
 #   make bench    the benchmark at 1M and 5M rows (BENCH_SIZES) against reference
 #                 readers and a Python peer (never part of make test); fails
 #                 when a printed target is missed
@@ -93,7 +95,7 @@ FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
                 TMPDIR=$(CURDIR)/build/fuzz/tmp
 
-.PHONY: all deps build-deps rootfs-check test unit integration demo bench soak prism clean retl-asan \
+.PHONY: all deps build-deps rootfs-check fresh-host-check test unit integration demo bench soak prism clean retl-asan \
         fuzz fuzz-build fuzz-replay mutate
 # keep the ASan objects between runs (they are not throwaway intermediates)
 .SECONDARY:
@@ -238,6 +240,13 @@ rootfs-check: deps
 	$(call apt_install_missing,debootstrap,,)
 	$(MAKE) retl
 	sh tests/rootfs/check.sh
+
+# make deps, make retl and make demo as root in a fresh Debian 12 root
+# (debootstrap): no system PostgreSQL cluster, nothing left behind
+# (tests/rootfs/fresh_host.sh; root only; not deps: it tests that)
+fresh-host-check:
+	$(call apt_install_missing,debootstrap,,)
+	sh tests/rootfs/fresh_host.sh
 
 # every script runs (each is long and measures something else); the target
 # fails at the end when one missed a target or failed

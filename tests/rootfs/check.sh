@@ -26,26 +26,13 @@ ROOT=build/rootfs
 [ "$(id -u)" = 0 ] || { echo "rootfs-check: needs root (debootstrap, chroot, mount)" >&2; exit 2; }
 [ -x ./retl ] || { echo "rootfs-check: ./retl not built (make retl)" >&2; exit 2; }
 
-# the mirror apt uses here: deb822 "URIs:" or a one-line "deb URL suite"
-mirror=${ROOTFS_MIRROR:-$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list \
-	/etc/apt/sources.list.d/*.list 2>/dev/null |
-	awk '/^URIs:/ && $2 !~ /security/ { print $2; exit }
-	     /^deb / && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^http/) { print $i; exit } }')}
-[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+. tests/rootfs/lib.sh
+mirror=$(rootfs_mirror)
 pkgs=$(sed -n 's/^ARG RUNTIME_PKGS="\(.*\)"$/\1/p' docker/Dockerfile)
 [ -n "$pkgs" ] || { echo "rootfs-check: no ARG RUNTIME_PKGS=\"...\" line in docker/Dockerfile" >&2; exit 2; }
 
-# a root left mounted by an interrupted run is unmounted before removal
-for m in $(awk -v r="$(pwd)/$ROOT/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r); do
-	umount "$m"
-done
-rm -rf "$ROOT"
-mkdir -p build/rootfs-cache
-
 echo "== debootstrap --variant=minbase bookworm $ROOT $mirror"
-debootstrap --variant=minbase --cache-dir="$(pwd)/build/rootfs-cache" \
-	bookworm "$ROOT" "$mirror" >build/rootfs-debootstrap.log 2>&1 ||
-	{ tail -n 20 build/rootfs-debootstrap.log; exit 1; }
+rootfs_debootstrap "$ROOT" "$mirror" || exit 1
 
 echo "== runtime packages (docker/Dockerfile RUNTIME_PKGS): $pkgs"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
