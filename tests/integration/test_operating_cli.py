@@ -434,6 +434,11 @@ def test_check_fails_on_a_read_only_state_directory(retl_bin, shared_dir):
     state = os.path.join(proj, "state")
     os.makedirs(state)
     kw = {}
+    # a copy of the binary beside the project: the checkout's parents may
+    # not be open to that user (a checkout under /root, say)
+    exe = os.path.join(shared_dir, "retl")
+    shutil.copy(retl_bin, exe)
+    os.chmod(exe, 0o755)
     if os.geteuid() == 0:
         kw = {"user": 65534, "group": 65534, "extra_groups": []}
         os.chown(state, 65534, 65534)
@@ -442,7 +447,7 @@ def test_check_fails_on_a_read_only_state_directory(retl_bin, shared_dir):
             os.chmod(os.path.join(root, x), 0o644)
 
     def check():
-        p = subprocess.run([retl_bin, "--config", proj, "check"], text=True,
+        p = subprocess.run([exe, "--config", proj, "check"], text=True,
                            capture_output=True, timeout=60,
                            stdin=subprocess.DEVNULL, **kw)
         return p.returncode, p.stderr
