@@ -161,7 +161,7 @@ int cmd_status(struct retl_cli *cli, int argc, char **argv)
 	 * operator sees it is not running and why */
 	for (size_t i = 0; i < cli->cfg->ninvalid; i++) {
 		const struct retl_sync_invalid *v = &cli->cfg->invalid[i];
-		printf("%-24s %-12s %-24s %8s %8s %8s %8ld %8s  %-20s  %s\n",
+		printf("%-24s %-13s %-24s %8s %8s %8s %8ld %8s  %-20s  %s\n",
 		       v->name, "invalid", "-", "-", "-", "-",
 		       failing(&stats, v->name), "-", "-", "skipped: fix its file");
 		put_redacted("    ", v->msg);

@@ -156,6 +156,31 @@ static int parse_args(const char *verb, int argc, char **argv,
 	return 0;
 }
 
+/* whether the command names the sync (no names: every sync) */
+static int named(const struct run_args *a, const char *name)
+{
+	if (!a->nnames)
+		return 1;
+	for (int j = 0; j < a->nnames; j++)
+		if (!strcmp(a->names[j], name))
+			return 1;
+	return 0;
+}
+
+/* every name is a sync, valid or not; else its error (an unknown name is
+ * a typo: nothing runs); 0 when all are known */
+static int unknown_name(struct retl_cli *cli, const struct run_args *a)
+{
+	struct retl_err err;
+	retl_err_clear(&err);
+	for (int i = 0; i < a->nnames; i++)
+		if (!retl_config_sync(cli->cfg, a->names[i]) &&
+		    !retl_config_invalid(cli->cfg, a->names[i]) &&
+		    !retl_cli_sync(cli, a->names[i], &err))
+			return retl_cli_fail(&err);
+	return 0;
+}
+
 /* the names of the syncs that failed, for the last line */
 static void add_name(retl_buf *b, const char *name)
 {
@@ -262,13 +287,8 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 	int rc = retl_cli_open(cli, 0);
 	if (rc)
 		return rc;
-	struct retl_err err;
-	retl_err_clear(&err);
-	for (int i = 0; i < a.nnames; i++)
-		if (!retl_config_sync(cli->cfg, a.names[i]) &&
-		    !retl_config_invalid(cli->cfg, a.names[i]) &&
-		    !retl_cli_sync(cli, a.names[i], &err))
-			return retl_cli_fail(&err);
+	if ((rc = unknown_name(cli, &a)))
+		return rc;
 	int worst = check_state(cli);
 	retl_buf failed = RETL_BUF_INIT;
 	if (!a.nnames) {
@@ -277,20 +297,14 @@ int cmd_check(struct retl_cli *cli, int argc, char **argv)
 	}
 	for (size_t i = 0; i < cli->cfg->ninvalid; i++) {
 		const struct retl_sync_invalid *v = &cli->cfg->invalid[i];
-		int wanted = !a.nnames;
-		for (int j = 0; j < a.nnames; j++)
-			wanted |= !strcmp(a.names[j], v->name);
-		if (!wanted)
+		if (!named(&a, v->name))
 			continue;
 		worst = worse(worst, retl_cli_fail_invalid(v));
 		add_name(&failed, v->name);
 	}
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++) {
 		struct retl_sync_cfg *sc = &cli->cfg->syncs[i];
-		int wanted = !a.nnames;
-		for (int j = 0; j < a.nnames; j++)
-			wanted |= !strcmp(a.names[j], sc->name);
-		if (!wanted)
+		if (!named(&a, sc->name))
 			continue;
 		int code = check_one(cli, sc);
 		if (code)
@@ -413,13 +427,9 @@ int cmd_run(struct retl_cli *cli, int argc, char **argv)
 	int rc = retl_cli_open(cli, 1);
 	if (rc)
 		return rc;
+	if ((rc = unknown_name(cli, &a)))
+		return rc;
 	struct retl_err err;
-	retl_err_clear(&err);
-	for (int i = 0; i < a.nnames; i++)
-		if (!retl_config_sync(cli->cfg, a.names[i]) &&
-		    !retl_config_invalid(cli->cfg, a.names[i]) &&
-		    !retl_cli_sync(cli, a.names[i], &err))
-			return retl_cli_fail(&err);
 	int worst = 0;
 	retl_buf skipped = RETL_BUF_INIT;
 	size_t n = a.all ? cli->cfg->nsyncs : (size_t)a.nnames;

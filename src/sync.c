@@ -669,6 +669,8 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	/* secrets are read only for the syncs that connect (config.h) */
 	if (retl_config_resolve(cfg, sc, err) < 0) {
 		memset(sum, 0, sizeof(*sum));
+		/* not recorded (no run began), but callers print a status */
+		sum->status = RETL_RUN_FAILED;
 		sum->exit_code = err->code;
 		/* the daemon logs the summary's message */
 		snprintf(sum->message, sizeof(sum->message), "%s", err->msg);

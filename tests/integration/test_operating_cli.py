@@ -160,6 +160,9 @@ def test_daemon_reads_each_syncs_secrets_in_its_runs(secret_proj, monkeypatch):
         d.wait_log("environment variable RETL_T_B is not set")
         assert re.search(r"retl\.json:\d+:\d+: destinations\.b\.path: "
                          r"environment variable RETL_T_B is not set", d.text())
+        # the run that could not start says so with a status, not "(null)"
+        assert re.search(r"run ended: failed \(exit 2\)", d.text()), d.text()
+        assert "(null)" not in d.text()
 
         def synced():
             try:
