@@ -52,7 +52,7 @@ static const char *const hs_conn_keys[] = {
 };
 
 static const char *const hs_verb[HS_NKIND] = {
-	"upsert", "update", "create", "read", "archive", "read"
+	"upsert", "update", "create", "read", "archive", "read", "search", "search"
 };
 
 /* ---- options ---- */
@@ -213,22 +213,27 @@ static int convert_row(const struct hs_ctx *c, const struct retl_op *op,
 		int fi = retl_hd_field_named(&c->base, f.name, f.name_len);
 		enum retl_type t = fi >= 0 ? c->base.ftype[fi] : RETL_TYPE_AUTO;
 		const char *target = fi >= 0 ? c->base.ftarget[fi] : "?";
+		size_t start = o->len;
 		if (!first)
 			retl_buf_addc(o, ',');
-		first = 0;
 		retl_buf_addc(o, '"');
 		retl_buf_add(o, f.name, f.name_len);
 		retl_buf_adds(o, "\":");
 		size_t vpos = o->len;
 		if (add_value(&f, t, target, o, reason) < 0)
 			return -1;
-		if (!c->id_prop || fi < 0 || strcmp(target, c->id_prop))
-			continue;
-		retl_buf_reset(id);
-		if (o->ptr[vpos] != '"')
-			retl_buf_add(id, o->ptr + vpos, o->len - vpos);
-		else if (retl_json_str_decode(o->ptr + vpos, o->len - vpos, id) < 0)
+		int is_id = c->id_prop && fi >= 0 && !strcmp(target, c->id_prop);
+		if (is_id) {
 			retl_buf_reset(id);
+			if (o->ptr[vpos] != '"')
+				retl_buf_add(id, o->ptr + vpos, o->len - vpos);
+			else if (retl_json_str_decode(o->ptr + vpos, o->len - vpos, id) < 0)
+				retl_buf_reset(id);
+		}
+		if (is_id && c->by_object_id)
+			retl_buf_truncate(o, start);    /* the id, not a property */
+		else
+			first = 0;
 	}
 	if (rc < 0)
 		goto bad;
@@ -249,7 +254,12 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	retl_buf val = RETL_BUF_INIT;
 	int k;
 
+	int mk = hubspot_match_kind(c, op);
 	if (op->kind == RETL_OP_REMOVE) {
+		if (mk == HS_SEARCH && op->match && op->match[0]) {
+			retl_buf_adds(id, op->match);
+			return HS_SEARCH;
+		}
 		if (op->dest_id && op->dest_id[0])
 			return HS_ARCHIVE;
 		if (op->match && op->match[0] && c->id_prop) {
@@ -267,8 +277,11 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	}
 	size_t has_id = val.len;
 	retl_buf_add(id, val.ptr, val.len);
+	hubspot_match_prepared(c, b, i, retl_buf_cstr(&val));
 	retl_buf_free(&val);
-	if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
+	if (mk >= 0)
+		k = mk;         /* by search or by hs_object_id (hubspot_search.c) */
+	else if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
 		k = HS_UPDATE;
 	else if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
 		k = op->pending ? HS_READ : HS_CREATE;
@@ -292,7 +305,6 @@ static void add_str(retl_buf *o, const char *s, size_t n)
 static void add_input(const struct hs_ctx *c, const struct retl_request *r,
 		      size_t k, retl_buf *o)
 {
-	const struct retl_op *op = retl_req_op(r, k);
 	size_t idlen, plen;
 	const char *id = retl_req_id(r, k, &idlen);
 	const char *props = retl_req_body(r, k, &plen);
@@ -310,9 +322,10 @@ static void add_input(const struct hs_ctx *c, const struct retl_request *r,
 			add_str(o, id, idlen);
 		retl_buf_addc(o, '}');
 		return;
-	} else if (r->kind == HS_UPDATE && op->dest_id && op->dest_id[0]) {
+	} else if (r->kind == HS_UPDATE && hubspot_update_id(c, r, k)) {
+		const char *uid = hubspot_update_id(c, r, k);
 		retl_buf_adds(o, "{\"id\":");
-		add_str(o, op->dest_id, strlen(op->dest_id));
+		add_str(o, uid, strlen(uid));
 		retl_buf_addc(o, ',');
 	} else {
 		/* upsert, or update by idProperty */
@@ -343,6 +356,10 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
+	if (r->kind == HS_SEARCH || r->kind == HS_SEARCH1) {
+		hubspot_search_encode(c, r);
+		return 0;
+	}
 	retl_buf_addf(&url, "%s%s/%s/batch/%s", c->base.url, c->objects, c->base.object,
 		      hs_verb[r->kind]);
 	req->method = "POST";
@@ -427,7 +444,8 @@ static int hs_setup(void *d, struct retl_err *err)
 					    "%s: fields.%s: HubSpot properties are flat: type \"json\" cannot be sent (use a string, or \"split\" for a multi-checkbox)",
 					    sc->file, t);
 	}
-	if (retl_hd_match_one(&c->base, &hs_match_words, &c->id_prop, err) < 0)
+	if (retl_hd_match_one(&c->base, &hs_match_words, &c->id_prop, err) < 0 ||
+	    hubspot_match_setup(c, err) < 0)
 		return -1;
 	c->id_ci = c->id_prop && !strcmp(c->id_prop, "email");
 	return 0;
@@ -483,6 +501,7 @@ static const struct retl_hd_ops hs_ops = {
 	.encode = hs_encode,
 	.decode = hubspot_decode,
 	.transient = hubspot_transient,
+	.ops_per_request = hubspot_ops_per_request,
 	.fini = hs_fini,
 };
 
@@ -502,5 +521,6 @@ const struct retl_destination retl_dest_hubspot = {
 	 * limiter; a deeper queue keeps them busy while the engine reads.
 	 */
 	.max_inflight = 16,
+	.plan = hubspot_plan,
 	RETL_HD_CALLBACKS,
 };

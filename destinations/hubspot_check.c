@@ -6,7 +6,8 @@
  * target is a property (unknown ones are all listed at once, each with the
  * closest existing name), none is read-only, and the match property holds
  * unique values (hasUniqueValue, or email for contacts) as batch/upsert and
- * batch/read by idProperty require.  Mapping problems exit 2.
+ * batch/read by idProperty require; one that is not is matched through
+ * search (hubspot_search.c), and check says so.  Mapping problems exit 2.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "buf.h"
 #include "hubspot_int.h"
+#include "log.h"
 
 static int read_only(const json_t *prop)
 {
@@ -32,15 +34,13 @@ static void check_property(const struct hs_ctx *c, const json_t *results,
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s has no property \"%s\"",
 				file, t, c->base.object, t);
 		retl_hd_did_you_mean(probs, s);
+	} else if (c->by_object_id && !strcmp(t, "hs_object_id")) {
+		/* the record id: finds the record, never written */
 	} else if (read_only(p)) {
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s.%s is read-only in HubSpot; remove it from fields",
 				file, t, c->base.object, t);
-	} else if (c->id_prop && !strcmp(t, c->id_prop) &&
-		   !json_is_true(json_object_get(p, "hasUniqueValue")) &&
-		   !(!strcmp(c->base.object, "contacts") && !strcmp(t, "email"))) {
-		retl_hd_problem(probs, "%s: match.%s: hubspot: %s.%s does not have unique values (hasUniqueValue false); match on a unique property%s",
-				file, t, c->base.object, t,
-				!strcmp(c->base.object, "contacts") ? " such as email" : "");
+	} else if (c->id_prop && !strcmp(t, c->id_prop) && c->search) {
+		/* not a problem: said once the check passes (hubspot_check) */
 	}
 }
 
@@ -68,5 +68,11 @@ int hubspot_check(void *ctx, struct retl_err *err)
 	retl_http_req_free(req);
 	json_decref(root);
 	retl_buf_free(&path);
-	return retl_hd_problems(&probs, results != NULL, err);
+	int rc = retl_hd_problems(&probs, results != NULL, err);
+	if (rc == 0 && c->search)
+		retl_log(RETL_LOG_INFO, c->base.sc->name,
+			 "hubspot: %s.%s does not have unique values (hasUniqueValue false): records are found through search (POST %s/%s/search, one request per 100 rows and page of 200 results, at most 5 a second) before they are updated or created; rows that match no record are %s, rows that match several fail \"ambiguous match\"",
+			 c->base.object, c->id_prop, c->objects, c->base.object,
+			 c->base.mode == RETL_MODE_UPDATE ? "failed \"no record matches\"" : "created");
+	return rc;
 }

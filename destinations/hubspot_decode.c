@@ -207,18 +207,12 @@ static int match_eq(const struct hs_ctx *c, const struct retl_request *r,
 	return c->id_ci ? !strncasecmp(mine, id, n) : !memcmp(mine, id, n);
 }
 
-static int has_dest_id(const struct retl_op *op)
-{
-	return op->dest_id && op->dest_id[0];
-}
-
 /* does op k of the request carry identifier `id` (as the request sent
  * it)?  n: strlen(id), taken once by the caller (this runs for every op
  * against every result) */
 static int op_has(const struct hs_ctx *c, const struct retl_request *r,
 		  size_t k, const char *id, size_t n)
 {
-	const struct retl_op *op = retl_req_op(r, k);
 	if (!id)
 		return 0;
 	if (r->kind == HS_CREATE) {
@@ -228,8 +222,8 @@ static int op_has(const struct hs_ctx *c, const struct retl_request *r,
 	}
 	if (r->kind == HS_ARCHIVE)
 		return !strcmp(hubspot_archive_id(r, k), id);
-	if (r->kind == HS_UPDATE && has_dest_id(op))
-		return !strcmp(op->dest_id, id);
+	if (r->kind == HS_UPDATE && hubspot_update_id(c, r, k))
+		return !strcmp(hubspot_update_id(c, r, k), id);
 	return match_eq(c, r, k, id, n);
 }
 
@@ -265,11 +259,10 @@ struct hs_said {
 static int result_hits(const struct hs_ctx *c, const struct retl_request *r,
 		       size_t k, const struct hs_said *x)
 {
-	const struct retl_op *op = retl_req_op(r, k);
 	if (r->kind == HS_CREATE && x->trace)
 		return op_has(c, r, k, x->trace, x->trace_len);
-	if (r->kind == HS_UPDATE && has_dest_id(op))
-		return x->id && !strcmp(op->dest_id, x->id);
+	if (r->kind == HS_UPDATE && hubspot_update_id(c, r, k))
+		return x->id && !strcmp(hubspot_update_id(c, r, k), x->id);
 	if (r->kind == HS_CREATE)
 		return match_eq(c, r, k, x->pv, x->pv_len);
 	if (r->kind == HS_ARCHIVE)
@@ -476,6 +469,8 @@ static int take_error(const struct hs_ctx *c, struct retl_request *r,
 				done[k] = mapped = 1;
 				if (gone && (r->kind == HS_ARCHIVE || r->kind == HS_FIND))
 					retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);
+				else if (gone && r->kind == HS_UPDATE)
+					hubspot_update_missing(c, r, k, why);
 				else if (r->kind == HS_READ)
 					retl_req_set(r, k, RETL_RES_RETRY, NULL, why);
 				else
@@ -634,6 +629,8 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 	const struct retl_http_req *req = r->http;
 	long st = req->status;
 
+	if (st == 200 && (r->kind == HS_SEARCH || r->kind == HS_SEARCH1))
+		return hubspot_search_decode(c, r);
 	if (st == 200 || st == 201 || st == 204 || st == 207)
 		return decode_ok(c, r);
 	if (hubspot_auth_error(req, err) < 0)

@@ -11,12 +11,13 @@
 #include "config.h"
 #include "err.h"
 #include "http_dest.h"
+#include "ratelimit.h"
 
 /* request kinds: one endpoint each (batch/<verb>).  HS_FIND looks up a
  * record to remove that retl has no id for (batch/read by the match
  * value), then archives what it found */
 enum hs_kind { HS_UPSERT, HS_UPDATE, HS_CREATE, HS_READ, HS_ARCHIVE, HS_FIND,
-	       HS_NKIND };
+	       HS_SEARCH, HS_SEARCH1, HS_NKIND };
 
 /* the id an archive sends: the stored one, or the one HS_FIND found */
 const char *hubspot_archive_id(const struct retl_request *r, size_t k);
@@ -28,7 +29,43 @@ struct hs_ctx {
 	char *objects;                    /* "/crm/v3/objects" or
 					   * "/crm/objects/2026-03" (api_version) */
 	char *properties;                 /* likewise for properties */
+	/* matching (hubspot_search.c): the match property is not unique,
+	 * records are found with the search endpoint; or it is
+	 * hs_object_id, the record id itself */
+	int search;
+	int by_object_id;
+	retl_ratelimit *search_rate;      /* search's own limit (shared) */
 };
+
+/* ---- hubspot_search.c ---- */
+
+/* after the match property is known: how records are found (one GET of
+ * the property's definition when its uniqueness is not known by name) */
+int hubspot_match_setup(struct hs_ctx *c, struct retl_err *err);
+/* the kind of request an op goes in first when matching by search or by
+ * hs_object_id; -1 when the usual rules apply */
+int hubspot_match_kind(const struct hs_ctx *c, const struct retl_op *op);
+/* after op i is prepared with match value id (a C string) */
+void hubspot_match_prepared(const struct hs_ctx *c, struct retl_batch *b, size_t i,
+			    const char *id);
+/* a search request's URL and body */
+void hubspot_search_encode(struct hs_ctx *c, struct retl_request *r);
+/* a search's 200 answer into its ops' next steps */
+enum retl_hd_verdict hubspot_search_decode(struct hs_ctx *c, struct retl_request *r);
+/* ops a request of this kind carries at most */
+size_t hubspot_ops_per_request(void *d, int kind);
+/* the id an update goes to: the stored one, or the one a search found;
+ * NULL: by idProperty */
+const char *hubspot_update_id(const struct hs_ctx *c, const struct retl_request *r,
+			      size_t k);
+/* an update that found no record: "no record matches", or search again */
+void hubspot_update_missing(const struct hs_ctx *c, struct retl_request *r, size_t k,
+			    const char *why);
+/* `retl plan`: requests a run of `ops` operations spends */
+void hubspot_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		  long ops, long *requests, long *jobs);
+/* "domain" is matched through search unless HubSpot says it is unique */
+int hubspot_known_unique(const char *object, const char *prop);
 
 /* GET /crm/v3/properties/{object} and the checks on it (hubspot_check.c) */
 int hubspot_check(void *ctx, struct retl_err *err);

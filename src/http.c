@@ -486,7 +486,9 @@ static void finish(retl_http *h, CURL *e, CURLcode code)
 		 * above) already hold the window; back off a little more */
 		if (ra < 0)
 			ra = jitter_backoff(h, r->n429);
-		if (h->o.rate)
+		if (r->rate2)
+			retl_rate_pause(r->rate2, now, ra);
+		else if (h->o.rate)
 			retl_rate_pause(h->o.rate, now, ra);
 		if (r->n429 < h->o.max_429) {
 			r->attempts--;          /* a 429 was not an attempt */
@@ -567,6 +569,18 @@ static double start_due(retl_http *h)
 				next = d;
 			break;          /* nothing else may start before it */
 		}
+		double d2 = r->rate2 ? retl_rate_delay(r->rate2, now) : 0;
+		if (d2 > 0) {
+			/* only requests under the same second limit wait for
+			 * it: the others may go first */
+			if (d2 < next)
+				next = d2;
+			if (h->o.ordered)
+				break;
+			prev = r;
+			r = nx;
+			continue;
+		}
 		/* unlink r */
 		if (prev)
 			prev->next = nx;
@@ -585,6 +599,8 @@ static double start_due(retl_http *h)
 		} else {
 			if (h->o.rate)
 				retl_rate_take(h->o.rate, now);
+			if (r->rate2)
+				retl_rate_take(r->rate2, now);
 			start(h, r);
 		}
 		r = nx;

@@ -110,6 +110,10 @@ struct retl_http_req {
 	size_t max_resp;          /* this request's cap when larger than
 				   * opts.max_response (a bulk result CSV);
 				   * 0 = the engine's */
+	retl_ratelimit *rate2;    /* a second limit this request must also
+				   * pass, beside opts.rate (HubSpot's search
+				   * endpoints: 5 a second of their own);
+				   * borrowed, NULL = none */
 
 	/* set by the engine when the request is handed back */
 	long status;              /* HTTP status, or RETL_HTTP_* */

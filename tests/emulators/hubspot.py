@@ -10,6 +10,7 @@ API served (Authorization: Bearer <token>):
   GET  /crm/v3/objects/{object}?limit=&after=&properties=     (list, paging)
   GET  /crm/v3/objects/{object}/{id}?idProperty=&properties=
   GET  /crm/v3/properties/{object}  and  /crm/v3/properties/{object}/{name}
+  POST /crm/v3/objects/{object}/search      (hubspot_search.py: filters, paging, its limit)
   The date-based versions (/crm/objects/2026-03/..., /crm/properties/2026-03/...)
   are served alike: HubSpot's specs of both have the same calls and bodies.
   {object}: contacts, companies, deals, tickets (also their singular and 0-1/0-2/0-3/0-5
@@ -84,6 +85,7 @@ from collections import deque, OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import hubspot_search  # noqa: E402
 from common import Response, DROP, correlation_id, iso_ms  # noqa: E402
 
 MAX_BATCH = 100
@@ -259,6 +261,7 @@ class HubSpotEmulator(common.Emulator):
         "max_batch": MAX_BATCH,
         "validation_errors_array": True,  # False: 400 validation bodies carry the list only in "message"
         "log_properties": False,       # counters' requests carry each input's properties as sent
+        **hubspot_search.KNOBS,        # the search endpoint's (hubspot_search.py)
     }
 
     # ------------------------------------------------------------------ state
@@ -472,6 +475,7 @@ class HubSpotEmulator(common.Emulator):
         ("GET", re.compile(r"^/crm/v3/objects/([^/]+)/([^/]+)$"), "get"),
         ("GET", re.compile(r"^/crm/v3/properties/([^/]+)$"), "props"),
         ("GET", re.compile(r"^/crm/v3/properties/([^/]+)/([^/]+)$"), "prop"),
+        ("POST", re.compile(r"^/crm/v3/objects/([^/]+)/search$"), "search"),
     ]
 
     # the date-based API versions (/crm/objects/2026-03/..., the same calls
@@ -496,6 +500,7 @@ class HubSpotEmulator(common.Emulator):
                 "get": "GET /crm/v3/objects/%s/{id}" % g[0],
                 "props": "GET /crm/v3/properties/%s" % g[0],
                 "prop": "GET /crm/v3/properties/%s/{name}" % g[0],
+                "search": "POST /crm/v3/objects/%s/search" % g[0],
             }[name]
         token, refusal = self.admit(req)
         headers = self.rate_headers(token) if token else {}
@@ -543,6 +548,8 @@ class HubSpotEmulator(common.Emulator):
                 return self.op_list(req, oid)
             if name == "get":
                 return self.op_get(req, oid, g[1])
+            if name == "search":
+                return hubspot_search.search(self, req, oid, req.info.get("token"))
             try:
                 body = req.json()
             except ValueError as e:
