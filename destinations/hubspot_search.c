@@ -81,9 +81,9 @@ static int read_unique(struct hs_ctx *c, int *unique, struct retl_err *err)
 	struct retl_http_req *req = retl_hd_get(&c->base, path.ptr);
 	if (hubspot_auth_error(req, err) < 0) {
 		/* err says why */
-	} else if (req->status == 404) {
-		/* no such property: the writes fail with HubSpot's message,
-		 * and `retl check` names it */
+	} else if (req->status == 404 || req->status == 400) {
+		/* no such property or object: `retl check` names it, and the
+		 * writes fail with HubSpot's message */
 		*unique = 1;
 		rc = 0;
 	} else if (retl_hd_answered(&c->base, req, path.ptr, NULL, err) == 0) {

@@ -471,7 +471,7 @@ def test_insert_create_without_answer_is_not_replayed(project, db, emulator):
 def test_update_mode_by_property_then_by_stored_id(project, db, emulator):
     """update touches only existing records: first found by idProperty,
     later by the HubSpot id the first run stored; a row with no record
-    fails with HubSpot's OBJECT_NOT_FOUND."""
+    fails "no record matches" (issue 18; HubSpot answers OBJECT_NOT_FOUND)."""
     url = emulator
     make_people(db, 20)
     control(url, "records/contacts", {"inputs": [
@@ -481,7 +481,8 @@ def test_update_mode_by_property_then_by_stored_id(project, db, emulator):
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 1, (out, err)
     assert len(records(url)) == 19   # person20 was not created
-    assert "OBJECT_NOT_FOUND" in p.run("failures", "people", env=ENV)[1]
+    assert "no record matches (email = person20@example.com)" in \
+        p.run("failures", "people", env=ENV)[1]
     got = {r["properties"]["email"]: r["properties"] for r in records(url)}
     assert got["person5@example.com"]["firstname"] == "First5"
     db.psql("UPDATE people SET first = 'New' WHERE id = 5")
