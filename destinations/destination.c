@@ -67,6 +67,18 @@ int retl_destination_open(const struct retl_destination *d, void **ctx,
 	return d->open(ctx, dc, sc, env, err);
 }
 
+const char *retl_destination_if_empty_names(void)
+{
+	static char names[128];
+	size_t at = 0;
+	names[0] = '\0';
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (table[i]->if_empty && at < sizeof(names))
+			at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s",
+					       at ? ", " : "", table[i]->name);
+	return at ? names : "none";
+}
+
 const char *retl_destination_names(void)
 {
 	return "file, hubspot, airtable, webhook, mailchimp, salesforce";

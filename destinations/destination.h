@@ -156,6 +156,11 @@ struct retl_destination {
 	/* the API compares match values exactly (a change of case is another
 	 * record); else ASCII case is ignored, see src/match.h */
 	int match_exact;
+	/* per-field "write": "if_empty" (src/mapping.h): the destination
+	 * reads the record's current values before it writes and leaves out
+	 * the if_empty fields that are not empty; a sync with such fields is
+	 * refused for a destination without it */
+	int if_empty;
 	/* keys allowed besides "type" and "base_url" in retl.json, NULL-ended */
 	const char *const *conn_keys;
 	/* destination-specific keys allowed in a sync file, NULL-ended */
@@ -248,6 +253,8 @@ const json_t *retl_dest_find(const json_t *arr, const char *field,
 
 const char *retl_dest_closest(const json_t *arr, const char *field,
 			      const char *name, size_t max_dist);
+/* the destinations that take "write": "if_empty", for messages (static) */
+const char *retl_destination_if_empty_names(void);
 /* "file, hubspot, ..." for messages */
 const char *retl_destination_names(void);
 

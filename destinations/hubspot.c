@@ -52,7 +52,8 @@ static const char *const hs_conn_keys[] = {
 };
 
 static const char *const hs_verb[HS_NKIND] = {
-	"upsert", "update", "create", "read", "archive", "read", "search", "search"
+	"upsert", "update", "create", "read", "archive", "read", "search", "search",
+	"read", "read"
 };
 
 /* ---- options ---- */
@@ -278,7 +279,6 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	size_t has_id = val.len;
 	retl_buf_add(id, val.ptr, val.len);
 	hubspot_match_prepared(c, b, i, retl_buf_cstr(&val));
-	retl_buf_free(&val);
 	if (mk >= 0)
 		k = mk;         /* by search or by hs_object_id (hubspot_search.c) */
 	else if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
@@ -289,10 +289,13 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		k = HS_UPSERT;
 	int by_id = k == HS_UPDATE && op->dest_id && op->dest_id[0];
 	if (!by_id && k != HS_CREATE && !has_id) {
+		retl_buf_free(&val);
 		retl_buf_addf(reason, "%s: empty; HubSpot finds the record by this property (match)",
 			      c->id_prop ? c->id_prop : "match");
 		return RETL_HD_REJECT;
 	}
+	k = hubspot_ie_kind(c, op, k, retl_buf_cstr(&val));
+	retl_buf_free(&val);
 	return k;
 }
 
@@ -336,7 +339,7 @@ static void add_input(const struct hs_ctx *c, const struct retl_request *r,
 		retl_buf_addc(o, ',');
 	}
 	retl_buf_adds(o, "\"properties\":");
-	retl_buf_add(o, props, plen);
+	hubspot_ie_props(r, k, props, plen, o);
 	retl_buf_addc(o, '}');
 }
 
@@ -358,6 +361,10 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 
 	if (r->kind == HS_SEARCH || r->kind == HS_SEARCH1) {
 		hubspot_search_encode(c, r);
+		return 0;
+	}
+	if (r->kind == HS_PEEK_ID || r->kind == HS_PEEK_PROP) {
+		hubspot_ie_encode(c, r);
 		return 0;
 	}
 	retl_buf_addf(&url, "%s%s/%s/batch/%s", c->base.url, c->objects, c->base.object,
@@ -425,6 +432,7 @@ static void hs_fini(void *d)
 	struct hs_ctx *c = d;
 	free(c->objects);
 	free(c->properties);
+	free(c->ie);
 }
 
 /* the mapping: flat properties, and the match property */
@@ -445,7 +453,7 @@ static int hs_setup(void *d, struct retl_err *err)
 					    sc->file, t);
 	}
 	if (retl_hd_match_one(&c->base, &hs_match_words, &c->id_prop, err) < 0 ||
-	    hubspot_match_setup(c, err) < 0)
+	    hubspot_match_setup(c, err) < 0 || hubspot_ie_setup(c) < 0)
 		return -1;
 	c->id_ci = c->id_prop && !strcmp(c->id_prop, "email");
 	return 0;
@@ -511,6 +519,7 @@ const struct retl_destination retl_dest_hubspot = {
 		 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR,
 	.removals = 1u << RETL_REMOVE_ARCHIVE | 1u << RETL_REMOVE_DELETE,
 	.max_batch = HS_MAX_INPUTS,
+	.if_empty = 1,                /* hubspot_if_empty.c */
 	.conn_keys = hs_conn_keys,
 	.validate = hs_validate,
 	.http = &hs_ops,

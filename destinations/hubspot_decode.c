@@ -631,6 +631,8 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 
 	if (st == 200 && (r->kind == HS_SEARCH || r->kind == HS_SEARCH1))
 		return hubspot_search_decode(c, r);
+	if ((st == 200 || st == 207) && (r->kind == HS_PEEK_ID || r->kind == HS_PEEK_PROP))
+		return hubspot_ie_decode(c, r);
 	if (st == 200 || st == 201 || st == 204 || st == 207)
 		return decode_ok(c, r);
 	if (hubspot_auth_error(req, err) < 0)

@@ -17,7 +17,7 @@
  * record to remove that retl has no id for (batch/read by the match
  * value), then archives what it found */
 enum hs_kind { HS_UPSERT, HS_UPDATE, HS_CREATE, HS_READ, HS_ARCHIVE, HS_FIND,
-	       HS_SEARCH, HS_SEARCH1, HS_NKIND };
+	       HS_SEARCH, HS_SEARCH1, HS_PEEK_ID, HS_PEEK_PROP, HS_NKIND };
 
 /* the id an archive sends: the stored one, or the one HS_FIND found */
 const char *hubspot_archive_id(const struct retl_request *r, size_t k);
@@ -35,7 +35,29 @@ struct hs_ctx {
 	int search;
 	int by_object_id;
 	retl_ratelimit *search_rate;      /* search's own limit (shared) */
+	/* the "write": "if_empty" fields' targets (hubspot_if_empty.c) */
+	const char **ie;
+	size_t nie;
 };
+
+/* ---- hubspot_if_empty.c ---- */
+
+int hubspot_ie_setup(struct hs_ctx *c);
+/* the kind an op of write kind k goes in first: a read of the if_empty
+ * fields (HS_PEEK_ID by record id, HS_PEEK_PROP by idProperty), or k;
+ * model_id: the op's match value (a C string) */
+int hubspot_ie_kind(const struct hs_ctx *c, const struct retl_op *op, int k,
+		    const char *model_id);
+void hubspot_ie_encode(struct hs_ctx *c, struct retl_request *r);
+/* a read's answer (200 or 207): each op on to its write */
+enum retl_hd_verdict hubspot_ie_decode(struct hs_ctx *c, struct retl_request *r);
+/* op k on to a write of `kind`, leaving out the if_empty properties that
+ * `rec` (a record HubSpot answered, or NULL) holds values for */
+void hubspot_ie_found(const struct hs_ctx *c, struct retl_request *r, size_t k,
+		      const json_t *rec, int kind);
+/* op k's properties object as its write sends it */
+void hubspot_ie_props(const struct retl_request *r, size_t k, const char *props,
+		      size_t plen, retl_buf *o);
 
 /* ---- hubspot_search.c ---- */
 

@@ -279,7 +279,8 @@ static void found(const struct hs_ctx *c, struct retl_request *r, size_t k, long
 		retl_req_set(r, k, RETL_RES_ACK, id, NULL);
 	} else if (count == 1) {
 		retl_req_set(r, k, RETL_RES_RETRY, id, "found; not updated yet");
-		retl_req_again(r, k, HS_UPDATE);
+		/* if_empty fields: their current values are read first */
+		retl_req_again(r, k, c->nie ? HS_PEEK_ID : HS_UPDATE);
 	} else if (op->kind == RETL_OP_REMOVE) {
 		retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);   /* gone already */
 	} else if (c->base.mode == RETL_MODE_UPDATE) {
@@ -412,6 +413,14 @@ void hubspot_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc
 	*requests = (ops + 99) / 100;
 	json_object_foreach(sc->match, k, v)
 		prop = k;
+	const char *ie = retl_mapping_if_empty_field(sc->mapping);
+	if (ops && ie && sc->mode != RETL_MODE_INSERT) {
+		long reads = (ops + 99) / 100;
+		*requests += reads;
+		retl_log(RETL_LOG_INFO, sc->name,
+			 "plan: \"write\": \"if_empty\" (%s, ...): %ld batch/read request%s of the current values before the writes",
+			 ie, reads, reads == 1 ? "" : "s");
+	}
 	if (!ops || !prop || !sc->object || hubspot_known_unique(sc->object, prop))
 		return;
 	/* not known to be unique by its name: a run reads the property's

@@ -268,6 +268,11 @@ static int read_fields(struct sync_load *l, const struct sync_step *st, json_t *
 			c->err->code = RETL_EXIT_USAGE;
 		return -1;
 	}
+	const char *ie = retl_mapping_if_empty_field(l->sc->mapping);
+	if (ie && !l->dest->if_empty)
+		return retl_cfg_fail(c, retl_cfg_subpath(&l->b, st->key, ie),
+				     "\"write\": \"if_empty\" is not supported by the %s destination (supported: %s)",
+				     l->dest->name, retl_destination_if_empty_names());
 	return 0;
 }
 

@@ -252,3 +252,16 @@ enum retl_type retl_mapping_field_type(const retl_mapping *m, size_t i)
 		return f->type;
 	return f->natural ? after_transforms(f, f->natural) : RETL_TYPE_AUTO;
 }
+
+int retl_mapping_field_if_empty(const retl_mapping *m, size_t i)
+{
+	return i < m->nfields && m->fields[i].if_empty;
+}
+
+const char *retl_mapping_if_empty_field(const retl_mapping *m)
+{
+	for (size_t i = 0; m && i < m->nfields; i++)
+		if (m->fields[i].if_empty)
+			return m->fields[i].target;
+	return NULL;
+}

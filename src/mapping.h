@@ -61,5 +61,10 @@ uint64_t retl_mapping_fingerprint(const retl_mapping *m);
 size_t retl_mapping_nfields(const retl_mapping *m);
 const char *retl_mapping_field_target(const retl_mapping *m, size_t i);
 enum retl_type retl_mapping_field_type(const retl_mapping *m, size_t i);
+/* 1 when field i says "write": "if_empty": sent only while the
+ * destination's value is empty (the destination reads it first) */
+int retl_mapping_field_if_empty(const retl_mapping *m, size_t i);
+/* the first such field's target, or NULL */
+const char *retl_mapping_if_empty_field(const retl_mapping *m);
 
 #endif

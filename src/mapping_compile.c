@@ -39,7 +39,8 @@
  *   <file>: fields.<t>: expected a column name or an object with one of from, value, template
  *   <file>: fields.<t>: only one of from, value, template may be given
  *   <file>: fields.<t>: empty column name
- *   <file>: fields.<t>.<key>: unknown key (expected one of from, value, template, transform, type, on_null)
+ *   <file>: fields.<t>.<key>: unknown key (expected one of from, value, template, transform, type, on_null, write)
+ *   <file>: fields.<t>.write: expected "always" (the default) or "if_empty"
  *   <file>: fields.<t>.from: expected a column name (string)
  *   <file>: fields.<t>.from: empty column name
  *   <file>: fields.<t>.value: expected a string, number, boolean or null
@@ -200,7 +201,7 @@ static int parse_field(retl_mapping *m, struct field *f, const json_t *spec,
 		       struct retl_err *err)
 {
 	static const char *const keys[] = {
-		"from", "value", "template", "transform", "type", "on_null",
+		"from", "value", "template", "transform", "type", "on_null", "write",
 	};
 	const char *k;
 	json_t *v;
@@ -222,7 +223,7 @@ static int parse_field(retl_mapping *m, struct field *f, const json_t *spec,
 				break;
 		if (i == sizeof(keys) / sizeof(keys[0]))
 			return perr(m, err, f->target, k, "unknown key (expected one of "
-				    "from, value, template, transform, type, on_null)");
+				    "from, value, template, transform, type, on_null, write)");
 	}
 	const json_t *from = json_object_get(spec, "from");
 	const json_t *value = json_object_get(spec, "value");
@@ -266,6 +267,17 @@ static int parse_field(retl_mapping *m, struct field *f, const json_t *spec,
 			return perr(m, err, f->target, "on_null",
 				    "expected \"skip\" or \"clear\"");
 		f->skip_null = !strcmp(s, "skip");
+	}
+	if ((v = json_object_get(spec, "write"))) {
+		/* who owns the destination's value: retl ("always"), or the
+		 * people who edit the record once it holds one ("if_empty":
+		 * written only while the destination's value is empty; the
+		 * destination reads it first, see destination.h if_empty) */
+		const char *s = json_is_string(v) ? json_string_value(v) : "";
+		if (strcmp(s, "always") && strcmp(s, "if_empty"))
+			return perr(m, err, f->target, "write",
+				    "expected \"always\" (the default) or \"if_empty\"");
+		f->if_empty = !strcmp(s, "if_empty");
 	}
 	if ((v = json_object_get(spec, "transform")) &&
 	    parse_transforms(m, f, v, err) < 0)

@@ -35,6 +35,7 @@ struct field {
 	enum retl_type type;    /* explicit, or AUTO */
 	enum retl_type natural; /* before any cast; AUTO until bound for SRC_FROM */
 	int skip_null;
+	int if_empty;           /* "write": "if_empty" */
 };
 
 enum op_kind { OP_OPEN, OP_CLOSE, OP_FIELD };

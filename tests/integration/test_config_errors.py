@@ -261,7 +261,7 @@ CASES = [
      "mappings/x.json: fields.email: empty column name"),
     ("field-unknown-key", GOOD_RETL, fields({"email": {"from": "email", "tyep": "string"}}),
      "mappings/x.json: fields.email.tyep: unknown key "
-     "(expected one of from, value, template, transform, type, on_null)"),
+     "(expected one of from, value, template, transform, type, on_null, write)"),
     ("field-bad-regex", GOOD_RETL,
      fields({"email": {"from": "email", "transform": [{"match": "^[a-z"}]}}),
      "mappings/x.json: fields.email.transform[0].match: invalid regular expression: "

@@ -360,6 +360,32 @@ static void test_field_info(void)
 	retl_mapping_free(m);
 }
 
+/* "write": who owns the destination's value (issue 18) */
+static void test_write_key(void)
+{
+	retl_mapping *m = parse("{\"z\":\"email\",\"owner\":{\"from\":\"o\",\"write\":\"if_empty\"},"
+				"\"a\":{\"from\":\"id\",\"write\":\"always\"}}");
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	/* payload order: a, owner, z */
+	CHECK(!retl_mapping_field_if_empty(m, 0));
+	CHECK(retl_mapping_field_if_empty(m, 1));
+	CHECK(!retl_mapping_field_if_empty(m, 2));
+	CHECK(!retl_mapping_field_if_empty(m, 3));      /* out of range */
+	CHECK_STR(retl_mapping_if_empty_field(m), "owner");
+	retl_mapping *n = parse("{\"z\":\"email\",\"a\":{\"from\":\"id\",\"write\":\"always\"}}");
+	CHECK(n != NULL && retl_mapping_if_empty_field(n) == NULL);
+	/* the key is part of the mapping's definition: changing it sends the
+	 * rows again (the fingerprint salts the row hash) */
+	retl_mapping *o = parse("{\"z\":\"email\",\"owner\":{\"from\":\"o\"},"
+				"\"a\":{\"from\":\"id\",\"write\":\"always\"}}");
+	CHECK(o != NULL && retl_mapping_fingerprint(o) != retl_mapping_fingerprint(m));
+	retl_mapping_free(m);
+	retl_mapping_free(n);
+	retl_mapping_free(o);
+}
+
 static void test_canonical(void)
 {
 	/* keys sorted by bytes at every level, compact */
@@ -589,7 +615,7 @@ static void test_parse_errors(void)
 		{ "{\"a\":\"\"}", F ": fields.a: empty column name" },
 		{ "{\"a\":{\"from\":\"x\",\"value\":1}}", F ": fields.a: only one of from, value, template may be given" },
 		{ "{\"a\":{\"from\":\"x\",\"template\":\"y\"}}", F ": fields.a: only one of from, value, template may be given" },
-		{ "{\"a\":{\"from\":\"x\",\"form\":1}}", F ": fields.a.form: unknown key (expected one of from, value, template, transform, type, on_null)" },
+		{ "{\"a\":{\"from\":\"x\",\"form\":1}}", F ": fields.a.form: unknown key (expected one of from, value, template, transform, type, on_null, write)" },
 		{ "{\"a\":{\"from\":1}}", F ": fields.a.from: expected a column name (string)" },
 		{ "{\"a\":{\"from\":\"\"}}", F ": fields.a.from: empty column name" },
 		{ "{\"a\":{\"value\":[1]}}", F ": fields.a.value: expected a string, number, boolean or null" },
@@ -601,6 +627,9 @@ static void test_parse_errors(void)
 		{ "{\"a\":{\"from\":\"x\",\"type\":\"auto\"}}", F ": fields.a.type: unknown type \"auto\" (expected one of string, integer, number, boolean, date, datetime, json)" },
 		{ "{\"a\":{\"from\":\"x\",\"on_null\":\"drop\"}}", F ": fields.a.on_null: expected \"skip\" or \"clear\"" },
 		{ "{\"a\":{\"from\":\"x\",\"on_null\":true}}", F ": fields.a.on_null: expected \"skip\" or \"clear\"" },
+		{ "{\"owner\":{\"from\":\"x\",\"write\":\"if-empty\"}}", F ": fields.owner.write: expected \"always\" (the default) or \"if_empty\"" },
+		{ "{\"owner\":{\"from\":\"x\",\"write\":true}}", F ": fields.owner.write: expected \"always\" (the default) or \"if_empty\"" },
+		{ "{\"owner\":{\"from\":\"x\",\"write\":\"\"}}", F ": fields.owner.write: expected \"always\" (the default) or \"if_empty\"" },
 		{ "{\"a\":{\"from\":\"x\",\"transform\":\"trim\"}}", F ": fields.a.transform: expected an array of transforms" },
 		{ "{\"a\":{\"from\":\"x\",\"transform\":[\"lowr\"]}}", F ": fields.a.transform[0]: unknown transform \"lowr\" (expected one of trim, lower, upper, default, replace, extract, match, map, split, join, truncate)" },
 		{ "{\"a\":{\"from\":\"x\",\"transform\":[\"trim\",{\"lowr\":1}]}}", F ": fields.a.transform[1]: unknown transform \"lowr\" (expected one of trim, lower, upper, default, replace, extract, match, map, split, join, truncate)" },
@@ -669,6 +698,7 @@ int main(void)
 	test_transforms();
 	test_rejections();
 	test_parse_errors();
+	test_write_key();
 	test_bind_errors();
 	retl_buf_free(&out);
 	retl_buf_free(&reason);
