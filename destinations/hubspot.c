@@ -15,6 +15,11 @@
  *            *is* archive (restorable for 90 days); the permanent GDPR
  *            delete exists only for contacts and retl never sends it.
  *
+ * A match property that is not unique (companies' domain) is found through
+ * the search endpoint first, and hs_object_id is the record id itself
+ * (hubspot_search.c); fields with "write": "if_empty" are read before they
+ * are written (hubspot_if_empty.c).
+ *
  * One engine batch (at most 100 ops, HubSpot's inputs limit) may become
  * several requests, one per endpoint (a lookup, then the creates it did
  * not find; upserts beside archives); answers are read in
