@@ -71,8 +71,9 @@ int hubspot_known_unique(const char *object, const char *prop)
 		!strcmp(prop, "email"));
 }
 
-/* is the property unique?  HubSpot's definition of it says (hasUniqueValue) */
-static int read_unique(struct hs_ctx *c, int *unique, struct retl_err *err)
+/* is the property unique?  HubSpot's definition of it says (hasUniqueValue);
+ * *known 0 when HubSpot has no such property or object */
+static int read_unique(struct hs_ctx *c, int *unique, int *known, struct retl_err *err)
 {
 	retl_buf path = RETL_BUF_INIT;
 	json_t *root = NULL;
@@ -85,11 +86,13 @@ static int read_unique(struct hs_ctx *c, int *unique, struct retl_err *err)
 		/* no such property or object: `retl check` names it, and the
 		 * writes fail with HubSpot's message */
 		*unique = 1;
+		*known = 0;
 		rc = 0;
 	} else if (retl_hd_answered(&c->base, req, path.ptr, NULL, err) == 0) {
 		json_error_t je;
 		root = json_loadb(req->resp.ptr, req->resp.len, 0, &je);
 		*unique = json_is_true(json_object_get(root, "hasUniqueValue"));
+		*known = 1;
 		rc = 0;
 	}
 	json_decref(root);
@@ -123,10 +126,10 @@ int hubspot_match_setup(struct hs_ctx *c, struct retl_err *err)
 	retl_buf_addf(&note, "hubspot.unique.%s.%s", c->base.object, c->id_prop);
 	const struct retl_dest_env *env = &c->base.env;
 	char *known = env->note_get ? env->note_get(env->ud, note.ptr) : NULL;
-	int rc = 0;
+	int rc = 0, sure = 0;
 	if (known) {
 		unique = strcmp(known, "0") != 0;
-	} else if ((rc = read_unique(c, &unique, err)) == 0 && env->note_set) {
+	} else if ((rc = read_unique(c, &unique, &sure, err)) == 0 && sure && env->note_set) {
 		rc = env->note_set(env->ud, note.ptr, unique ? "1" : "0") < 0 ?
 			retl_err_set(err, RETL_EXIT_DEST, "hubspot: cannot write the state store's note %s",
 				     note.ptr) : 0;
