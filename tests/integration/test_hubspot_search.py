@@ -331,3 +331,32 @@ def test_search_has_its_own_limiter(project, db):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_mirror_by_domain_archives_what_left_the_model(project, db, emulator):
+    """mode mirror: rows are matched through search like upsert; rows that
+    leave the model are archived by the id retl stored, faults on"""
+    url = emulator
+    make_accounts(db, 160)
+    seed(url, [{"domain": "acme%d.example" % i, "name": "old"} for i in range(1, 40)])
+    seed(url, [{"domain": "someone-else.example", "name": "not ours"}])
+    control(url, "config", FAULTS)
+    p = project_for(project, db, url, mode="mirror", on_remove="archive")
+    for _ in range(6):
+        rc, out, err = run(p, "run")
+        if rc == 0:
+            break
+    assert rc == 0, (out, err)
+    assert_equal_to_model(url, db, extra_domains=("someone-else.example",))
+    db.psql("DELETE FROM accounts WHERE id % 5 = 0")
+    for _ in range(6):
+        rc, out, err = run(p, "run")
+        if rc == 0:
+            break
+    assert rc == 0, (out, err)
+    # the model's companies, and the one retl never matched, nothing else
+    assert_equal_to_model(url, db, extra_domains=("someone-else.example",))
+    got = by_domain(url)
+    assert "acme5.example" not in got and "someone-else.example" in got
+    archived = control(url, "records/companies?archived=1").get("archived", [])
+    assert len(archived) == 32
