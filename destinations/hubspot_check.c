@@ -6,7 +6,8 @@
  * target is a property (unknown ones are all listed at once, each with the
  * closest existing name), none is read-only, and the match property holds
  * unique values (hasUniqueValue, or email for contacts) as batch/upsert and
- * batch/read by idProperty require.  Mapping problems exit 2.
+ * batch/read by idProperty require.  Mapping problems exit 2.  Mode
+ * membership then checks its list (hubspot_lists.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,9 @@ static void check_property(const struct hs_ctx *c, const json_t *results,
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s has no property \"%s\"",
 				file, t, c->base.object, t);
 		retl_hd_did_you_mean(probs, s);
-	} else if (read_only(p)) {
+	} else if (c->by_object_id) {
+		/* membership by record id: the id is only read */
+	} else if (read_only(p) && c->base.mode != RETL_MODE_MEMBERSHIP) {
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s.%s is read-only in HubSpot; remove it from fields",
 				file, t, c->base.object, t);
 	} else if (c->id_prop && !strcmp(t, c->id_prop) &&
@@ -68,5 +71,8 @@ int hubspot_check(void *ctx, struct retl_err *err)
 	retl_http_req_free(req);
 	json_decref(root);
 	retl_buf_free(&path);
-	return retl_hd_problems(&probs, results != NULL, err);
+	int rc = retl_hd_problems(&probs, results != NULL, err);
+	if (rc == 0 && c->base.mode == RETL_MODE_MEMBERSHIP)
+		rc = hubspot_list_check(c, err);
+	return rc;
 }

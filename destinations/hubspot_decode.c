@@ -634,6 +634,8 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 	const struct retl_http_req *req = r->http;
 	long st = req->status;
 
+	if (c->base.mode == RETL_MODE_MEMBERSHIP)
+		return hubspot_list_decode(c, r, err);
 	if (st == 200 || st == 201 || st == 204 || st == 207)
 		return decode_ok(c, r);
 	if (hubspot_auth_error(req, err) < 0)
