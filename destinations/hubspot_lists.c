@@ -331,7 +331,10 @@ static const char *object_type_id(const char *object)
 	return object;   /* a custom object's id ("2-123456") */
 }
 
-/* GET the list: it exists, is MANUAL (static), of the sync's object */
+/* GET the list: it exists, is static, of the sync's object.  HubSpot's
+ * docs (memberships/add, /remove): "This endpoint only works for lists that
+ * have a processingType of MANUAL or SNAPSHOT" (a SNAPSHOT list is filled
+ * once by its filters, then edited by hand) */
 int hubspot_list_check(struct hs_ctx *c, struct retl_err *err)
 {
 	const char *file = c->base.sc->file;
@@ -356,8 +359,8 @@ int hubspot_list_check(struct hs_ctx *c, struct retl_err *err)
 		if (!json_is_object(l))
 			retl_hd_problem(&probs, "%s: list: hubspot: GET %s: no \"list\" in the response",
 					file, path.ptr);
-		else if (!pt || strcmp(pt, "MANUAL"))
-			retl_hd_problem(&probs, "%s: list: hubspot: list %s (\"%s\") is %s, not a static list; retl sets the members of a MANUAL list only",
+		else if (!pt || (strcmp(pt, "MANUAL") && strcmp(pt, "SNAPSHOT")))
+			retl_hd_problem(&probs, "%s: list: hubspot: list %s (\"%s\") is %s, not a static list; HubSpot lets retl set the members of a MANUAL (or SNAPSHOT) list only",
 					file, c->list_id, jstr(l, "name") ? jstr(l, "name") : "",
 					pt ? pt : "of no processingType");
 		if (json_is_object(l) && (!ot || strcmp(ot, want)))

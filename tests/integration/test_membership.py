@@ -1,0 +1,254 @@
+"""mode "membership" (issue 18): the model's rows are the members of a HubSpot static
+list or a Mailchimp static segment.  Rows that join are added, rows that leave are
+removed from the list (never archived or deleted), a row whose record does not exist
+fails "no record matches" and joins once the record exists; the safety limits stop a
+mass removal.  The emulators run in-process on loopback, with faults on (5xx, 429,
+answers lost after the change was applied), and every scenario ends with the list's
+members equal to the model record by record.
+"""
+
+import json
+import os
+import random
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "emulators"))
+
+import hubspot  # noqa: E402
+import mailchimp  # noqa: E402
+from emulator_control import control, running  # noqa: E402
+
+TOKEN = "test-token"
+HS_ENV = {"HUBSPOT_TOKEN": TOKEN}
+MC_KEY = "5f4dcc3b5aa765d61d8327deb882cf99-us6"
+MC_ENV = {"MAILCHIMP_KEY": MC_KEY}
+MC_LIST = mailchimp.DEFAULT_LIST
+SAFETY_EXIT = 5
+
+
+@pytest.fixture
+def hs():
+    yield from running(hubspot, rate="1000/10s")
+
+
+@pytest.fixture
+def mc():
+    yield from running(mailchimp, api_key=MC_KEY)
+
+
+# ---- the model -----------------------------------------------------------------
+
+def email(i):
+    return "person%d@example.com" % i
+
+
+class Audience:
+    """the model: table audience(id, email), changed at random"""
+
+    def __init__(self, db, rng, n):
+        self.db, self.rng = db, rng
+        self.rows = {i: email(i) for i in range(1, n + 1)}
+        self.pool = n            # ids handed out so far
+        db.psql("CREATE TABLE audience (id int PRIMARY KEY, email text);")
+        self.write()
+
+    def write(self):
+        vals = ",".join("(%d,'%s')" % kv for kv in sorted(self.rows.items()))
+        self.db.psql("DELETE FROM audience;" +
+                     ("INSERT INTO audience VALUES %s;" % vals if vals else ""))
+
+    def change(self):
+        rng, rows = self.rng, self.rows
+        for i in rng.sample(sorted(rows), min(len(rows), rng.randint(0, 3))):
+            del rows[i]                                   # leave
+        for _ in range(rng.randint(0, 3)):                # join, or come back
+            i = rng.randint(1, self.pool + 2)
+            self.pool = max(self.pool, i)
+            rows[i] = email(i)
+        if rows and rng.random() < 0.4:                   # the match value moves
+            i = rng.choice(sorted(rows))
+            self.pool += 1
+            rows[i] = email(self.pool)
+        self.write()
+
+    def emails(self):
+        return set(self.rows.values())
+
+
+def faults(url, on, rng=None):
+    if not on:
+        control(url, "config", {"error_rate_5xx": 0, "error_5xx_after_rate": 0,
+                                "drop_after": 0, "fail_every_nth_429": 0})
+        return
+    control(url, "config", {"error_rate_5xx": 0.1, "error_5xx_after_rate": 0.1,
+                            "drop_after": 0.05, "fail_every_nth_429": rng.choice([0, 7]),
+                            "seed": rng.randint(0, 1 << 30)})
+
+
+def mapping(dest, match_field, **extra):
+    m = {"source": "warehouse", "query": "SELECT id, email FROM audience", "key": "id",
+         "destination": dest, "mode": "membership",
+         "match": {match_field: "email"}, "fields": {match_field: "email"}}
+    m.update(extra)
+    return m
+
+
+# ---- HubSpot ----------------------------------------------------------------------
+
+def hs_project(project, db, url, **extra):
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url}})
+    lst = control(url, "lists", {"name": "Warehouse VIPs", "objectTypeId": "0-1",
+                                 "processingType": "MANUAL"})["list"]
+    p.add_mapping("vips", mapping("hs", "email", object="contacts", list=lst["listId"],
+                                  **extra))
+    return p, lst["listId"]
+
+
+def hs_contacts(url):
+    """email -> record id of the emulator's contacts"""
+    return {r["properties"]["email"]: r["id"]
+            for r in control(url, "records/contacts")["results"]}
+
+
+def hs_seed(url, emails):
+    have = hs_contacts(url)
+    new = [e for e in sorted(emails) if e not in have]
+    if new:
+        control(url, "records/contacts", {"inputs": [{"properties": {"email": e}} for e in new]})
+
+
+def hs_members(url, lid):
+    return set(control(url, "lists/%s/members" % lid)["members"])
+
+
+def test_hubspot_list_follows_the_model_under_faults(project, db, hs):
+    url = hs
+    rng = random.Random(1801)
+    model = Audience(db, rng, 30)
+    # most people exist in HubSpot; a few only later
+    late = set(rng.sample(sorted(model.emails()), 4))
+    hs_seed(url, model.emails() - late)
+    p, lid = hs_project(project, db, url)
+    for step in range(10):
+        if step:
+            model.change()
+        if step == 5:
+            hs_seed(url, late)                       # now they exist: they join
+        # everyone who ever had a row exists by now, except the late ones early on
+        hs_seed(url, {e for e in model.emails() if e not in late})
+        faults(url, True, rng)
+        rc, out, err = p.run("run", "vips", env=HS_ENV)
+        assert rc in (0, 1, 4), (step, rc, err)
+    faults(url, False)
+    # the records people were told about exist; one more that does not
+    model.rows[999] = "nobody@example.com"
+    model.write()
+    rc, out, err = p.run("run", "vips", env=HS_ENV)
+    assert rc == 1, err                              # the missing record failed
+    ids = hs_contacts(url)
+    want = {ids[e] for e in model.emails() if e in ids}
+    assert hs_members(url, lid) == want
+    # the member records are untouched: no archive, no write
+    assert set(ids) >= model.emails() - {"nobody@example.com"}
+    rc, out, err = p.run("failures", "vips", env=HS_ENV)
+    assert "999" in out and "no record matches" in out, out
+    # retried next run: it exists now and joins
+    hs_seed(url, {"nobody@example.com"})
+    rc, out, err = p.run("run", "vips", env=HS_ENV)
+    assert rc == 0, err
+    ids = hs_contacts(url)
+    assert hs_members(url, lid) == {ids[e] for e in model.emails()}
+    rc, out, err = p.run("failures", "vips", env=HS_ENV)
+    assert "no record matches" not in out
+
+
+def test_hubspot_safety_stops_a_mass_removal(project, db, hs):
+    url = hs
+    model = Audience(db, random.Random(7), 20)
+    hs_seed(url, model.emails())
+    p, lid = hs_project(project, db, url, safety={"max_removed_ratio": 0.5})
+    rc, out, err = p.run("run", "vips", env=HS_ENV)
+    assert rc == 0, err
+    before = hs_members(url, lid)
+    assert len(before) == 20
+    for i in range(1, 16):
+        del model.rows[i]
+    model.write()
+    rc, out, err = p.run("run", "vips", env=HS_ENV)
+    assert rc == SAFETY_EXIT, (rc, err)
+    assert "max_removed_ratio" in err and "--allow-removals 15" in err
+    assert hs_members(url, lid) == before
+    rc, out, err = p.run("run", "vips", "--allow-removals", "15", env=HS_ENV)
+    assert rc == 0, err
+    ids = hs_contacts(url)
+    assert hs_members(url, lid) == {ids[e] for e in model.emails()}
+    assert len(ids) == 20                            # nobody archived
+
+
+def test_hubspot_membership_config_and_check(project, db, hs):
+    url = hs
+    Audience(db, random.Random(3), 3)
+    p, lid = hs_project(project, db, url)
+    rc, out, err = p.run("check", "vips", env=HS_ENV)
+    assert rc == 0, (out, err)
+    dyn = control(url, "lists", {"name": "Dynamic", "objectTypeId": "0-1",
+                                 "processingType": "DYNAMIC"})["list"]["listId"]
+    comp = control(url, "lists", {"name": "Companies", "objectTypeId": "0-2",
+                                  "processingType": "MANUAL"})["list"]["listId"]
+    for lst, words in ((dyn, "DYNAMIC, not a static list"), (comp, "objectTypeId 0-2"),
+                       ("424242", "no list with id 424242")):
+        p.add_mapping("vips", mapping("hs", "email", object="contacts", list=lst))
+        rc, out, err = p.run("check", "vips", env=HS_ENV)
+        assert rc == 2 and words in err, (lst, rc, err)
+    # membership writes no properties; on_remove has no meaning there
+    p.add_mapping("vips", mapping("hs", "email", object="contacts", list=lid,
+                                  fields={"email": "email", "firstname": "email"}))
+    rc, out, err = p.run("run", "vips", env=HS_ENV)
+    assert rc == 2 and "writes no properties" in err, err
+    p.add_mapping("vips", mapping("hs", "email", object="contacts", list=lid,
+                                  on_remove="archive"))
+    rc, out, err = p.run("check", "vips", env=HS_ENV)
+    assert rc == 2 and "on_remove: not used in mode \"membership\"" in err, err
+    p.add_mapping("vips", mapping("hs", "email", object="contacts"))
+    rc, out, err = p.run("run", "vips", env=HS_ENV)
+    assert rc == 2 and "list: missing" in err, err
+
+
+def test_hubspot_list_by_record_id_dated_api(project, db, hs):
+    """match hs_object_id: the record id itself, no lookup; an id HubSpot does not
+    have comes back in recordIdsMissing and fails the row; api_version 2026-03
+    sends the date-based paths"""
+    url = hs
+    hs_seed(url, {email(i) for i in range(1, 6)})
+    ids = sorted(hs_contacts(url).values(), key=int)
+    db.psql("CREATE TABLE crm_ids (id int PRIMARY KEY, hs_id text);"
+            "INSERT INTO crm_ids VALUES " +
+            ",".join("(%d,'%s')" % (i, v) for i, v in enumerate(ids + ["987654"])) + ";")
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url,
+               "api_version": "2026-03"}})
+    lid = control(url, "lists", {"name": "By id", "objectTypeId": "0-1",
+                                 "processingType": "MANUAL"})["list"]["listId"]
+    p.add_mapping("byid", {"source": "warehouse", "query": "SELECT id, hs_id FROM crm_ids",
+                           "key": "id", "destination": "hs", "object": "contacts",
+                           "mode": "membership", "list": int(lid),
+                           "match": {"hs_object_id": "hs_id"},
+                           "fields": {"hs_object_id": "hs_id"}})
+    rc, out, err = p.run("check", "byid", env=HS_ENV)
+    assert rc == 0, (out, err)
+    rc, out, err = p.run("run", "byid", env=HS_ENV)
+    assert rc == 1, err
+    assert hs_members(url, lid) == set(ids)
+    rc, out, err = p.run("failures", "byid", env=HS_ENV)
+    assert "no record matches" in out and "987654" in out, out
+    paths = {r["path"].split("/memberships")[0] for r in control(url, "counters")["requests"]
+             if "/memberships/" in r["path"]}
+    assert paths == {"/crm/lists/2026-03/%s" % lid}
+    db.psql("DELETE FROM crm_ids WHERE id < 2")
+    rc, out, err = p.run("run", "byid", env=HS_ENV)
+    assert rc == 1, err
+    assert hs_members(url, lid) == set(ids[2:])
