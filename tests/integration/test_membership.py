@@ -70,8 +70,8 @@ class Audience:
             rows[i] = email(i)
         if rows and rng.random() < 0.4:                   # the match value moves
             i = rng.choice(sorted(rows))
-            self.pool += 1
-            rows[i] = email(self.pool)
+            self.moved = getattr(self, "moved", 0) + 1
+            rows[i] = "moved%d@example.com" % self.moved
         self.write()
 
     def emails(self):
@@ -79,13 +79,24 @@ class Audience:
 
 
 def faults(url, on, rng=None):
+    """5xx before and after the change, answers lost after it, and 429s (HubSpot's
+    every-nth knob, Mailchimp's rate knob)"""
+    knobs = control(url, "config")
+    k429 = "fail_every_nth_429" if "fail_every_nth_429" in knobs else "force_429_rate"
     if not on:
         control(url, "config", {"error_rate_5xx": 0, "error_5xx_after_rate": 0,
-                                "drop_after": 0, "fail_every_nth_429": 0})
+                                "drop_after": 0, k429: 0})
         return
     control(url, "config", {"error_rate_5xx": 0.1, "error_5xx_after_rate": 0.1,
-                            "drop_after": 0.05, "fail_every_nth_429": rng.choice([0, 7]),
+                            "drop_after": 0.1,
+                            k429: 5 if k429 == "fail_every_nth_429" else 0.2,
                             "seed": rng.randint(0, 1 << 30)})
+
+
+def faults_met(url):
+    """the fault knobs did hit membership requests (else the test proves little)"""
+    hit = {r.get("fault") or r["status"] for r in control(url, "counters")["requests"]}
+    assert {"drop_after", "5xx_after"} & hit and {429, "429", "forced_429"} & hit, hit
 
 
 def mapping(dest, match_field, **extra):
@@ -143,9 +154,10 @@ def test_hubspot_list_follows_the_model_under_faults(project, db, hs):
         faults(url, True, rng)
         rc, out, err = p.run("run", "vips", env=HS_ENV)
         assert rc in (0, 1, 4), (step, rc, err)
+    faults_met(url)
     faults(url, False)
     # the records people were told about exist; one more that does not
-    model.rows[999] = "nobody@example.com"
+    model.rows[999] = "newcomer@example.com"
     model.write()
     rc, out, err = p.run("run", "vips", env=HS_ENV)
     assert rc == 1, err                              # the missing record failed
@@ -153,11 +165,11 @@ def test_hubspot_list_follows_the_model_under_faults(project, db, hs):
     want = {ids[e] for e in model.emails() if e in ids}
     assert hs_members(url, lid) == want
     # the member records are untouched: no archive, no write
-    assert set(ids) >= model.emails() - {"nobody@example.com"}
+    assert set(ids) >= model.emails() - {"newcomer@example.com"}
     rc, out, err = p.run("failures", "vips", env=HS_ENV)
     assert "999" in out and "no record matches" in out, out
     # retried next run: it exists now and joins
-    hs_seed(url, {"nobody@example.com"})
+    hs_seed(url, {"newcomer@example.com"})
     rc, out, err = p.run("run", "vips", env=HS_ENV)
     assert rc == 0, err
     ids = hs_contacts(url)
@@ -252,3 +264,95 @@ def test_hubspot_list_by_record_id_dated_api(project, db, hs):
     rc, out, err = p.run("run", "byid", env=HS_ENV)
     assert rc == 1, err
     assert hs_members(url, lid) == set(ids[2:])
+
+
+# ---- Mailchimp -----------------------------------------------------------------------
+
+def mc_project(project, db, url, seg_type="static", **extra):
+    p = project(dsn=db.dsn, destinations={
+        "mc": {"type": "mailchimp", "api_key": "${MAILCHIMP_KEY}", "base_url": url + "/3.0"}})
+    seg = control(url, "segments/" + MC_LIST, {"name": "Warehouse VIPs", "type": seg_type})
+    p.add_mapping("vips", mapping("mc", "email_address", object=MC_LIST, segment=seg["id"],
+                                  **extra))
+    return p, seg["id"]
+
+
+def mc_seed(url, emails):
+    control(url, "members/" + MC_LIST,
+            {"members": [{"email_address": e, "status": "subscribed"} for e in sorted(emails)]})
+
+
+def mc_audience(url):
+    return {m["email_address"].lower(): m["status"]
+            for m in control(url, "members/" + MC_LIST)["members"]}
+
+
+def mc_members(url, sid):
+    return set(control(url, "segments/%s/%s" % (MC_LIST, sid))["members"])
+
+
+def test_mailchimp_segment_follows_the_model_under_faults(project, db, mc):
+    url = mc
+    rng = random.Random(1802)
+    model = Audience(db, rng, 30)
+    late = set(rng.sample(sorted(model.emails()), 4))
+    mc_seed(url, model.emails() - late)
+    p, sid = mc_project(project, db, url)
+    for step in range(10):
+        if step:
+            model.change()
+        if step == 5:
+            mc_seed(url, late)                       # now in the audience: they join
+        mc_seed(url, {e for e in model.emails() if e not in late})
+        faults(url, True, rng)
+        rc, out, err = p.run("run", "vips", env=MC_ENV)
+        assert rc in (0, 1, 4), (step, rc, err)
+    faults_met(url)
+    faults(url, False)
+    model.rows[999] = "newcomer@example.com"
+    model.write()
+    rc, out, err = p.run("run", "vips", env=MC_ENV)
+    assert rc == 1, err
+    assert mc_members(url, sid) == model.emails() - {"newcomer@example.com"}
+    # the contacts are left as they are: nobody archived or unsubscribed
+    assert set(mc_audience(url).values()) == {"subscribed"}
+    rc, out, err = p.run("failures", "vips", env=MC_ENV)
+    assert "999" in out and "no record matches: mailchimp:" in out, out
+    mc_seed(url, {"newcomer@example.com"})
+    rc, out, err = p.run("run", "vips", env=MC_ENV)
+    assert rc == 0, err
+    assert mc_members(url, sid) == model.emails()
+
+
+def test_mailchimp_safety_and_check(project, db, mc):
+    url = mc
+    model = Audience(db, random.Random(9), 20)
+    mc_seed(url, model.emails())
+    p, sid = mc_project(project, db, url, safety={"max_removed": 5})
+    rc, out, err = p.run("check", "vips", env=MC_ENV)
+    assert rc == 0, (out, err)
+    rc, out, err = p.run("run", "vips", env=MC_ENV)
+    assert rc == 0, err
+    before = mc_members(url, sid)
+    assert before == model.emails()
+    for i in range(1, 11):
+        del model.rows[i]
+    model.write()
+    rc, out, err = p.run("run", "vips", env=MC_ENV)
+    assert rc == SAFETY_EXIT and "max_removed (5)" in err, (rc, err)
+    assert mc_members(url, sid) == before
+    rc, out, err = p.run("run", "vips", "--allow-removals", "10", env=MC_ENV)
+    assert rc == 0, err
+    assert mc_members(url, sid) == model.emails()
+    assert set(mc_audience(url).values()) == {"subscribed"}
+    # check: a saved (not static) segment, and one that does not exist
+    saved = control(url, "segments/" + MC_LIST, {"name": "Saved", "type": "saved"})["id"]
+    for seg, words in ((saved, "is saved, not static"), (99999, "has no segment 99999")):
+        p.add_mapping("vips", mapping("mc", "email_address", object=MC_LIST, segment=seg))
+        rc, out, err = p.run("check", "vips", env=MC_ENV)
+        assert rc == 2 and words in err, (seg, rc, err)
+    p.add_mapping("vips", mapping("mc", "email_address", object=MC_LIST, segment=sid,
+                                  fields={"email_address": "email",
+                                          "merge_fields.FNAME": "email"}))
+    rc, out, err = p.run("run", "vips", env=MC_ENV)
+    assert rc == 2 and "writes nothing to the contact" in err, err
