@@ -216,6 +216,11 @@ def test_hubspot_membership_config_and_check(project, db, hs):
         p.add_mapping("vips", mapping("hs", "email", object="contacts", list=lst))
         rc, out, err = p.run("check", "vips", env=HS_ENV)
         assert rc == 2 and words in err, (lst, rc, err)
+    # a run against a list HubSpot will not let retl edit stops (exit 4), marks nothing
+    p.add_mapping("vips", mapping("hs", "email", object="contacts", list=dyn))
+    hs_seed(url, {email(1)})
+    rc, out, err = p.run("run", "vips", env=HS_ENV)
+    assert rc == 4 and "hubspot: list %s: HTTP 400" % dyn in err, (rc, err)
     # membership writes no properties; on_remove has no meaning there
     p.add_mapping("vips", mapping("hs", "email", object="contacts", list=lid,
                                   fields={"email": "email", "firstname": "email"}))
