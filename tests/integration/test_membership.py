@@ -361,3 +361,111 @@ def test_mailchimp_safety_and_check(project, db, mc):
                                           "merge_fields.FNAME": "email"}))
     rc, out, err = p.run("run", "vips", env=MC_ENV)
     assert rc == 2 and "writes nothing to the contact" in err, err
+
+
+# ---- the invariant (tests/integration/invariant.py): random changes, faults, kills ----
+
+from invariant import Model, scenario  # noqa: E402
+from test_invariant import EmulatorDest  # noqa: E402
+
+INV_SEEDS = [int(s) for s in os.environ.get("RETL_INVARIANT_SEEDS", "1,2,3").split(",")]
+
+
+def model_emails(db):
+    return {r["email"].strip().lower() for r in Model.rows(_Table(db)) if r["email"]}
+
+
+class _Table:
+    """Model.rows() without creating the table"""
+    table = "inv"
+
+    def __init__(self, db):
+        self.db = db
+
+
+class HubSpotListDest(EmulatorDest):
+    """membership of a HubSpot list: its records are the list's members (by
+    address); every address the model holds is a contact before each run (the
+    records exist: membership never creates them)"""
+    has_match = True
+    env = HS_ENV
+
+    def __init__(self, url):
+        self.url = url
+
+    def project(self, project, db):
+        self.db = db
+        p, self.lid = hs_project(project, db, self.url)
+        p.add_mapping("inv", mapping("hs", "email", object="contacts", list=self.lid,
+                                     query="SELECT * FROM inv ORDER BY id"))
+        return p
+
+    def faults(self, on, rng, slow):
+        hs_seed(self.url, model_emails(self.db))
+        super().faults(on, rng, slow)
+
+    def records(self):
+        by_id = {v: k.lower() for k, v in hs_contacts(self.url).items()}
+        return {by_id[i]: {} for i in hs_members(self.url, self.lid)}
+
+    @staticmethod
+    def fields(row):
+        return {}
+
+
+class MailchimpSegmentDest(HubSpotListDest):
+    env = MC_ENV
+
+    def project(self, project, db):
+        self.db = db
+        p, self.sid = mc_project(project, db, self.url)
+        p.add_mapping("inv", mapping("mc", "email_address", object=MC_LIST, segment=self.sid,
+                                     query="SELECT * FROM inv ORDER BY id"))
+        return p
+
+    def faults(self, on, rng, slow):
+        have = set(mc_audience(self.url))
+        mc_seed(self.url, model_emails(self.db) - have)
+        EmulatorDest.faults(self, on, rng, slow)
+
+    def records(self):
+        return {e: {} for e in mc_members(self.url, self.sid)}
+
+
+@pytest.mark.parametrize("seed", INV_SEEDS)
+def test_hubspot_list_invariant(project, db, hs, seed):
+    scenario(HubSpotListDest(hs), db, project, seed)
+
+
+@pytest.mark.parametrize("seed", INV_SEEDS)
+def test_mailchimp_segment_invariant(project, db, mc, seed):
+    scenario(MailchimpSegmentDest(mc), db, project, seed)
+
+
+def test_hubspot_member_whose_answer_was_lost_leaves_the_list(project, db, hs):
+    """memberships/add applied, its answer lost (no record id stored); the row
+    leaves the model before a run hears back: it is still removed from the list"""
+    url = hs
+    hs_seed(url, {email(i) for i in range(1, 4)})
+    ids = sorted(hs_contacts(url).values(), key=int)
+    db.psql("CREATE TABLE crm_ids (id int PRIMARY KEY, hs_id text);"
+            "INSERT INTO crm_ids VALUES " +
+            ",".join("(%d,'%s')" % (i, v) for i, v in enumerate(ids)) + ";")
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url}})
+    lid = control(url, "lists", {"name": "By id", "objectTypeId": "0-1",
+                                 "processingType": "MANUAL"})["list"]["listId"]
+    p.add_mapping("byid", {"source": "warehouse", "query": "SELECT id, hs_id FROM crm_ids",
+                           "key": "id", "destination": "hs", "object": "contacts",
+                           "mode": "membership", "list": lid,
+                           "match": {"hs_object_id": "hs_id"},
+                           "fields": {"hs_object_id": "hs_id"}})
+    control(url, "config", {"drop_after": 1.0})
+    rc, out, err = p.run("run", "byid", env=HS_ENV)
+    assert rc == 4, err                              # no answer at all
+    assert hs_members(url, lid) == set(ids)          # but HubSpot applied it
+    control(url, "config", {"drop_after": 0.0})
+    db.psql("DELETE FROM crm_ids WHERE id = 0")
+    rc, out, err = p.run("run", "byid", env=HS_ENV)
+    assert rc == 0, err
+    assert hs_members(url, lid) == set(ids[1:])
