@@ -10,6 +10,7 @@
  *            acknowledged with the found id, the rest created.  A create
  *            is never replayed by the HTTP engine (not idempotent): a create
  *            that got no answer leaves its row pending for the next run.
+ *   membership  the rows are a static list's members: hubspot_lists.c
  *   mirror   upsert, and removed rows -> batch/archive by stored id.  Both
  *            on_remove "archive" and "delete" archive: HubSpot's v3 delete
  *            *is* archive (restorable for 90 days); the permanent GDPR
@@ -55,6 +56,9 @@ static const char *const hs_conn_keys[] = {
 	"token", "requests_per_10s", "daily_limit", "max_inflight", "timeout",
 	"api_version", NULL
 };
+
+/* the list a sync in mode membership keeps (hubspot_lists.c) */
+static const char *const hs_sync_keys[] = { "list", NULL };
 
 static const char *const hs_verb[HS_NKIND] = {
 	"upsert", "update", "create", "read", "archive", "read", "search", "search",
@@ -260,6 +264,8 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	retl_buf val = RETL_BUF_INIT;
 	int k;
 
+	if (c->base.mode == RETL_MODE_MEMBERSHIP)
+		return hubspot_list_prepare(c, b, i, id, reason);
 	int mk = hubspot_match_kind(c, op);
 	if (op->kind == RETL_OP_REMOVE) {
 		if (mk == HS_SEARCH && op->match && op->match[0]) {
@@ -364,6 +370,8 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
+	if (c->base.mode == RETL_MODE_MEMBERSHIP)
+		return hubspot_list_encode(c, r);
 	if (r->kind == HS_SEARCH || r->kind == HS_SEARCH1) {
 		hubspot_search_encode(c, r);
 		return 0;
@@ -438,6 +446,7 @@ static void hs_fini(void *d)
 	free(c->objects);
 	free(c->properties);
 	free(c->ie);
+	hubspot_list_fini(c);
 }
 
 /* the mapping: flat properties, and the match property */
@@ -461,7 +470,7 @@ static int hs_setup(void *d, struct retl_err *err)
 	    hubspot_match_setup(c, err) < 0 || hubspot_ie_setup(c) < 0)
 		return -1;
 	c->id_ci = c->id_prop && !strcmp(c->id_prop, "email");
-	return 0;
+	return hubspot_list_setup(c, err);
 }
 
 static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
@@ -521,11 +530,13 @@ static const struct retl_hd_ops hs_ops = {
 const struct retl_destination retl_dest_hubspot = {
 	.name = "hubspot",
 	.modes = 1u << RETL_MODE_UPSERT | 1u << RETL_MODE_UPDATE |
-		 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR,
+		 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR |
+		 1u << RETL_MODE_MEMBERSHIP,
 	.removals = 1u << RETL_REMOVE_ARCHIVE | 1u << RETL_REMOVE_DELETE,
 	.max_batch = HS_MAX_INPUTS,
 	.if_empty = 1,                /* hubspot_if_empty.c */
 	.conn_keys = hs_conn_keys,
+	.sync_keys = hs_sync_keys,
 	.validate = hs_validate,
 	.http = &hs_ops,
 	.check = hubspot_check,

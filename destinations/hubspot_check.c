@@ -36,7 +36,8 @@ static void check_property(const struct hs_ctx *c, const json_t *results,
 		retl_hd_did_you_mean(probs, s);
 	} else if (c->by_object_id && !strcmp(t, "hs_object_id")) {
 		/* the record id: finds the record, never written */
-	} else if (read_only(p)) {
+	} else if (read_only(p) && c->base.mode != RETL_MODE_MEMBERSHIP) {
+		/* (membership only reads its one field, the match property) */
 		retl_hd_problem(probs, "%s: fields.%s: hubspot: %s.%s is read-only in HubSpot; remove it from fields",
 				file, t, c->base.object, t);
 	} else if (c->id_prop && !strcmp(t, c->id_prop) && c->search) {
@@ -74,5 +75,7 @@ int hubspot_check(void *ctx, struct retl_err *err)
 			 "hubspot: %s.%s does not have unique values (hasUniqueValue false): records are found through search (POST %s/%s/search, one request per 100 rows and page of 200 results, at most 5 a second) before they are updated or created; rows that match no record are %s, rows that match several fail \"ambiguous match\"",
 			 c->base.object, c->id_prop, c->objects, c->base.object,
 			 c->base.mode == RETL_MODE_UPDATE ? "failed \"no record matches\"" : "created");
+	if (rc == 0 && c->base.mode == RETL_MODE_MEMBERSHIP)
+		rc = hubspot_list_check(c, err);
 	return rc;
 }

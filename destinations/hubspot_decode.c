@@ -629,6 +629,8 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 	const struct retl_http_req *req = r->http;
 	long st = req->status;
 
+	if (c->base.mode == RETL_MODE_MEMBERSHIP)
+		return hubspot_list_decode(c, r, err);
 	if (st == 200 && (r->kind == HS_SEARCH || r->kind == HS_SEARCH1))
 		return hubspot_search_decode(c, r);
 	if ((st == 200 || st == 207) && (r->kind == HS_PEEK_ID || r->kind == HS_PEEK_PROP))

@@ -38,6 +38,9 @@ struct hs_ctx {
 	/* the "write": "if_empty" fields' targets (hubspot_if_empty.c) */
 	const char **ie;
 	size_t nie;
+	/* mode membership (hubspot_lists.c) */
+	char *lists;                      /* "/crm/v3/lists" or "/crm/lists/2026-03" */
+	char *list_id;                    /* the sync key "list" */
 };
 
 /* ---- hubspot_if_empty.c ---- */
@@ -88,6 +91,18 @@ void hubspot_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc
 		  long ops, long *requests, long *jobs);
 /* "domain" is matched through search unless HubSpot says it is unique */
 int hubspot_known_unique(const char *object, const char *prop);
+
+/* hubspot_lists.c: mode "membership", a static list's members.  setup
+ * reads the sync key "list" (refused in other modes); the others stand in
+ * for hubspot.c's own in that mode */
+int hubspot_list_setup(struct hs_ctx *c, struct retl_err *err);
+void hubspot_list_fini(struct hs_ctx *c);
+int hubspot_list_prepare(struct hs_ctx *c, struct retl_batch *b, size_t i,
+			 retl_buf *id, retl_buf *reason);
+int hubspot_list_encode(struct hs_ctx *c, struct retl_request *r);
+enum retl_hd_verdict hubspot_list_decode(struct hs_ctx *c, struct retl_request *r,
+					 struct retl_err *err);
+int hubspot_list_check(struct hs_ctx *c, struct retl_err *err);
 
 /* GET /crm/v3/properties/{object} and the checks on it (hubspot_check.c) */
 int hubspot_check(void *ctx, struct retl_err *err);

@@ -418,6 +418,13 @@ void hubspot_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc
 	*requests = (ops + 99) / 100;
 	json_object_foreach(sc->match, k, v)
 		prop = k;
+	if (sc->mode == RETL_MODE_MEMBERSHIP) {
+		/* a batch/read by the match property finds the records before
+		 * they join (hubspot_lists.c); removals go by the stored id */
+		if (ops && prop && strcmp(prop, "hs_object_id"))
+			*requests += (ops + 99) / 100;
+		return;
+	}
 	const char *ie = retl_mapping_if_empty_field(sc->mapping);
 	if (ops && ie && sc->mode != RETL_MODE_INSERT) {
 		long reads = (ops + 99) / 100;

@@ -29,6 +29,8 @@
  *                                     key "delete_permanent": true (the
  *                                     address can never be imported again)
  *            A 404 on a removal means the member is gone already: done.
+ *   membership  the rows are a static segment's (a tag's) members:
+ *            mailchimp_segment.c
  *
  * Every request is safe to replay, so the HTTP engine retries 5xx and
  * dropped connections for all of them.  The key is the email address (the
@@ -81,7 +83,7 @@ static const char *const mc_conn_keys[] = {
 };
 
 static const char *const mc_sync_keys[] = {
-	"status_if_new", "delete_permanent", NULL
+	"status_if_new", "delete_permanent", "segment", NULL
 };
 
 /* ---- options ---- */
@@ -160,6 +162,8 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 {
 	struct mc_ctx *c = d;
 	const struct retl_op *op = &b->ops[i];
+	if (c->base.mode == RETL_MODE_MEMBERSHIP)
+		return mailchimp_segment_prepare(c, b, i, id, reason);
 	if (op->kind != RETL_OP_REMOVE) {
 		json_t *tags = c->has_tags ? json_array() : NULL;
 		size_t id0 = id->len;     /* id and body hold every op's: ours
@@ -210,7 +214,10 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 
 static size_t mc_max_ops(void *d, int kind)
 {
-	/* batch subscribe takes 500 members; the rest go one a request */
+	/* batch subscribe takes 500 members, a segment's batch 500 addresses;
+	 * the rest go one a request */
+	if (((struct mc_ctx *)d)->base.mode == RETL_MODE_MEMBERSHIP)
+		return MC_MAX_MEMBERS;
 	return kind == MC_UPSERT || kind == MC_INSERT || kind == MC_UNSUB ?
 	       MC_MAX_MEMBERS : 1;
 }
@@ -262,6 +269,8 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf *o = &req->body;
 
 	(void)err;
+	if (c->base.mode == RETL_MODE_MEMBERSHIP)
+		return mailchimp_segment_encode(c, r);
 	req->idempotent = 1;
 	switch (r->kind) {
 	case MC_ARCHIVE:
@@ -502,6 +511,8 @@ static enum retl_hd_verdict mc_decode(void *d, struct retl_request *r,
 	long st = req->status;
 	int single = r->kind == MC_ARCHIVE || r->kind == MC_DELETE;
 
+	if (c->base.mode == RETL_MODE_MEMBERSHIP)
+		return mailchimp_segment_decode(c, r, err);
 	if (single && (st == 204 || st == 200 || st == 404)) {
 		/* 404: archived or erased already */
 		retl_req_set_all(r, RETL_RES_ACK, NULL);
@@ -640,7 +651,8 @@ static int mc_setup(void *d, struct retl_err *err)
 	struct mc_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
 	c->on_remove = sc->on_remove;
-	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0)
+	if (open_fields(c, sc, err) < 0 || open_sync_keys(c, sc, err) < 0 ||
+	    mailchimp_segment_setup(c, err) < 0)
 		return -1;
 	if (c->has_tags) {
 		const struct retl_dest_env *env = &c->base.env;
@@ -660,6 +672,7 @@ static void mc_fini(void *d)
 {
 	struct mc_ctx *c = d;
 	json_decref(c->managed);
+	mailchimp_segment_fini(c);
 }
 
 /* the key: its data center is the API host; Basic auth */
@@ -698,7 +711,7 @@ static const struct retl_hd_ops mc_ops = {
 const struct retl_destination retl_dest_mailchimp = {
 	.name = "mailchimp",
 	.modes = 1u << RETL_MODE_UPSERT | 1u << RETL_MODE_INSERT |
-		 1u << RETL_MODE_MIRROR,
+		 1u << RETL_MODE_MIRROR | 1u << RETL_MODE_MEMBERSHIP,
 	.removals = 1u << RETL_REMOVE_UNSUBSCRIBE | 1u << RETL_REMOVE_ARCHIVE |
 		    1u << RETL_REMOVE_DELETE,
 	.max_batch = MC_MAX_MEMBERS,

@@ -273,11 +273,16 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 		fields = retl_hd_answer_array(&c->base, req, what.ptr, "merge_fields", &root, err);
 	for (size_t i = 0; fields && i < c->base.nf; i++)
 		check_merge_field(c, fields, i, &probs);
-	if (fields)
+	/* membership adds no contact: the audience's required fields are
+	 * another sync's business */
+	if (fields && c->base.mode != RETL_MODE_MEMBERSHIP)
 		check_required(c, fields, &probs);
 	retl_http_req_free(req);
 	json_decref(root);
 	retl_buf_free(&path);
 	retl_buf_free(&what);
-	return retl_hd_problems(&probs, fields != NULL, err);
+	int rc = retl_hd_problems(&probs, fields != NULL, err);
+	if (rc == 0 && c->base.mode == RETL_MODE_MEMBERSHIP)
+		rc = mailchimp_segment_check(c, err);
+	return rc;
 }

@@ -37,7 +37,21 @@ struct mc_ctx {
 	int has_tags;                     /* "tags" is mapped */
 	json_t *managed;                  /* tag names the mapping has ever set
 					   * (the sync's note "mailchimp_tags") */
+	char *segment;                    /* mode membership: the sync key
+					   * "segment" (mailchimp_segment.c) */
 };
+
+/* ---- mailchimp_segment.c: mode "membership", a static segment's members;
+ * setup reads the sync key "segment" (refused in other modes), the others
+ * stand in for mailchimp.c's own in that mode ---- */
+int mailchimp_segment_setup(struct mc_ctx *c, struct retl_err *err);
+void mailchimp_segment_fini(struct mc_ctx *c);
+int mailchimp_segment_prepare(struct mc_ctx *c, struct retl_batch *b, size_t i,
+			      retl_buf *id, retl_buf *reason);
+int mailchimp_segment_encode(struct mc_ctx *c, struct retl_request *r);
+enum retl_hd_verdict mailchimp_segment_decode(struct mc_ctx *c, struct retl_request *r,
+					      struct retl_err *err);
+int mailchimp_segment_check(struct mc_ctx *c, struct retl_err *err);
 
 /* ---- mailchimp_tags.c ---- */
 

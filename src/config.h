@@ -30,6 +30,9 @@ enum retl_mode {
 	RETL_MODE_UPDATE,
 	RETL_MODE_INSERT,
 	RETL_MODE_MIRROR,
+	RETL_MODE_MEMBERSHIP,     /* every row is a member of a list (the sync's
+				   * list/segment key); rows that leave the
+				   * model are removed from it, never deleted */
 };
 
 enum retl_on_remove {
@@ -169,6 +172,9 @@ size_t retl_config_keep_previous(struct retl_config *cfg,
 				 const struct retl_config *old);
 
 const char *retl_mode_name(enum retl_mode m);
+/* does the sync send a removal for a row that left the model: mirror with
+ * an on_remove action, or membership (leaving the list) */
+int retl_sync_removes(const struct retl_sync_cfg *sc);
 const char *retl_on_remove_name(enum retl_on_remove r);
 
 #endif

@@ -20,7 +20,9 @@
 #include "mapping.h"
 #include "schedule.h"
 
-static const char *const mode_names[] = { "upsert", "update", "insert", "mirror", NULL };
+static const char *const mode_names[] = {
+	"upsert", "update", "insert", "mirror", "membership", NULL
+};
 static const char *const remove_names[] = {
 	"ignore", "archive", "delete", "unsubscribe", "clear", NULL
 };
@@ -32,7 +34,13 @@ static const char *const sync_keys[] = {
 
 const char *retl_mode_name(enum retl_mode m)
 {
-	return (unsigned)m < 4 ? mode_names[m] : "?";
+	return (unsigned)m <= RETL_MODE_MEMBERSHIP ? mode_names[m] : "?";
+}
+
+int retl_sync_removes(const struct retl_sync_cfg *sc)
+{
+	return sc->mode == RETL_MODE_MEMBERSHIP ||
+	       (sc->mode == RETL_MODE_MIRROR && sc->on_remove != RETL_REMOVE_IGNORE);
 }
 
 const char *retl_on_remove_name(enum retl_on_remove r)
@@ -284,6 +292,10 @@ static int read_on_remove(struct sync_load *l, const struct sync_step *st,
 	if (read_name(l, st->key, v, remove_names, "action", &i) < 0)
 		return -1;
 	sc->on_remove = (enum retl_on_remove)i;
+	/* membership always removes a row that left the model from the list,
+	 * and only from the list: no action to choose */
+	if (sc->mode == RETL_MODE_MEMBERSHIP && v)
+		return retl_cfg_fail(l->c, st->key, "not used in mode \"membership\": a row that leaves the model is removed from the list (the record itself is kept); remove on_remove");
 	if (sc->on_remove == RETL_REMOVE_IGNORE)
 		return 0;
 	if (sc->mode != RETL_MODE_MIRROR)

@@ -255,8 +255,9 @@ static void run_init(struct run *r)
 			r->match_targets[i++] = k;
 	}
 	r->seen_match = retl_match_set_new();
-	r->orphans = r->nmatch && r->sc->mode == RETL_MODE_MIRROR &&
-		     r->sc->on_remove != RETL_REMOVE_IGNORE;
+	/* a key whose match value moved leaves its old record behind: in a
+	 * list, that record's membership goes too */
+	r->orphans = r->nmatch && retl_sync_removes(r->sc);
 }
 
 /* the sync's lock, and its run record (not for a plan) */
@@ -360,8 +361,7 @@ static enum run_end removals(struct run *r)
 		if (e->cached && !e->seen)
 			gone++;
 	r->sum->would_remove = gone;
-	int send_removes = r->sc->mode == RETL_MODE_MIRROR &&
-			   r->sc->on_remove != RETL_REMOVE_IGNORE;
+	int send_removes = retl_sync_removes(r->sc);
 	if (gone && send_removes && check_safety(r, gone) < 0) {
 		retl_err_set(r->err, RETL_EXIT_SAFETY, "%s", r->sum->message);
 		return RUN_STOPPED;

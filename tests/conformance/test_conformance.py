@@ -56,6 +56,8 @@ ROUTES = [
      "/crm/objects/2026-03/"),
     ("hubspot", "/crm/properties/2026-03/", "hubspot/crm-properties-2026-03.json",
      "/crm/properties/2026-03/"),
+    ("hubspot", "/crm/v3/lists/", "hubspot/crm-lists-v3.json", "/crm/v3/lists/"),
+    ("hubspot", "/crm/lists/2026-03/", "hubspot/crm-lists-2026-03.json", "/crm/lists/2026-03/"),
     ("mailchimp", "/3.0/", "mailchimp/marketing-3.0.85.openapi.json", "/"),
 ]
 VENDORS = ("hubspot", "mailchimp")
@@ -217,14 +219,19 @@ _HS = [f"POST /crm/{v}/contacts/batch/{k}"
        for v in ("v3/objects", "objects/2026-03")
        for k in ("upsert", "update", "create", "read", "archive")] + \
       [f"GET /crm/{v}/contacts" for v in ("v3/properties", "properties/2026-03")]
+# mode membership: a static list's members (a list id in the path)
+_HS_LISTS = [rf"PUT /crm/{v}/\d+/memberships/{k}$" for v in ("v3/lists", "lists/2026-03")
+             for k in ("add", "remove")] + \
+            [rf"GET /crm/{v}/\d+$" for v in ("v3/lists", "lists/2026-03")]
 REQUEST_TYPES = {
-    "hubspot": [re.escape(t) + "$" for t in _HS],
+    "hubspot": [re.escape(t) + "$" for t in _HS] + _HS_LISTS,
     "mailchimp": [r"GET /3\.0/ping$", r"GET /3\.0/lists/\w+$",
                   r"GET /3\.0/lists/\w+/merge-fields", r"POST /3\.0/lists/\w+$",
                   r"PUT /3\.0/lists/\w+/members/[0-9a-f]{32}$",
                   r"POST /3\.0/lists/\w+/members/[0-9a-f]{32}/tags$",
                   r"DELETE /3\.0/lists/\w+/members/[0-9a-f]{32}$",
-                  r"POST /3\.0/lists/\w+/members/[0-9a-f]{32}/actions/delete-permanent$"],
+                  r"POST /3\.0/lists/\w+/members/[0-9a-f]{32}/actions/delete-permanent$",
+                  r"GET /3\.0/lists/\w+/segments/\d+$", r"POST /3\.0/lists/\w+/segments/\d+$"],
 }
 
 
@@ -331,6 +338,12 @@ def test_a_malformed_hubspot_request_is_caught(prism):
     assert violations(hs, upsert, "/crm/v3/objects/contacts/batch/upsert")
     create = dict(upsert, body=json.dumps({"inputs": [{"properties": {"email": "a@x.io"}}]}))
     assert violations(hs, create, "/crm/v3/objects/contacts/batch/create")
+    # a list's membership change takes an array of record id strings
+    lists = prism["hubspot/crm-lists-v3.json"]
+    members = {"emulator": "hubspot", "method": "PUT", "body": json.dumps({"ids": ["1"]})}
+    assert violations(lists, members, "/crm/v3/lists/123/memberships/add")
+    assert not violations(lists, dict(members, body='["1", "2"]'),
+                          "/crm/v3/lists/123/memberships/add")
 
 
 def test_a_malformed_mailchimp_request_is_caught(prism):

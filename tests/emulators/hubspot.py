@@ -11,6 +11,7 @@ API served (Authorization: Bearer <token>):
   GET  /crm/v3/objects/{object}/{id}?idProperty=&properties=
   GET  /crm/v3/properties/{object}  and  /crm/v3/properties/{object}/{name}
   POST /crm/v3/objects/{object}/search      (hubspot_search.py: filters, paging, its limit)
+  Lists (static list membership): hubspot_lists.py
   The date-based versions (/crm/objects/2026-03/..., /crm/properties/2026-03/...)
   are served alike: HubSpot's specs of both have the same calls and bodies.
   {object}: contacts, companies, deals, tickets (also their singular and 0-1/0-2/0-3/0-5
@@ -86,6 +87,7 @@ from collections import deque, OrderedDict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import hubspot_search  # noqa: E402
+import hubspot_lists  # noqa: E402
 from common import Response, DROP, correlation_id, iso_ms  # noqa: E402
 
 MAX_BATCH = 100
@@ -276,6 +278,7 @@ class HubSpotEmulator(common.Emulator):
         self.auth_count = 0        # authenticated API requests (for nth-429 / expiry)
         self.expired_done = False
         self._index_names()
+        hubspot_lists.reset(self)
 
     def on_config_change(self):
         self.rate_max, self.rate_window = parse_rate(self.knobs["rate"])
@@ -307,6 +310,8 @@ class HubSpotEmulator(common.Emulator):
         parts = req.path.strip("/").split("/")[1:]  # after _emulator
         if not parts:
             return None
+        if parts[0] == "lists":
+            return hubspot_lists.handle_control(self, req, parts)
         if parts[0] == "records" and len(parts) == 2:
             with self.lock:
                 oid = self.resolve(parts[1])
@@ -483,6 +488,9 @@ class HubSpotEmulator(common.Emulator):
     DATED = re.compile(r"^/crm/(objects|properties)/\d{4}-\d{2}/")
 
     def handle_api(self, req):
+        r = hubspot_lists.handle_api(self, req, req.path)
+        if r is not None:
+            return r
         route = None
         path = self.DATED.sub(lambda m: "/crm/v3/%s/" % m.group(1), req.path)
         for method, rx, name in self.ROUTES:

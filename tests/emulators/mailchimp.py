@@ -16,6 +16,7 @@ API served (HTTP basic auth, any user name, the API key as password; or "Bearer 
   GET|PUT|PATCH|DELETE /3.0/lists/{list_id}/members/{subscriber_hash}   (DELETE archives)
   POST   /3.0/lists/{list_id}/members/{hash}/tags    {"tags": [{name, status}]} -> 204
   POST   /3.0/lists/{list_id}/members/{hash}/actions/delete-permanent      -> 204
+  Segments (static segments, i.e. tags: members added and removed): mailchimp_segments.py
 
 The contract is Mailchimp's published spec, marketing 3.0.85 (OpenAPI conversion, patched
 copy in tests/specs/mailchimp/, origin and licence in its README.md; its paths name the
@@ -123,6 +124,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import mailchimp_segments  # noqa: E402
 import schema  # noqa: E402
 from common import Response, iso_ms  # noqa: E402
 
@@ -137,7 +139,9 @@ SPEC = schema.Spec.load(SPEC_FILE)
 BODIES = {("POST", "/lists/{listId}"),
           ("PUT", "/lists/{listId}/members/{subscriberHash}"),
           ("PATCH", "/lists/{listId}/members/{subscriberHash}"),
-          ("POST", "/lists/{listId}/members/{subscriberHash}/tags")}
+          ("POST", "/lists/{listId}/members/{subscriberHash}/tags"),
+          ("POST", "/lists/{listId}/segments"),
+          ("POST", "/lists/{listId}/segments/{segmentId}")}
 INVALID = ("The resource submitted could not be validated. "
            "For field-specific details, see the 'errors' array.")
 NOT_A_CHOICE = "The value you selected is not a valid choice"
@@ -335,6 +339,8 @@ class MailchimpEmulator(common.Emulator):
                     return self.batch(req, lst)
                 return problem(405, "Method Not Allowed",
                                "The requested method and resource are not compatible. See the Allow header for this resource's available methods.")
+            if parts[2] == "segments":
+                return mailchimp_segments.route(self, req, lst, parts[2:])
             if parts[2] == "merge-fields" and len(parts) == 3 and m == "GET":
                 fs = lst["merge_fields"]
                 return Response(200, {"merge_fields": fs, "list_id": lst["id"], "total_items": len(fs)})
@@ -628,6 +634,8 @@ class MailchimpEmulator(common.Emulator):
         if not p:
             return None
         with self.lock:
+            if p[0] == "segments":
+                return mailchimp_segments.control(self, req, p)
             if p[0] == "members" and len(p) == 2:
                 lst = self.lists.get(p[1])
                 if lst is None:

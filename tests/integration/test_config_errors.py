@@ -197,11 +197,14 @@ CASES = [
 
     # --- modes and removals ---
     ("mode-unknown", GOOD_RETL, sync(mode="upsrt"),
-     'mappings/x.json: mode: unknown mode "upsrt" (expected one of upsert, update, insert, mirror)'),
+     'mappings/x.json: mode: unknown mode "upsrt" (expected one of upsert, update, insert, mirror, membership)'),
     ("mode-not-string", GOOD_RETL, sync(mode=1),
-     "mappings/x.json: mode: expected a string (one of upsert, update, insert, mirror)"),
+     "mappings/x.json: mode: expected a string (one of upsert, update, insert, mirror, membership)"),
     ("mode-unsupported", GOOD_RETL, sync(mode="update"),
      'mappings/x.json: mode: mode "update" is not supported by the file destination '
+     "(supported: upsert, insert, mirror)"),
+    ("mode-membership-unsupported", GOOD_RETL, sync(mode="membership"),
+     'mappings/x.json: mode: mode "membership" is not supported by the file destination '
      "(supported: upsert, insert, mirror)"),
     ("on-remove-unknown", GOOD_RETL, sync(mode="mirror", on_remove="remove"),
      'mappings/x.json: on_remove: unknown action "remove" '
@@ -341,7 +344,7 @@ def test_first_sync_in_name_order_is_reported(tmp_path):
     (tmp_path / "mappings" / "a.json").write_text(sync(mode="bad_a"))
     p = run_check(tmp_path)
     assert ('mappings/a.json: mode: unknown mode "bad_a" '
-            "(expected one of upsert, update, insert, mirror)") in p.stderr.splitlines()
+            "(expected one of upsert, update, insert, mirror, membership)") in p.stderr.splitlines()
     assert p.returncode == 2
 
 

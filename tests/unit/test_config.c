@@ -408,7 +408,7 @@ static void test_errors(void)
 	CHECK_STR(load_error(BASIC_RETL,
 			     "{\"source\": \"wh\", \"query\": \"q\", \"key\": \"id\", "
 			     "\"destination\": \"out\", \"mode\": \"upsrt\", \"fields\": {\"id\": \"id\"}}"),
-		  "mappings/x.json: mode: unknown mode \"upsrt\" (expected one of upsert, update, insert, mirror)");
+		  "mappings/x.json: mode: unknown mode \"upsrt\" (expected one of upsert, update, insert, mirror, membership)");
 	CHECK_STR(load_error(BASIC_RETL,
 			     "{\"source\": \"wh\", \"query\": \"q\", \"key\": \"id\", "
 			     "\"destination\": \"out\", \"mode\": \"update\", \"fields\": {\"id\": \"id\"}}"),
@@ -463,7 +463,7 @@ static void test_error_order(void)
 		{ "\"object\": 5", NULL,
 		  "mappings/x.json: object: expected a non-empty string" },
 		{ "\"mode\": \"upsrt\"", NULL,
-		  "mappings/x.json: mode: unknown mode \"upsrt\" (expected one of upsert, update, insert, mirror)" },
+		  "mappings/x.json: mode: unknown mode \"upsrt\" (expected one of upsert, update, insert, mirror, membership)" },
 		{ "\"match\": {\"email\": 1}", NULL,
 		  "mappings/x.json: match.email: expected a column name" },
 		{ "\"fields\": []", "\"fields\": {\"id\": \"id\"}",
@@ -617,6 +617,7 @@ int main(void)
 	test_locate();
 	test_invalid_sync_is_skipped();
 	CHECK_STR(retl_mode_name(RETL_MODE_MIRROR), "mirror");
+	CHECK_STR(retl_mode_name(RETL_MODE_MEMBERSHIP), "membership");
 	CHECK_STR(retl_on_remove_name(RETL_REMOVE_UNSUBSCRIBE), "unsubscribe");
 	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	TEST_DONE();

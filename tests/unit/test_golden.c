@@ -12,7 +12,8 @@
  *                        "key": "1" (or an array: a composite key),
  *                        "payload": {...} (written compact, key order kept;
  *                                   a string is sent verbatim) or null,
- *                        "dest_id": "..." (optional), "pending": true (optional)}],
+ *                        "dest_id": "..." (optional), "pending": true (optional),
+ *                        "match": "..." (optional: the match value sent)}],
  *               "results": [per op, in op order: ["ACK", dest_id|null],
  *                           ["REJECT", reason], ["RETRY", reason],
  *                           ["DEFER", <the outcome reported later for its
@@ -79,7 +80,7 @@ struct gc {
 
 	struct retl_op *ops;
 	size_t nops;
-	char **strs;              /* the ops' strings, 4 per op */
+	char **strs;              /* the ops' strings, 5 per op */
 	struct retl_result *res;
 	char **fatal;             /* per op: its batch's fatal message */
 	json_t *notes;            /* env: name -> value */
@@ -426,10 +427,10 @@ static int build_ops(struct gc *g)
 	g->ops = retl_calloc(g->nops ? g->nops : 1, sizeof(*g->ops));
 	g->res = retl_calloc(g->nops ? g->nops : 1, sizeof(*g->res));
 	g->fatal = retl_calloc(g->nops ? g->nops : 1, sizeof(*g->fatal));
-	g->strs = retl_calloc(g->nops ? 4 * g->nops : 1, sizeof(*g->strs));
+	g->strs = retl_calloc(g->nops ? 5 * g->nops : 1, sizeof(*g->strs));
 	json_array_foreach(ops, i, o) {
 		struct retl_op *op = &g->ops[i];
-		char **s = &g->strs[4 * i];
+		char **s = &g->strs[5 * i];
 		json_t *k = json_object_get(o, "key"), *p = json_object_get(o, "payload");
 		if (op_kind(json_string_value(json_object_get(o, "op")), &op->kind) < 0) {
 			fail(g, "case.json: ops[%zu].op: expected upsert, insert, update or remove", i);
@@ -453,11 +454,14 @@ static int build_ops(struct gc *g)
 			s[2] = json_dumps(p, JSON_COMPACT);
 		if (json_is_string(json_object_get(o, "dest_id")))
 			s[3] = retl_strdup(json_string_value(json_object_get(o, "dest_id")));
+		if (json_is_string(json_object_get(o, "match")))
+			s[4] = retl_strdup(json_string_value(json_object_get(o, "match")));
 		op->key = s[0];
 		op->key_json = s[1];
 		op->payload = s[2];
 		op->payload_len = s[2] ? strlen(s[2]) : 0;
 		op->dest_id = s[3];
+		op->match = s[4];
 		op->pending = json_is_true(json_object_get(o, "pending"));
 	}
 	return 0;
@@ -850,7 +854,7 @@ static void write_case(struct gc *g, json_t *results)
 
 static void gc_free(struct gc *g)
 {
-	for (size_t i = 0; g->strs && i < 4 * g->nops; i++)
+	for (size_t i = 0; g->strs && i < 5 * g->nops; i++)
 		free(g->strs[i]);
 	for (size_t i = 0; g->res && i < g->nops; i++) {
 		free(g->res[i].dest_id);
