@@ -390,12 +390,15 @@ static int open_fields(struct sf_ctx *c, const struct retl_sync_cfg *sc,
 {
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
-		if (strchr(t, '.') || c->base.ftype[i] == RETL_TYPE_JSON)
+		if (c->base.ftype[i] == RETL_TYPE_JSON)
 			return retl_err_set(err, RETL_EXIT_USAGE,
-					    "%s: fields.%s: Salesforce fields are flat: a dotted target or type \"json\" cannot be sent",
+					    "%s: fields.%s: Salesforce fields are flat: type \"json\" cannot be sent",
 					    sc->file, t);
 	}
-	return retl_hd_match_one(&c->base, &sf_match_words, &c->ext, err);
+	if (retl_hd_match_one(&c->base, &sf_match_words, &c->ext, err) < 0)
+		return -1;
+	/* dotted targets: relationships only (salesforce_rel.c) */
+	return sf_rel_open(c, err);
 }
 
 static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)

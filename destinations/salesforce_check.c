@@ -100,6 +100,8 @@ int sf_check(void *ctx, struct retl_err *err)
 	int updates = c->base.mode != RETL_MODE_INSERT;
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
+		if (strchr(t, '.'))
+			continue;       /* a relationship: sf_rel_check */
 		const json_t *f = retl_dest_find(fields, "name", t, 1);
 		if (!f) {
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s has no field \"%s\"",
@@ -136,6 +138,7 @@ int sf_check(void *ctx, struct retl_err *err)
 					      c->base.sc->file, t, s, c->base.object, t, flen);
 		}
 	}
+	sf_rel_check(c, fields, &pr);
 	if (pr.len) {
 		retl_err_set(err, RETL_EXIT_USAGE, "%s", pr.ptr + 1);
 		goto out;
