@@ -58,6 +58,8 @@ static void header(struct sf_ctx *c, enum sf_kind k, retl_buf *o)
 	if (k == SF_UPDATE)
 		retl_buf_adds(o, "Id");
 	for (size_t i = 0; i < c->base.nf; i++) {
+		if (k == SF_UPDATE && !strcmp(c->base.ftarget[i], "Id"))
+			continue;       /* the first column (match {"Id": …}) */
 		if (i || k == SF_UPDATE)
 			retl_buf_addc(o, ',');
 		retl_buf_adds(o, c->base.ftarget[i]);
@@ -177,6 +179,8 @@ static int csv_line(struct sf_ctx *c, enum sf_kind k, const struct retl_op *op,
 	for (size_t i = 0; i < c->base.nf; i++) {
 		int is_match = c->ext && !strcmp(c->base.ftarget[i], c->ext) &&
 			       k != SF_UPDATE;
+		if (k == SF_UPDATE && !strcmp(c->base.ftarget[i], "Id"))
+			continue;
 		if (i || k == SF_UPDATE)
 			retl_buf_addc(o, ',');
 		if (!cols[i].raw)

@@ -112,10 +112,14 @@ int sf_check(void *ctx, struct retl_err *err)
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not createable (mode %s creates records)",
 				      c->base.sc->file, t, c->base.object, t, retl_mode_name(c->base.mode));
 		if (updates && !json_is_true(json_object_get(f, "updateable")) &&
-		    !(c->ext && !strcmp(t, c->ext) && creates))
+		    !(c->ext && !strcmp(t, c->ext) && creates) && !(c->by_id && !strcmp(t, "Id")))
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not updateable (mode %s updates records)",
 				      c->base.sc->file, t, c->base.object, t, retl_mode_name(c->base.mode));
-		if (c->ext && !strcmp(t, c->ext) &&
+		if (c->lookup && !strcmp(t, c->lookup) &&
+		    !json_is_true(json_object_get(f, "filterable")))
+			retl_buf_addf(&pr, "\n%s: match.%s: salesforce: %s.%s is not filterable: update finds records by it with a SOQL query (WHERE %s IN (…)), which it cannot be used in",
+				      c->base.sc->file, t, c->base.object, t, t);
+		if (c->ext && !strcmp(t, c->ext) && creates &&
 		    !json_is_true(json_object_get(f, "externalId")))
 			retl_buf_addf(&pr, "\n%s: match.%s: salesforce: %s.%s is not an External ID field; upserts find records by an External ID (mark the field \"External ID\" in Setup, or match on one that is)",
 				      c->base.sc->file, t, c->base.object, t);

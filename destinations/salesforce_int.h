@@ -29,6 +29,11 @@ struct sf_ctx {
 	struct retl_http_dest base;       /* first; base.url is the login
 					   * host, base.http the API calls */
 	const char *ext;                  /* the External ID field (match), or NULL */
+	/* mode update (salesforce_lookup.c): by the model's Id (match
+	 * {"Id": …}), or by looking lookup's value up with SOQL */
+	int by_id;
+	const char *lookup;               /* the match field, or NULL */
+	int lookup_quoted;                /* its SOQL literals are quoted text */
 
 	/* auth */
 	enum sf_grant grant;
@@ -136,6 +141,17 @@ void sf_rel_header(struct sf_ctx *c, retl_buf *o);
 /* check: every relationship target against the describe of the object
  * (fields) and of its parent; problems added to pr */
 void sf_rel_check(struct sf_ctx *c, const json_t *fields, retl_buf *pr);
+
+/* salesforce_lookup.c: update-only by any field */
+/* s[0..n) as a SOQL string literal, quotes included */
+void sf_soql_quote(const char *s, size_t n, retl_buf *out);
+/* describes the object once: the match field's type */
+int sf_lookup_open(struct sf_ctx *c, struct retl_err *err);
+/* the update spool's rows looked up by c->lookup: those with one record
+ * written to out with its Id (*nout of them), the others reported; -1
+ * (err) stops the run, -2 the spool is damaged */
+int sf_lookup_run(struct sf_ctx *c, FILE *in, FILE *out, long *nout,
+		  struct retl_err *err);
 
 /* salesforce_check.c */
 int sf_check(void *ctx, struct retl_err *err);

@@ -18,6 +18,7 @@ Served:
   POST /services/data/vNN.0/jobs/ingest, PUT .../{id}/batches (text/csv),
   PATCH .../{id} {"state": "UploadComplete"|"Aborted"}, GET .../{id},
   GET .../{id}/successfulResults/ | failedResults/ | unprocessedrecords/
+  GET /services/data/vNN.0/query?q=SELECT Id, F FROM Obj WHERE F IN (...)  (salesforce_soql.py)
 Every API response carries Sforce-Limit-Info: api-usage=N/M (knob daily_limit); past M
 -> 403 [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}].
 Clearing (as Salesforce documents it): over REST (sObject Collections) a JSON null sets a
@@ -62,6 +63,7 @@ from urllib.parse import unquote, parse_qs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import salesforce_soql  # noqa: E402
 from common import Response  # noqa: E402
 
 MAX_RECORDS = 200
@@ -336,6 +338,8 @@ class SalesforceEmulator(common.Emulator):
                 return self.delete_by_ext(x.group(1), x.group(2), unquote(x.group(3)))
             if rest.startswith("jobs/ingest"):
                 return self.bulk(req, rest[len("jobs/ingest"):].strip("/"))
+            if re.match(r"^query(/[^/]+)?/?$", rest) and req.method == "GET":
+                return salesforce_soql.query(self, req, m.group(1), rest.rstrip("/"))
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
 
     # ---- records

@@ -137,8 +137,10 @@ def test_lookups_through_external_ids_under_faults(project, db, emulator, path):
     control(emulator, "delete/Account", {"ids": [dup[1]]})
     accounts["DUP"] = dup[0]
     # and the model moves some lookups and clears others
-    db.psql("UPDATE people SET account = NULL WHERE id IN (1, 2, 3); "
-            "UPDATE people SET account = 'A-1', parent = NULL WHERE id IN (4, 6)")
+    # (a third of the rows each: over bulk_threshold, so the bulk path
+    # clears lookups of existing records too)
+    db.psql("UPDATE people SET account = NULL WHERE id % 3 = 0 AND id > 12; "
+            "UPDATE people SET account = 'A-1', parent = NULL WHERE id % 3 = 1 AND id > 12")
     control(emulator, "config", FAULTS)
     run_until_settled(p, emulator, 0)
     control(emulator, "config", NO_FAULTS)
