@@ -8,6 +8,7 @@ failures`, retried next run.
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -91,6 +92,10 @@ def test_update_by_a_field_that_is_not_an_external_id(project, db, emulator, pat
     assert rc == 0, out + err
     rc, out, err = p.run("plan", "people", env=ENV)
     assert rc == 0, out + err
+    # a token, the writes (2 collections requests, or a bulk job's ~7), and
+    # the look-ups: a describe and one query per 200 rows
+    planned = int(re.search(r"requests\s+(\d+)", out).group(1))
+    assert planned == (1 + 7 if path == "bulk" else 1 + 2) + 1 + 2, out
 
     control(emulator, "config", FAULTS)
     run_until_settled(p, "people", 1)
