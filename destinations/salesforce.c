@@ -14,7 +14,9 @@
  * next run, nothing unacknowledged is marked.
  *
  *   upsert   by the External ID field (match)
- *   update   by the stored record Id
+ *   update   records that exist: by the model's Id (match {"Id": …}), or
+ *            found by any field with SOQL (salesforce_lookup.c); without a
+ *            match, by the stored record Id
  *   insert   create; a create an earlier run left unresolved is sent as an
  *            upsert by the External ID instead, which cannot duplicate it
  *   mirror   upsert, and removed rows are deleted by stored Id (on_remove

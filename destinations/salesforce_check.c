@@ -4,7 +4,9 @@
  * open() already proved the credentials (a token).  One GET
  * /sobjects/{SObject}/describe answers the rest: every mapped field exists
  * and is createable / updateable as the mode needs, the match field is an
- * External ID, and values fit the field's type (date, datetime, number,
+ * External ID (for update-only: any filterable field, or Id), relationship
+ * targets name a relationship and an External ID of its parent
+ * (salesforce_rel.c), and values fit the field's type (date, datetime, number,
  * boolean; constants and `map` outputs against picklist values; `truncate`
  * and constants against the length).  All problems at once, exit 2.
  */

@@ -193,6 +193,14 @@ static void rel_check_one(struct sf_ctx *c, const json_t *fields, size_t i,
 			      file, t, c->base.object, lname ? lname : rel, json_array_size(to));
 		return;
 	}
+	retl_buf want = RETL_BUF_INIT;
+	sf_lookup_name(rel, strlen(rel), &want);
+	if (lname && strcmp(lname, want.ptr))
+		/* a NULL clears the lookup by the name Salesforce's convention
+		 * gives it; an org where it differs cannot be cleared so */
+		retl_buf_addf(pr, "\n%s: fields.%s: salesforce: the lookup of relationship %s is %s.%s, not %s, which retl clears on a NULL",
+			      file, t, rel, c->base.object, lname, want.ptr);
+	retl_buf_free(&want);
 	int creates = c->base.mode != RETL_MODE_UPDATE, updates = c->base.mode != RETL_MODE_INSERT;
 	if ((creates && !json_is_true(json_object_get(lf, "createable"))) ||
 	    (updates && !json_is_true(json_object_get(lf, "updateable"))))
