@@ -424,6 +424,9 @@ static void sf_fini(void *d)
 			unlink(c->spool_path[k]);
 		free(c->spool_path[k]);
 	}
+	for (size_t i = 0; c->rel_type && i < c->base.nf; i++)
+		free(c->rel_type[i]);
+	free(c->rel_type);
 	retl_http_free(c->tok);
 	free(c->audience);
 	free(c->instance);
@@ -527,7 +530,7 @@ static int sf_setup(void *d, struct retl_err *err)
 	const struct retl_sync_cfg *sc = c->base.sc;
 	if (open_fields(c, sc, err) < 0 || open_options(c, c->base.dc, err) < 0 ||
 	    sf_auth(c, err) < 0 || open_dir(c, err) < 0 ||
-	    (c->lookup && sf_lookup_open(c, err) < 0))
+	    ((c->lookup || c->nrel) && sf_describe_open(c, err) < 0))
 		return -1;
 	return c->base.env.note_get ? sf_bulk_resume(c, err) : 0;
 }

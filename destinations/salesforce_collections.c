@@ -73,7 +73,7 @@ int sf_collections_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *bo
 			continue;
 		if (f.v.kind == RETL_PV_OBJECT) {
 			/* a relationship: "Account": {"External_Id__c": …} */
-			if (sf_rel_json(&f, body) < 0)
+			if (sf_rel_json(c, &f, body) < 0)
 				goto bad;
 			continue;
 		}

@@ -34,6 +34,10 @@ struct sf_ctx {
 	int by_id;
 	const char *lookup;               /* the match field, or NULL */
 	int lookup_quoted;                /* its SOQL literals are quoted text */
+	/* relationship targets (salesforce_rel.c): how many, and per field
+	 * the parent's sObject type (NULL for the others) */
+	size_t nrel;
+	char **rel_type;
 
 	/* auth */
 	enum sf_grant grant;
@@ -134,7 +138,10 @@ int sf_rel_open(struct sf_ctx *c, struct retl_err *err);
 /* sObject Collections: a relationship member (an object value) as
  * ,"Account":{"External_Id__c":"A-1"}, or ,"AccountId":null for a null or
  * empty value, nothing when the object is empty; -1 if malformed */
-int sf_rel_json(const struct retl_pfield *f, retl_buf *body);
+int sf_rel_json(struct sf_ctx *c, const struct retl_pfield *f, retl_buf *body);
+/* one describe of the object at open, when a run needs it: the parents'
+ * types (rel_type) and the update match field's type */
+int sf_describe_open(struct sf_ctx *c, struct retl_err *err);
 /* Bulk API 2.0: the extra columns (the lookup fields, for nulls) after
  * the mapped fields' */
 void sf_rel_header(struct sf_ctx *c, retl_buf *o);
@@ -145,8 +152,8 @@ void sf_rel_check(struct sf_ctx *c, const json_t *fields, retl_buf *pr);
 /* salesforce_lookup.c: update-only by any field */
 /* s[0..n) as a SOQL string literal, quotes included */
 void sf_soql_quote(const char *s, size_t n, retl_buf *out);
-/* describes the object once: the match field's type */
-int sf_lookup_open(struct sf_ctx *c, struct retl_err *err);
+/* the match field's type, from the object's describe (fields) */
+void sf_lookup_type(struct sf_ctx *c, const json_t *fields);
 /* the update spool's rows looked up by c->lookup: those with one record
  * written to out with its Id (*nout of them), the others reported; -1
  * (err) stops the run, -2 the spool is damaged */

@@ -58,37 +58,19 @@ void sf_soql_quote(const char *s, size_t n, retl_buf *out)
 	retl_buf_addc(out, '\'');
 }
 
-/* the field's type decides the literal's form */
-int sf_lookup_open(struct sf_ctx *c, struct retl_err *err)
+/* the field's type (from the describe at open) decides the literal's form */
+void sf_lookup_type(struct sf_ctx *c, const json_t *fields)
 {
-	retl_buf path = RETL_BUF_INIT;
-	int rc = 0;
-	retl_buf_addf(&path, "/services/data/v%s/sobjects/%s/describe", c->version, c->base.object);
-	struct retl_http_req *req = sf_call(c, "GET", path.ptr, NULL, NULL, 0);
-	if (sf_fatal_answer(c, req, err) < 0) {
-		rc = -1;
-	} else if (req->status != 200) {
-		char *t = sf_error_text(req);
-		rc = retl_err_set(err, RETL_EXIT_DEST, "salesforce: GET %s: %s", path.ptr, t);
-		free(t);
-	} else {
-		json_error_t je;
-		json_t *root = json_loadb(req->resp.ptr, req->resp.len, 0, &je);
-		const json_t *f = retl_dest_find(json_object_get(root, "fields"), "name", c->lookup, 1);
-		const char *t = json_string_value(json_object_get(f, "type"));
-		static const char *const bare[] = {
-			"double", "currency", "int", "percent", "long", "boolean",
-			"date", "datetime", "time", NULL
-		};
-		c->lookup_quoted = 1;
-		for (const char *const *b = bare; t && *b; b++)
-			if (!strcmp(t, *b))
-				c->lookup_quoted = 0;
-		json_decref(root);
-	}
-	retl_http_req_free(req);
-	retl_buf_free(&path);
-	return rc;
+	const json_t *f = retl_dest_find(fields, "name", c->lookup, 1);
+	const char *t = json_string_value(json_object_get(f, "type"));
+	static const char *const bare[] = {
+		"double", "currency", "int", "percent", "long", "boolean",
+		"date", "datetime", "time", NULL
+	};
+	c->lookup_quoted = 1;
+	for (const char *const *b = bare; t && *b; b++)
+		if (!strcmp(t, *b))
+			c->lookup_quoted = 0;
 }
 
 /* the match value of op (its payload's member c->lookup) as text; 0 when

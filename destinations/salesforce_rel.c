@@ -4,10 +4,15 @@
  * warehouse needs no Salesforce Ids (README "Salesforce", "Relationships").
  *
  * Salesforce's documents, which these rules follow:
- * - REST "Relationship Fields in Records" (api_asynch, datafiles_xml_rel_fields):
+ * - "Relationship Fields in Records" (Bulk API, datafiles_xml_rel_fields):
  *   in JSON the relationship name carries an object,
- *   "RelationshipName": {"IndexedFieldName": "value"} (no attributes map:
- *   the relationship's type is the field's referenceTo);
+ *   "RelationshipName": {"IndexedFieldName": "value"}.  sObject Collections
+ *   says every sObject in its body carries an attributes map with its type;
+ *   whether that holds for a nested reference it does not say, and a nested
+ *   object without one is reported refused as "Cannot deserialize instance
+ *   of <unknown>" (jsforce issue 1031), so retl sends the parent's type
+ *   (the lookup's referenceTo, from one describe at open):
+ *   "Account": {"attributes": {"type": "Account"}, "External_Id__c": "A-1"};
  * - Bulk API 2.0 "Relationship Fields in a Header Row (2.0)": the CSV
  *   header RelationshipName.IndexedFieldName; child-to-parent only, one
  *   level; the parent's field must be indexed: a custom field marked
@@ -94,10 +99,59 @@ static int rel_one(struct sf_ctx *c, size_t i, struct retl_err *err)
 
 int sf_rel_open(struct sf_ctx *c, struct retl_err *err)
 {
-	for (size_t i = 0; i < c->base.nf; i++)
-		if (strchr(c->base.ftarget[i], '.') && rel_one(c, i, err) < 0)
+	c->rel_type = retl_calloc(c->base.nf ? c->base.nf : 1, sizeof(*c->rel_type));
+	for (size_t i = 0; i < c->base.nf; i++) {
+		if (!strchr(c->base.ftarget[i], '.'))
+			continue;
+		if (rel_one(c, i, err) < 0)
 			return -1;
+		c->nrel++;
+	}
 	return 0;
+}
+
+/* the parent type of each relationship, from the object's describe; one
+ * the describe does not have stays NULL (Salesforce refuses the rows, and
+ * `retl check` says why) */
+static void rel_types(struct sf_ctx *c, const json_t *fields)
+{
+	for (size_t i = 0; i < c->base.nf; i++) {
+		const char *t = c->base.ftarget[i], *dot = strchr(t, '.');
+		if (!dot)
+			continue;
+		char rel[256];
+		snprintf(rel, sizeof(rel), "%.*s", (int)(dot - t), t);
+		const json_t *to = json_object_get(retl_dest_find(fields, "relationshipName", rel, 0),
+						   "referenceTo");
+		if (json_array_size(to) == 1)
+			c->rel_type[i] = retl_strdup(json_string_value(json_array_get(to, 0)));
+	}
+}
+
+int sf_describe_open(struct sf_ctx *c, struct retl_err *err)
+{
+	retl_buf path = RETL_BUF_INIT;
+	int rc = 0;
+	retl_buf_addf(&path, "/services/data/v%s/sobjects/%s/describe", c->version, c->base.object);
+	struct retl_http_req *req = sf_call(c, "GET", path.ptr, NULL, NULL, 0);
+	if (sf_fatal_answer(c, req, err) < 0) {
+		rc = -1;
+	} else if (req->status != 200) {
+		char *t = sf_error_text(req);
+		rc = retl_err_set(err, RETL_EXIT_DEST, "salesforce: GET %s: %s", path.ptr, t);
+		free(t);
+	} else {
+		json_error_t je;
+		json_t *root = json_loadb(req->resp.ptr, req->resp.len, 0, &je);
+		json_t *fields = json_object_get(root, "fields");
+		rel_types(c, fields);
+		if (c->lookup)
+			sf_lookup_type(c, fields);
+		json_decref(root);
+	}
+	retl_http_req_free(req);
+	retl_buf_free(&path);
+	return rc;
 }
 
 static int no_value(const struct retl_pv *v)
@@ -105,10 +159,11 @@ static int no_value(const struct retl_pv *v)
 	return v->kind == RETL_PV_NULL || (v->kind == RETL_PV_STRING && v->len == 2);
 }
 
-int sf_rel_json(const struct retl_pfield *f, retl_buf *body)
+int sf_rel_json(struct sf_ctx *c, const struct retl_pfield *f, retl_buf *body)
 {
 	struct retl_preader r;
 	struct retl_pfield g;
+	retl_buf name = RETL_BUF_INIT;
 	int rc;
 	if (retl_pv_open(&r, &f->v) < 0 || (rc = retl_payload_next(&r, &g)) < 0)
 		return -1;
@@ -120,9 +175,22 @@ int sf_rel_json(const struct retl_pfield *f, retl_buf *body)
 		retl_buf_adds(body, "\":null");
 		return 0;
 	}
+	/* the parent's type in an attributes map, as every sObject in an
+	 * sObject Collections body carries one */
+	retl_pfield_name(f, &name);
+	retl_buf_addc(&name, '.');
+	retl_pfield_name(&g, &name);
+	int fi = retl_hd_field(&c->base, name.ptr);
+	retl_buf_free(&name);
 	retl_buf_adds(body, ",\"");
 	retl_buf_add(body, f->name, f->name_len);
-	retl_buf_adds(body, "\":{\"");
+	retl_buf_adds(body, "\":{");
+	if (fi >= 0 && c->rel_type[fi]) {
+		retl_buf_adds(body, "\"attributes\":{\"type\":");
+		retl_buf_add_json_str(body, c->rel_type[fi], strlen(c->rel_type[fi]));
+		retl_buf_adds(body, "},");
+	}
+	retl_buf_addc(body, '"');
 	retl_buf_add(body, g.name, g.name_len);
 	retl_buf_adds(body, "\":");
 	retl_buf_add(body, g.v.raw, g.v.len);

@@ -408,6 +408,8 @@ class SalesforceEmulator(common.Emulator):
                 raise KeyError(k)
             parent = lf["referenceTo"][0]
             typ = (v.get("attributes") or {}).get("type")
+            if typ is not None:
+                self.counters.extra["references_typed"] += 1
             inner = [(a, b) for a, b in v.items() if a != "attributes"]
             if (typ is not None and typ not in lf["referenceTo"]) or len(inner) != 1:
                 errs.append({"statusCode": "INVALID_FIELD", "fields": [],

@@ -125,6 +125,8 @@ def test_lookups_through_external_ids_under_faults(project, db, emulator, path):
     assert c["errors_5xx"] + c["dropped_before"] + c["dropped_after"] > 0, ("no fault fired", {k: v for k, v in c.items() if k != "requests"}, control(emulator, "config"))
     if path == "bulk":
         assert control(emulator, "jobs")["jobs"], "no Bulk job was used"
+    else:   # the nested references carried their type (a wrong one is refused)
+        assert c["extra"].get("references_typed", 0) > 0
     assert_linked(emulator, db, accounts, failing=("11", "12"))
     got = contacts(emulator)
     assert "11" not in got and "12" not in got
