@@ -595,11 +595,20 @@ static void sf_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *
 	} else {
 		*requests += (ops + SF_MAX_RECORDS - 1) / SF_MAX_RECORDS;
 	}
-	/* update-only by a field: one describe, and a query per up to 200
-	 * rows (more when long values fill a query's URI first) */
+	/* update-only by a field: a query per up to 200 rows (more when long
+	 * values fill a query's URI first); it and relationship targets need
+	 * one describe */
 	const char *m = sc->match ? json_object_iter_key(json_object_iter(sc->match)) : NULL;
-	if (sc->mode == RETL_MODE_UPDATE && m && strcmp(m, "Id") && ops > 0)
-		*requests += 1 + (ops + 199) / 200;
+	int lookup = sc->mode == RETL_MODE_UPDATE && m && strcmp(m, "Id");
+	int rels = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(sc->fields, k, v)
+		rels |= strchr(k, '.') != NULL;
+	if (ops > 0 && lookup)
+		*requests += (ops + 199) / 200;
+	if (ops > 0 && (lookup || rels))
+		*requests += 1;
 }
 
 const struct retl_destination retl_dest_salesforce = {

@@ -9,6 +9,7 @@ message in `retl failures`, and the row goes through once the parent is there.
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -118,6 +119,12 @@ def test_lookups_through_external_ids_under_faults(project, db, emulator, path):
         {"Name": "Dup %d" % i, "External_Id__c": "DUP"} for i in (1, 2)]})["ids"]
     dest = {"bulk_threshold": 100} if path == "bulk" else {}
     p = sf_project(project, db, emulator, **dest)
+    rc, out, err = p.run("plan", "people", env=ENV)
+    assert rc == 0, out + err
+    # a token, the writes (5 collections requests, or a bulk job's ~7), and
+    # one describe for the parents' types
+    planned = int(re.search(r"requests\s+(\d+)", out).group(1))
+    assert planned == 1 + (7 if path == "bulk" else 5) + 1, out
     control(emulator, "config", FAULTS)
     run_until_settled(p, emulator, 1)
     control(emulator, "config", NO_FAULTS)
