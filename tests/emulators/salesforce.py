@@ -27,7 +27,10 @@ keeps no empty text); in a Bulk API 2.0 CSV an empty field is ignored on update 
 is left as it is, the default applies on create) and `#N/A` sets null.
 Per-record errors: REQUIRED_FIELD_MISSING (LastName on create), INVALID_EMAIL_ADDRESS,
 STRING_TOO_LONG, DUPLICATE_VALUE (an External ID already used, on create),
-INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, ENTITY_IS_DELETED (delete of a deleted id).
+INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, ENTITY_IS_DELETED (delete of a deleted id);
+relationship references (resolve_refs): INVALID_FIELD "Foreign key external ID: X not
+found for field F in entity P", DUPLICATE_EXTERNAL_ID "F: more than one record found for
+external id field: [ids]" (collections per record; Bulk sf__Error "CODE:message:--").
 Response shapes follow developer.salesforce.com (sObject Collections: array in input
 order, {id, success, errors:[{statusCode, message, fields}]}; created flag on upsert).
 Knobs: clients {client_id: secret}, refresh_tokens [..], jwt_public_key, jwt_users [..],
