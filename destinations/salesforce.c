@@ -14,7 +14,9 @@
  * next run, nothing unacknowledged is marked.
  *
  *   upsert   by the External ID field (match)
- *   update   by the stored record Id
+ *   update   records that exist: by the model's Id (match {"Id": …}), or
+ *            found by any field with SOQL (salesforce_lookup.c); without a
+ *            match, by the stored record Id
  *   insert   create; a create an earlier run left unresolved is sent as an
  *            upsert by the External ID instead, which cannot duplicate it
  *   mirror   upsert, and removed rows are deleted by stored Id (on_remove
@@ -287,6 +289,9 @@ static int open_spool(struct sf_ctx *c, enum sf_kind k, struct retl_err *err)
 	return 0;
 }
 
+static int spool_op(struct sf_ctx *c, struct retl_batch *b, size_t i, enum sf_kind k,
+		    const struct retl_op *op, struct retl_err *err);
+
 /* op i: settled at once, or deferred to its spool; -1 stops the batch */
 static int defer_op(struct sf_ctx *c, struct retl_batch *b, size_t i,
 		    struct retl_err *err)
@@ -304,7 +309,30 @@ static int defer_op(struct sf_ctx *c, struct retl_batch *b, size_t i,
 		k = SF_DELETE_EXT;
 		one.dest_id = op->match;
 	}
-	if (k == SF_UPDATE && (!op->dest_id || !op->dest_id[0])) {
+	retl_buf idv = RETL_BUF_INIT;
+	struct retl_pv pv;
+	if (k == SF_UPDATE && c->by_id) {
+		/* the model names the record: its Id, not what was stored */
+		one.dest_id = NULL;
+		if (retl_payload_get(op->payload, op->payload_len, "Id", &pv) > 0 &&
+		    pv.kind == RETL_PV_STRING && retl_pv_string(&pv, &idv) == 0 && idv.len)
+			one.dest_id = idv.ptr;
+	}
+	int rc = spool_op(c, b, i, k, &one, err);
+	retl_buf_free(&idv);
+	return rc;
+}
+
+/* op i, of kind k, to its spool (an update by Id without one is refused) */
+static int spool_op(struct sf_ctx *c, struct retl_batch *b, size_t i, enum sf_kind k,
+		    const struct retl_op *op, struct retl_err *err)
+{
+	if (k == SF_UPDATE && c->by_id && (!op->dest_id || !op->dest_id[0])) {
+		retl_result_set(&b->results[i], RETL_RES_REJECT, NULL,
+				"salesforce: update: the row has no Id (match {\"Id\": …} updates the record the model names)");
+		return 0;
+	}
+	if (k == SF_UPDATE && !c->lookup && (!op->dest_id || !op->dest_id[0])) {
 		retl_result_set(&b->results[i], RETL_RES_REJECT, NULL,
 				"salesforce: update: no Salesforce Id is stored for this row; mode \"update\" updates records retl has synced before (use upsert to create or match them)");
 		return 0;
@@ -335,6 +363,29 @@ static int sf_submit(void *ctx, struct retl_batch *b, struct retl_err *err)
 	return 0;
 }
 
+/*
+ * update-only by a field: the update spool's rows looked up, into a spool
+ * of those found once (with their Ids; the others are reported), read back
+ * from its start; *n its rows.  NULL with err when the run must stop.
+ */
+static FILE *looked_up(struct sf_ctx *c, FILE *in, long *n, struct retl_err *err)
+{
+	if (open_spool(c, SF_DELETE_EXT, err) < 0)   /* unused in update mode */
+		return NULL;
+	FILE *out = c->spool[SF_DELETE_EXT];
+	int rc = sf_lookup_run(c, in, out, n, err);
+	if (rc == -2)
+		sf_spool_damaged(c->spool_path[SF_UPDATE], err);
+	if (rc < 0)
+		return NULL;
+	if (fflush(out) != 0 || fseek(out, 0, SEEK_SET) != 0) {
+		retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot read back %s: %s",
+			     c->spool_path[SF_DELETE_EXT], strerror(errno));
+		return NULL;
+	}
+	return out;
+}
+
 static int sf_finish(void *ctx, struct retl_err *err)
 {
 	struct sf_ctx *c = ctx;
@@ -349,8 +400,11 @@ static int sf_finish(void *ctx, struct retl_err *err)
 		if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0)
 			return retl_err_set(err, RETL_EXIT_DEST, "salesforce: cannot read back %s: %s",
 					    c->spool_path[k], strerror(errno));
-		int rc = c->nspool[k] > c->threshold && k != SF_DELETE_EXT ?
-			sf_bulk_run(c, k, f, c->nspool[k], err) :
+		long n = c->nspool[k];
+		if (k == SF_UPDATE && c->lookup && (f = looked_up(c, f, &n, err)) == NULL)
+			return -1;
+		int rc = !n ? 0 : n > c->threshold && k != SF_DELETE_EXT ?
+			sf_bulk_run(c, k, f, n, err) :
 			sf_collections_run(c, k, f, err);
 		if (rc < 0)
 			return -1;
@@ -370,6 +424,9 @@ static void sf_fini(void *d)
 			unlink(c->spool_path[k]);
 		free(c->spool_path[k]);
 	}
+	for (size_t i = 0; c->rel_type && i < c->base.nf; i++)
+		free(c->rel_type[i]);
+	free(c->rel_type);
 	retl_http_free(c->tok);
 	free(c->audience);
 	free(c->instance);
@@ -390,12 +447,21 @@ static int open_fields(struct sf_ctx *c, const struct retl_sync_cfg *sc,
 {
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
-		if (strchr(t, '.') || c->base.ftype[i] == RETL_TYPE_JSON)
+		if (c->base.ftype[i] == RETL_TYPE_JSON)
 			return retl_err_set(err, RETL_EXIT_USAGE,
-					    "%s: fields.%s: Salesforce fields are flat: a dotted target or type \"json\" cannot be sent",
+					    "%s: fields.%s: Salesforce fields are flat: type \"json\" cannot be sent",
 					    sc->file, t);
 	}
-	return retl_hd_match_one(&c->base, &sf_match_words, &c->ext, err);
+	if (retl_hd_match_one(&c->base, &sf_match_words, &c->ext, err) < 0)
+		return -1;
+	/* update-only: by the model's Id, or found by the match field
+	 * (salesforce_lookup.c) */
+	if (c->base.mode == RETL_MODE_UPDATE && c->ext) {
+		c->by_id = !strcmp(c->ext, "Id");
+		c->lookup = c->by_id ? NULL : c->ext;
+	}
+	/* dotted targets: relationships only (salesforce_rel.c) */
+	return sf_rel_open(c, err);
 }
 
 static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
@@ -463,7 +529,8 @@ static int sf_setup(void *d, struct retl_err *err)
 	struct sf_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
 	if (open_fields(c, sc, err) < 0 || open_options(c, c->base.dc, err) < 0 ||
-	    sf_auth(c, err) < 0 || open_dir(c, err) < 0)
+	    sf_auth(c, err) < 0 || open_dir(c, err) < 0 ||
+	    ((c->lookup || c->nrel) && sf_describe_open(c, err) < 0))
 		return -1;
 	return c->base.env.note_get ? sf_bulk_resume(c, err) : 0;
 }
@@ -528,7 +595,20 @@ static void sf_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *
 	} else {
 		*requests += (ops + SF_MAX_RECORDS - 1) / SF_MAX_RECORDS;
 	}
-	(void)sc;
+	/* update-only by a field: a query per up to 200 rows (more when long
+	 * values fill a query's URI first); it and relationship targets need
+	 * one describe */
+	const char *m = sc->match ? json_object_iter_key(json_object_iter(sc->match)) : NULL;
+	int lookup = sc->mode == RETL_MODE_UPDATE && m && strcmp(m, "Id");
+	int rels = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(sc->fields, k, v)
+		rels |= strchr(k, '.') != NULL;
+	if (ops > 0 && lookup)
+		*requests += (ops + 199) / 200;
+	if (ops > 0 && (lookup || rels))
+		*requests += 1;
 }
 
 const struct retl_destination retl_dest_salesforce = {

@@ -58,11 +58,64 @@ static void header(struct sf_ctx *c, enum sf_kind k, retl_buf *o)
 	if (k == SF_UPDATE)
 		retl_buf_adds(o, "Id");
 	for (size_t i = 0; i < c->base.nf; i++) {
+		if (k == SF_UPDATE && !strcmp(c->base.ftarget[i], "Id"))
+			continue;       /* the first column (match {"Id": …}) */
 		if (i || k == SF_UPDATE)
 			retl_buf_addc(o, ',');
 		retl_buf_adds(o, c->base.ftarget[i]);
 	}
+	sf_rel_header(c, o);
 	retl_buf_addc(o, '\n');
+}
+
+/* the members of a relationship ("Account": {"External_Id__c": …}) to
+ * the columns of their dotted targets; -1 if malformed */
+static int rel_cols(struct sf_ctx *c, const struct retl_pfield *f, struct retl_pv *cols)
+{
+	struct retl_preader r;
+	struct retl_pfield g;
+	retl_buf name = RETL_BUF_INIT;
+	int rc;
+	if (retl_pv_open(&r, &f->v) < 0)
+		return -1;
+	while ((rc = retl_payload_next(&r, &g)) > 0) {
+		retl_buf_reset(&name);
+		retl_pfield_name(f, &name);
+		retl_buf_addc(&name, '.');
+		retl_pfield_name(&g, &name);
+		int fi = retl_hd_field(&c->base, name.ptr);
+		if (fi >= 0)
+			cols[fi] = g.v;
+	}
+	retl_buf_free(&name);
+	return rc;
+}
+
+/* a value that clears: null, or empty ("" or an empty multi-select) */
+static void value_text(const struct retl_pv *v, retl_buf *out);
+
+static int clears(const struct retl_pv *v)
+{
+	retl_buf t = RETL_BUF_INIT;
+	if (v->kind == RETL_PV_NULL)
+		return 1;
+	value_text(v, &t);
+	int empty = !t.len;
+	retl_buf_free(&t);
+	return empty;
+}
+
+/* the lookup columns (sf_rel_header): #N/A where a relationship's value
+ * clears it, else empty (left as it is) */
+static void rel_line(struct sf_ctx *c, const struct retl_pv *cols, retl_buf *o)
+{
+	for (size_t i = 0; i < c->base.nf; i++) {
+		if (!strchr(c->base.ftarget[i], '.'))
+			continue;
+		retl_buf_addc(o, ',');
+		if (cols[i].raw && clears(&cols[i]))
+			retl_buf_adds(o, "#N/A");
+	}
 }
 
 /* a value as CSV text: strings decoded, arrays (multi-select picklists)
@@ -117,6 +170,8 @@ static int csv_line(struct sf_ctx *c, enum sf_kind k, const struct retl_op *op,
 		int fi = retl_hd_field_named(&c->base, f.name, f.name_len);
 		if (fi >= 0)
 			cols[fi] = f.v;
+		else if (f.v.kind == RETL_PV_OBJECT && rel_cols(c, &f, cols) < 0)
+			goto bad;
 	}
 	if (rc < 0)
 		goto bad;
@@ -124,10 +179,14 @@ static int csv_line(struct sf_ctx *c, enum sf_kind k, const struct retl_op *op,
 	for (size_t i = 0; i < c->base.nf; i++) {
 		int is_match = c->ext && !strcmp(c->base.ftarget[i], c->ext) &&
 			       k != SF_UPDATE;
+		if (k == SF_UPDATE && !strcmp(c->base.ftarget[i], "Id"))
+			continue;
 		if (i || k == SF_UPDATE)
 			retl_buf_addc(o, ',');
 		if (!cols[i].raw)
 			continue;               /* absent (on_null "skip"): left as it is */
+		if (strchr(c->base.ftarget[i], '.') && clears(&cols[i]))
+			continue;               /* cleared in its lookup column */
 		if (cols[i].kind == RETL_PV_NULL) {
 			retl_buf_adds(o, "#N/A");   /* Bulk API's null */
 			continue;
@@ -149,6 +208,7 @@ static int csv_line(struct sf_ctx *c, enum sf_kind k, const struct retl_op *op,
 		if (is_match)
 			retl_buf_add(mv, v.ptr ? v.ptr : "", v.len);
 	}
+	rel_line(c, cols, o);
 	retl_buf_addc(o, '\n');
 	retl_buf_free(&v);
 	return 0;

@@ -4,7 +4,9 @@
  * open() already proved the credentials (a token).  One GET
  * /sobjects/{SObject}/describe answers the rest: every mapped field exists
  * and is createable / updateable as the mode needs, the match field is an
- * External ID, and values fit the field's type (date, datetime, number,
+ * External ID (for update-only: any filterable field, or Id), relationship
+ * targets name a relationship and an External ID of its parent
+ * (salesforce_rel.c), and values fit the field's type (date, datetime, number,
  * boolean; constants and `map` outputs against picklist values; `truncate`
  * and constants against the length).  All problems at once, exit 2.
  */
@@ -100,6 +102,8 @@ int sf_check(void *ctx, struct retl_err *err)
 	int updates = c->base.mode != RETL_MODE_INSERT;
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
+		if (strchr(t, '.'))
+			continue;       /* a relationship: sf_rel_check */
 		const json_t *f = retl_dest_find(fields, "name", t, 1);
 		if (!f) {
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s has no field \"%s\"",
@@ -110,10 +114,14 @@ int sf_check(void *ctx, struct retl_err *err)
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not createable (mode %s creates records)",
 				      c->base.sc->file, t, c->base.object, t, retl_mode_name(c->base.mode));
 		if (updates && !json_is_true(json_object_get(f, "updateable")) &&
-		    !(c->ext && !strcmp(t, c->ext) && creates))
+		    !(c->ext && !strcmp(t, c->ext) && creates) && !(c->by_id && !strcmp(t, "Id")))
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s.%s is not updateable (mode %s updates records)",
 				      c->base.sc->file, t, c->base.object, t, retl_mode_name(c->base.mode));
-		if (c->ext && !strcmp(t, c->ext) &&
+		if (c->lookup && !strcmp(t, c->lookup) &&
+		    !json_is_true(json_object_get(f, "filterable")))
+			retl_buf_addf(&pr, "\n%s: match.%s: salesforce: %s.%s is not filterable: update finds records by it with a SOQL query (WHERE %s IN (…)), which it cannot be used in",
+				      c->base.sc->file, t, c->base.object, t, t);
+		if (c->ext && !strcmp(t, c->ext) && creates &&
 		    !json_is_true(json_object_get(f, "externalId")))
 			retl_buf_addf(&pr, "\n%s: match.%s: salesforce: %s.%s is not an External ID field; upserts find records by an External ID (mark the field \"External ID\" in Setup, or match on one that is)",
 				      c->base.sc->file, t, c->base.object, t);
@@ -136,6 +144,7 @@ int sf_check(void *ctx, struct retl_err *err)
 					      c->base.sc->file, t, s, c->base.object, t, flen);
 		}
 	}
+	sf_rel_check(c, fields, &pr);
 	if (pr.len) {
 		retl_err_set(err, RETL_EXIT_USAGE, "%s", pr.ptr + 1);
 		goto out;

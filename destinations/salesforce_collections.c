@@ -71,6 +71,12 @@ int sf_collections_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *bo
 	while ((rc = retl_payload_next(&r, &f)) > 0) {
 		if (with_id && retl_pfield_is(&f, "Id"))
 			continue;
+		if (f.v.kind == RETL_PV_OBJECT) {
+			/* a relationship: "Account": {"External_Id__c": …} */
+			if (sf_rel_json(c, &f, body) < 0)
+				goto bad;
+			continue;
+		}
 		retl_buf_adds(body, ",\"");
 		retl_buf_add(body, f.name, f.name_len);
 		retl_buf_adds(body, "\":");

@@ -15,6 +15,7 @@
 #include "destination.h"
 #include "err.h"
 #include "http_dest.h"
+#include "payload.h"
 
 /* what one request (and one bulk job) does: one operation each.
  * SF_DELETE_EXT deletes a record retl has no Id for (its create's answer
@@ -28,6 +29,15 @@ struct sf_ctx {
 	struct retl_http_dest base;       /* first; base.url is the login
 					   * host, base.http the API calls */
 	const char *ext;                  /* the External ID field (match), or NULL */
+	/* mode update (salesforce_lookup.c): by the model's Id (match
+	 * {"Id": …}), or by looking lookup's value up with SOQL */
+	int by_id;
+	const char *lookup;               /* the match field, or NULL */
+	int lookup_quoted;                /* its SOQL literals are quoted text */
+	/* relationship targets (salesforce_rel.c): how many, and per field
+	 * the parent's sObject type (NULL for the others) */
+	size_t nrel;
+	char **rel_type;
 
 	/* auth */
 	enum sf_grant grant;
@@ -116,6 +126,39 @@ int sf_bulk_run(struct sf_ctx *c, enum sf_kind k, FILE *spool, long n,
 		struct retl_err *err);
 /* an earlier run's job (a note): wait for it and report its rows */
 int sf_bulk_resume(struct sf_ctx *c, struct retl_err *err);
+
+/* salesforce_rel.c: relationship targets ("Account.External_Id__c": the
+ * lookup set through the parent's External ID, README "Relationships") */
+/* the lookup field a relationship name stands for: "Account" ->
+ * "AccountId", "Parent__r" -> "Parent__c" (Salesforce's naming) */
+void sf_lookup_name(const char *rel, size_t n, retl_buf *out);
+/* the mapping's dotted targets: exactly <relationship>.<field>, one per
+ * relationship, not also setting the lookup field itself */
+int sf_rel_open(struct sf_ctx *c, struct retl_err *err);
+/* sObject Collections: a relationship member (an object value) as
+ * ,"Account":{"External_Id__c":"A-1"}, or ,"AccountId":null for a null or
+ * empty value, nothing when the object is empty; -1 if malformed */
+int sf_rel_json(struct sf_ctx *c, const struct retl_pfield *f, retl_buf *body);
+/* one describe of the object at open, when a run needs it: the parents'
+ * types (rel_type) and the update match field's type */
+int sf_describe_open(struct sf_ctx *c, struct retl_err *err);
+/* Bulk API 2.0: the extra columns (the lookup fields, for nulls) after
+ * the mapped fields' */
+void sf_rel_header(struct sf_ctx *c, retl_buf *o);
+/* check: every relationship target against the describe of the object
+ * (fields) and of its parent; problems added to pr */
+void sf_rel_check(struct sf_ctx *c, const json_t *fields, retl_buf *pr);
+
+/* salesforce_lookup.c: update-only by any field */
+/* s[0..n) as a SOQL string literal, quotes included */
+void sf_soql_quote(const char *s, size_t n, retl_buf *out);
+/* the match field's type, from the object's describe (fields) */
+void sf_lookup_type(struct sf_ctx *c, const json_t *fields);
+/* the update spool's rows looked up by c->lookup: those with one record
+ * written to out with its Id (*nout of them), the others reported; -1
+ * (err) stops the run, -2 the spool is damaged */
+int sf_lookup_run(struct sf_ctx *c, FILE *in, FILE *out, long *nout,
+		  struct retl_err *err);
 
 /* salesforce_check.c */
 int sf_check(void *ctx, struct retl_err *err);

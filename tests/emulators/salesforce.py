@@ -18,6 +18,7 @@ Served:
   POST /services/data/vNN.0/jobs/ingest, PUT .../{id}/batches (text/csv),
   PATCH .../{id} {"state": "UploadComplete"|"Aborted"}, GET .../{id},
   GET .../{id}/successfulResults/ | failedResults/ | unprocessedrecords/
+  GET /services/data/vNN.0/query?q=SELECT Id, F FROM Obj WHERE F IN (...)  (salesforce_soql.py)
 Every API response carries Sforce-Limit-Info: api-usage=N/M (knob daily_limit); past M
 -> 403 [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}].
 Clearing (as Salesforce documents it): over REST (sObject Collections) a JSON null sets a
@@ -26,7 +27,10 @@ keeps no empty text); in a Bulk API 2.0 CSV an empty field is ignored on update 
 is left as it is, the default applies on create) and `#N/A` sets null.
 Per-record errors: REQUIRED_FIELD_MISSING (LastName on create), INVALID_EMAIL_ADDRESS,
 STRING_TOO_LONG, DUPLICATE_VALUE (an External ID already used, on create),
-INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, ENTITY_IS_DELETED (delete of a deleted id).
+INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, ENTITY_IS_DELETED (delete of a deleted id);
+relationship references (resolve_refs): INVALID_FIELD "Foreign key external ID: X not
+found for field F in entity P", DUPLICATE_EXTERNAL_ID "F: more than one record found for
+external id field: [ids]" (collections per record; Bulk sf__Error "CODE:message:--").
 Response shapes follow developer.salesforce.com (sObject Collections: array in input
 order, {id, success, errors:[{statusCode, message, fields}]}; created flag on upsert).
 Knobs: clients {client_id: secret}, refresh_tokens [..], jwt_public_key, jwt_users [..],
@@ -40,6 +44,11 @@ Control: GET /_emulator/records/{SObject}; GET /_emulator/jobs;
   POST /_emulator/delete/{SObject} {"ids": [...]}: records deleted by hand (a user in the
   UI): to the Recycle Bin, so a later API delete of one answers ENTITY_IS_DELETED
   -> {"deleted": [the ids that were there]}.
+  POST /_emulator/create/{SObject} {"records": [{field: value}, ...]}: records made by
+  hand (not through the API) -> {"ids": [...]}.
+Objects: Contact and Account.  Contact's lookups AccountId (relationship Account) and
+Parent_Account__c (Parent_Account__r) point to Account, ReportsToId (ReportsTo) to
+Contact; a write may set one through the parent's External ID (resolve_refs).
 """
 
 import csv
@@ -57,18 +66,27 @@ from urllib.parse import unquote, parse_qs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import salesforce_soql  # noqa: E402
 from common import Response  # noqa: E402
 
 MAX_RECORDS = 200
 
 
 def field(name, type_="string", length=255, createable=True, updateable=True,
-          nillable=True, external_id=False, picklist=None):
+          nillable=True, external_id=False, picklist=None, reference_to=None,
+          relationship=None, filterable=True):
+    """One describe field.  A lookup (type "reference") names its parent
+    object(s) in referenceTo and its relationship in relationshipName (the
+    name a relationship target uses: AccountId -> "Account", a custom
+    Parent_Account__c -> "Parent_Account__r"); other fields carry
+    relationshipName null and referenceTo [] as Salesforce's describe does."""
     return {"name": name, "type": type_, "length": length if type_ in (
         "string", "email", "phone", "textarea", "picklist") else 0,
         "nillable": nillable, "createable": createable, "updateable": updateable,
         "externalId": external_id, "idLookup": external_id or name in ("Id", "Email"),
         "unique": external_id, "restrictedPicklist": bool(picklist),
+        "filterable": filterable,
+        "referenceTo": list(reference_to or []), "relationshipName": relationship,
         "picklistValues": [{"value": v, "label": v, "active": True, "defaultValue": False}
                            for v in (picklist or [])]}
 
@@ -86,7 +104,25 @@ def contact_fields():
         field("External_Id__c", "string", 40, external_id=True),
         field("Legacy_Code__c", "string", 40),
         field("CreatedDate", "datetime", createable=False, updateable=False),
+        field("AccountId", "reference", 18, reference_to=["Account"], relationship="Account"),
+        field("Parent_Account__c", "reference", 18, reference_to=["Account"],
+              relationship="Parent_Account__r"),
+        field("ReportsToId", "reference", 18, reference_to=["Contact"], relationship="ReportsTo"),
+        field("Description", "textarea", 32000, filterable=False),
     ]
+
+
+def account_fields():
+    return [
+        field("Id", "id", 18, createable=False, updateable=False, nillable=False),
+        field("Name", "string", 255, nillable=False),
+        field("External_Id__c", "string", 40, external_id=True),
+        field("Code__c", "string", 40),
+        field("Industry", "string", 40),
+    ]
+
+
+KEY_PREFIX = {"Contact": "003", "Account": "001"}
 
 
 def sf_error(status, code, message, fields=None):
@@ -114,7 +150,7 @@ class SalesforceEmulator(common.Emulator):
     }
 
     def reset_data(self):
-        self.records = {"Contact": {}}       # id -> record
+        self.records = {"Contact": {}, "Account": {}}       # id -> record
         # (object, field) -> {value: {id: None}}: the records holding each
         # value, built on the first look-up by that field and kept by every
         # write (_insert, _update, _delete).  A scan per row made a 25,000-row
@@ -122,7 +158,7 @@ class SalesforceEmulator(common.Emulator):
         self.index = {}
         self.born = {}                       # id -> creation ordinal
         self.deleted = set()
-        self.schemas = {"Contact": contact_fields()}
+        self.schemas = {"Contact": contact_fields(), "Account": account_fields()}
         self.tokens = set()
         self.jobs = {}
         self.api_calls = 0
@@ -151,6 +187,19 @@ class SalesforceEmulator(common.Emulator):
                     self._delete(m.group(1), rid)
                     self.deleted.add(rid)
                 return Response(200, {"deleted": gone})
+        m = re.match(r"^/_emulator/create/(\w+)$", req.path)
+        if m and req.method == "POST":
+            # records made by hand (a user, another tool): not through retl
+            recs = (req.json() or {}).get("records") or []
+            with self.lock:
+                if m.group(1) not in self.records:
+                    return Response(404, {"error": "no object %s" % m.group(1)})
+                ids = []
+                for r in recs:
+                    rid = self.new_id(KEY_PREFIX[m.group(1)])
+                    self._insert(m.group(1), rid, self.clean(r, rid))
+                    ids.append(rid)
+                return Response(200, {"ids": ids})
         if req.path == "/_emulator/jobs" and req.method == "GET":
             with self.lock:
                 return Response(200, {"jobs": [{k: v for k, v in j.items() if k not in ("rows",)}
@@ -292,6 +341,8 @@ class SalesforceEmulator(common.Emulator):
                 return self.delete_by_ext(x.group(1), x.group(2), unquote(x.group(3)))
             if rest.startswith("jobs/ingest"):
                 return self.bulk(req, rest[len("jobs/ingest"):].strip("/"))
+            if re.match(r"^query(/[^/]+)?/?$", rest) and req.method == "GET":
+                return salesforce_soql.query(self, req, m.group(1), rest.rstrip("/"))
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
 
     # ---- records
@@ -326,7 +377,82 @@ class SalesforceEmulator(common.Emulator):
             errs.append({"statusCode": "REQUIRED_FIELD_MISSING",
                          "message": "Required fields are missing: [LastName]",
                          "fields": ["LastName"]})
+        if creating and not rec.get("Name") and obj == "Account":
+            errs.append({"statusCode": "REQUIRED_FIELD_MISSING",
+                         "message": "Required fields are missing: [Name]",
+                         "fields": ["Name"]})
         return errs
+
+    def resolve_refs(self, obj, rec):
+        """Relationship references -> lookup Ids: (record, errors).
+
+        "Relationship Fields in Records" (REST and Bulk API JSON):
+        "RelationshipName": {"IndexedFieldName": value}, an optional
+        attributes map naming the parent's type; a Bulk CSV header
+        RelationshipName.IndexedFieldName arrives here in the same form
+        (bulk_rec).  The parent's field must be indexed: an External ID, or
+        a standard idLookup field ("Relationship Fields in a Header Row
+        (2.0)").  Failures are per record, with Salesforce's codes and
+        texts: INVALID_FIELD "Foreign key external ID: X not found for field
+        F in entity P" (no parent), DUPLICATE_EXTERNAL_ID "F: more than one
+        record found for external id field: [ids]" (several), INVALID_FIELD
+        "Field name provided, F is not an External ID or indexed field for
+        P" (a field that cannot identify the parent).  An unknown
+        relationship is an unknown column (KeyError, as check_record)."""
+        refs = {f["relationshipName"]: f for f in self.schemas[obj]
+                if f.get("relationshipName")}
+        out, errs = {}, []
+        for k, v in rec.items():
+            if not isinstance(v, dict) or k == "attributes":
+                out[k] = v
+                continue
+            lf = refs.get(k)
+            if lf is None:
+                raise KeyError(k)
+            parent = lf["referenceTo"][0]
+            typ = (v.get("attributes") or {}).get("type")
+            if typ is not None:
+                self.counters.extra["references_typed"] += 1
+            inner = [(a, b) for a, b in v.items() if a != "attributes"]
+            if (typ is not None and typ not in lf["referenceTo"]) or len(inner) != 1:
+                errs.append({"statusCode": "INVALID_FIELD", "fields": [],
+                             "message": "Invalid foreign key relationship: %s" % k})
+                continue
+            fname, value = inner[0]
+            pf = {f["name"]: f for f in self.schemas[parent]}.get(fname)
+            if pf is None:
+                raise KeyError("%s.%s" % (k, fname))
+            if not (pf.get("externalId") or pf.get("idLookup")):
+                errs.append({"statusCode": "INVALID_FIELD", "fields": [],
+                             "message": "Field name provided, %s is not an External ID or indexed field for %s"
+                             % (fname, parent)})
+                continue
+            ids = sorted(rid for rid, r in self.records[parent].items()
+                         if r.get(fname) is not None and str(r.get(fname)) == str(value)) \
+                if value not in (None, "") else []
+            if not ids:
+                errs.append({"statusCode": "INVALID_FIELD", "fields": [],
+                             "message": "Foreign key external ID: %s not found for field %s in entity %s"
+                             % ("" if value is None else value, fname, parent)})
+            elif len(ids) > 1:
+                errs.append({"statusCode": "DUPLICATE_EXTERNAL_ID", "fields": [],
+                             "message": "%s: more than one record found for external id field: [%s]"
+                             % (fname, ", ".join(ids))})
+            else:
+                out[lf["name"]] = ids[0]
+        return out, errs
+
+    @staticmethod
+    def bulk_rec(rec):
+        """A Bulk CSV row's Relationship.Field columns as nested references"""
+        out = {}
+        for k, v in rec.items():
+            if "." in k:
+                rel, f = k.split(".", 1)
+                out.setdefault(rel, {})[f] = v
+            else:
+                out[k] = v
+        return out
 
     TEXT_TYPES = ("string", "email", "phone", "textarea", "picklist", "multipicklist", "url")
 
@@ -419,6 +545,10 @@ class SalesforceEmulator(common.Emulator):
                 return sf_error(400, "INVALID_TYPE", "sObject type '%s' is not supported." % o)
             rec = self.empty_text_null(o, rec)
             try:
+                rec, rerrs = self.resolve_refs(o, rec)
+                if rerrs:
+                    out.append({"success": False, "errors": rerrs})
+                    continue
                 if op == "create":
                     errs = self.check_record(o, rec, True)
                     ev = rec.get("External_Id__c")
@@ -430,7 +560,7 @@ class SalesforceEmulator(common.Emulator):
                     if errs:
                         out.append({"success": False, "errors": errs})
                         continue
-                    rid = self.new_id()
+                    rid = self.new_id(KEY_PREFIX[o])
                     self._insert(o, rid, self.clean(rec, rid))
                     out.append({"id": rid, "success": True, "errors": []})
                 elif op == "update":
@@ -462,7 +592,7 @@ class SalesforceEmulator(common.Emulator):
                         self._update(o, cur["Id"], self.clean(rec, cur["Id"]))
                         out.append({"id": cur["Id"], "success": True, "errors": [], "created": False})
                     else:
-                        rid = self.new_id()
+                        rid = self.new_id(KEY_PREFIX[o])
                         self._insert(o, rid, self.clean(rec, rid))
                         out.append({"id": rid, "success": True, "errors": [], "created": True})
             except KeyError as e:
@@ -574,6 +704,10 @@ class SalesforceEmulator(common.Emulator):
             rec = {h: (None if v == "#N/A" else v) for h, v in zip(header, row) if v != ""}
             op = job["operation"]
             try:
+                rec, rerrs = self.resolve_refs(obj, self.bulk_rec(rec))
+                if rerrs and op != "delete":
+                    bad.append([rec.get("Id") or "", self.first_error(rerrs)] + row)
+                    continue
                 if op == "delete":
                     r = self.c_delete_one(rec.get("Id"))
                 elif op == "upsert":
@@ -619,7 +753,7 @@ class SalesforceEmulator(common.Emulator):
         if cur:
             self._update(obj, cur["Id"], self.clean(rec, cur["Id"]))
             return (cur["Id"], False, None)
-        rid = self.new_id()
+        rid = self.new_id(KEY_PREFIX[obj])
         self._insert(obj, rid, self.clean(rec, rid))
         return (rid, True, None)
 
@@ -627,7 +761,7 @@ class SalesforceEmulator(common.Emulator):
         errs = self.check_record(obj, rec, True)
         if errs:
             return (None, False, self.first_error(errs))
-        rid = self.new_id()
+        rid = self.new_id(KEY_PREFIX[obj])
         self._insert(obj, rid, self.clean(rec, rid))
         return (rid, True, None)
 

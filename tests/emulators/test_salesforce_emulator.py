@@ -167,3 +167,92 @@ def test_delete_of_a_deleted_record(sf):
     assert out[1]["errors"][0]["statusCode"] == "INVALID_CROSS_REFERENCE_KEY"
     assert out[2]["success"] is True
     assert records(sf) == {}
+
+
+def make(sf, obj, recs):
+    return json.loads(call(sf, "POST", "/_emulator/create/" + obj, {"records": recs})[1])["ids"]
+
+
+def failed_results(sf, tok, jid):
+    return call(sf, "GET", "/services/data/v62.0/jobs/ingest/%s/failedResults/" % jid, None, tok)[1]
+
+
+def test_relationship_references(sf):
+    """A lookup set through the parent's External ID: REST nested object (with or
+    without attributes), Bulk header Account.External_Id__c; parent not found,
+    several parents, a parent field that is not indexed: per-record errors."""
+    tok = token(sf)[1]["access_token"]
+    acc = make(sf, "Account", [{"Name": "A", "External_Id__c": "A-1"},
+                               {"Name": "D1", "External_Id__c": "DUP"},
+                               {"Name": "D2", "External_Id__c": "DUP"}])
+    recs = [{"attributes": {"type": "Contact"}, "External_Id__c": "1", "LastName": "A",
+             "Account": {"External_Id__c": "A-1"}},
+            {"attributes": {"type": "Contact"}, "External_Id__c": "2", "LastName": "B",
+             "Parent_Account__r": {"attributes": {"type": "Account"}, "External_Id__c": "A-1"}},
+            {"attributes": {"type": "Contact"}, "External_Id__c": "3", "LastName": "C",
+             "Account": {"External_Id__c": "A-9"}},
+            {"attributes": {"type": "Contact"}, "External_Id__c": "4", "LastName": "D",
+             "Account": {"External_Id__c": "DUP"}},
+            {"attributes": {"type": "Contact"}, "External_Id__c": "5", "LastName": "E",
+             "Account": {"Code__c": "x"}}]
+    st, body, _ = call(sf, "PATCH", "/services/data/v62.0/composite/sobjects/Contact/External_Id__c",
+                       {"allOrNone": False, "records": recs}, tok)
+    out = json.loads(body)
+    assert st == 200 and [o["success"] for o in out] == [True, True, False, False, False]
+    assert out[2]["errors"][0] == {"statusCode": "INVALID_FIELD", "fields": [], "message":
+                                   "Foreign key external ID: A-9 not found for field External_Id__c in entity Account"}
+    assert out[3]["errors"][0]["statusCode"] == "DUPLICATE_EXTERNAL_ID"
+    assert "more than one record found for external id field: [%s, %s]" % (acc[1], acc[2]) \
+        in out[3]["errors"][0]["message"]
+    assert "Code__c is not an External ID or indexed field for Account" in out[4]["errors"][0]["message"]
+    r = records(sf)
+    assert r["1"]["AccountId"] == acc[0] and r["2"]["Parent_Account__c"] == acc[0]
+    assert "3" not in r and "4" not in r
+    # an unknown relationship is an unknown column: the request is refused
+    bad = [{"attributes": {"type": "Contact"}, "External_Id__c": "6", "LastName": "F",
+            "Acount": {"External_Id__c": "A-1"}}]
+    st, body, _ = call(sf, "PATCH", "/services/data/v62.0/composite/sobjects/Contact/External_Id__c",
+                       {"allOrNone": False, "records": bad}, tok)
+    assert st == 400 and json.loads(body)[0]["errorCode"] == "INVALID_FIELD"
+    # Bulk: the header names the relationship; #N/A in the lookup field clears it
+    jid = bulk_job(sf, tok, "upsert", b'External_Id__c,LastName,Account.External_Id__c,AccountId\n'
+                   b'"1","A",,#N/A\n"7","G","A-1",\n"8","H","A-9",\n')
+    r = records(sf)
+    assert r["1"]["AccountId"] is None and r["7"]["AccountId"] == acc[0] and "8" not in r
+    assert b"INVALID_FIELD:Foreign key external ID: A-9 not found for field External_Id__c " \
+        b"in entity Account:--" in failed_results(sf, tok, jid)
+
+
+def soql(sf, tok, q):
+    from urllib.parse import quote
+    st, body, _ = call(sf, "GET", "/services/data/v62.0/query?q=" + quote(q), None, tok)
+    return st, json.loads(body) if body else None
+
+
+def test_query_in_list(sf):
+    """SELECT Id, F FROM Obj WHERE F IN (...): escapes, case-insensitive text,
+    pages of 2,000 through nextRecordsUrl, Salesforce's refusals."""
+    tok = token(sf)[1]["access_token"]
+    make(sf, "Contact", [{"LastName": "O'Brien", "Email": "A@x.com"},
+                         {"LastName": "Back\\slash", "Email": "b@x.com"}])
+    st, b = soql(sf, tok, "select Id, LastName from Contact where LastName in ('O\\'Brien', 'Back\\\\slash')")
+    assert st == 200 and b["totalSize"] == 2 and b["done"] is True
+    assert b["records"][0]["attributes"]["type"] == "Contact"
+    st, b = soql(sf, tok, "SELECT Id, Email FROM Contact WHERE Email IN ('a@X.com')")
+    assert [r["Email"] for r in b["records"]] == ["A@x.com"]
+    for q, code in [("SELECT Id FROM Contact WHERE Email IN ('a'", "MALFORMED_QUERY"),
+                    ("SELECT Id FROM Contact WHERE Email IN ('a\\qb')", "MALFORMED_QUERY"),
+                    ("SELECT Id FROM Contact WHERE Email IN ('a' 'b')", "MALFORMED_QUERY"),
+                    ("SELECT Id FROM Nope WHERE Email IN ('a')", "INVALID_TYPE"),
+                    ("SELECT Id FROM Contact WHERE Emial IN ('a')", "INVALID_FIELD"),
+                    ("SELECT Id FROM Contact WHERE Description IN ('a')", "INVALID_FIELD")]:
+        st, b = soql(sf, tok, q)
+        assert st == 400 and b[0]["errorCode"] == code, (q, b)
+    make(sf, "Contact", [{"LastName": "Same", "Email": "many@x.com"} for _ in range(2500)])
+    st, b = soql(sf, tok, "SELECT Id, Email FROM Contact WHERE Email IN ('many@x.com')")
+    assert b["totalSize"] == 2500 and not b["done"] and len(b["records"]) == 2000
+    st, body, _ = call(sf, "GET", b["nextRecordsUrl"], None, tok)
+    b2 = json.loads(body)
+    assert b2["done"] and len(b2["records"]) == 500
+    ids = {r["Id"] for r in b["records"]} | {r["Id"] for r in b2["records"]}
+    assert len(ids) == 2500
