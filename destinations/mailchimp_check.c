@@ -273,7 +273,9 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 		fields = retl_hd_answer_array(&c->base, req, what.ptr, "merge_fields", &root, err);
 	for (size_t i = 0; fields && i < c->base.nf; i++)
 		check_merge_field(c, fields, i, &probs);
-	if (fields)
+	/* update mode adds no one: a required field it leaves out is the
+	 * member's own */
+	if (fields && c->base.mode != RETL_MODE_UPDATE)
 		check_required(c, fields, &probs);
 	retl_http_req_free(req);
 	json_decref(root);
