@@ -191,6 +191,18 @@ static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
+	if (c->by_id) {
+		/* the PATCH goes to the row's id: update_id() reads it back */
+		retl_buf rid = RETL_BUF_INIT;
+		retl_buf_adds(body, "\"fields\":");
+		k = airtable_split_id(op->payload, op->payload_len, body, &rid, reason);
+		if (k == 0)
+			retl_result_set(&b->results[i], RETL_RES_RETRY, rid.ptr, "airtable: no answer");
+		else if (!reason->len)
+			retl_buf_adds(reason, "airtable: payload is not a JSON object");
+		retl_buf_free(&rid);
+		return k == 0 ? AT_UPDATE : RETL_HD_REJECT;
+	}
 	if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
 		k = has_id || !c->nmerge ? AT_UPDATE : AT_LOOKUP;
 	else if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
@@ -528,7 +540,7 @@ static int look_up_again(const struct at_ctx *c, struct retl_request *r)
 {
 	size_t n;
 	const char *mv = retl_req_id(r, 0, &n);
-	if (r->kind != AT_UPDATE || c->base.mode != RETL_MODE_UPDATE || r->n != 1 ||
+	if (r->kind != AT_UPDATE || c->base.mode != RETL_MODE_UPDATE || r->n != 1 || c->by_id ||
 	    !airtable_lookup_ok(c, mv, n) || retl_req_tries(r, 0) >= 4)
 		return 0;
 	retl_req_set(r, 0, RETL_RES_RETRY, NULL,
@@ -552,6 +564,10 @@ static enum retl_hd_verdict decode_refused(const struct at_ctx *c, struct retl_r
 		retl_req_set_all(r, RETL_RES_ACK, NULL);        /* already deleted */
 	} else if (gone && look_up_again(c, r)) {
 		;
+	} else if (gone && c->by_id) {
+		retl_buf_addf(&why, "no record matches: table \"%s\" has no record %s (%s)",
+			      c->base.object, update_id(r, 0), m.ptr);
+		retl_req_set_all(r, RETL_RES_REJECT, why.ptr);
 	} else if (gone) {
 		retl_buf_addf(&why, "%s (the record was deleted in Airtable; `retl reset` the sync, or remove the key, to create it again)",
 			      m.ptr);
@@ -666,6 +682,13 @@ static int open_fields(struct at_ctx *c, const struct retl_sync_cfg *sc,
 					    json_is_string(col) ? json_string_value(col) : prop);
 		c->merge[c->nmerge++] = prop;
 	}
+	/* {"id": column}: the record id itself (update mode only: upsert
+	 * merges on fields, and "id" is none) */
+	c->by_id = nm == 1 && !strcmp(c->merge[0], "id");
+	if (c->by_id && sc->mode != RETL_MODE_UPDATE)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: match.id: a record id names the record only in mode \"update\"; mode \"%s\" merges on fields (fieldsToMergeOn)",
+				    sc->file, retl_mode_name(sc->mode));
 	return 0;
 }
 

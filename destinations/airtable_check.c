@@ -162,7 +162,7 @@ static int lookable(const char *t)
 	static const char *const ok[] = {
 		"singleLineText", "multilineText", "email", "url", "phoneNumber",
 		"singleSelect", "barcode", "number", "currency", "percent", "rating",
-		"autoNumber", NULL
+		NULL
 	};
 	return one_of(t, ok);
 }
@@ -194,6 +194,8 @@ static void check_field(const struct at_ctx *c, const json_t *fields, size_t i,
 			retl_buf *probs)
 {
 	const char *t = c->base.ftarget[i], *file = c->base.sc->file;
+	if (c->by_id && !strcmp(t, "id"))
+		return;         /* the record id, not a field */
 	const json_t *f = find_named(fields, t, 0);
 	const char *type = f ? json_string_value(json_object_get(f, "type")) : NULL;
 	if (!f) {

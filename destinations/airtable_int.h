@@ -29,6 +29,7 @@ struct at_ctx {
 	double penalty;                   /* seconds Airtable stops answering after a 429 */
 	size_t nmerge;                    /* match fields: fieldsToMergeOn */
 	const char **merge;               /* borrowed from sc->match */
+	int by_id;                        /* update mode, match {"id": column} */
 	retl_ratelimit *rate;             /* shared by every sync on this base */
 };
 
@@ -51,6 +52,9 @@ int airtable_lookup_encode(struct at_ctx *c, struct retl_request *r);
 enum retl_hd_verdict airtable_lookup_decode(struct at_ctx *c, struct retl_request *r);
 /* can these match values (prepare's JSON array) be looked up? */
 int airtable_lookup_ok(const struct at_ctx *c, const char *mv, size_t n);
+/* match by record id: the payload less "id" into fields, the id into rid */
+int airtable_split_id(const char *payload, size_t len, retl_buf *fields,
+		      retl_buf *rid, retl_buf *reason);
 /* `retl plan`: a lookup before each write request in update mode */
 void airtable_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
 		   long ops, long *requests, long *jobs);

@@ -33,6 +33,11 @@
  * A stored id whose record was deleted in Airtable (ROW_DOES_NOT_EXIST on
  * the PATCH) is looked up again by the match in the same run: the row's
  * record is whatever matches now (airtable.c, decode_refused).
+ *
+ * `"match": {"id": "<column>"}` names the record by its id (a column that
+ * holds Airtable's rec… ids, e.g. from a sync of the base into the
+ * warehouse): no lookup, the PATCH goes to that id, and a record that does
+ * not exist fails the row "no record matches".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +45,7 @@
 
 #include "airtable_int.h"
 #include "buf.h"
+#include "payload.h"
 
 #define AT_PAGE 100
 /* rounds of lookups for one row before it is left for the next run (each
@@ -267,6 +273,45 @@ void airtable_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *s
 	*jobs = 0;
 	/* update with a match: a lookup before each PATCH request at most
 	 * (rows whose record id retl keeps skip it) */
-	*requests = sc->mode == RETL_MODE_UPDATE && sc->match &&
+	int by_id = sc->match && json_object_size(sc->match) == 1 &&
+		    json_object_get(sc->match, "id");
+	*requests = sc->mode == RETL_MODE_UPDATE && sc->match && !by_id &&
 		    json_object_size(sc->match) ? 2 * writes : writes;
+}
+
+/*
+ * Match by record id ({"id": "<column>"}, update mode): the payload's "id"
+ * member is the record to PATCH, not a field.  Its other members into
+ * fields (an object), the id into rid; -1 with a reason when the id is not
+ * an Airtable record id.
+ */
+int airtable_split_id(const char *payload, size_t len, retl_buf *fields,
+		      retl_buf *rid, retl_buf *reason)
+{
+	struct retl_preader r;
+	struct retl_pfield f;
+	int rc, n = 0;
+	if (retl_payload_open(&r, payload, len) < 0)
+		return -1;
+	retl_buf_addc(fields, '{');
+	while ((rc = retl_payload_next(&r, &f)) > 0) {
+		if (retl_pfield_is(&f, "id")) {
+			if (f.v.kind == RETL_PV_STRING)
+				retl_pv_string(&f.v, rid);
+			continue;
+		}
+		retl_buf_adds(fields, n++ ? ",\"" : "\"");
+		retl_buf_add(fields, f.name, f.name_len);
+		retl_buf_adds(fields, "\":");
+		retl_buf_add(fields, f.v.raw, f.v.len);
+	}
+	retl_buf_addc(fields, '}');
+	if (rc < 0)
+		return -1;
+	if (rid->len < 4 || strncmp(rid->ptr, "rec", 3)) {
+		retl_buf_addf(reason, "id: \"%s\" is not an Airtable record id (rec…); match {\"id\": …} updates the record of that id",
+			      rid->len ? rid->ptr : "");
+		return -1;
+	}
+	return 0;
 }

@@ -201,6 +201,45 @@ def server_delete(url, ids):
     raise AssertionError("could not delete %s" % ids)
 
 
+def test_airtable_match_by_record_id(project, db, at_emulator):
+    """{"id": column}: the column holds Airtable record ids; PATCH by it, no
+    lookup; an id with no record fails "no record matches"."""
+    url = at_emulator()
+    recs = at_seed(url, [{"Email": "a@x.io", "Name": "old"}, {"Email": "b@x.io", "Name": "old"}])
+    a, b = recs[0]["id"], recs[1]["id"]
+    db.psql(f"""
+        CREATE TABLE people (id int PRIMARY KEY, at_id text, name text);
+        INSERT INTO people VALUES (1, '{a}', 'Ann'), (2, '{b}', 'Bob'),
+                                  (3, 'recNOPE0000000000', 'Nobody'), (4, 'bogus', 'Bogus');
+    """)
+    p = at_project(project, db, url, query="SELECT id, at_id, name FROM people",
+                   match={"id": "at_id"}, fields={"id": "at_id", "Name": "name"})
+    rc, out, err = p.run("check", "people", env=ENV)
+    assert rc == 0, (out, err)
+    control(url, "config", FAULTS)
+    rows, listing = run_until(p, "people", {3, 4})
+    assert rows[3].startswith('no record matches: table "People" has no record '
+                              'recNOPE0000000000 (ROW_DOES_NOT_EXIST'), listing
+    assert rows[4].startswith('id: "bogus" is not an Airtable record id'), listing
+    names = {r["id"]: r["fields"] for r in at_records(url)}
+    assert len(names) == 2 and names[a]["Name"] == "Ann" and names[b]["Name"] == "Bob"
+    assert not [r for r in control(url, "counters")["requests"]
+                if r["path"].endswith("/listRecords")]
+    # the column decides, not the id kept from the last run: keys 1 and 2
+    # swap records
+    db.psql(f"UPDATE people SET at_id = CASE id WHEN 1 THEN '{b}' ELSE '{a}' END,"
+            f" name = name || ' 2' WHERE id IN (1, 2)")
+    run_until(p, "people", {3, 4})
+    names = {r["id"]: r["fields"] for r in at_records(url)}
+    assert names[b]["Name"] == "Ann 2" and names[a]["Name"] == "Bob 2"
+    p = at_project(project, db, url, mode="upsert", query="SELECT id, at_id, name FROM people",
+                   match={"id": "at_id"},
+                   fields={"id": "at_id", "Name": "name"})
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 2 and 'match.id: a record id names the record only in mode "update"' in err, \
+        (out, err)
+
+
 def test_airtable_update_without_match_needs_a_kept_id(project, db, at_emulator):
     url = at_emulator()
     db.psql("CREATE TABLE people (id int PRIMARY KEY, email text, name text, seats int);"
