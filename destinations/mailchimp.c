@@ -711,6 +711,18 @@ static int mc_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 	return 0;
 }
 
+/* `retl plan`: update mode sends one PATCH a member; the other modes
+ * batch subscribe 500 a request (their PUTs for existing members are not
+ * known before the answers) */
+static void mc_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		    long ops, long *requests, long *jobs)
+{
+	(void)dc;
+	*jobs = 0;
+	*requests = sc->mode == RETL_MODE_UPDATE ? ops :
+		    (ops + MC_MAX_MEMBERS - 1) / MC_MAX_MEMBERS;
+}
+
 static const struct retl_hd_ops mc_ops = {
 	.type = "mailchimp",
 	.ctx_size = sizeof(struct mc_ctx),
@@ -741,6 +753,7 @@ const struct retl_destination retl_dest_mailchimp = {
 	.validate = mc_validate,
 	.http = &mc_ops,
 	.check = mailchimp_check,
+	.plan = mc_plan,
 	/* engine batches queued at once; connections are capped by the HTTP
 	 * engine (max_connections) */
 	.max_inflight = 12,

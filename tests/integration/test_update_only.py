@@ -324,6 +324,9 @@ def test_mailchimp_update_only_under_faults(project, db, mc_emulator):
     control(url, "members/" + LIST, {"members": seeded})
     before = {e: m["status"] for e, m in mc_members(url).items()}
     p = mc_project(project, db, url)
+    rc, out, err = p.run("plan", "members", env=ENV)     # one PATCH a member
+    assert rc == 0 and any(ln.split()[:2] == ["requests", "30"] for ln in out.splitlines()), \
+        (out, err)
 
     control(url, "config", {"force_429_rate": 0.1, "error_rate_5xx": 0.1,
                             "drop_before": 0.08, "drop_after": 0.08, "seed": 3})
