@@ -5,8 +5,10 @@
  *   upsert   PATCH /v0/{base}/{table} with performUpsert.fieldsToMergeOn =
  *            the match fields (1 to 3); results are mapped back to rows by
  *            the merge fields' values, never by position
- *   update   PATCH by the stored record id (a row without one fails: update
- *            mode changes records retl already knows)
+ *   update   PATCH by the stored record id; with a match, a row without one
+ *            is looked up first by its match fields and PATCHes the one
+ *            record found (none or several fail the row; never creates):
+ *            airtable_match.c.  Without a match a row without an id fails.
  *   insert   POST; rows left pending by an earlier run (a create that got no
  *            answer) are sent as upserts on the match fields instead, so a
  *            create that did happen is found, not duplicated.  A create is
@@ -116,6 +118,8 @@ static int at_validate(const struct retl_dest_cfg *dc, struct retl_err *err)
  * in match order, into id.  -1 with a reason for a row Airtable cannot
  * take.
  */
+/* need_merge: 1, each merge value must be set (an upsert merges on them);
+ * 2, and be text or a number (update mode looks the record up by them) */
 static int read_fields(const struct at_ctx *c, const struct retl_op *op,
 		       retl_buf *fields, retl_buf *id, int need_merge, retl_buf *reason)
 {
@@ -144,6 +148,12 @@ static int read_fields(const struct at_ctx *c, const struct retl_op *op,
 			    (mv[m].kind == RETL_PV_STRING && mv[m].len == 2);
 		if (empty && need_merge) {
 			retl_buf_addf(reason, "%s: empty; Airtable finds the record by this field (match)",
+				      c->merge[m]);
+			return -1;
+		}
+		if (need_merge == 2 && mv[m].kind != RETL_PV_STRING &&
+		    mv[m].kind != RETL_PV_NUMBER) {
+			retl_buf_addf(reason, "%s: update mode finds the record by this field's value, which must be text or a number",
 				      c->merge[m]);
 			return -1;
 		}
@@ -181,24 +191,36 @@ static int at_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
+	if (c->by_id) {
+		/* the PATCH goes to the row's id: update_id() reads it back */
+		retl_buf rid = RETL_BUF_INIT;
+		retl_buf_adds(body, "\"fields\":");
+		k = airtable_split_id(op->payload, op->payload_len, body, &rid, reason);
+		if (k == 0)
+			retl_result_set(&b->results[i], RETL_RES_RETRY, rid.ptr, "airtable: no answer");
+		else if (!reason->len)
+			retl_buf_adds(reason, "airtable: payload is not a JSON object");
+		retl_buf_free(&rid);
+		return k == 0 ? AT_UPDATE : RETL_HD_REJECT;
+	}
 	if (c->base.mode == RETL_MODE_UPDATE || op->kind == RETL_OP_UPDATE)
-		k = AT_UPDATE;
+		k = has_id || !c->nmerge ? AT_UPDATE : AT_LOOKUP;
 	else if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
 		k = op->pending && c->nmerge ? AT_UPSERT : AT_CREATE;
 	else
 		k = AT_UPSERT;
-	retl_buf_addc(body, '{');
-	if (k == AT_UPDATE && has_id) {
-		retl_buf_adds(body, "\"id\":");
-		retl_buf_add_json_str(body, op->dest_id, strlen(op->dest_id));
-		retl_buf_addc(body, ',');
-	}
+	/* an update's body is "fields":{…} alone: encode adds the record id,
+	 * stored or found by the lookup */
+	int upd = k == AT_UPDATE || k == AT_LOOKUP;
+	if (!upd)
+		retl_buf_addc(body, '{');
 	retl_buf_adds(body, "\"fields\":");
-	if (read_fields(c, op, body, id, k == AT_UPSERT, reason) < 0)
+	if (read_fields(c, op, body, id, k == AT_LOOKUP ? 2 : k == AT_UPSERT, reason) < 0)
 		return RETL_HD_REJECT;
-	retl_buf_addc(body, '}');
+	if (!upd)
+		retl_buf_addc(body, '}');
 	if (k == AT_UPDATE && !has_id) {
-		retl_buf_adds(reason, "airtable: update mode changes only records retl knows the id of (sent before in upsert, insert or mirror mode); this key has none");
+		retl_buf_adds(reason, "airtable: update mode without a match changes only records retl knows the id of (sent before in upsert, insert or mirror mode); this key has none: set \"match\" to find records by a field");
 		return RETL_HD_REJECT;
 	}
 	return k;
@@ -214,6 +236,17 @@ static const char *delete_id(const struct retl_request *r, size_t k)
 		return op->dest_id;
 	const char *found = retl_req_result(r, k)->dest_id;
 	return found ? found : "";
+}
+
+/* the record an update PATCHes: the one its lookup found, else the
+ * stored one */
+static const char *update_id(const struct retl_request *r, size_t k)
+{
+	const char *found = retl_req_result(r, k)->dest_id;
+	if (found && found[0])
+		return found;
+	const struct retl_op *op = retl_req_op(r, k);
+	return op->dest_id ? op->dest_id : "";
 }
 
 /* a formula string literal: 'v' with \ and ' escaped */
@@ -265,6 +298,8 @@ static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
+	if (r->kind == AT_LOOKUP)
+		return airtable_lookup_encode(c, r);
 	retl_buf_adds(&url, c->records_url);
 	req->idempotent = r->kind != AT_CREATE;
 	if (r->kind == AT_FIND) {
@@ -301,7 +336,18 @@ static int at_encode(void *d, struct retl_request *r, struct retl_err *err)
 		retl_buf_adds(o, "]},");
 	}
 	retl_buf_adds(o, "\"records\":[");
-	retl_req_add_bodies(r, o);
+	for (size_t k = 0; r->kind == AT_UPDATE && k < r->n; k++) {
+		size_t n;
+		const char *b = retl_req_body(r, k, &n);
+		const char *rid = update_id(r, k);
+		retl_buf_adds(o, k ? ",{\"id\":" : "{\"id\":");
+		retl_buf_add_json_str(o, rid, strlen(rid));
+		retl_buf_addc(o, ',');
+		retl_buf_add(o, b, n);
+		retl_buf_addc(o, '}');
+	}
+	if (r->kind != AT_UPDATE)
+		retl_req_add_bodies(r, o);
 	retl_buf_addf(o, "],\"typecast\":%s}", c->typecast ? "true" : "false");
 	(void)err;
 	return 0;
@@ -403,7 +449,7 @@ static int record_hits(const struct at_ctx *c, const struct retl_request *r,
 	case AT_DELETE:
 		return !strcmp(delete_id(r, k), id);
 	default:
-		return !strcmp(retl_req_op(r, k)->dest_id, id);
+		return !strcmp(update_id(r, k), id);
 	}
 }
 
@@ -429,6 +475,8 @@ static enum retl_hd_verdict decode_ok(struct at_ctx *c, struct retl_request *r)
 {
 	if (r->kind == AT_FIND)
 		return decode_find(r);
+	if (r->kind == AT_LOOKUP)
+		return airtable_lookup_decode(c, r);
 	const struct retl_http_req *req = r->http;
 	json_error_t je;
 	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
@@ -483,8 +531,26 @@ static int whole_request_error(const char *type)
 	return 0;
 }
 
+/*
+ * Update mode with a match: the record of a stored id was deleted in
+ * Airtable, so the row's record is whatever its match finds now (looked up
+ * in this run; the PATCH that follows stores the new id).  1 when re-sent.
+ */
+static int look_up_again(const struct at_ctx *c, struct retl_request *r)
+{
+	size_t n;
+	const char *mv = retl_req_id(r, 0, &n);
+	if (r->kind != AT_UPDATE || c->base.mode != RETL_MODE_UPDATE || r->n != 1 || c->by_id ||
+	    !airtable_lookup_ok(c, mv, n) || retl_req_tries(r, 0) >= 4)
+		return 0;
+	retl_req_set(r, 0, RETL_RES_RETRY, NULL,
+		     "airtable: the record was deleted in Airtable; looked up again by the match");
+	retl_req_again(r, 0, AT_LOOKUP);
+	return 1;
+}
+
 /* a 4xx that is not about the token, base or table */
-static enum retl_hd_verdict decode_refused(struct retl_request *r)
+static enum retl_hd_verdict decode_refused(const struct at_ctx *c, struct retl_request *r)
 {
 	long st = r->http->status;
 	char type[64];
@@ -496,6 +562,12 @@ static enum retl_hd_verdict decode_refused(struct retl_request *r)
 		v = RETL_HD_SPLIT;      /* too large, or find the records that are gone */
 	} else if (gone && r->kind == AT_DELETE) {
 		retl_req_set_all(r, RETL_RES_ACK, NULL);        /* already deleted */
+	} else if (gone && look_up_again(c, r)) {
+		;
+	} else if (gone && c->by_id) {
+		retl_buf_addf(&why, "no record matches: table \"%s\" has no record %s (%s)",
+			      c->base.object, update_id(r, 0), m.ptr);
+		retl_req_set_all(r, RETL_RES_REJECT, why.ptr);
 	} else if (gone) {
 		retl_buf_addf(&why, "%s (the record was deleted in Airtable; `retl reset` the sync, or remove the key, to create it again)",
 			      m.ptr);
@@ -523,7 +595,7 @@ static enum retl_hd_verdict at_decode(void *d, struct retl_request *r,
 		return decode_ok(c, r);
 	if (airtable_auth_error(c, r->http, err) < 0)
 		return RETL_HD_FATAL;
-	return decode_refused(r);
+	return decode_refused(c, r);
 }
 
 /*
@@ -536,7 +608,14 @@ static enum retl_hd_verdict at_transient(void *d, struct retl_request *r,
 {
 	struct at_ctx *c = d;
 	char *why = retl_req_reason(r);
-	retl_req_set_all(r, RETL_RES_RETRY, why);
+	/* keep the id a lookup found (an update's, a delete's): the request
+	 * is sent again as it was */
+	for (size_t k = 0; k < r->n; k++) {
+		char *found = retl_req_result(r, k)->dest_id;
+		retl_req_result(r, k)->dest_id = NULL;
+		retl_req_set(r, k, RETL_RES_RETRY, found, why);
+		free(found);
+	}
 	free(why);
 	if (r->http->status != 429 || r->batch->fatal ||
 	    retl_req_tries(r, 0) >= AT_MAX_429_RESENDS)
@@ -603,6 +682,13 @@ static int open_fields(struct at_ctx *c, const struct retl_sync_cfg *sc,
 					    json_is_string(col) ? json_string_value(col) : prop);
 		c->merge[c->nmerge++] = prop;
 	}
+	/* {"id": column}: the record id itself (update mode only: upsert
+	 * merges on fields, and "id" is none) */
+	c->by_id = nm == 1 && !strcmp(c->merge[0], "id");
+	if (c->by_id && sc->mode != RETL_MODE_UPDATE)
+		return retl_err_set(err, RETL_EXIT_USAGE,
+				    "%s: match.id: a record id names the record only in mode \"update\"; mode \"%s\" merges on fields (fieldsToMergeOn)",
+				    sc->file, retl_mode_name(sc->mode));
 	return 0;
 }
 
@@ -693,6 +779,7 @@ const struct retl_destination retl_dest_airtable = {
 	.validate = at_validate,
 	.http = &at_ops,
 	.check = airtable_check,
+	.plan = airtable_plan,
 	/* engine batches (one request each) queued at once; the limiter
 	 * and the conn key max_inflight decide what is on the wire */
 	.max_inflight = 8,

@@ -151,10 +151,35 @@ static int mergeable(const char *t)
 	return one_of(t, ok);
 }
 
-/* the match fields (fieldsToMergeOn) against their types */
+/*
+ * Update mode finds records with a formula {Field}='text' or {Field}=number
+ * (airtable_match.c): text-like, single select and number fields compare
+ * so; a date, checkbox, multiple select or link would not match its own
+ * value written as text.
+ */
+static int lookable(const char *t)
+{
+	static const char *const ok[] = {
+		"singleLineText", "multilineText", "email", "url", "phoneNumber",
+		"singleSelect", "barcode", "number", "currency", "percent", "rating",
+		NULL
+	};
+	return one_of(t, ok);
+}
+
+/* the match fields (fieldsToMergeOn, or update mode's lookup) against
+ * their types */
 static void check_merge(const struct at_ctx *c, const json_t *fields, retl_buf *probs)
 {
-	for (size_t i = 0; i < c->nmerge; i++) {
+	for (size_t i = 0; i < c->nmerge && c->base.mode == RETL_MODE_UPDATE; i++) {
+		const json_t *f = find_named(fields, c->merge[i], 0);
+		const char *type = json_string_value(json_object_get(f, "type"));
+		if (!type || lookable(type))
+			continue;
+		retl_hd_problem(probs, "%s: match.%s: airtable: field \"%s\" is of type %s; update mode finds records by a formula comparing the field with the row's value, which works for text, email, URL, phone, single select and number fields",
+				c->base.sc->file, c->merge[i], c->merge[i], type);
+	}
+	for (size_t i = 0; i < c->nmerge && c->base.mode != RETL_MODE_UPDATE; i++) {
 		const json_t *f = find_named(fields, c->merge[i], 0);
 		const char *type = json_string_value(json_object_get(f, "type"));
 		if (!type || mergeable(type))
@@ -169,6 +194,8 @@ static void check_field(const struct at_ctx *c, const json_t *fields, size_t i,
 			retl_buf *probs)
 {
 	const char *t = c->base.ftarget[i], *file = c->base.sc->file;
+	if (c->by_id && !strcmp(t, "id"))
+		return;         /* the record id, not a field */
 	const json_t *f = find_named(fields, t, 0);
 	const char *type = f ? json_string_value(json_object_get(f, "type")) : NULL;
 	if (!f) {

@@ -20,6 +20,10 @@
  *            acknowledged and is left as Mailchimp has it: insert creates
  *            what is not there -- which also makes a replayed insert (an
  *            answer lost to a dropped connection) harmless.
+ *   update   PATCH /lists/{list_id}/members/{hash} ("Update list member"),
+ *            one member a request: existing members only, never their
+ *            status; a 404 (not a member, or archived) fails the row "no
+ *            record matches".  Never creates: no batch subscribe, no PUT.
  *   mirror   upsert, and rows that left the model:
  *              on_remove unsubscribe  batch subscribe with status
  *                                     "unsubscribed" (500 a request)
@@ -183,6 +187,8 @@ static int mc_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		json_decref(tags);
 		if (rc < 0)
 			return RETL_HD_REJECT;
+		if (c->base.mode == RETL_MODE_UPDATE)
+			return MC_PATCH;
 		if (c->base.mode == RETL_MODE_INSERT || op->kind == RETL_OP_INSERT)
 			return MC_INSERT;
 		/* a member retl has written before (its address unchanged) goes
@@ -286,6 +292,16 @@ static int mc_encode(void *d, struct retl_request *r, struct retl_err *err)
 		req->url = member_url(c, r, "/tags");
 		mailchimp_tags_body(c, r, o);
 		return 0;
+	case MC_PATCH: {
+		/* the member object alone: PATCH documents no status_if_new,
+		 * and no status is sent, so it never changes */
+		size_t n;
+		const char *m = mailchimp_member_json(r, 0, &n);
+		req->method = "PATCH";
+		req->url = member_url(c, r, "");
+		retl_buf_add(o, m, n);
+		return 0;
+	}
 	case MC_PUT:
 		/* add or update: status_if_new never changes an existing
 		 * member's status */
@@ -526,9 +542,23 @@ static enum retl_hd_verdict mc_decode(void *d, struct retl_request *r,
 		free(id);
 		return RETL_HD_DONE;
 	}
-	if (r->kind == MC_PUT && st == 200)
+	if ((r->kind == MC_PUT || r->kind == MC_PATCH) && st == 200)
 		return decode_put(c, r);
-	if (!single && r->kind != MC_TAGS && r->kind != MC_PUT && st == 200)
+	if (r->kind == MC_PATCH && st == 404) {
+		/* "Resource Not Found": the address is not a member (or was
+		 * archived); update mode never adds it.  An unknown audience
+		 * answers the same: `retl check` tells them apart */
+		char *why = mailchimp_problem(req);
+		retl_buf m = RETL_BUF_INIT;
+		retl_buf_addf(&m, "no record matches: no member of audience %s has this address (update mode never adds one; Mailchimp: %s)",
+			      c->base.object, why);
+		retl_req_set_all(r, RETL_RES_REJECT, m.ptr);
+		retl_buf_free(&m);
+		free(why);
+		return RETL_HD_DONE;
+	}
+	if (!single && r->kind != MC_TAGS && r->kind != MC_PUT && r->kind != MC_PATCH &&
+	    st == 200)
 		return decode_batch(c, r);
 	if (mailchimp_auth_error(req, err) < 0)
 		return RETL_HD_FATAL;
@@ -615,6 +645,10 @@ static int open_sync_keys(struct mc_ctx *c, const struct retl_sync_cfg *sc,
 					    "%s: status_if_new: expected one of subscribed, transactional, pending",
 					    sc->file);
 		c->status_if_new = v;
+		if (sc->mode == RETL_MODE_UPDATE)
+			return retl_err_set(err, RETL_EXIT_USAGE,
+					    "%s: status_if_new: mode \"update\" never adds members; remove it (or use mode \"upsert\")",
+					    sc->file);
 	}
 	if (dp && !json_is_boolean(dp))
 		return retl_err_set(err, RETL_EXIT_USAGE,
@@ -690,6 +724,18 @@ static int mc_options(const struct retl_dest_cfg *dc, const struct retl_sync_cfg
 	return 0;
 }
 
+/* `retl plan`: update mode sends one PATCH a member; the other modes
+ * batch subscribe 500 a request (their PUTs for existing members are not
+ * known before the answers) */
+static void mc_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc,
+		    long ops, long *requests, long *jobs)
+{
+	(void)dc;
+	*jobs = 0;
+	*requests = sc->mode == RETL_MODE_UPDATE ? ops :
+		    (ops + MC_MAX_MEMBERS - 1) / MC_MAX_MEMBERS;
+}
+
 static const struct retl_hd_ops mc_ops = {
 	.type = "mailchimp",
 	.ctx_size = sizeof(struct mc_ctx),
@@ -710,8 +756,9 @@ static const struct retl_hd_ops mc_ops = {
 
 const struct retl_destination retl_dest_mailchimp = {
 	.name = "mailchimp",
-	.modes = 1u << RETL_MODE_UPSERT | 1u << RETL_MODE_INSERT |
-		 1u << RETL_MODE_MIRROR | 1u << RETL_MODE_MEMBERSHIP,
+	.modes = 1u << RETL_MODE_UPSERT | 1u << RETL_MODE_UPDATE |
+		 1u << RETL_MODE_INSERT | 1u << RETL_MODE_MIRROR |
+		 1u << RETL_MODE_MEMBERSHIP,
 	.removals = 1u << RETL_REMOVE_UNSUBSCRIBE | 1u << RETL_REMOVE_ARCHIVE |
 		    1u << RETL_REMOVE_DELETE,
 	.max_batch = MC_MAX_MEMBERS,
@@ -720,6 +767,7 @@ const struct retl_destination retl_dest_mailchimp = {
 	.validate = mc_validate,
 	.http = &mc_ops,
 	.check = mailchimp_check,
+	.plan = mc_plan,
 	/* engine batches queued at once; connections are capped by the HTTP
 	 * engine (max_connections) */
 	.max_inflight = 12,

@@ -273,9 +273,10 @@ int mailchimp_check(void *ctx, struct retl_err *err)
 		fields = retl_hd_answer_array(&c->base, req, what.ptr, "merge_fields", &root, err);
 	for (size_t i = 0; fields && i < c->base.nf; i++)
 		check_merge_field(c, fields, i, &probs);
-	/* membership adds no contact: the audience's required fields are
-	 * another sync's business */
-	if (fields && c->base.mode != RETL_MODE_MEMBERSHIP)
+	/* update and membership add no one: a required field they leave
+	 * out is the member's own, or another sync's business */
+	if (fields && c->base.mode != RETL_MODE_MEMBERSHIP &&
+	    c->base.mode != RETL_MODE_UPDATE)
 		check_required(c, fields, &probs);
 	retl_http_req_free(req);
 	json_decref(root);

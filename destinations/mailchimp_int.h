@@ -25,6 +25,8 @@ enum mc_kind { MC_ARCHIVE, MC_DELETE,
 				   * with status_if_new (one a request) */
 	       MC_TAGS,           /* a member whose tags differ from its row's
 				   * (one member a request) */
+	       MC_PATCH,          /* update mode: PATCH …/{hash}, members
+				   * only (404: no record matches) */
 	       MC_NKIND };
 
 struct mc_ctx {

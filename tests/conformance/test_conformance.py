@@ -228,6 +228,7 @@ REQUEST_TYPES = {
     "mailchimp": [r"GET /3\.0/ping$", r"GET /3\.0/lists/\w+$",
                   r"GET /3\.0/lists/\w+/merge-fields", r"POST /3\.0/lists/\w+$",
                   r"PUT /3\.0/lists/\w+/members/[0-9a-f]{32}$",
+                  r"PATCH /3\.0/lists/\w+/members/[0-9a-f]{32}$",
                   r"POST /3\.0/lists/\w+/members/[0-9a-f]{32}/tags$",
                   r"DELETE /3\.0/lists/\w+/members/[0-9a-f]{32}$",
                   r"POST /3\.0/lists/\w+/members/[0-9a-f]{32}/actions/delete-permanent$",

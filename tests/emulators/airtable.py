@@ -7,10 +7,14 @@ In-process:  server, url = airtable.start(port=0, **knobs); ...; server.shutdown
 
 API served (Authorization: Bearer <token>):
   GET    /v0/meta/bases/{base}/tables                 schema
-  GET    /v0/{base}/{table}?pageSize=&offset=&filterByFormula=   list (table by id or
-         name).  Formulas: only what retl sends to find a record by its merge fields,
-         LOWER({Field}&'')=LOWER('value') or AND() of such terms (string escapes \' and
-         \\); any other formula is refused 422 INVALID_FILTER_BY_FORMULA
+  GET    /v0/{base}/{table}?pageSize=&offset=&filterByFormula=&fields[]=   list (table
+         by id or name).  Formulas: airtable_formula.py's strict subset ({Field}, 'text',
+         numbers, =, &, AND, OR, LOWER); anything else, or an unknown field, is refused
+         422 INVALID_FILTER_BY_FORMULA
+  POST   /v0/{base}/{table}/listRecords  {"filterByFormula"?, "pageSize"?, "offset"?,
+         "fields"?, "maxRecords"?, ...}: the same list with its parameters in the body
+         (Airtable support, "URL length limitations for web API requests"); a body key
+         that is not a list parameter is refused 422 INVALID_REQUEST_UNKNOWN (chosen)
   POST   /v0/{base}/{table}   {"records":[{"fields"}], "typecast"?}         create
   PATCH  /v0/{base}/{table}   {"records":[{"id","fields"}], "typecast"?}    update (merge)
   PATCH  /v0/{base}/{table}   {"performUpsert":{"fieldsToMergeOn":[...]},
@@ -18,6 +22,10 @@ API served (Authorization: Bearer <token>):
   PUT    same as PATCH, replacing the fields
   DELETE /v0/{base}/{table}?records[]=rec…                                   delete
   At most 10 records a write; a write is all-or-nothing.
+
+URLs: at most 16,000 characters (the same support article); a longer one is refused
+414 {"error": {"type": "INVALID_REQUEST_UNKNOWN", ...}} (status and body chosen: the
+article gives the limit, not the answer).
 
 Rate: `rate_per_second` (5) requests per rolling second per base; one more and the base
 answers 429 to everything for `penalty` seconds (30; tests set 3).  Requests refused
@@ -57,9 +65,15 @@ from collections import deque, OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import airtable_formula  # noqa: E402
 from common import Response, DROP, iso_ms  # noqa: E402
 
 MAX_RECORDS = 10
+MAX_URL = 16000       # characters, Airtable support: "URL length limitations ..."
+# the parameters of "List records", which POST …/listRecords takes in its body
+LIST_PARAMS = {"fields", "filterByFormula", "maxRecords", "pageSize", "sort", "view",
+               "cellFormat", "timeZone", "userLocale", "returnFieldsByFieldId",
+               "recordMetadata", "offset"}
 DEFAULT_BASE = "appTESTBASE000001"
 
 COMPUTED = {"formula", "createdTime", "rollup", "count", "lookup", "multipleLookupValues",
@@ -241,8 +255,15 @@ class AirtableEmulator(common.Emulator):
     # ------------------------------------------------------------------ routing
     META = re.compile(r"^/v0/meta/bases/([^/]+)/tables$")
     RECORDS = re.compile(r"^/v0/([^/]+)/([^/]+)$")
+    LIST = re.compile(r"^/v0/([^/]+)/([^/]+)/listRecords$")
 
     def handle_api(self, req):
+        if len(req.raw_path) + len("https://api.airtable.com") > MAX_URL:
+            req.info["endpoint"] = "%s (URL too long)" % req.method
+            return err(414, "INVALID_REQUEST_UNKNOWN",
+                       "The URL is longer than %d characters: use POST "
+                       "/v0/{baseId}/{tableIdOrName}/listRecords" % MAX_URL)
+        lm = self.LIST.match(req.path)
         m = self.META.match(req.path)
         if m and req.method == "GET":
             base = m.group(1)
@@ -251,12 +272,13 @@ class AirtableEmulator(common.Emulator):
             if r is not None:
                 return r
             return common.fault_wrapper(self, req, lambda: self.meta(base))
-        m = self.RECORDS.match(req.path)
+        m = lm if lm and req.method == "POST" else self.RECORDS.match(req.path)
         if not m or m.group(1) == "meta":
             req.info["endpoint"] = "%s %s" % (req.method, req.path)
             return err(404, "NOT_FOUND")
         base, tname = m.groups()
-        req.info["endpoint"] = "%s /v0/{base}/{table}" % req.method
+        req.info["endpoint"] = ("POST /v0/{base}/{table}/listRecords" if m is lm else
+                                "%s /v0/{base}/{table}" % req.method)
         r = self.admit(req, base)
         if r is not None:
             return r
@@ -273,6 +295,8 @@ class AirtableEmulator(common.Emulator):
         try:
             if req.method == "GET":
                 return common.fault_wrapper(self, req, lambda: self.op_list(req, base, t))
+            if m is lm:
+                return common.fault_wrapper(self, req, lambda: self.op_list_post(req, base, t))
             if req.method == "DELETE":
                 return common.fault_wrapper(self, req, lambda: self.op_delete(req, base, t))
             try:
@@ -511,60 +535,60 @@ class AirtableEmulator(common.Emulator):
                 del recs[rid]
         return Response(200, {"records": [{"id": rid, "deleted": True} for rid in ids]})
 
-    TERM = re.compile(r"LOWER\(\{((?:[^}\\]|\\.)*)\}&''\)=LOWER\('((?:[^'\\]|\\.)*)'\)")
-
-    @staticmethod
-    def _unescape(s):
-        return re.sub(r"\\(.)", r"\1", s)
-
-    def parse_formula(self, f):
-        """-> [(field, value)] of the supported subset, or None"""
-        body = f
-        m = re.fullmatch(r"AND\((.*)\)", f, re.S)
-        if m:
-            body = m.group(1)
-        terms, pos = [], 0
-        while pos < len(body):
-            t = self.TERM.match(body, pos)
-            if not t:
-                return None
-            terms.append((self._unescape(t.group(1)), self._unescape(t.group(2))))
-            pos = t.end()
-            if pos < len(body):
-                if body[pos] != ",":
-                    return None
-                pos += 1
-        return terms or None
-
-    @staticmethod
-    def _text(v):
-        if v is None:
-            return ""
-        if isinstance(v, bool):
-            return "1" if v else "0"
-        if isinstance(v, float) and v == int(v):
-            v = int(v)
-        return str(v)
+    def op_list_post(self, req, base, t):
+        try:
+            body = req.json()
+        except ValueError:
+            return err(422, "INVALID_REQUEST_BODY", "Could not parse request body")
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            return err(422, "INVALID_REQUEST_BODY", "Could not parse request body")
+        unknown = sorted(set(body) - LIST_PARAMS)
+        if unknown:
+            return err(422, "INVALID_REQUEST_UNKNOWN",
+                       "Invalid request: parameter validation failed. Check your request "
+                       "data. (unknown parameter %s)" % unknown[0])
+        fields = body.get("fields")
+        if fields is not None and not (isinstance(fields, list) and
+                                       all(isinstance(f, str) for f in fields)):
+            return err(422, "INVALID_REQUEST_UNKNOWN",
+                       "Invalid request: parameter validation failed. Check your request "
+                       "data. (fields must be an array of field names)")
+        return self.list_records(base, t, body.get("pageSize", 100), body.get("offset"),
+                                 body.get("filterByFormula"), fields)
 
     def op_list(self, req, base, t):
-        size = min(100, int(req.q("pageSize", "100") or 100))
-        off = int(req.q("offset", "0") or 0)
-        formula = req.q("filterByFormula", None)
-        terms = None
+        return self.list_records(base, t, req.q("pageSize", "100"), req.q("offset"),
+                                 req.q("filterByFormula"), req.query.get("fields[]"))
+
+    def list_records(self, base, t, size, off, formula, fields):
+        try:
+            size = int(size or 100)
+            off = int(off or 0)
+        except (TypeError, ValueError):
+            return err(422, "INVALID_OFFSET_VALUE" if off else "INVALID_REQUEST_UNKNOWN",
+                       "The pagination offset or page size is invalid")
+        if not 1 <= size <= 100:
+            return err(422, "INVALID_REQUEST_UNKNOWN", "pageSize must be from 1 to 100")
+        test = None
+        names = [f["name"] for f in t["fields"]]
         if formula:
-            terms = self.parse_formula(formula)
-            if terms is None:
-                return err(422, "INVALID_FILTER_BY_FORMULA",
-                           "The formula for filtering records is invalid: Invalid formula. "
-                           "Please check your formula text.")
+            try:
+                test = airtable_formula.compile_formula(formula, names)
+            except airtable_formula.FormulaError as e:
+                return err(422, "INVALID_FILTER_BY_FORMULA", str(e))
+        for f in fields or []:
+            if f not in names:
+                return err(422, "UNKNOWN_FIELD_NAME", 'Unknown field name: "%s"' % f)
         with self.lock:
             allr = list(self.recs(base, t).values())
-        if terms:
-            allr = [r for r in allr
-                    if all(self._text(r["fields"].get(f)).lower() == v.lower()
-                           for f, v in terms)]
-        page = allr[off:off + size]
-        out = {"records": [self.public(r) for r in page]}
+        if test:
+            allr = [r for r in allr if test(r["fields"])]
+        page = [self.public(r) for r in allr[off:off + size]]
+        if fields:
+            for r in page:
+                r["fields"] = {k: v for k, v in r["fields"].items() if k in fields}
+        out = {"records": page}
         if off + size < len(allr):
             out["offset"] = str(off + size)
         return Response(200, out)

@@ -136,6 +136,7 @@ DROP = object()  # returned by a hook: close the connection without any response
 class Request:
     def __init__(self, method, raw_path, headers, body):
         self.method = method
+        self.raw_path = raw_path
         parts = urlsplit(raw_path)
         self.path = unquote(parts.path)
         self.query = {k: v for k, v in parse_qs(parts.query, keep_blank_values=True).items()}

@@ -221,7 +221,12 @@ def test_put_hash_must_match(emu):
 def test_patch_updates_members_only(emu):
     h = mailchimp.subscriber_hash("p@b.io")
     path = "/3.0/lists/%s/members/%s" % (LIST, h)
-    assert call(emu, "PATCH", path, {"merge_fields": {"FNAME": "P"}})[0] == 404
+    st, body = call(emu, "PATCH", path, {"email_address": "p@b.io",
+                                         "merge_fields": {"FNAME": "P"}})
+    # Mailchimp's 404 problem body; PATCH never adds the address
+    assert st == 404 and body["title"] == "Resource Not Found" and body["status"] == 404
+    assert body["detail"] == "The requested resource could not be found."
+    assert call(emu, "GET", path)[0] == 404
     call(emu, "POST", "/_emulator/members/%s" % LIST,
          {"members": [{"email_address": "p@b.io", "status": "unsubscribed"}]})
     st, body = call(emu, "PATCH", path, {"merge_fields": {"FNAME": "P"}, "status_if_new": "subscribed"})
