@@ -84,6 +84,7 @@ from collections import deque, OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import hubspot_assoc  # noqa: E402
 from common import Response, DROP, correlation_id, iso_ms  # noqa: E402
 
 MAX_BATCH = 100
@@ -273,6 +274,7 @@ class HubSpotEmulator(common.Emulator):
         self.auth_count = 0        # authenticated API requests (for nth-429 / expiry)
         self.expired_done = False
         self._index_names()
+        hubspot_assoc.reset(self)
 
     def on_config_change(self):
         self.rate_max, self.rate_window = parse_rate(self.knobs["rate"])
@@ -304,6 +306,9 @@ class HubSpotEmulator(common.Emulator):
         parts = req.path.strip("/").split("/")[1:]  # after _emulator
         if not parts:
             return None
+        r = hubspot_assoc.control(self, parts, req)
+        if r is not None:
+            return r
         if parts[0] == "records" and len(parts) == 2:
             with self.lock:
                 oid = self.resolve(parts[1])
@@ -479,6 +484,9 @@ class HubSpotEmulator(common.Emulator):
     DATED = re.compile(r"^/crm/(objects|properties)/\d{4}-\d{2}/")
 
     def handle_api(self, req):
+        assoc = hubspot_assoc.route(req)
+        if assoc is not None:
+            return self.handle_assoc(req, *assoc)
         route = None
         path = self.DATED.sub(lambda m: "/crm/v3/%s/" % m.group(1), req.path)
         for method, rx, name in self.ROUTES:
@@ -524,6 +532,22 @@ class HubSpotEmulator(common.Emulator):
         r = self.check_scope(token, scopes)
         if r is None:
             r = common.fault_wrapper(self, req, lambda: self.dispatch(req, name, g, oid))
+        if r is not DROP:
+            r.headers = dict(headers, **r.headers)
+        return r
+
+    def handle_assoc(self, req, name, g):
+        """associations v4 and search (hubspot_assoc.py): auth, rate limits,
+        scopes and faults as every other call"""
+        req.info["endpoint"] = hubspot_assoc.endpoint(name, g)
+        token, refusal = self.admit(req)
+        headers = self.rate_headers(token) if token else {}
+        if refusal is None:
+            with self.lock:
+                oid = self.resolve(g[0] if name == "search" else g[1])
+            refusal = self.check_scope(token, hubspot_assoc.scopes(name, g, oid)) if oid else None
+        r = refusal or common.fault_wrapper(self, req,
+                                            lambda: hubspot_assoc.dispatch(self, req, name, g))
         if r is not DROP:
             r.headers = dict(headers, **r.headers)
         return r
