@@ -51,6 +51,9 @@ static const char *const hs_conn_keys[] = {
 	"api_version", NULL
 };
 
+/* the associations (hubspot_assoc.c) */
+static const char *const hs_sync_keys[] = { "associations", NULL };
+
 static const char *const hs_verb[HS_NKIND] = {
 	"upsert", "update", "create", "read", "archive", "read"
 };
@@ -210,6 +213,8 @@ static int convert_row(const struct hs_ctx *c, const struct retl_op *op,
 		goto bad;
 	retl_buf_addc(o, '{');
 	while ((rc = retl_payload_next(&rd, &f)) > 0) {
+		if (c->assoc && retl_pfield_is(&f, "associations"))
+			continue;       /* not a property: hubspot_assoc.c's */
 		int fi = retl_hd_field_named(&c->base, f.name, f.name_len);
 		enum retl_type t = fi >= 0 ? c->base.ftype[fi] : RETL_TYPE_AUTO;
 		const char *target = fi >= 0 ? c->base.ftarget[fi] : "?";
@@ -261,7 +266,8 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
-	if (convert_row(c, op, body, &val, reason) < 0) {
+	if (hubspot_assoc_prepare(c, reason) < 0 ||
+	    convert_row(c, op, body, &val, reason) < 0) {
 		retl_buf_free(&val);
 		return RETL_HD_REJECT;
 	}
@@ -343,6 +349,8 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 	retl_buf *o = &req->body;
 	retl_buf url = RETL_BUF_INIT;
 
+	if (r->kind >= HS_NKIND)
+		return hubspot_assoc_encode(c, r);
 	retl_buf_addf(&url, "%s%s/%s/batch/%s", c->base.url, c->objects, c->base.object,
 		      hs_verb[r->kind]);
 	req->method = "POST";
@@ -408,6 +416,7 @@ static void hs_fini(void *d)
 	struct hs_ctx *c = d;
 	free(c->objects);
 	free(c->properties);
+	hubspot_assoc_fini(c);
 }
 
 /* the mapping: flat properties, and the match property */
@@ -416,8 +425,13 @@ static int hs_setup(void *d, struct retl_err *err)
 	struct hs_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
 	set_paths(c);
+	if (hubspot_assoc_setup(c, json_string_value(json_object_get(c->base.dc->options,
+								  "api_version")), err) < 0)
+		return -1;
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
+		if (!strncmp(t, "associations.", 13))
+			continue;       /* hubspot_assoc.c's */
 		if (strchr(t, '.'))
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: fields.%s: HubSpot properties are flat: a dotted target (a nested object) cannot be sent; name the property itself",
@@ -483,6 +497,7 @@ static const struct retl_hd_ops hs_ops = {
 	.encode = hs_encode,
 	.decode = hubspot_decode,
 	.transient = hubspot_transient,
+	.ops_per_request = hubspot_assoc_ops_per_request,
 	.fini = hs_fini,
 };
 
@@ -493,6 +508,7 @@ const struct retl_destination retl_dest_hubspot = {
 	.removals = 1u << RETL_REMOVE_ARCHIVE | 1u << RETL_REMOVE_DELETE,
 	.max_batch = HS_MAX_INPUTS,
 	.conn_keys = hs_conn_keys,
+	.sync_keys = hs_sync_keys,
 	.validate = hs_validate,
 	.http = &hs_ops,
 	.check = hubspot_check,

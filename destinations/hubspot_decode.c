@@ -614,8 +614,9 @@ int hubspot_daily_429(const struct retl_http_req *req)
 enum retl_hd_verdict hubspot_transient(void *d, struct retl_request *r,
 				       struct retl_err *err)
 {
-	(void)d;
 	char *why = retl_req_reason(r);
+	if (r->kind >= HS_NKIND)
+		hubspot_assoc_gave_up(d, r);
 	retl_req_set_all(r, RETL_RES_RETRY, why);
 	free(why);
 	if (r->http->status != 429 || !hubspot_daily_429(r->http))
@@ -633,9 +634,15 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 	struct hs_ctx *c = d;
 	const struct retl_http_req *req = r->http;
 	long st = req->status;
+	enum retl_hd_verdict v;
 
-	if (st == 200 || st == 201 || st == 204 || st == 207)
-		return decode_ok(c, r);
+	if (r->kind >= HS_NKIND)
+		return hubspot_assoc_decode(c, r, err);
+	if (st == 200 || st == 201 || st == 204 || st == 207) {
+		v = decode_ok(c, r);
+		hubspot_assoc_written(c, r);
+		return v;
+	}
 	if (hubspot_auth_error(req, err) < 0)
 		return RETL_HD_FATAL;
 	if (st == 400 && req->resp.ptr &&
@@ -644,5 +651,8 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 			     c->base.object);
 		return RETL_HD_FATAL;
 	}
-	return decode_refused(c, r);
+	v = decode_refused(c, r);
+	if (v == RETL_HD_DONE)
+		hubspot_assoc_written(c, r);
+	return v;
 }

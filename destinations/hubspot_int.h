@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "config.h"
 #include "err.h"
 #include "http_dest.h"
@@ -21,6 +22,8 @@ enum hs_kind { HS_UPSERT, HS_UPDATE, HS_CREATE, HS_READ, HS_ARCHIVE, HS_FIND,
 /* the id an archive sends: the stored one, or the one HS_FIND found */
 const char *hubspot_archive_id(const struct retl_request *r, size_t k);
 
+struct hs_assoc;
+
 struct hs_ctx {
 	struct retl_http_dest base;       /* first */
 	const char *id_prop;              /* the match property, or NULL */
@@ -28,7 +31,25 @@ struct hs_ctx {
 	char *objects;                    /* "/crm/v3/objects" or
 					   * "/crm/objects/2026-03" (api_version) */
 	char *properties;                 /* likewise for properties */
+	struct hs_assoc *assoc;           /* associations, or NULL */
 };
+
+/* hubspot_assoc.c: associations (README "HubSpot associations").  Request
+ * kinds from HS_NKIND up are theirs */
+int hubspot_assoc_setup(struct hs_ctx *c, const char *ver, struct retl_err *err);
+void hubspot_assoc_fini(struct hs_ctx *c);
+/* before an op's first request: -1 with reason when the association types
+ * could not be resolved */
+int hubspot_assoc_prepare(struct hs_ctx *c, retl_buf *reason);
+/* after an object write's answer: its acknowledged ops go on to their
+ * associations */
+void hubspot_assoc_written(struct hs_ctx *c, struct retl_request *r);
+size_t hubspot_assoc_ops_per_request(void *d, int kind);
+int hubspot_assoc_encode(struct hs_ctx *c, struct retl_request *r);
+enum retl_hd_verdict hubspot_assoc_decode(struct hs_ctx *c, struct retl_request *r,
+					  struct retl_err *err);
+void hubspot_assoc_gave_up(struct hs_ctx *c, struct retl_request *r);
+void hubspot_assoc_check(struct hs_ctx *c, retl_buf *probs);
 
 /* GET /crm/v3/properties/{object} and the checks on it (hubspot_check.c) */
 int hubspot_check(void *ctx, struct retl_err *err);

@@ -15,6 +15,7 @@ Served (Authorization, rate limits and the fault knobs as every HubSpot call):
 Control (no auth):
   GET  /_emulator/associations/{from}/{to}  -> {"results": [{fromId, toId, types: [{category, typeId}]}]}
   POST /_emulator/labels/{from}/{to}  {"label", "category"?, "typeId"?}  adds a label
+  POST /_emulator/remove/{object}/{id}  {}  deletes a record and its associations
 
 What each rule follows (HubSpot's published specs, HubSpot/HubSpot-public-api-spec-collection,
 crm-associations-v4.json, crm-associations-2026-03.json, crm-associations-schema-v4[-rollout50914].json,
@@ -250,7 +251,7 @@ def read(emu, f, t, inputs):
             continue
         to = []
         for (a, b, c, d), types in sorted(emu.assoc.items()):
-            if a == f and b == fid and c == t and types:
+            if a == f and b == fid and c == t and types and d in emu.records[t]:
                 to.append({"toObjectId": d, "associationTypes": [
                     {"category": cat, "typeId": i, "label": _label_of(emu, f, t, cat, i)[0]}
                     for cat, i in sorted(types)]})
@@ -296,6 +297,12 @@ def search(emu, req, oid):
         return bad("Invalid input JSON on line 1, column 1: %s" % e)
     if not isinstance(body, dict):
         return bad("Invalid input JSON: expected an object")
+    # PublicObjectSearchRequest: after, filterGroups, limit, properties and
+    # sorts are required in the spec
+    missing = [k for k in ("after", "filterGroups", "limit", "properties", "sorts") if k not in body]
+    if missing:
+        return bad("Invalid input JSON on line 1, column 1: Cannot build PublicObjectSearchRequest, "
+                   "some of required attributes are not set %s" % missing)
     limit = body.get("limit", 10)
     if not isinstance(limit, int) or limit < 0 or limit > 200:
         return bad("limit must be at most 200")
@@ -338,9 +345,20 @@ def _matches(rec, grp):
 # ---------------------------------------------------------------- control
 
 def control(emu, parts, req):
-    """/_emulator/associations/{from}/{to}, /_emulator/labels/{from}/{to}; None if not ours"""
-    if len(parts) != 3 or parts[0] not in ("associations", "labels"):
+    """/_emulator/associations/{from}/{to}, /_emulator/labels/{from}/{to},
+    /_emulator/remove/{object}/{id} (a record gone, with its associations);
+    None if not ours"""
+    if len(parts) != 3 or parts[0] not in ("associations", "labels", "remove"):
         return None
+    if parts[0] == "remove" and req.method == "POST":
+        with emu.lock:
+            oid = emu.resolve(parts[1])
+            if not oid or emu.records[oid].pop(parts[2], None) is None:
+                return Response(404, {"error": "no such record"})
+            for k in [k for k in emu.assoc if (k[0], k[1]) == (oid, parts[2]) or
+                      (k[2], k[3]) == (oid, parts[2])]:
+                del emu.assoc[k]
+        return Response(200, {"ok": True})
     with emu.lock:
         f, t = emu.resolve(parts[1]), emu.resolve(parts[2])
         if not f or not t:
@@ -348,7 +366,8 @@ def control(emu, parts, req):
         if parts[0] == "associations" and req.method == "GET":
             out = []
             for (a, b, c, d), types in sorted(emu.assoc.items()):
-                if a == f and c == t and types:
+                # an archived record's associations are not shown
+                if a == f and c == t and types and b in emu.records[f] and d in emu.records[t]:
                     out.append({"fromId": b, "toId": d,
                                 "types": [{"category": x, "typeId": i} for x, i in sorted(types)]})
             return Response(200, {"results": out})

@@ -103,13 +103,15 @@ def test_search_in_and_eq_on_domain(emu):
     seed(emu, "companies", [{"domain": "x.io"}, {"domain": "x.io"}, {"domain": "y.io"}])
     body = {"filterGroups": [{"filters": [{"propertyName": "domain", "operator": "IN",
                                            "values": ["x.io", "y.io", "z.io"]}]}],
-            "properties": ["domain"], "limit": 200}
+            "properties": ["domain"], "limit": 200, "sorts": [], "after": "0"}
     st, out, _ = call(emu, "/crm/v3/objects/companies/search", body)
     assert st == 200 and out["total"] == 3
     assert sorted(r["properties"]["domain"] for r in out["results"]) == ["x.io", "x.io", "y.io"]
     body["filterGroups"][0]["filters"] = [{"propertyName": "domain", "operator": "EQ", "value": "y.io"}]
     st, out, _ = call(emu, "/crm/objects/2026-03/companies/search", body)
     assert st == 200 and out["total"] == 1
+    assert call(emu, "/crm/v3/objects/companies/search",
+                {k: v for k, v in body.items() if k != "sorts"})[0] == 400
     body["limit"] = 201
     assert call(emu, "/crm/v3/objects/companies/search", body)[0] == 400
     body["limit"] = 10
