@@ -105,11 +105,18 @@ def run_clean(p, url):
 
 
 def run_faulty(p, url):
-    """a run with faults: it may end with rows not done (exit 1 or 4)"""
+    """a run with faults: it may end with rows not done (exit 1 or 4); the
+    faults met association calls (search, v4 batch) too"""
+    seen = len(control(url, "counters")["requests"])
     control(url, "config", FAULTS)
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc in (0, 1, 4), (out, err)
     control(url, "config", NO_FAULTS)
+    reqs = control(url, "counters")["requests"][seen:]
+    hit = {r["path"].rsplit("/", 1)[-1] for r in reqs
+           if ("/crm/v4/" in r["path"] or r["path"].endswith("/search"))
+           and (r.get("fault") or r["status"] in (429, None) or (r["status"] or 0) >= 500)}
+    assert hit & {"search", "create", "read", "archive"}, hit
 
 
 def test_associations_follow_the_model_under_faults(project, db, emulator):
