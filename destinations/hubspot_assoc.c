@@ -45,47 +45,8 @@
 
 #include "buf.h"
 #include "hubspot_int.h"
+#include "hubspot_assoc_int.h"
 #include "payload.h"
-
-#define HS_ASSOC_MAX 8            /* declarations a sync may have */
-#define HS_ASSOC_VALUES 10        /* values a row may give one declaration */
-#define HS_FIND_OPS 10            /* ops a search carries: <= 100 IN values */
-
-enum { ST_FIND, ST_READ, ST_CREATE, ST_ARCHIVE, ST_N };
-
-struct hs_decl {
-	const char *name;             /* the key in "associations" (borrowed) */
-	const char *to, *by, *label;  /* borrowed from the sync's options */
-	long type_id;                 /* "type_id", or 0 */
-	char *category;               /* resolved: "HUBSPOT_DEFINED" ... */
-	long tid;                     /* resolved typeId */
-	int unlabeled;                /* the HubSpot-defined unlabeled type */
-};
-
-struct strv {
-	char **v;
-	size_t n;
-};
-
-struct aop {
-	const struct retl_batch *b;
-	size_t i;
-	char *obj;                    /* the written record's id */
-	size_t decl;                  /* the declaration being done */
-	int step;                     /* the next stage of it */
-	struct strv want, have;       /* target ids found / associated now */
-};
-
-struct hs_assoc {
-	struct hs_decl d[HS_ASSOC_MAX];
-	size_t nd;
-	int resolved;                 /* 1 done, -1 failed (why) */
-	char *why;
-	char *assoc_base;             /* "/crm/v4/associations" or
-				       * "/crm/associations/2026-03" */
-	struct aop **ops;             /* ops between requests */
-	size_t nops, capops;
-};
 
 static void strv_add(struct strv *s, const char *x)
 {
@@ -269,8 +230,7 @@ static int pick_type(struct hs_decl *d, const json_t *results, retl_buf *why,
 	return -1;
 }
 
-/* GET labels of declaration d: 0, or -1 with why (an HTTP failure: err) */
-static int resolve_one(struct hs_ctx *c, struct hs_decl *d, retl_buf *why,
+int hubspot_assoc_resolve_one(struct hs_ctx *c, struct hs_decl *d, retl_buf *why,
 		       struct retl_err *err)
 {
 	retl_buf p = RETL_BUF_INIT;
@@ -306,7 +266,7 @@ static void resolve(struct hs_ctx *c)
 	for (size_t i = 0; i < a->nd; i++) {
 		struct retl_err err;
 		retl_err_clear(&err);
-		if (resolve_one(c, &a->d[i], &why, &err) < 0) {
+		if (hubspot_assoc_resolve_one(c, &a->d[i], &why, &err) < 0) {
 			a->resolved = -1;
 			a->why = retl_buf_detach(&why);
 			break;
@@ -781,59 +741,4 @@ void hubspot_assoc_gave_up(struct hs_ctx *c, struct retl_request *r)
 {
 	for (size_t k = 0; c->assoc && k < r->n; k++)
 		aop_drop(c->assoc, r, k);
-}
-
-/* ---- check ---- */
-
-/* the target object and its `by` property (unique, unless companies'
- * domain, which is found by search) */
-static void check_target(struct hs_ctx *c, const struct hs_decl *d, retl_buf *probs,
-			 struct retl_err *err)
-{
-	const char *file = c->base.sc->file;
-	retl_buf p = RETL_BUF_INIT;
-	json_t *root = NULL;
-	retl_buf_addf(&p, "%s/%s", c->properties, d->to);
-	struct retl_http_req *req = retl_hd_get(&c->base, p.ptr);
-	if (req->status == 404 || (req->status == 400 && req->resp.ptr &&
-				   strstr(req->resp.ptr, "Unable to infer object type"))) {
-		retl_hd_problem(probs, "%s: associations.%s.to: hubspot: object \"%s\" does not exist",
-				file, d->name, d->to);
-	} else if (hubspot_auth_error(req, err) == 0 &&
-		   retl_hd_answered(&c->base, req, p.ptr, NULL, err) == 0) {
-		json_t *res = retl_hd_answer_array(&c->base, req, p.ptr, "results", &root, err);
-		const json_t *prop = res ? retl_dest_find(res, "name", d->by, 0) : NULL;
-		int domain = !strcmp(d->by, "domain") && !strcmp(d->to, "companies");
-		int email = !strcmp(d->by, "email") && !strcmp(d->to, "contacts");
-		if (res && !prop) {
-			retl_hd_problem(probs, "%s: associations.%s.by: hubspot: %s has no property \"%s\"",
-					file, d->name, d->to, d->by);
-			retl_hd_did_you_mean(probs, retl_dest_closest(res, "name", d->by, 3));
-		} else if (prop && !domain && !email &&
-			   !json_is_true(json_object_get(prop, "hasUniqueValue"))) {
-			retl_hd_problem(probs, "%s: associations.%s.by: hubspot: %s.%s does not have unique values (hasUniqueValue false); associate by a unique property, or companies by domain",
-					file, d->name, d->to, d->by);
-		}
-	} else {
-		retl_hd_problem(probs, "%s: associations.%s: %s", file, d->name, err->msg);
-	}
-	json_decref(root);
-	retl_http_req_free(req);
-	retl_buf_free(&p);
-}
-
-void hubspot_assoc_check(struct hs_ctx *c, retl_buf *probs)
-{
-	struct hs_assoc *a = c->assoc;
-	for (size_t i = 0; a && i < a->nd; i++) {
-		struct retl_err err;
-		retl_buf why = RETL_BUF_INIT;
-		retl_err_clear(&err);
-		check_target(c, &a->d[i], probs, &err);
-		retl_err_clear(&err);
-		if (resolve_one(c, &a->d[i], &why, &err) < 0)
-			retl_hd_problem(probs, "%s: associations.%s%s: %s", c->base.sc->file,
-					a->d[i].name, a->d[i].label ? ".label" : "", why.ptr);
-		retl_buf_free(&why);
-	}
 }

@@ -44,10 +44,10 @@ def companies(url, rows):
     return out["results"]
 
 
-def sync(make, db, url, mode="mirror", billing=True):
+def sync(make, db, url, mode="mirror", billing=True, **hs):
     p = make(dsn=db.dsn, destinations={
-        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url,
-               "requests_per_10s": 10000}})
+        "hs": dict({"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url,
+                    "requests_per_10s": 10000}, **hs)})
     fields = {"email": "email", "firstname": "first",
               "associations.company": {"from": "domain", "transform": ["trim", "lower"]}}
     assoc = {"company": {"to": "companies", "by": "domain"}}
@@ -219,3 +219,28 @@ def test_check_names_missing_target_property_and_label(project, db, emulator):
     assert 'associations.billing.label: hubspot: no association label "Biling" from contacts ' \
            'to companies' in text
     assert 'associations.owner.to: hubspot: object "nothings" does not exist' in text
+
+
+def test_date_based_version_moves_and_removes(project, db, emulator):
+    """api_version 2026-03: /crm/associations/2026-03/... and
+    /crm/objects/2026-03/companies/search; an association that moves, a
+    label removed, a row that loses its company"""
+    url = emulator
+    companies(url, [("a.com", "A1"), ("b.com", "B1")])
+    db.psql("""
+        CREATE TABLE people (id int PRIMARY KEY, email text, first text, domain text, billing text);
+        INSERT INTO people VALUES (1, 'one@x.io', 'One', 'a.com', 'A1'),
+                                  (2, 'two@x.io', 'Two', 'b.com', 'A1,B1');
+    """)
+    p = sync(project, db, url, api_version="2026-03")
+    run_clean(p, url)
+    assert actual(url) == expected(url, db)
+    db.psql("UPDATE people SET domain = 'b.com', billing = 'B1' WHERE id = 1; "
+            "UPDATE people SET domain = NULL, billing = 'B1' WHERE id = 2")
+    run_clean(p, url)
+    assert actual(url) == expected(url, db)
+    paths = {r["path"] for r in control(url, "counters")["requests"]}
+    assert "/crm/associations/2026-03/contacts/companies/batch/labels/archive" in paths
+    assert "/crm/associations/2026-03/contacts/companies/batch/archive" in paths
+    assert "/crm/objects/2026-03/companies/search" in paths
+    assert not any(x.startswith("/crm/v") for x in paths), paths
