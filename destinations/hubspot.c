@@ -202,9 +202,10 @@ static int add_value(const struct retl_pfield *f, enum retl_type t,
  * the idProperty's value into id.  -1 with a reason for a row HubSpot
  * cannot take.
  */
-static int convert_row(const struct hs_ctx *c, const struct retl_op *op,
+static int convert_row(struct hs_ctx *c, const struct retl_batch *b, size_t i,
 		       retl_buf *o, retl_buf *id, retl_buf *reason)
 {
+	const struct retl_op *op = &b->ops[i];
 	struct retl_preader rd;
 	struct retl_pfield f;
 	int first = 1, rc;
@@ -213,8 +214,12 @@ static int convert_row(const struct hs_ctx *c, const struct retl_op *op,
 		goto bad;
 	retl_buf_addc(o, '{');
 	while ((rc = retl_payload_next(&rd, &f)) > 0) {
-		if (c->assoc && retl_pfield_is(&f, "associations"))
-			continue;       /* not a property: hubspot_assoc.c's */
+		if (c->assoc && retl_pfield_is(&f, "associations")) {
+			/* not a property: hubspot_assoc.c's values */
+			if (hubspot_assoc_take(c, b, i, &f.v, reason) < 0)
+				return -1;
+			continue;
+		}
 		int fi = retl_hd_field_named(&c->base, f.name, f.name_len);
 		enum retl_type t = fi >= 0 ? c->base.ftype[fi] : RETL_TYPE_AUTO;
 		const char *target = fi >= 0 ? c->base.ftarget[fi] : "?";
@@ -254,7 +259,11 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 	retl_buf val = RETL_BUF_INIT;
 	int k;
 
+	/* every op, removals too: the first batch resolves the association
+	 * types, whatever it holds (nothing is in flight before it) */
+	int assoc_ok = hubspot_assoc_prepare(c, reason) == 0;
 	if (op->kind == RETL_OP_REMOVE) {
+		retl_buf_reset(reason);
 		if (op->dest_id && op->dest_id[0])
 			return HS_ARCHIVE;
 		if (op->match && op->match[0] && c->id_prop) {
@@ -266,8 +275,8 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
-	if (hubspot_assoc_prepare(c, reason) < 0 ||
-	    convert_row(c, op, body, &val, reason) < 0) {
+	if (!assoc_ok || convert_row(c, b, i, body, &val, reason) < 0) {
+		hubspot_assoc_forget(c, b, i);
 		retl_buf_free(&val);
 		return RETL_HD_REJECT;
 	}

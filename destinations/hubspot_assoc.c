@@ -34,10 +34,14 @@
  * category and typeId by GET .../labels (once per run, before the first
  * request), or the unlabeled HubSpot-defined type (label null there).
  *
- * What an op is doing between requests lives in a small table keyed by
- * (batch, op index), created when its object write is acknowledged and
- * dropped when the op is done; the table is freed at close.
+ * What an op is doing between requests (its values, read from the payload
+ * once when hubspot.c converts the row; its record id; the targets found
+ * and the associations there now) lives in a table hashed by (batch, op
+ * index), dropped when the op is done or not written.  An entry whose
+ * request got no answer at all stays until its slot is reused or the
+ * destination closes (bounded by the run).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +173,8 @@ static void aop_free(struct aop *s)
 	free(s->obj);
 	strv_free(&s->want);
 	strv_free(&s->have);
+	for (size_t i = 0; i < HS_ASSOC_MAX; i++)
+		strv_free(&s->val[i]);
 	free(s);
 }
 
@@ -179,9 +185,12 @@ void hubspot_assoc_fini(struct hs_ctx *c)
 		return;
 	for (size_t i = 0; i < a->nd; i++)
 		free(a->d[i].category);
-	for (size_t i = 0; i < a->nops; i++)
-		aop_free(a->ops[i]);
-	free(a->ops);
+	for (size_t i = 0; i < HS_AOP_BUCKETS; i++)
+		while (a->ops[i]) {
+			struct aop *s = a->ops[i];
+			a->ops[i] = s->next;
+			aop_free(s);
+		}
 	free(a->why);
 	free(a->assoc_base);
 	free(a);
@@ -296,69 +305,109 @@ int hubspot_assoc_prepare(struct hs_ctx *c, retl_buf *reason)
 	return -1;
 }
 
-/* ---- an op's values ---- */
-
-/* the values the payload gives declaration d (strings; numbers as
- * written): 0, or -1 with reason */
-static int op_values(const struct retl_op *op, const struct hs_decl *d,
-		     struct strv *out, retl_buf *reason)
-{
-	struct retl_preader rd, ra, rv;
-	struct retl_pfield f, g;
-	struct retl_pv x;
-	retl_buf s = RETL_BUF_INIT;
-	if (retl_payload_open(&rd, op->payload, op->payload_len) < 0)
-		return -1;
-	while (retl_payload_next(&rd, &f) > 0) {
-		if (!retl_pfield_is(&f, "associations") || retl_pv_open(&ra, &f.v) < 0)
-			continue;
-		while (retl_payload_next(&ra, &g) > 0) {
-			if (!retl_pfield_is(&g, d->name))
-				continue;
-			int one = g.v.kind != RETL_PV_ARRAY;
-			if (!one && retl_pv_open(&rv, &g.v) < 0)
-				continue;
-			while (one ? (x = g.v, one-- > 0) : retl_payload_item(&rv, &x) > 0) {
-				retl_buf_reset(&s);
-				if (x.kind == RETL_PV_STRING)
-					retl_pv_string(&x, &s);
-				else if (x.kind == RETL_PV_NUMBER)
-					retl_buf_add(&s, x.raw, x.len);
-				if (s.len)
-					strv_add(out, s.ptr);
-			}
-		}
-	}
-	retl_buf_free(&s);
-	if (out->n <= HS_ASSOC_VALUES)
-		return 0;
-	retl_buf_addf(reason, "associations.%s: %zu values; at most %d a row",
-		      d->name, out->n, HS_ASSOC_VALUES);
-	return -1;
-}
-
 /* ---- the ops' table ---- */
 
-static struct aop *aop_find(struct hs_assoc *a, const struct retl_request *r, size_t k,
-			    size_t *at)
+/* the chain op i of b hangs in: every lookup of every op of every answer
+ * comes here, with up to max_inflight batches of 100 ops held */
+static struct aop **aop_slot(struct hs_assoc *a, const struct retl_batch *b, size_t i)
 {
-	for (size_t i = 0; i < a->nops; i++)
-		if (a->ops[i]->b == r->batch && a->ops[i]->i == r->idx[k]) {
-			if (at)
-				*at = i;
-			return a->ops[i];
-		}
-	return NULL;
+	uint64_t h = ((uint64_t)(uintptr_t)b >> 4) * 0x9E3779B97F4A7C15ULL + i;
+	struct aop **p = &a->ops[(h ^ (h >> 29)) % HS_AOP_BUCKETS];
+	while (*p && ((*p)->b != b || (*p)->i != i))
+		p = &(*p)->next;
+	return p;
+}
+
+static struct aop *aop_of(struct hs_assoc *a, const struct retl_batch *b, size_t i)
+{
+	return *aop_slot(a, b, i);
+}
+
+static struct aop *aop_find(struct hs_assoc *a, const struct retl_request *r, size_t k)
+{
+	return aop_of(a, r->batch, r->idx[k]);
+}
+
+static void aop_forget(struct hs_assoc *a, const struct retl_batch *b, size_t i)
+{
+	struct aop **p = aop_slot(a, b, i);
+	struct aop *s = *p;
+	if (!s)
+		return;
+	*p = s->next;
+	aop_free(s);
 }
 
 static void aop_drop(struct hs_assoc *a, const struct retl_request *r, size_t k)
 {
-	size_t at;
-	struct aop *s = aop_find(a, r, k, &at);
-	if (!s)
-		return;
-	aop_free(s);
-	a->ops[at] = a->ops[--a->nops];
+	aop_forget(a, r->batch, r->idx[k]);
+}
+
+/* a fresh entry for op i of b (an older one of the same slot is stale: a
+ * batch freed and its memory reused) */
+static struct aop *aop_new(struct hs_assoc *a, const struct retl_batch *b, size_t i)
+{
+	aop_forget(a, b, i);
+	struct aop *s = retl_calloc(1, sizeof(*s));
+	s->b = b;
+	s->i = i;
+	struct aop **p = aop_slot(a, b, i);
+	s->next = *p;
+	*p = s;
+	return s;
+}
+
+/* ---- an op's values ---- */
+
+/* one value (a string; a number as written) into out */
+static void take_value(const struct retl_pv *x, struct strv *out, retl_buf *s)
+{
+	retl_buf_reset(s);
+	if (x->kind == RETL_PV_STRING)
+		retl_pv_string(x, s);
+	else if (x->kind == RETL_PV_NUMBER)
+		retl_buf_add(s, x->raw, x->len);
+	if (s->len)
+		strv_add(out, s->ptr);
+}
+
+int hubspot_assoc_take(struct hs_ctx *c, const struct retl_batch *b, size_t i,
+		       const struct retl_pv *v, retl_buf *reason)
+{
+	struct hs_assoc *a = c->assoc;
+	struct aop *s = aop_new(a, b, i);
+	struct retl_preader ra, rv;
+	struct retl_pfield g;
+	struct retl_pv x;
+	retl_buf tmp = RETL_BUF_INIT;
+	if (retl_pv_open(&ra, v) < 0 || v->kind != RETL_PV_OBJECT)
+		return 0;
+	while (retl_payload_next(&ra, &g) > 0) {
+		for (size_t j = 0; j < a->nd; j++) {
+			if (!retl_pfield_is(&g, a->d[j].name))
+				continue;
+			if (g.v.kind != RETL_PV_ARRAY)
+				take_value(&g.v, &s->val[j], &tmp);
+			else if (retl_pv_open(&rv, &g.v) == 0)
+				while (retl_payload_item(&rv, &x) > 0)
+					take_value(&x, &s->val[j], &tmp);
+			if (s->val[j].n > HS_ASSOC_VALUES) {
+				retl_buf_addf(reason, "associations.%s: %zu values; at most %d a row",
+					      a->d[j].name, s->val[j].n, HS_ASSOC_VALUES);
+				retl_buf_free(&tmp);
+				aop_forget(a, b, i);
+				return -1;
+			}
+		}
+	}
+	retl_buf_free(&tmp);
+	return 0;
+}
+
+void hubspot_assoc_forget(struct hs_ctx *c, const struct retl_batch *b, size_t i)
+{
+	if (c->assoc)
+		aop_forget(c->assoc, b, i);
 }
 
 static int kind_of(size_t decl, int stage)
@@ -370,7 +419,7 @@ static int kind_of(size_t decl, int stage)
 static void finish(struct hs_assoc *a, struct retl_request *r, size_t k,
 		   enum retl_result_kind kind, const char *reason)
 {
-	struct aop *s = aop_find(a, r, k, NULL);
+	struct aop *s = aop_find(a, r, k);
 	char *obj = s ? retl_strdup(s->obj) : NULL;
 	aop_drop(a, r, k);
 	retl_req_set(r, k, kind, obj, reason);
@@ -381,22 +430,13 @@ static void finish(struct hs_assoc *a, struct retl_request *r, size_t k,
 static void advance(struct hs_ctx *c, struct retl_request *r, size_t k)
 {
 	struct hs_assoc *a = c->assoc;
-	struct aop *s = aop_find(a, r, k, NULL);
+	struct aop *s = aop_find(a, r, k);
 	int mirror = c->base.mode == RETL_MODE_MIRROR;
 	while (s && s->decl < a->nd) {
 		int st = s->step++;
 		int go = 0;
 		if (st == ST_FIND) {
-			struct strv v = { 0 };
-			retl_buf why = RETL_BUF_INIT;
-			int bad = op_values(retl_req_op(r, k), &a->d[s->decl], &v, &why) < 0;
-			go = v.n > 0;
-			strv_free(&v);
-			if (bad)
-				finish(a, r, k, RETL_RES_REJECT, why.ptr);
-			retl_buf_free(&why);
-			if (bad)
-				return;
+			go = s->val[s->decl].n > 0;
 		} else if (st == ST_READ) {
 			go = mirror;
 		} else if (st == ST_CREATE) {
@@ -429,19 +469,20 @@ void hubspot_assoc_written(struct hs_ctx *c, struct retl_request *r)
 	for (size_t k = 0; k < r->n; k++) {
 		const struct retl_result *res = retl_req_result(r, k);
 		const struct retl_op *op = retl_req_op(r, k);
-		if (op->kind == RETL_OP_REMOVE || res->kind != RETL_RES_ACK ||
-		    !res->dest_id || !res->dest_id[0])
+		if (op->kind == RETL_OP_REMOVE)
 			continue;
-		aop_drop(a, r, k);
-		struct aop *s = retl_calloc(1, sizeof(*s));
-		s->b = r->batch;
-		s->i = r->idx[k];
-		s->obj = retl_strdup(res->dest_id);
-		if (a->nops == a->capops) {
-			a->capops = a->capops ? a->capops * 2 : 64;
-			a->ops = retl_realloc(a->ops, a->capops * sizeof(*a->ops));
+		if (res->kind != RETL_RES_ACK || !res->dest_id || !res->dest_id[0]) {
+			/* not written (or sent on to another request: then
+			 * its values are still wanted) */
+			if (res->kind != RETL_RES_RETRY)
+				aop_drop(a, r, k);
+			continue;
 		}
-		a->ops[a->nops++] = s;
+		struct aop *s = aop_find(a, r, k);
+		if (!s)         /* the payload had no associations member */
+			s = aop_new(a, r->batch, r->idx[k]);
+		free(s->obj);
+		s->obj = retl_strdup(res->dest_id);
 		advance(c, r, k);
 	}
 }
@@ -476,23 +517,19 @@ static void encode_find(struct hs_ctx *c, struct retl_request *r, const struct h
 	retl_buf_add_json_str(o, d->by, strlen(d->by));
 	retl_buf_adds(o, ",\"operator\":\"IN\",\"values\":[");
 	for (size_t k = 0; k < r->n; k++) {
-		struct strv v = { 0 };
-		retl_buf why = RETL_BUF_INIT;
-		op_values(retl_req_op(r, k), d, &v, &why);
-		for (size_t i = 0; i < v.n; i++) {
+		struct aop *s = aop_find(c->assoc, r, k);
+		const struct strv *v = s ? &s->val[d - c->assoc->d] : NULL;
+		for (size_t i = 0; v && i < v->n; i++) {
 			if (!first)
 				retl_buf_addc(o, ',');
 			first = 0;
-			retl_buf_add_json_str(o, v.v[i], strlen(v.v[i]));
+			retl_buf_add_json_str(o, v->v[i], strlen(v->v[i]));
 		}
-		strv_free(&v);
-		retl_buf_free(&why);
 	}
 	/* the spec requires after, limit, properties and sorts */
 	retl_buf_adds(o, "]}]}],\"properties\":[");
 	retl_buf_add_json_str(o, d->by, strlen(d->by));
 	retl_buf_adds(o, "],\"sorts\":[],\"limit\":200,\"after\":\"0\"}");
-	(void)c;
 }
 
 /* create: each found target not associated yet; archive: each associated
@@ -503,7 +540,7 @@ static void encode_pairs(struct hs_ctx *c, struct retl_request *r, const struct 
 	int first = 1;
 	retl_buf_adds(o, "{\"inputs\":[");
 	for (size_t k = 0; k < r->n; k++) {
-		struct aop *s = aop_find(c->assoc, r, k, NULL);
+		struct aop *s = aop_find(c->assoc, r, k);
 		const struct strv *from = create ? &s->want : &s->have;
 		const struct strv *not = create ? &s->have : &s->want;
 		int opened = 0;
@@ -559,7 +596,7 @@ int hubspot_assoc_encode(struct hs_ctx *c, struct retl_request *r)
 		if (st == ST_READ) {
 			retl_buf_adds(&req->body, "{\"inputs\":[");
 			for (size_t k = 0; k < r->n; k++) {
-				struct aop *s = aop_find(a, r, k, NULL);
+				struct aop *s = aop_find(a, r, k);
 				retl_buf_adds(&req->body, k ? ",{\"id\":" : "{\"id\":");
 				retl_buf_add_json_str(&req->body, s ? s->obj : "", s ? strlen(s->obj) : 0);
 				retl_buf_addc(&req->body, '}');
@@ -581,12 +618,13 @@ int hubspot_assoc_encode(struct hs_ctx *c, struct retl_request *r)
 static void take_found(struct hs_ctx *c, struct retl_request *r, size_t k,
 		       const struct hs_decl *d, const json_t *results)
 {
-	struct aop *s = aop_find(c->assoc, r, k, NULL);
-	struct strv v = { 0 };
+	struct aop *s = aop_find(c->assoc, r, k);
 	retl_buf why = RETL_BUF_INIT;
 	if (!s)
 		return;
-	if (op_values(retl_req_op(r, k), d, &v, &why) == 0) {
+	const struct strv *vals = &s->val[d - c->assoc->d];
+	{
+		const struct strv v = *vals;
 		for (size_t i = 0; i < v.n && !why.len; i++) {
 			size_t j, hits = 0;
 			json_t *x;
@@ -607,7 +645,6 @@ static void take_found(struct hs_ctx *c, struct retl_request *r, size_t k,
 				strv_add(&s->want, id);
 		}
 	}
-	strv_free(&v);
 	if (why.len)
 		finish(c->assoc, r, k, RETL_RES_REJECT, why.ptr);
 	else
@@ -624,7 +661,7 @@ static void take_current(struct hs_ctx *c, struct retl_request *r, const struct 
 	json_array_foreach(results, i, x) {
 		const char *from = json_string_value(json_object_get(json_object_get(x, "from"), "id"));
 		for (size_t k = 0; from && k < r->n; k++) {
-			struct aop *s = aop_find(c->assoc, r, k, NULL);
+			struct aop *s = aop_find(c->assoc, r, k);
 			if (!s || strcmp(s->obj, from))
 				continue;
 			json_array_foreach(json_object_get(x, "to"), j, y) {
@@ -664,7 +701,7 @@ static void take_errors(struct hs_ctx *c, struct retl_request *r, const json_t *
 		json_array_foreach(json_object_get(json_object_get(x, "context"), "ids"), j, id) {
 			const char *s = json_string_value(id);
 			for (size_t k = 0; s && k < r->n; k++) {
-				struct aop *o = aop_find(c->assoc, r, k, NULL);
+				struct aop *o = aop_find(c->assoc, r, k);
 				if (failed[k] || !o || (strcmp(o->obj, s) && !strv_has(&o->want, s)))
 					continue;
 				retl_buf why = RETL_BUF_INIT;

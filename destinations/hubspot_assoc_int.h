@@ -9,6 +9,7 @@
 
 #define HS_ASSOC_MAX 8            /* declarations a sync may have */
 #define HS_ASSOC_VALUES 10        /* values a row may give one declaration */
+#define HS_AOP_BUCKETS 1021       /* hash chains of the ops' table */
 #define HS_FIND_OPS 10            /* ops a search carries: <= 100 IN values */
 
 enum { ST_FIND, ST_READ, ST_CREATE, ST_ARCHIVE, ST_N };
@@ -34,6 +35,9 @@ struct aop {
 	size_t decl;                  /* the declaration being done */
 	int step;                     /* the next stage of it */
 	struct strv want, have;       /* target ids found / associated now */
+	struct strv val[HS_ASSOC_MAX]; /* the row's values per declaration,
+				       * read from the payload once, at prepare */
+	struct aop *next;             /* in its hash chain */
 };
 
 struct hs_assoc {
@@ -43,8 +47,8 @@ struct hs_assoc {
 	char *why;
 	char *assoc_base;             /* "/crm/v4/associations" or
 				       * "/crm/associations/2026-03" */
-	struct aop **ops;             /* ops between requests */
-	size_t nops, capops;
+	struct aop *ops[HS_AOP_BUCKETS]; /* ops between requests, hashed by
+					  * (batch, index) */
 };
 
 /* GET .../labels of declaration d and its type from it: 0, or -1 with why

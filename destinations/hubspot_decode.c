@@ -615,8 +615,7 @@ enum retl_hd_verdict hubspot_transient(void *d, struct retl_request *r,
 				       struct retl_err *err)
 {
 	char *why = retl_req_reason(r);
-	if (r->kind >= HS_NKIND)
-		hubspot_assoc_gave_up(d, r);
+	hubspot_assoc_gave_up(d, r);    /* not done: its values go */
 	retl_req_set_all(r, RETL_RES_RETRY, why);
 	free(why);
 	if (r->http->status != 429 || !hubspot_daily_429(r->http))

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "err.h"
 #include "http_dest.h"
+#include "payload.h"
 
 /* request kinds: one endpoint each (batch/<verb>).  HS_FIND looks up a
  * record to remove that retl has no id for (batch/read by the match
@@ -44,6 +45,12 @@ int hubspot_assoc_prepare(struct hs_ctx *c, retl_buf *reason);
 /* after an object write's answer: its acknowledged ops go on to their
  * associations */
 void hubspot_assoc_written(struct hs_ctx *c, struct retl_request *r);
+/* the row's association values, from the payload's "associations" member
+ * (read once, at prepare): -1 with reason when the row gives too many */
+int hubspot_assoc_take(struct hs_ctx *c, const struct retl_batch *b, size_t i,
+		       const struct retl_pv *v, retl_buf *reason);
+/* op i of b will not be written: what was taken for it goes */
+void hubspot_assoc_forget(struct hs_ctx *c, const struct retl_batch *b, size_t i);
 size_t hubspot_assoc_ops_per_request(void *d, int kind);
 int hubspot_assoc_encode(struct hs_ctx *c, struct retl_request *r);
 enum retl_hd_verdict hubspot_assoc_decode(struct hs_ctx *c, struct retl_request *r,
