@@ -244,3 +244,29 @@ def test_date_based_version_moves_and_removes(project, db, emulator):
     assert "/crm/associations/2026-03/contacts/companies/batch/archive" in paths
     assert "/crm/objects/2026-03/companies/search" in paths
     assert not any(x.startswith("/crm/v") for x in paths), paths
+
+
+@pytest.mark.parametrize("fields,assoc,msg", [
+    ({"associations.company": "domain"}, None,
+     'mappings/people.json: fields.associations.company: no association "company" is declared'),
+    ({}, {"company": {"to": "companies", "by": "domain"}},
+     'mappings/people.json: associations.company: no field gives its values; add "fields": '
+     '{"associations.company": "<column>"}'),
+    ({"associations.company": "domain"}, {"company": {"to": "companies", "by": "domain", "lable": "x"}},
+     'mappings/people.json: associations.company: unknown key "lable" (expected to, by, label, type_id)'),
+    ({"associations.company": "domain"}, {"company": {"to": "companies"}},
+     "mappings/people.json: associations.company: by: missing"),
+])
+def test_config_errors_name_the_file_and_key(project, db, emulator, fields, assoc, msg):
+    db.psql("CREATE TABLE people (id int PRIMARY KEY, email text, domain text)")
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": emulator}})
+    m = {"source": "warehouse", "query": "SELECT id, email, domain FROM people", "key": "id",
+         "destination": "hs", "object": "contacts", "match": {"email": "email"},
+         "fields": dict({"email": "email"}, **fields)}
+    if assoc:
+        m["associations"] = assoc
+    p.add_mapping("people", m)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 2, (out, err)
+    assert msg in out + err, out + err
