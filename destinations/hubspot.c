@@ -29,6 +29,11 @@
  * targets are refused at open (HubSpot properties are flat).  A create
  * carries "associations": [] and a read "propertiesWithHistory": [], both
  * required by the spec.
+ *
+ * Associations (the sync key "associations", fields "associations.<name>"):
+ * the payload's "associations" member is not a property; convert_row hands
+ * it to hubspot_assoc.c, which takes each acknowledged write on through
+ * its association requests (request kinds from HS_NKIND up).
  */
 #include "destination.h"
 

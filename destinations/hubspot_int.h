@@ -1,7 +1,8 @@
 /*
  * hubspot_int.h - what the HubSpot destination's files share: hubspot.c
- * (options, open, prepare, encode), hubspot_decode.c (answers) and
- * hubspot_check.c (`retl check`).  Private to the destination.
+ * (options, open, prepare, encode), hubspot_decode.c (answers),
+ * hubspot_check.c (`retl check`) and hubspot_assoc*.c (associations).
+ * Private to the destination.
  */
 #ifndef RETL_HUBSPOT_INT_H
 #define RETL_HUBSPOT_INT_H

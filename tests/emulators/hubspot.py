@@ -12,6 +12,8 @@ API served (Authorization: Bearer <token>):
   GET  /crm/v3/properties/{object}  and  /crm/v3/properties/{object}/{name}
   The date-based versions (/crm/objects/2026-03/..., /crm/properties/2026-03/...)
   are served alike: HubSpot's specs of both have the same calls and bodies.
+  Associations v4 (batch create/read/archive/labels archive), association labels and
+  POST /crm/v3/objects/{object}/search: hubspot_assoc.py (its docstring).
   {object}: contacts, companies, deals, tickets (also their singular and 0-1/0-2/0-3/0-5
   ids) and custom objects registered through the control endpoint (by objectTypeId
   "2-123456" or by name "p_name").
