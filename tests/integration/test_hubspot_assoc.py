@@ -270,3 +270,29 @@ def test_config_errors_name_the_file_and_key(project, db, emulator, fields, asso
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 2, (out, err)
     assert msg in out + err, out + err
+
+
+def test_too_many_values_fail_the_row_before_anything_is_sent(project, db, emulator):
+    """a row that names more than 10 targets for one declaration fails with
+    the count; the other rows go on"""
+    url = emulator
+    companies(url, [("a.com", "A1")])
+    db.psql("""
+        CREATE TABLE people (id int PRIMARY KEY, email text, first text, domain text, billing text);
+        INSERT INTO people VALUES (1, 'one@x.io', 'One', 'a.com', NULL),
+          (2, 'two@x.io', 'Two', 'a.com,b.com,c.com,d.com,e.com,f.com,g.com,h.com,i.com,j.com,k.com', NULL);
+    """)
+    p = sync(project, db, url, mode="upsert", billing=False)
+    m = p.path("mappings", "people.json")
+    import json
+    with open(m) as f:
+        doc = json.load(f)
+    doc["fields"]["associations.company"] = {"from": "domain", "transform": [{"split": ","}]}
+    with open(m, "w") as f:
+        json.dump(doc, f)
+    rc, out, err = p.run("run", "people", env=ENV)
+    assert rc == 1, (out, err)
+    rc, out, err = p.run("failures", "people", env=ENV)
+    assert "associations.company: 11 values; at most 10 a row" in out, out
+    assert set(by_prop(url, "contacts", "email")) == {"one@x.io"}
+    assert actual(url)["one@x.io"][0] == {by_prop(url, "companies", "domain")["a.com"]}
