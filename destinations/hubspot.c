@@ -35,6 +35,11 @@
  * targets are refused at open (HubSpot properties are flat).  A create
  * carries "associations": [] and a read "propertiesWithHistory": [], both
  * required by the spec.
+ *
+ * Associations (the sync key "associations", fields "associations.<name>"):
+ * the payload's "associations" member is not a property; convert_row hands
+ * it to hubspot_assoc.c, which takes each acknowledged write on through
+ * its association requests (request kinds from HS_NKIND up).
  */
 #include "destination.h"
 
@@ -57,8 +62,9 @@ static const char *const hs_conn_keys[] = {
 	"api_version", NULL
 };
 
-/* the list a sync in mode membership keeps (hubspot_lists.c) */
-static const char *const hs_sync_keys[] = { "list", NULL };
+/* the list a sync in mode membership keeps (hubspot_lists.c) and the
+ * associations (hubspot_assoc.c) */
+static const char *const hs_sync_keys[] = { "list", "associations", NULL };
 
 static const char *const hs_verb[HS_NKIND] = {
 	"upsert", "update", "create", "read", "archive", "read", "search", "search",
@@ -209,9 +215,10 @@ static int add_value(const struct retl_pfield *f, enum retl_type t,
  * the idProperty's value into id.  -1 with a reason for a row HubSpot
  * cannot take.
  */
-static int convert_row(const struct hs_ctx *c, const struct retl_op *op,
+static int convert_row(struct hs_ctx *c, const struct retl_batch *b, size_t i,
 		       retl_buf *o, retl_buf *id, retl_buf *reason)
 {
+	const struct retl_op *op = &b->ops[i];
 	struct retl_preader rd;
 	struct retl_pfield f;
 	int first = 1, rc;
@@ -220,6 +227,12 @@ static int convert_row(const struct hs_ctx *c, const struct retl_op *op,
 		goto bad;
 	retl_buf_addc(o, '{');
 	while ((rc = retl_payload_next(&rd, &f)) > 0) {
+		if (c->assoc && retl_pfield_is(&f, "associations")) {
+			/* not a property: hubspot_assoc.c's values */
+			if (hubspot_assoc_take(c, b, i, &f.v, reason) < 0)
+				return -1;
+			continue;
+		}
 		int fi = retl_hd_field_named(&c->base, f.name, f.name_len);
 		enum retl_type t = fi >= 0 ? c->base.ftype[fi] : RETL_TYPE_AUTO;
 		const char *target = fi >= 0 ? c->base.ftarget[fi] : "?";
@@ -266,8 +279,12 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 
 	if (c->base.mode == RETL_MODE_MEMBERSHIP)
 		return hubspot_list_prepare(c, b, i, id, reason);
+	/* every op, removals too: the first batch resolves the association
+	 * types, whatever it holds (nothing is in flight before it) */
+	int assoc_ok = hubspot_assoc_prepare(c, reason) == 0;
 	int mk = hubspot_match_kind(c, op);
 	if (op->kind == RETL_OP_REMOVE) {
+		retl_buf_reset(reason);
 		if (mk == HS_SEARCH && op->match && op->match[0]) {
 			retl_buf_adds(id, op->match);
 			return HS_SEARCH;
@@ -283,7 +300,8 @@ static int hs_prepare(void *d, struct retl_batch *b, size_t i, retl_buf *body,
 		retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 		return RETL_HD_NONE;
 	}
-	if (convert_row(c, op, body, &val, reason) < 0) {
+	if (!assoc_ok || convert_row(c, b, i, body, &val, reason) < 0) {
+		hubspot_assoc_forget(c, b, i);
 		retl_buf_free(&val);
 		return RETL_HD_REJECT;
 	}
@@ -372,6 +390,8 @@ static int hs_encode(void *d, struct retl_request *r, struct retl_err *err)
 
 	if (c->base.mode == RETL_MODE_MEMBERSHIP)
 		return hubspot_list_encode(c, r);
+	if (r->kind >= HS_NKIND)
+		return hubspot_assoc_encode(c, r);
 	if (r->kind == HS_SEARCH || r->kind == HS_SEARCH1) {
 		hubspot_search_encode(c, r);
 		return 0;
@@ -447,6 +467,7 @@ static void hs_fini(void *d)
 	free(c->properties);
 	free(c->ie);
 	hubspot_list_fini(c);
+	hubspot_assoc_fini(c);
 }
 
 /* the mapping: flat properties, and the match property */
@@ -455,8 +476,13 @@ static int hs_setup(void *d, struct retl_err *err)
 	struct hs_ctx *c = d;
 	const struct retl_sync_cfg *sc = c->base.sc;
 	set_paths(c);
+	if (hubspot_assoc_setup(c, json_string_value(json_object_get(c->base.dc->options,
+								  "api_version")), err) < 0)
+		return -1;
 	for (size_t i = 0; i < c->base.nf; i++) {
 		const char *t = c->base.ftarget[i];
+		if (!strncmp(t, "associations.", 13))
+			continue;       /* hubspot_assoc.c's */
 		if (strchr(t, '.'))
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: fields.%s: HubSpot properties are flat: a dotted target (a nested object) cannot be sent; name the property itself",

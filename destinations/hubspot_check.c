@@ -65,7 +65,10 @@ int hubspot_check(void *ctx, struct retl_err *err)
 		results = retl_hd_answer_array(&c->base, req, path.ptr, "results", &root, err);
 	}
 	for (size_t i = 0; results && i < c->base.nf; i++)
-		check_property(c, results, c->base.ftarget[i], &probs);
+		if (strncmp(c->base.ftarget[i], "associations.", 13))
+			check_property(c, results, c->base.ftarget[i], &probs);
+	if (results)
+		hubspot_assoc_check(c, &probs);
 	retl_http_req_free(req);
 	json_decref(root);
 	retl_buf_free(&path);

@@ -609,8 +609,8 @@ int hubspot_daily_429(const struct retl_http_req *req)
 enum retl_hd_verdict hubspot_transient(void *d, struct retl_request *r,
 				       struct retl_err *err)
 {
-	(void)d;
 	char *why = retl_req_reason(r);
+	hubspot_assoc_gave_up(d, r);    /* not done: its values go */
 	retl_req_set_all(r, RETL_RES_RETRY, why);
 	free(why);
 	if (r->http->status != 429 || !hubspot_daily_429(r->http))
@@ -628,15 +628,22 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 	struct hs_ctx *c = d;
 	const struct retl_http_req *req = r->http;
 	long st = req->status;
+	enum retl_hd_verdict v;
 
 	if (c->base.mode == RETL_MODE_MEMBERSHIP)
 		return hubspot_list_decode(c, r, err);
+	if (r->kind >= HS_NKIND)
+		return hubspot_assoc_decode(c, r, err);
 	if (st == 200 && (r->kind == HS_SEARCH || r->kind == HS_SEARCH1))
 		return hubspot_search_decode(c, r);
 	if ((st == 200 || st == 207) && (r->kind == HS_PEEK_ID || r->kind == HS_PEEK_PROP))
 		return hubspot_ie_decode(c, r);
-	if (st == 200 || st == 201 || st == 204 || st == 207)
-		return decode_ok(c, r);
+	if (st == 200 || st == 201 || st == 204 || st == 207) {
+		/* the rows written go on to their associations */
+		v = decode_ok(c, r);
+		hubspot_assoc_written(c, r);
+		return v;
+	}
 	if (hubspot_auth_error(req, err) < 0)
 		return RETL_HD_FATAL;
 	if (st == 400 && req->resp.ptr &&
@@ -645,5 +652,8 @@ enum retl_hd_verdict hubspot_decode(void *d, struct retl_request *r,
 			     c->base.object);
 		return RETL_HD_FATAL;
 	}
-	return decode_refused(c, r);
+	v = decode_refused(c, r);
+	if (v == RETL_HD_DONE)
+		hubspot_assoc_written(c, r);
+	return v;
 }

@@ -1,17 +1,20 @@
 /*
  * hubspot_int.h - what the HubSpot destination's files share: hubspot.c
- * (options, open, prepare, encode), hubspot_decode.c (answers) and
- * hubspot_check.c (`retl check`).  Private to the destination.
+ * (options, open, prepare, encode), hubspot_decode.c (answers),
+ * hubspot_check.c (`retl check`) and hubspot_assoc*.c (associations).
+ * Private to the destination.
  */
 #ifndef RETL_HUBSPOT_INT_H
 #define RETL_HUBSPOT_INT_H
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "config.h"
 #include "err.h"
 #include "http_dest.h"
 #include "ratelimit.h"
+#include "payload.h"
 
 /* request kinds: one endpoint each (batch/<verb>).  HS_FIND looks up a
  * record to remove that retl has no id for (batch/read by the match
@@ -21,6 +24,8 @@ enum hs_kind { HS_UPSERT, HS_UPDATE, HS_CREATE, HS_READ, HS_ARCHIVE, HS_FIND,
 
 /* the id an archive sends: the stored one, or the one HS_FIND found */
 const char *hubspot_archive_id(const struct retl_request *r, size_t k);
+
+struct hs_assoc;
 
 struct hs_ctx {
 	struct retl_http_dest base;       /* first */
@@ -41,6 +46,7 @@ struct hs_ctx {
 	/* mode membership (hubspot_lists.c) */
 	char *lists;                      /* "/crm/v3/lists" or "/crm/lists/2026-03" */
 	char *list_id;                    /* the sync key "list" */
+	struct hs_assoc *assoc;           /* associations, or NULL */
 };
 
 /* ---- hubspot_if_empty.c ---- */
@@ -73,6 +79,9 @@ int hubspot_match_kind(const struct hs_ctx *c, const struct retl_op *op);
 /* after op i is prepared with match value id (a C string) */
 void hubspot_match_prepared(const struct hs_ctx *c, struct retl_batch *b, size_t i,
 			    const char *id);
+/* search's own per-credential limiter (5 a second), made on first use:
+ * every search retl sends (matching, association targets) passes it */
+retl_ratelimit *hubspot_search_limiter(struct hs_ctx *c);
 /* a search request's URL and body */
 void hubspot_search_encode(struct hs_ctx *c, struct retl_request *r);
 /* a search's 200 answer into its ops' next steps */
@@ -103,6 +112,29 @@ int hubspot_list_encode(struct hs_ctx *c, struct retl_request *r);
 enum retl_hd_verdict hubspot_list_decode(struct hs_ctx *c, struct retl_request *r,
 					 struct retl_err *err);
 int hubspot_list_check(struct hs_ctx *c, struct retl_err *err);
+
+/* hubspot_assoc.c: associations (README "HubSpot associations").  Request
+ * kinds from HS_NKIND up are theirs */
+int hubspot_assoc_setup(struct hs_ctx *c, const char *ver, struct retl_err *err);
+void hubspot_assoc_fini(struct hs_ctx *c);
+/* before an op's first request: -1 with reason when the association types
+ * could not be resolved */
+int hubspot_assoc_prepare(struct hs_ctx *c, retl_buf *reason);
+/* after an object write's answer: its acknowledged ops go on to their
+ * associations */
+void hubspot_assoc_written(struct hs_ctx *c, struct retl_request *r);
+/* the row's association values, from the payload's "associations" member
+ * (read once, at prepare): -1 with reason when the row gives too many */
+int hubspot_assoc_take(struct hs_ctx *c, const struct retl_batch *b, size_t i,
+		       const struct retl_pv *v, retl_buf *reason);
+/* op i of b will not be written: what was taken for it goes */
+void hubspot_assoc_forget(struct hs_ctx *c, const struct retl_batch *b, size_t i);
+size_t hubspot_assoc_ops_per_request(void *d, int kind);
+int hubspot_assoc_encode(struct hs_ctx *c, struct retl_request *r);
+enum retl_hd_verdict hubspot_assoc_decode(struct hs_ctx *c, struct retl_request *r,
+					  struct retl_err *err);
+void hubspot_assoc_gave_up(struct hs_ctx *c, struct retl_request *r);
+void hubspot_assoc_check(struct hs_ctx *c, retl_buf *probs);
 
 /* GET /crm/v3/properties/{object} and the checks on it (hubspot_check.c) */
 int hubspot_check(void *ctx, struct retl_err *err);

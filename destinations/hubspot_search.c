@@ -141,6 +141,14 @@ int hubspot_match_setup(struct hs_ctx *c, struct retl_err *err)
 	if (unique)
 		return 0;
 	c->search = 1;
+	hubspot_search_limiter(c);
+	return 0;
+}
+
+retl_ratelimit *hubspot_search_limiter(struct hs_ctx *c)
+{
+	if (c->search_rate)
+		return c->search_rate;
 	const char *token = json_string_value(json_object_get(c->base.dc->options, "token"));
 	char key[64];
 	/* per credential, like the burst limiter: keyed by a hash */
@@ -150,7 +158,7 @@ int hubspot_match_setup(struct hs_ctx *c, struct retl_err *err)
 	/* a one-second window held 0.3 s longer: answers that arrive late
 	 * on a busy network would otherwise meet HubSpot's window */
 	c->search_rate = retl_rate_shared(key, HS_SEARCH_PER_S, 1.0, 0.3);
-	return 0;
+	return c->search_rate;
 }
 
 /* ---- prepare ---- */
@@ -180,7 +188,8 @@ int hubspot_match_kind(const struct hs_ctx *c, const struct retl_op *op)
 
 size_t hubspot_ops_per_request(void *d, int kind)
 {
-	(void)d;
+	if (kind >= HS_NKIND)
+		return hubspot_assoc_ops_per_request(d, kind);
 	if (kind == HS_SEARCH1)
 		return 1;
 	return kind == HS_SEARCH ? HS_SEARCH_VALUES : 100;

@@ -14,6 +14,8 @@ API served (Authorization: Bearer <token>):
   Lists (static list membership): hubspot_lists.py
   The date-based versions (/crm/objects/2026-03/..., /crm/properties/2026-03/...)
   are served alike: HubSpot's specs of both have the same calls and bodies.
+  Associations v4 (batch create/read/archive/labels archive), association labels and
+  POST /crm/v3/objects/{object}/search: hubspot_assoc.py (its docstring).
   {object}: contacts, companies, deals, tickets (also their singular and 0-1/0-2/0-3/0-5
   ids) and custom objects registered through the control endpoint (by objectTypeId
   "2-123456" or by name "p_name").
@@ -88,6 +90,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import hubspot_search  # noqa: E402
 import hubspot_lists  # noqa: E402
+import hubspot_assoc  # noqa: E402
 from common import Response, DROP, correlation_id, iso_ms  # noqa: E402
 
 MAX_BATCH = 100
@@ -279,6 +282,7 @@ class HubSpotEmulator(common.Emulator):
         self.expired_done = False
         self._index_names()
         hubspot_lists.reset(self)
+        hubspot_assoc.reset(self)
 
     def on_config_change(self):
         self.rate_max, self.rate_window = parse_rate(self.knobs["rate"])
@@ -312,6 +316,9 @@ class HubSpotEmulator(common.Emulator):
             return None
         if parts[0] == "lists":
             return hubspot_lists.handle_control(self, req, parts)
+        r = hubspot_assoc.control(self, parts, req)
+        if r is not None:
+            return r
         if parts[0] == "records" and len(parts) == 2:
             with self.lock:
                 oid = self.resolve(parts[1])
@@ -491,6 +498,9 @@ class HubSpotEmulator(common.Emulator):
         r = hubspot_lists.handle_api(self, req, req.path)
         if r is not None:
             return r
+        assoc = hubspot_assoc.route(req)
+        if assoc is not None:
+            return self.handle_assoc(req, *assoc)
         route = None
         path = self.DATED.sub(lambda m: "/crm/v3/%s/" % m.group(1), req.path)
         for method, rx, name in self.ROUTES:
@@ -537,6 +547,22 @@ class HubSpotEmulator(common.Emulator):
         r = self.check_scope(token, scopes)
         if r is None:
             r = common.fault_wrapper(self, req, lambda: self.dispatch(req, name, g, oid))
+        if r is not DROP:
+            r.headers = dict(headers, **r.headers)
+        return r
+
+    def handle_assoc(self, req, name, g):
+        """associations v4 (hubspot_assoc.py): auth, rate limits,
+        scopes and faults as every other call"""
+        req.info["endpoint"] = hubspot_assoc.endpoint(name, g)
+        token, refusal = self.admit(req)
+        headers = self.rate_headers(token) if token else {}
+        if refusal is None:
+            with self.lock:
+                oid = self.resolve(g[0] if name == "search" else g[1])
+            refusal = self.check_scope(token, hubspot_assoc.scopes(name, g, oid)) if oid else None
+        r = refusal or common.fault_wrapper(self, req,
+                                            lambda: hubspot_assoc.dispatch(self, req, name, g))
         if r is not DROP:
             r.headers = dict(headers, **r.headers)
         return r
