@@ -48,9 +48,12 @@ KNOBS = {
 }
 
 
-def bad(message, status=400, category="VALIDATION_ERROR"):
-    return Response(status, {"status": "error", "message": message,
-                             "correlationId": correlation_id(), "category": category})
+def bad(message, status=400, category="VALIDATION_ERROR", errors=None):
+    body = {"status": "error", "message": message, "correlationId": correlation_id(),
+            "category": category}
+    if errors:
+        body["errors"] = errors
+    return Response(status, body)
 
 
 def secondly_429():
@@ -80,6 +83,14 @@ def check_request(emu, body):
     """the request's shape and the documented limits: a 400 Response or None"""
     if not isinstance(body, dict):
         return bad("Invalid input JSON on line 1, column 1: Cannot build PublicObjectSearchRequest")
+    # the spec's PublicObjectSearchRequest requires all five (crm-objects-v3.json
+    # and 2026-03); HubSpot's guide leaves some out of its examples, the
+    # published contract is what the emulator holds retl to
+    missing = [k for k in ("after", "filterGroups", "limit", "properties", "sorts")
+               if k not in body]
+    if missing:
+        return bad("Invalid input JSON on line 1, column 1: Cannot build PublicObjectSearchRequest, "
+                   "some of required attributes are not set [%s]" % ", ".join(missing))
     groups = body.get("filterGroups", [])
     if not isinstance(groups, list) or not all(
             isinstance(g, dict) and isinstance(g.get("filters"), list) for g in groups):
@@ -177,6 +188,15 @@ def search(emu, req, oid, token):
     delay = float(emu.knobs.get("search_index_delay", 0) or 0)
     with emu.lock:
         defs = emu.props(oid)
+        # a filter on a property the object does not have: refused (chosen,
+        # not verified against a real answer: HubSpot's other calls refuse
+        # an unknown property with PROPERTY_DOESNT_EXIST)
+        for g in groups:
+            for f in g["filters"]:
+                if f["propertyName"] not in defs and f["propertyName"] != "hs_object_id":
+                    return bad("There was a problem with the request.", errors=[{
+                        "message": "Property %s does not exist" % f["propertyName"],
+                        "code": "PROPERTY_DOESNT_EXIST"}])
         now = time.time()
         hits = []
         for rec in emu.records[oid].values():

@@ -59,11 +59,23 @@ def test_documented_limits(url):
     assert st == 400 and "Too many values" in body["message"]
     st, body, _ = call(url, "/crm/v3/objects/companies/search",
                        {"filterGroups": [{"filters": [{"propertyName": "domain", "operator": "EQ",
-                                                       "value": "x"}]}] * 6})
+                                                       "value": "x"}]}] * 6,
+                        "after": "0", "limit": 10, "properties": [], "sorts": []})
     assert st == 400 and "filter groups" in body["message"]
     seed(url, ["d.com"] * 10)
     st, body, _ = search(url, ["d.com"], after="9990", limit=20)
     assert st == 400 and "10000" in body["message"]
+
+
+def test_required_attributes(url):
+    """the spec's PublicObjectSearchRequest requires after, filterGroups, limit,
+    properties and sorts"""
+    full = {"filterGroups": [], "after": "0", "limit": 10, "properties": [], "sorts": []}
+    assert call(url, "/crm/v3/objects/companies/search", full)[0] == 200
+    for k in full:
+        st, body, _ = call(url, "/crm/v3/objects/companies/search",
+                           {x: v for x, v in full.items() if x != k})
+        assert st == 400 and k in body["message"], (k, body)
 
 
 def test_search_rate_limit_is_its_own():
