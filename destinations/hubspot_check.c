@@ -73,11 +73,14 @@ int hubspot_check(void *ctx, struct retl_err *err)
 	json_decref(root);
 	retl_buf_free(&path);
 	int rc = retl_hd_problems(&probs, results != NULL, err);
+	int member = c->base.mode == RETL_MODE_MEMBERSHIP;
 	if (rc == 0 && c->search)
 		retl_log(RETL_LOG_INFO, c->base.sc->name,
-			 "hubspot: %s.%s does not have unique values (hasUniqueValue false): records are found through search (POST %s/%s/search, one request per 100 rows and page of 200 results, at most 5 a second) before they are updated or created; rows that match no record are %s, rows that match several fail \"ambiguous match\"",
+			 "hubspot: %s.%s does not have unique values (hasUniqueValue false): records are found through search (POST %s/%s/search, one request per 100 rows and page of 200 results, at most 5 a second) before they are %s; rows that match no record are %s, rows that match several fail \"ambiguous match\"",
 			 c->base.object, c->id_prop, c->objects, c->base.object,
-			 c->base.mode == RETL_MODE_UPDATE ? "failed \"no record matches\"" : "created");
+			 member ? "added to the list" : "updated or created",
+			 c->base.mode == RETL_MODE_UPDATE || member ?
+			 "failed \"no record matches\"" : "created");
 	if (rc == 0 && c->base.mode == RETL_MODE_MEMBERSHIP)
 		rc = hubspot_list_check(c, err);
 	return rc;

@@ -112,6 +112,8 @@ int hubspot_list_encode(struct hs_ctx *c, struct retl_request *r);
 enum retl_hd_verdict hubspot_list_decode(struct hs_ctx *c, struct retl_request *r,
 					 struct retl_err *err);
 int hubspot_list_check(struct hs_ctx *c, struct retl_err *err);
+/* a search (hubspot_search.c) found op k's one record, id: on to the list */
+void hubspot_list_found(struct retl_request *r, size_t k, const char *id);
 
 /* hubspot_assoc.c: associations (README "HubSpot associations").  Request
  * kinds from HS_NKIND up are theirs */

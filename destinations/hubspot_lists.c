@@ -10,10 +10,13 @@
  *   a row that left it  its record is removed from the list, never archived:
  *                       PUT .../memberships/remove
  *
- * The record is found by the match: a unique property through batch/read
- * with idProperty (the same lookup as mode insert's), or hs_object_id, the
- * record id itself (no lookup).  A match no record has fails the row "no
- * record matches" (retried next run: the record may exist by then).  An
+ * The record is found by the match, as any sync finds it: a unique
+ * property through batch/read with idProperty (the same lookup as mode
+ * insert's); a property that is not unique (companies' domain) through
+ * search (hubspot_search.c's requests and paging; several records fail the
+ * row "ambiguous match (N records)"); or hs_object_id, the record id itself
+ * (no lookup).  A match no record has fails the row "no record matches"
+ * (retried next run: the record may exist by then).  An
  * acknowledged row stores the record id, so its removal needs no lookup; a
  * row sent but never acknowledged is looked up by its match value.
  *
@@ -38,7 +41,15 @@
 #include "buf.h"
 #include "hubspot_int.h"
 
+/* with search, a lookup is hubspot_search.c's HS_SEARCH (HS_SEARCH1 one
+ * value at a time), whose kinds lie above these */
 enum hl_kind { HL_FIND, HL_ADD, HL_REMOVE };
+_Static_assert((int)HL_REMOVE < (int)HS_SEARCH, "membership's kinds below search's");
+
+static int is_search(int kind)
+{
+	return kind == HS_SEARCH || kind == HS_SEARCH1;
+}
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -94,13 +105,7 @@ int hubspot_list_setup(struct hs_ctx *c, struct retl_err *err)
 			return retl_err_set(err, RETL_EXIT_USAGE,
 					    "%s: fields.%s: mode \"membership\" writes no properties, only list membership; map the match field alone (\"%s\") and write properties with another sync",
 					    sc->file, c->base.ftarget[i], c->id_prop);
-	/* by_object_id: hubspot_match_setup.  Search (a property that is not
-	 * unique) is not wired to membership yet: batch/read by idProperty
-	 * needs a unique property */
-	if (c->search)
-		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: match.%s: mode \"membership\" finds records by a unique property or hs_object_id; %s.%s does not have unique values",
-				    sc->file, c->id_prop, c->base.object, c->id_prop);
+	/* by_object_id and search: hubspot_match_setup */
 	const char *ver = json_string_value(json_object_get(c->base.dc->options, "api_version"));
 	retl_buf b = RETL_BUF_INIT;
 	if (!ver || !strcmp(ver, "v3"))
@@ -138,6 +143,8 @@ int hubspot_list_prepare(struct hs_ctx *c, struct retl_batch *b, size_t i,
 		return RETL_HD_REJECT;
 	}
 	retl_buf_adds(id, op->match);
+	if (c->search)
+		return HS_SEARCH;       /* found: hubspot_list_found */
 	if (!c->by_object_id)
 		return HL_FIND;
 	if (!all_digits(op->match)) {
@@ -177,6 +184,10 @@ int hubspot_list_encode(struct hs_ctx *c, struct retl_request *r)
 	size_t n;
 	/* adding or removing a member twice changes nothing: safe to replay */
 	req->idempotent = 1;
+	if (is_search(r->kind)) {
+		hubspot_search_encode(c, r);
+		return 0;
+	}
 	if (r->kind == HL_FIND) {
 		retl_buf_addf(&url, "%s%s/%s/batch/read", c->base.url, c->objects, c->base.object);
 		req->method = "POST";
@@ -255,6 +266,13 @@ static void decode_find(struct hs_ctx *c, struct retl_request *r, const json_t *
 	}
 }
 
+void hubspot_list_found(struct retl_request *r, size_t k, const char *id)
+{
+	int remove = retl_req_op(r, k)->kind == RETL_OP_REMOVE;
+	retl_req_set(r, k, RETL_RES_RETRY, id, "hubspot: record found, membership not yet changed");
+	retl_req_again(r, k, remove ? HL_REMOVE : HL_ADD);
+}
+
 static int in_array(const json_t *a, const char *s, size_t n)
 {
 	size_t i;
@@ -295,16 +313,19 @@ enum retl_hd_verdict hubspot_list_decode(struct hs_ctx *c, struct retl_request *
 {
 	const struct retl_http_req *req = r->http;
 	long st = req->status;
+	int lookup = r->kind == HL_FIND || is_search(r->kind);
 	if (hubspot_auth_error(req, err) < 0)
 		return RETL_HD_FATAL;
+	if (is_search(r->kind) && st == 200)
+		return hubspot_search_decode(c, r);
 	json_error_t je;
 	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
 	enum retl_hd_verdict v = RETL_HD_DONE;
 	if (r->kind == HL_FIND && (st == 200 || st == 207)) {
 		decode_find(c, r, root);
-	} else if (r->kind != HL_FIND && st == 200) {
+	} else if (!lookup && st == 200) {
 		decode_members(c, r, root);
-	} else if (r->kind != HL_FIND && (st == 404 || st == 400)) {
+	} else if (!lookup && (st == 404 || st == 400)) {
 		/* the list is gone, or not one whose members can be set (a
 		 * DYNAMIC list): no row can be done, so the run stops */
 		char *why = hs_message(r, root);

@@ -23,6 +23,9 @@
  *                       created or found before) is updated by that id
  *                       with no search; if HubSpot no longer has it, it
  *                       is searched for again.
+ *                       Mode membership (hubspot_lists.c) searches the
+ *                       same way; one record joins or leaves the list,
+ *                       none fails "no record matches" (nothing created).
  *
  * Search is eventually consistent: HubSpot indexes a new record a few
  * seconds after it is created.  retl stores the id of every record it
@@ -284,6 +287,8 @@ static void found(const struct hs_ctx *c, struct retl_request *r, size_t k, long
 	if (count > 1) {
 		snprintf(why, sizeof(why), "ambiguous match (%ld records)", count);
 		retl_req_set(r, k, RETL_RES_REJECT, NULL, why);
+	} else if (count == 1 && c->base.mode == RETL_MODE_MEMBERSHIP) {
+		hubspot_list_found(r, k, id);   /* joins or leaves the list */
 	} else if (count == 1 && op->kind == RETL_OP_REMOVE) {
 		retl_req_set(r, k, RETL_RES_RETRY, id, "found; not archived yet");
 		retl_req_again(r, k, HS_ARCHIVE);
@@ -297,7 +302,8 @@ static void found(const struct hs_ctx *c, struct retl_request *r, size_t k, long
 		retl_req_again(r, k, c->nie ? HS_PEEK_ID : HS_UPDATE);
 	} else if (op->kind == RETL_OP_REMOVE) {
 		retl_req_set(r, k, RETL_RES_ACK, NULL, NULL);   /* gone already */
-	} else if (c->base.mode == RETL_MODE_UPDATE) {
+	} else if (c->base.mode == RETL_MODE_UPDATE || c->base.mode == RETL_MODE_MEMBERSHIP) {
+		/* nothing to create: membership never makes records */
 		size_t n;
 		const char *v = retl_req_id(r, k, &n);
 		retl_buf m = RETL_BUF_INIT;
@@ -427,15 +433,15 @@ void hubspot_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc
 	*requests = (ops + 99) / 100;
 	json_object_foreach(sc->match, k, v)
 		prop = k;
-	if (sc->mode == RETL_MODE_MEMBERSHIP) {
-		/* a batch/read by the match property finds the records before
-		 * they join (hubspot_lists.c); removals go by the stored id */
-		if (ops && prop && strcmp(prop, "hs_object_id"))
-			*requests += (ops + 99) / 100;
-		return;
-	}
+	long lookups = 0;
 	const char *ie = retl_mapping_if_empty_field(sc->mapping);
-	if (ops && ie && sc->mode != RETL_MODE_INSERT) {
+	if (sc->mode == RETL_MODE_MEMBERSHIP) {
+		/* the records are found before they join (hubspot_lists.c), by
+		 * batch/read or by search, 100 values a request either way;
+		 * removals go by the stored id */
+		if (ops && prop && strcmp(prop, "hs_object_id"))
+			*requests += lookups = (ops + 99) / 100;
+	} else if (ops && ie && sc->mode != RETL_MODE_INSERT) {
 		long reads = (ops + 99) / 100;
 		*requests += reads;
 		retl_log(RETL_LOG_INFO, sc->name,
@@ -449,7 +455,7 @@ void hubspot_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *sc
 	 * (a plan cannot ask HubSpot: it counts the searches a non-unique
 	 * property costs, at least one per 100 rows) */
 	long searches = (ops + HS_SEARCH_VALUES - 1) / HS_SEARCH_VALUES;
-	*requests += 1 + searches;
+	*requests += 1 + (lookups ? 0 : searches);      /* membership's replace its reads */
 	retl_log(RETL_LOG_INFO, sc->name,
 		 "plan: match on %s.%s: when HubSpot says it is not unique, records are found through search: %ld search request%s (at most %d a second) before the writes, and one read of the property's definition",
 		 sc->object, prop, searches, searches == 1 ? "" : "s", HS_SEARCH_PER_S);

@@ -10,7 +10,9 @@ members equal to the model record by record.
 import json
 import os
 import random
+import re
 import sys
+import urllib.request
 
 import pytest
 
@@ -269,6 +271,154 @@ def test_hubspot_list_by_record_id_dated_api(project, db, hs):
     rc, out, err = p.run("run", "byid", env=HS_ENV)
     assert rc == 1, err
     assert hs_members(url, lid) == set(ids[2:])
+
+
+# ---- HubSpot: matched through search (a property that is not unique) ------------------
+
+def domain(i):
+    return "acme%d.example" % i
+
+
+def hs_companies(url):
+    """domain (lower case, as HubSpot's search compares) -> the company record ids"""
+    out = {}
+    for r in control(url, "records/companies")["results"]:
+        out.setdefault((r["properties"].get("domain") or "").lower(), []).append(r["id"])
+    return out
+
+
+def hs_seed_companies(url, domains):
+    control(url, "records/companies",
+            {"inputs": [{"properties": {"domain": d, "name": d}} for d in sorted(domains)]})
+
+
+def hs_archive(url, ids):
+    """the fix a person makes in HubSpot: merge away a duplicate (batch/archive)"""
+    req = urllib.request.Request(
+        url + "/crm/v3/objects/companies/batch/archive", method="POST",
+        data=json.dumps({"inputs": [{"id": i} for i in ids]}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 204, r.status
+
+
+class Accounts(Audience):
+    """the model: table audience(id, email) holding companies' domains"""
+
+    def __init__(self, db, rng, n):
+        self.db, self.rng = db, rng
+        self.rows = {i: domain(i) for i in range(1, n + 1)}
+        self.pool = n
+        db.psql("CREATE TABLE audience (id int PRIMARY KEY, email text);")
+        self.write()
+
+    def change(self):
+        rng, rows = self.rng, self.rows
+        for i in rng.sample(sorted(rows), min(len(rows), rng.randint(0, 3))):
+            del rows[i]                                   # leave
+        for _ in range(rng.randint(0, 3)):                # join, or come back
+            i = rng.randint(1, self.pool + 2)
+            self.pool = max(self.pool, i)
+            rows[i] = domain(i)
+        if rows and rng.random() < 0.4:                   # the domain moves
+            i = rng.choice(sorted(rows))
+            self.moved = getattr(self, "moved", 0) + 1
+            rows[i] = "moved%d.example" % self.moved
+        self.write()
+
+
+def hs_want(url, domains):
+    """the list the model asks for: each domain's one company"""
+    have = hs_companies(url)
+    return {have[d][0] for d in domains if len(have.get(d, ())) == 1}
+
+
+def test_hubspot_list_of_companies_matched_by_domain(project, db, hs):
+    """companies.domain is not unique (hasUniqueValue false): the records are
+    found through search, as any sync's; none fails "no record matches",
+    several fail "ambiguous match (N records)"; both are retried once fixed.
+    Companies are never written, only added to and removed from the list"""
+    url = hs
+    rng = random.Random(1803)
+    model = Accounts(db, rng, 40)
+    # one company's domain in other letters: search compares without case
+    hs_seed_companies(url, [d for d in model.emails() if d != domain(3)] + ["ACME3.Example"])
+    p = project(dsn=db.dsn, destinations={
+        "hs": {"type": "hubspot", "token": "${HUBSPOT_TOKEN}", "base_url": url}})
+    lid = control(url, "lists", {"name": "Target accounts", "objectTypeId": "0-2",
+                                 "processingType": "MANUAL"})["list"]["listId"]
+    p.add_mapping("accts", mapping("hs", "domain", object="companies", list=lid))
+    rc, out, err = p.run("check", "accts", env=HS_ENV)
+    assert rc == 0, (out, err)
+    assert "companies.domain does not have unique values" in err, err
+    assert "before they are added to the list" in err and "no record matches" in err, err
+    rc, out, err = p.run("plan", "accts", env=HS_ENV)
+    assert rc == 0, (out, err)
+    assert "1 search request" in err, err
+    # the adds, one search (in place of membership's batch/read), the
+    # property's definition
+    assert re.search(r"requests +3\n", out), out
+    for step in range(8):
+        if step:
+            model.change()
+        have = hs_companies(url)
+        hs_seed_companies(url, {d for d in model.emails() if d not in have})
+        faults(url, True, rng)
+        rc, out, err = p.run("run", "accts", env=HS_ENV)
+        assert rc in (0, 1, 4), (step, rc, err)
+    faults_met(url)
+    faults(url, False)
+    rc, out, err = p.run("run", "accts", env=HS_ENV)
+    assert rc == 0, err
+    assert hs_members(url, lid) == hs_want(url, model.emails())
+    seen = control(url, "counters")["requests"]
+    assert any(r["path"].endswith("/companies/search") for r in seen)
+    assert not any("/batch/read" in r["path"] or "/batch/update" in r["path"] or
+                   "/batch/upsert" in r["path"] or "/batch/create" in r["path"]
+                   for r in seen), "membership writes no company"
+    # a domain no company has, one two companies share, one three share
+    hs_seed_companies(url, ["twins.example", "Twins.example"] + ["triplets.example"] * 3)
+    model.rows[901] = "nobody.example"
+    model.rows[902] = "twins.example"
+    model.rows[903] = "triplets.example"
+    model.write()
+    rc, out, err = p.run("run", "accts", env=HS_ENV)
+    assert rc == 1, err
+    assert hs_members(url, lid) == hs_want(url, model.emails())
+    rc, out, err = p.run("failures", "accts", env=HS_ENV)
+    assert "no record matches (domain = nobody.example)" in out, out
+    assert "ambiguous match (2 records)" in out and "ambiguous match (3 records)" in out, out
+    # 903 leaves the model while ambiguous: with no record id stored, its removal
+    # searches too, and cannot tell which company to take out of the list
+    del model.rows[903]
+    model.write()
+    rc, out, err = p.run("run", "accts", env=HS_ENV)
+    assert rc == 1, err
+    rc, out, err = p.run("failures", "accts", env=HS_ENV)
+    assert "903" in out and "ambiguous match (3 records)" in out, out
+    assert hs_members(url, lid) == hs_want(url, model.emails())
+    # fixed in HubSpot: the company is made, the duplicates merged away
+    hs_seed_companies(url, ["nobody.example"])
+    hs_archive(url, hs_companies(url)["twins.example"][1:])
+    hs_archive(url, hs_companies(url)["triplets.example"][1:])
+    rc, out, err = p.run("run", "accts", env=HS_ENV)
+    assert rc == 0, err
+    want = hs_want(url, model.emails())
+    assert len(want) == len(model.rows)
+    assert hs_members(url, lid) == want
+    rc, out, err = p.run("failures", "accts", env=HS_ENV)
+    assert "no record matches" not in out and "ambiguous" not in out, out
+    assert hs_companies(url)["triplets.example"][0] not in hs_members(url, lid)
+    # rows that leave go by their stored record id: no search at all
+    before = len(control(url, "counters")["requests"])
+    for i in rng.sample(sorted(model.rows), 5):
+        del model.rows[i]
+    model.write()
+    rc, out, err = p.run("run", "accts", env=HS_ENV)
+    assert rc == 0, err
+    assert hs_members(url, lid) == hs_want(url, model.emails())
+    after = control(url, "counters")["requests"][before:]
+    assert not any(r["path"].endswith("/search") for r in after), after
 
 
 # ---- Mailchimp -----------------------------------------------------------------------
