@@ -257,3 +257,40 @@ def test_check_and_load_refusals(project, db, emulator):
     rc, out, err = p.run("run", "people", env=ENV)
     assert rc == 2, out + err
     assert "the field the record is found by is always sent" in out + err
+
+
+def test_a_refused_read_fails_the_rows_and_writes_nothing(project, db, emulator):
+    """a query Salesforce refuses (a field it does not know, e.g. hidden
+    by field-level security): the rows fail with its words, nothing of them
+    is written, and they are read again every run"""
+    url = emulator
+    control(url, "create/Contact", {"records": [
+        {"LastName": "Hand1", "External_Id__c": "E-1", "Title": "Sales"}]})
+    db.psql("""
+        CREATE TABLE people (id int PRIMARY KEY, ext text, last text, title text);
+        INSERT INTO people VALUES (1, 'E-1', 'Lovelace', 'T1'), (2, 'E-2', 'Hopper', 'T2');
+    """)
+    p = project(dsn=db.dsn, destinations={"sf": sf_dest(url)})
+    m = {"source": "warehouse", "query": "SELECT id, ext, last, title FROM people",
+         "key": "id", "destination": "sf", "object": "Contact", "mode": "upsert",
+         "match": {"External_Id__c": "ext"},
+         "fields": {"External_Id__c": "ext", "LastName": "last",
+                    "Secret__c": {"from": "title", "write": "if_empty"}}}
+    p.add_mapping("people", m)
+    for attempt in (1, 2):
+        rc, out, err = p.run("run", "people", env=ENV)
+        assert rc == 1, out + err
+        rc, out, err = p.run("failures", "people", env=ENV)
+        assert out.count('salesforce: reading the "if_empty" fields of Contact by '
+                         'External_Id__c: HTTP 400 INVALID_FIELD: No such column '
+                         "'Secret__c'") == 2, out
+        assert "attempts %d" % attempt in out, out
+    got = held(url)
+    assert list(got) == ["E-1"] and got["E-1"]["LastName"] == "Hand1", got
+    m["fields"] = {"External_Id__c": "ext", "LastName": "last",
+                   "Title": {"from": "title", "write": "if_empty"}}
+    p.add_mapping("people", m)
+    run_until_clean(p, "people")
+    got = held(url)
+    assert (got["E-1"]["LastName"], got["E-1"]["Title"]) == ("Lovelace", "Sales")
+    assert (got["E-2"]["LastName"], got["E-2"]["Title"]) == ("Hopper", "T2")
