@@ -22,6 +22,9 @@
  *   mirror   upsert, and removed rows are deleted by stored Id (on_remove
  *            "delete")
  * (salesforce_collections.c and salesforce_bulk.c say how each is sent)
+ * Fields with "write": "if_empty" are read with SOQL before an upsert or
+ * update spool is sent, and left out where they hold a value
+ * (salesforce_if_empty.c).
  *
  * Clearing: a field whose value is null or empty ("" or an empty
  * multi-select) is cleared on every path.  sObject Collections sends null

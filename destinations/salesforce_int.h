@@ -3,8 +3,10 @@
  * salesforce.c (options, open, the spool of deferred rows, finish),
  * salesforce_auth.c (the three OAuth flows), salesforce_collections.c
  * (sObject Collections requests), salesforce_bulk.c (Bulk API 2.0 ingest
- * jobs), salesforce_spool.c (the spool's records) and salesforce_check.c
- * (`retl check`).  Private.
+ * jobs), salesforce_spool.c (the spool's records), salesforce_rel.c
+ * (relationship targets), salesforce_lookup.c (SOQL; update-only by a
+ * field), salesforce_if_empty.c ("write": "if_empty") and
+ * salesforce_check.c (`retl check`).  Private.
  */
 #ifndef RETL_SALESFORCE_INT_H
 #define RETL_SALESFORCE_INT_H
