@@ -22,6 +22,9 @@
  *   mirror   upsert, and removed rows are deleted by stored Id (on_remove
  *            "delete")
  * (salesforce_collections.c and salesforce_bulk.c say how each is sent)
+ * Fields with "write": "if_empty" are read with SOQL before an upsert or
+ * update spool is sent, and left out where they hold a value
+ * (salesforce_if_empty.c).
  *
  * Clearing: a field whose value is null or empty ("" or an empty
  * multi-select) is cleared on every path.  sObject Collections sends null
@@ -45,6 +48,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "log.h"
 #include "payload.h"
 #include "private_file.h"
 #include "salesforce_int.h"
@@ -403,6 +407,9 @@ static int sf_finish(void *ctx, struct retl_err *err)
 		long n = c->nspool[k];
 		if (k == SF_UPDATE && c->lookup && (f = looked_up(c, f, &n, err)) == NULL)
 			return -1;
+		/* "write": "if_empty": the current values read first */
+		if (n && (f = sf_ie_filter(c, k, f, c->spool_path[k], &n, err)) == NULL)
+			return -1;
 		int rc = !n ? 0 : n > c->threshold && k != SF_DELETE_EXT ?
 			sf_bulk_run(c, k, f, n, err) :
 			sf_collections_run(c, k, f, err);
@@ -424,6 +431,12 @@ static void sf_fini(void *d)
 			unlink(c->spool_path[k]);
 		free(c->spool_path[k]);
 	}
+	if (c->ie_spool)
+		fclose(c->ie_spool);
+	if (c->ie_path)
+		unlink(c->ie_path);
+	free(c->ie_path);
+	free(c->ie);
 	for (size_t i = 0; c->rel_type && i < c->base.nf; i++)
 		free(c->rel_type[i]);
 	free(c->rel_type);
@@ -461,7 +474,9 @@ static int open_fields(struct sf_ctx *c, const struct retl_sync_cfg *sc,
 		c->lookup = c->by_id ? NULL : c->ext;
 	}
 	/* dotted targets: relationships only (salesforce_rel.c) */
-	return sf_rel_open(c, err);
+	if (sf_rel_open(c, err) < 0)
+		return -1;
+	return sf_ie_open(c, err);
 }
 
 static int open_object(const struct retl_sync_cfg *sc, struct retl_err *err)
@@ -530,7 +545,7 @@ static int sf_setup(void *d, struct retl_err *err)
 	const struct retl_sync_cfg *sc = c->base.sc;
 	if (open_fields(c, sc, err) < 0 || open_options(c, c->base.dc, err) < 0 ||
 	    sf_auth(c, err) < 0 || open_dir(c, err) < 0 ||
-	    ((c->lookup || c->nrel) && sf_describe_open(c, err) < 0))
+	    ((c->lookup || c->nrel || c->nie) && sf_describe_open(c, err) < 0))
 		return -1;
 	return c->base.env.note_get ? sf_bulk_resume(c, err) : 0;
 }
@@ -607,7 +622,18 @@ static void sf_plan(const struct retl_dest_cfg *dc, const struct retl_sync_cfg *
 		rels |= strchr(k, '.') != NULL;
 	if (ops > 0 && lookup)
 		*requests += (ops + 199) / 200;
-	if (ops > 0 && (lookup || rels))
+	/* "write": "if_empty": a query of the current values per up to 200
+	 * rows (salesforce_if_empty.c); it needs the describe too */
+	const char *ie = retl_mapping_if_empty_field(sc->mapping);
+	int reads = ops > 0 && ie && sc->mode != RETL_MODE_INSERT;
+	if (reads) {
+		long q = (ops + SF_LOOKUP_VALUES - 1) / SF_LOOKUP_VALUES;
+		*requests += q;
+		retl_log(RETL_LOG_INFO, sc->name,
+			 "plan: \"write\": \"if_empty\" (%s, ...): %ld SOQL quer%s of the current values before the writes",
+			 ie, q, q == 1 ? "y" : "ies");
+	}
+	if (ops > 0 && (lookup || rels || reads))
 		*requests += 1;
 }
 
@@ -629,4 +655,5 @@ const struct retl_destination retl_dest_salesforce = {
 	.close = retl_hd_close,
 	.finish = sf_finish,
 	.plan = sf_plan,
+	.if_empty = 1,                /* salesforce_if_empty.c */
 };

@@ -8,7 +8,8 @@
  * targets name a relationship and an External ID of its parent
  * (salesforce_rel.c), and values fit the field's type (date, datetime, number,
  * boolean; constants and `map` outputs against picklist values; `truncate`
- * and constants against the length).  All problems at once, exit 2.
+ * and constants against the length); an if_empty field must be readable,
+ * i.e. in the describe, which leaves out what field-level security hides.  All problems at once, exit 2.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,10 @@ int sf_check(void *ctx, struct retl_err *err)
 		if (!f) {
 			retl_buf_addf(&pr, "\n%s: fields.%s: salesforce: %s has no field \"%s\"",
 				      c->base.sc->file, t, c->base.object, t);
+			/* field-level security leaves a field the user cannot
+			 * read out of the describe; if_empty reads it first */
+			if (retl_mapping_field_if_empty(c->base.sc->mapping, i))
+				retl_buf_addf(&pr, " that retl can read (\"write\": \"if_empty\" reads the current value first; a field hidden from retl's user by field-level security is not in the describe)");
 			continue;
 		}
 		if (creates && !json_is_true(json_object_get(f, "createable")))

@@ -3,8 +3,10 @@
  * salesforce.c (options, open, the spool of deferred rows, finish),
  * salesforce_auth.c (the three OAuth flows), salesforce_collections.c
  * (sObject Collections requests), salesforce_bulk.c (Bulk API 2.0 ingest
- * jobs), salesforce_spool.c (the spool's records) and salesforce_check.c
- * (`retl check`).  Private.
+ * jobs), salesforce_spool.c (the spool's records), salesforce_rel.c
+ * (relationship targets), salesforce_lookup.c (SOQL; update-only by a
+ * field), salesforce_if_empty.c ("write": "if_empty") and
+ * salesforce_check.c (`retl check`).  Private.
  */
 #ifndef RETL_SALESFORCE_INT_H
 #define RETL_SALESFORCE_INT_H
@@ -38,6 +40,14 @@ struct sf_ctx {
 	 * the parent's sObject type (NULL for the others) */
 	size_t nrel;
 	char **rel_type;
+	/* "write": "if_empty" fields (salesforce_if_empty.c): their targets
+	 * (borrowed), whether the External ID's literals are quoted, and the
+	 * spool of rows rewritten after the read */
+	size_t nie;
+	const char **ie;
+	int ie_quoted;
+	FILE *ie_spool;
+	char *ie_path;
 
 	/* auth */
 	enum sf_grant grant;
@@ -150,8 +160,29 @@ void sf_rel_header(struct sf_ctx *c, retl_buf *o);
 void sf_rel_check(struct sf_ctx *c, const json_t *fields, retl_buf *pr);
 
 /* salesforce_lookup.c: update-only by any field */
+/* values a query, and its query string's size once URL-encoded (the REST
+ * URI limit is 16,384 bytes) */
+#define SF_LOOKUP_VALUES 200
+#define SF_QUERY_MAX 12000
 /* s[0..n) as a SOQL string literal, quotes included */
 void sf_soql_quote(const char *s, size_t n, retl_buf *out);
+/* GET query?q=SELECT <select> FROM <object> WHERE <field> IN (vals[0..n))
+ * and its pages: every record answered appended to recs.  1 answered; 0
+ * refused (Salesforce's words in *why, malloc'd: the rows fail) or no
+ * answer (*why NULL: the rows are retried); -1 the run must stop (err) */
+int sf_soql_in(struct sf_ctx *c, const char *select, const char *field, int quoted,
+	       const retl_buf *vals, size_t n, json_t *recs, char **why,
+	       struct retl_err *err);
+/* the encoded size one value adds to such a query */
+size_t sf_soql_cost(int quoted, const retl_buf *v);
+/* the key an answered value and a row's value are matched by: text
+ * without case (SOQL compares so); numbers as numbers (5.0 is 5) */
+void sf_soql_norm(int quoted, const char *s, size_t n, retl_buf *out);
+/* an answered value as text ("" for null) */
+void sf_soql_text(const json_t *v, retl_buf *out);
+/* 0 when the field's SOQL literals are bare (numbers, booleans, dates),
+ * from the object's describe (fields) */
+int sf_soql_quoted(const json_t *fields, const char *name);
 /* the match field's type, from the object's describe (fields) */
 void sf_lookup_type(struct sf_ctx *c, const json_t *fields);
 /* the update spool's rows looked up by c->lookup: those with one record
@@ -159,6 +190,19 @@ void sf_lookup_type(struct sf_ctx *c, const json_t *fields);
  * (err) stops the run, -2 the spool is damaged */
 int sf_lookup_run(struct sf_ctx *c, FILE *in, FILE *out, long *nout,
 		  struct retl_err *err);
+
+/* salesforce_if_empty.c: per-field "write": "if_empty" */
+/* the mapping's if_empty fields into c->ie (not a relationship target,
+ * not the field records are found by) */
+int sf_ie_open(struct sf_ctx *c, struct retl_err *err);
+/* the External ID's literal form, from the describe at open */
+void sf_ie_type(struct sf_ctx *c, const json_t *fields);
+/* the spool of kind k (upsert, update) with the if_empty fields that hold
+ * a value in Salesforce left out of each row, read back from its start;
+ * *n its rows (rows whose read failed are reported); `in` itself when
+ * nothing is read; NULL with err when the run must stop */
+FILE *sf_ie_filter(struct sf_ctx *c, enum sf_kind k, FILE *in, const char *in_path,
+		   long *n, struct retl_err *err);
 
 /* salesforce_check.c */
 int sf_check(void *ctx, struct retl_err *err);

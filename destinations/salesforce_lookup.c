@@ -36,9 +36,6 @@
 #include "payload.h"
 #include "salesforce_int.h"
 
-#define SF_LOOKUP_VALUES 200
-#define SF_QUERY_MAX 12000
-
 void sf_soql_quote(const char *s, size_t n, retl_buf *out)
 {
 	retl_buf_addc(out, '\'');
@@ -59,18 +56,23 @@ void sf_soql_quote(const char *s, size_t n, retl_buf *out)
 }
 
 /* the field's type (from the describe at open) decides the literal's form */
-void sf_lookup_type(struct sf_ctx *c, const json_t *fields)
+int sf_soql_quoted(const json_t *fields, const char *name)
 {
-	const json_t *f = retl_dest_find(fields, "name", c->lookup, 1);
+	const json_t *f = retl_dest_find(fields, "name", name, 1);
 	const char *t = json_string_value(json_object_get(f, "type"));
 	static const char *const bare[] = {
 		"double", "currency", "int", "percent", "long", "boolean",
 		"date", "datetime", "time", NULL
 	};
-	c->lookup_quoted = 1;
 	for (const char *const *b = bare; t && *b; b++)
 		if (!strcmp(t, *b))
-			c->lookup_quoted = 0;
+			return 0;
+	return 1;
+}
+
+void sf_lookup_type(struct sf_ctx *c, const json_t *fields)
+{
+	c->lookup_quoted = sf_soql_quoted(fields, c->lookup);
 }
 
 /* the match value of op (its payload's member c->lookup) as text; 0 when
@@ -89,12 +91,10 @@ static int match_value(struct sf_ctx *c, const struct retl_op *op, retl_buf *v)
 	return v->len > 0;
 }
 
-/* the key answers and rows are matched by: text without case; numbers as
- * numbers (an answer says 5.0 for 5) */
-static void norm(struct sf_ctx *c, const char *s, size_t n, retl_buf *out)
+void sf_soql_norm(int quoted, const char *s, size_t n, retl_buf *out)
 {
 	retl_buf_reset(out);
-	if (!c->lookup_quoted) {
+	if (!quoted) {
 		char *end, tmp[64];
 		snprintf(tmp, sizeof(tmp), "%.*s", (int)(n < 63 ? n : 63), s);
 		double d = strtod(tmp, &end);
@@ -107,6 +107,17 @@ static void norm(struct sf_ctx *c, const char *s, size_t n, retl_buf *out)
 		retl_buf_addc(out, (char)tolower((unsigned char)s[i]));
 }
 
+void sf_soql_text(const json_t *v, retl_buf *out)
+{
+	retl_buf_reset(out);
+	if (json_is_string(v))
+		retl_buf_adds(out, json_string_value(v));
+	else if (json_is_number(v))
+		retl_buf_addf(out, "%.17g", json_number_value(v));
+	else if (json_is_boolean(v))
+		retl_buf_adds(out, json_is_true(v) ? "true" : "false");
+}
+
 static int report(struct sf_ctx *c, const struct retl_op *op, enum retl_result_kind k,
 		  const char *why)
 {
@@ -114,65 +125,39 @@ static int report(struct sf_ctx *c, const struct retl_op *op, enum retl_result_k
 	return c->base.env.report(c->base.env.ud, op->key, &r);
 }
 
-/* one answer's records into found (norm(value) -> [Id, ...]); the next
- * page's path into next (empty at the end); -1 if not an answer */
-static int take_page(struct sf_ctx *c, const struct retl_http_req *req,
-		     json_t *found, retl_buf *next)
+/* one answer's records appended to recs; the next page's path into next
+ * (empty at the end); -1 if not an answer */
+static int take_page(const struct retl_http_req *req, json_t *recs, retl_buf *next)
 {
 	json_error_t je;
 	json_t *root = json_loadb(req->resp.ptr ? req->resp.ptr : "", req->resp.len, 0, &je);
-	json_t *recs = json_object_get(root, "records"), *x;
-	retl_buf k = RETL_BUF_INIT, v = RETL_BUF_INIT;
-	size_t i;
+	json_t *got = json_object_get(root, "records");
 	retl_buf_reset(next);
-	if (!json_is_array(recs)) {
+	if (!json_is_array(got)) {
 		json_decref(root);
 		return -1;
 	}
-	json_array_foreach(recs, i, x) {
-		const char *id = json_string_value(json_object_get(x, "Id"));
-		json_t *fv = json_object_get(x, c->lookup);
-		retl_buf_reset(&v);
-		if (json_is_string(fv))
-			retl_buf_adds(&v, json_string_value(fv));
-		else if (json_is_number(fv))
-			retl_buf_addf(&v, "%.17g", json_number_value(fv));
-		else if (json_is_boolean(fv))
-			retl_buf_adds(&v, json_is_true(fv) ? "true" : "false");
-		if (!id || !v.len)
-			continue;
-		norm(c, v.ptr, v.len, &k);
-		json_t *ids = json_object_get(found, k.ptr);
-		if (!ids)
-			json_object_set_new(found, k.ptr, ids = json_array());
-		json_array_append_new(ids, json_string(id));
-	}
+	json_array_extend(recs, got);
 	const char *nu = json_string_value(json_object_get(root, "nextRecordsUrl"));
 	if (nu && !json_is_true(json_object_get(root, "done")))
 		retl_buf_adds(next, nu);
-	retl_buf_free(&k);
-	retl_buf_free(&v);
 	json_decref(root);
 	return 0;
 }
 
-/*
- * The query for vals[0..n) and its pages, into found.  1 answered; 0 a
- * refusal (its text in why: the rows fail) or no answer (why NULL: the rows
- * are retried); -1 the run must stop (err).
- */
-static int query(struct sf_ctx *c, const retl_buf *vals, size_t n, json_t *found,
-		 char **why, struct retl_err *err)
+int sf_soql_in(struct sf_ctx *c, const char *select, const char *field, int quoted,
+	       const retl_buf *vals, size_t n, json_t *recs, char **why,
+	       struct retl_err *err)
 {
 	retl_buf soql = RETL_BUF_INIT, path = RETL_BUF_INIT;
 	int rc = 1;
 	*why = NULL;
-	retl_buf_addf(&soql, "SELECT Id, %s FROM %s WHERE %s IN (", c->lookup,
-		      c->base.object, c->lookup);
+	retl_buf_addf(&soql, "SELECT %s FROM %s WHERE %s IN (", select,
+		      c->base.object, field);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			retl_buf_addc(&soql, ',');
-		if (c->lookup_quoted)
+		if (quoted)
 			sf_soql_quote(vals[i].ptr, vals[i].len, &soql);
 		else
 			retl_buf_add(&soql, vals[i].ptr, vals[i].len);
@@ -190,7 +175,7 @@ static int query(struct sf_ctx *c, const retl_buf *vals, size_t n, json_t *found
 			rc = -1;
 		else if (req->status >= 400 && req->status < 500)
 			(*why = sf_error_text(req)), rc = 0;
-		else if (req->status != 200 || take_page(c, req, found, &path) < 0)
+		else if (req->status != 200 || take_page(req, recs, &path) < 0)
 			rc = 0;                 /* no answer: retried next run */
 		retl_http_req_free(req);
 	}
@@ -199,11 +184,31 @@ static int query(struct sf_ctx *c, const retl_buf *vals, size_t n, json_t *found
 	return rc;
 }
 
-/* the encoded size one value adds to the query */
-static size_t cost(struct sf_ctx *c, const retl_buf *v)
+/* the look-up's answers by norm(value): -> [Id, ...] */
+static void group(struct sf_ctx *c, const json_t *recs, json_t *found)
+{
+	retl_buf k = RETL_BUF_INIT, v = RETL_BUF_INIT;
+	size_t i;
+	json_t *x;
+	json_array_foreach(recs, i, x) {
+		const char *id = json_string_value(json_object_get(x, "Id"));
+		sf_soql_text(json_object_get(x, c->lookup), &v);
+		if (!id || !v.len)
+			continue;
+		sf_soql_norm(c->lookup_quoted, v.ptr, v.len, &k);
+		json_t *ids = json_object_get(found, k.ptr);
+		if (!ids)
+			json_object_set_new(found, k.ptr, ids = json_array());
+		json_array_append_new(ids, json_string(id));
+	}
+	retl_buf_free(&k);
+	retl_buf_free(&v);
+}
+
+size_t sf_soql_cost(int quoted, const retl_buf *v)
 {
 	retl_buf q = RETL_BUF_INIT, e = RETL_BUF_INIT;
-	if (c->lookup_quoted)
+	if (quoted)
 		sf_soql_quote(v->ptr, v->len, &q);
 	else
 		retl_buf_add(&q, v->ptr, v->len);
@@ -228,7 +233,14 @@ static int resolve(struct sf_ctx *c, struct retl_op *ops, retl_buf *vals,
 	for (size_t i = 0; i < n; i++)
 		if (has[i])
 			q[nq++] = vals[i];      /* borrowed */
-	int got = nq ? query(c, q, nq, found, &why, err) : 1;
+	retl_buf sel = RETL_BUF_INIT;
+	json_t *recs = json_array();
+	retl_buf_addf(&sel, "Id, %s", c->lookup);
+	int got = nq ? sf_soql_in(c, sel.ptr, c->lookup, c->lookup_quoted, q, nq, recs,
+				  &why, err) : 1;
+	group(c, recs, found);
+	json_decref(recs);
+	retl_buf_free(&sel);
 	if (got < 0)
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -242,7 +254,7 @@ static int resolve(struct sf_ctx *c, struct retl_op *ops, retl_buf *vals,
 				      c->lookup, why ? why : "no answer; looked up again next run");
 			rc = report(c, &ops[i], why ? RETL_RES_REJECT : RETL_RES_RETRY, msg.ptr);
 		} else {
-			norm(c, vals[i].ptr, vals[i].len, &k);
+			sf_soql_norm(c->lookup_quoted, vals[i].ptr, vals[i].len, &k);
 			json_t *ids = json_object_get(found, k.ptr);
 			size_t m = json_array_size(ids);
 			if (m == 1) {
@@ -293,7 +305,7 @@ int sf_lookup_run(struct sf_ctx *c, FILE *in, FILE *out, long *nout,
 		for (size_t i = 0; rc == 0 && i < n; ) {
 			size_t e = i, size = 200;
 			for (; e < n; e++) {
-				size_t add = has[e] ? cost(c, &vals[e]) : 0;
+				size_t add = has[e] ? sf_soql_cost(c->lookup_quoted, &vals[e]) : 0;
 				if (e > i && size + add > SF_QUERY_MAX)
 					break;
 				size += add;

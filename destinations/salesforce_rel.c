@@ -147,6 +147,8 @@ int sf_describe_open(struct sf_ctx *c, struct retl_err *err)
 		rel_types(c, fields);
 		if (c->lookup)
 			sf_lookup_type(c, fields);
+		if (c->nie)
+			sf_ie_type(c, fields);
 		json_decref(root);
 	}
 	retl_http_req_free(req);

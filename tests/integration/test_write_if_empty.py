@@ -193,4 +193,4 @@ def test_a_destination_without_the_capability_refuses(project, db):
         rc, out, err = p.run(verb, "x", env={"AIRTABLE_TOKEN": "pat"})
         assert rc == 2, (out, err)
         assert ('mappings/x.json: fields.owner: "write": "if_empty" is not supported by the '
-                'airtable destination (supported: hubspot)') in err
+                'airtable destination (supported: hubspot, salesforce)') in err
