@@ -146,6 +146,34 @@ int retl_dest_opt_url(const struct retl_dest_cfg *dc, const char *key,
 	return rc;
 }
 
+int retl_dest_digits(const char *s)
+{
+	if (!s || !*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+int retl_dest_sync_id(const struct retl_sync_cfg *sc, const char *key, char **out)
+{
+	json_t *v = json_object_get(sc->options, key);
+	char num[32];
+	*out = NULL;
+	if (!v)
+		return 1;
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+		*out = retl_strdup(num);
+		return 0;
+	}
+	if (!retl_dest_digits(json_string_value(v)))
+		return -1;
+	*out = retl_strdup(json_string_value(v));
+	return 0;
+}
+
 const json_t *retl_dest_find(const json_t *arr, const char *field,
 			     const char *name, int nocase)
 {

@@ -241,6 +241,14 @@ int retl_dest_opt_url(const struct retl_dest_cfg *dc, const char *key,
 		      const char *what, int required, const char **out,
 		      struct retl_err *err);
 
+/* s is one or more ASCII digits (a vendor's numeric id) */
+int retl_dest_digits(const char *s);
+/*
+ * A sync key naming a vendor object by its numeric id ("list": "123" or
+ * 123) into *out (malloc'd): 0; 1 when absent; -1 when it is not an id.
+ */
+int retl_dest_sync_id(const struct retl_sync_cfg *sc, const char *key, char **out);
+
 /*
  * For check()'s "did you mean": among the objects of `arr`, the value of
  * `field` closest to `name` (the same but for case, else the smallest edit

@@ -32,7 +32,6 @@
  * Request kinds here are this file's own (the base sends the lowest first):
  * a lookup, then adds, then removals.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,34 +55,17 @@ static const char *jstr(const json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
-static int all_digits(const char *s)
-{
-	if (!s || !*s)
-		return 0;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return 0;
-	return 1;
-}
-
 /* ---- open ---- */
 
 /* the sync key "list" (an id, as a string or a number) into c->list_id */
 static int read_list(struct hs_ctx *c, struct retl_err *err)
 {
 	const struct retl_sync_cfg *sc = c->base.sc;
-	json_t *v = json_object_get(sc->options, "list");
-	char num[32];
-	if (json_is_integer(v) && json_integer_value(v) > 0) {
-		snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-		c->list_id = retl_strdup(num);
-	} else if (all_digits(json_string_value(v))) {
-		c->list_id = retl_strdup(json_string_value(v));
-	} else {
+	int rc = retl_dest_sync_id(sc, "list", &c->list_id);
+	if (rc)
 		return retl_err_set(err, RETL_EXIT_USAGE,
 				    "%s: list: %s; mode \"membership\" needs the ILS id of a static (MANUAL) HubSpot list, e.g. \"list\": \"123\" (the number in the list's URL)",
-				    sc->file, v ? "expected a list id (digits)" : "missing");
-	}
+				    sc->file, rc < 0 ? "expected a list id (digits)" : "missing");
 	return 0;
 }
 
@@ -147,7 +129,7 @@ int hubspot_list_prepare(struct hs_ctx *c, struct retl_batch *b, size_t i,
 		return HS_SEARCH;       /* found: hubspot_list_found */
 	if (!c->by_object_id)
 		return HL_FIND;
-	if (!all_digits(op->match)) {
+	if (!retl_dest_digits(op->match)) {
 		if (op->kind == RETL_OP_REMOVE) {
 			retl_result_set(&b->results[i], RETL_RES_ACK, NULL, NULL);
 			return RETL_HD_NONE;

@@ -36,21 +36,10 @@
 
 enum ms_kind { MS_ADD, MS_REMOVE };
 
-static int all_digits(const char *s)
-{
-	if (!s || !*s)
-		return 0;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return 0;
-	return 1;
-}
-
 int mailchimp_segment_setup(struct mc_ctx *c, struct retl_err *err)
 {
 	const struct retl_sync_cfg *sc = c->base.sc;
 	json_t *v = json_object_get(sc->options, "segment");
-	char num[32];
 	if (c->base.mode != RETL_MODE_MEMBERSHIP) {
 		if (v)
 			return retl_err_set(err, RETL_EXIT_USAGE,
@@ -58,16 +47,11 @@ int mailchimp_segment_setup(struct mc_ctx *c, struct retl_err *err)
 					    sc->file, retl_mode_name(sc->mode));
 		return 0;
 	}
-	if (json_is_integer(v) && json_integer_value(v) > 0) {
-		snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-		c->segment = retl_strdup(num);
-	} else if (all_digits(json_string_value(v))) {
-		c->segment = retl_strdup(json_string_value(v));
-	} else {
+	int rc = retl_dest_sync_id(sc, "segment", &c->segment);
+	if (rc)
 		return retl_err_set(err, RETL_EXIT_USAGE,
 				    "%s: segment: %s; mode \"membership\" needs the id of a static segment (a tag) of the audience, e.g. \"segment\": 40123 (GET /lists/{list_id}/segments lists them)",
-				    sc->file, v ? "expected a segment id (digits)" : "missing");
-	}
+				    sc->file, rc < 0 ? "expected a segment id (digits)" : "missing");
 	for (size_t i = 0; i < c->base.nf; i++)
 		if (strcmp(c->base.ftarget[i], "email_address"))
 			return retl_err_set(err, RETL_EXIT_USAGE,
