@@ -156,7 +156,7 @@ static int touch(struct run *r, retl_h128 kh, retl_h128 pay, uint64_t src)
 
 /* queues the mapped row (r->payload) as an operation of the sync's mode */
 static int queue_row(struct run *r, int status, retl_h128 old_pay,
-		     retl_h128 kh, retl_h128 pay, uint64_t src)
+		     uint64_t old_mh, retl_h128 kh, retl_h128 pay, uint64_t src)
 {
 	enum change ch;
 	if (status == RETL_STATUS_FAILED || status == RETL_STATUS_PENDING ||
@@ -189,7 +189,16 @@ static int queue_row(struct run *r, int status, retl_h128 old_pay,
 		return 0;
 	}
 	char *dest_id = NULL;
-	if (known)              /* a plan file carries it for apply */
+	uint64_t mh = r->nmatch ? retl_match_hash(r->match.ptr, r->match.len,
+						  r->dest->match_exact) : 0;
+	/*
+	 * Update mode finds records by their match value: a key whose match
+	 * value moved is no longer bound to the record it updated before (that
+	 * record is someone else's now; the one that matches is found again),
+	 * so its stored id is not handed on.
+	 */
+	int moved = r->sc->mode == RETL_MODE_UPDATE && old_mh && mh && mh != old_mh;
+	if (known && !moved)    /* a plan file carries it for apply */
 		dest_id = retl_state_dest_id(r->st, r->sc->name, r->key.ptr);
 	struct queued q = {
 		.kind = kind, .change = ch,
@@ -198,8 +207,7 @@ static int queue_row(struct run *r, int status, retl_h128 old_pay,
 		.payload = r->payload.ptr, .plen = r->payload.len,
 		.dest_id = dest_id,
 		.match = r->nmatch ? r->match.ptr : NULL, .mlen = r->match.len,
-		.mh = r->nmatch ? retl_match_hash(r->match.ptr, r->match.len,
-						    r->dest->match_exact) : 0,
+		.mh = mh,
 		/* a staged row's create may have happened */
 		.was_pending = status == RETL_STATUS_PENDING ||
 			       status == RETL_STATUS_STAGED,
@@ -236,6 +244,7 @@ int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
 		return 0;
 	}
 	retl_h128 old_pay = e->pay;   /* e is invalid after the next upsert */
+	uint64_t old_mh = e->mh;
 
 	r->sum->mapped++;
 	if (retl_mapping_apply(r->sc->mapping, row, &r->payload, &r->reason) < 0)
@@ -247,7 +256,7 @@ int retl_sync_on_row(void *ud, const struct retl_row *row, const char *raw,
 	if (status == RETL_STATUS_OK && retl_h128_eq(pay, old_pay) &&
 	    !r->o->full_resync)
 		return touch(r, kh, pay, src);
-	return queue_row(r, status, old_pay, kh, pay, src);
+	return queue_row(r, status, old_pay, old_mh, kh, pay, src);
 }
 
 /* forgets a row that left the model: nothing to send for it */

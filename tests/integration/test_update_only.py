@@ -240,6 +240,32 @@ def test_airtable_match_by_record_id(project, db, at_emulator):
         (out, err)
 
 
+def test_airtable_keys_that_swap_match_values_follow_the_match(project, db, at_emulator):
+    """Update mode finds records by their match value: when two keys swap
+    emails, each row goes to the record that has its email now, not to the
+    record its key updated before (whose other fields, Notes here, belong to
+    another person)."""
+    url = at_emulator()
+    recs = at_seed(url, [{"Email": "a@x.io", "Name": "old", "Notes": "person A"},
+                         {"Email": "b@x.io", "Name": "old", "Notes": "person B"}])
+    by_id = {r["id"]: r["fields"]["Notes"] for r in recs}
+    db.psql("""
+        CREATE TABLE people (id int PRIMARY KEY, email text, name text, seats int);
+        INSERT INTO people VALUES (1, 'a@x.io', 'Ann', 1), (2, 'b@x.io', 'Bob', 2);
+    """)
+    p = at_project(project, db, url)
+    control(url, "config", FAULTS)
+    run_until(p, "people", set())
+    db.psql("UPDATE people SET email = CASE id WHEN 1 THEN 'b@x.io' ELSE 'a@x.io' END,"
+            " name = name || ' 2'")
+    run_until(p, "people", set())
+    at_assert_model(url, db)
+    got = {r["fields"]["Email"]: (r["fields"]["Name"], by_id[r["id"]], r["fields"]["Notes"])
+           for r in at_records(url)}
+    assert got == {"a@x.io": ("Bob 2", "person A", "person A"),
+                   "b@x.io": ("Ann 2", "person B", "person B")}, got
+
+
 def test_airtable_update_without_match_needs_a_kept_id(project, db, at_emulator):
     url = at_emulator()
     db.psql("CREATE TABLE people (id int PRIMARY KEY, email text, name text, seats int);"
