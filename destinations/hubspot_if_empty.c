@@ -193,29 +193,20 @@ static int listed(const char *list, const char *name, size_t n)
 	return 0;
 }
 
+/* a property the read found holding a value: left out of the write */
+static int held(void *ud, const struct retl_pfield *f)
+{
+	return listed(ud, f->name, f->name_len);
+}
+
 void hubspot_ie_props(const struct retl_request *r, size_t k, const char *props,
 		      size_t plen, retl_buf *o)
 {
 	const char *why = retl_req_result(r, k)->reason;
-	struct retl_preader rd;
-	struct retl_pfield f;
+	size_t at = o->len;
 	if (!why || strncmp(why, IE_PREFIX, strlen(IE_PREFIX)) || !why[strlen(IE_PREFIX)] ||
-	    retl_payload_open(&rd, props, plen) < 0) {
+	    retl_payload_without(props, plen, held, (void *)(why + strlen(IE_PREFIX)), o) < 0) {
+		o->len = at;
 		retl_buf_add(o, props, plen);
-		return;
 	}
-	const char *keep = why + strlen(IE_PREFIX);
-	int n = 0;
-	retl_buf_addc(o, '{');
-	while (retl_payload_next(&rd, &f) > 0) {
-		if (listed(keep, f.name, f.name_len))
-			continue;       /* a value someone set: theirs */
-		if (n++)
-			retl_buf_addc(o, ',');
-		retl_buf_addc(o, '"');
-		retl_buf_add(o, f.name, f.name_len);
-		retl_buf_adds(o, "\":");
-		retl_buf_add(o, f.v.raw, f.v.len);
-	}
-	retl_buf_addc(o, '}');
 }

@@ -97,21 +97,13 @@ static const char *read_by(const struct sf_ctx *c, enum sf_kind k)
 static int read_value(const struct sf_ctx *c, enum sf_kind k,
 		      const struct retl_op *op, retl_buf *v)
 {
-	struct retl_pv pv;
-	retl_buf_reset(v);
 	if (k == SF_UPDATE) {
+		retl_buf_reset(v);
 		if (op->dest_id)
 			retl_buf_adds(v, op->dest_id);
 		return v->len > 0;
 	}
-	if (retl_payload_get(op->payload, op->payload_len, c->ext, &pv) <= 0 ||
-	    pv.kind == RETL_PV_NULL)
-		return 0;
-	if (pv.kind == RETL_PV_STRING)
-		retl_pv_string(&pv, v);
-	else
-		retl_buf_add(v, pv.raw, pv.len);
-	return v->len > 0;
+	return sf_member_text(op, c->ext, v);
 }
 
 /* the key rows and answers meet by: an Id by its first 15 characters,
@@ -155,32 +147,21 @@ static json_t *held_by_key(const struct sf_ctx *c, enum sf_kind k, const json_t 
 	return held;
 }
 
+/* a member the read found holding a value (named in the set): theirs */
+static int held_in(void *ud, const struct retl_pfield *f)
+{
+	retl_buf name = RETL_BUF_INIT;
+	retl_pfield_name(f, &name);
+	int in = json_object_get(ud, name.ptr ? name.ptr : "") != NULL;
+	retl_buf_free(&name);
+	return in;
+}
+
 /* op's payload without the members named in set, into out */
 static int strip(const struct retl_op *op, const json_t *set, retl_buf *out)
 {
-	struct retl_preader rd;
-	struct retl_pfield f;
-	retl_buf name = RETL_BUF_INIT;
-	int n = 0, rc;
 	retl_buf_reset(out);
-	if (retl_payload_open(&rd, op->payload, op->payload_len) < 0)
-		return -1;
-	retl_buf_addc(out, '{');
-	while ((rc = retl_payload_next(&rd, &f)) > 0) {
-		retl_buf_reset(&name);
-		retl_pfield_name(&f, &name);
-		if (json_object_get(set, name.ptr ? name.ptr : ""))
-			continue;       /* a value someone set: theirs */
-		if (n++)
-			retl_buf_addc(out, ',');
-		retl_buf_addc(out, '"');
-		retl_buf_add(out, f.name, f.name_len);
-		retl_buf_adds(out, "\":");
-		retl_buf_add(out, f.v.raw, f.v.len);
-	}
-	retl_buf_addc(out, '}');
-	retl_buf_free(&name);
-	return rc;
+	return retl_payload_without(op->payload, op->payload_len, held_in, (void *)set, out);
 }
 
 static int report(struct sf_ctx *c, const struct retl_op *op, enum retl_result_kind k,

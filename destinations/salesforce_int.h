@@ -177,6 +177,9 @@ int sf_soql_in(struct sf_ctx *c, const char *select, const char *field, int quot
 size_t sf_soql_cost(int quoted, const retl_buf *v);
 /* the key an answered value and a row's value are matched by: text
  * without case (SOQL compares so); numbers as numbers (5.0 is 5) */
+/* op's payload member `member` as text (a string decoded, anything else
+ * as written) into v: 1, or 0 when it has none (absent, null or empty) */
+int sf_member_text(const struct retl_op *op, const char *member, retl_buf *v);
 void sf_soql_norm(int quoted, const char *s, size_t n, retl_buf *out);
 /* an answered value as text ("" for null) */
 void sf_soql_text(const json_t *v, retl_buf *out);

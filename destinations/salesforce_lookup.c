@@ -75,13 +75,11 @@ void sf_lookup_type(struct sf_ctx *c, const json_t *fields)
 	c->lookup_quoted = sf_soql_quoted(fields, c->lookup);
 }
 
-/* the match value of op (its payload's member c->lookup) as text; 0 when
- * it has none (absent, null or empty) */
-static int match_value(struct sf_ctx *c, const struct retl_op *op, retl_buf *v)
+int sf_member_text(const struct retl_op *op, const char *member, retl_buf *v)
 {
 	struct retl_pv pv;
 	retl_buf_reset(v);
-	if (retl_payload_get(op->payload, op->payload_len, c->lookup, &pv) <= 0 ||
+	if (retl_payload_get(op->payload, op->payload_len, member, &pv) <= 0 ||
 	    pv.kind == RETL_PV_NULL)
 		return 0;
 	if (pv.kind == RETL_PV_STRING)
@@ -298,7 +296,7 @@ int sf_lookup_run(struct sf_ctx *c, FILE *in, FILE *out, long *nout,
 	while (rc == 0 && got > 0) {
 		size_t n = 0;
 		while (n < SF_LOOKUP_VALUES && (got = sf_spool_get(in, &bufs[n], &ops[n])) > 0) {
-			has[n] = match_value(c, &ops[n], &vals[n]);
+			has[n] = sf_member_text(&ops[n], c->lookup, &vals[n]);
 			n++;
 		}
 		/* one query per run of rows whose values fit its URI */

@@ -550,6 +550,30 @@ int retl_json_doc(const char *text, size_t len, struct retl_pv *top)
 	return 1;
 }
 
+int retl_payload_without(const char *json, size_t len,
+			 int (*skip)(void *ud, const struct retl_pfield *f), void *ud,
+			 retl_buf *out)
+{
+	struct retl_preader rd;
+	struct retl_pfield f;
+	int n = 0, rc;
+	if (retl_payload_open(&rd, json, len) < 0)
+		return -1;
+	retl_buf_addc(out, '{');
+	while ((rc = retl_payload_next(&rd, &f)) > 0) {
+		if (skip(ud, &f))
+			continue;
+		if (n++)
+			retl_buf_addc(out, ',');
+		retl_buf_addc(out, '"');
+		retl_buf_add(out, f.name, f.name_len);
+		retl_buf_adds(out, "\":");
+		retl_buf_add(out, f.v.raw, f.v.len);
+	}
+	retl_buf_addc(out, '}');
+	return rc < 0 ? -1 : 0;
+}
+
 int retl_payload_get(const char *json, size_t len, const char *name,
 		     struct retl_pv *out)
 {

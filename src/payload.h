@@ -88,6 +88,16 @@ int retl_payload_get(const char *json, size_t len, const char *name,
 		     struct retl_pv *out);
 
 /*
+ * The payload object again, into out, without the members for which
+ * skip(ud, f) is true (as written: names, values and order kept).  0, or
+ * -1 malformed (out then holds what was written so far).  For values a
+ * destination must leave out of one write (a field someone owns).
+ */
+int retl_payload_without(const char *json, size_t len,
+			 int (*skip)(void *ud, const struct retl_pfield *f), void *ud,
+			 retl_buf *out);
+
+/*
  * An answer read without a tree: 1 when text[0..len) is one JSON object
  * (white space around it allowed) that jansson's json_loadb (flags 0)
  * would read to the same values, with *top its text; 0 otherwise, and the
