@@ -30,6 +30,8 @@
 
 #include "buf.h"
 
+#include <sqlite3.h>
+
 /*
  * Schema migrations: migrations[i] takes the store from version i to i + 1.
  * Never edit a shipped entry; append one.
@@ -116,6 +118,14 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+/*
+ * ASCII-only case folding, the same on both backends: SQLite's lower()
+ * folds ASCII only, PostgreSQL's does under the "C" collation (and
+ * db_sqlite.c gives SQLite a collation of that name).  retl_match_hash
+ * ignores ASCII case only, so the statements must too.
+ */
+#define NOCASE(x) "lower(" x " COLLATE \"C\")"
+
 #define CACHE_COLS "INSERT INTO cache(sync, key, kh_lo, kh_hi, pay_lo, " \
 	"pay_hi, src, dest_id, status, attempts, last_error, " \
 	"first_failed_at, created_at, updated_at) "
@@ -127,9 +137,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	"ON CONFLICT(sync, key) DO UPDATE SET kh_lo = NULL, kh_hi = NULL, "
 	"pay_lo = excluded.pay_lo, "
 	"pay_hi = excluded.pay_hi, src = excluded.src, "
-	"dest_id = CASE WHEN (?12 AND excluded.match IS NOT match) OR "
-	"(NOT ?12 AND excluded.match IS NOT match COLLATE NOCASE) "
-	"THEN excluded.dest_id ELSE COALESCE(excluded.dest_id, dest_id) END, "
+	"dest_id = CASE WHEN (?12 AND excluded.match IS DISTINCT FROM "
+	"cache.match) OR (NOT ?12 AND " NOCASE("excluded.match") " IS DISTINCT "
+	"FROM " NOCASE("cache.match") ") "
+	"THEN excluded.dest_id ELSE COALESCE(excluded.dest_id, cache.dest_id) END, "
 	"status = 1, attempts = 0, last_error = NULL, first_failed_at = NULL, "
 	"created_at = NULL, updated_at = NULL, match = excluded.match, "
 	"match_h = excluded.match_h, sent = NULL, sent_match = NULL, "
@@ -143,16 +154,19 @@ static const char *const stmt_sql[S_COUNT] = {
 
 	/* before an ack: the records the key leaves (its bound record and
 	 * one it may have made) become orphans when the match moves */
-	[S_ORPHAN_BOUND] = "INSERT OR IGNORE INTO orphans(sync, match, dest_id, since) "
-	"SELECT sync, match, dest_id, ?4 FROM cache WHERE sync = ?1 AND key = ?2 "
-	"AND match IS NOT NULL AND (CASE WHEN ?5 THEN match <> ?3 "
-	"ELSE match <> ?3 COLLATE NOCASE END)",
-	[S_ORPHAN_SENT] = "INSERT OR IGNORE INTO orphans(sync, match, dest_id, since) "
-	"SELECT sync, sent_match, NULL, ?4 FROM cache WHERE sync = ?1 "
+	[S_ORPHAN_BOUND] = "INSERT INTO orphans(sync, match, dest_id, since) "
+	"SELECT sync, match, dest_id, CAST(?4 AS TEXT) FROM cache WHERE sync = ?1 "
+	"AND key = ?2 AND match IS NOT NULL AND (CASE WHEN ?5 THEN match <> ?3 "
+	"ELSE " NOCASE("match") " <> " NOCASE("?3") " END) "
+	"ON CONFLICT DO NOTHING",
+	[S_ORPHAN_SENT] = "INSERT INTO orphans(sync, match, dest_id, since) "
+	"SELECT sync, sent_match, NULL, CAST(?4 AS TEXT) FROM cache WHERE sync = ?1 "
 	"AND key = ?2 AND sent = 1 AND sent_match IS NOT NULL "
-	"AND (CASE WHEN ?5 THEN sent_match <> ?3 ELSE sent_match <> ?3 COLLATE NOCASE END) "
+	"AND (CASE WHEN ?5 THEN sent_match <> ?3 ELSE "
+	NOCASE("sent_match") " <> " NOCASE("?3") " END) "
 	"AND (match IS NULL OR (CASE WHEN ?5 THEN sent_match <> match "
-	"ELSE sent_match <> match COLLATE NOCASE END))",
+	"ELSE " NOCASE("sent_match") " <> " NOCASE("match") " END)) "
+	"ON CONFLICT DO NOTHING",
 
 	/* handed over: a record may exist from now on */
 	[S_SENT] = "INSERT INTO cache(sync, key, kh_lo, kh_hi, status, attempts, "
@@ -167,10 +181,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_FAIL] = CACHE_COLS
 	"VALUES(?1, ?2, ?3, ?4, NULL, NULL, NULL, ?5, 2, 1, ?6, ?7, ?7, ?7) "
 	"ON CONFLICT(sync, key) DO UPDATE SET status = 2, "
-	"attempts = attempts + 1, last_error = excluded.last_error, "
-	"first_failed_at = COALESCE(first_failed_at, "
+	"attempts = cache.attempts + 1, last_error = excluded.last_error, "
+	"first_failed_at = COALESCE(cache.first_failed_at, "
 	"excluded.first_failed_at), src = NULL, "
-	"dest_id = COALESCE(excluded.dest_id, dest_id), "
+	"dest_id = COALESCE(excluded.dest_id, cache.dest_id), "
 	"updated_at = excluded.updated_at",
 
 	[S_SET_SRC] = "UPDATE cache SET src = ?3 WHERE sync = ?1 AND key = ?2",
@@ -178,14 +192,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PENDING] = CACHE_COLS
 	"VALUES(?1, ?2, ?3, ?4, NULL, NULL, NULL, ?5, 3, 0, NULL, NULL, ?6, ?6) "
 	"ON CONFLICT(sync, key) DO UPDATE SET status = 3, "
-	"dest_id = COALESCE(excluded.dest_id, dest_id), "
+	"dest_id = COALESCE(excluded.dest_id, cache.dest_id), "
 	"updated_at = excluded.updated_at",
 
 	[S_FORGET] = "DELETE FROM cache WHERE sync = ?1 AND key = ?2",
 	[S_OUTCOME] = ("INSERT INTO outcomes(run_id, key, outcome, reason) "
 		       "VALUES(?1, ?2, ?3, ?4)"),
 	[S_DEST_ID] = "SELECT dest_id FROM cache WHERE sync = ?1 AND key = ?2",
-	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_GEN_GET] = "SELECT gen FROM cache_gen WHERE sync = ?1",
@@ -197,7 +210,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	"staged_pay_hi, staged_src, staged_op) "
 	"VALUES(?1, ?2, ?3, ?4, NULL, NULL, NULL, ?5, 4, 0, ?6, ?6, ?7, ?8, ?9, ?10) "
 	"ON CONFLICT(sync, key) DO UPDATE SET status = 4, "
-	"dest_id = COALESCE(excluded.dest_id, dest_id), "
+	"dest_id = COALESCE(excluded.dest_id, cache.dest_id), "
 	"staged_pay_lo = excluded.staged_pay_lo, "
 	"staged_pay_hi = excluded.staged_pay_hi, "
 	"staged_src = excluded.staged_src, staged_op = excluded.staged_op, "
@@ -223,13 +236,12 @@ static const char *const stmt_sql[S_COUNT] = {
 
 /* ---- helpers shared by the state files ---- */
 
-int retl_state__code(int sqlite_rc)
+int retl_state__code(enum retl_db_kind kind)
 {
-	switch (sqlite_rc & 0xff) {
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-	case SQLITE_FULL:
-	case SQLITE_IOERR:
+	switch (kind) {
+	case RETL_DB_ECORRUPT:
+	case RETL_DB_EFULL:
+	case RETL_DB_EIO:
 		return RETL_EXIT_STATE;
 	default:
 		return RETL_EXIT_USAGE;
@@ -244,25 +256,26 @@ int retl_state__errno_code(int e)
 
 int retl_state__db_err(retl_state *st, struct retl_err *err)
 {
-	int rc = sqlite3_extended_errcode(st->db);
-	int prim = rc & 0xff;
-	if (prim == SQLITE_CORRUPT || prim == SQLITE_NOTADB)
+	enum retl_db_kind kind = retl_db_errkind(st->db);
+
+	if (kind == RETL_DB_ECORRUPT && !st->pg)
 		return retl_err_set(err, RETL_EXIT_STATE, "state store %s is "
 				    "damaged (%s). Restore it from a backup, or move "
 				    "it away and start over with `retl reset --all` "
 				    "(every sync's cache is forgotten: the next runs "
 				    "send every row again)", st->path,
-				    sqlite3_errmsg(st->db));
-	return retl_err_set(err, retl_state__code(rc), "state store %s: %s%s",
-			    st->path, sqlite3_errmsg(st->db),
-			    prim == SQLITE_FULL ? " (the disk or the file's size "
-			    "limit is full: make room and run again)" : "");
+				    retl_db_errmsg(st->db));
+	return retl_err_set(err, retl_state__code(kind), "state store %s: %s%s",
+			    st->path, retl_db_errmsg(st->db),
+			    kind == RETL_DB_EFULL && !st->pg ? " (the disk or "
+			    "the file's size limit is full: make room and run "
+			    "again)" : "");
 }
 
-int retl_state__prepare(retl_state *st, const char *sql, sqlite3_stmt **s,
+int retl_state__prepare(retl_state *st, const char *sql, retl_db_stmt **s,
 			struct retl_err *err)
 {
-	if (sqlite3_prepare_v2(st->db, sql, -1, s, NULL) != SQLITE_OK) {
+	if (retl_db_prepare(st->db, sql, s) < 0) {
 		*s = NULL;
 		return retl_state__db_err(st, err);
 	}
@@ -270,18 +283,18 @@ int retl_state__prepare(retl_state *st, const char *sql, sqlite3_stmt **s,
 }
 
 /* steps s to completion, then resets it */
-int retl_state__done(retl_state *st, sqlite3_stmt *s, struct retl_err *err)
+int retl_state__done(retl_state *st, retl_db_stmt *s, struct retl_err *err)
 {
 	int rc;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = retl_db_step(s)) == RETL_DB_ROW)
 		;
-	if (rc != SQLITE_DONE) {
+	if (rc != RETL_DB_DONE) {
 		retl_state__db_err(st, err);
-		sqlite3_reset(s);
+		retl_db_reset(s);
 		return -1;
 	}
-	sqlite3_reset(s);
+	retl_db_reset(s);
 	return 0;
 }
 
@@ -311,7 +324,7 @@ const char *retl_state__now(retl_state *st)
 
 int retl_state__exec(retl_state *st, const char *sql, struct retl_err *err)
 {
-	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+	if (retl_db_exec(st->db, sql) < 0)
 		return retl_state__db_err(st, err);
 	return 0;
 }
@@ -360,11 +373,11 @@ static int create_private(retl_state *st, struct retl_err *err)
 
 static int migrate(retl_state *st, struct retl_err *err)
 {
-	sqlite3_stmt *s = NULL;
+	retl_db_stmt *s = NULL;
 	int have = 0, i;
 
-	if (retl_state__exec(st, "BEGIN IMMEDIATE", err) < 0)
-		return -1;
+	if (retl_db_begin(st->db, RETL_DB_WRITE) < 0)
+		return retl_state__db_err(st, err);
 	if (retl_state__exec(st, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY,"
 		 " value) WITHOUT ROWID", err) < 0)
 		goto fail;
@@ -373,13 +386,13 @@ static int migrate(retl_state *st, struct retl_err *err)
 		goto fail;
 	/* a step that fails is not "no version" (a new store): a damaged
 	 * page here once made retl run the first migration on a used store */
-	i = sqlite3_step(s);
-	if (i == SQLITE_ROW)
-		have = sqlite3_column_int(s, 0);
-	else if (i != SQLITE_DONE)
+	i = retl_db_step(s);
+	if (i == RETL_DB_ROW)
+		have = retl_db_col_int(s, 0);
+	else if (i != RETL_DB_DONE)
 		retl_state__db_err(st, err);
-	sqlite3_finalize(s);
-	if (i != SQLITE_ROW && i != SQLITE_DONE)
+	retl_db_finalize(s);
+	if (i != RETL_DB_ROW && i != RETL_DB_DONE)
 		goto fail;
 	if (have > SCHEMA_VERSION) {
 		retl_err_set(err, RETL_EXIT_USAGE, "state store %s: schema "
@@ -391,13 +404,14 @@ static int migrate(retl_state *st, struct retl_err *err)
 		if (retl_state__exec(st, migrations[i], err) < 0)
 			goto fail;
 	if (have != SCHEMA_VERSION) {
-		if (retl_state__prepare(st, "INSERT OR REPLACE INTO meta"
-					"(key, value) VALUES"
-					"('schema_version', ?1)", &s, err) < 0)
+		if (retl_state__prepare(st, "INSERT INTO meta(key, value) "
+					"VALUES('schema_version', ?1) ON CONFLICT"
+					"(key) DO UPDATE SET value = "
+					"excluded.value", &s, err) < 0)
 			goto fail;
-		sqlite3_bind_int(s, 1, SCHEMA_VERSION);
+		retl_db_bind_int(s, 1, SCHEMA_VERSION);
 		i = retl_state__done(st, s, err);
-		sqlite3_finalize(s);
+		retl_db_finalize(s);
 		if (i < 0)
 			goto fail;
 	}
@@ -405,25 +419,24 @@ static int migrate(retl_state *st, struct retl_err *err)
 		goto fail;
 	return 0;
 fail:
-	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	retl_db_exec(st->db, "ROLLBACK");
 	return -1;
 }
 
 static int configure(retl_state *st, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int wal;
 
-	sqlite3_busy_timeout(st->db, 5000);
 	if (retl_state__prepare(st, "PRAGMA journal_mode = WAL", &s, err) < 0)
 		return -1;
-	wal = sqlite3_step(s) == SQLITE_ROW &&
-	      !strcmp((const char *)sqlite3_column_text(s, 0), "wal");
-	sqlite3_finalize(s);
+	wal = retl_db_step(s) == RETL_DB_ROW &&
+	      !strcmp(retl_db_col_text(s, 0), "wal");
+	retl_db_finalize(s);
 	if (!wal)
-		return retl_err_set(err, retl_state__code(sqlite3_errcode(st->db)),
+		return retl_err_set(err, retl_state__code(retl_db_errkind(st->db)),
 				    "state store %s: cannot enable WAL: %s",
-				    st->path, sqlite3_errmsg(st->db));
+				    st->path, retl_db_errmsg(st->db));
 	/* cache_size: a 1M-row cache table is ~100 MB; 16 MB of pages keeps
 	 * the upper levels of its b-tree hot while acknowledging */
 	return retl_state__exec(st, "PRAGMA synchronous = NORMAL;"
@@ -441,50 +454,84 @@ static void chmod_sidecar(retl_state *st, const char *suffix)
 	retl_buf_free(&p);
 }
 
-int retl_state_open(retl_state **out, const char *path, struct retl_err *err)
+/* SQLite's handle on st->path (flags: SQLite's); 0 or -1 with err */
+static int open_file(retl_state *st, int flags, int busy_ms,
+		     struct retl_err *err)
 {
-	retl_state *st = retl_calloc(1, sizeof(*st));
-	mode_t old_mask;
-	int i, rc;
+	int rc = retl_db_sqlite_open(&st->db, st->path, flags, busy_ms);
 
-	*out = NULL;
-	st->path = retl_strdup(path);
-	st->ts_sec = -1;
+	if (rc == 0)
+		return 0;
+	if (st->db)
+		return retl_state__db_err(st, err);
+	return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: cannot "
+			    "open (SQLite error %d)", st->path, rc);
+}
+
+static int open_sqlite(retl_state *st, struct retl_err *err)
+{
+	mode_t old_mask;
+	int rc;
+
 	if (retl_state__marker_check(st, err) < 0)
-		goto fail;
+		return -1;
 	if (make_parent(st, err) < 0 || create_private(st, err) < 0)
-		goto fail;
+		return -1;
 	/* the -wal and -shm files SQLite creates must be private too */
 	old_mask = umask(077);
 	/* a handle is used by one thread at a time: no SQLite mutex per call
 	 * (they were 3 % of a first run) */
-	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		umask(old_mask);
-		if (st->db)
-			retl_state__db_err(st, err);
-		else
-			retl_err_set(err, retl_state__code(rc), "state store "
-				     "%s: %s", path, sqlite3_errstr(rc));
-		goto fail;
-	}
-	rc = configure(st, err) < 0 || migrate(st, err) < 0;
+	rc = open_file(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+		       SQLITE_OPEN_NOMUTEX, 5000, err) < 0 ||
+	     configure(st, err) < 0 || migrate(st, err) < 0;
 	umask(old_mask);
 	if (rc)
-		goto fail;
+		return -1;
 	chmod_sidecar(st, "-wal");
 	chmod_sidecar(st, "-shm");
+	return 0;
+}
+
+static retl_state *state_new(const char *path)
+{
+	retl_state *st = retl_calloc(1, sizeof(*st));
+
+	st->path = retl_strdup(path);
+	st->files = retl_strdup(path);
+	st->ts_sec = -1;
+	st->owner = getpid();
+	return st;
+}
+
+int retl_state_open_at(retl_state **out, const char *path, const char *local,
+		       struct retl_err *err)
+{
+	retl_state *st = state_new(path);
+	int i;
+
+	*out = NULL;
+	if (retl_state__is_pg(path)) {
+		if (retl_state__pg_open(st, path, local, 0, migrations,
+					SCHEMA_VERSION, err) < 0)
+			goto fail;
+	} else if (open_sqlite(st, err) < 0) {
+		goto fail;
+	}
 	for (i = 0; i < S_COUNT; i++)
 		if (retl_state__prepare(st, stmt_sql[i], &st->stmt[i], err) < 0)
 			goto fail;
-	if (retl_state__marker_bind(st, err) < 0)
+	if (!st->pg && retl_state__marker_bind(st, err) < 0)
 		goto fail;
 	*out = st;
 	return 0;
 fail:
 	retl_state_close(st);
 	return -1;
+}
+
+int retl_state_open(retl_state **out, const char *path, struct retl_err *err)
+{
+	return retl_state_open_at(out, path, NULL, err);
 }
 
 void retl_state_close(retl_state *st)
@@ -495,12 +542,18 @@ void retl_state_close(retl_state *st)
 		return;
 	retl_state__drop_locks(st);
 	free(st->clocks);
-	for (i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(st->stmt[i]);
-	sqlite3_close(st->db);
+	/* a forked child's copy of a PostgreSQL session is its parent's:
+	 * closing it would end the parent's session (and its locks) */
+	if (!st->pg || st->owner == getpid()) {
+		for (i = 0; i < S_COUNT; i++)
+			retl_db_finalize(st->stmt[i]);
+		retl_db_close(st->db);
+	}
 	free(st->gen_sync);
 	retl_state_mirror(st, NULL, NULL);
 	free(st->path);
+	free(st->files);
+	free(st->schema);
 	free(st);
 }
 
@@ -508,27 +561,29 @@ void retl_state_close(retl_state *st)
  * The daemon's look at a store other processes write: the file must
  * exist (never created, never migrated, its modes left alone) and a busy
  * writer is waited for 2 s at most, so a scrape answers while a run holds
- * a long transaction.
+ * a long transaction.  In PostgreSQL: a connection, no schema change.
  */
 int retl_state_open_observer(retl_state **out, const char *path,
 			     struct retl_err *err)
 {
-	retl_state *st = retl_calloc(1, sizeof(*st));
+	retl_state *st = state_new(path);
 
 	*out = NULL;
-	st->path = retl_strdup(path);
-	st->ts_sec = -1;
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE |
-			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		retl_err_set(err, st->db ? retl_state__code(sqlite3_errcode(st->db)) :
-			     RETL_EXIT_USAGE, "state store %s: %s", path,
-			     st->db ? sqlite3_errmsg(st->db) : "cannot open");
+	if (retl_state__is_pg(path) ?
+	    retl_state__pg_open(st, path, NULL, 1, migrations, SCHEMA_VERSION,
+				err) < 0 :
+	    open_file(st, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, 2000,
+		      err) < 0) {
 		retl_state_close(st);
 		return -1;
 	}
-	sqlite3_busy_timeout(st->db, 2000);
 	*out = st;
 	return 0;
+}
+
+const char *retl_state_name(retl_state *st)
+{
+	return st->path;
 }
 
 /* ---- transactions ---- */
@@ -544,7 +599,9 @@ int retl_state_begin(retl_state *st, struct retl_err *err)
 {
 	end_txn(st);
 	retl_state__mirror_begin(st);
-	return retl_state__done(st, st->stmt[S_BEGIN], err);
+	if (retl_db_begin(st->db, RETL_DB_WRITE) < 0)
+		return retl_state__db_err(st, err);
+	return 0;
 }
 
 /* on failure the transaction may still be open: call retl_state_rollback */
@@ -563,7 +620,7 @@ void retl_state_rollback(retl_state *st)
 {
 	end_txn(st);
 	retl_state__mirror_end(st, 0);
-	if (!sqlite3_get_autocommit(st->db))
+	if (retl_db_in_txn(st->db))
 		retl_state__done(st, st->stmt[S_ROLLBACK], NULL);
 }
 
@@ -575,15 +632,16 @@ int retl_state_probe_writable(retl_state *st, struct retl_err *err)
 {
 	int ok;
 
-	if (!sqlite3_get_autocommit(st->db))
+	if (st->pg)
+		return retl_state__pg_probe(st, err);
+	if (retl_db_in_txn(st->db))
 		return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: "
 				    "probed inside a transaction", st->path);
-	ok = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
-	     SQLITE_OK;
+	ok = retl_db_begin(st->db, RETL_DB_WRITE) == 0;
 	if (!ok)
-		retl_err_set(err, retl_state__code(sqlite3_errcode(st->db)),
+		retl_err_set(err, retl_state__code(retl_db_errkind(st->db)),
 			     "state store %s is not writable: %s", st->path,
-			     sqlite3_errmsg(st->db));
-	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			     retl_db_errmsg(st->db));
+	retl_db_exec(st->db, "ROLLBACK");
 	return ok ? 0 : -1;
 }

@@ -29,6 +29,18 @@ typedef struct retl_state retl_state;
  * code 2) rather than taken for a first run.
  */
 int retl_state_open(retl_state **out, const char *path, struct retl_err *err);
+/*
+ * The same for a store that may be in PostgreSQL: path "postgresql://…"
+ * or "postgres://…" (a libpq URL) keeps the tables in that database, in
+ * schema "retl" (README "The state store").  local: the directory for the
+ * store's local files (cache images, spools), created 0700; NULL: ".retl"
+ * in the working directory.  Ignored for a file store (its files sit
+ * beside it).
+ */
+int retl_state_open_at(retl_state **out, const char *path, const char *local,
+		       struct retl_err *err);
+/* how messages name the store: its path, or its URL without a password */
+const char *retl_state_name(retl_state *st);
 void retl_state_close(retl_state *st);
 
 /* starting over on purpose (`retl reset --all`): the next retl_state_open

@@ -11,7 +11,7 @@
 int retl_state_alerts(retl_state *st, const char *sync, retl_state_alert_fn fn,
 		      void *ud, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int rc;
 
 	if (retl_state__prepare(st, "SELECT cond, channel, active, run_id, "
@@ -19,29 +19,29 @@ int retl_state_alerts(retl_state *st, const char *sync, retl_state_alert_fn fn,
 				"cond, channel", &s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = retl_db_step(s)) == RETL_DB_ROW) {
 		struct retl_alert_rec r = {
-			.cond = (const char *)sqlite3_column_text(s, 0),
-			.channel = (const char *)sqlite3_column_text(s, 1),
-			.active = sqlite3_column_int(s, 2),
-			.run_id = sqlite3_column_int64(s, 3),
-			.event = (const char *)sqlite3_column_text(s, 4),
+			.cond = retl_db_col_text(s, 0),
+			.channel = retl_db_col_text(s, 1),
+			.active = retl_db_col_int(s, 2),
+			.run_id = retl_db_col_int64(s, 3),
+			.event = retl_db_col_text(s, 4),
 		};
 		if ((rc = fn(ud, &r)) != 0) {
-			sqlite3_finalize(s);
+			retl_db_finalize(s);
 			return rc;
 		}
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != RETL_DB_DONE)
 		retl_state__db_err(st, err);
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	retl_db_finalize(s);
+	return rc == RETL_DB_DONE ? 0 : -1;
 }
 
 int retl_state_alert_set(retl_state *st, const char *sync,
 			 const struct retl_alert_rec *r, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int rc;
 
 	if (retl_state__prepare(st, "INSERT INTO alerts(sync, cond, channel, "
@@ -54,11 +54,11 @@ int retl_state_alert_set(retl_state *st, const char *sync,
 	retl_state__bind_text(s, 1, sync);
 	retl_state__bind_text(s, 2, r->cond);
 	retl_state__bind_text(s, 3, r->channel);
-	sqlite3_bind_int(s, 4, r->active);
-	sqlite3_bind_int64(s, 5, r->run_id);
+	retl_db_bind_int(s, 4, r->active);
+	retl_db_bind_int64(s, 5, r->run_id);
 	retl_state__bind_text(s, 6, r->event);
 	retl_state__bind_text(s, 7, retl_state__now(st));
 	rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	return rc;
 }

@@ -35,19 +35,19 @@ int retl_state__bump_gen(retl_state *st, const char *sync,
 {
 	uint64_t gen;
 
-	if (!sqlite3_get_autocommit(st->db) && st->gen_sync &&
+	if (retl_db_in_txn(st->db) && st->gen_sync &&
 	    !strcmp(st->gen_sync, sync))
 		return 0;
 	if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
 		gen = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^
 		      (uint64_t)(uintptr_t)&gen;
 	gen |= 1;       /* 0 is "never changed" */
-	sqlite3_stmt *s = st->stmt[S_GEN_SET];
+	retl_db_stmt *s = st->stmt[S_GEN_SET];
 	retl_state__bind_text(s, 1, sync);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)gen);
+	retl_db_bind_int64(s, 2, (int64_t)gen);
 	if (retl_state__done(st, s, err) < 0)
 		return -1;
-	if (!sqlite3_get_autocommit(st->db)) {
+	if (retl_db_in_txn(st->db)) {
 		free(st->gen_sync);
 		st->gen_sync = retl_strdup(sync);
 	}
@@ -56,13 +56,13 @@ int retl_state__bump_gen(retl_state *st, const char *sync,
 
 static uint64_t get_gen(retl_state *st, const char *sync)
 {
-	sqlite3_stmt *s = st->stmt[S_GEN_GET];
+	retl_db_stmt *s = st->stmt[S_GEN_GET];
 	uint64_t gen = 0;
 
 	retl_state__bind_text(s, 1, sync);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		gen = (uint64_t)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
+	if (retl_db_step(s) == RETL_DB_ROW)
+		gen = (uint64_t)retl_db_col_int64(s, 0);
+	retl_db_reset(s);
 	return gen;
 }
 
@@ -148,15 +148,15 @@ int retl_state_save_mirror(retl_state *st, const char *sync, struct retl_err *er
 	return save_image(st, sync, 0, err);
 }
 
-void retl_state__entry_from_row(sqlite3_stmt *s, struct retl_cache_entry *e)
+void retl_state__entry_from_row(retl_db_stmt *s, struct retl_cache_entry *e)
 {
 	e->pay.lo = retl_state__col_u64(s, 0);
 	e->pay.hi = retl_state__col_u64(s, 1);
 	e->src = retl_state__col_u64(s, 2);
-	e->status = (uint8_t)sqlite3_column_int(s, 3);
+	e->status = (uint8_t)retl_db_col_int(s, 3);
 	e->mh = retl_state__col_u64(s, 4);
 	/* pending and staged rows were handed over too */
-	e->sent = sqlite3_column_int(s, 5) == 1 ||
+	e->sent = retl_db_col_int(s, 5) == 1 ||
 		  e->status == RETL_STATUS_PENDING ||
 		  e->status == RETL_STATUS_STAGED;
 	e->cached = 1;
@@ -168,26 +168,26 @@ void retl_state__entry_from_row(sqlite3_stmt *s, struct retl_cache_entry *e)
 static int count_rows(retl_state *st, const char *sync, size_t *n,
 		      struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int rc;
 
 	if (retl_state__prepare(st, "SELECT COUNT(*) FROM cache WHERE "
 				"sync = ?1", &s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*n = (size_t)sqlite3_column_int64(s, 0);
+	rc = retl_db_step(s);
+	if (rc == RETL_DB_ROW)
+		*n = (size_t)retl_db_col_int64(s, 0);
 	else
 		retl_state__db_err(st, err);
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 0 : -1;
+	retl_db_finalize(s);
+	return rc == RETL_DB_ROW ? 0 : -1;
 }
 
 static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 			    struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	retl_cache *c;
 	size_t n = 0;
 	int rc;
@@ -207,14 +207,14 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 	struct retl_cache_entry run[RUN];
 	size_t k = 0;
 	do {
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW) {
+		rc = retl_db_step(s);
+		if (rc == RETL_DB_ROW) {
 			struct retl_cache_entry *r = &run[k++];
 			r->kh = retl_state__col_kh(s, 8, 6);
 			retl_state__entry_from_row(s, r);
 			retl_cache_prefetch(c, r->kh);
 		}
-		if (k == RUN || (rc != SQLITE_ROW && k)) {
+		if (k == RUN || (rc != RETL_DB_ROW && k)) {
 			for (size_t i = 0; i < k; i++) {
 				struct retl_cache_entry *e =
 					retl_cache_upsert(c, run[i].kh, NULL);
@@ -228,14 +228,14 @@ static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
 			}
 			k = 0;
 		}
-	} while (rc == SQLITE_ROW);
-	if (rc != SQLITE_DONE) {
+	} while (rc == RETL_DB_ROW);
+	if (rc != RETL_DB_DONE) {
 		retl_state__db_err(st, err);
-		sqlite3_finalize(s);
+		retl_db_finalize(s);
 		retl_cache_free(c);
 		return -1;
 	}
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	*out = c;
 	return 0;
 }

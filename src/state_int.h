@@ -9,21 +9,23 @@
  * state_notes.c (destination notes, API usage), state_orphans.c (records
  * no key is bound to), state_report.c (run history and the reports read
  * from it), state_marker.c (the store's identity: the marker beside it,
- * the file watched during a run).
+ * the file watched during a run), state_pg.c (what only a store in
+ * PostgreSQL does: its schema, its run lock, its identity).  The database
+ * itself is reached through db.h (SQLite or PostgreSQL).
  */
 #ifndef RETL_STATE_INT_H
 #define RETL_STATE_INT_H
 
-#include <sqlite3.h>
 #include <sys/types.h>
 #include <time.h>
 
+#include "db.h"
 #include "state.h"
 
 /* the statements prepared once at open */
 enum {
 	S_ACK, S_FAIL, S_SET_SRC, S_PENDING, S_FORGET, S_OUTCOME, S_DEST_ID,
-	S_BEGIN, S_COMMIT, S_ROLLBACK, S_GEN_GET, S_GEN_SET,
+	S_COMMIT, S_ROLLBACK, S_GEN_GET, S_GEN_SET,
 	S_STAGE, S_STAGED, S_UNSTAGE_OK, S_UNSTAGE_FAIL, S_ORPHAN_BOUND, S_ORPHAN_SENT, S_SENT,
 	S_ORPHAN_DONE, S_ORPHAN_FAIL, S_ACK_NEW, S_COUNT
 };
@@ -36,9 +38,18 @@ struct run_clock {
 };
 
 struct retl_state {
-	sqlite3 *db;
-	char *path;
-	sqlite3_stmt *stmt[S_COUNT];    /* all NULL on an observer handle */
+	retl_db *db;
+	char *path;                     /* what messages name: the file, or
+					 * the URL without its password */
+	char *files;                    /* prefix of the store's local files
+					 * (lock, cache image, spool): the
+					 * file's path, or <local dir>/pgstate */
+	int pg;                         /* the store is in PostgreSQL */
+	char *schema;                   /* PostgreSQL: the store's schema */
+	pid_t owner;                    /* PostgreSQL: the process that
+					 * connected (a forked child must not
+					 * close its parent's session) */
+	retl_db_stmt *stmt[S_COUNT];    /* all NULL on an observer handle */
 	struct held_lock *locks;
 	size_t nlocks;
 	struct run_clock *clocks;       /* runs begun by this handle */
@@ -61,18 +72,19 @@ struct retl_state {
  * set up).  A data engineer's alert on 6 means "restore or free disk",
  * on 2 "fix the setup".
  */
-int retl_state__code(int sqlite_rc);
+int retl_state__code(enum retl_db_kind kind);
 int retl_state__errno_code(int e);
-/* "state store <path>: <sqlite3_errmsg>" (a damaged file says what to do),
+/* "state store <path>: <the database's message>" (a damaged file says
+ * what to do),
  * code retl_state__code; returns -1 */
 int retl_state__db_err(retl_state *st, struct retl_err *err);
 /* "state store <path>: <what> <file>: <strerror(errno)>", code
  * retl_state__errno_code */
 int retl_state__sys_err(retl_state *st, struct retl_err *err,
 			const char *what, const char *file);
-int retl_state__prepare(retl_state *st, const char *sql, sqlite3_stmt **s,
+int retl_state__prepare(retl_state *st, const char *sql, retl_db_stmt **s,
 			struct retl_err *err);
-int retl_state__done(retl_state *st, sqlite3_stmt *s, struct retl_err *err);
+int retl_state__done(retl_state *st, retl_db_stmt *s, struct retl_err *err);
 const char *retl_state__now(retl_state *st);
 int retl_state__exec(retl_state *st, const char *sql, struct retl_err *err);
 
@@ -96,55 +108,71 @@ int retl_state__bump_gen(retl_state *st, const char *sync,
 			 struct retl_err *err);
 
 /* text bound without a copy: it must outlive the statement's next step */
-static inline void retl_state__bind_text(sqlite3_stmt *s, int i,
+static inline void retl_state__bind_text(retl_db_stmt *s, int i,
 					 const char *v)
 {
 	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+		retl_db_bind_textn(s, i, v, -1);
 	else
-		sqlite3_bind_null(s, i);
+		retl_db_bind_null(s, i);
 }
 
 /* hashes are uint64 stored as the int64 with the same bits */
-static inline void retl_state__bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+static inline void retl_state__bind_u64(retl_db_stmt *s, int i, uint64_t v)
 {
-	sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+	retl_db_bind_int64(s, i, (int64_t)v);
 }
 
-static inline void retl_state__bind_h128(sqlite3_stmt *s, int i, retl_h128 h)
+static inline void retl_state__bind_h128(retl_db_stmt *s, int i, retl_h128 h)
 {
 	retl_state__bind_u64(s, i, h.lo);
 	retl_state__bind_u64(s, i + 1, h.hi);
 }
 
 /* a payload hash of {0,0} ("none") is stored as NULL */
-static inline void retl_state__bind_opt_h128(sqlite3_stmt *s, int i,
+static inline void retl_state__bind_opt_h128(retl_db_stmt *s, int i,
 					     retl_h128 h)
 {
 	if (retl_h128_zero(h)) {
-		sqlite3_bind_null(s, i);
-		sqlite3_bind_null(s, i + 1);
+		retl_db_bind_null(s, i);
+		retl_db_bind_null(s, i + 1);
 	} else {
 		retl_state__bind_h128(s, i, h);
 	}
 }
 
-static inline uint64_t retl_state__col_u64(sqlite3_stmt *s, int i)
+static inline uint64_t retl_state__col_u64(retl_db_stmt *s, int i)
 {
-	return (uint64_t)sqlite3_column_int64(s, i);
+	return (uint64_t)retl_db_col_int64(s, i);
 }
 
 /* a row's key hash: columns lo and lo + 1, or, where a synced row stores
  * none (schema 6), XXH3-128 of the key in column key */
-static inline retl_h128 retl_state__col_kh(sqlite3_stmt *s, int key, int lo)
+static inline retl_h128 retl_state__col_kh(retl_db_stmt *s, int key, int lo)
 {
-	if (sqlite3_column_type(s, lo) == SQLITE_NULL) {
-		const void *k = sqlite3_column_blob(s, key);
-		return retl_hash128(k ? k : "", (size_t)sqlite3_column_bytes(s, key));
+	if (retl_db_col_null(s, lo)) {
+		const void *k = retl_db_col_text(s, key);
+		return retl_hash128(k ? k : "", (size_t)retl_db_col_bytes(s, key));
 	}
 	return (retl_h128){ .lo = retl_state__col_u64(s, lo),
 			    .hi = retl_state__col_u64(s, lo + 1) };
 }
+
+/* ---- state_pg.c: a store in PostgreSQL ---- */
+/* 1 when path names a PostgreSQL store (postgresql:// or postgres://) */
+int retl_state__is_pg(const char *path);
+/* connects, creates or migrates the schema (migrations: the shared list,
+ * from base_version on); st->path is the URL without its password */
+int retl_state__pg_open(retl_state *st, const char *url, const char *local,
+			int observer, const char *const *migrations,
+			int nmigrations, struct retl_err *err);
+int retl_state__pg_lock(retl_state *st, const char *sync,
+			struct retl_err *err);
+void retl_state__pg_unlock(retl_state *st, const char *sync);
+int retl_state__pg_lock_held(retl_state *st, const char *sync);
+int retl_state__pg_probe(retl_state *st, struct retl_err *err);
+/* the schema version a new PostgreSQL store is created at */
+#define RETL_STATE_PG_BASE 8
 
 /* ---- state_mirror.c: the run's cache kept equal to the store ---- */
 void retl_state__mirror_ack(retl_state *st, const char *sync,
@@ -165,7 +193,7 @@ int retl_state__mirror_save(retl_state *st, const char *sync, const char *path,
 #define RETL_STATE_ENTRY_COLS \
 	"pay_lo, pay_hi, src, status, match_h, sent, kh_lo, kh_hi, key"
 /* an entry's fields (not kh) from such a row; cached = 1, seen = 0 */
-void retl_state__entry_from_row(sqlite3_stmt *s, struct retl_cache_entry *e);
+void retl_state__entry_from_row(retl_db_stmt *s, struct retl_cache_entry *e);
 /* RETL_TEST_VERIFY_IMAGE: aborts unless c equals the sync's rows */
 void retl_state__verify_image(retl_state *st, const char *sync, retl_cache *c);
 

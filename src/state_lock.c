@@ -6,6 +6,9 @@
  * leaves a stale lock and nothing has to guess whether a pid is still
  * alive.  The file holds the holder's pid for the error message.
  *
+ * A store in PostgreSQL has its own lock (state_pg.c): a session-level
+ * advisory lock, which dies with the session.
+ *
  * A handle remembers the locks it took with the pid that took them: after
  * fork() the child holds the same entries, and they are not its own.
  *
@@ -52,7 +55,7 @@ char *retl_state__sync_path(retl_state *st, const char *sync,
 
 	/* the sync name becomes part of a file name: escape what could
 	 * leave the directory or confuse a shell user */
-	retl_buf_addf(&b, "%s.", st->path);
+	retl_buf_addf(&b, "%s.", st->files);
 	for (p = sync; *p; p++) {
 		unsigned char ch = (unsigned char)*p;
 
@@ -130,6 +133,8 @@ static void whole_file(struct flock *fl, short type)
 
 int retl_state_lock_held(retl_state *st, const char *sync)
 {
+	if (st->pg)
+		return retl_state__pg_lock_held(st, sync);
 	char *path = lock_path(st, sync);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct flock fl;
@@ -154,6 +159,12 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 
 	if (held_by_me(st, sync) >= 0)
 		return already_running(sync, (long)getpid(), err);
+	if (st->pg) {
+		if (retl_state__pg_lock(st, sync, err) < 0)
+			return -1;
+		fd = -1;        /* the lock is the session's, not a file's */
+		goto held;
+	}
 	path = lock_path(st, sync);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
@@ -186,6 +197,7 @@ int retl_state_lock(retl_state *st, const char *sync, struct retl_err *err)
 	/* should this fail, the lock still holds: only messages suffer */
 	if (ftruncate(fd, 0) == 0)
 		n = (int)pwrite(fd, pid, (size_t)n, 0);
+held:
 	st->locks = retl_realloc(st->locks, (st->nlocks + 1) * sizeof(*h));
 	h = &st->locks[st->nlocks++];
 	h->sync = retl_strdup(sync);
@@ -202,7 +214,10 @@ void retl_state_unlock(retl_state *st, const char *sync)
 		return;
 	/* the file stays: unlinking a lock file races with a process that
 	 * has just opened it and would then lock an orphaned inode */
-	close(st->locks[i].fd);
+	if (st->pg)
+		retl_state__pg_unlock(st, sync);
+	else
+		close(st->locks[i].fd);
 	free(st->locks[i].sync);
 	st->locks[i] = st->locks[--st->nlocks];
 }
@@ -214,7 +229,8 @@ void retl_state__drop_locks(retl_state *st)
 	/* closing (never LOCK_UN) an fd inherited through fork() leaves the
 	 * parent's lock in place */
 	for (i = 0; i < st->nlocks; i++) {
-		close(st->locks[i].fd);
+		if (st->locks[i].fd >= 0)
+			close(st->locks[i].fd);
 		free(st->locks[i].sync);
 	}
 	free(st->locks);

@@ -129,15 +129,15 @@ out:
 /* the database's store id, malloc'd, or NULL when it has none */
 static char *db_store_id(retl_state *st)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	char *id = NULL;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = "
-			       "'store_id'", -1, &s, NULL) != SQLITE_OK)
+	if (retl_db_prepare(st->db, "SELECT value FROM meta WHERE key = "
+			       "'store_id'", &s) < 0)
 		return NULL;
-	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-		id = retl_strdup((const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
+	if (retl_db_step(s) == RETL_DB_ROW && retl_db_col_text(s, 0))
+		id = retl_strdup(retl_db_col_text(s, 0));
+	retl_db_finalize(s);
 	return id;
 }
 
@@ -149,7 +149,7 @@ static char *db_make_id(retl_state *st, struct retl_err *err)
 {
 	unsigned char raw[16];
 	char hex[sizeof(raw) * 2 + 1];
-	sqlite3_stmt *s = NULL;
+	retl_db_stmt *s = NULL;
 	size_t i;
 
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
@@ -161,21 +161,21 @@ static char *db_make_id(retl_state *st, struct retl_err *err)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
 	if (retl_state__exec(st, "BEGIN IMMEDIATE", err) < 0)
 		return NULL;
-	if (retl_state__prepare(st, "INSERT OR IGNORE INTO meta(key, value) "
-				"VALUES('store_id', ?1)", &s, err) < 0)
+	if (retl_state__prepare(st, "INSERT INTO meta(key, value) "
+				"VALUES('store_id', ?1) ON CONFLICT DO NOTHING", &s, err) < 0)
 		goto fail;
 	retl_state__bind_text(s, 1, hex);
 	if (retl_state__done(st, s, err) < 0)
 		goto fail;
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	if (retl_state__exec(st, "COMMIT", err) < 0) {
 		s = NULL;
 		goto fail;
 	}
 	return db_store_id(st);
 fail:
-	sqlite3_finalize(s);
-	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	retl_db_finalize(s);
+	retl_db_exec(st->db, "ROLLBACK");
 	return NULL;
 }
 
@@ -290,6 +290,9 @@ int retl_state_check_file(retl_state *st, struct retl_err *err)
  */
 int retl_state_start_over(const char *path, struct retl_err *err)
 {
+	/* a database server's store has no marker file (state_pg.c) */
+	if (retl_state__is_pg(path))
+		return 0;
 	char *mpath = marker_path(path);
 	retl_buf side = RETL_BUF_INIT;
 	struct stat sb;

@@ -117,7 +117,7 @@ static void apply(struct retl_state_mirror *m, const struct mirror_op *op)
 static void note(retl_state *st, struct retl_state_mirror *m,
 		 const struct mirror_op *op)
 {
-	if (sqlite3_get_autocommit(st->db))
+	if (!retl_db_in_txn(st->db))
 		apply(m, op);
 	else
 		push(m, op);
@@ -158,7 +158,7 @@ void retl_state__mirror_key(retl_state *st, const char *sync, const char *key)
 	retl_buf_adds(&m->keys, key);
 	retl_buf_addc(&m->keys, '\0');
 	m->nkeys++;
-	if (sqlite3_get_autocommit(st->db)) {
+	if (!retl_db_in_txn(st->db)) {
 		m->keys_txn = m->keys.len;
 		m->nkeys_txn = m->nkeys;
 	}
@@ -192,7 +192,7 @@ void retl_state__mirror_end(retl_state *st, int committed)
 }
 
 /* the marked key's row, read back into its entry (or its absence) */
-static int read_back(retl_state *st, sqlite3_stmt *s, const char *key,
+static int read_back(retl_state *st, retl_db_stmt *s, const char *key,
 		     retl_cache *c, struct retl_err *err)
 {
 	retl_h128 kh = retl_hash128(key, strlen(key));
@@ -200,19 +200,19 @@ static int read_back(retl_state *st, sqlite3_stmt *s, const char *key,
 	int rc;
 
 	retl_state__bind_text(s, 2, key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = retl_db_step(s);
+	if (rc == RETL_DB_ROW) {
 		e = retl_cache_upsert(c, kh, NULL);
 		retl_state__entry_from_row(s, e);
-	} else if (rc == SQLITE_DONE) {
+	} else if (rc == RETL_DB_DONE) {
 		e = retl_cache_find(c, kh);
 		if (e)
 			e->cached = 0;  /* left out below */
 	} else {
 		retl_state__db_err(st, err);
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+	retl_db_reset(s);
+	return rc == RETL_DB_ROW || rc == RETL_DB_DONE ? 0 : -1;
 }
 
 /*
@@ -224,7 +224,7 @@ static int settle(retl_state *st, struct retl_state_mirror *m,
 		  struct retl_err *err)
 {
 	retl_cache *c = m->cache;
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	size_t off, it;
 	struct retl_cache_entry *e;
 
@@ -238,10 +238,10 @@ static int settle(retl_state *st, struct retl_state_mirror *m,
 		retl_state__bind_text(s, 1, m->sync);
 		for (off = 0; off < m->keys.len; off += strlen(m->keys.ptr + off) + 1)
 			if (read_back(st, s, m->keys.ptr + off, c, err) < 0) {
-				sqlite3_finalize(s);
+				retl_db_finalize(s);
 				return -1;
 			}
-		sqlite3_finalize(s);
+		retl_db_finalize(s);
 	}
 	/* new keys never written, and rows forgotten, are not in the store
 	 * (forgetting leaves the other entries where they are) */
@@ -257,7 +257,7 @@ int retl_state__mirror_save(retl_state *st, const char *sync, const char *path,
 	struct retl_state_mirror *m = mirror_of(st, sync);
 	int rc;
 
-	if (!m || sqlite3_get_autocommit(st->db) == 0)
+	if (!m || !retl_db_in_txn(st->db) == 0)
 		return 1;
 	rc = settle(st, m, err);
 	if (rc != 0) {

@@ -17,24 +17,24 @@
 
 char *retl_state_note_get(retl_state *st, const char *sync, const char *name)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	char *v = NULL;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT value FROM dest_notes WHERE "
-			       "sync = ?1 AND name = ?2", -1, &s, NULL) != SQLITE_OK)
+	if (retl_db_prepare(st->db, "SELECT value FROM dest_notes WHERE "
+			       "sync = ?1 AND name = ?2", &s) < 0)
 		return NULL;
 	retl_state__bind_text(s, 1, sync);
 	retl_state__bind_text(s, 2, name);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = retl_strdup((const char *)sqlite3_column_text(s, 0));
-	sqlite3_finalize(s);
+	if (retl_db_step(s) == RETL_DB_ROW)
+		v = retl_strdup(retl_db_col_text(s, 0));
+	retl_db_finalize(s);
 	return v;
 }
 
 int retl_state_note_set(retl_state *st, const char *sync, const char *name,
 			const char *value, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int rc;
 
 	if (retl_state__prepare(st, value ?
@@ -49,7 +49,7 @@ int retl_state_note_set(retl_state *st, const char *sync, const char *name,
 	if (value)
 		retl_state__bind_text(s, 3, value);
 	rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	return rc;
 }
 
@@ -57,34 +57,34 @@ int retl_state_note_set(retl_state *st, const char *sync, const char *name,
 
 long retl_state_api_used(retl_state *st, const char *dest, const char *day)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	long n = 0;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT calls FROM api_usage WHERE dest = ?1"
-			       " AND day = ?2", -1, &s, NULL) != SQLITE_OK)
+	if (retl_db_prepare(st->db, "SELECT calls FROM api_usage WHERE dest = ?1"
+			       " AND day = ?2", &s) < 0)
 		return 0;
 	retl_state__bind_text(s, 1, dest);
 	retl_state__bind_text(s, 2, day);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = (long)sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	if (retl_db_step(s) == RETL_DB_ROW)
+		n = (long)retl_db_col_int64(s, 0);
+	retl_db_finalize(s);
 	return n;
 }
 
 int retl_state_api_add(retl_state *st, const char *dest, const char *day,
 		       long calls, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int rc;
 
 	if (retl_state__prepare(st, "INSERT INTO api_usage(dest, day, calls) "
 				"VALUES(?1, ?2, ?3) ON CONFLICT(dest, day) DO UPDATE "
-				"SET calls = calls + excluded.calls", &s, err) < 0)
+				"SET calls = api_usage.calls + excluded.calls", &s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, dest);
 	retl_state__bind_text(s, 2, day);
-	sqlite3_bind_int64(s, 3, calls);
+	retl_db_bind_int64(s, 3, calls);
 	rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	return rc;
 }

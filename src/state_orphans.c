@@ -15,7 +15,7 @@
 int retl_state_orphans(retl_state *st, const char *sync, retl_state_orphan_fn fn,
 		       void *ud, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	/* read them all first: fn may write (they are few) */
 	struct row { size_t match, dest; int attempts; } *rows = NULL;
 	size_t n = 0, cap = 0;
@@ -27,26 +27,26 @@ int retl_state_orphans(retl_state *st, const char *sync, retl_state_orphan_fn fn
 		return -1;
 	retl_state__bind_text(s, 1, sync);
 	retl_buf_addc(&text, '\0');     /* offset 0 stands for NULL */
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = retl_db_step(s)) == RETL_DB_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			rows = retl_realloc(rows, cap * sizeof(*rows));
 		}
 		rows[n].match = text.len;
-		retl_buf_adds(&text, (const char *)sqlite3_column_text(s, 0));
+		retl_buf_adds(&text, retl_db_col_text(s, 0));
 		retl_buf_addc(&text, '\0');
 		rows[n].dest = 0;
-		if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
+		if (!retl_db_col_null(s, 1)) {
 			rows[n].dest = text.len;
-			retl_buf_adds(&text, (const char *)sqlite3_column_text(s, 1));
+			retl_buf_adds(&text, retl_db_col_text(s, 1));
 			retl_buf_addc(&text, '\0');
 		}
-		rows[n++].attempts = sqlite3_column_int(s, 2);
+		rows[n++].attempts = retl_db_col_int(s, 2);
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != RETL_DB_DONE)
 		retl_state__db_err(st, err);
-	sqlite3_finalize(s);
-	for (size_t i = 0; rc == SQLITE_DONE && i < n; i++) {
+	retl_db_finalize(s);
+	for (size_t i = 0; rc == RETL_DB_DONE && i < n; i++) {
 		struct retl_state_orphan o = {
 			.match = text.ptr + rows[i].match,
 			.dest_id = rows[i].dest ? text.ptr + rows[i].dest : NULL,
@@ -61,29 +61,30 @@ int retl_state_orphans(retl_state *st, const char *sync, retl_state_orphan_fn fn
 	}
 	free(rows);
 	retl_buf_free(&text);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc == RETL_DB_DONE ? 0 : -1;
 }
 
 int retl_state_orphan_add(retl_state *st, const char *sync, const char *match,
 			  const char *dest_id, struct retl_err *err)
 {
-	sqlite3_stmt *s;
-	if (retl_state__prepare(st, "INSERT OR IGNORE INTO orphans(sync, match, dest_id, "
-				"since) VALUES(?1, ?2, ?3, ?4)", &s, err) < 0)
+	retl_db_stmt *s;
+	if (retl_state__prepare(st, "INSERT INTO orphans(sync, match, dest_id, "
+				"since) VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO "
+				"NOTHING", &s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
 	retl_state__bind_text(s, 2, match);
 	retl_state__bind_text(s, 3, dest_id);
 	retl_state__bind_text(s, 4, retl_state__now(st));
 	int rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	return rc;
 }
 
 int retl_state_orphan_done(retl_state *st, const char *sync, const char *match,
 			   struct retl_err *err)
 {
-	sqlite3_stmt *s = st->stmt[S_ORPHAN_DONE];
+	retl_db_stmt *s = st->stmt[S_ORPHAN_DONE];
 	retl_state__bind_text(s, 1, sync);
 	retl_state__bind_text(s, 2, match);
 	return retl_state__done(st, s, err);
@@ -92,7 +93,7 @@ int retl_state_orphan_done(retl_state *st, const char *sync, const char *match,
 int retl_state_orphan_fail(retl_state *st, const char *sync, const char *match,
 			   const char *reason, struct retl_err *err)
 {
-	sqlite3_stmt *s = st->stmt[S_ORPHAN_FAIL];
+	retl_db_stmt *s = st->stmt[S_ORPHAN_FAIL];
 	retl_state__bind_text(s, 1, sync);
 	retl_state__bind_text(s, 2, match);
 	retl_state__bind_text(s, 3, reason);

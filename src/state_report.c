@@ -21,8 +21,10 @@
 #include "state.h"
 #include "state_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -33,9 +35,9 @@ int retl_state_outcome(retl_state *st, int64_t run_id, const char *key,
 		       const char *outcome, const char *reason,
 		       struct retl_err *err)
 {
-	sqlite3_stmt *s = st->stmt[S_OUTCOME];
+	retl_db_stmt *s = st->stmt[S_OUTCOME];
 
-	sqlite3_bind_int64(s, 1, run_id);
+	retl_db_bind_int64(s, 1, run_id);
 	retl_state__bind_text(s, 2, key);
 	retl_state__bind_text(s, 3, outcome);
 	retl_state__bind_text(s, 4, reason);
@@ -47,36 +49,42 @@ int retl_state_outcome(retl_state *st, int64_t run_id, const char *key,
 int retl_state_run_begin(retl_state *st, const char *sync, int64_t *run_id,
 			 struct retl_err *err)
 {
-	sqlite3_stmt *s = NULL;
+	retl_db_stmt *s = NULL;
 	struct run_clock *rc;
-	int64_t id;
+	int64_t id = 0;
+	/* PostgreSQL has savepoints only inside a transaction */
+	int own = !retl_db_in_txn(st->db);
 
-	if (retl_state__exec(st, "SAVEPOINT run_begin", err) < 0)
+	if (retl_state__exec(st, own ? "BEGIN" : "SAVEPOINT run_begin", err) < 0)
 		return -1;
 	if (retl_state__prepare(st, "INSERT INTO runs(sync, started_at, "
-				"status) VALUES(?1, ?2, '" RETL_RUN_RUNNING "')",
-				&s, err) < 0)
+				"status) VALUES(?1, ?2, '" RETL_RUN_RUNNING "') "
+				"RETURNING id", &s, err) < 0)
 		goto fail;
 	retl_state__bind_text(s, 1, sync);
 	retl_state__bind_text(s, 2, retl_state__now(st));
-	if (retl_state__done(st, s, err) < 0)
+	if (retl_db_step(s) == RETL_DB_ROW)
+		id = retl_db_col_int64(s, 0);
+	else
+		retl_state__db_err(st, err);
+	retl_db_finalize(s);
+	s = NULL;
+	if (!id)
 		goto fail;
-	id = sqlite3_last_insert_rowid(st->db);
-	sqlite3_finalize(s);
 	/* outcomes are kept for the sync's latest runs only */
 	if (retl_state__prepare(st, "DELETE FROM outcomes WHERE run_id IN "
+				"(SELECT id FROM runs WHERE sync = ?1 AND id <= "
 				"(SELECT id FROM runs WHERE sync = ?1 ORDER BY "
-				"id DESC LIMIT -1 OFFSET ?2)", &s, err) < 0)
+				"id DESC LIMIT 1 OFFSET ?2))", &s, err) < 0)
 		goto fail;
 	retl_state__bind_text(s, 1, sync);
-	sqlite3_bind_int(s, 2, OUTCOME_RUNS_KEPT);
+	retl_db_bind_int(s, 2, OUTCOME_RUNS_KEPT);
 	if (retl_state__done(st, s, err) < 0)
 		goto fail;
-	sqlite3_finalize(s);
-	if (retl_state__exec(st, "RELEASE run_begin", err) < 0) {
-		s = NULL;
+	retl_db_finalize(s);
+	s = NULL;
+	if (retl_state__exec(st, own ? "COMMIT" : "RELEASE run_begin", err) < 0)
 		goto fail;
-	}
 	st->clocks = retl_realloc(st->clocks,
 				  (st->nclocks + 1) * sizeof(*st->clocks));
 	rc = &st->clocks[st->nclocks++];
@@ -85,25 +93,25 @@ int retl_state_run_begin(retl_state *st, const char *sync, int64_t *run_id,
 	*run_id = id;
 	return 0;
 fail:
-	sqlite3_finalize(s);
-	sqlite3_exec(st->db, "ROLLBACK TO run_begin; RELEASE run_begin",
-		     NULL, NULL, NULL);
+	retl_db_finalize(s);
+	retl_db_exec(st->db, own ? "ROLLBACK" :
+		     "ROLLBACK TO run_begin; RELEASE run_begin");
 	return -1;
 }
 
 int retl_state_run_allow(retl_state *st, int64_t run_id, long n,
 			 struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int rc;
 
 	if (retl_state__prepare(st, "UPDATE runs SET allow_removals = ?2 "
 				"WHERE id = ?1", &s, err) < 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, run_id);
-	sqlite3_bind_int64(s, 2, n);
+	retl_db_bind_int64(s, 1, run_id);
+	retl_db_bind_int64(s, 2, n);
 	rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	return rc;
 }
 
@@ -118,7 +126,7 @@ int retl_state_run_allow(retl_state *st, int64_t run_id, long n,
 int retl_state__abandon_runs(retl_state *st, const char *sync, long last_pid,
 			     struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	retl_buf m = RETL_BUF_INIT;
 	int rc;
 
@@ -141,7 +149,7 @@ int retl_state__abandon_runs(retl_state *st, const char *sync, long last_pid,
 	retl_state__bind_text(s, 2, retl_state__now(st));
 	retl_state__bind_text(s, 3, retl_buf_cstr(&m));
 	rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	retl_buf_free(&m);
 	return rc;
 }
@@ -165,49 +173,89 @@ static double run_seconds(retl_state *st, int64_t run_id)
 	return secs;
 }
 
+/* an ISO 8601 UTC time as retl_state__now writes it, in seconds; < 0
+ * when it is not one */
+static double iso_seconds(const char *t)
+{
+	struct tm tm;
+	int ms = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!t || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
+			 &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+			 &tm.tm_sec, &ms) < 6)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (double)timegm(&tm) + ms / 1000.0;
+}
+
+/* seconds from the run's recorded start to now, < 0 unknown (SQL date
+ * functions differ between SQLite and PostgreSQL: computed here) */
+static double wall_seconds(retl_state *st, int64_t run_id)
+{
+	retl_db_stmt *s;
+	double secs = -1;
+
+	if (retl_db_prepare(st->db, "SELECT started_at FROM runs WHERE id = ?1",
+			    &s) < 0)
+		return -1;
+	retl_db_bind_int64(s, 1, run_id);
+	if (retl_db_step(s) == RETL_DB_ROW) {
+		double a = iso_seconds(retl_db_col_text(s, 0));
+		double b = iso_seconds(retl_state__now(st));
+		if (a >= 0 && b >= 0)
+			secs = b - a;
+	}
+	retl_db_finalize(s);
+	return secs;
+}
+
 int retl_state_run_end(retl_state *st, int64_t run_id, const char *status,
 		       int exit_code, const struct retl_run_counts *c,
 		       const char *message, struct retl_err *err)
 {
 	static const struct retl_run_counts zero;
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	double secs = run_seconds(st, run_id);
 	int rc;
 
 	if (!c)
 		c = &zero;
 	/* a run begun by another handle: time it by the wall clock */
+	if (secs < 0)
+		secs = wall_seconds(st, run_id);
 	if (retl_state__prepare(st, "UPDATE runs SET ended_at = ?2, "
-				"status = ?3, exit_code = ?4, seconds = "
-				"COALESCE(?5, (julianday(?2) - "
-				"julianday(started_at)) * 86400.0), "
+				"status = ?3, exit_code = ?4, seconds = ?5, "
 				"read = ?6, added = ?7, changed = ?8, "
 				"unchanged = ?9, retried = ?10, removed = ?11, "
 				"rejected = ?12, failed = ?13, api_calls = ?14, "
 				"retries = ?15, http_429 = ?16, message = ?17 "
 				"WHERE id = ?1", &s, err) < 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, run_id);
+	retl_db_bind_int64(s, 1, run_id);
 	retl_state__bind_text(s, 2, retl_state__now(st));
 	retl_state__bind_text(s, 3, status);
-	sqlite3_bind_int(s, 4, exit_code);
+	retl_db_bind_int(s, 4, exit_code);
 	if (secs >= 0)
-		sqlite3_bind_double(s, 5, secs);
-	sqlite3_bind_int64(s, 6, c->read);
-	sqlite3_bind_int64(s, 7, c->added);
-	sqlite3_bind_int64(s, 8, c->changed);
-	sqlite3_bind_int64(s, 9, c->unchanged);
-	sqlite3_bind_int64(s, 10, c->retried);
-	sqlite3_bind_int64(s, 11, c->removed);
-	sqlite3_bind_int64(s, 12, c->rejected);
-	sqlite3_bind_int64(s, 13, c->failed);
-	sqlite3_bind_int64(s, 14, c->api_calls);
-	sqlite3_bind_int64(s, 15, c->retries);
-	sqlite3_bind_int64(s, 16, c->http_429);
+		retl_db_bind_double(s, 5, secs);
+	else
+		retl_db_bind_null(s, 5);
+	retl_db_bind_int64(s, 6, c->read);
+	retl_db_bind_int64(s, 7, c->added);
+	retl_db_bind_int64(s, 8, c->changed);
+	retl_db_bind_int64(s, 9, c->unchanged);
+	retl_db_bind_int64(s, 10, c->retried);
+	retl_db_bind_int64(s, 11, c->removed);
+	retl_db_bind_int64(s, 12, c->rejected);
+	retl_db_bind_int64(s, 13, c->failed);
+	retl_db_bind_int64(s, 14, c->api_calls);
+	retl_db_bind_int64(s, 15, c->retries);
+	retl_db_bind_int64(s, 16, c->http_429);
 	retl_state__bind_text(s, 17, message);
 	rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
-	if (!rc && !sqlite3_changes(st->db))
+	retl_db_finalize(s);
+	if (!rc && !retl_db_changes(st->db))
 		return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: no "
 				    "run %lld", st->path, (long long)run_id);
 	return rc;
@@ -218,12 +266,12 @@ int retl_state_run_end(retl_state *st, int64_t run_id, const char *status,
 	"removed, rejected, failed, api_calls, retries, http_429, message, " \
 	"allow_removals FROM runs "
 
-static const char *col_text(sqlite3_stmt *s, int i)
+static const char *col_text(retl_db_stmt *s, int i)
 {
-	return (const char *)sqlite3_column_text(s, i);
+	return retl_db_col_text(s, i);
 }
 
-static void run_rec(sqlite3_stmt *s, struct retl_run_rec *r)
+static void run_rec(retl_db_stmt *s, struct retl_run_rec *r)
 {
 	long *counts[] = {
 		&r->c.read, &r->c.added, &r->c.changed, &r->c.unchanged,
@@ -232,19 +280,19 @@ static void run_rec(sqlite3_stmt *s, struct retl_run_rec *r)
 	};
 	size_t i;
 
-	r->id = sqlite3_column_int64(s, 0);
+	r->id = retl_db_col_int64(s, 0);
 	r->sync = col_text(s, 1);
 	r->started = col_text(s, 2);
 	r->ended = col_text(s, 3);
 	r->status = col_text(s, 4);
-	r->exit_code = sqlite3_column_type(s, 5) == SQLITE_NULL ? -1 :
-		       sqlite3_column_int(s, 5);
-	r->seconds = sqlite3_column_double(s, 6);
+	r->exit_code = retl_db_col_null(s, 5) ? -1 :
+		       retl_db_col_int(s, 5);
+	r->seconds = retl_db_col_double(s, 6);
 	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
-		*counts[i] = (long)sqlite3_column_int64(s, 7 + (int)i);
+		*counts[i] = (long)retl_db_col_int64(s, 7 + (int)i);
 	r->message = col_text(s, 18);
-	r->allow_removals = sqlite3_column_type(s, 19) == SQLITE_NULL ? -1 :
-			    (long)sqlite3_column_int64(s, 19);
+	r->allow_removals = retl_db_col_null(s, 19) ? -1 :
+			    (long)retl_db_col_int64(s, 19);
 }
 
 /*
@@ -260,25 +308,25 @@ struct dead_runs {
 
 static void find_dead(retl_state *st, const char *sync, struct dead_runs *d)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 
 	d->id = NULL;
 	d->n = 0;
-	if (!sqlite3_get_autocommit(st->db) ||
-	    sqlite3_prepare_v2(st->db, "SELECT id, sync FROM runs WHERE "
+	if (retl_db_in_txn(st->db) ||
+	    retl_db_prepare(st->db, "SELECT id, sync FROM runs WHERE "
 			       "status = '" RETL_RUN_RUNNING "' AND (?1 IS NULL "
-			       "OR sync = ?1)", -1, &s, NULL) != SQLITE_OK)
+			       "OR sync = ?1)", &s) < 0)
 		return;
 	retl_state__bind_text(s, 1, sync);
-	while (sqlite3_step(s) == SQLITE_ROW) {
+	while (retl_db_step(s) == RETL_DB_ROW) {
 		const char *name = col_text(s, 1);
 
 		if (!name || retl_state_lock_held(st, name) != 0)
 			continue;
 		d->id = retl_realloc(d->id, (d->n + 1) * sizeof(*d->id));
-		d->id[d->n++] = sqlite3_column_int64(s, 0);
+		d->id[d->n++] = retl_db_col_int64(s, 0);
 	}
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 }
 
 /* r, still "running", shown (not recorded) abandoned when it is dead */
@@ -300,12 +348,12 @@ static void notice_dead(const struct dead_runs *d, struct retl_run_rec *r)
 }
 
 /* the statement's next row: 1, 0 at its end, -1 (err set) */
-static int next_row(retl_state *st, sqlite3_stmt *s, struct retl_err *err)
+static int next_row(retl_state *st, retl_db_stmt *s, struct retl_err *err)
 {
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	int rc = retl_db_step(s);
+	if (rc == RETL_DB_ROW)
 		return 1;
-	if (rc == SQLITE_DONE)
+	if (rc == RETL_DB_DONE)
 		return 0;
 	return retl_state__db_err(st, err);
 }
@@ -314,7 +362,7 @@ static int next_row(retl_state *st, sqlite3_stmt *s, struct retl_err *err)
 int retl_state_runs(retl_state *st, const char *sync, int limit,
 		    retl_state_run_fn fn, void *ud, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	struct dead_runs dead;
 	int rc;
 
@@ -329,7 +377,7 @@ int retl_state_runs(retl_state *st, const char *sync, int limit,
 		return -1;
 	}
 	retl_state__bind_text(s, 1, sync);
-	sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+	retl_db_bind_int64(s, 2, limit > 0 ? limit : INT64_MAX);
 	while ((rc = next_row(st, s, err)) > 0) {
 		struct retl_run_rec r;
 
@@ -338,7 +386,7 @@ int retl_state_runs(retl_state *st, const char *sync, int limit,
 		if ((rc = fn(ud, &r)))
 			break;
 	}
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	free(dead.id);
 	return rc;
 }
@@ -391,7 +439,7 @@ static const char *const failures_sql[] = {
 	"o.run_id = ru.id WHERE ru.sync = ?1 AND o.outcome = 'failed' AND "
 	"o.key IN (SELECT key FROM lo) GROUP BY o.key) "
 	"SELECT lo.key, CASE lo.status WHEN 3 THEN 'pending' ELSE 'staged' "
-	"END, max(COALESCE(fo.n, 0), 1), COALESCE((SELECT reason FROM "
+	"END, COALESCE(fo.n, 1), COALESCE((SELECT reason FROM "
 	"outcomes WHERE rowid = fo.last), CASE lo.status WHEN 3 THEN "
 	"'a create was sent but no answer was recorded before the run "
 	"ended; the next run looks the record up before creating it again' "
@@ -415,7 +463,7 @@ int retl_state_failures(retl_state *st, const char *sync,
 
 	for (q = 0; q < sizeof(failures_sql) / sizeof(failures_sql[0]) && !rc;
 	     q++) {
-		sqlite3_stmt *s;
+		retl_db_stmt *s;
 
 		if (retl_state__prepare(st, failures_sql[q], &s, err) < 0)
 			return -1;
@@ -425,14 +473,14 @@ int retl_state_failures(retl_state *st, const char *sync,
 
 			r.key = col_text(s, 0);
 			r.outcome = col_text(s, 1);
-			r.attempts = sqlite3_column_int(s, 2);
+			r.attempts = retl_db_col_int(s, 2);
 			r.reason = col_text(s, 3);
 			r.since = col_text(s, 4);
 			r.last = col_text(s, 5);
 			if ((rc = fn(ud, &r)))
 				break;
 		}
-		sqlite3_finalize(s);
+		retl_db_finalize(s);
 	}
 	return rc;
 }
@@ -453,14 +501,14 @@ enum {
 static const char *const stats_sql[Q_COUNT] = {
 	[Q_RUNS] = "SELECT sync, status, count(*) FROM runs WHERE status <> "
 		   "'running' GROUP BY sync, status ORDER BY sync, status",
-	[Q_SUMS] = "SELECT sync, total(added), total(changed), total(retried), "
-		   "total(removed), total(unchanged), total(rejected), "
-		   "total(failed), total(api_calls), total(retries), "
-		   "total(http_429) FROM runs WHERE status <> 'running' "
+	[Q_SUMS] = "SELECT sync, sum(added), sum(changed), sum(retried), "
+		   "sum(removed), sum(unchanged), sum(rejected), "
+		   "sum(failed), sum(api_calls), sum(retries), "
+		   "sum(http_429) FROM runs WHERE status <> 'running' "
 		   "GROUP BY sync",
-	[Q_SUCCESS] = "SELECT sync, max((julianday(ended_at) - 2440587.5) * "
-		      "86400.0) FROM runs WHERE status IN ('" RETL_RUN_OK "', '"
-		      RETL_RUN_REJECTED "') GROUP BY sync",
+	/* ISO 8601 text sorts as time; turned into seconds in C */
+	[Q_SUCCESS] = "SELECT sync, max(ended_at) FROM runs WHERE status IN ('"
+		      RETL_RUN_OK "', '" RETL_RUN_REJECTED "') GROUP BY sync",
 	/* an abandoned run has no duration: the one before it tells */
 	[Q_DURATION] = "SELECT sync, seconds FROM runs WHERE id IN (SELECT "
 		       "max(id) FROM runs WHERE status NOT IN ('"
@@ -495,14 +543,15 @@ static struct retl_sync_stats *stats_get(struct retl_state_stats *sum,
 	return s;
 }
 
-/* SQLite's total() is a float: the counts come back through a double */
-static long col_total(sqlite3_stmt *s, int i)
+/* sum() of no rows is NULL, read as 0; PostgreSQL's sum of bigints is a
+ * numeric, whose text is still an integer */
+static long col_total(retl_db_stmt *s, int i)
 {
-	return (long)sqlite3_column_double(s, i);
+	return (long)retl_db_col_int64(s, i);
 }
 
 static void stats_row(struct retl_state_stats *sum, int q,
-			sqlite3_stmt *st)
+			retl_db_stmt *st)
 {
 	const char *name = col_text(st, 0);
 	struct retl_sync_stats *s;
@@ -515,7 +564,7 @@ static void stats_row(struct retl_state_stats *sum, int q,
 		s->runs = retl_realloc(s->runs,
 				       (s->nruns + 1) * sizeof(*s->runs));
 		s->runs[s->nruns].status = retl_strdup(col_text(st, 1));
-		s->runs[s->nruns++].n = (long)sqlite3_column_int64(st, 2);
+		s->runs[s->nruns++].n = (long)retl_db_col_int64(st, 2);
 		break;
 	case Q_SUMS:
 		s->c.added = col_total(st, 1);
@@ -530,17 +579,17 @@ static void stats_row(struct retl_state_stats *sum, int q,
 		s->c.http_429 = col_total(st, 10);
 		break;
 	case Q_SUCCESS:
-		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-			s->last_success = sqlite3_column_double(st, 1);
+		if (!retl_db_col_null(st, 1))
+			s->last_success = iso_seconds(retl_db_col_text(st, 1));
 		break;
 	case Q_DURATION:
-		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
-			s->last_duration = sqlite3_column_double(st, 1);
+		if (!retl_db_col_null(st, 1))
+			s->last_duration = retl_db_col_double(st, 1);
 		break;
 	case Q_FAILING:
 	case Q_LEFT_OVER:
 	case Q_REJECTED:
-		s->failing += (long)sqlite3_column_int64(st, 1);
+		s->failing += (long)retl_db_col_int64(st, 1);
 		break;
 	}
 }
@@ -555,30 +604,29 @@ static int by_sync(const void *a, const void *b)
 int retl_state_stats_read(retl_state *st, struct retl_state_stats *out,
 			  struct retl_err *err)
 {
-	int own = sqlite3_get_autocommit(st->db), rc = 0, q;
+	int own = !retl_db_in_txn(st->db), rc = 0, q;
 
 	memset(out, 0, sizeof(*out));
 	if (own)
-		sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+		retl_db_begin(st->db, RETL_DB_SNAPSHOT);
 	for (q = 0; q < Q_COUNT && !rc; q++) {
-		sqlite3_stmt *s;
+		retl_db_stmt *s;
 		int r;
 
-		if (sqlite3_prepare_v2(st->db, stats_sql[q], -1, &s,
-				       NULL) != SQLITE_OK) {
+		if (retl_db_prepare(st->db, stats_sql[q], &s) < 0) {
 			rc = -1;
 			break;
 		}
-		while ((r = sqlite3_step(s)) == SQLITE_ROW)
+		while ((r = retl_db_step(s)) == RETL_DB_ROW)
 			stats_row(out, q, s);
-		if (r != SQLITE_DONE)
+		if (r != RETL_DB_DONE)
 			rc = -1;
-		sqlite3_finalize(s);
+		retl_db_finalize(s);
 	}
 	if (rc < 0)
 		retl_state__db_err(st, err);
 	if (own)
-		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+		retl_db_exec(st->db, "COMMIT");
 	if (rc < 0) {
 		retl_state_stats_free(out);
 		return -1;

@@ -21,10 +21,10 @@
 
 #define SCAN_CHUNK 1000
 
-static sqlite3_stmt *row_stmt(retl_state *st, int which, const char *sync,
+static retl_db_stmt *row_stmt(retl_state *st, int which, const char *sync,
 			      const char *key)
 {
-	sqlite3_stmt *s = st->stmt[which];
+	retl_db_stmt *s = st->stmt[which];
 
 	retl_state__bind_text(s, 1, sync);
 	retl_state__bind_text(s, 2, key);
@@ -35,32 +35,32 @@ static sqlite3_stmt *row_stmt(retl_state *st, int which, const char *sync,
 static int orphan(retl_state *st, int which, const char *sync,
 		  const struct retl_state_rec *r, struct retl_err *err)
 {
-	sqlite3_stmt *s = row_stmt(st, which, sync, r->key);
+	retl_db_stmt *s = row_stmt(st, which, sync, r->key);
 	retl_state__bind_text(s, 3, r->match ? r->match : "");
 	retl_state__bind_text(s, 4, retl_state__now(st));
-	sqlite3_bind_int(s, 5, r->exact);
+	retl_db_bind_int(s, 5, r->exact);
 	return retl_state__done(st, s, err);
 }
 
 /* binds what S_ACK and S_ACK_NEW share */
-static sqlite3_stmt *ack_stmt(retl_state *st, int which, const char *sync,
+static retl_db_stmt *ack_stmt(retl_state *st, int which, const char *sync,
 			      const struct retl_state_rec *r)
 {
-	sqlite3_stmt *s = row_stmt(st, which, sync, r->key);
+	retl_db_stmt *s = row_stmt(st, which, sync, r->key);
 
 	retl_state__bind_opt_h128(s, 5, r->pay);
 	if (r->src)
 		retl_state__bind_u64(s, 7, r->src);
 	else
-		sqlite3_bind_null(s, 7);
+		retl_db_bind_null(s, 7);
 	retl_state__bind_text(s, 8, r->dest_id);
 	retl_state__bind_text(s, 10, r->match);
 	if (r->match)
 		retl_state__bind_u64(s, 11, r->mh);
 	else
-		sqlite3_bind_null(s, 11);
-	sqlite3_bind_int64(s, 13, r->run_id);
-	sqlite3_bind_int(s, 14, r->change);
+		retl_db_bind_null(s, 11);
+	retl_db_bind_int64(s, 13, r->run_id);
+	retl_db_bind_int(s, 14, r->change);
 	return s;
 }
 
@@ -69,26 +69,28 @@ int retl_state_ack(retl_state *st, const char *sync,
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
-	if (r->fresh && !r->orphans) {
+	if (r->fresh && !r->orphans && !st->db->upsert_only) {
 		/* a new key: no orphan to make, nothing to merge */
-		sqlite3_stmt *s = ack_stmt(st, S_ACK_NEW, sync, r);
-		int rc = sqlite3_step(s);
-		if (rc != SQLITE_DONE && (rc & 0xff) != SQLITE_CONSTRAINT)
+		retl_db_stmt *s = ack_stmt(st, S_ACK_NEW, sync, r);
+		int rc = retl_db_step(s);
+		int taken = rc == RETL_DB_ERROR &&
+			    retl_db_errkind(st->db) == RETL_DB_ECONSTRAINT;
+		if (rc != RETL_DB_DONE && !taken)
 			retl_state__db_err(st, err);
-		sqlite3_reset(s);
-		if (rc == SQLITE_DONE) {
+		retl_db_reset(s);
+		if (rc == RETL_DB_DONE) {
 			retl_state__mirror_ack(st, sync, r);
 			return 0;
 		}
-		if ((rc & 0xff) != SQLITE_CONSTRAINT)
+		if (!taken)
 			return -1;
 		/* the key has a row after all: the UPSERT below */
 	}
 	if (r->orphans && (orphan(st, S_ORPHAN_BOUND, sync, r, err) < 0 ||
 			   orphan(st, S_ORPHAN_SENT, sync, r, err) < 0))
 		return -1;
-	sqlite3_stmt *s = ack_stmt(st, S_ACK, sync, r);
-	sqlite3_bind_int(s, 12, r->exact);
+	retl_db_stmt *s = ack_stmt(st, S_ACK, sync, r);
+	retl_db_bind_int(s, 12, r->exact);
 	if (retl_state__done(st, s, err) < 0)
 		return -1;
 	retl_state__mirror_ack(st, sync, r);
@@ -103,7 +105,7 @@ int retl_state_sent(retl_state *st, const char *sync,
 	retl_state__mirror_key(st, sync, r->key);
 	if (r->orphans && orphan(st, S_ORPHAN_SENT, sync, r, err) < 0)
 		return -1;
-	sqlite3_stmt *s = row_stmt(st, S_SENT, sync, r->key);
+	retl_db_stmt *s = row_stmt(st, S_SENT, sync, r->key);
 	retl_state__bind_h128(s, 3, r->kh);
 	retl_state__bind_text(s, 5, retl_state__now(st));
 	retl_state__bind_text(s, 6, r->match);
@@ -116,7 +118,7 @@ int retl_state_fail(retl_state *st, const char *sync,
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
 	retl_state__mirror_key(st, sync, r->key);
-	sqlite3_stmt *s = row_stmt(st, S_FAIL, sync, r->key);
+	retl_db_stmt *s = row_stmt(st, S_FAIL, sync, r->key);
 
 	retl_state__bind_h128(s, 3, r->kh);
 	retl_state__bind_text(s, 5, r->dest_id);
@@ -130,12 +132,12 @@ int retl_state_set_src(retl_state *st, const char *sync,
 {
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
-	sqlite3_stmt *s = row_stmt(st, S_SET_SRC, sync, r->key);
+	retl_db_stmt *s = row_stmt(st, S_SET_SRC, sync, r->key);
 
 	if (r->src)
 		retl_state__bind_u64(s, 3, r->src);
 	else
-		sqlite3_bind_null(s, 3);
+		retl_db_bind_null(s, 3);
 	if (retl_state__done(st, s, err) < 0)
 		return -1;
 	retl_state__mirror_src(st, sync, r);
@@ -148,7 +150,7 @@ int retl_state_pending(retl_state *st, const char *sync,
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
 	retl_state__mirror_key(st, sync, r->key);
-	sqlite3_stmt *s = row_stmt(st, S_PENDING, sync, r->key);
+	retl_db_stmt *s = row_stmt(st, S_PENDING, sync, r->key);
 
 	retl_state__bind_h128(s, 3, r->kh);
 	retl_state__bind_text(s, 5, r->dest_id);
@@ -167,13 +169,13 @@ int retl_state_forget(retl_state *st, const char *sync, const char *key,
 
 char *retl_state_dest_id(retl_state *st, const char *sync, const char *key)
 {
-	sqlite3_stmt *s = row_stmt(st, S_DEST_ID, sync, key);
+	retl_db_stmt *s = row_stmt(st, S_DEST_ID, sync, key);
 	char *id = NULL;
 
-	if (sqlite3_step(s) == SQLITE_ROW &&
-	    sqlite3_column_type(s, 0) != SQLITE_NULL)
-		id = retl_strdup((const char *)sqlite3_column_text(s, 0));
-	sqlite3_reset(s);
+	if (retl_db_step(s) == RETL_DB_ROW &&
+	    !retl_db_col_null(s, 0))
+		id = retl_strdup(retl_db_col_text(s, 0));
+	retl_db_reset(s);
 	return id;
 }
 
@@ -183,18 +185,18 @@ struct scan_row {
 };
 
 /* column i as text in the arena: its offset, 0 for NULL */
-static size_t arena_col(sqlite3_stmt *s, int i, retl_buf *arena)
+static size_t arena_col(retl_db_stmt *s, int i, retl_buf *arena)
 {
-	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+	if (retl_db_col_null(s, i))
 		return 0;
 	size_t off = arena->len;
-	retl_buf_add(arena, sqlite3_column_text(s, i), (size_t)sqlite3_column_bytes(s, i));
+	retl_buf_add(arena, retl_db_col_text(s, i), (size_t)retl_db_col_bytes(s, i));
 	retl_buf_addc(arena, '\0');
 	return off;
 }
 
 /* one page of rows after `after` (NULL: from the start), text in arena */
-static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
+static int scan_page(retl_state *st, retl_db_stmt *s, const char *sync,
 		     const retl_buf *after, struct scan_row *rows, size_t *n,
 		     retl_buf *arena, struct retl_err *err)
 {
@@ -204,11 +206,10 @@ static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
 	retl_buf_reset(arena);
 	retl_buf_addc(arena, '\0');     /* offset 0 stands for NULL */
 	retl_state__bind_text(s, 1, sync);
-	sqlite3_bind_int(s, 2, SCAN_CHUNK);
+	retl_db_bind_int(s, 2, SCAN_CHUNK);
 	if (after)
-		sqlite3_bind_text(s, 3, after->ptr, (int)after->len,
-				  SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		retl_db_bind_textn(s, 3, after->ptr, (int)after->len);
+	while ((rc = retl_db_step(s)) == RETL_DB_ROW) {
 		struct scan_row *r = &rows[(*n)++];
 
 		r->key = arena_col(s, 0, arena);
@@ -217,10 +218,10 @@ static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
 		r->match = arena_col(s, 4, arena);
 		r->sent = arena_col(s, 5, arena);
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != RETL_DB_DONE)
 		retl_state__db_err(st, err);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	retl_db_reset(s);
+	return rc == RETL_DB_DONE ? 0 : -1;
 }
 
 /*
@@ -232,7 +233,7 @@ static int scan_page(retl_state *st, sqlite3_stmt *s, const char *sync,
 int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
 		    void *ud, struct retl_err *err)
 {
-	sqlite3_stmt *first = NULL, *next = NULL;
+	retl_db_stmt *first = NULL, *next = NULL;
 	struct scan_row *rows = retl_malloc(SCAN_CHUNK * sizeof(*rows));
 	retl_buf arena = RETL_BUF_INIT, last = RETL_BUF_INIT;
 	size_t i, n;
@@ -271,8 +272,8 @@ int retl_state_scan(retl_state *st, const char *sync, retl_state_row_fn fn,
 		retl_buf_adds(&last, arena.ptr + rows[n - 1].key);
 	}
 out:
-	sqlite3_finalize(first);
-	sqlite3_finalize(next);
+	retl_db_finalize(first);
+	retl_db_finalize(next);
 	retl_buf_free(&arena);
 	retl_buf_free(&last);
 	free(rows);
@@ -281,7 +282,7 @@ out:
 
 int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	int rc;
 
 	retl_state__mirror_key(st, sync, NULL);
@@ -291,7 +292,7 @@ int retl_state_reset(retl_state *st, const char *sync, struct retl_err *err)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
 	rc = retl_state__done(st, s, err);
-	sqlite3_finalize(s);
+	retl_db_finalize(s);
 	return rc;
 }
 
@@ -303,7 +304,7 @@ int retl_state_stage(retl_state *st, const char *sync,
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
 	retl_state__mirror_key(st, sync, r->key);
-	sqlite3_stmt *s = row_stmt(st, S_STAGE, sync, r->key);
+	retl_db_stmt *s = row_stmt(st, S_STAGE, sync, r->key);
 
 	retl_state__bind_h128(s, 3, r->kh);
 	retl_state__bind_text(s, 5, r->dest_id);
@@ -312,24 +313,24 @@ int retl_state_stage(retl_state *st, const char *sync,
 	if (r->src)
 		retl_state__bind_u64(s, 9, r->src);
 	else
-		sqlite3_bind_null(s, 9);
-	sqlite3_bind_int(s, 10, op);
+		retl_db_bind_null(s, 9);
+	retl_db_bind_int(s, 10, op);
 	return retl_state__done(st, s, err);
 }
 
 int retl_state_staged(retl_state *st, const char *sync, const char *key,
 		      int *op, struct retl_err *err)
 {
-	sqlite3_stmt *s = row_stmt(st, S_STAGED, sync, key);
-	int rc = sqlite3_step(s);
+	retl_db_stmt *s = row_stmt(st, S_STAGED, sync, key);
+	int rc = retl_db_step(s);
 
-	if (rc == SQLITE_ROW) {
-		*op = sqlite3_column_int(s, 0);
-		sqlite3_reset(s);
+	if (rc == RETL_DB_ROW) {
+		*op = retl_db_col_int(s, 0);
+		retl_db_reset(s);
 		return 1;
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	retl_db_reset(s);
+	if (rc == RETL_DB_DONE)
 		return 0;
 	return retl_state__db_err(st, err);
 }
@@ -341,27 +342,27 @@ int retl_state_unstage(retl_state *st, const char *sync, const char *key,
 	if (retl_state__bump_gen(st, sync, err) < 0)
 		return -1;
 	retl_state__mirror_key(st, sync, key);
-	sqlite3_stmt *s = row_stmt(st, ok ? S_UNSTAGE_OK : S_UNSTAGE_FAIL,
+	retl_db_stmt *s = row_stmt(st, ok ? S_UNSTAGE_OK : S_UNSTAGE_FAIL,
 				   sync, key);
 
 	retl_state__bind_text(s, 3, ok ? dest_id : reason);
 	retl_state__bind_text(s, 4, retl_state__now(st));
 	if (ok)
-		sqlite3_bind_int64(s, 5, run_id);
+		retl_db_bind_int64(s, 5, run_id);
 	return retl_state__done(st, s, err);
 }
 
 long retl_state_count_staged(retl_state *st, const char *sync)
 {
-	sqlite3_stmt *s;
+	retl_db_stmt *s;
 	long n = 0;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT COUNT(*) FROM cache WHERE "
-			       "sync = ?1 AND status = 4", -1, &s, NULL) != SQLITE_OK)
+	if (retl_db_prepare(st->db, "SELECT COUNT(*) FROM cache WHERE "
+			       "sync = ?1 AND status = 4", &s) < 0)
 		return 0;
 	retl_state__bind_text(s, 1, sync);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = (long)sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	if (retl_db_step(s) == RETL_DB_ROW)
+		n = (long)retl_db_col_int64(s, 0);
+	retl_db_finalize(s);
 	return n;
 }
