@@ -42,6 +42,7 @@ struct pg_stmt {
 	const char **vals;              /* borrowed text, or num[i] */
 	char (*num)[32];                /* numbers' text */
 	char **own;                     /* copies made by bind_text */
+	Oid *types;                     /* 0: inferred by the server */
 	int runs;                       /* times executed */
 	char name[32];                  /* "" until prepared on the server */
 	PGresult *res;
@@ -112,8 +113,10 @@ static int check(struct pg_db *db, PGresult *res)
 	return -1;
 }
 
-/* ?N outside quotes becomes $N; returns the highest N */
-static int translate(const char *sql, retl_buf *out)
+/* ?N outside quotes becomes $N; returns the highest N; used[N - 1] set
+ * for each N that occurs (up to RETL_PG_MAXP) */
+#define RETL_PG_MAXP 64
+static int translate(const char *sql, retl_buf *out, char *used)
 {
 	int max = 0;
 	char quote = 0;
@@ -127,8 +130,10 @@ static int translate(const char *sql, retl_buf *out)
 		} else if (*p == '?' && p[1] >= '0' && p[1] <= '9') {
 			char *end;
 			long n = strtol(p + 1, &end, 10);
-			if (n > max && n < 1000)
+			if (n > max && n <= RETL_PG_MAXP)
 				max = (int)n;
+			if (n >= 1 && n <= RETL_PG_MAXP)
+				used[n - 1] = 1;
 			retl_buf_addf(out, "$%ld", n);
 			p = end - 1;
 			continue;
@@ -142,11 +147,18 @@ static int pg_prepare(retl_db *d, const char *sql, retl_db_stmt **out)
 {
 	struct pg_stmt *s = retl_calloc(1, sizeof(*s));
 	retl_buf b = RETL_BUF_INIT;
+	char used[RETL_PG_MAXP] = { 0 };
 
 	s->base.db = d;
-	s->nparams = translate(sql, &b);
+	s->nparams = translate(sql, &b, used);
 	s->sql = retl_buf_detach(&b);
 	if (s->nparams) {
+		/* a number the statement skips (the shared binding code sets
+		 * ?1..?14 where one statement uses some) has no use to infer
+		 * its type from: call it text */
+		s->types = retl_calloc((size_t)s->nparams, sizeof(*s->types));
+		for (int i = 0; i < s->nparams; i++)
+			s->types[i] = used[i] ? 0 : 25;        /* TEXTOID */
 		s->vals = retl_calloc((size_t)s->nparams, sizeof(*s->vals));
 		s->num = retl_calloc((size_t)s->nparams, sizeof(*s->num));
 		s->own = retl_calloc((size_t)s->nparams, sizeof(*s->own));
@@ -196,12 +208,12 @@ static void pg_bind_null(retl_db_stmt *st, int i)
 static PGresult *run(struct pg_db *db, struct pg_stmt *s)
 {
 	if (s->runs++ == 0)
-		return PQexecParams(db->c, s->sql, s->nparams, NULL, s->vals,
+		return PQexecParams(db->c, s->sql, s->nparams, s->types, s->vals,
 				    NULL, NULL, 0);
 	if (!s->name[0]) {
 		char name[32];
 		snprintf(name, sizeof(name), "retl_%lu", ++db->next_name);
-		PGresult *r = PQprepare(db->c, name, s->sql, s->nparams, NULL);
+		PGresult *r = PQprepare(db->c, name, s->sql, s->nparams, s->types);
 		if (check(db, r) < 0)
 			return r;
 		PQclear(r);
@@ -293,6 +305,7 @@ static void pg_finalize(retl_db_stmt *st)
 	for (int i = 0; i < s->nparams; i++)
 		free(s->own[i]);
 	free(s->own);
+	free(s->types);
 	free(s);
 }
 

@@ -632,11 +632,11 @@ int retl_state_probe_writable(retl_state *st, struct retl_err *err)
 {
 	int ok;
 
-	if (st->pg)
-		return retl_state__pg_probe(st, err);
 	if (retl_db_in_txn(st->db))
 		return retl_err_set(err, RETL_EXIT_USAGE, "state store %s: "
 				    "probed inside a transaction", st->path);
+	if (st->pg)
+		return retl_state__pg_probe(st, err);
 	ok = retl_db_begin(st->db, RETL_DB_WRITE) == 0;
 	if (!ok)
 		retl_err_set(err, retl_state__code(retl_db_errkind(st->db)),

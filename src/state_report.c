@@ -314,7 +314,7 @@ static void find_dead(retl_state *st, const char *sync, struct dead_runs *d)
 	d->n = 0;
 	if (retl_db_in_txn(st->db) ||
 	    retl_db_prepare(st->db, "SELECT id, sync FROM runs WHERE "
-			       "status = '" RETL_RUN_RUNNING "' AND (?1 IS NULL "
+			       "status = '" RETL_RUN_RUNNING "' AND (CAST(?1 AS TEXT) IS NULL "
 			       "OR sync = ?1)", &s) < 0)
 		return;
 	retl_state__bind_text(s, 1, sync);

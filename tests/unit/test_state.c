@@ -4,7 +4,13 @@
  * run lock across processes, run history and reports, scan and reset, the
  * cache image (stale after any row write, failures included) and the
  * "handed over" mark of a send.
+ *
+ * With RETL_TEST_STATE_URL set (a postgresql:// URL: tests/integration/
+ * test_state_pg.py), the same tests run against a store in PostgreSQL,
+ * except those about the file (modes, WAL, the marker, migrating an old
+ * file); the lock's messages there name the host too.
  */
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,6 +25,32 @@
 #include "test.h"
 
 static char dir[64], db_path[128];
+static const char *pg_url;      /* RETL_TEST_STATE_URL, or NULL */
+
+/* the value's text through libpq, as `psql` would see the store */
+static char *pg_text(const char *sql, int *null)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	char *v = NULL;
+
+	*null = 1;
+	if (PQstatus(c) == CONNECTION_OK) {
+		PQclear(PQexec(c, "SET search_path TO retl"));
+		PQclear(PQexec(c, "SET client_min_messages TO warning"));
+		PGresult *r = PQexec(c, sql);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
+		    !PQgetisnull(r, 0, 0)) {
+			v = retl_strdup(PQgetvalue(r, 0, 0));
+			*null = 0;
+		} else if (PQresultStatus(r) != PGRES_TUPLES_OK &&
+			   PQresultStatus(r) != PGRES_COMMAND_OK) {
+			fprintf(stderr, "pg %s: %s\n", sql, PQerrorMessage(c));
+		}
+		PQclear(r);
+	}
+	PQfinish(c);
+	return v;
+}
 
 /* a second connection, as `sqlite3 state.db` would see the store */
 static long long q_int(const char *sql)
@@ -27,6 +59,17 @@ static long long q_int(const char *sql)
 	sqlite3_stmt *s;
 	long long v = -999;
 
+	if (pg_url) {
+		int null;
+		char *t = pg_text(sql, &null);
+		if (t)
+			v = !strcmp(t, "t") ? 1 : !strcmp(t, "f") ? 0 :
+			    strtoll(t, NULL, 10);
+		else if (null)
+			v = -1;
+		free(t);
+		return v;
+	}
 	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
 	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
 		if (sqlite3_step(s) == SQLITE_ROW)
@@ -46,6 +89,10 @@ static char *q_text(const char *sql)
 	sqlite3_stmt *s;
 	char *v = NULL;
 
+	if (pg_url) {
+		int null;
+		return pg_text(sql, &null);
+	}
 	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ==
 	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
 		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
@@ -54,6 +101,26 @@ static char *q_text(const char *sql)
 	}
 	sqlite3_close(db);
 	return v;
+}
+
+/* "(pid N)" in the file store's lock messages, "(host H, pid N)" in
+ * PostgreSQL's */
+static const char *holder(long pid)
+{
+	static char b[2][320];
+	static int i;
+	char host[256];
+
+	i ^= 1;
+	if (!pg_url) {
+		snprintf(b[i], sizeof(b[i]), "(pid %ld)", pid);
+		return b[i];
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "unknown");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(b[i], sizeof(b[i]), "(host %s, pid %ld)", host, pid);
+	return b[i];
 }
 
 static int mode_of(const char *path)
@@ -491,6 +558,9 @@ static void lock_child(retl_state *st, const char *sync, int wfd, int hold)
 	int rc, n;
 
 	retl_err_clear(&err);
+	/* a PostgreSQL session is not shared across fork: the child's own */
+	if (pg_url && retl_state_open(&st, db_path, &err) < 0)
+		_exit(4);
 	rc = retl_state_lock(st, sync, &err);
 	n = snprintf(line, sizeof(line), "%d %d %s", rc, err.code, err.msg);
 	if (write(wfd, line, (size_t)n) < 0)
@@ -535,7 +605,7 @@ static void test_lock(retl_state *st)
 	CHECK(retl_state_lock(st, "orders", &err) == 0);
 	CHECK(retl_state_lock(st, "contacts", &err) == 0);
 	snprintf(path, sizeof(path), "%s.orders.lock", db_path);
-	CHECK(mode_of(path) == 0600);
+	CHECK(pg_url || mode_of(path) == 0600);
 
 	/* same process, same sync */
 	CHECK(retl_state_lock(st, "orders", &err) < 0);
@@ -549,7 +619,7 @@ static void test_lock(retl_state *st)
 	CHECK(pid > 0);
 	waitpid(pid, &status, 0);
 	snprintf(want, sizeof(want), "-1 2 sync orders is already running "
-		 "(pid %ld)", (long)getpid());
+		 "%s", holder((long)getpid()));
 	CHECK_STR(got, want);
 
 	/* released on unlock */
@@ -565,8 +635,8 @@ static void test_lock(retl_state *st)
 	CHECK(!strncmp(got, "0 0", 3));
 	retl_err_clear(&err);
 	CHECK(retl_state_lock(st, "killme", &err) < 0);
-	snprintf(want, sizeof(want), "sync killme is already running (pid %ld)",
-		 (long)pid);
+	snprintf(want, sizeof(want), "sync killme is already running %s",
+		 holder((long)pid));
 	CHECK_STR(err.msg, want);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -576,7 +646,7 @@ static void test_lock(retl_state *st)
 	/* names that are not file-name safe still get their own lock */
 	CHECK(retl_state_lock(st, "../evil/x", &err) == 0);
 	snprintf(path, sizeof(path), "%s.%%2E.%%2Fevil%%2Fx.lock", db_path);
-	CHECK(mode_of(path) == 0600);
+	CHECK(pg_url || mode_of(path) == 0600);
 	/* close releases everything still held */
 }
 
@@ -679,7 +749,10 @@ static void test_image(retl_state *st)
 	char image[256];
 	const char *sync = "img";
 
-	snprintf(image, sizeof(image), "%s.img.cache", db_path);
+	if (pg_url)     /* the local directory: .retl in the working one */
+		snprintf(image, sizeof(image), "%s/.retl/pgstate.img.cache", dir);
+	else
+		snprintf(image, sizeof(image), "%s.img.cache", db_path);
 	CHECK(retl_state_begin(st, &err) == 0);
 	for (int i = 0; i < 1000; i++) {
 		char key[16];
@@ -1477,6 +1550,31 @@ static void test_fresh_and_mirror(retl_state *st)
 	retl_cache_free(c);
 }
 
+/* PostgreSQL: a new store is an empty schema; the tables at version 8 */
+static void test_open_pg(void)
+{
+	struct retl_err err;
+	retl_state *st;
+	char *v;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_open(&st, db_path, &err) == 0 || !fprintf(stderr, "%s\n", err.msg));
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 8);
+	CHECK(q_int("SELECT count(*) FROM meta") == 2);
+	v = q_text("SELECT value FROM meta WHERE key = 'store_id'");
+	retl_state_close(st);
+	/* opening again migrates nothing and keeps the identity */
+	CHECK(retl_state_open(&st, db_path, &err) == 0);
+	CHECK(q_int("SELECT count(*) FROM meta") == 2);
+	char *w = q_text("SELECT value FROM meta WHERE key = 'store_id'");
+	CHECK(v && w && !strcmp(v, w));
+	free(v);
+	free(w);
+	/* messages name the store without its password */
+	CHECK(!strstr(retl_state_name(st), "secret"));
+	retl_state_close(st);
+}
+
 int main(void)
 {
 	struct retl_err err;
@@ -1487,9 +1585,24 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	snprintf(db_path, sizeof(db_path), "%s/sub/state.db", dir);
-	test_open();
-	test_migrate_statuses();
+	pg_url = getenv("RETL_TEST_STATE_URL");
+	if (pg_url && *pg_url) {
+		int null;
+		free(pg_text("DROP SCHEMA IF EXISTS retl CASCADE", &null));
+		if (strlen(pg_url) >= sizeof(db_path)) {
+			fprintf(stderr, "RETL_TEST_STATE_URL is too long\n");
+			return 1;
+		}
+		memcpy(db_path, pg_url, strlen(pg_url) + 1);
+		if (chdir(dir) < 0)
+			return 1;
+		test_open_pg();
+	} else {
+		pg_url = NULL;
+		snprintf(db_path, sizeof(db_path), "%s/sub/state.db", dir);
+		test_open();
+		test_migrate_statuses();
+	}
 	if (retl_state_open(&st, db_path, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
@@ -1506,7 +1619,8 @@ int main(void)
 	test_left_over(st);
 	test_fresh_and_mirror(st);
 	retl_state_close(st);
-	test_marker();
+	if (!pg_url)
+		test_marker();
 	{
 		char cmd[96];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

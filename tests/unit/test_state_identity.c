@@ -4,6 +4,7 @@
  * record may exist, and the records a key leaves behind become orphans
  * (only when asked: mirror runs); the removal scan sees all of it.
  */
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,22 @@ static void test_match_values(void)
 	retl_match_set_free(s);
 }
 
+/* RETL_TEST_STATE_URL (tests/integration/test_state_pg.py): the same
+ * tests on a store in PostgreSQL, whose schema is dropped first */
+static int use_pg_store(char *path, size_t size)
+{
+	const char *url = getenv("RETL_TEST_STATE_URL");
+
+	if (!url || !*url || strlen(url) >= size)
+		return 0;
+	PGconn *c = PQconnectdb(url);
+	PQclear(PQexec(c, "SET client_min_messages TO warning"));
+	PQclear(PQexec(c, "DROP SCHEMA IF EXISTS retl CASCADE"));
+	PQfinish(c);
+	memcpy(path, url, strlen(url) + 1);
+	return 1;
+}
+
 int main(void)
 {
 	struct retl_err err;
@@ -188,6 +205,8 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(db_path, sizeof(db_path), "%s/retl.db", dir);
+	if (use_pg_store(db_path, sizeof(db_path)) && chdir(dir) < 0)
+		return 1;
 	retl_err_clear(&err);
 	if (retl_state_open(&st, db_path, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
