@@ -184,7 +184,7 @@ int retl_cli_open(struct retl_cli *cli, int want_state)
 	/* defence in depth for what the reports print from the store */
 	retl_config_redact_env(cli->cfg);
 	if (want_state &&
-	    retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0)
+	    retl_state_open_at(&cli->st, cli->cfg->state_path, cli->cfg->state_local, &err) < 0)
 		return retl_cli_fail(&err);
 	return 0;
 }

@@ -294,7 +294,7 @@ static int reset_all(struct retl_cli *cli)
 	struct retl_err err;
 	retl_err_clear(&err);
 	if (retl_state_start_over(cli->cfg->state_path, &err) < 0 ||
-	    retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0)
+	    retl_state_open_at(&cli->st, cli->cfg->state_path, cli->cfg->state_local, &err) < 0)
 		return retl_cli_fail(&err);
 	for (size_t i = 0; i < cli->cfg->nsyncs; i++)
 		if (reset_one(cli, cli->cfg->syncs[i].name, &err) < 0)
@@ -305,7 +305,7 @@ static int reset_all(struct retl_cli *cli)
 			return retl_cli_fail(&err);
 	printf("reset --all: state store %s started over, the cache of every "
 	       "sync cleared (%zu); the next runs send every row\n",
-	       cli->cfg->state_path, cli->cfg->nsyncs + cli->cfg->ninvalid);
+	       retl_state_name(cli->st), cli->cfg->nsyncs + cli->cfg->ninvalid);
 	return 0;
 }
 

@@ -213,7 +213,7 @@ static int check_state(struct retl_cli *cli)
 {
 	struct retl_err err;
 	retl_err_clear(&err);
-	if (retl_state_open(&cli->st, cli->cfg->state_path, &err) < 0 ||
+	if (retl_state_open_at(&cli->st, cli->cfg->state_path, cli->cfg->state_local, &err) < 0 ||
 	    retl_state_probe_writable(cli->st, &err) < 0)
 		return retl_cli_fail(&err);
 	return 0;

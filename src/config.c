@@ -299,6 +299,43 @@ int retl_cfg_resolve_secrets(struct retl_cfg_ctx *c, json_t *v,
 
 /* ---- retl.json ---- */
 
+/*
+ * "state": a file (relative to the project) or a PostgreSQL URL
+ * (postgresql:// or postgres://, README "The state store").  Its ${ENV} and
+ * @file: are read now, whatever the verb: every verb that opens the store
+ * needs it, and its password is redacted from then on.
+ */
+static int load_state(struct retl_cfg_ctx *c, struct retl_config *cfg,
+		      const char *state)
+{
+	char *url = NULL;
+	int defer = c->defer;
+
+	if (!state) {
+		cfg->state_path = retl_cfg_join_dir(cfg->dir, "state/retl.db");
+		return 0;
+	}
+	c->defer = 0;
+	int rc = resolve_string(c, "state", state, &url);
+	c->defer = defer;
+	if (rc < 0)
+		return -1;
+	const char *v = url ? url : state;
+	if (!strncmp(v, "postgresql://", 13) || !strncmp(v, "postgres://", 11)) {
+		retl_redact_dsn_password(v);
+		cfg->state_path = retl_strdup(v);
+		cfg->state_local = retl_cfg_join_dir(cfg->dir, ".retl");
+	} else if (strstr(v, "://")) {
+		free(url);
+		return retl_cfg_fail(c, "state", "a state store URL must start "
+				     "with postgresql:// or postgres://");
+	} else {
+		cfg->state_path = retl_cfg_join_dir(cfg->dir, v);
+	}
+	free(url);
+	return 0;
+}
+
 static int load_main(struct retl_cfg_ctx *c, struct retl_config *cfg,
 		     json_t *root)
 {
@@ -309,9 +346,11 @@ static int load_main(struct retl_cfg_ctx *c, struct retl_config *cfg,
 		return -1;
 
 	char *state = NULL;
-	if (retl_cfg_get_string(c, root, NULL, "state", 0, 1, &state) < 0)
+	if (retl_cfg_get_string(c, root, NULL, "state", 0, 1, &state) < 0 ||
+	    load_state(c, cfg, state) < 0) {
+		free(state);
 		return -1;
-	cfg->state_path = retl_cfg_join_dir(cfg->dir, state ? state : "state/retl.db");
+	}
 	free(state);
 
 	retl_buf p = RETL_BUF_INIT;
@@ -578,6 +617,7 @@ void retl_config_free(struct retl_config *cfg)
 	free(cfg->invalid);
 	free(cfg->dir);
 	free(cfg->state_path);
+	free(cfg->state_local);
 	free(cfg);
 }
 

@@ -116,7 +116,9 @@ struct retl_sync_invalid {
 
 struct retl_config {
 	char *dir;                /* project directory */
-	char *state_path;         /* resolved against dir; default "state/retl.db" */
+	char *state_path;         /* resolved against dir; default "state/retl.db";
+				   * or a postgresql:// URL, secrets read */
+	char *state_local;        /* a URL's local files: <dir>/.retl; else NULL */
 	struct retl_source_cfg *sources;
 	size_t nsources;
 	struct retl_dest_cfg *dests;

@@ -178,7 +178,7 @@ static double *last_starts(struct retl_config *cfg, struct retl_err *err)
 	for (size_t i = 0; i < cfg->nsyncs; i++)
 		l.t[i] = -1;
 	/* opened and closed here: no SQLite handle may live across fork() */
-	if (retl_state_open(&st, cfg->state_path, err) < 0 ||
+	if (retl_state_open_at(&st, cfg->state_path, cfg->state_local, err) < 0 ||
 	    retl_state_runs(st, NULL, 0, on_last_run, &l, err) < 0) {
 		retl_state_close(st);
 		free(l.t);
@@ -317,7 +317,7 @@ static void child_main(struct retl_config *cfg, struct retl_sync_cfg *sc)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	retl_err_clear(&err);
-	if (retl_state_open(&st, cfg->state_path, &err) < 0) {
+	if (retl_state_open_at(&st, cfg->state_path, cfg->state_local, &err) < 0) {
 		retl_log(RETL_LOG_ERROR, sc->name, "%s", err.msg);
 		_exit(err.code ? err.code : RETL_EXIT_USAGE);
 	}

@@ -415,7 +415,7 @@ static enum run_end end_spool(struct run *r)
 			retl_err_set(r->err, RETL_EXIT_USAGE, "--out: %s", strerror(errno));
 		else
 			retl_err_set(r->err, RETL_EXIT_STATE, "state store %s: writing the run's spool: %s",
-				     r->cfg->state_path, strerror(errno));
+				     retl_state_name(r->st), strerror(errno));
 		return RUN_STOPPED;
 	}
 	retl_spool_free(r->spool);

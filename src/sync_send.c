@@ -128,7 +128,7 @@ static int spool_op(struct run *r, const struct queued *q)
 	if (r->o->plan)
 		return retl_err_set(r->err, RETL_EXIT_USAGE, "--out: %s", strerror(errno));
 	return retl_err_set(r->err, RETL_EXIT_STATE, "state store %s: writing the run's spool: %s",
-			    r->cfg->state_path, strerror(errno));
+			    retl_state_name(r->st), strerror(errno));
 }
 
 /* phase 2: one operation of the spool into a batch; its hashes are
