@@ -54,16 +54,24 @@ int retl_state__bump_gen(retl_state *st, const char *sync,
 	return 0;
 }
 
-static uint64_t get_gen(retl_state *st, const char *sync)
+/* the generation, 0 when the sync has none; -1 (err set) when it cannot
+ * be read: a store that is gone (a lost connection) must not pass for one
+ * never written, whose images are stamped 0 */
+static int get_gen(retl_state *st, const char *sync, uint64_t *gen,
+		   struct retl_err *err)
 {
 	retl_db_stmt *s = st->stmt[S_GEN_GET];
-	uint64_t gen = 0;
+	int rc;
 
+	*gen = 0;
 	retl_state__bind_text(s, 1, sync);
-	if (retl_db_step(s) == RETL_DB_ROW)
-		gen = (uint64_t)retl_db_col_int64(s, 0);
+	rc = retl_db_step(s);
+	if (rc == RETL_DB_ROW)
+		*gen = (uint64_t)retl_db_col_int64(s, 0);
+	else if (rc == RETL_DB_ERROR)
+		retl_state__db_err(st, err);
 	retl_db_reset(s);
-	return gen;
+	return rc == RETL_DB_ERROR ? -1 : 0;
 }
 
 FILE *retl_state_spool_file(retl_state *st, const char *sync, struct retl_err *err)
@@ -84,7 +92,12 @@ FILE *retl_state_spool_file(retl_state *st, const char *sync, struct retl_err *e
 
 uint64_t retl_state_generation(retl_state *st, const char *sync)
 {
-	return get_gen(st, sync);
+	struct retl_err err;
+	uint64_t gen;
+
+	retl_err_clear(&err);
+	get_gen(st, sync, &gen, &err);
+	return gen;
 }
 
 static int load_from_sqlite(retl_state *st, const char *sync, retl_cache **out,
@@ -95,7 +108,14 @@ int retl_state_load_cache(retl_state *st, const char *sync, retl_cache **out,
 {
 	char *path = retl_state__sync_path(st, sync, ".cache");
 	const char *why = NULL;
-	int rc = retl_cache_load(out, path, get_gen(st, sync), &why);
+	uint64_t gen;
+
+	*out = NULL;
+	if (get_gen(st, sync, &gen, err) < 0) {
+		free(path);
+		return -1;
+	}
+	int rc = retl_cache_load(out, path, gen, &why);
 
 	if (rc == RETL_CACHE_IMAGE_BAD) {
 		/* only a copy: removed, so the next save writes it afresh
@@ -117,9 +137,15 @@ static int save_image(retl_state *st, const char *sync, int from_sqlite,
 		      struct retl_err *err)
 {
 	char *path = retl_state__sync_path(st, sync, ".cache");
-	uint64_t gen = get_gen(st, sync);
+	uint64_t gen;
 	retl_cache *c = NULL;
 	int rc = 0;
+
+	if (get_gen(st, sync, &gen, err) < 0) {
+		retl_state_mirror(st, NULL, NULL);
+		free(path);
+		return -1;
+	}
 
 	if (retl_cache_image_is(path, gen))
 		retl_state_mirror(st, NULL, NULL);

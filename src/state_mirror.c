@@ -257,7 +257,7 @@ int retl_state__mirror_save(retl_state *st, const char *sync, const char *path,
 	struct retl_state_mirror *m = mirror_of(st, sync);
 	int rc;
 
-	if (!m || !retl_db_in_txn(st->db) == 0)
+	if (!m || retl_db_in_txn(st->db))
 		return 1;
 	rc = settle(st, m, err);
 	if (rc != 0) {

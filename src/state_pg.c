@@ -158,21 +158,23 @@ static char *scalar(retl_state *st, const char *sql, const char *p1,
 	return v;
 }
 
-/* what a missing grant needs, said with the names of this store */
+/* what a missing grant needs, said with the names of this store: on
+ * "DATABASE" (to create the schema) or "SCHEMA" (to create its tables) */
 static int grant_err(retl_state *st, const char *on, struct retl_err *err)
 {
 	int f;
+	char *why = retl_strdup(retl_db_errmsg(st->db));
+	/* the failed statement spoiled the transaction: names come after */
+	retl_db_exec(st->db, "ROLLBACK");
 	char *user = scalar(st, "SELECT current_user", NULL, &f);
 	char *db = scalar(st, "SELECT current_database()", NULL, &f);
 	int rc = retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s. "
-			      "retl needs CREATE on %s: GRANT CREATE ON %s "
-			      "TO %s (or create the schema for it: CREATE "
-			      "SCHEMA " SCHEMA " AUTHORIZATION %s)", st->path,
-			      retl_db_errmsg(st->db), on,
-			      !strcmp(on, "the database") ? db ? db : "?" :
-			      "SCHEMA " SCHEMA,
+			      "Grant it: GRANT CREATE ON %s %s TO %s; or create "
+			      "the schema for retl: CREATE SCHEMA " SCHEMA
+			      " AUTHORIZATION %s", st->path, why, on,
+			      !strcmp(on, "DATABASE") ? db ? db : "?" : SCHEMA,
 			      user ? user : "?", user ? user : "?");
-	(void)f;
+	free(why);
 	free(user);
 	free(db);
 	return rc;
@@ -214,7 +216,7 @@ static int pg_migrate(retl_state *st, const char *const *migrations, int nmig,
 	}
 	if (!v && retl_db_exec(st->db, "CREATE SCHEMA " SCHEMA) < 0) {
 		if (retl_db_errkind(st->db) == RETL_DB_EPERM)
-			grant_err(st, "the database", err);
+			grant_err(st, "DATABASE", err);
 		else
 			retl_state__db_err(st, err);
 		goto fail;
@@ -224,7 +226,7 @@ static int pg_migrate(retl_state *st, const char *const *migrations, int nmig,
 		   "tablename = 'meta'", SCHEMA, &failed);
 	if (!v && !failed && retl_db_exec(st->db, pg_base) < 0) {
 		if (retl_db_errkind(st->db) == RETL_DB_EPERM)
-			grant_err(st, "schema " SCHEMA, err);
+			grant_err(st, "SCHEMA", err);
 		else
 			retl_state__db_err(st, err);
 		goto fail;

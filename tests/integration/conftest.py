@@ -17,6 +17,10 @@ cluster's DSN unless given) and destination "out" = {"type": "file",
 RETL_TEST_READ=copy|cursor sets the default source's "read" (how rows are
 streamed); `make integration` runs test_sync.py a second time with
 RETL_TEST_READ=cursor, so the sync tests hold on both read paths.
+
+    pg_state   factory: pg_state() -> the URL of a state store in a fresh
+               database of the session cluster (README "The state store",
+               PostgreSQL); project(state=pg_state()) keeps its state there
 """
 
 import itertools
@@ -134,6 +138,31 @@ def db(pg):
     try:
         yield Database(pg, name)
     finally:
+        pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
+
+
+def pg_state_url(cluster, dbname, password=None):
+    """A postgresql:// URL of database dbname of the cluster (unix socket);
+    password, when given, is put in the URL (trust auth ignores it)."""
+    auth = f"postgres:{password}" if password else "postgres"
+    return (f"postgresql://{auth}@/{dbname}?host={cluster.sockdir}"
+            f"&port={cluster.port}")
+
+
+@pytest.fixture
+def pg_state(pg):
+    """Factory of state stores in PostgreSQL: each call a fresh database,
+    dropped after the test; returns its URL."""
+    names = []
+
+    def make(password=None):
+        name = f"st{os.getpid()}_{next(_db_counter)}"
+        pg.psql(f"CREATE DATABASE {name}")
+        names.append(name)
+        return pg_state_url(pg, name, password)
+
+    yield make
+    for name in names:
         pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
 
 
