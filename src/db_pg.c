@@ -16,6 +16,17 @@
  * PostgreSQL aborts a transaction at its first failed statement and then
  * answers COMMIT with ROLLBACK: that answer is an error here, so nothing
  * before the failure is taken for committed.
+ *
+ * Pipelining: inside a transaction, a statement that only writes (INSERT,
+ * UPDATE, DELETE without RETURNING) is sent in libpq's pipeline mode and
+ * its step returns at once: a first run acknowledges a row with two or
+ * three statements, and a round trip each would make a million-row first
+ * run take many minutes.  Its result is read later, when a statement that
+ * needs an answer comes (a read, COMMIT, anything run by exec) or when
+ * PIPE_MAX results wait (so neither side's socket buffer fills while the
+ * other waits on it).  A write that failed fails that next statement, and
+ * with it the commit: the transaction is aborted, nothing half-written is
+ * kept, nothing the caller had not acknowledged is marked.
  */
 #include "db.h"
 
@@ -26,9 +37,12 @@
 
 #include "buf.h"
 
+#define PIPE_MAX 256
+
 struct pg_db {
 	struct retl_db base;
 	PGconn *c;
+	int pending;                    /* pipelined statements not read */
 	char *msg;                      /* the last error, or NULL */
 	enum retl_db_kind kind;
 	int64_t changes;
@@ -44,6 +58,7 @@ struct pg_stmt {
 	char **own;                     /* copies made by bind_text */
 	Oid *types;                     /* 0: inferred by the server */
 	int runs;                       /* times executed */
+	int writes;                     /* INSERT/UPDATE/DELETE, no RETURNING */
 	char name[32];                  /* "" until prepared on the server */
 	PGresult *res;
 	int row, nrows;
@@ -150,6 +165,8 @@ static int pg_prepare(retl_db *d, const char *sql, retl_db_stmt **out)
 	char used[RETL_PG_MAXP] = { 0 };
 
 	s->base.db = d;
+	s->writes = (!strncmp(sql, "INSERT", 6) || !strncmp(sql, "UPDATE", 6) ||
+		     !strncmp(sql, "DELETE", 6)) && !strstr(sql, "RETURNING");
 	s->nparams = translate(sql, &b, used);
 	s->sql = retl_buf_detach(&b);
 	if (s->nparams) {
@@ -205,6 +222,102 @@ static void pg_bind_null(retl_db_stmt *st, int i)
 		s->vals[i - 1] = NULL;
 }
 
+/* the note of a pipelined result: the first error wins */
+static void pipe_result(struct pg_db *db, PGresult *r, int *failed)
+{
+	ExecStatusType t = PQresultStatus(r);
+
+	if (t == PGRES_PIPELINE_ABORTED || t == PGRES_PIPELINE_SYNC)
+		return;
+	if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
+		db->changes = atoll(PQcmdTuples(r));
+		return;
+	}
+	if (!*failed) {
+		check(db, r);
+		*failed = 1;
+	}
+}
+
+/*
+ * Reads every pipelined result and leaves pipeline mode: 0, or -1 with
+ * the first failure noted (the transaction is then aborted).
+ */
+static int drain(struct pg_db *db)
+{
+	int failed = 0;
+
+	if (PQpipelineStatus(db->c) == PQ_PIPELINE_OFF)
+		return 0;
+	if (db->pending && PQpipelineSync(db->c) != 1) {
+		set_err(db, RETL_DB_EIO, PQerrorMessage(db->c));
+		failed = 1;
+	}
+	while (db->pending && !failed) {
+		PGresult *r = PQgetResult(db->c);
+
+		if (!r) {
+			/* the end of one statement's results, or of a
+			 * connection that is gone */
+			if (PQstatus(db->c) == CONNECTION_BAD) {
+				set_err(db, RETL_DB_EIO, PQerrorMessage(db->c));
+				failed = 1;
+			}
+			continue;
+		}
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
+			db->pending = 0;
+		else
+			pipe_result(db, r, &failed);
+		PQclear(r);
+	}
+	if (failed) {
+		/* what is left of the pipeline is the connection's end */
+		PGresult *r;
+		while (PQstatus(db->c) == CONNECTION_OK &&
+		       (r = PQgetResult(db->c))) {
+			int sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+			PQclear(r);
+			if (sync)
+				break;
+		}
+		db->pending = 0;
+	}
+	PQexitPipelineMode(db->c);
+	return failed ? -1 : 0;
+}
+
+/* sends a write without waiting for it (see the top) */
+static int send_write(struct pg_db *db, struct pg_stmt *s)
+{
+	if (PQpipelineStatus(db->c) == PQ_PIPELINE_OFF &&
+	    PQenterPipelineMode(db->c) != 1)
+		goto fail;
+	if (!s->name[0]) {
+		snprintf(s->name, sizeof(s->name), "retl_%lu", ++db->next_name);
+		if (PQsendPrepare(db->c, s->name, s->sql, s->nparams,
+				  s->types) != 1)
+			goto fail;
+		db->pending++;
+	}
+	if (PQsendQueryPrepared(db->c, s->name, s->nparams, s->vals, NULL,
+				NULL, 0) != 1)
+		goto fail;
+	s->runs++;
+	if (++db->pending >= PIPE_MAX)
+		return drain(db);
+	return 0;
+fail:
+	set_err(db, RETL_DB_EIO, PQerrorMessage(db->c));
+	return -1;
+}
+
+static int in_block(struct pg_db *db)
+{
+	return PQpipelineStatus(db->c) != PQ_PIPELINE_OFF ||
+	       PQtransactionStatus(db->c) == PQTRANS_INTRANS;
+}
+
 static PGresult *run(struct pg_db *db, struct pg_stmt *s)
 {
 	if (s->runs++ == 0)
@@ -228,6 +341,13 @@ static int pg_step(retl_db_stmt *st)
 	struct pg_db *db = DB(st->db);
 
 	if (!s->res) {
+		db->kind = RETL_DB_OK;
+		if (s->writes && in_block(db)) {
+			s->row = s->nrows = 0;
+			return send_write(db, s) < 0 ? RETL_DB_ERROR : RETL_DB_DONE;
+		}
+		if (drain(db) < 0 && strncmp(s->sql, "ROLLBACK", 8))
+			return RETL_DB_ERROR;
 		db->kind = RETL_DB_OK;
 		s->res = run(db, s);
 		if (check(db, s->res) < 0) {
@@ -292,7 +412,7 @@ static void pg_finalize(retl_db_stmt *st)
 	struct pg_db *db = DB(st->db);
 
 	pg_reset(st);
-	if (s->name[0] && PQstatus(db->c) == CONNECTION_OK &&
+	if (s->name[0] && drain(db) == 0 && PQstatus(db->c) == CONNECTION_OK &&
 	    PQtransactionStatus(db->c) != PQTRANS_INERROR) {
 		retl_buf b = RETL_BUF_INIT;
 		retl_buf_addf(&b, "DEALLOCATE %s", s->name);
@@ -314,6 +434,8 @@ static int pg_exec(retl_db *d, const char *sql)
 	struct pg_db *db = DB(d);
 	PGresult *r;
 
+	if (drain(db) < 0 && strncmp(sql, "ROLLBACK", 8))
+		return -1;
 	db->kind = RETL_DB_OK;
 	r = PQexec(db->c, sql);
 	int rc = check(db, r);
@@ -331,6 +453,7 @@ static int pg_begin(retl_db *d, enum retl_db_begin mode)
 
 static int64_t pg_changes(retl_db *d)
 {
+	drain(DB(d));
 	return DB(d)->changes;
 }
 
