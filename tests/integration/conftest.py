@@ -18,6 +18,10 @@ RETL_TEST_READ=copy|cursor sets the default source's "read" (how rows are
 streamed); `make integration` runs test_sync.py a second time with
 RETL_TEST_READ=cursor, so the sync tests hold on both read paths.
 
+RETL_TEST_STATE=postgresql puts the state of every default project (no
+state given) in a fresh database of the session cluster instead of the
+SQLite file; `make integration` runs test_run_states.py a second time so.
+
     pg_state   factory: pg_state() -> the URL of a state store in a fresh
                database of the session cluster (README "The state store",
                PostgreSQL); project(state=pg_state()) keeps its state there
@@ -176,9 +180,10 @@ def retl_bin():
 
 
 class Project:
-    def __init__(self, root, retl_bin):
+    def __init__(self, root, retl_bin, state_url=None):
         self.dir = str(root)
         self.retl_bin = retl_bin
+        self.state_url = state_url      # a PostgreSQL store, or None
         os.makedirs(os.path.join(self.dir, "mappings"), exist_ok=True)
 
     def path(self, *parts):
@@ -209,15 +214,56 @@ class Project:
     def read_jsonl(self, rel="out.jsonl"):
         return read_jsonl(self.path(rel))
 
+    def state_rows(self, sql):
+        """The rows of sql run on the project's state store, the SQLite
+        file or the PostgreSQL database (self.state_url): tuples of int,
+        float, str or None."""
+        if not self.state_url:
+            import sqlite3
+            con = sqlite3.connect(self.path("state", "retl.db"))
+            try:
+                return con.execute(sql).fetchall()
+            finally:
+                con.close()
+        import re
+        url = self.state_url
+        db = url.split("@/", 1)[1].split("?", 1)[0]
+        query = dict(kv.split("=", 1) for kv in url.split("?", 1)[1].split("&"))
+        psql = os.path.join(PgCluster().bindir, "psql")
+        out = subprocess.run(
+            [psql, "-X", "-q", "-A", "-t", "-F", "\x1f", "-R", "\x1e",
+             "-v", "ON_ERROR_STOP=1", "-h", query["host"], "-p",
+             query["port"], "-U", "postgres", "-d", db,
+             "-P", "null=\\N", "-c", "SET search_path TO retl",
+             "-c", sql], capture_output=True, text=True, check=True).stdout
+
+        def value(v):
+            if v == "\\N":
+                return None
+            if re.fullmatch(r"-?\d+", v):
+                return int(v)
+            if re.fullmatch(r"-?\d+\.\d*(e[-+]?\d+)?", v):
+                return float(v)
+            return v
+        return [tuple(value(v) for v in row.split("\x1f"))
+                for row in out.rstrip("\n").split("\x1e") if row.strip("\n")]
+
+
+# the state of every default project (see the module docstring)
+STATE_IN_PG = os.environ.get("RETL_TEST_STATE") == "postgresql"
+
 
 @pytest.fixture
-def project(tmp_path, pg, retl_bin):
+def project(tmp_path, pg, retl_bin, pg_state):
     counter = itertools.count(1)
 
     def make(dsn=None, destinations=None, state=None, sources=None):
+        if state is None and STATE_IN_PG:
+            state = pg_state()
         root = tmp_path / f"project{next(counter)}"
         root.mkdir()
-        p = Project(root, retl_bin)
+        p = Project(root, retl_bin, state if state and
+                    state.startswith("postgresql://") else None)
         config = {
             "sources": sources or {
                 "warehouse": dict({"type": "postgres", "dsn": dsn or pg.dsn},
