@@ -182,9 +182,10 @@ integration: retl $(PRISM)
 	# the sync tests again, every model read through a server-side cursor
 	# (the path for warehouses without COPY ... TO STDOUT, README "Warehouses")
 	RETL_TEST_READ=cursor RETL_REQUEST_LOG=$(CURDIR)/$(REQUEST_LOG) $(PYTHON) -m pytest -q tests/integration/test_sync.py
-	# the run-state tests again, every project's state in a PostgreSQL
-	# database (README "The state store", PostgreSQL)
-	RETL_TEST_STATE=postgresql $(PYTHON) -m pytest -q tests/integration/test_run_states.py
+	# the sync and run-state tests again (kills at every commit point
+	# included), every project's state in a PostgreSQL database (README
+	# "The state store", PostgreSQL)
+	RETL_TEST_STATE=postgresql $(PYTHON) -m pytest -q tests/integration/test_sync.py tests/integration/test_run_states.py
 	RETL_REQUEST_LOG=$(CURDIR)/$(REQUEST_LOG) $(PYTHON) -m pytest -q tests/conformance
 
 test: deps

@@ -245,45 +245,45 @@ static void pipe_result(struct pg_db *db, PGresult *r, int *failed)
  */
 static int drain(struct pg_db *db)
 {
-	int failed = 0;
+	int failed = 0, nulls = 0;
 
 	if (PQpipelineStatus(db->c) == PQ_PIPELINE_OFF)
 		return 0;
 	if (db->pending && PQpipelineSync(db->c) != 1) {
 		set_err(db, RETL_DB_EIO, PQerrorMessage(db->c));
 		failed = 1;
-	}
-	while (db->pending && !failed) {
-		PGresult *r = PQgetResult(db->c);
+	} else if (db->pending) {
+		/* every result up to the sync: a NULL ends one statement's
+		 * results; two in a row, or a lost connection, end them all */
+		for (;;) {
+			PGresult *r = PQgetResult(db->c);
 
-		if (!r) {
-			/* the end of one statement's results, or of a
-			 * connection that is gone */
-			if (PQstatus(db->c) == CONNECTION_BAD) {
-				set_err(db, RETL_DB_EIO, PQerrorMessage(db->c));
-				failed = 1;
+			if (!r) {
+				if (PQstatus(db->c) == CONNECTION_BAD) {
+					if (!failed)
+						set_err(db, RETL_DB_EIO,
+							PQerrorMessage(db->c));
+					failed = 1;
+					break;
+				}
+				if (++nulls > 1)
+					break;
+				continue;
 			}
-			continue;
-		}
-		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC)
-			db->pending = 0;
-		else
-			pipe_result(db, r, &failed);
-		PQclear(r);
-	}
-	if (failed) {
-		/* what is left of the pipeline is the connection's end */
-		PGresult *r;
-		while (PQstatus(db->c) == CONNECTION_OK &&
-		       (r = PQgetResult(db->c))) {
-			int sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-			PQclear(r);
-			if (sync)
+			nulls = 0;
+			if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+				PQclear(r);
 				break;
+			}
+			pipe_result(db, r, &failed);
+			PQclear(r);
 		}
-		db->pending = 0;
 	}
-	PQexitPipelineMode(db->c);
+	db->pending = 0;
+	if (PQexitPipelineMode(db->c) != 1 && !failed) {
+		set_err(db, RETL_DB_EIO, PQerrorMessage(db->c));
+		failed = 1;
+	}
 	return failed ? -1 : 0;
 }
 

@@ -20,7 +20,8 @@ RETL_TEST_READ=cursor, so the sync tests hold on both read paths.
 
 RETL_TEST_STATE=postgresql puts the state of every default project (no
 state given) in a fresh database of the session cluster instead of the
-SQLite file; `make integration` runs test_run_states.py a second time so.
+SQLite file; `make integration` runs test_sync.py and test_run_states.py
+a second time so.
 
     pg_state   factory: pg_state() -> the URL of a state store in a fresh
                database of the session cluster (README "The state store",

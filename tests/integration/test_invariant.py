@@ -124,6 +124,23 @@ def test_hubspot_equals_model(project, db, hs_emulator, seed):
     scenario(HubSpotDest(hs_emulator), db, project, seed)
 
 
+# the state in PostgreSQL (README "The state store"): the same scenarios,
+# kills and lost answers included, on two of the seeds (CI time)
+def in_pg(project, pg_state):
+    return lambda **kw: project(state=pg_state(), **kw)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_file_equals_model_state_in_postgresql(project, db, pg_state, seed):
+    scenario(FileDest(), db, in_pg(project, pg_state), seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_hubspot_equals_model_state_in_postgresql(project, db, hs_emulator,
+                                                  pg_state, seed):
+    scenario(HubSpotDest(hs_emulator), db, in_pg(project, pg_state), seed)
+
+
 class SalesforceDest(EmulatorDest):
     """Contacts by External ID (the key); bulk: every run a Bulk API job"""
     has_match = False

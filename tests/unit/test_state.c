@@ -1550,6 +1550,38 @@ static void test_fresh_and_mirror(retl_state *st)
 	retl_cache_free(c);
 }
 
+/*
+ * A write that fails fails its transaction: nothing written before it in
+ * that transaction is kept.  On PostgreSQL the writes are pipelined
+ * (db_pg.c): the failure comes back at the commit, not at the call.
+ */
+static void test_failed_write_fails_the_commit(retl_state *st)
+{
+	struct retl_err err;
+	struct retl_state_rec r = rec("x", 5, 6, NULL, NULL);
+	int64_t run;
+	int a, c;
+
+	retl_err_clear(&err);
+	CHECK(retl_state_run_begin(st, "atomic", &run, &err) == 0);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, "atomic", &r, &err) == 0);
+	/* an outcome must say what happened: NOT NULL refuses it */
+	a = retl_state_outcome(st, run, "x", NULL, NULL, &err);
+	c = a < 0 ? -1 : retl_state_commit(st, &err);
+	CHECK(a < 0 || c < 0);
+	CHECK(err.msg[0] != '\0');
+	retl_state_rollback(st);
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 'atomic'") == 0);
+	/* and the handle goes on */
+	retl_err_clear(&err);
+	CHECK(retl_state_begin(st, &err) == 0);
+	CHECK(retl_state_ack(st, "atomic", &r, &err) == 0);
+	CHECK(retl_state_commit(st, &err) == 0 || !fprintf(stderr, "%s\n", err.msg));
+	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 'atomic'") == 1);
+	CHECK(retl_state_run_end(st, run, RETL_RUN_OK, 0, NULL, NULL, &err) == 0);
+}
+
 /* PostgreSQL: a new store is an empty schema; the tables at version 8 */
 static void test_open_pg(void)
 {
@@ -1618,6 +1650,7 @@ int main(void)
 	test_staged(st);
 	test_left_over(st);
 	test_fresh_and_mirror(st);
+	test_failed_write_fails_the_commit(st);
 	retl_state_close(st);
 	if (!pg_url)
 		test_marker();
