@@ -189,8 +189,5 @@ int retl_db_sqlite_open(retl_db **out, const char *path, int flags,
 /* db_pg.c: connects to the libpq connection string; on failure *out
  * holds a handle whose errmsg says why (close it) */
 int retl_db_pg_open(retl_db **out, const char *conninfo);
-/* the backend's raw connection (PGconn *) for the few PostgreSQL-only
- * things the state does (advisory locks) */
-void *retl_db_pg_conn(retl_db *db);
 
 #endif

@@ -533,8 +533,3 @@ int retl_db_pg_open(retl_db **out, const char *conninfo)
 	PQsetNoticeProcessor(db->c, quiet, NULL);
 	return 0;
 }
-
-void *retl_db_pg_conn(retl_db *db)
-{
-	return DB(db)->c;
-}

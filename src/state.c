@@ -16,6 +16,24 @@
  * An observer handle (retl_state_open_observer) is the daemon's short
  * look at a store another process writes: no file created, no migration,
  * no statement prepared.
+ *
+ * The statements run on SQLite and on PostgreSQL (state_pg.c, db_pg.c) as
+ * written.  What the two dialects do not share is kept here and in db.h,
+ * not spelled per statement:
+ *   - case folding: NOCASE(x) below (ASCII only on both);
+ *   - BEGIN IMMEDIATE (SQLite) / BEGIN: retl_db_begin's modes;
+ *   - SQLite's INSERT-then-UPSERT fallback (a failed INSERT aborts a
+ *     PostgreSQL transaction): struct retl_db's upsert_only;
+ *   - the schema: migrations[] are SQLite's (WITHOUT ROWID, INTEGER
+ *     PRIMARY KEY, untyped meta.value); PostgreSQL's tables are created at
+ *     version RETL_STATE_PG_BASE by state_pg.c and take the entries after
+ *     it, which must therefore be SQL both accept;
+ *   - dates: computed in C from the ISO 8601 text (no julianday);
+ *   - parameters PostgreSQL cannot type from their use are CAST.
+ * Both take ON CONFLICT ... DO NOTHING / DO UPDATE (target columns named
+ * cache.x, PostgreSQL finds a bare name ambiguous there), IS DISTINCT
+ * FROM, RETURNING, AS MATERIALIZED, a column named rowid (PostgreSQL's
+ * outcomes has one).
  */
 #include "state.h"
 #include "state_int.h"
@@ -34,7 +52,9 @@
 
 /*
  * Schema migrations: migrations[i] takes the store from version i to i + 1.
- * Never edit a shipped entry; append one.
+ * Never edit a shipped entry; append one.  Entries from index
+ * RETL_STATE_PG_BASE (8) on also run on PostgreSQL stores (state_pg.c):
+ * write them in SQL both accept, or give state_pg.c its own version.
  */
 static const char *const migrations[] = {
 	/* 1 */

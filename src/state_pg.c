@@ -4,7 +4,8 @@
  * schema, the run lock, the probe.  Everything else is the statements
  * the SQLite store runs, through db.h.
  *
- * The tables live in schema "retl" of the URL's database, created at
+ * The tables live in schema "retl" of the URL's database (or the one the
+ * URL's options name, pick_schema), created at
  * schema version RETL_STATE_PG_BASE in one transaction (the same tables as
  * SQLite's migrations 1..8 build, with PostgreSQL's types: hashes are
  * BIGINT, text compared byte-wise under COLLATE "C" like SQLite's BINARY,
@@ -44,7 +45,7 @@
 #include "buf.h"
 #include "redact.h"
 
-#define SCHEMA "retl"
+#define SCHEMA "retl"            /* unless the URL's options name another */
 
 /* the tables at RETL_STATE_PG_BASE (state.c's migrations 1..8) */
 static const char pg_base[] =
@@ -170,10 +171,10 @@ static int grant_err(retl_state *st, const char *on, struct retl_err *err)
 	char *db = scalar(st, "SELECT current_database()", NULL, &f);
 	int rc = retl_err_set(err, RETL_EXIT_USAGE, "state store %s: %s. "
 			      "Grant it: GRANT CREATE ON %s %s TO %s; or create "
-			      "the schema for retl: CREATE SCHEMA " SCHEMA
-			      " AUTHORIZATION %s", st->path, why, on,
-			      !strcmp(on, "DATABASE") ? db ? db : "?" : SCHEMA,
-			      user ? user : "?", user ? user : "?");
+			      "the schema for retl: CREATE SCHEMA %s "
+			      "AUTHORIZATION %s", st->path, why, on,
+			      !strcmp(on, "DATABASE") ? db ? db : "?" : st->schema,
+			      user ? user : "?", st->schema, user ? user : "?");
 	free(why);
 	free(user);
 	free(db);
@@ -200,6 +201,7 @@ static int set_version(retl_state *st, int v, struct retl_err *err)
 static int pg_migrate(retl_state *st, const char *const *migrations, int nmig,
 		      struct retl_err *err)
 {
+	retl_buf sql = RETL_BUF_INIT;
 	int failed, have;
 	char *v;
 
@@ -208,13 +210,15 @@ static int pg_migrate(retl_state *st, const char *const *migrations, int nmig,
 	if (retl_state__exec(st, "SELECT pg_advisory_xact_lock(7378141, 0)",
 			     err) < 0)
 		goto fail;
-	v = scalar(st, "SELECT 1 FROM pg_namespace WHERE nspname = ?1", SCHEMA,
-		   &failed);
+	v = scalar(st, "SELECT 1 FROM pg_namespace WHERE nspname = ?1",
+		   st->schema, &failed);
 	if (failed) {
 		pg_fail(st, RETL_EXIT_STATE, NULL, err);
 		goto fail;
 	}
-	if (!v && retl_db_exec(st->db, "CREATE SCHEMA " SCHEMA) < 0) {
+	retl_buf_reset(&sql);
+	retl_buf_addf(&sql, "CREATE SCHEMA %s", st->schema);
+	if (!v && retl_db_exec(st->db, retl_buf_cstr(&sql)) < 0) {
 		if (retl_db_errkind(st->db) == RETL_DB_EPERM)
 			grant_err(st, "DATABASE", err);
 		else
@@ -223,7 +227,7 @@ static int pg_migrate(retl_state *st, const char *const *migrations, int nmig,
 	}
 	free(v);
 	v = scalar(st, "SELECT 1 FROM pg_tables WHERE schemaname = ?1 AND "
-		   "tablename = 'meta'", SCHEMA, &failed);
+		   "tablename = 'meta'", st->schema, &failed);
 	if (!v && !failed && retl_db_exec(st->db, pg_base) < 0) {
 		if (retl_db_errkind(st->db) == RETL_DB_EPERM)
 			grant_err(st, "SCHEMA", err);
@@ -243,8 +247,8 @@ static int pg_migrate(retl_state *st, const char *const *migrations, int nmig,
 			retl_state__db_err(st, err);
 		else
 			retl_err_set(err, RETL_EXIT_USAGE, "state store %s: "
-				     "schema " SCHEMA " has no valid "
-				     "schema_version in its meta table", st->path);
+				     "schema %s has no valid schema_version "
+				     "in its meta table", st->path, st->schema);
 		goto fail;
 	}
 	if (have > nmig) {
@@ -258,10 +262,51 @@ static int pg_migrate(retl_state *st, const char *const *migrations, int nmig,
 			goto fail;
 	if (have != nmig && set_version(st, nmig, err) < 0)
 		goto fail;
+	retl_buf_free(&sql);
 	return retl_state__exec(st, "COMMIT", err);
 fail:
+	retl_buf_free(&sql);
 	retl_db_exec(st->db, "ROLLBACK");
 	return -1;
+}
+
+/*
+ * The store's schema: "retl", or the first schema of a search_path the
+ * URL's options set (postgresql://…/db?options=-csearch_path%3Dsales_retl):
+ * libpq's own way to name a schema, so the URL stays a plain libpq URL.
+ * A plain lower-case name only, since it is written into SQL.
+ */
+static int pick_schema(retl_state *st, struct retl_err *err)
+{
+	int failed;
+	char *v = scalar(st, "SELECT setting FROM pg_settings WHERE name = "
+			 "'search_path' AND source = 'client'", NULL, &failed);
+	size_t n;
+
+	if (failed) {
+		free(v);
+		return retl_state__db_err(st, err);
+	}
+	if (!v) {
+		st->schema = retl_strdup(SCHEMA);
+		return 0;
+	}
+	n = strcspn(v, ", ");
+	v[n] = '\0';
+	int ok = n > 0 && n < 64 && !(v[0] >= '0' && v[0] <= '9');
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') ||
+		     v[i] == '_';
+	if (!ok) {
+		int rc = retl_err_set(err, RETL_EXIT_USAGE, "state store %s: "
+				      "search_path \"%s\": the store's schema "
+				      "must be a lower-case name of letters, "
+				      "digits and _", st->path, v);
+		free(v);
+		return rc;
+	}
+	st->schema = v;
+	return 0;
 }
 
 /* the local directory's files: "<local>/pgstate.<sync>.cache" */
@@ -288,7 +333,6 @@ int retl_state__pg_open(retl_state *st, const char *url, const char *local,
 	st->pg = 1;
 	free(st->path);
 	st->path = display_url(url);
-	st->schema = retl_strdup(SCHEMA);
 	retl_redact_dsn_password(url);
 	if (retl_db_pg_open(&st->db, url) < 0) {
 		const char *m = retl_db_errmsg(st->db);
@@ -301,8 +345,15 @@ int retl_state__pg_open(retl_state *st, const char *url, const char *local,
 		return pg_fail(st, setup ? RETL_EXIT_USAGE : RETL_EXIT_STATE,
 			       "cannot connect", err);
 	}
-	if (retl_state__exec(st, "SET client_min_messages TO warning", err) < 0 ||
-	    retl_state__exec(st, "SET search_path TO " SCHEMA, err) < 0)
+	retl_buf set = RETL_BUF_INIT;
+	int rc = retl_state__exec(st, "SET client_min_messages TO warning",
+				  err) < 0 || pick_schema(st, err) < 0;
+	if (!rc) {
+		retl_buf_addf(&set, "SET search_path TO %s", st->schema);
+		rc = retl_state__exec(st, retl_buf_cstr(&set), err) < 0;
+	}
+	retl_buf_free(&set);
+	if (rc)
 		return -1;
 	if (observer)
 		return 0;
@@ -455,5 +506,5 @@ int retl_state__pg_probe(retl_state *st, struct retl_err *err)
 				    st->path, retl_db_errmsg(st->db));
 	return retl_err_set(err, RETL_EXIT_USAGE, "state store %s is not "
 			    "writable: a standby, or no INSERT, UPDATE, DELETE "
-			    "on " SCHEMA ".cache", st->path);
+			    "on %s.cache", st->path, st->schema);
 }

@@ -6,6 +6,7 @@ database of the session cluster (conftest.py pg_state); the password in
 its URL is never printed.
 """
 
+import json
 import os
 import re
 import signal
@@ -231,3 +232,65 @@ def test_missing_grant_is_named(project, db, pg_state, pg):
         pg.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE); "
                 "DROP ROLE IF EXISTS retl_nogrant", check=False)
 
+
+
+def test_schema_named_by_the_url_options(project, db, pg_state, tmp_path):
+    """options=-csearch_path=NAME puts the store in schema NAME: two stores
+    in one database are independent, their locks too"""
+    model(db, 50)
+    url = pg_state(PASSWORD)
+    other = url + "&options=-csearch_path%3Dsales_retl"
+    p = sync_project(project, db, url)
+    q = sync_project(project, db, other)
+    argv = [p.retl_bin, "--config", p.dir, "run", "s"]
+    with open(tmp_path / "first.err", "w+b") as ferr:
+        first = start_paused(argv, "run-begun", 1, stderr=ferr)
+    try:
+        rc, out, err = q.run("run", "s")
+        assert rc == 0, err
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    counts = db.cluster.psql(
+        "SELECT (SELECT count(*) FROM sales_retl.cache), "
+        "(SELECT count(*) FROM retl.cache)", "-At",
+        dbname=state_db(url)).strip()
+    assert counts == "50|0"
+    bad = url + "&options=-csearch_path%3DBad"
+    r = sync_project(project, db, bad)
+    rc, out, err = r.run("run", "s")
+    assert rc == 2 and "must be a lower-case name" in err, err
+
+
+def test_daemon_on_postgresql_state(project, db, pg_state):
+    """retl daemon with the state in PostgreSQL: scheduled runs recorded
+    there, /metrics counting them (its own connection), /healthz's probe"""
+    from test_daemon import Daemon
+    model(db, 20)
+    url = pg_state(PASSWORD)
+    p = sync_project(project, db, url)
+    d = dict(json.load(open(p.path("mappings", "s.json"))), schedule="every 2s")
+    p.add_mapping("s", d)
+    daemon = Daemon(p)
+    try:
+        def ok_runs():
+            return int(db.cluster.psql(
+                "SELECT count(*) FROM retl.runs WHERE status = 'ok'", "-At",
+                dbname=state_db(url)).strip() or 0)
+        wait_for(lambda: ok_runs() >= 2, 120, "two scheduled runs recorded",
+                 daemon.text)
+
+        def still():
+            m1 = daemon.metrics()
+            n = ok_runs()
+            m2 = daemon.metrics()
+            key = ("retl_runs_total", (("status", "ok"), ("sync", "s")))
+            return m1.get(key) == m2.get(key) and (m1.get(key), n)
+        got, n = wait_for(still, 60, "the run count to hold for a scrape")
+        assert got == n
+        assert daemon.get("/healthz") == (200, "ok\n")
+        assert daemon.stop() == 0, daemon.text()
+        no_secret(daemon.text())
+    finally:
+        daemon.kill()
+    assert destination(p) == model_rows(db)
