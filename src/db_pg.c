@@ -43,6 +43,11 @@ struct pg_db {
 	struct retl_db base;
 	PGconn *c;
 	int pending;                    /* pipelined statements not read */
+	struct pg_stmt **fresh;         /* prepared in this pipeline: after a
+					 * failure the server may have skipped
+					 * their Parse, so they are prepared
+					 * again, under a new name */
+	size_t nfresh, capfresh;
 	char *msg;                      /* the last error, or NULL */
 	enum retl_db_kind kind;
 	int64_t changes;
@@ -102,15 +107,17 @@ static enum retl_db_kind kind_of(struct pg_db *db, const char *state)
 	return RETL_DB_EOTHER;
 }
 
-/* 0 when res is a success, else -1 with the error noted; res is kept */
-static int check(struct pg_db *db, PGresult *res)
+/* 0 when res is a success, else -1 with the error noted; res is kept.
+ * sql: the statement, when it may be a COMMIT */
+static int check(struct pg_db *db, PGresult *res, const char *sql)
 {
 	ExecStatusType t = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
 		const char *tag = PQcmdStatus(res);
 		/* COMMIT of a transaction a failed statement aborted */
-		if (tag && !strcmp(tag, "ROLLBACK") && db->kind == RETL_DB_OK) {
+		if (sql && !strncmp(sql, "COMMIT", 6) && tag &&
+		    !strcmp(tag, "ROLLBACK")) {
 			set_err(db, RETL_DB_EOTHER, "the transaction was rolled "
 				"back by the server");
 			return -1;
@@ -234,7 +241,7 @@ static void pipe_result(struct pg_db *db, PGresult *r, int *failed)
 		return;
 	}
 	if (!*failed) {
-		check(db, r);
+		check(db, r, NULL);
 		*failed = 1;
 	}
 }
@@ -280,6 +287,9 @@ static int drain(struct pg_db *db)
 		}
 	}
 	db->pending = 0;
+	for (size_t i = 0; failed && i < db->nfresh; i++)
+		db->fresh[i]->name[0] = '\0';
+	db->nfresh = 0;
 	if (PQexitPipelineMode(db->c) != 1 && !failed) {
 		set_err(db, RETL_DB_EIO, PQerrorMessage(db->c));
 		failed = 1;
@@ -299,6 +309,12 @@ static int send_write(struct pg_db *db, struct pg_stmt *s)
 				  s->types) != 1)
 			goto fail;
 		db->pending++;
+		if (db->nfresh == db->capfresh) {
+			db->capfresh = db->capfresh ? 2 * db->capfresh : 16;
+			db->fresh = retl_realloc(db->fresh, db->capfresh *
+						 sizeof(*db->fresh));
+		}
+		db->fresh[db->nfresh++] = s;
 	}
 	if (PQsendQueryPrepared(db->c, s->name, s->nparams, s->vals, NULL,
 				NULL, 0) != 1)
@@ -327,7 +343,7 @@ static PGresult *run(struct pg_db *db, struct pg_stmt *s)
 		char name[32];
 		snprintf(name, sizeof(name), "retl_%lu", ++db->next_name);
 		PGresult *r = PQprepare(db->c, name, s->sql, s->nparams, s->types);
-		if (check(db, r) < 0)
+		if (check(db, r, NULL) < 0)
 			return r;
 		PQclear(r);
 		memcpy(s->name, name, sizeof(name));
@@ -350,7 +366,7 @@ static int pg_step(retl_db_stmt *st)
 			return RETL_DB_ERROR;
 		db->kind = RETL_DB_OK;
 		s->res = run(db, s);
-		if (check(db, s->res) < 0) {
+		if (check(db, s->res, s->sql) < 0) {
 			PQclear(s->res);
 			s->res = NULL;
 			return RETL_DB_ERROR;
@@ -438,7 +454,7 @@ static int pg_exec(retl_db *d, const char *sql)
 		return -1;
 	db->kind = RETL_DB_OK;
 	r = PQexec(db->c, sql);
-	int rc = check(db, r);
+	int rc = check(db, r, sql);
 	PQclear(r);
 	return rc;
 }
@@ -478,6 +494,7 @@ static void pg_close(retl_db *d)
 {
 	struct pg_db *db = DB(d);
 	PQfinish(db->c);
+	free(db->fresh);
 	free(db->msg);
 	free(db);
 }

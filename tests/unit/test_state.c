@@ -1568,6 +1568,10 @@ static void test_failed_write_fails_the_commit(retl_state *st)
 	CHECK(retl_state_ack(st, "atomic", &r, &err) == 0);
 	/* an outcome must say what happened: NOT NULL refuses it */
 	a = retl_state_outcome(st, run, "x", NULL, NULL, &err);
+	/* a statement first run after the failure (on PostgreSQL the server
+	 * skips it, its preparation included) */
+	if (a == 0)
+		a = retl_state_orphan_fail(st, "atomic", "m", "r", &err) < 0 ? 0 : a;
 	c = a < 0 ? -1 : retl_state_commit(st, &err);
 	CHECK(a < 0 || c < 0);
 	CHECK(err.msg[0] != '\0');
@@ -1577,6 +1581,7 @@ static void test_failed_write_fails_the_commit(retl_state *st)
 	retl_err_clear(&err);
 	CHECK(retl_state_begin(st, &err) == 0);
 	CHECK(retl_state_ack(st, "atomic", &r, &err) == 0);
+	CHECK(retl_state_orphan_fail(st, "atomic", "m", "r", &err) == 0);
 	CHECK(retl_state_commit(st, &err) == 0 || !fprintf(stderr, "%s\n", err.msg));
 	CHECK(q_int("SELECT count(*) FROM cache WHERE sync = 'atomic'") == 1);
 	CHECK(retl_state_run_end(st, run, RETL_RUN_OK, 0, NULL, NULL, &err) == 0);
