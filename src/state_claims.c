@@ -101,10 +101,8 @@ int retl_state_claim_plan(retl_state *st, const char *sync,
 		return rc;
 	if (same)
 		return 1;
-	if (*due <= mine)
-		return 0;
-	/* another schedule's time, later than this one's: a worker with the
-	 * old schedule must not hold a shortened one back */
+	/* another schedule's time, if later than this one's: a worker with
+	 * the old schedule must not hold a shortened one back */
 	if (retl_state__prepare(st, "UPDATE claims SET next_due = ?2, "
 				"schedule = ?3 WHERE sync = ?1 AND "
 				"next_due > ?2 AND schedule <> ?3", &s, err) < 0)
