@@ -3,7 +3,12 @@
 Three daemons share one store; 20 syncs run "every 2s", each to its own
 file destination (mirror mode: rows that leave the model are removed), for
 about 60 s while their models change; one daemon is killed with SIGKILL
-half-way.  Asserted, from the store's `runs` and `claims` tables:
+half-way.  The workers are kept busier than they can keep up with, on any
+machine: one run at a time each (--concurrency 1), and every model query
+sleeps 0.4 s in the warehouse, so three workers run at most 7.5 syncs a
+second and two at most 5, while 20 syncs every 2 s want 10.  Syncs wait for a
+slot, and the order the workers take them in decides whether one starves.
+Asserted, from the store's `runs` and `claims` tables:
 
   (a) no sync ever runs twice at once: the [started, ended] intervals of
       one sync's runs never overlap (the run lock) -- and no due time is
@@ -37,6 +42,8 @@ reaches them, at most one period after the kill, while any other sync has
 run at most twice since the kill (the same argument).  A starving or stuck
 scheduler (due times held by a dead worker, a lost claim never retried, a
 worker running only "its" syncs) fails (b) or (c) by many runs, not by one.
+Scheduling the latest due sync first, for one, starves the syncs that wait
+longest and fails (b).
 The half-period check in (a) measures time, but only as a lower bound: a
 loaded machine makes runs late, never early; a due time run by two workers
 starts its second run as soon as the first one ends.
@@ -63,6 +70,7 @@ NSYNCS = 20
 PERIOD = 2.0
 ROWS = 30                 # per sync at the start
 PHASE = 30.0              # seconds before the kill, and after it
+QUERY_SLEEP = 0.4         # s: each run takes at least this (see the top)
 
 
 class SqliteStore:
@@ -218,7 +226,8 @@ def make_project(project, db, store):
         p.add_mapping(f"s{g:02d}", {
             "source": "warehouse",
             # cast: the key is text in the file, as the model's rows() has it
-            "query": f"SELECT id::text AS id, email, name FROM m WHERE grp = {g}",
+            "query": f"SELECT id::text AS id, email, name FROM m, "
+                     f"(SELECT pg_sleep({QUERY_SLEEP})) s WHERE grp = {g}",
             "key": "id", "destination": f"out{g}", "mode": "mirror",
             "on_remove": "delete",
             "safety": {"max_removed_ratio": 0.9},
@@ -268,10 +277,15 @@ def test_three_daemons_share_one_store(project, db, store, seed):
     daemons = []
     try:
         for i in range(3):
-            daemons.append(Daemon(p, log=f"daemon{i}.log"))
+            daemons.append(Daemon(p, "--concurrency", 1,
+                                  log=f"daemon{i}.log"))
 
         def logs():
-            return "\n".join(d.text()[-3000:] for d in daemons)
+            """what a timeout shows: each sync's runs (one that starves
+            has few or none) and the end of each worker's log"""
+            counts = {s: len(v) for s, v in sorted(by_sync(runs(store)).items())}
+            return f"runs per sync: {counts}\n" + "\n".join(
+                d.text()[-3000:] for d in daemons)
 
         # phase 1: all three, until each sync ran 3 times
         run_phase(store, models, PHASE, lambda rs: every_sync_ran(rs, 3),
