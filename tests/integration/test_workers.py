@@ -23,6 +23,8 @@ Asserted, from the store's `runs` and `claims` tables:
       the kill;
   (d) after the models stop changing and every sync has run since, every
       destination equals its model record by record.
+  and /metrics is per worker: each live worker's retl_daemon_runs_total
+  counts its own runs (some, and together no more than the store holds).
 
 Why these bounds hold on a loaded 2-core machine, and what breaks them.
 A due time is claimed by one worker, which writes the next due time (claim
@@ -313,6 +315,12 @@ def test_three_daemons_share_one_store(project, db, store, seed):
         wait_for(lambda: every_sync_ran(runs(store), 1, last_id), 120,
                  "a run of every sync after the last change", logs,
                  interval=0.1)
+        # /metrics per worker: each live worker ran its share of the runs
+        ran = []
+        for d in daemons[1:]:
+            m = d.metrics()
+            ran.append(sum(v for (name, _), v in m.items()
+                           if name == "retl_daemon_runs_total"))
         for d in daemons[1:]:
             assert d.stop() == 0, d.text()
         rs = runs(store)
@@ -323,7 +331,8 @@ def test_three_daemons_share_one_store(project, db, store, seed):
             d.kill()
 
     syncs = by_sync(rs)
-    print(f"{len(rs)} runs; per sync: "
+    assert all(n > 0 for n in ran) and sum(ran) <= len(rs), (ran, len(rs))
+    print(f"live workers ran {ran} of {len(rs)} runs; per sync: "
           f"{sorted(len(v) for v in syncs.values())}")
     assert sorted(syncs) == [f"s{g:02d}" for g in range(NSYNCS)]
     # only the statuses of clean runs and of runs the kill stopped
