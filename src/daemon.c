@@ -217,12 +217,14 @@ static double from_ms(int64_t ms)
 }
 
 /*
- * A (re)planned job whose sync the store holds a due time for under the
- * same schedule takes that time (another worker may have claimed the run
- * since the last start); 1 when it did.  A failure costs nothing: the
+ * A (re)planned job whose sync the store holds a later due time for,
+ * under the same schedule, takes that time (another worker claimed a run
+ * that has not begun yet); 1 when it did.  An earlier stored time is left
+ * to the first claim: planned from the last start, as with one daemon (a
+ * `retl run` since counts as the last run).  A failure costs nothing: the
  * first claim finds the stored time anyway.
  */
-static int plan_shared(retl_state *st, struct job *j, double now)
+static int plan_shared(retl_state *st, struct job *j)
 {
 	struct retl_err err;
 	int64_t due;
@@ -235,9 +237,9 @@ static int plan_shared(retl_state *st, struct job *j, double now)
 				   &err);
 	if (rc < 0)
 		retl_log(RETL_LOG_WARN, j->name, "%s", err.msg);
-	if (rc <= 0)
+	if (rc <= 0 || from_ms(due) <= j->next)
 		return 0;
-	j->next = from_ms(due) <= now ? now : from_ms(due);
+	j->next = from_ms(due);        /* later than now: j->next was >= now */
 	return 1;
 }
 
@@ -295,11 +297,10 @@ static int apply_config(struct daemon *d, struct retl_config *cfg,
 		j->expr = retl_strdup(sc->schedule);
 		j->sched = s;
 		j->next = first_run(&s, last[i], now);
-		int shared = plan_shared(cst, j, now);
+		int shared = plan_shared(cst, j);
 		if (j->next <= now)
 			retl_log(RETL_LOG_INFO, sc->name, "schedule \"%s\": %s, "
-				 "runs now", sc->schedule, shared ?
-				 "its shared due time has passed" : last[i] < 0 ?
+				 "runs now", sc->schedule, last[i] < 0 ?
 				 "never ran" : "a run was due since the last one");
 		else
 			retl_log(RETL_LOG_INFO, sc->name, "schedule \"%s\": next "

@@ -95,6 +95,14 @@ class SqliteStore:
         finally:
             con.close()
 
+    def execute(self, sql):
+        con = sqlite3.connect(self.path, timeout=30)
+        try:
+            con.execute(sql)
+            con.commit()
+        finally:
+            con.close()
+
 
 class PostgresStore:
     """The PostgreSQL store: a database of the test cluster."""
@@ -113,6 +121,9 @@ class PostgresStore:
         out = self.pg.psql(sql, "-At", "-F", "\t", dbname=self.dbname)
         return [tuple(None if v == "" else v for v in line.split("\t"))
                 for line in out.splitlines()]
+
+    def execute(self, sql):
+        self.pg.psql(sql, dbname=self.dbname)
 
     def drop(self):
         self.pg.psql(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)",
@@ -421,3 +432,44 @@ def test_a_killed_daemon_stops_its_runs(project, db, store):
                 os.kill(int(child), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_a_starting_worker_takes_a_later_claimed_due_time(project, db, store):
+    """A worker starting while another has claimed a sync's due time (the
+    claims row says its next run is in 30 minutes, under the same
+    schedule) plans that time, though the sync never ran (on its own it
+    would run it at once), and runs nothing: the store's due time is the
+    decision, shown in the log and in retl_next_run_timestamp_seconds."""
+    db.psql("CREATE TABLE m (grp int, id int, email text, name text);"
+            "INSERT INTO m VALUES (0, 1, 'a@example.com', 'a');")
+    p = project(dsn=db.dsn)
+    state = store.config(p.dir)
+    if state is not None:
+        cfg = json.load(open(p.path("retl.json")))
+        cfg["state"] = state
+        p.write_config(cfg)
+    for name in ("claimed", "free"):
+        p.add_mapping(name, {
+            "source": "warehouse", "query": "SELECT id, email FROM m",
+            "key": "id", "destination": "out", "mode": "upsert",
+            "fields": {"email": "email"}, "schedule": "every 1h"})
+    assert p.run("status")[0] == 0          # creates the store
+    due = int((time.time() + 1800) * 1000)
+    store.execute("INSERT INTO claims(sync, next_due, schedule, owner, "
+                  f"claimed_at) VALUES ('claimed', {due}, 'every 1h', "
+                  "'elsewhere:1:00000000', '2026-01-01T00:00:00.000Z')")
+    d = Daemon(p)
+    try:
+        log = d.wait_log('claimed: schedule "every 1h"')
+        assert re.search(r'claimed: schedule "every 1h": next run in '
+                         r'1[78]\d\d s \(its shared due time\)', log), log
+        wait_for(lambda: [r for r in runs(store) if r["sync"] == "free"
+                          and r["ended"]], 60, "the free sync's run", d.text)
+        m = d.idle("claimed", "free")
+        assert m[("retl_next_run_timestamp_seconds",
+                  (("sync", "claimed"),))] == due // 1000
+        assert {r["sync"] for r in runs(store)} == {"free"}
+        assert claims(store)["claimed"] == "elsewhere:1:00000000"
+        assert d.stop() == 0, d.text()
+    finally:
+        d.kill()
