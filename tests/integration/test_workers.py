@@ -473,3 +473,37 @@ def test_a_starting_worker_takes_a_later_claimed_due_time(project, db, store):
         assert d.stop() == 0, d.text()
     finally:
         d.kill()
+
+
+def test_a_shortened_schedule_takes_effect_at_once(project, db, store):
+    """One daemon: a sync "every 1h" ran (its claim says the next run is
+    in an hour); a reload makes it "every 1s" and it runs again at once,
+    as before claims: the worker pulls the stored due time of the old
+    schedule earlier rather than wait for it."""
+    db.psql("CREATE TABLE m (grp int, id int, email text, name text);"
+            "INSERT INTO m VALUES (0, 1, 'a@example.com', 'a');")
+    p = project(dsn=db.dsn)
+    state = store.config(p.dir)
+    if state is not None:
+        cfg = json.load(open(p.path("retl.json")))
+        cfg["state"] = state
+        p.write_config(cfg)
+    sync = {"source": "warehouse", "query": "SELECT id, email FROM m",
+            "key": "id", "destination": "out", "mode": "upsert",
+            "fields": {"email": "email"}, "schedule": "every 1h"}
+    p.add_mapping("a", sync)
+    d = Daemon(p)
+    try:
+        wait_for(lambda: [r for r in runs(store) if r["ended"]], 60,
+                 "the first run", d.text)
+        d.idle("a")
+        sync["schedule"] = "every 1s"
+        p.add_mapping("a", sync)
+        mark = len(d.text())
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("config reloaded", after=mark)
+        wait_for(lambda: len([r for r in runs(store) if r["ended"]]) >= 3,
+                 60, "two runs on the new schedule", d.text)
+        assert d.stop() == 0, d.text()
+    finally:
+        d.kill()
