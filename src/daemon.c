@@ -26,8 +26,10 @@
  * The claimer of a due time also decides a skip (its own last run still
  * going), so each due time is run or skipped once, by one worker.  A
  * worker at its --concurrency limit claims nothing: a free worker will.
- * At (re)planning a stored due time under the same schedule is adopted
- * (workers starting together do not each run every sync at once).  No
+ * At (re)planning a later due time stored under the same schedule is
+ * adopted (another worker claimed a run not begun yet), and one stored
+ * under another schedule is pulled earlier, never later, to this
+ * worker's plan (a shortened schedule takes effect at once).  No
  * handle on the store is open across a fork: claims open an observer
  * handle for the tick and close it before the winners are forked.
  *
