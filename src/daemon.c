@@ -19,6 +19,20 @@
  * decides: a sync that never ran, or whose due time passed since its last
  * start, runs at once, one time (missed while no daemon ran).
  *
+ * Several daemons (workers) may share one state store.  Each due run is
+ * claimed by exactly one of them (state_claims.c): a worker whose timer
+ * says a sync is due stores the sync's next due time if nobody did first,
+ * and runs it only then; one that lost takes the stored time as its own.
+ * The claimer of a due time also decides a skip (its own last run still
+ * going), so each due time is run or skipped once, by one worker.  A
+ * worker at its --concurrency limit claims nothing: a free worker will.
+ * At (re)planning a later due time stored under the same schedule is
+ * adopted (another worker claimed a run not begun yet), and one stored
+ * under another schedule is pulled earlier, never later, to this
+ * worker's plan (a shortened schedule takes effect at once).  No
+ * handle on the store is open across a fork: claims open an observer
+ * handle for the tick and close it before the winners are forked.
+ *
  * Shutdown: no new runs; every child gets SIGTERM and stops as `retl run`
  * does (batches in flight finish and are committed, the run is recorded
  * "interrupted", unsent rows wait for the next run); after
@@ -34,6 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/select.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,6 +75,7 @@ struct job {
 	double next;              /* UTC seconds */
 	pid_t pid;                /* the running child, 0 = none */
 	long skipped;
+	long ran;                 /* runs this worker's children ran */
 };
 
 struct daemon {
@@ -69,6 +87,8 @@ struct daemon {
 	int stopping;
 	double deadline;          /* monotonic: SIGKILL what is left */
 	retl_metrics *metrics;
+	char *owner;              /* "host:pid:random": this worker in claims */
+	int claim_failing;        /* the store refused the last claim */
 	struct retl_metrics_view view;
 	struct retl_metrics_sync *vsyncs;
 };
@@ -188,6 +208,43 @@ static double *last_starts(struct retl_config *cfg, struct retl_err *err)
 	return l.t;
 }
 
+static int64_t to_ms(double t)
+{
+	return t >= (double)(INT64_MAX / 2000) ? INT64_MAX : (int64_t)llround(t * 1000.0);
+}
+
+static double from_ms(int64_t ms)
+{
+	return ms == INT64_MAX ? HUGE_VAL : (double)ms / 1000.0;
+}
+
+/*
+ * A (re)planned job whose sync the store holds a later due time for,
+ * under the same schedule, takes that time (another worker claimed a run
+ * that has not begun yet); 1 when it did.  An earlier stored time is left
+ * to the first claim: planned from the last start, as with one daemon (a
+ * `retl run` since counts as the last run).  A failure costs nothing: the
+ * first claim finds the stored time anyway.
+ */
+static int plan_shared(retl_state *st, struct job *j)
+{
+	struct retl_err err;
+	int64_t due;
+	int rc;
+
+	if (!st)
+		return 0;
+	retl_err_clear(&err);
+	rc = retl_state_claim_plan(st, j->name, j->expr, to_ms(j->next), &due,
+				   &err);
+	if (rc < 0)
+		retl_log(RETL_LOG_WARN, j->name, "%s", err.msg);
+	if (rc <= 0 || from_ms(due) <= j->next)
+		return 0;
+	j->next = from_ms(due);        /* later than now: j->next was >= now */
+	return 1;
+}
+
 static struct job *job_find(struct daemon *d, const char *name)
 {
 	for (size_t i = 0; i < d->njobs; i++)
@@ -203,10 +260,15 @@ static int apply_config(struct daemon *d, struct retl_config *cfg,
 {
 	double *last = last_starts(cfg, err);
 	double now = wall_now();
+	retl_state *cst = NULL;
+	struct retl_err oerr;
 	int n = 0;
 
 	if (!last)
 		return -1;
+	retl_err_clear(&oerr);
+	if (retl_state_open_observer(&cst, cfg->state_path, &oerr) < 0)
+		retl_log(RETL_LOG_WARN, NULL, "%s", oerr.msg);
 	for (size_t i = 0; i < d->njobs; i++)
 		d->jobs[i].present = 0;
 	for (size_t i = 0; i < cfg->nsyncs; i++) {
@@ -237,14 +299,17 @@ static int apply_config(struct daemon *d, struct retl_config *cfg,
 		j->expr = retl_strdup(sc->schedule);
 		j->sched = s;
 		j->next = first_run(&s, last[i], now);
+		int shared = plan_shared(cst, j);
 		if (j->next <= now)
 			retl_log(RETL_LOG_INFO, sc->name, "schedule \"%s\": %s, "
 				 "runs now", sc->schedule, last[i] < 0 ?
 				 "never ran" : "a run was due since the last one");
 		else
 			retl_log(RETL_LOG_INFO, sc->name, "schedule \"%s\": next "
-				 "run in %.0f s", sc->schedule, j->next - now);
+				 "run in %.0f s%s", sc->schedule, j->next - now,
+				 shared ? " (its shared due time)" : "");
 	}
+	retl_state_close(cst);
 	free(last);
 	if (!n)
 		retl_log(RETL_LOG_WARN, NULL, "no sync has a \"schedule\": the "
@@ -294,7 +359,8 @@ static void child_stop(int sig)
 	signal(sig, SIG_DFL);
 }
 
-static void child_main(struct retl_config *cfg, struct retl_sync_cfg *sc)
+static void child_main(struct retl_config *cfg, struct retl_sync_cfg *sc,
+		       pid_t daemon_pid)
 {
 	struct sigaction sa;
 	struct retl_err err;
@@ -313,8 +379,19 @@ static void child_main(struct retl_config *cfg, struct retl_sync_cfg *sc)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	retl_sync_clear_stop();
+	/* a daemon killed outright (kill -9, the OOM killer) stops its runs
+	 * as SIGTERM does: in-flight batches are committed, the run is
+	 * recorded "interrupted" and its lock goes, so the other workers
+	 * take its syncs at their next due time, and no run goes on that no
+	 * daemon watches or stops */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (getppid() != daemon_pid) {
+		/* it died before prctl() took effect */
+		retl_log(RETL_LOG_WARN, sc->name, "the daemon is gone: not run");
+		_exit(EXIT_LOCKED);
+	}
 
 	retl_err_clear(&err);
 	if (retl_state_open_at(&st, cfg->state_path, cfg->state_local, &err) < 0) {
@@ -352,7 +429,7 @@ static int start(struct daemon *d, struct job *j)
 {
 	struct retl_sync_cfg *sc = retl_config_sync(*d->cfg, j->name);
 	sigset_t block, old;
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	if (!sc)
 		return -1;
@@ -366,7 +443,7 @@ static int start(struct daemon *d, struct job *j)
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0)
-		child_main(*d->cfg, sc);
+		child_main(*d->cfg, sc, self);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
 		retl_log(RETL_LOG_ERROR, j->name, "cannot start a run: %s",
@@ -397,6 +474,8 @@ static void reap(struct daemon *d)
 				 "signal %d", (long)pid, WTERMSIG(status));
 		else if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_LOCKED)
 			j->skipped++;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != EXIT_LOCKED)
+			j->ran++;
 	}
 }
 
@@ -407,34 +486,87 @@ static void signal_children(struct daemon *d, int sig)
 			kill(d->jobs[i].pid, sig);
 }
 
+static int by_next(const void *a, const void *b)
+{
+	const struct job *x = *(struct job *const *)a;
+	const struct job *y = *(struct job *const *)b;
+
+	return x->next < y->next ? -1 : x->next > y->next;
+}
+
+/*
+ * Claims j's due time for this worker: 1 won (j->next is the next due
+ * time, stored), 0 lost (j->next is the one another worker stored), -1
+ * the store failed (j->next a second from now: tried again then).  *st
+ * is opened on first use; the caller closes it before any fork.
+ */
+static int claim(struct daemon *d, retl_state **st, struct job *j, double now)
+{
+	double next = next_after(&j->sched, now);
+	struct retl_err err;
+	int64_t stored = 0;
+	int rc = -1;
+
+	retl_err_clear(&err);
+	if (*st || retl_state_open_observer(st, (*d->cfg)->state_path,
+					    &err) == 0)
+		rc = retl_state_claim(*st, j->name, j->expr, d->owner,
+				      to_ms(now), to_ms(next), &stored, &err);
+	if (rc < 0) {
+		if (!d->claim_failing)
+			retl_log(RETL_LOG_ERROR, j->name, "cannot claim its due "
+				 "run: %s (tried again every second)", err.msg);
+		d->claim_failing = 1;
+		j->next = now + 1.0;
+		return -1;
+	}
+	if (d->claim_failing)
+		retl_log(RETL_LOG_INFO, NULL, "claims work again");
+	d->claim_failing = 0;
+	j->next = rc ? next : from_ms(stored);
+	return rc;
+}
+
 static void schedule_tick(struct daemon *d)
 {
 	double now = wall_now();
+	struct job **due = retl_calloc(d->njobs + 1, sizeof(*due));
+	struct job **won = retl_calloc(d->njobs + 1, sizeof(*won));
+	size_t n = 0, nwon = 0;
+	retl_state *st = NULL;
 
-	for (size_t i = 0; i < d->njobs; i++) {
-		struct job *j = &d->jobs[i];
-		if (!j->present || !j->pid || j->next > now)
+	for (size_t i = 0; i < d->njobs; i++)
+		if (d->jobs[i].present && d->jobs[i].next <= now)
+			due[n++] = &d->jobs[i];
+	/* earliest first: no sync starves while others are due too */
+	qsort(due, n, sizeof(*due), by_next);
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = due[i];
+		if (j->pid) {
+			/* this worker's last run still goes: it takes the due
+			 * time and skips it, so one worker counts the skip */
+			if (claim(d, &st, j, now) == 1) {
+				j->skipped++;
+				retl_log(RETL_LOG_WARN, j->name, "due, but its last "
+					 "run (pid %ld) is still going: skipped",
+					 (long)j->pid);
+			}
 			continue;
-		j->skipped++;
-		retl_log(RETL_LOG_WARN, j->name, "due, but its last run (pid %ld) "
-			 "is still going: skipped", (long)j->pid);
-		j->next = next_after(&j->sched, now);
-	}
-	while (d->running < d->o->concurrency) {
-		struct job *best = NULL;
-		for (size_t i = 0; i < d->njobs; i++) {
-			struct job *j = &d->jobs[i];
-			if (j->present && !j->pid && j->next <= now &&
-			    (!best || j->next < best->next))
-				best = j;
 		}
-		if (!best)
-			break;
-		if (start(d, best) < 0) {
-			/* try again at its next due time */
-		}
-		best->next = next_after(&best->sched, now);
+		/* at the limit a worker claims nothing (a free one will); the
+		 * sync stays due here until a slot frees */
+		if (d->running + (int)nwon >= d->o->concurrency)
+			continue;
+		if (claim(d, &st, j, now) == 1)
+			won[nwon++] = j;
 	}
+	retl_state_close(st);   /* no handle on the store across a fork */
+	for (size_t i = 0; i < nwon; i++)
+		if (start(d, won[i]) < 0) {
+			/* logged; the next due time is claimed as usual */
+		}
+	free(due);
+	free(won);
 }
 
 /* how long select() may sleep: until the next due run, at most 1 s */
@@ -462,6 +594,7 @@ static void update_view(struct daemon *d)
 			continue;
 		d->vsyncs[n].name = j->name;
 		d->vsyncs[n].skipped = j->skipped;
+		d->vsyncs[n].ran = j->ran;
 		d->vsyncs[n].running = j->pid > 0;
 		d->vsyncs[n].next = j->present && !d->stopping && j->next < HUGE_VAL ?
 				    j->next : 0;
@@ -508,6 +641,7 @@ static void free_daemon(struct daemon *d)
 	}
 	free(d->jobs);
 	free(d->vsyncs);
+	free(d->owner);
 	if (wake[0] >= 0) {
 		close(wake[0]);
 		close(wake[1]);
@@ -527,15 +661,34 @@ static void log_started(struct daemon *d)
 		retl_buf_add(&at, l, (size_t)(strrchr(l, ':') - l));
 		retl_buf_addf(&at, ":%d", retl_metrics_port(d->metrics));
 	}
-	retl_log(RETL_LOG_INFO, NULL, "daemon started (pid %ld): concurrency "
-		 "%d%s", (long)getpid(), d->o->concurrency, retl_buf_cstr(&at));
+	retl_log(RETL_LOG_INFO, NULL, "daemon started (pid %ld): worker %s, "
+		 "concurrency %d%s", (long)getpid(), d->owner, d->o->concurrency,
+		 retl_buf_cstr(&at));
 	retl_buf_free(&at);
+}
+
+/* "host:pid:random": names this worker in the claims it stores; the
+ * random part tells a restarted worker from the one before with the
+ * same pid (in a container, every daemon is pid 1) */
+static char *worker_id(void)
+{
+	char host[256];
+	uint32_t r;
+	retl_buf b = RETL_BUF_INIT;
+
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "unknown");
+	host[sizeof(host) - 1] = '\0';
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (uint32_t)(mono_now() * 1e6) ^ (uint32_t)getpid();
+	retl_buf_addf(&b, "%s:%ld:%08x", host, (long)getpid(), (unsigned)r);
+	return retl_buf_detach(&b);
 }
 
 int retl_daemon_run(const struct retl_daemon_opts *o,
 		    struct retl_config **cfg, struct retl_err *err)
 {
-	struct daemon d = { .o = o, .cfg = cfg };
+	struct daemon d = { .o = o, .cfg = cfg, .owner = worker_id() };
 	int terms_seen = 0;
 
 	if (setup_signals(err) < 0 || apply_config(&d, *cfg, err) < 0)

@@ -211,6 +211,12 @@ int retl_metrics_render(retl_buf *out, const struct retl_metrics_view *v,
 		if (t.s[i].d)
 			sample(out, "retl_runs_skipped_total", t.s[i].name, NULL,
 			       NULL, (double)t.s[i].d->skipped);
+	family(out, "retl_daemon_runs_total", "counter",
+	       "Runs this daemon ran: its share when several daemons share the store.");
+	for (size_t i = 0; i < t.n; i++)
+		if (t.s[i].d)
+			sample(out, "retl_daemon_runs_total", t.s[i].name, NULL,
+			       NULL, (double)t.s[i].d->ran);
 	family(out, "retl_run_in_progress", "gauge",
 	       "1 while this daemon runs the sync.");
 	for (size_t i = 0; i < t.n; i++)

@@ -23,6 +23,7 @@
 struct retl_metrics_sync {
 	const char *name;
 	long skipped;             /* due while its last run was still going */
+	long ran;                 /* runs this daemon ran (not skipped) */
 	int running;
 	double next;              /* UTC seconds of the next run, 0 = none */
 };

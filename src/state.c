@@ -135,6 +135,13 @@ static const char *const migrations[] = {
 	"UPDATE runs SET status = 'failed' WHERE status IN ('error', 'refused');"
 	"ALTER TABLE runs ADD COLUMN allow_removals INTEGER;"
 	"CREATE INDEX runs_running ON runs(sync) WHERE status = 'running';",
+	/* 9: each sync's next due time, shared by every `retl daemon` on the
+	 * store: a due run is claimed by one worker (state_claims.c).
+	 * next_due in milliseconds since the epoch (UTC); schedule is the
+	 * claimer's schedule text; plain portable SQL for the PostgreSQL
+	 * store (BIGINT, no WITHOUT ROWID) */
+	"CREATE TABLE claims(sync TEXT PRIMARY KEY, next_due BIGINT NOT NULL,"
+	" schedule TEXT NOT NULL, owner TEXT NOT NULL, claimed_at TEXT NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

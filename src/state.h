@@ -53,10 +53,10 @@ int retl_state_check_file(retl_state *st, struct retl_err *err);
 
 /*
  * An observer: the daemon's short look at a store another process writes
- * (its /metrics and /healthz).  The file must exist; nothing is created or
- * migrated, and a busy writer is waited for 2 s at most.  Only the reports
- * (retl_state_runs, _failures, _stats_read) and retl_state_probe_writable
- * may be used on it; retl_state_close closes it.
+ * (its /metrics and /healthz, its claims).  The file must exist; nothing is
+ * created or migrated, and a busy writer is waited for 2 s at most.  Only
+ * the reports (retl_state_runs, _failures, _stats_read), the claims and
+ * retl_state_probe_writable may be used on it; retl_state_close closes it.
  */
 int retl_state_open_observer(retl_state **out, const char *path,
 			     struct retl_err *err);
@@ -78,6 +78,30 @@ void retl_state_unlock(retl_state *st, const char *sync);
  * it cannot tell (the lock file cannot be read).  Only tests the lock:
  * never takes it, never blocks, never creates the file. */
 int retl_state_lock_held(retl_state *st, const char *sync);
+
+/*
+ * Claims (state_claims.c): several `retl daemon` workers share one store,
+ * and each due run of a sync is claimed by exactly one of them.  The store
+ * keeps each sync's next due time (UTC milliseconds) and the schedule and
+ * worker that set it.  Usable on an observer handle too.
+ *
+ * retl_state_claim: the worker `owner` whose own timer says the sync is
+ * due at `now` takes that due time, in one atomic statement, if nobody
+ * took it first: 1 (won: the stored next due time is now `next`), 0 (lost:
+ * *stored is the next due time another worker stored), -1 on error.
+ *
+ * retl_state_claim_plan: when a worker (re)plans a sync.  1 with *due set
+ * when the store holds a due time set under the same schedule (the
+ * worker adopts it); 0 when it holds none or one set under another
+ * schedule, which is moved earlier to `mine` if it is later (a shortened
+ * schedule takes effect at once, as with one daemon), never later.
+ */
+int retl_state_claim(retl_state *st, const char *sync, const char *schedule,
+		     const char *owner, int64_t now, int64_t next,
+		     int64_t *stored, struct retl_err *err);
+int retl_state_claim_plan(retl_state *st, const char *sync,
+			  const char *schedule, int64_t mine, int64_t *due,
+			  struct retl_err *err);
 
 /* the sync's cache, every row: kh, pay, src, status; cached = 1 */
 /*

@@ -61,9 +61,9 @@ class Daemon:
     """The daemon on 127.0.0.1:0: the port it logs is the one it bound
     (no race with another process for a port picked beforehand)."""
 
-    def __init__(self, project, *args):
+    def __init__(self, project, *args, log="daemon.log"):
         self.p = project
-        self.log_path = project.path("daemon.log")
+        self.log_path = project.path(log)
         self.log = open(self.log_path, "a")
         start = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(

@@ -165,7 +165,7 @@ static void test_open(void)
 	CHECK(mode_of(db_path) == 0600);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mode_of(path) == 0700);
-	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 8);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 9);
 	{
 		char *jm = q_text("PRAGMA journal_mode");
 		CHECK_STR(jm, "wal");
@@ -1231,6 +1231,7 @@ static void test_migrate_statuses(void)
 	CHECK(sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN allow_removals;"
 			   "DROP INDEX runs_running;"
 			   "DROP TABLE alerts;"
+			   "DROP TABLE claims;"
 			   "UPDATE meta SET value = 6 WHERE key = 'schema_version';"
 			   "INSERT INTO runs(sync, started_at, status, exit_code) VALUES"
 			   "('s', 't', 'ok', 0), ('s', 't', 'failed', 1),"
