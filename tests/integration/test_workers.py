@@ -118,12 +118,15 @@ class PostgresStore:
                 f"&port={self.pg.port}")
 
     def rows(self, sql):
-        out = self.pg.psql(sql, "-At", "-F", "\t", dbname=self.dbname)
+        # the store's tables are in schema retl (README "The state store")
+        out = self.pg.psql("SET search_path TO retl;\n" + sql, "-qAt",
+                           "-F", "\t", dbname=self.dbname)
         return [tuple(None if v == "" else v for v in line.split("\t"))
                 for line in out.splitlines()]
 
     def execute(self, sql):
-        self.pg.psql(sql, dbname=self.dbname)
+        self.pg.psql("SET search_path TO retl;\n" + sql, "-q",
+                     dbname=self.dbname)
 
     def drop(self):
         self.pg.psql(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)",
@@ -132,8 +135,7 @@ class PostgresStore:
 
 @pytest.fixture(params=[
     "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.skip(
-        reason="the PostgreSQL state store comes with branch i19-pgstate")),
+    "postgresql",
 ])
 def store(request, pg):
     s = (SqliteStore if request.param == "sqlite" else PostgresStore)(pg)
