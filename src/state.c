@@ -113,6 +113,11 @@ static const char *const migrations[] = {
 	"UPDATE runs SET status = 'failed' WHERE status IN ('error', 'refused');"
 	"ALTER TABLE runs ADD COLUMN allow_removals INTEGER;"
 	"CREATE INDEX runs_running ON runs(sync) WHERE status = 'running';",
+	/* 9: sync logs in the warehouse (state_audit.c): audited is 0 for a
+	 * run whose logs are still to be written, 1 once written, NULL for a
+	 * run of a sync without "audit" */
+	"ALTER TABLE runs ADD COLUMN audited INTEGER;"
+	"CREATE INDEX runs_audit ON runs(sync, id) WHERE audited = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
