@@ -174,6 +174,24 @@ static const char *const rows_ddl =
 	"status VARCHAR(16) NOT NULL, error VARCHAR(65535), "
 	"recorded_at TIMESTAMPTZ)";
 
+/* how many of the two tables exist, -1 on error */
+static int tables_there(struct writer *w)
+{
+	PGresult *res = NULL;
+	retl_buf q = RETL_BUF_INIT;
+	int have = -1;
+
+	retl_buf_addf(&q, "SELECT count(*) FROM pg_catalog.pg_tables WHERE "
+		      "schemaname = '%s' AND tablename IN ('runs', "
+		      "'row_outcomes')", w->schema);
+	if (exec(w, q.ptr, "cannot read the catalog", &res) == 0) {
+		have = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+		PQclear(res);
+	}
+	retl_buf_free(&q);
+	return have;
+}
+
 /* the schema's two tables, made when missing (and their indexes on
  * PostgreSQL): when both exist nothing is created, so a schema an admin
  * made needs no CREATE grant on the database */
@@ -181,20 +199,14 @@ static int ensure_tables(struct writer *w)
 {
 	PGresult *res = NULL;
 	retl_buf q = RETL_BUF_INIT;
-	int rc = -1, have;
+	int rc = -1, have = tables_there(w);
 
-	retl_buf_addf(&q, "SELECT count(*) FROM pg_catalog.pg_tables WHERE "
-		      "schemaname = '%s' AND tablename IN ('runs', "
-		      "'row_outcomes')", w->schema);
-	if (exec(w, q.ptr, "cannot read the catalog", &res) < 0)
+	if (have < 0)
 		goto out;
-	have = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
-	PQclear(res);
 	if (have == 2) {
 		rc = 0;
 		goto out;
 	}
-	retl_buf_reset(&q);
 	retl_buf_addf(&q, "SELECT 1 FROM pg_catalog.pg_namespace WHERE "
 		      "nspname = '%s'", w->schema);
 	if (exec(w, q.ptr, "cannot read the catalog", &res) < 0)
@@ -215,6 +227,13 @@ static int ensure_tables(struct writer *w)
 	rc = exec(w, q.ptr, "cannot create the schema's tables (grant CREATE "
 		  "on the database, or create the schema and grant CREATE on "
 		  "it)", NULL);
+	/* two first runs at once (the daemon's syncs): PostgreSQL's IF NOT
+	 * EXISTS may still fail on the catalog's unique index for the one
+	 * that lost; the tables are there, which is all that was asked */
+	if (rc < 0 && tables_there(w) == 2) {
+		retl_err_clear(w->err);
+		rc = 0;
+	}
 out:
 	retl_buf_free(&q);
 	return rc;
@@ -468,15 +487,17 @@ int retl_audit_check(const struct retl_source_cfg *src, struct retl_err *err)
 	if (rc == 0)
 		rc = ensure_tables(&w);
 	if (rc == 0) {
-		retl_buf_addf(&w.sql, "BEGIN; INSERT INTO %s.runs(run_id) "
+		retl_buf_addf(&w.sql, "BEGIN; SELECT 1 FROM %s.runs WHERE "
+			      "run_id = 'retl check'; INSERT INTO %s.runs(run_id) "
 			      "VALUES('retl check'); INSERT INTO %s.row_outcomes"
 			      "(run_id, operation, status) VALUES('retl check', "
 			      "'added', 'synced'); DELETE FROM %s.runs WHERE "
 			      "run_id = 'retl check'; DELETE FROM %s.row_outcomes "
 			      "WHERE run_id = 'retl check'", w.schema, w.schema,
-			      w.schema, w.schema);
+			      w.schema, w.schema, w.schema);
 		rc = exec(&w, w.sql.ptr, "cannot write its tables (grant "
-			  "INSERT and DELETE on them, and USAGE on the schema)",
+			  "SELECT, INSERT and DELETE on them, and USAGE on the "
+			  "schema)",
 			  NULL);
 		PQclear(PQexec(w.conn, "ROLLBACK"));
 	}

@@ -31,7 +31,7 @@ int retl_audit_write(retl_state *st, const struct retl_sync_cfg *sc,
 
 /*
  * `retl check`: the audit schema's tables exist or can be created, and
- * can be written (a probe row is inserted and rolled back).  -1 with err
+ * can be read and written (a probe row is inserted and rolled back).  -1 with err
  * (code 3) naming the schema and the missing grant.
  */
 int retl_audit_check(const struct retl_source_cfg *src, struct retl_err *err);

@@ -259,16 +259,25 @@ def test_check_names_the_missing_grant_and_a_run_only_warns(project, db):
             f"REVOKE ALL ON {SCHEMA}.runs FROM auditor")
     rc, out, err = p.run("check", "people")
     assert rc == 3, (out, err)
-    assert ("audit retl_audit: cannot write its tables (grant INSERT and "
-            "DELETE on them, and USAGE on the schema): ERROR:  permission "
+    assert ("audit retl_audit: cannot write its tables (grant SELECT, INSERT "
+            "and DELETE on them, and USAGE on the schema): ERROR:  permission "
             "denied for table runs") in err, err
+
+    # ... and a run then: its rows refused, the run waits (not marked
+    # written though nothing was)
+    db.psql("UPDATE people SET email = 'y' || email WHERE id = 1")
+    rc, out, err = p.run("run", "people")
+    assert rc == 0, (out, err)
+    assert "warning: sync logs not written" in out
+    assert "permission denied for table runs" in out
 
     db.psql(f"GRANT SELECT, INSERT, DELETE ON {SCHEMA}.runs TO auditor")
     assert p.run("check", "people")[0] == 0
     rc, out, err = p.run("run", "people")
     assert rc == 0 and "warning" not in out, (out, err)
     runs = assert_audit_complete(p, db, SCHEMA, ["people"])
-    assert sorted(n for _, n in runs) == [1, 2]
+    assert sorted(n for _, n in runs) == [1, 2, 3]
+    assert [r["key"] for r in rows_of(db, 2)] == ["1"]
 
 
 @pytest.mark.parametrize("value, msg", [
@@ -294,3 +303,39 @@ def test_audit_retention_needs_audit(project, db):
                              "fields": {"id": "id"}})
     rc, out, err = p.run("check", "people")
     assert rc == 2 and "audit_retention without audit" in err, err
+
+
+# ---- Done when 3 on the invariant's scenarios -------------------------------
+
+from emulator_control import running  # noqa: E402
+from invariant import scenario  # noqa: E402
+from test_invariant import HS_TOKEN, HubSpotDest  # noqa: E402
+
+
+class AuditedHubSpot(HubSpotDest):
+    """test_invariant's HubSpot adapter with the source's "audit" set"""
+
+    def project(self, project, db):
+        self.p = super().project(project, db)
+        with open(self.p.path("retl.json"), encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg["sources"]["warehouse"]["audit"] = SCHEMA
+        self.p.write_config(cfg)
+        return self.p
+
+
+@pytest.fixture
+def hs_inv():
+    yield from running(hubspot, tokens=[HS_TOKEN], rate="100000/10s")
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_audit_holds_every_run_of_an_invariant_scenario(project, db, hs_inv,
+                                                        seed):
+    # random model changes, faults (5xx, answers lost) and kills at random
+    # moments, some while the logs are being written
+    adapter = AuditedHubSpot(hs_inv)
+    scenario(adapter, db, project, seed)
+    runs = assert_audit_complete(adapter.p, db, SCHEMA, ["inv"],
+                                 env=adapter.env)
+    assert runs       # every run the store has, checked one by one
