@@ -121,6 +121,8 @@ static void add_lit(struct writer *w, const char *v)
 	}
 	retl_buf_reset(&w->tmp);
 	retl_buf_grow(&w->tmp, 2 * n + 1);
+	/* bytes the server's encoding refuses: an empty text, rather than
+	 * a statement the server rejects and a run never written */
 	PQescapeStringConn(w->conn, w->tmp.ptr, v, n, &e);
 	retl_buf_addc(&w->sql, '\'');
 	retl_buf_adds(&w->sql, e ? "" : w->tmp.ptr);
@@ -335,7 +337,13 @@ static void add_run_values(struct writer *w, const struct retl_run_rec *r,
 
 	gethostname(host, sizeof(host) - 1);
 	retl_buf_addf(&by, "%s:%ld", host, (long)getpid());
-	retl_buf_addf(&w->sql, "INSERT INTO %s.runs VALUES(", w->schema);
+	/* named: a table an admin made may order its columns otherwise */
+	retl_buf_addf(&w->sql, "INSERT INTO %s.runs(run_id, store_id, "
+		      "run_number, sync, started_at, ended_at, status, "
+		      "exit_code, seconds, rows_read, added, changed, unchanged, "
+		      "retried, removed, rejected, failed, api_calls, retries, "
+		      "http_429, message, written_by, written_at) VALUES(",
+		      w->schema);
 	add_lit(w, w->run_id);
 	retl_buf_addc(&w->sql, ',');
 	add_lit(w, store_id);
@@ -361,7 +369,15 @@ static void add_run_values(struct writer *w, const struct retl_run_rec *r,
 	add_text(w, r->message);
 	retl_buf_addc(&w->sql, ',');
 	add_lit(w, by.ptr);
-	retl_buf_adds(&w->sql, ",CURRENT_TIMESTAMP)");
+	/* our clock as a literal: the same SQL on every server */
+	{
+		time_t now = time(NULL);
+		struct tm tm;
+		char ts[32];
+		gmtime_r(&now, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S+00", &tm);
+		retl_buf_addf(&w->sql, ",'%s')", ts);
+	}
 	retl_buf_free(&by);
 }
 
