@@ -26,6 +26,7 @@
 #include "pgwait.h"
 #include "redact.h"
 #include "state_audit.h"
+#include "testpoint.h"
 
 #define AUDIT_BATCH 1000
 #define AUDIT_BATCH_BYTES (1024 * 1024)
@@ -430,6 +431,9 @@ static int write_run(struct writer *w, retl_state *st, int64_t id,
 		rc = exec(w, "COMMIT", "cannot commit the run", NULL);
 	else
 		PQclear(PQexec(w->conn, "ROLLBACK"));
+	/* in the warehouse, not yet noted in the store */
+	if (rc == 0)
+		retl_testpoint("audit-written");
 out:
 	/* written: marked so; a failure here is found written next time */
 	if (rc == 0)

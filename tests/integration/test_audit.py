@@ -195,6 +195,29 @@ def test_warehouse_down_at_write_time_is_a_warning_and_written_later(
     assert len(rows_of(db, 1)) == 50
 
 
+def test_killed_between_the_warehouse_and_the_store_nothing_twice(project, db):
+    people(db, 40)
+    p = audit_project(project, db)
+    argv = [p.retl_bin, "--config", p.dir, "run", "people"]
+    # run 1's logs committed in the warehouse, the store not told
+    crashpoint.run_and_kill_at(argv, "audit-written", 1)
+    assert len(rows_of(db, 1)) == 40
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    assert con.execute("SELECT audited FROM runs WHERE id = 1").fetchone() == (0,)
+    con.close()
+
+    db.psql("UPDATE people SET email = 'z' || email WHERE id <= 3")
+    rc, out, err = p.run("run", "people")
+    assert rc == 0 and "warning" not in out, (out, err)
+    runs = assert_audit_complete(p, db, SCHEMA, ["people"])
+    assert sorted(n for _, n in runs) == [1, 2]
+    assert len(rows_of(db, 1)) == 40 and len(rows_of(db, 2)) == 3
+    con = sqlite3.connect(p.path("state", "retl.db"))
+    assert con.execute("SELECT audited FROM runs ORDER BY id").fetchall() == \
+        [(1,), (1,)]
+    con.close()
+
+
 def test_retention_deletes_older_rows(project, db):
     people(db, 20)
     p = audit_project(project, db)
