@@ -11,7 +11,9 @@
  * (connect_timeout: 10 s when absent, 0 = wait for ever; a connect_timeout
  * inside the DSN wins, as libpq reads it: pgwait.c); read is how rows are
  * streamed: "auto" (the default: COPY, or a cursor where the server is
- * Redshift or refuses COPY), "copy" or "cursor" (see README "Warehouses").
+ * Redshift or refuses COPY), "copy" or "cursor" (see README "Warehouses");
+ * audit names a schema for the sync logs (audit.h) and audit_retention how
+ * long they are kept.
  */
 #include "config_int.h"
 
