@@ -382,6 +382,14 @@ static void add_run_values(struct writer *w, const struct retl_run_rec *r,
 	retl_buf_free(&by);
 }
 
+/* may the run have synced rows?  Its counts say, but an abandoned run
+ * never recorded them; a run of no change (most) skips reading the cache */
+static int synced(const struct retl_run_rec *r)
+{
+	return !strcmp(r->status, RETL_RUN_ABANDONED) ||
+	       r->c.added + r->c.changed + r->c.retried > 0;
+}
+
 /* run id in one transaction, unless it is there (see below); row_outcomes
  * without their run (none, unless deleted by hand) are replaced */
 static int write_run(struct writer *w, retl_state *st, int64_t id,
@@ -424,7 +432,8 @@ static int write_run(struct writer *w, retl_state *st, int64_t id,
 	retl_buf_reset(&w->sql);
 	w->nrows = 0;
 	if (rc == 0)
-		rc = retl_state_audit_rows(st, r.sync, id, on_row, w, w->err);
+		rc = retl_state_audit_rows(st, r.sync, id, synced(&r), on_row,
+					   w, w->err);
 	if (rc == 0)
 		rc = flush_rows(w);
 	if (rc == 0)

@@ -196,7 +196,7 @@ static int stream(retl_state *st, sqlite3_stmt *s, retl_state_audit_row_fn fn,
 }
 
 int retl_state_audit_rows(retl_state *st, const char *sync, int64_t run_id,
-			  retl_state_audit_row_fn fn, void *ud,
+			  int synced, retl_state_audit_row_fn fn, void *ud,
 			  struct retl_err *err)
 {
 	/* status 1: synced; a row the run acknowledged that failed later is
@@ -208,7 +208,7 @@ int retl_state_audit_rows(retl_state *st, const char *sync, int64_t run_id,
 	};
 	int rc = 0;
 
-	for (size_t i = 0; rc == 0 && i < sizeof(sql) / sizeof(sql[0]); i++) {
+	for (size_t i = 0; rc == 0 && i < (synced ? 2u : 1u); i++) {
 		sqlite3_stmt *s;
 		if (retl_state__prepare(st, sql[i], &s, err) < 0)
 			return -1;

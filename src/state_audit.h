@@ -50,12 +50,14 @@ void retl_state_audit_rec_free(struct retl_run_rec *rec);
 
 /*
  * The run's rows, streamed: its outcomes (removed, orphans removed,
- * failed, rejected), then the cache rows it synced and no later run has
- * changed since (a row keeps only its last run: cache.last_run).  fn must
- * not write to the store; non-zero from it stops and is returned.
+ * failed, rejected), then, with synced, the cache rows it synced and no
+ * later run has changed since (a row keeps only its last run:
+ * cache.last_run; finding them reads the sync's cache, so a caller that
+ * knows the run synced none passes 0).  fn must not write to the store;
+ * non-zero from it stops and is returned.
  */
 int retl_state_audit_rows(retl_state *st, const char *sync, int64_t run_id,
-			  retl_state_audit_row_fn fn, void *ud,
+			  int synced, retl_state_audit_row_fn fn, void *ud,
 			  struct retl_err *err);
 
 /* the run's logs are written */

@@ -18,6 +18,7 @@ static char dir[64], db_path[128];
 struct rows {
 	retl_buf text;           /* "key operation status error;" each */
 	int n;
+	int synced;              /* read the cache's synced rows too */
 };
 
 static int on_row(void *ud, const struct retl_audit_row *r)
@@ -51,7 +52,7 @@ static void rows_of(retl_state *st, int64_t run, struct rows *rs)
 	retl_err_clear(&err);
 	retl_buf_reset(&rs->text);
 	rs->n = 0;
-	CHECK(retl_state_audit_rows(st, "s", run, on_row, rs, &err) == 0);
+	CHECK(retl_state_audit_rows(st, "s", run, rs->synced, on_row, rs, &err) == 0);
 }
 
 /* a run's rows: its outcomes, then the rows it synced and still owns */
@@ -59,7 +60,7 @@ static void test_rows(retl_state *st)
 {
 	struct retl_err err;
 	struct retl_state_rec a = rec("a", 0, 0), b = rec("b", 0, 1);
-	struct rows rs = { RETL_BUF_INIT, 0 };
+	struct rows rs = { RETL_BUF_INIT, 0, 1 };
 	struct retl_run_rec r;
 	int64_t run, *ids;
 	size_t n;
@@ -86,6 +87,10 @@ static void test_rows(retl_state *st)
 	CHECK(n == 1 && ids[0] == run);
 	free(ids);
 
+	rs.synced = 0;
+	rows_of(st, run, &rs);
+	CHECK(rs.n == 3);
+	rs.synced = 1;
 	rows_of(st, run, &rs);
 	CHECK(rs.n == 5);
 	CHECK_STR(rs.text.ptr, "c failed failed no;- rejected rejected null key;"
@@ -126,7 +131,7 @@ static void test_rows(retl_state *st)
 static void test_kept_until_written(retl_state *st)
 {
 	struct retl_err err;
-	struct rows rs = { RETL_BUF_INIT, 0 };
+	struct rows rs = { RETL_BUF_INIT, 0, 1 };
 	int64_t first, run, *ids;
 	size_t n;
 
