@@ -67,12 +67,18 @@ def failures(p, sync, env=None):
     rc, out, err = p.run("failures", sync, env=env)
     assert rc == 0, err
     rows = []
-    lines = out.splitlines()
-    for i, line in enumerate(lines):
-        m = re.match(r"^(\w+)\s+key (.*)  \(attempts \d+, since .*\)$", line)
-        if m:
-            reason = lines[i + 1][4:] if i + 1 < len(lines) else ""
-            rows.append((m.group(1), m.group(2), reason))
+    head = re.compile(r"^(\w+)\s+key (.*)  \(attempts \d+, since .*\)$")
+    cur = None
+    # a reason follows its row's line, indented 4, and runs on over any
+    # newlines it holds until the next row or the count
+    for line in out.split("\n"):
+        m = head.match(line)
+        if m or re.match(r"^\d+ rows? failing in ", line):
+            if cur:
+                rows.append((cur[0], cur[1], "\n".join(cur[2])[4:]))
+            cur = (m.group(1), m.group(2), []) if m else None
+        elif cur:
+            cur[2].append(line)
     return rows
 
 

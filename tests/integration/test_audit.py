@@ -362,3 +362,32 @@ def test_audit_holds_every_run_of_an_invariant_scenario(project, db, hs_inv,
     runs = assert_audit_complete(adapter.p, db, SCHEMA, ["inv"],
                                  env=adapter.env)
     assert runs       # every run the store has, checked one by one
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redshift"])
+def test_keys_and_reasons_with_any_text_arrive_as_stored(project, db, kind):
+    """COPY's text format on PostgreSQL, quoted literals on the Redshift
+    path (multi-row INSERT; the type alone chooses it here): tabs,
+    newlines, backslashes, quotes and non-ASCII in keys and reasons"""
+    db.psql(r"""
+        CREATE TABLE odd (k text PRIMARY KEY, v text);
+        INSERT INTO odd VALUES (E'a\tb', 'ok'), (E'c\nd', 'ok'),
+            (E'e\\f', 'ok'), ('g''h', 'ok'), ('ñ€😀', 'ok'),
+            ('\N', 'ok'), (E'bad\t1', E'no\\pe\nx'), ('bad2', 'ü''"');
+    """)
+    p = project(sources={"warehouse": {"type": kind, "dsn": db.dsn,
+                                       "audit": SCHEMA}})
+    p.add_mapping("odd", {
+        "source": "warehouse", "query": "SELECT k, v FROM odd", "key": "k",
+        "destination": "out",
+        "fields": {"v": {"from": "v", "transform": [{"match": "^ok$"}]}}})
+    rc, out, err = p.run("run", "odd")
+    assert rc == 1, (out, err)
+    assert "warning" not in out, out
+    assert_audit_complete(p, db, SCHEMA, ["odd"])
+    got = {r["key"]: r for r in rows_of(db, 1, sync="odd")}
+    assert len(got) == 8
+    rejected = sorted(k for k, r in got.items() if r["status"] == "rejected")
+    assert len(rejected) == 2
+    assert all("\\pe\nx" in got[k]["error"] or "ü'\"" in got[k]["error"]
+               for k in rejected), [got[k]["error"] for k in rejected]
