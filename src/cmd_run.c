@@ -75,6 +75,8 @@ static void print_summary(const char *verb, const struct retl_sync_cfg *sc,
 		printf("  %s\n", m.ptr);
 		retl_buf_free(&m);
 	}
+	if (s->audit_warning[0])
+		printf("  warning: %s\n", s->audit_warning);
 	printf("  %-10s %10ld   %.0f rows/s over %.2f s\n", "read", c->read, rate, s->seconds);
 	printf("  %-10s %10ld\n", plan ? "add" : "added", c->added);
 	printf("  %-10s %10ld\n", plan ? "change" : "changed", c->changed);

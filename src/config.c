@@ -583,6 +583,7 @@ static void free_source(struct retl_source_cfg *s)
 	free(s->name);
 	free(s->type);
 	free(s->dsn);
+	free(s->audit);
 	json_decref(s->unresolved);
 }
 

@@ -59,11 +59,18 @@ struct retl_source_cfg {
 	long connect_timeout_ms;   /* 0 = none; a DSN's connect_timeout wins */
 	json_t *unresolved;       /* as written, while its secrets are unread
 				   * (owned); NULL once resolved */
+	char *audit;              /* "audit": schema for sync logs (audit.h),
+				   * NULL = none */
+	long audit_retention_ms;  /* "audit_retention": 0 = keep for ever */
 };
 
 /* connect_timeout when the source does not set it: a host that accepts
  * TCP and never answers ends the run (exit 3) rather than hanging it */
 #define RETL_CONNECT_TIMEOUT_DEFAULT_MS 10000L
+/* sync logs kept 90 days unless "audit_retention" says otherwise: a
+ * quarter answers "what happened to this row last month" and bounds the
+ * tables (README "Sync logs in the warehouse") */
+#define RETL_AUDIT_RETENTION_DEFAULT_MS (90L * 86400000L)
 
 struct retl_dest_cfg {
 	char *name;

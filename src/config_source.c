@@ -11,7 +11,9 @@
  * (connect_timeout: 10 s when absent, 0 = wait for ever; a connect_timeout
  * inside the DSN wins, as libpq reads it: pgwait.c); read is how rows are
  * streamed: "auto" (the default: COPY, or a cursor where the server is
- * Redshift or refuses COPY), "copy" or "cursor" (see README "Warehouses").
+ * Redshift or refuses COPY), "copy" or "cursor" (see README "Warehouses");
+ * audit names a schema for the sync logs (audit.h) and audit_retention how
+ * long they are kept.
  */
 #include "config_int.h"
 
@@ -22,7 +24,8 @@
 #include "redact.h"
 
 static const char *const source_keys[] = {
-	"type", "dsn", "statement_timeout", "connect_timeout", "read", NULL
+	"type", "dsn", "statement_timeout", "connect_timeout", "read",
+	"audit", "audit_retention", NULL
 };
 
 /*
@@ -126,6 +129,49 @@ static int get_duration(struct retl_cfg_ctx *c, json_t *obj, const char *path,
 	return rc;
 }
 
+/*
+ * "audit": a schema name for the sync logs (audit.c), unquoted in SQL, so
+ * a plain lower-case identifier; "audit_retention": how long they are kept
+ * (default RETL_AUDIT_RETENTION_DEFAULT_MS, 0 = for ever).  Parsed before
+ * the secrets are read: a bad value is an error at load.
+ */
+static int load_audit(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
+		      json_t *obj, const char *path)
+{
+	retl_buf p = RETL_BUF_INIT;
+	int rc = -1;
+	sc->audit_retention_ms = RETL_AUDIT_RETENTION_DEFAULT_MS;
+	if (retl_cfg_get_string(c, obj, path, "audit", 0, 0, &sc->audit) < 0)
+		goto out;
+	if (sc->audit) {
+		size_t n = strlen(sc->audit), i;
+		for (i = 0; i < n; i++) {
+			char ch = sc->audit[i];
+			if (!((ch >= 'a' && ch <= 'z') || ch == '_' ||
+			      (i && ch >= '0' && ch <= '9')))
+				break;
+		}
+		if (!n || i < n || n > 63) {
+			retl_cfg_fail(c, retl_cfg_subpath(&p, path, "audit"),
+				      "invalid schema name \"%s\" (expected lower-case letters, digits and _, not starting with a digit, at most 63)",
+				      sc->audit);
+			goto out;
+		}
+	}
+	if (get_duration(c, obj, path, "audit_retention",
+			 &sc->audit_retention_ms) < 0)
+		goto out;
+	if (json_object_get(obj, "audit_retention") && !sc->audit) {
+		retl_cfg_fail(c, retl_cfg_subpath(&p, path, "audit_retention"),
+			      "audit_retention without audit (the schema the sync logs go to)");
+		goto out;
+	}
+	rc = 0;
+out:
+	retl_buf_free(&p);
+	return rc;
+}
+
 int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 			 const char *name, json_t *obj, const char *path)
 {
@@ -139,7 +185,8 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 	}
 	int nrefs = c->nrefs;
 	if (retl_cfg_check_keys(c, obj, path, source_keys, NULL) < 0 ||
-	    retl_cfg_resolve_secrets(c, obj, path) < 0)
+	    retl_cfg_resolve_secrets(c, obj, path) < 0 ||
+	    load_audit(c, sc, obj, path) < 0)
 		goto out;
 
 	if (retl_cfg_get_string(c, obj, path, "type", 0, 1, &sc->type) < 0)

@@ -142,6 +142,11 @@ static const char *const migrations[] = {
 	 * store (BIGINT, no WITHOUT ROWID) */
 	"CREATE TABLE claims(sync TEXT PRIMARY KEY, next_due BIGINT NOT NULL,"
 	" schedule TEXT NOT NULL, owner TEXT NOT NULL, claimed_at TEXT NOT NULL);",
+	/* 10: sync logs in the warehouse (state_audit.c): audited is 0 for a
+	 * run whose logs are still to be written, 1 once written, NULL for a
+	 * run of a sync without "audit" */
+	"ALTER TABLE runs ADD COLUMN audited INTEGER;"
+	"CREATE INDEX runs_audit ON runs(sync, id) WHERE audited = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

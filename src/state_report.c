@@ -72,10 +72,14 @@ int retl_state_run_begin(retl_state *st, const char *sync, int64_t *run_id,
 	if (!id)
 		goto fail;
 	/* outcomes are kept for the sync's latest runs only */
+	/* ... and those of runs whose sync logs are not yet written to the
+	 * warehouse (state_audit.c), which read them */
 	if (retl_state__prepare(st, "DELETE FROM outcomes WHERE run_id IN "
 				"(SELECT id FROM runs WHERE sync = ?1 AND id <= "
 				"(SELECT id FROM runs WHERE sync = ?1 ORDER BY "
-				"id DESC LIMIT 1 OFFSET ?2))", &s, err) < 0)
+				"id DESC LIMIT 1 OFFSET ?2)) AND run_id NOT IN "
+				"(SELECT id FROM runs WHERE sync = ?1 AND "
+				"audited = 0)", &s, err) < 0)
 		goto fail;
 	retl_state__bind_text(s, 1, sync);
 	retl_db_bind_int(s, 2, OUTCOME_RUNS_KEPT);

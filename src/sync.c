@@ -12,6 +12,8 @@
  * or forgotten; the run ends ok, interrupted or stopped, and is recorded.
  */
 #include "sync.h"
+#include "audit.h"
+#include "state_audit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -183,6 +185,8 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	retl_source_close(src);
 	if (rc < 0)
 		return -1;
+	if (retl_audit_check(sc->src, err) < 0)
+		return -1;
 	const struct retl_destination *d = retl_destination_find(sc->dst->type);
 	void *ctx = NULL;
 	struct retl_dest_env env = { .dir = cfg->dir, .api_budget = -1 };
@@ -273,6 +277,10 @@ static int open_state(struct run *r)
 	if (retl_state_run_begin(r->st, r->sc->name, &r->run_id, r->err) < 0)
 		return -1;
 	r->run_open = 1;
+	/* the run waits for its sync logs from now on, even if killed */
+	if ((r->sc->src->audit ? retl_state_audit_want(r->st, r->run_id, r->err) :
+	     retl_state_audit_drop(r->st, r->sc->name, r->err)) < 0)
+		return -1;
 	if (r->o->allow_removals > 0 &&
 	    retl_state_run_allow(r->st, r->run_id, r->o->allow_removals, r->err) < 0)
 		return -1;
@@ -616,6 +624,23 @@ static int record_run(struct run *r, int rc)
 	return rc;
 }
 
+/* the sync logs in the warehouse (audit.h), once the run's record is
+ * final and under its lock: a failure is the run's warning, not its error */
+static void audit_runs(struct run *r)
+{
+	struct retl_err warn;
+	if (!r->sum->recorded || !r->sc->src->audit)
+		return;
+	retl_err_clear(&warn);
+	if (retl_audit_write(r->st, r->sc, &warn) < 0) {
+		retl_err_prefix(&warn, "sync logs not written, a later run "
+				"writes them: ");
+		snprintf(r->sum->audit_warning, sizeof(r->sum->audit_warning),
+			 "%s", warn.msg);
+		retl_log(RETL_LOG_WARN, r->sc->name, "%s", r->sum->audit_warning);
+	}
+}
+
 /* closes what the run opened and releases the lock; returns rc */
 static int close_run(struct run *r, int rc)
 {
@@ -685,6 +710,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	retl_testpoint("run-end");
 	rc = record_run(&r, rc);
 	retl_testpoint("run-recorded");
+	audit_runs(&r);
 	return close_run(&r, rc);
 }
 

@@ -59,6 +59,10 @@ struct retl_sync_summary {
 	char allowed[256];        /* the safety limit --allow-removals let
 				   * through, or "" */
 	char message[RETL_ERR_MSG_MAX]; /* why the run stopped, when it did */
+	char audit_warning[RETL_ERR_MSG_MAX]; /* the sync logs could not be
+				   * written to the warehouse (audit.h): the
+				   * run is not failed, the next one writes
+				   * them; "" when written or not asked for */
 	char *samples[RETL_SAMPLES]; /* plan: a few payloads (owned) */
 	size_t nsamples;
 };

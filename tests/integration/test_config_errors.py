@@ -99,7 +99,7 @@ CASES = [
     ("unknown-top-key", retl(sorces={}), None,
      "retl.json: sorces: unknown key (expected one of state, sources, destinations, notify)"),
     ("unknown-source-key", source(dsnn="x"), None,
-     "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read)"),
+     "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read, audit, audit_retention)"),
     ("unknown-dest-key", dest(paht="x"), None,
      "retl.json: destinations.out.paht: unknown key (expected one of type, base_url, path, batch_size)"),
     ("file-batch-size-zero", dest(batch_size=0), None,

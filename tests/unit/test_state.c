@@ -165,7 +165,7 @@ static void test_open(void)
 	CHECK(mode_of(db_path) == 0600);
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	CHECK(mode_of(path) == 0700);
-	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 9);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 10);
 	{
 		char *jm = q_text("PRAGMA journal_mode");
 		CHECK_STR(jm, "wal");
@@ -1228,7 +1228,9 @@ static void test_migrate_statuses(void)
 	retl_state_close(st);
 	/* back to version 6, with runs of the time */
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db, "ALTER TABLE runs DROP COLUMN allow_removals;"
+	CHECK(sqlite3_exec(db, "DROP INDEX runs_audit;"
+			   "ALTER TABLE runs DROP COLUMN audited;"
+			   "ALTER TABLE runs DROP COLUMN allow_removals;"
 			   "DROP INDEX runs_running;"
 			   "DROP TABLE alerts;"
 			   "DROP TABLE claims;"
