@@ -1590,7 +1590,7 @@ static void test_failed_write_fails_the_commit(retl_state *st)
 	CHECK(retl_state_run_end(st, run, RETL_RUN_OK, 0, NULL, NULL, &err) == 0);
 }
 
-/* PostgreSQL: a new store is an empty schema; the tables at version 8 */
+/* PostgreSQL: a new store is an empty schema; the tables at the current version */
 static void test_open_pg(void)
 {
 	struct retl_err err;
@@ -1599,7 +1599,7 @@ static void test_open_pg(void)
 
 	retl_err_clear(&err);
 	CHECK(retl_state_open(&st, db_path, &err) == 0 || !fprintf(stderr, "%s\n", err.msg));
-	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 8);
+	CHECK(q_int("SELECT value FROM meta WHERE key = 'schema_version'") == 10);
 	CHECK(q_int("SELECT count(*) FROM meta") == 2);
 	v = q_text("SELECT value FROM meta WHERE key = 'store_id'");
 	retl_state_close(st);
