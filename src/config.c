@@ -544,6 +544,7 @@ static void free_source(struct retl_source_cfg *s)
 	free(s->name);
 	free(s->type);
 	free(s->dsn);
+	free(s->state_schema);
 	json_decref(s->unresolved);
 }
 

@@ -22,7 +22,7 @@
 #include "redact.h"
 
 static const char *const source_keys[] = {
-	"type", "dsn", "statement_timeout", "connect_timeout", "read", NULL
+	"type", "dsn", "statement_timeout", "connect_timeout", "read", "state_schema", NULL
 };
 
 /*
@@ -170,7 +170,9 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 	if (get_duration(c, obj, path, "connect_timeout",
 			 &sc->connect_timeout_ms) < 0)
 		goto out;
-	if (load_read(c, sc, obj, path) < 0)
+	if (load_read(c, sc, obj, path) < 0 ||
+	    retl_cfg_get_string(c, obj, path, "state_schema", 0, 1,
+				&sc->state_schema) < 0)
 		goto out;
 	rc = 0;
 out:

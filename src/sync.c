@@ -181,7 +181,7 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		return -1;
 	int rc = open_source(sc, &src, key_idx, &sig, err);
 	retl_source_close(src);
-	if (rc < 0)
+	if (rc < 0 || (sc->diff_warehouse && retl_whdiff_check(sc, err) < 0))
 		return -1;
 	const struct retl_destination *d = retl_destination_find(sc->dst->type);
 	void *ctx = NULL;
@@ -328,7 +328,8 @@ static int load_cache(struct run *r)
 static enum run_end stream_and_diff(struct run *r)
 {
 	retl_progress_start(r->sc->name);
-	int s = retl_source_stream(r->src, r->sc->query, retl_sync_on_row, r, r->err);
+	int s = r->wh ? retl_whdiff_stream(r) :
+		retl_source_stream(r->src, r->sc->query, retl_sync_on_row, r, r->err);
 	if (s == RETL_SOURCE_INTERRUPTED && !r->stop)
 		return RUN_INTERRUPTED;
 	if (s < 0 || r->stop)
@@ -371,7 +372,8 @@ static enum run_end removals(struct run *r)
 	if (!gone)
 		return RUN_DONE;
 	struct retl_sync_gone g = { .r = r, .send_removes = send_removes };
-	if (retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, &g, r->err) < 0 ||
+	if ((r->wh ? retl_whdiff_gone(r, &g) :
+	     retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, &g, r->err)) < 0 ||
 	    r->stop)
 		return RUN_STOPPED;
 	if (retl_stop_requested())
@@ -505,7 +507,8 @@ static enum run_end open_both(struct run *r)
 	}
 	if (rc == RETL_SOURCE_INTERRUPTED)
 		return RUN_INTERRUPTED;  /* a stop while connecting or describing */
-	if (rc < 0 || open_spool(r) < 0 || load_cache(r) < 0)
+	if (rc < 0 || open_spool(r) < 0 ||
+	    (r->sc->diff_warehouse ? retl_whdiff_open(r) : load_cache(r)) < 0)
 		return RUN_STOPPED;
 	return RUN_DONE;
 }
@@ -524,6 +527,8 @@ static enum run_end plan_and_push(struct run *r)
 		return how;
 	if (r->o->plan)
 		return estimate(r);
+	if (r->wh && retl_whdiff_mark(r) < 0)
+		return RUN_STOPPED;
 	return push(r, r->spool_f, "the run's spool");
 }
 
@@ -626,7 +631,7 @@ static int close_run(struct run *r, int rc)
 	retl_source_close(r->src);
 	if (r->dctx)
 		r->dest->close(r->dctx);
-	if (r->locked) {
+	if (r->locked && !r->sc->diff_warehouse) {
 		/* so the next run loads the cache in one read: written from
 		 * the run's cache, which the store kept equal to its rows
 		 * (retl_state_mirror), or else read back from SQLite */
@@ -642,7 +647,12 @@ static int close_run(struct run *r, int rc)
 			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
 		retl_testpoint("image-saved");
 		retl_state_unlock(r->st, r->sc->name);
+	} else if (r->locked) {
+		/* the warehouse diff keeps no image: its cache holds only
+		 * the rows the warehouse returned */
+		retl_state_unlock(r->st, r->sc->name);
 	}
+	retl_whdiff_free(r);
 	retl_state_mirror(r->st, NULL, NULL);  /* before the cache goes */
 	retl_cache_free(r->cache);
 	retl_spool_free(r->spool);
@@ -682,6 +692,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	retl_testpoint("run-begun");
 	how = o->apply_f ? apply_plan(&r) : plan_and_push(&r);
 	int rc = finish(&r, how);
+	retl_whdiff_end(&r);   /* after every ack this run will commit */
 	retl_testpoint("run-end");
 	rc = record_run(&r, rc);
 	retl_testpoint("run-recorded");

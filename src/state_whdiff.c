@@ -1,0 +1,146 @@
+/*
+ * state_whdiff.c - the state store's point reads for "diff": "warehouse"
+ * (sync_whdiff.c): there the warehouse returns only the keys that changed,
+ * so a run reads the cache rows of those keys one by one instead of
+ * loading the sync's whole cache.  Reads only; every write still goes
+ * through state_rows.c.  See state.h.
+ */
+#include "state.h"
+#include "state_int.h"
+
+#include <stdlib.h>
+
+#include "buf.h"
+
+struct retl_state_lookup {
+	retl_state *st;
+	char *sync;
+	sqlite3_stmt *entry, *row;
+};
+
+int retl_state_lookup_new(retl_state *st, const char *sync,
+			  retl_state_lookup **out, struct retl_err *err)
+{
+	retl_state_lookup *l = retl_calloc(1, sizeof(*l));
+	l->st = st;
+	l->sync = retl_strdup(sync);
+	*out = l;
+	if (retl_state__prepare(st, "SELECT " RETL_STATE_ENTRY_COLS
+				" FROM cache WHERE sync = ?1 AND key = ?2",
+				&l->entry, err) < 0 ||
+	    retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id, match, "
+				"CASE WHEN sent = 1 THEN sent_match END FROM "
+				"cache WHERE sync = ?1 AND key = ?2",
+				&l->row, err) < 0) {
+		retl_state_lookup_free(l);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void retl_state_lookup_free(retl_state_lookup *l)
+{
+	if (!l)
+		return;
+	sqlite3_finalize(l->entry);
+	sqlite3_finalize(l->row);
+	free(l->sync);
+	free(l);
+}
+
+int retl_state_lookup_entry(retl_state_lookup *l, const char *key,
+			    struct retl_cache_entry *e, struct retl_err *err)
+{
+	sqlite3_stmt *s = l->entry;
+	retl_state__bind_text(s, 1, l->sync);
+	retl_state__bind_text(s, 2, key);
+	int rc = sqlite3_step(s), found = 0;
+	if (rc == SQLITE_ROW) {
+		retl_state__entry_from_row(s, e);
+		e->kh = retl_state__col_kh(s, 8, 6);
+		found = 1;
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return retl_state__db_err(l->st, err);
+	}
+	sqlite3_reset(s);
+	return found;
+}
+
+int retl_state_lookup_row(retl_state_lookup *l, const char *key,
+			  retl_state_row_fn fn, void *ud, struct retl_err *err)
+{
+	sqlite3_stmt *s = l->row;
+	retl_state__bind_text(s, 1, l->sync);
+	retl_state__bind_text(s, 2, key);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return retl_state__db_err(l->st, err);
+	}
+	/* copied: fn may write to the store, which resets s */
+	char *k = retl_strdup((const char *)sqlite3_column_text(s, 0));
+	char *dest = NULL, *match = NULL, *sent = NULL;
+	if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+		dest = retl_strdup((const char *)sqlite3_column_text(s, 3));
+	if (sqlite3_column_type(s, 4) != SQLITE_NULL)
+		match = retl_strdup((const char *)sqlite3_column_text(s, 4));
+	if (sqlite3_column_type(s, 5) != SQLITE_NULL)
+		sent = retl_strdup((const char *)sqlite3_column_text(s, 5));
+	struct retl_state_row row = {
+		.key = k, .kh = retl_state__col_kh(s, 0, 1),
+		.dest_id = dest, .match = match, .sent_match = sent,
+	};
+	sqlite3_reset(s);
+	rc = fn(ud, &row);
+	free(k);
+	free(dest);
+	free(match);
+	free(sent);
+	return rc;
+}
+
+/* the few rows a run must look at even when the warehouse says their
+ * model row is unchanged: failing, pending and staged ones (both kept
+ * findable by partial indexes, cache_failed and cache_unsynced) */
+int retl_state_unsynced_keys(retl_state *st, const char *sync,
+			     void (*fn)(void *ud, const char *key), void *ud,
+			     struct retl_err *err)
+{
+	sqlite3_stmt *s;
+	int rc;
+	if (retl_state__prepare(st, "SELECT key FROM cache WHERE sync = ?1 AND "
+				"status = 2 UNION ALL SELECT key FROM cache "
+				"WHERE sync = ?1 AND status IN (3, 4)", &s, err) < 0)
+		return -1;
+	retl_state__bind_text(s, 1, sync);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(ud, (const char *)sqlite3_column_text(s, 0));
+	if (rc != SQLITE_DONE) {
+		sqlite3_finalize(s);
+		return retl_state__db_err(st, err);
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+long retl_state_count_rows(retl_state *st, const char *sync)
+{
+	sqlite3_stmt *s;
+	struct retl_err err;
+	long n = 0;
+	retl_err_clear(&err);
+	if (retl_state__prepare(st, "SELECT COUNT(*) FROM cache WHERE sync = ?1",
+				&s, &err) < 0)
+		return 0;
+	retl_state__bind_text(s, 1, sync);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}

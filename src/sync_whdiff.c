@@ -1,0 +1,843 @@
+/*
+ * sync_whdiff.c - "diff": "warehouse": the diff computed in the warehouse
+ * (README "Diff in the warehouse").
+ *
+ * retl keeps one table per sync in a schema it manages in the warehouse
+ * (the source's "state_schema", default retl_state): key (retl's key text),
+ * row_hash (the hash, computed in SQL, of the model row last acknowledged),
+ * pay_hash and dest_id (for people reading it), updated_at.  Inside the
+ * run's read-only snapshot one query joins the model with that table and
+ * returns only the model rows whose hash differs or is missing, and the
+ * table's keys the model no longer has.  Rows not returned cost nothing
+ * here: the engine never loads their cache rows.
+ *
+ * The local state store stays the authority for identity (dest ids, match
+ * values, pending creates, failures, orphans: sync_diff.c's rules run
+ * unchanged on the rows returned); the table only says "this model row is
+ * unchanged since it was acknowledged".  So losing the table, or a write
+ * to it, costs a re-read, never a wrong destination:
+ *  - before the push, every returned key is written with a NULL row hash
+ *    (one may be sent: from now on it must come back, as a changed row or
+ *    as a removal candidate, whatever happens to this run);
+ *  - after the push, a returned key whose local row is acknowledged with
+ *    this run's source line gets the row hash back; a removal candidate
+ *    with no local row left is deleted.  Nothing else writes a hash, so a
+ *    hash is never written before the destination acknowledged the row.
+ * Rows the local store lists as failing, pending or staged (few, indexed)
+ * are looked at every run, so one that left the model is forgotten (or
+ * removed) as with the local diff.
+ *
+ * SQL: the key is rendered in SQL exactly as the engine renders it
+ * (checked on every returned row: a mismatch stops the run and says
+ * which column); the row hash is hashtextextended over the columns' text,
+ * salted by the mapping fingerprint.  Redshift (no hashtextextended, no
+ * format(), no to_json, no ON CONFLICT): md5 over CAST(… AS VARCHAR(65535))
+ * and chr()-built JSON.  The writes are the portable kind on every server:
+ * a temp staging table, DELETE … USING and INSERT.  RETL_TEST_WHDIFF_SQL=
+ * portable selects Redshift's SQL on PostgreSQL (the tests run it).
+ */
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pgwait.h"
+#include "redact.h"
+#include "sync_int.h"
+#include "testpoint.h"
+
+#define WH_SCHEMA_DEFAULT "retl_state"
+#define WH_EXTRA 4          /* retl__k, retl__h, retl__in, retl__s */
+#define WH_STAGE_ROWS 250   /* rows per staging INSERT (4 parameters each) */
+
+struct wh_row {
+	size_t key, hash;   /* arena offsets */
+	uint64_t src;       /* the model line's hash, as the engine takes it */
+};
+
+struct retl_whdiff {
+	int portable;       /* md5 / CAST SQL (Redshift, or the test switch) */
+	int redshift;
+	char *table;            /* "schema"."sync", quoted */
+	size_t ncols;           /* the model's columns */
+	retl_buf arena;
+	struct wh_row *rows;    /* returned model rows, first of each key */
+	size_t nrows, caprows;
+	size_t *gone;           /* arena offsets: keys only the table has */
+	size_t ngone, capgone;
+	size_t *retry;          /* keys failing, pending, staged locally */
+	size_t nretry, capretry;
+	retl_state_lookup *look;
+	retl_buf tmp;
+	int marked;
+};
+
+static void push_off(size_t **v, size_t *n, size_t *cap, size_t off)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*v = retl_realloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = off;
+}
+
+/* "name" with its quotes doubled */
+static void add_ident(retl_buf *b, const char *name)
+{
+	retl_buf_addc(b, '"');
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			retl_buf_addc(b, '"');
+		retl_buf_addc(b, *p);
+	}
+	retl_buf_addc(b, '"');
+}
+
+static const char *schema_of(const struct retl_sync_cfg *sc)
+{
+	return sc->src->state_schema ? sc->src->state_schema : WH_SCHEMA_DEFAULT;
+}
+
+static char *table_of(const struct retl_sync_cfg *sc)
+{
+	retl_buf b = RETL_BUF_INIT;
+	add_ident(&b, schema_of(sc));
+	retl_buf_addc(&b, '.');
+	add_ident(&b, sc->name);
+	return retl_buf_detach(&b);
+}
+
+/* ---- the write connection ---- */
+
+static int wh_fail(struct retl_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int wh_fail(struct retl_err *err, const char *fmt, ...)
+{
+	int fresh = !retl_err_isset(err);
+	va_list ap;
+	va_start(ap, fmt);
+	retl_err_vset(err, RETL_EXIT_SOURCE, fmt, ap);
+	va_end(ap);
+	if (fresh)
+		retl_redact_str(err->msg, sizeof(err->msg));
+	return -1;
+}
+
+/* the server's message on one line */
+static void one_line(retl_buf *b, const char *s)
+{
+	retl_buf_reset(b);
+	for (; s && *s; s++)
+		retl_buf_addc(b, (*s == '\n' || *s == '\r' || *s == '\t') ? ' ' : *s);
+	while (b->len && b->ptr[b->len - 1] == ' ')
+		b->ptr[--b->len] = '\0';
+}
+
+/* a second, writable session on the sync's source (never the read one) */
+static PGconn *wh_connect(const struct retl_sync_cfg *sc, struct retl_err *err)
+{
+	struct retl_pg_params pp;
+	char msg[512];
+	retl_buf why = RETL_BUF_INIT, m = RETL_BUF_INIT;
+	PGconn *conn = NULL;
+	if (retl_pg_params_init(&pp, sc->src->dsn, sc->src->connect_timeout_ms,
+				msg, sizeof(msg)) < 0) {
+		one_line(&m, msg);
+		wh_fail(err, "source %s: diff warehouse: cannot connect: %s",
+			sc->source, retl_buf_cstr(&m));
+	} else if (retl_pg_connect(&conn, &pp, &why) != RETL_PG_CONNECTED) {
+		one_line(&m, retl_buf_cstr(&why));
+		wh_fail(err, "source %s: diff warehouse: cannot connect: %s",
+			sc->source, m.len ? m.ptr : "interrupted");
+		PQfinish(conn);
+		conn = NULL;
+	}
+	retl_pg_params_free(&pp);
+	retl_buf_free(&why);
+	retl_buf_free(&m);
+	return conn;
+}
+
+/* one statement with text parameters; the last result (an error wins) */
+static PGresult *wh_exec(PGconn *c, const char *sql, int n,
+			 const char *const *vals)
+{
+	int cancelled = 0;
+	if (!PQsendQueryParams(c, sql, n, NULL, vals, NULL, NULL, 0))
+		return NULL;
+	PGresult *keep = NULL, *res;
+	while ((res = retl_pg_next_result(c, &cancelled))) {
+		if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+			PQclear(res);
+			continue;
+		}
+		PQclear(keep);
+		keep = res;
+	}
+	return keep;
+}
+
+/* runs sql; on failure "source S: diff warehouse: <what>: <server's>" */
+static int wh_cmd(const struct retl_sync_cfg *sc, PGconn *c, const char *sql,
+		  int n, const char *const *vals, const char *what,
+		  struct retl_err *err)
+{
+	PGresult *res = wh_exec(c, sql, n, vals);
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	int rc = 0;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		retl_buf m = RETL_BUF_INIT;
+		one_line(&m, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		rc = wh_fail(err, "source %s: diff warehouse: %s: %s", sc->source,
+			     what, retl_buf_cstr(&m));
+		retl_buf_free(&m);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* ---- grants ---- */
+
+/*
+ * What the role lacks to keep sc's table, as lines "missing: X (GRANT …)"
+ * in out (empty: nothing); *schema_ok and *table_ok say whether each
+ * exists.  has_*_privilege exist on PostgreSQL and Redshift alike.
+ */
+static int wh_grants(const struct retl_sync_cfg *sc, PGconn *c, retl_buf *out,
+		     int *schema_ok, int *table_ok, struct retl_err *err)
+{
+	const char *schema = schema_of(sc);
+	const char *vals[2] = { schema, sc->name };
+	PGresult *res = wh_exec(c,
+		"SELECT current_user,"
+		" EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
+		" EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2),"
+		" has_database_privilege(current_database(), 'CREATE'),"
+		" has_database_privilege(current_database(), 'TEMP')", 2, vals);
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		retl_buf m = RETL_BUF_INIT;
+		one_line(&m, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		PQclear(res);
+		wh_fail(err, "source %s: diff warehouse: cannot read the role's grants: %s",
+			sc->source, retl_buf_cstr(&m));
+		retl_buf_free(&m);
+		return -1;
+	}
+	retl_buf role = RETL_BUF_INIT, q = RETL_BUF_INIT, sq = RETL_BUF_INIT;
+	add_ident(&role, PQgetvalue(res, 0, 0));
+	add_ident(&sq, schema);
+	*schema_ok = PQgetvalue(res, 0, 1)[0] == 't';
+	*table_ok = PQgetvalue(res, 0, 2)[0] == 't';
+	int db_create = PQgetvalue(res, 0, 3)[0] == 't';
+	int db_temp = PQgetvalue(res, 0, 4)[0] == 't';
+	PQclear(res);
+	retl_buf_reset(out);
+	if (!db_temp)
+		retl_buf_addf(out, "missing: TEMP on the database (GRANT TEMP ON DATABASE <db> TO %s)\n",
+			      role.ptr);
+	if (!*schema_ok) {
+		if (!db_create)
+			retl_buf_addf(out, "missing: schema %s does not exist and the role cannot create it (CREATE SCHEMA %s AUTHORIZATION %s, as its owner)\n",
+				      sq.ptr, sq.ptr, role.ptr);
+		goto out;
+	}
+	static const char *const sprivs[] = { "USAGE", "CREATE" };
+	for (size_t i = 0; i < 2; i++) {
+		if (i == 1 && *table_ok)
+			break;      /* CREATE only to make the table */
+		const char *v2[2] = { schema, sprivs[i] };
+		res = wh_exec(c, "SELECT has_schema_privilege($1, $2)", 2, v2);
+		if (res && PQresultStatus(res) == PGRES_TUPLES_OK &&
+		    PQgetvalue(res, 0, 0)[0] != 't')
+			retl_buf_addf(out, "missing: %s on schema %s (GRANT %s ON SCHEMA %s TO %s)\n",
+				      sprivs[i], sq.ptr, sprivs[i], sq.ptr, role.ptr);
+		PQclear(res);
+	}
+	if (!*table_ok || out->len)
+		goto out;
+	char *table = table_of(sc);
+	static const char *const tprivs[] = { "SELECT", "INSERT", "DELETE" };
+	for (size_t i = 0; i < 3; i++) {
+		const char *v2[2] = { table, tprivs[i] };
+		res = wh_exec(c, "SELECT has_table_privilege($1, $2)", 2, v2);
+		if (res && PQresultStatus(res) == PGRES_TUPLES_OK &&
+		    PQgetvalue(res, 0, 0)[0] != 't')
+			retl_buf_addf(out, "missing: %s on table %s (GRANT %s ON %s TO %s)\n",
+				      tprivs[i], table, tprivs[i], table, role.ptr);
+		PQclear(res);
+	}
+	free(table);
+out:
+	retl_buf_free(&role);
+	retl_buf_free(&q);
+	retl_buf_free(&sq);
+	return 0;
+}
+
+/* the schema and table, made when missing; a missing grant says which */
+static int wh_ensure(const struct retl_sync_cfg *sc, PGconn *c,
+		     struct retl_err *err)
+{
+	retl_buf miss = RETL_BUF_INIT, sql = RETL_BUF_INIT;
+	int schema_ok, table_ok, rc = -1;
+	if (wh_grants(sc, c, &miss, &schema_ok, &table_ok, err) < 0)
+		goto out;
+	if (miss.len) {
+		miss.ptr[--miss.len] = '\0';
+		for (char *p = miss.ptr; (p = strchr(p, '\n')); )
+			*p = ';';
+		wh_fail(err, "source %s: diff warehouse: the role cannot keep sync %s's table: %s",
+			sc->source, sc->name, miss.ptr);
+		goto out;
+	}
+	if (!schema_ok) {
+		retl_buf_adds(&sql, "CREATE SCHEMA ");
+		add_ident(&sql, schema_of(sc));
+		if (wh_cmd(sc, c, sql.ptr, 0, NULL, "creating its schema", err) < 0)
+			goto out;
+	}
+	if (!table_ok) {
+		char *t = table_of(sc);
+		retl_buf_reset(&sql);
+		retl_buf_addf(&sql, "CREATE TABLE IF NOT EXISTS %s (key VARCHAR(65535) "
+			      "NOT NULL PRIMARY KEY, row_hash VARCHAR(64), pay_hash "
+			      "VARCHAR(32), dest_id VARCHAR(65535), updated_at "
+			      "TIMESTAMPTZ)", t);
+		free(t);
+		if (wh_cmd(sc, c, sql.ptr, 0, NULL, "creating its table", err) < 0)
+			goto out;
+		retl_log(RETL_LOG_INFO, sc->name, "diff warehouse: created table %s.%s",
+			 schema_of(sc), sc->name);
+	}
+	rc = 0;
+out:
+	retl_buf_free(&miss);
+	retl_buf_free(&sql);
+	return rc;
+}
+
+int retl_whdiff_check(struct retl_sync_cfg *sc, struct retl_err *err)
+{
+	PGconn *c = wh_connect(sc, err);
+	if (!c)
+		return -1;
+	retl_buf miss = RETL_BUF_INIT;
+	int schema_ok, table_ok;
+	int rc = wh_grants(sc, c, &miss, &schema_ok, &table_ok, err);
+	if (rc == 0 && miss.len) {
+		miss.ptr[--miss.len] = '\0';
+		for (char *p = miss.ptr; (p = strchr(p, '\n')); )
+			*p = ';';
+		rc = wh_fail(err, "%s: diff warehouse: the role cannot keep the sync's table in source %s: %s",
+			     sc->file, sc->source, miss.ptr);
+	}
+	retl_buf_free(&miss);
+	PQfinish(c);
+	return rc;
+}
+
+int retl_whdiff_reset(struct retl_sync_cfg *sc, struct retl_err *err)
+{
+	PGconn *c = wh_connect(sc, err);
+	if (!c)
+		return -1;
+	retl_buf sql = RETL_BUF_INIT;
+	char *t = table_of(sc);
+	const char *vals[2] = { schema_of(sc), sc->name };
+	PGresult *res = wh_exec(c, "SELECT 1 FROM pg_tables WHERE schemaname = $1 "
+				"AND tablename = $2", 2, vals);
+	int exists = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res);
+	PQclear(res);
+	int rc = 0;
+	if (exists) {
+		retl_buf_addf(&sql, "DELETE FROM %s", t);
+		rc = wh_cmd(sc, c, sql.ptr, 0, NULL, "clearing the sync's table", err);
+	}
+	free(t);
+	retl_buf_free(&sql);
+	PQfinish(c);
+	return rc;
+}
+
+/*
+ * Writes rows (key, row_hash, pay_hash, dest_id; NULLs allowed) over the
+ * table's rows of those keys, or (del) deletes the keys' rows: a temp
+ * staging table, DELETE … USING, INSERT, in one transaction.  Keys are
+ * unique (the caller's rows are one per key).
+ */
+static int wh_write(struct run *r, PGconn *c, const char *const *v, size_t n,
+		    int del, struct retl_err *err)
+{
+	const struct retl_sync_cfg *sc = r->sc;
+	retl_buf sql = RETL_BUF_INIT;
+	char *t = table_of(sc);
+	int rc = -1;
+	if (wh_cmd(sc, c, "BEGIN", 0, NULL, "writing back", err) < 0 ||
+	    wh_cmd(sc, c, "CREATE TEMP TABLE retl_stage (key VARCHAR(65535), "
+		   "row_hash VARCHAR(64), pay_hash VARCHAR(32), dest_id "
+		   "VARCHAR(65535))", 0, NULL, "writing back", err) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i += WH_STAGE_ROWS) {
+		size_t k = n - i < WH_STAGE_ROWS ? n - i : WH_STAGE_ROWS;
+		retl_buf_reset(&sql);
+		retl_buf_adds(&sql, "INSERT INTO retl_stage VALUES ");
+		for (size_t j = 0; j < k; j++)
+			retl_buf_addf(&sql, "%s($%zu, $%zu, $%zu, $%zu)", j ? ", " : "",
+				      4 * j + 1, 4 * j + 2, 4 * j + 3, 4 * j + 4);
+		if (wh_cmd(sc, c, sql.ptr, (int)(4 * k), v + 4 * i, "writing back",
+			   err) < 0)
+			goto out;
+	}
+	retl_buf_reset(&sql);
+	retl_buf_addf(&sql, "DELETE FROM %s USING retl_stage WHERE %s.key = retl_stage.key",
+		      t, t);
+	if (wh_cmd(sc, c, sql.ptr, 0, NULL, "writing back", err) < 0)
+		goto out;
+	if (!del) {
+		retl_buf_reset(&sql);
+		retl_buf_addf(&sql, "INSERT INTO %s (key, row_hash, pay_hash, dest_id, "
+			      "updated_at) SELECT key, row_hash, pay_hash, dest_id, %s "
+			      "FROM retl_stage", t, r->wh->redshift ? "GETDATE()" : "now()");
+		if (wh_cmd(sc, c, sql.ptr, 0, NULL, "writing back", err) < 0)
+			goto out;
+	}
+	if (wh_cmd(sc, c, "DROP TABLE retl_stage", 0, NULL, "writing back", err) < 0 ||
+	    wh_cmd(sc, c, "COMMIT", 0, NULL, "writing back", err) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(t);
+	retl_buf_free(&sql);
+	return rc;
+}
+
+/* ---- the run ---- */
+
+static void note_retry(void *ud, const char *key)
+{
+	struct retl_whdiff *w = ud;
+	push_off(&w->retry, &w->nretry, &w->capretry,
+		 retl_sync_arena_add(&w->arena, key, strlen(key)));
+}
+
+/* kh's cache entry, read from the store when this run has not yet */
+static struct retl_cache_entry *load_entry(struct run *r, const char *key,
+					   size_t len, int *err)
+{
+	retl_h128 kh = retl_hash128(key, len);
+	int created;
+	struct retl_cache_entry *e = retl_cache_upsert(r->cache, kh, &created);
+	*err = 0;
+	if (!created)
+		return e;
+	struct retl_cache_entry got;
+	memset(&got, 0, sizeof(got));
+	int found = retl_state_lookup_entry(r->wh->look, key, &got, r->err);
+	if (found < 0) {
+		*err = 1;
+		return e;
+	}
+	if (found) {
+		e->pay = got.pay;
+		e->src = got.src;
+		e->status = got.status;
+		e->mh = got.mh;
+		e->sent = got.sent;
+		e->cached = 1;
+	}
+	return e;
+}
+
+int retl_whdiff_open(struct run *r)
+{
+	struct retl_sync_cfg *sc = r->sc;
+	if (r->o->plan_out)
+		return retl_err_set(r->err, RETL_EXIT_USAGE,
+				    "%s: plan --out is not available with \"diff\": \"warehouse\" (a plan file's removals need the keys the warehouse table would get first): use retl plan without --out, or retl run",
+				    sc->file);
+	struct retl_whdiff *w = retl_calloc(1, sizeof(*w));
+	r->wh = w;
+	const char *sw = getenv("RETL_TEST_WHDIFF_SQL");
+	w->redshift = retl_source_is_redshift(r->src);
+	w->portable = w->redshift || (sw && !strcmp(sw, "portable"));
+	w->table = table_of(sc);
+	r->cache = retl_cache_new(0);
+	r->cached_rows = (size_t)retl_state_count_rows(r->st, sc->name);
+	if (retl_state_lookup_new(r->st, sc->name, &w->look, r->err) < 0 ||
+	    retl_state_unsynced_keys(r->st, sc->name, note_retry, w, r->err) < 0)
+		return -1;
+	for (size_t i = 0; i < w->nretry; i++) {
+		const char *k = w->arena.ptr + w->retry[i];
+		int bad;
+		load_entry(r, k, strlen(k), &bad);
+		if (bad)
+			return -1;
+	}
+	/* the table must exist before the snapshot reads it (a dropped one
+	 * comes back empty: every row is returned, found unchanged locally) */
+	PGconn *c = wh_connect(sc, r->err);
+	if (!c)
+		return -1;
+	int rc = wh_ensure(sc, c, r->err);
+	PQfinish(c);
+	return rc;
+}
+
+/* column i's text in SQL, as COPY would give it (PostgreSQL) or cast */
+static void add_col_text(retl_buf *q, const char *name, int portable)
+{
+	if (portable) {
+		retl_buf_adds(q, "CAST(");
+		add_ident(q, name);
+		retl_buf_adds(q, " AS VARCHAR(65535))");
+	} else {
+		retl_buf_adds(q, "format('%s', ");
+		add_ident(q, name);
+		retl_buf_addc(q, ')');
+	}
+}
+
+/* the engine's key text (sync_diff.c build_key) in SQL */
+static void add_key_expr(struct run *r, retl_buf *q, int portable)
+{
+	struct retl_sync_cfg *sc = r->sc;
+	if (sc->nkey == 1) {
+		add_col_text(q, sc->key[0], portable);
+		return;
+	}
+	retl_buf_adds(q, "'[' || ");
+	for (size_t i = 0; i < sc->nkey; i++) {
+		if (i)
+			retl_buf_adds(q, " || ',' || ");
+		if (portable) {
+			/* backslash and quote escaped; other control
+			 * characters are not (the key check catches them) */
+			retl_buf_adds(q, "chr(34) || replace(replace(");
+			add_col_text(q, sc->key[i], 1);
+			retl_buf_adds(q, ", chr(92), chr(92) || chr(92)), chr(34), "
+				      "chr(92) || chr(34)) || chr(34)");
+		} else {
+			retl_buf_adds(q, "to_json(");
+			add_col_text(q, sc->key[i], 0);
+			retl_buf_adds(q, ")::text");
+		}
+	}
+	retl_buf_adds(q, " || ']'");
+}
+
+/* the model's row hash in SQL, salted by the mapping fingerprint */
+static void add_hash_expr(struct run *r, retl_buf *q, const struct retl_column *cols,
+			  size_t n, int portable)
+{
+	/* chr(31) between columns, chr(30) for NULL: NULL and '' differ */
+	if (portable)
+		retl_buf_addf(q, "md5('%llu'", (unsigned long long)r->seed);
+	else
+		retl_buf_adds(q, "hashtextextended(''");
+	for (size_t i = 0; i < n; i++) {
+		retl_buf_adds(q, " || chr(31) || coalesce(");
+		if (portable) {
+			retl_buf_adds(q, "CAST(");
+			add_ident(q, cols[i].name);
+			retl_buf_adds(q, " AS VARCHAR(65535))");
+		} else {
+			add_ident(q, cols[i].name);
+			retl_buf_adds(q, "::text");
+		}
+		retl_buf_adds(q, ", chr(30))");
+	}
+	if (portable)
+		retl_buf_addc(q, ')');
+	else
+		retl_buf_addf(q, ", %lld)::text", (long long)r->seed);
+}
+
+static void build_query(struct run *r, retl_buf *q)
+{
+	struct retl_whdiff *w = r->wh;
+	const struct retl_column *cols;
+	size_t n, qlen = strlen(r->sc->query);
+	retl_source_columns(r->src, &cols, &n);
+	w->ncols = n;
+	/* the model without a trailing ';' (it goes inside a WITH) */
+	while (qlen && strchr(" \t\r\n;", r->sc->query[qlen - 1]))
+		qlen--;
+	retl_buf_adds(q, "WITH retl_m AS (\n");
+	retl_buf_add(q, r->sc->query, qlen);
+	retl_buf_adds(q, "\n), retl_h AS (SELECT retl_m.*, ");
+	add_key_expr(r, q, w->portable);
+	retl_buf_adds(q, " AS retl__k, ");
+	add_hash_expr(r, q, cols, n, w->portable);
+	retl_buf_addf(q, " AS retl__h, 1 AS retl__in FROM retl_m)\n"
+		      "SELECT retl_h.*, retl_s.key AS retl__s FROM retl_h FULL JOIN %s "
+		      "retl_s ON retl_s.key = retl_h.retl__k", w->table);
+	if (!r->o->full_resync)
+		retl_buf_adds(q, "\nWHERE retl_h.retl__in IS NULL OR retl_s.key IS NULL "
+			      "OR retl_s.row_hash IS NULL OR retl_s.row_hash <> "
+			      "retl_h.retl__h");
+}
+
+/*
+ * 1 when the SQL key k equals the engine's key of the row, 0 when the row
+ * has a NULL or empty key part (the engine refuses it), -1 when they
+ * differ (a type whose SQL text is not its COPY text).
+ */
+static int same_key(struct run *r, const struct retl_row *row, const char *k,
+		    size_t klen)
+{
+	struct retl_whdiff *w = r->wh;
+	for (size_t i = 0; i < r->sc->nkey; i++)
+		if (!row->vals[r->key_idx[i]] || !row->lens[r->key_idx[i]])
+			return 0;
+	if (!k)
+		return -1;
+	retl_buf_reset(&w->tmp);
+	if (r->sc->nkey == 1) {
+		retl_buf_add(&w->tmp, row->vals[r->key_idx[0]], row->lens[r->key_idx[0]]);
+	} else {
+		retl_buf_addc(&w->tmp, '[');
+		for (size_t i = 0; i < r->sc->nkey; i++) {
+			if (i)
+				retl_buf_addc(&w->tmp, ',');
+			retl_buf_add_json_str(&w->tmp, row->vals[r->key_idx[i]],
+					      row->lens[r->key_idx[i]]);
+		}
+		retl_buf_addc(&w->tmp, ']');
+	}
+	return w->tmp.len == klen && !memcmp(w->tmp.ptr, k, klen) ? 1 : -1;
+}
+
+/* the model's part of a COPY text line: up to the n-th tab (a tab inside
+ * a value is escaped, so every literal tab separates fields) */
+static size_t model_len(const char *raw, size_t len, size_t n)
+{
+	const char *p = raw, *end = raw + len;
+	for (size_t i = 0; i < n; i++) {
+		const char *t = memchr(p, '\t', (size_t)(end - p));
+		if (!t)
+			return len;
+		if (i == n - 1)
+			return (size_t)(t - raw);
+		p = t + 1;
+	}
+	return len;
+}
+
+static int on_wh_row(void *ud, const struct retl_row *row, const char *raw,
+		     size_t rawlen)
+{
+	struct run *r = ud;
+	struct retl_whdiff *w = r->wh;
+	size_t m = w->ncols;
+	int bad;
+	if (row->ncols != m + WH_EXTRA) {
+		retl_err_set(r->err, RETL_EXIT_SOURCE, "source %s: diff warehouse: %zu columns came back, expected %zu",
+			     r->sc->source, row->ncols, m + WH_EXTRA);
+		r->stop = 1;
+		return 1;
+	}
+	const char *k = row->vals[m], *h = row->vals[m + 1], *s = row->vals[m + 3];
+	size_t klen = row->lens[m];
+	if (!row->vals[m + 2]) {        /* a key only the table has */
+		if (!s)
+			return 0;
+		push_off(&w->gone, &w->ngone, &w->capgone,
+			 retl_sync_arena_add(&w->arena, s, row->lens[m + 3]));
+		load_entry(r, s, row->lens[m + 3], &bad);
+		return bad ? (r->stop = 1) : 0;
+	}
+	struct retl_row mr = { .ncols = m, .vals = row->vals, .lens = row->lens };
+	size_t mlen = model_len(raw, rawlen, m);
+	int same = same_key(r, row, k, klen);
+	if (same < 0) {
+		retl_err_set(r->err, RETL_EXIT_USAGE,
+			     "%s: diff warehouse: the key's text in SQL (%.*s) is not the one retl reads (%.*s): cast the key column%s to text in the query, or use \"diff\": \"local\"",
+			     r->sc->file, (int)(klen > 80 ? 80 : klen), k ? k : "NULL",
+			     (int)(w->tmp.len > 80 ? 80 : w->tmp.len), w->tmp.ptr,
+			     r->sc->nkey > 1 ? "s" : "");
+		r->stop = 1;
+		return 1;
+	}
+	if (same) {
+		struct retl_cache_entry *e = load_entry(r, k, klen, &bad);
+		if (bad)
+			return r->stop = 1;
+		if (!e->seen) {   /* a duplicate key is the engine's to refuse */
+			if (w->nrows == w->caprows) {
+				w->caprows = w->caprows ? w->caprows * 2 : 256;
+				w->rows = retl_realloc(w->rows, w->caprows * sizeof(*w->rows));
+			}
+			struct wh_row *wr = &w->rows[w->nrows++];
+			wr->key = retl_sync_arena_add(&w->arena, k, klen);
+			wr->hash = retl_sync_arena_add(&w->arena, h ? h : "", h ? row->lens[m + 1] : 0);
+			wr->src = retl_hash64(raw, mlen, r->seed);
+		}
+	}
+	return retl_sync_on_row(r, &mr, raw, mlen);
+}
+
+int retl_whdiff_stream(struct run *r)
+{
+	retl_buf q = RETL_BUF_INIT;
+	build_query(r, &q);
+	int rc = retl_source_stream(r->src, q.ptr, on_wh_row, r, r->err);
+	retl_buf_free(&q);
+	retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu rows returned new or changed, %zu keys only in the table",
+		 r->wh->nrows, r->wh->ngone);
+	return rc;
+}
+
+/* removal candidates: the table's keys the model lost, and failing keys
+ * the model lost that never reached the table */
+int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g)
+{
+	struct retl_whdiff *w = r->wh;
+	retl_match_set *done = retl_match_set_new();
+	int rc = 0;
+	for (size_t pass = 0; pass < 2 && !rc; pass++) {
+		size_t n = pass ? w->nretry : w->ngone;
+		size_t *v = pass ? w->retry : w->gone;
+		for (size_t i = 0; i < n && !rc; i++) {
+			const char *k = w->arena.ptr + v[i];
+			retl_h128 kh = retl_hash128(k, strlen(k));
+			if (!retl_match_set_add(done, kh.lo ^ kh.hi))
+				continue;
+			rc = retl_state_lookup_row(w->look, k, retl_sync_on_gone, g, r->err);
+		}
+	}
+	retl_match_set_free(done);
+	return rc < 0 ? -1 : 0;
+}
+
+/* before the push: every returned key written with a NULL row hash */
+int retl_whdiff_mark(struct run *r)
+{
+	struct retl_whdiff *w = r->wh;
+	if (r->o->plan || !w->nrows)
+		return 0;
+	const char **v = retl_calloc(4 * w->nrows, sizeof(*v));
+	for (size_t i = 0; i < w->nrows; i++)
+		v[4 * i] = w->arena.ptr + w->rows[i].key;
+	PGconn *c = wh_connect(r->sc, r->err);
+	int rc = c ? wh_write(r, c, v, w->nrows, 0, r->err) : -1;
+	PQfinish(c);
+	free(v);
+	if (rc == 0)
+		w->marked = 1;
+	retl_testpoint("whdiff-marked");
+	return rc;
+}
+
+/* the write-back's rows: acknowledged keys with their hashes (vals) and
+ * keys with no local row left (dels); strings live in arena */
+static void collect(struct run *r, retl_buf *arena, size_t **vals, size_t *nv,
+		    size_t **dels, size_t *nd)
+{
+	struct retl_whdiff *w = r->wh;
+	size_t capv = 0, capd = 0;
+	char hex[33];
+	for (size_t i = 0; i < w->nrows; i++) {
+		const char *k = w->arena.ptr + w->rows[i].key;
+		struct retl_cache_entry e;
+		memset(&e, 0, sizeof(e));
+		if (retl_state_lookup_entry(w->look, k, &e, r->err) != 1 ||
+		    e.status != RETL_STATUS_OK)
+			continue;
+		if (!retl_cache_same_src(&e, w->rows[i].src) &&
+		    r->sc->mode != RETL_MODE_INSERT)
+			continue;
+		char *dest = retl_state_dest_id(r->st, r->sc->name, k);
+		snprintf(hex, sizeof(hex), "%016llx%016llx",
+			 (unsigned long long)e.pay.hi, (unsigned long long)e.pay.lo);
+		push_off(vals, nv, &capv, retl_sync_arena_add(arena, k, strlen(k)));
+		push_off(vals, nv, &capv, w->rows[i].hash);
+		push_off(vals, nv, &capv, retl_sync_arena_add(arena, hex, 32));
+		push_off(vals, nv, &capv, dest ? retl_sync_arena_add(arena, dest, strlen(dest)) :
+			 (size_t)-1);
+		free(dest);
+	}
+	for (size_t i = 0; i < w->ngone; i++) {
+		const char *k = w->arena.ptr + w->gone[i];
+		struct retl_cache_entry e;
+		if (retl_state_lookup_entry(w->look, k, &e, r->err) == 0) {
+			push_off(dels, nd, &capd, retl_sync_arena_add(arena, k, strlen(k)));
+			push_off(dels, nd, &capd, (size_t)-1);
+			push_off(dels, nd, &capd, (size_t)-1);
+			push_off(dels, nd, &capd, (size_t)-1);
+		}
+	}
+}
+
+/* offsets to pointers: -1 is NULL; hashes live in the run's arena */
+static const char **to_ptrs(struct run *r, const retl_buf *arena,
+			    const size_t *v, size_t n)
+{
+	const char **p = retl_calloc(n ? n : 1, sizeof(*p));
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == (size_t)-1)
+			p[i] = NULL;
+		else if (i % 4 == 1)
+			p[i] = r->wh->arena.ptr + v[i];
+		else
+			p[i] = arena->ptr + v[i];
+	}
+	return p;
+}
+
+/*
+ * After the push: the row hashes of the rows the local store shows
+ * acknowledged with this run's line, and the table's keys no local row
+ * has any more.  A failure here is a warning: those rows come back next
+ * run and are found unchanged locally.
+ */
+void retl_whdiff_end(struct run *r)
+{
+	struct retl_whdiff *w = r->wh;
+	if (!w || r->o->plan || (!w->nrows && !w->ngone))
+		return;
+	retl_testpoint("whdiff-writeback");
+	retl_buf arena = RETL_BUF_INIT;
+	size_t *vals = NULL, *dels = NULL, nv = 0, nd = 0;
+	struct retl_err err;
+	retl_err_clear(&err);
+	collect(r, &arena, &vals, &nv, &dels, &nd);
+	const char **pv = to_ptrs(r, &arena, vals, nv);
+	const char **pd = to_ptrs(r, &arena, dels, nd);
+	PGconn *c = (nv || nd) ? wh_connect(r->sc, &err) : NULL;
+	int rc = 0;
+	if (c && nv)
+		rc = wh_write(r, c, pv, nv / 4, 0, &err);
+	if (c && nd && rc == 0)
+		rc = wh_write(r, c, pd, nd / 4, 1, &err);
+	if ((nv || nd) && (!c || rc < 0))
+		retl_log(RETL_LOG_WARN, r->sc->name, "%s (the rows come back next run, found unchanged)",
+			 err.msg);
+	else if (nv || nd)
+		retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu row hashes written back, %zu keys deleted",
+			 nv / 4, nd / 4);
+	retl_testpoint("whdiff-written");
+	PQfinish(c);
+	free(pv);
+	free(pd);
+	free(vals);
+	free(dels);
+	retl_buf_free(&arena);
+}
+
+void retl_whdiff_free(struct run *r)
+{
+	struct retl_whdiff *w = r->wh;
+	if (!w)
+		return;
+	retl_state_lookup_free(w->look);
+	free(w->table);
+	free(w->rows);
+	free(w->gone);
+	free(w->retry);
+	retl_buf_free(&w->arena);
+	retl_buf_free(&w->tmp);
+	free(w);
+	r->wh = NULL;
+}
