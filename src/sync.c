@@ -57,7 +57,11 @@ void retl_sync_clear_stop(void)
 static int over_limit(struct run *r, long gone, char *buf, size_t n)
 {
 	const struct retl_safety *s = &r->sc->safety;
-	if (s->refuse_empty_model && r->sum->c.read == 0) {
+	/* the warehouse diff reads only changed rows: there the model is
+	 * empty when none came back and every synced key left */
+	int empty = r->sum->c.read == 0 &&
+		    (!r->wh || (size_t)gone >= r->cached_rows);
+	if (s->refuse_empty_model && empty) {
 		snprintf(buf, n, "the model returned 0 rows: refusing to remove all %ld synced rows (safety.refuse_empty_model)",
 			 gone);
 		return 1;
