@@ -175,6 +175,9 @@ static PGresult *wh_exec(PGconn *c, const char *sql, int n,
 		}
 		PQclear(keep);
 		keep = res;
+		/* a COPY goes on: the caller feeds it, then reads its result */
+		if (PQresultStatus(res) == PGRES_COPY_IN)
+			break;
 	}
 	return keep;
 }
@@ -361,45 +364,131 @@ int retl_whdiff_reset(struct retl_sync_cfg *sc, struct retl_err *err)
 	return rc;
 }
 
-/*
- * Writes rows (key, row_hash, pay_hash, dest_id; NULLs allowed) over the
- * table's rows of those keys, or (del) deletes the keys' rows: a temp
- * staging table, DELETE … USING, INSERT, in one transaction.  Keys are
- * unique (the caller's rows are one per key).
- */
-static int wh_write(struct run *r, PGconn *c, const char *const *v, size_t n,
-		    int del, struct retl_err *err)
+/* one COPY text field: \N for NULL, the characters COPY escapes escaped */
+static void copy_field(retl_buf *b, const char *v)
+{
+	if (!v) {
+		retl_buf_adds(b, "\\N");
+		return;
+	}
+	for (; *v; v++) {
+		switch (*v) {
+		case '\\': retl_buf_adds(b, "\\\\"); break;
+		case '\t': retl_buf_adds(b, "\\t"); break;
+		case '\n': retl_buf_adds(b, "\\n"); break;
+		case '\r': retl_buf_adds(b, "\\r"); break;
+		default: retl_buf_addc(b, *v);
+		}
+	}
+}
+
+/* PostgreSQL: the rows into retl_stage by COPY FROM STDIN */
+static int stage_copy(struct run *r, PGconn *c, const char *const *v, size_t n,
+		      struct retl_err *err)
 {
 	const struct retl_sync_cfg *sc = r->sc;
+	PGresult *res = wh_exec(c, "COPY retl_stage FROM STDIN", 0, NULL);
+	int ok = res && PQresultStatus(res) == PGRES_COPY_IN;
+	retl_buf b = RETL_BUF_INIT;
+	if (!ok) {
+		one_line(&b, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		wh_fail(err, "source %s: diff warehouse: writing back: %s", sc->source,
+			retl_buf_cstr(&b));
+		retl_buf_free(&b);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	for (size_t i = 0; i < n && ok; i++) {
+		for (size_t j = 0; j < 4; j++) {
+			if (j)
+				retl_buf_addc(&b, '\t');
+			copy_field(&b, v[4 * i + j]);
+		}
+		retl_buf_addc(&b, '\n');
+		if (b.len >= 1 << 16 || i == n - 1) {
+			ok = PQputCopyData(c, b.ptr, (int)b.len) == 1;
+			retl_buf_reset(&b);
+		}
+	}
+	retl_buf_free(&b);
+	ok = PQputCopyEnd(c, ok ? NULL : "retl: write failed") == 1 && ok;
+	int cancelled = 0, rc = ok ? 0 : -1;
+	while ((res = retl_pg_next_result(c, &cancelled))) {
+		if (!rc && PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = -1;
+		if (rc && !retl_err_isset(err)) {
+			retl_buf m = RETL_BUF_INIT;
+			one_line(&m, PQresultErrorMessage(res));
+			wh_fail(err, "source %s: diff warehouse: writing back: %s",
+				sc->source, retl_buf_cstr(&m));
+			retl_buf_free(&m);
+		}
+		PQclear(res);
+	}
+	if (rc && !retl_err_isset(err))
+		wh_fail(err, "source %s: diff warehouse: writing back: the connection failed",
+			sc->source);
+	return rc;
+}
+
+/* Redshift (no COPY FROM STDIN): multi-row INSERTs with parameters */
+static int stage_insert(struct run *r, PGconn *c, const char *const *v, size_t n,
+			struct retl_err *err)
+{
 	retl_buf sql = RETL_BUF_INIT;
-	char *t = table_of(sc);
-	int rc = -1;
-	if (wh_cmd(sc, c, "BEGIN", 0, NULL, "writing back", err) < 0 ||
-	    wh_cmd(sc, c, "CREATE TEMP TABLE retl_stage (key VARCHAR(65535), "
-		   "row_hash VARCHAR(64), pay_hash VARCHAR(32), dest_id "
-		   "VARCHAR(65535))", 0, NULL, "writing back", err) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i += WH_STAGE_ROWS) {
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i += WH_STAGE_ROWS) {
 		size_t k = n - i < WH_STAGE_ROWS ? n - i : WH_STAGE_ROWS;
 		retl_buf_reset(&sql);
 		retl_buf_adds(&sql, "INSERT INTO retl_stage VALUES ");
 		for (size_t j = 0; j < k; j++)
 			retl_buf_addf(&sql, "%s($%zu, $%zu, $%zu, $%zu)", j ? ", " : "",
 				      4 * j + 1, 4 * j + 2, 4 * j + 3, 4 * j + 4);
-		if (wh_cmd(sc, c, sql.ptr, (int)(4 * k), v + 4 * i, "writing back",
-			   err) < 0)
+		rc = wh_cmd(r->sc, c, sql.ptr, (int)(4 * k), v + 4 * i, "writing back", err);
+	}
+	retl_buf_free(&sql);
+	return rc;
+}
+
+/*
+ * Writes rows (key, row_hash, pay_hash, dest_id; NULLs allowed) over the
+ * table's rows of those keys, or (del) deletes the keys' rows, in one
+ * transaction through a temp staging table.  PostgreSQL: COPY FROM STDIN
+ * and INSERT … ON CONFLICT; the portable SQL (Redshift has neither):
+ * multi-row INSERTs, DELETE … USING, INSERT.  Keys are unique (the
+ * caller's rows are one per key).
+ */
+static int wh_write(struct run *r, PGconn *c, const char *const *v, size_t n,
+		    int del, struct retl_err *err)
+{
+	const struct retl_sync_cfg *sc = r->sc;
+	int portable = r->wh->portable;
+	retl_buf sql = RETL_BUF_INIT;
+	const char *t = r->wh->table;
+	int rc = -1;
+	if (wh_cmd(sc, c, "BEGIN", 0, NULL, "writing back", err) < 0 ||
+	    wh_cmd(sc, c, "CREATE TEMP TABLE retl_stage (key VARCHAR(65535), "
+		   "row_hash VARCHAR(64), pay_hash VARCHAR(32), dest_id "
+		   "VARCHAR(65535))", 0, NULL, "writing back", err) < 0 ||
+	    (portable ? stage_insert(r, c, v, n, err) : stage_copy(r, c, v, n, err)) < 0)
+		goto out;
+	if (del || portable) {
+		retl_buf_addf(&sql, "DELETE FROM %s USING retl_stage WHERE %s.key = retl_stage.key",
+			      t, t);
+		if (wh_cmd(sc, c, sql.ptr, 0, NULL, "writing back", err) < 0)
 			goto out;
 	}
-	retl_buf_reset(&sql);
-	retl_buf_addf(&sql, "DELETE FROM %s USING retl_stage WHERE %s.key = retl_stage.key",
-		      t, t);
-	if (wh_cmd(sc, c, sql.ptr, 0, NULL, "writing back", err) < 0)
-		goto out;
 	if (!del) {
 		retl_buf_reset(&sql);
 		retl_buf_addf(&sql, "INSERT INTO %s (key, row_hash, pay_hash, dest_id, "
 			      "updated_at) SELECT key, row_hash, pay_hash, dest_id, %s "
 			      "FROM retl_stage", t, r->wh->redshift ? "GETDATE()" : "now()");
+		if (!portable)
+			retl_buf_adds(&sql, " ON CONFLICT (key) DO UPDATE SET row_hash = "
+				      "excluded.row_hash, pay_hash = excluded.pay_hash, "
+				      "dest_id = excluded.dest_id, updated_at = "
+				      "excluded.updated_at");
 		if (wh_cmd(sc, c, sql.ptr, 0, NULL, "writing back", err) < 0)
 			goto out;
 	}
@@ -408,7 +497,6 @@ static int wh_write(struct run *r, PGconn *c, const char *const *v, size_t n,
 		goto out;
 	rc = 0;
 out:
-	free(t);
 	retl_buf_free(&sql);
 	return rc;
 }

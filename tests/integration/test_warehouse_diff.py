@@ -302,3 +302,38 @@ def test_key_rendered_otherwise_in_sql_stops_the_run(db, project):
     assert ops(p) == []
     rc, _, err = p.run("run", "s")       # PostgreSQL's SQL renders it as COPY does
     assert rc == 0, err
+
+
+def test_limit_leaves_the_rest_for_the_next_run(seeded, db):
+    p = seeded
+    rc, _, err = p.run("run", "s")
+    assert rc == 0, err
+    db.psql("UPDATE t SET name = 'changed' WHERE id <= 5")
+    rc, _, err = p.run("run", "s", "--limit", "2")
+    assert len(ops(p, 300)) == 2
+    rc, _, err = p.run("-v", "run", "s")
+    assert rc == 0, err
+    assert returned(err) == (3, 0)       # the three deferred rows, only
+    assert sorted(k for _, k in ops(p, 300)) == ["1", "2", "3", "4", "5"]
+
+
+def test_switching_from_the_local_diff(db, project):
+    db.psql("CREATE TABLE t (id int PRIMARY KEY, email text, name text);"
+            "INSERT INTO t SELECT i, 'u' || i || '@x.com', 'n' || i "
+            "FROM generate_series(1, 50) i;"
+            "INSERT INTO t VALUES (51, 'not an address', 'bad')")
+    p = project(dsn=db.dsn)
+    strict = {"email": {"from": "email", "transform": [{"match": "^[^@ ]+@[^@ ]+$"}]},
+              "name": "name"}
+    p.add_mapping("s", mapping(diff="local", fields=strict))
+    rc, _, err = p.run("run", "s")
+    assert rc == 1, err                  # row 51 refused by the mapping
+    assert len(ops(p)) == 50
+    db.psql("DELETE FROM t WHERE id = 51")
+    p.add_mapping("s", mapping(fields=strict))
+    rc, _, err = p.run("-v", "run", "s")
+    assert rc == 0, err
+    assert re.search(r"50 rows streamed at [0-9.]+ s, 0 mapped", err), err
+    assert len(ops(p)) == 50             # nothing sent again
+    rc, out, err = p.run("failures", "s")
+    assert "51" not in out.split(), out  # the refused row that left: forgotten
