@@ -26,7 +26,7 @@ int retl_state_lookup_new(retl_state *st, const char *sync,
 	l->sync = retl_strdup(sync);
 	*out = l;
 	if (retl_state__prepare(st, "SELECT " RETL_STATE_ENTRY_COLS
-				" FROM cache WHERE sync = ?1 AND key = ?2",
+				", dest_id FROM cache WHERE sync = ?1 AND key = ?2",
 				&l->entry, err) < 0 ||
 	    retl_state__prepare(st, "SELECT key, kh_lo, kh_hi, dest_id, match, "
 				"CASE WHEN sent = 1 THEN sent_match END FROM "
@@ -50,8 +50,11 @@ void retl_state_lookup_free(retl_state_lookup *l)
 }
 
 int retl_state_lookup_entry(retl_state_lookup *l, const char *key,
-			    struct retl_cache_entry *e, struct retl_err *err)
+			    struct retl_cache_entry *e, char **dest_id,
+			    struct retl_err *err)
 {
+	if (dest_id)
+		*dest_id = NULL;
 	sqlite3_stmt *s = l->entry;
 	retl_state__bind_text(s, 1, l->sync);
 	retl_state__bind_text(s, 2, key);
@@ -59,6 +62,8 @@ int retl_state_lookup_entry(retl_state_lookup *l, const char *key,
 	if (rc == SQLITE_ROW) {
 		retl_state__entry_from_row(s, e);
 		e->kh = retl_state__col_kh(s, 8, 6);
+		if (dest_id && sqlite3_column_type(s, 9) != SQLITE_NULL)
+			*dest_id = retl_strdup((const char *)sqlite3_column_text(s, 9));
 		found = 1;
 	} else if (rc != SQLITE_DONE) {
 		sqlite3_reset(s);

@@ -72,6 +72,9 @@ struct retl_whdiff {
 	retl_state_lookup *look;
 	retl_buf tmp;
 	int marked;
+	int full;           /* the table was empty, the store not: this run
+			     * loads the whole cache, as the local diff does */
+	int pgver;          /* the server's version (PQserverVersion) */
 };
 
 static void push_off(size_t **v, size_t *n, size_t *cap, size_t off)
@@ -279,9 +282,14 @@ out:
 	return 0;
 }
 
-/* the schema and table, made when missing; a missing grant says which */
-static int wh_ensure(const struct retl_sync_cfg *sc, PGconn *c,
-		     struct retl_err *err)
+/*
+ * The schema and table, made when missing (a missing grant says which);
+ * *empty: the table has no row (just made, dropped, truncated, or an
+ * UNLOGGED table after a server crash).  unlogged: PostgreSQL's kind,
+ * without WAL; what it may lose costs a full comparison (wh_open).
+ */
+static int wh_ensure(const struct retl_sync_cfg *sc, PGconn *c, int unlogged,
+		     int *empty, struct retl_err *err)
 {
 	retl_buf miss = RETL_BUF_INIT, sql = RETL_BUF_INIT;
 	int schema_ok, table_ok, rc = -1;
@@ -304,15 +312,27 @@ static int wh_ensure(const struct retl_sync_cfg *sc, PGconn *c,
 	if (!table_ok) {
 		char *t = table_of(sc);
 		retl_buf_reset(&sql);
-		retl_buf_addf(&sql, "CREATE TABLE IF NOT EXISTS %s (key VARCHAR(65535) "
+		retl_buf_addf(&sql, "CREATE %sTABLE IF NOT EXISTS %s (key VARCHAR(65535) "
 			      "NOT NULL PRIMARY KEY, row_hash VARCHAR(64), pay_hash "
 			      "VARCHAR(32), dest_id VARCHAR(65535), updated_at "
-			      "TIMESTAMPTZ)", t);
+			      "TIMESTAMPTZ)", unlogged ? "UNLOGGED " : "", t);
 		free(t);
 		if (wh_cmd(sc, c, sql.ptr, 0, NULL, "creating its table", err) < 0)
 			goto out;
 		retl_log(RETL_LOG_INFO, sc->name, "diff warehouse: created table %s.%s",
 			 schema_of(sc), sc->name);
+		*empty = 1;
+	} else {
+		char *t = table_of(sc);
+		retl_buf_reset(&sql);
+		retl_buf_addf(&sql, "SELECT 1 FROM %s LIMIT 1", t);
+		free(t);
+		PGresult *res = wh_exec(c, sql.ptr, 0, NULL);
+		int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+		*empty = ok && PQntuples(res) == 0;
+		PQclear(res);
+		if (!ok && wh_cmd(sc, c, sql.ptr, 0, NULL, "reading its table", err) < 0)
+			goto out;
 	}
 	rc = 0;
 out:
@@ -518,11 +538,13 @@ static struct retl_cache_entry *load_entry(struct run *r, const char *key,
 	int created;
 	struct retl_cache_entry *e = retl_cache_upsert(r->cache, kh, &created);
 	*err = 0;
-	if (!created)
+	/* a sync with no local rows yet (a first run) has nothing to read;
+	 * a full run has them all */
+	if (!created || !r->cached_rows || r->wh->full)
 		return e;
 	struct retl_cache_entry got;
 	memset(&got, 0, sizeof(got));
-	int found = retl_state_lookup_entry(r->wh->look, key, &got, r->err);
+	int found = retl_state_lookup_entry(r->wh->look, key, &got, NULL, r->err);
 	if (found < 0) {
 		*err = 1;
 		return e;
@@ -551,10 +573,31 @@ int retl_whdiff_open(struct run *r)
 	w->redshift = retl_source_is_redshift(r->src);
 	w->portable = w->redshift || (sw && !strcmp(sw, "portable"));
 	w->table = table_of(sc);
-	r->cache = retl_cache_new(0);
 	r->cached_rows = (size_t)retl_state_count_rows(r->st, sc->name);
-	if (retl_state_lookup_new(r->st, sc->name, &w->look, r->err) < 0 ||
-	    retl_state_unsynced_keys(r->st, sc->name, note_retry, w, r->err) < 0)
+	/* the table must exist before the snapshot reads it */
+	PGconn *c = wh_connect(sc, r->err);
+	if (!c)
+		return -1;
+	int empty = 0;
+	w->pgver = PQserverVersion(c);
+	int rc = wh_ensure(sc, c, !w->portable, &empty, r->err);
+	PQfinish(c);
+	if (rc < 0 || retl_state_lookup_new(r->st, sc->name, &w->look, r->err) < 0)
+		return -1;
+	/*
+	 * An empty table beside a store with rows (dropped, truncated, lost
+	 * in a crash): the keys that left the model since it had them would
+	 * not come back as removal candidates, so this run compares every
+	 * local row, as the local diff does, and fills the table again.
+	 */
+	if (empty && r->cached_rows) {
+		w->full = 1;
+		retl_log(RETL_LOG_INFO, sc->name, "diff warehouse: table %s is empty: this run compares all %zu local rows and fills it",
+			 w->table, r->cached_rows);
+		return retl_state_load_cache(r->st, sc->name, &r->cache, r->err);
+	}
+	r->cache = retl_cache_new(0);
+	if (retl_state_unsynced_keys(r->st, sc->name, note_retry, w, r->err) < 0)
 		return -1;
 	for (size_t i = 0; i < w->nretry; i++) {
 		const char *k = w->arena.ptr + w->retry[i];
@@ -563,14 +606,7 @@ int retl_whdiff_open(struct run *r)
 		if (bad)
 			return -1;
 	}
-	/* the table must exist before the snapshot reads it (a dropped one
-	 * comes back empty: every row is returned, found unchanged locally) */
-	PGconn *c = wh_connect(sc, r->err);
-	if (!c)
-		return -1;
-	int rc = wh_ensure(sc, c, r->err);
-	PQfinish(c);
-	return rc;
+	return 0;
 }
 
 /* column i's text in SQL, as COPY would give it (PostgreSQL) or cast */
@@ -615,10 +651,41 @@ static void add_key_expr(struct run *r, retl_buf *q, int portable)
 	retl_buf_adds(q, " || ']'");
 }
 
+/*
+ * Types whose hash function (hash_record_extended) tells every change of
+ * their text apart: equal values print alike.  Not numeric (1.0 = 1.00),
+ * floats (0 = -0), jsonb (its numbers), citext or anything else: those
+ * are hashed as text.
+ */
+static int hash_native(unsigned oid)
+{
+	static const unsigned ok[] = {
+		16, 17, 20, 21, 23, 25, 26, 1042, 1043, 1082, 1083, 1114, 1184, 2950,
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (ok[i] == oid)
+			return 1;
+	return 0;
+}
+
 /* the model's row hash in SQL, salted by the mapping fingerprint */
 static void add_hash_expr(struct run *r, retl_buf *q, const struct retl_column *cols,
 			  size_t n, int portable)
 {
+	if (!portable && r->wh->pgver >= 140000) {
+		/* PostgreSQL 14+: each value's own hash, no text made (about
+		 * half the cost of hashing the columns' text) */
+		retl_buf_adds(q, "hash_record_extended(ROW(");
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				retl_buf_adds(q, ", ");
+			add_ident(q, cols[i].name);
+			if (!hash_native(cols[i].oid))
+				retl_buf_adds(q, "::text");
+		}
+		retl_buf_addf(q, "), %lld)::text", (long long)r->seed);
+		return;
+	}
 	/* chr(31) between columns, chr(30) for NULL: NULL and '' differ */
 	if (portable)
 		retl_buf_addf(q, "md5('%llu'", (unsigned long long)r->seed);
@@ -782,6 +849,8 @@ int retl_whdiff_stream(struct run *r)
 int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g)
 {
 	struct retl_whdiff *w = r->wh;
+	if (w->full)
+		return retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, g, r->err);
 	retl_match_set *done = retl_match_set_new();
 	int rc = 0;
 	for (size_t pass = 0; pass < 2 && !rc; pass++) {
@@ -814,6 +883,8 @@ int retl_whdiff_mark(struct run *r)
 	free(v);
 	if (rc == 0)
 		w->marked = 1;
+	retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu keys marked before the push",
+		 w->nrows);
 	retl_testpoint("whdiff-marked");
 	return rc;
 }
@@ -826,17 +897,22 @@ static void collect(struct run *r, retl_buf *arena, size_t **vals, size_t *nv,
 	struct retl_whdiff *w = r->wh;
 	size_t capv = 0, capd = 0;
 	char hex[33];
+	/* one read transaction: a lookup each costs SQLite's locking once */
+	struct retl_err ignore;
+	retl_err_clear(&ignore);
+	int txn = retl_state_begin(r->st, &ignore) == 0;
 	for (size_t i = 0; i < w->nrows; i++) {
 		const char *k = w->arena.ptr + w->rows[i].key;
 		struct retl_cache_entry e;
+		char *dest = NULL;
 		memset(&e, 0, sizeof(e));
-		if (retl_state_lookup_entry(w->look, k, &e, r->err) != 1 ||
-		    e.status != RETL_STATUS_OK)
+		if (retl_state_lookup_entry(w->look, k, &e, &dest, r->err) != 1 ||
+		    e.status != RETL_STATUS_OK ||
+		    (!retl_cache_same_src(&e, w->rows[i].src) &&
+		     r->sc->mode != RETL_MODE_INSERT)) {
+			free(dest);
 			continue;
-		if (!retl_cache_same_src(&e, w->rows[i].src) &&
-		    r->sc->mode != RETL_MODE_INSERT)
-			continue;
-		char *dest = retl_state_dest_id(r->st, r->sc->name, k);
+		}
 		snprintf(hex, sizeof(hex), "%016llx%016llx",
 			 (unsigned long long)e.pay.hi, (unsigned long long)e.pay.lo);
 		push_off(vals, nv, &capv, retl_sync_arena_add(arena, k, strlen(k)));
@@ -849,13 +925,15 @@ static void collect(struct run *r, retl_buf *arena, size_t **vals, size_t *nv,
 	for (size_t i = 0; i < w->ngone; i++) {
 		const char *k = w->arena.ptr + w->gone[i];
 		struct retl_cache_entry e;
-		if (retl_state_lookup_entry(w->look, k, &e, r->err) == 0) {
+		if (retl_state_lookup_entry(w->look, k, &e, NULL, r->err) == 0) {
 			push_off(dels, nd, &capd, retl_sync_arena_add(arena, k, strlen(k)));
 			push_off(dels, nd, &capd, (size_t)-1);
 			push_off(dels, nd, &capd, (size_t)-1);
 			push_off(dels, nd, &capd, (size_t)-1);
 		}
 	}
+	if (txn)
+		retl_state_rollback(r->st);   /* it wrote nothing */
 }
 
 /* offsets to pointers: -1 is NULL; hashes live in the run's arena */

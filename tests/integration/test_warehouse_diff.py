@@ -246,13 +246,17 @@ def test_table_dropped_between_runs(seeded, db):
     rc, _, err = p.run("run", "s")
     assert rc == 0, err
     db.psql("DROP TABLE retl_state.s")
+    # a key leaves the model while the table is gone: the table cannot
+    # return it, the local rows do
+    db.psql("DELETE FROM t WHERE id = 9")
     rc, _, err = p.run("-v", "run", "s")
     assert rc == 0, err
     assert "created table retl_state.s" in err
-    assert returned(err) == (300, 0)     # every row looked at again ...
-    assert re.search(r"300 rows streamed at [0-9.]+ s, 0 mapped", err), err
-    assert len(ops(p)) == 300            # ... nothing sent again
-    assert db.scalar("SELECT count(*) FROM retl_state.s WHERE row_hash IS NOT NULL") == "300"
+    assert "compares all 300 local rows" in err
+    assert returned(err) == (299, 0)     # every row looked at again ...
+    assert re.search(r"299 rows streamed at [0-9.]+ s, 0 mapped", err), err
+    assert ops(p, 300) == [("remove", "9")]   # ... nothing sent again
+    assert db.scalar("SELECT count(*) FROM retl_state.s WHERE row_hash IS NOT NULL") == "299"
     rc, _, err = p.run("-v", "run", "s")
     assert rc == 0 and returned(err) == (0, 0), err
 
