@@ -55,6 +55,7 @@
 struct wh_row {
 	size_t key, hash;   /* arena offsets */
 	uint64_t src;       /* the model line's hash, as the engine takes it */
+	int done;           /* its row hash is written */
 };
 
 struct retl_whdiff {
@@ -71,7 +72,6 @@ struct retl_whdiff {
 	size_t nretry, capretry;
 	retl_state_lookup *look;
 	retl_buf tmp;
-	int marked;
 	int full;           /* the table was empty, the store not: this run
 			     * loads the whole cache, as the local diff does */
 	int pgver;          /* the server's version (PQserverVersion) */
@@ -828,6 +828,7 @@ static int on_wh_row(void *ud, const struct retl_row *row, const char *raw,
 			wr->key = retl_sync_arena_add(&w->arena, k, klen);
 			wr->hash = retl_sync_arena_add(&w->arena, h ? h : "", h ? row->lens[m + 1] : 0);
 			wr->src = retl_hash64(raw, mlen, r->seed);
+			wr->done = 0;
 		}
 	}
 	return retl_sync_on_row(r, &mr, raw, mlen);
@@ -868,31 +869,10 @@ int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g)
 	return rc < 0 ? -1 : 0;
 }
 
-/* before the push: every returned key written with a NULL row hash */
-int retl_whdiff_mark(struct run *r)
-{
-	struct retl_whdiff *w = r->wh;
-	if (r->o->plan || !w->nrows)
-		return 0;
-	const char **v = retl_calloc(4 * w->nrows, sizeof(*v));
-	for (size_t i = 0; i < w->nrows; i++)
-		v[4 * i] = w->arena.ptr + w->rows[i].key;
-	PGconn *c = wh_connect(r->sc, r->err);
-	int rc = c ? wh_write(r, c, v, w->nrows, 0, r->err) : -1;
-	PQfinish(c);
-	free(v);
-	if (rc == 0)
-		w->marked = 1;
-	retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu keys marked before the push",
-		 w->nrows);
-	retl_testpoint("whdiff-marked");
-	return rc;
-}
-
 /* the write-back's rows: acknowledged keys with their hashes (vals) and
  * keys with no local row left (dels); strings live in arena */
-static void collect(struct run *r, retl_buf *arena, size_t **vals, size_t *nv,
-		    size_t **dels, size_t *nd)
+static void collect(struct run *r, int marking, retl_buf *arena, size_t **vals,
+		    size_t *nv, size_t **dels, size_t *nd)
 {
 	struct retl_whdiff *w = r->wh;
 	size_t capv = 0, capd = 0;
@@ -905,14 +885,23 @@ static void collect(struct run *r, retl_buf *arena, size_t **vals, size_t *nv,
 		const char *k = w->arena.ptr + w->rows[i].key;
 		struct retl_cache_entry e;
 		char *dest = NULL;
+		if (w->rows[i].done)
+			continue;
 		memset(&e, 0, sizeof(e));
 		if (retl_state_lookup_entry(w->look, k, &e, &dest, r->err) != 1 ||
 		    e.status != RETL_STATUS_OK ||
 		    (!retl_cache_same_src(&e, w->rows[i].src) &&
 		     r->sc->mode != RETL_MODE_INSERT)) {
 			free(dest);
+			if (marking) {  /* may be sent: "look again" until acked */
+				push_off(vals, nv, &capv, retl_sync_arena_add(arena, k, strlen(k)));
+				for (int j = 0; j < 3; j++)
+					push_off(vals, nv, &capv, (size_t)-1);
+			}
 			continue;
 		}
+		/* acknowledged as this very line (earlier, or by this run) */
+		w->rows[i].done = 1;
 		snprintf(hex, sizeof(hex), "%016llx%016llx",
 			 (unsigned long long)e.pay.hi, (unsigned long long)e.pay.lo);
 		push_off(vals, nv, &capv, retl_sync_arena_add(arena, k, strlen(k)));
@@ -922,7 +911,7 @@ static void collect(struct run *r, retl_buf *arena, size_t **vals, size_t *nv,
 			 (size_t)-1);
 		free(dest);
 	}
-	for (size_t i = 0; i < w->ngone; i++) {
+	for (size_t i = 0; i < w->ngone && !marking; i++) {
 		const char *k = w->arena.ptr + w->gone[i];
 		struct retl_cache_entry e;
 		if (retl_state_lookup_entry(w->look, k, &e, NULL, r->err) == 0) {
@@ -953,9 +942,49 @@ static const char **to_ptrs(struct run *r, const retl_buf *arena,
 }
 
 /*
- * After the push: the row hashes of the rows the local store shows
- * acknowledged with this run's line, and the table's keys no local row
- * has any more.  A failure here is a warning: those rows come back next
+ * One write of the table: marking (before the push), every returned row
+ * the local store does not show acknowledged as this run's line gets a
+ * NULL row hash (it may be sent: until acknowledged, it must come back),
+ * the others their row hash at once; after the push, the rows acknowledged
+ * since get theirs, and keys with no local row left are deleted.
+ */
+static int wh_sync_table(struct run *r, int marking, struct retl_err *err)
+{
+	retl_buf arena = RETL_BUF_INIT;
+	size_t *vals = NULL, *dels = NULL, nv = 0, nd = 0;
+	collect(r, marking, &arena, &vals, &nv, &dels, &nd);
+	const char **pv = to_ptrs(r, &arena, vals, nv);
+	const char **pd = to_ptrs(r, &arena, dels, nd);
+	PGconn *c = (nv || nd) ? wh_connect(r->sc, err) : NULL;
+	int rc = (nv || nd) && !c ? -1 : 0;
+	if (c && nv)
+		rc = wh_write(r, c, pv, nv / 4, 0, err);
+	if (c && nd && rc == 0)
+		rc = wh_write(r, c, pd, nd / 4, 1, err);
+	if (rc == 0 && (nv || nd))
+		retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu keys %s, %zu deleted",
+			 nv / 4, marking ? "marked before the push" : "written back", nd / 4);
+	PQfinish(c);
+	free(pv);
+	free(pd);
+	free(vals);
+	free(dels);
+	retl_buf_free(&arena);
+	return rc;
+}
+
+/* before the push (a failure stops the run: nothing was sent) */
+int retl_whdiff_mark(struct run *r)
+{
+	if (r->o->plan || !r->wh->nrows)
+		return 0;
+	int rc = wh_sync_table(r, 1, r->err);
+	retl_testpoint("whdiff-marked");
+	return rc;
+}
+
+/*
+ * After the push.  A failure here is a warning: those rows come back next
  * run and are found unchanged locally.
  */
 void retl_whdiff_end(struct run *r)
@@ -964,32 +993,12 @@ void retl_whdiff_end(struct run *r)
 	if (!w || r->o->plan || (!w->nrows && !w->ngone))
 		return;
 	retl_testpoint("whdiff-writeback");
-	retl_buf arena = RETL_BUF_INIT;
-	size_t *vals = NULL, *dels = NULL, nv = 0, nd = 0;
 	struct retl_err err;
 	retl_err_clear(&err);
-	collect(r, &arena, &vals, &nv, &dels, &nd);
-	const char **pv = to_ptrs(r, &arena, vals, nv);
-	const char **pd = to_ptrs(r, &arena, dels, nd);
-	PGconn *c = (nv || nd) ? wh_connect(r->sc, &err) : NULL;
-	int rc = 0;
-	if (c && nv)
-		rc = wh_write(r, c, pv, nv / 4, 0, &err);
-	if (c && nd && rc == 0)
-		rc = wh_write(r, c, pd, nd / 4, 1, &err);
-	if ((nv || nd) && (!c || rc < 0))
+	if (wh_sync_table(r, 0, &err) < 0)
 		retl_log(RETL_LOG_WARN, r->sc->name, "%s (the rows come back next run, found unchanged)",
 			 err.msg);
-	else if (nv || nd)
-		retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu row hashes written back, %zu keys deleted",
-			 nv / 4, nd / 4);
 	retl_testpoint("whdiff-written");
-	PQfinish(c);
-	free(pv);
-	free(pd);
-	free(vals);
-	free(dels);
-	retl_buf_free(&arena);
 }
 
 void retl_whdiff_free(struct run *r)
