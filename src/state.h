@@ -369,7 +369,8 @@ int retl_state_lookup_row(retl_state_lookup *l, const char *key,
 int retl_state_unsynced_keys(retl_state *st, const char *sync,
 			     void (*fn)(void *ud, const char *key), void *ud,
 			     struct retl_err *err);
-/* the sync's cache rows (0 on error: a sizing figure) */
-long retl_state_count_rows(retl_state *st, const char *sync);
+/* the sync's cache rows (0 on error: a sizing figure); any: 1 when it
+ * has one, without counting them all */
+long retl_state_count_rows(retl_state *st, const char *sync, int any);
 
 #endif

@@ -119,9 +119,11 @@ int retl_state_unsynced_keys(retl_state *st, const char *sync,
 {
 	sqlite3_stmt *s;
 	int rc;
-	if (retl_state__prepare(st, "SELECT key FROM cache WHERE sync = ?1 AND "
-				"status = 2 UNION ALL SELECT key FROM cache "
-				"WHERE sync = ?1 AND status IN (3, 4)", &s, err) < 0)
+	/* SQLite picks the primary key (a scan of the sync) unless told */
+	if (retl_state__prepare(st, "SELECT key FROM cache INDEXED BY cache_failed "
+				"WHERE sync = ?1 AND status = 2 UNION ALL SELECT key "
+				"FROM cache INDEXED BY cache_unsynced WHERE sync = ?1 "
+				"AND status IN (3, 4)", &s, err) < 0)
 		return -1;
 	retl_state__bind_text(s, 1, sync);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
@@ -134,13 +136,14 @@ int retl_state_unsynced_keys(retl_state *st, const char *sync,
 	return 0;
 }
 
-long retl_state_count_rows(retl_state *st, const char *sync)
+long retl_state_count_rows(retl_state *st, const char *sync, int any)
 {
 	sqlite3_stmt *s;
 	struct retl_err err;
 	long n = 0;
 	retl_err_clear(&err);
-	if (retl_state__prepare(st, "SELECT COUNT(*) FROM cache WHERE sync = ?1",
+	if (retl_state__prepare(st, any ? "SELECT 1 FROM cache WHERE sync = ?1 LIMIT 1" :
+				"SELECT COUNT(*) FROM cache WHERE sync = ?1",
 				&s, &err) < 0)
 		return 0;
 	retl_state__bind_text(s, 1, sync);

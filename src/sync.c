@@ -366,6 +366,9 @@ static enum run_end removals(struct run *r)
 		if (e->cached && !e->seen)
 			gone++;
 	r->sum->would_remove = gone;
+	/* the warehouse diff counts the synced rows only when some leave */
+	if (r->wh && gone && !r->cached_rows)
+		r->cached_rows = (size_t)retl_state_count_rows(r->st, r->sc->name, 0);
 	int send_removes = retl_sync_removes(r->sc);
 	if (gone && send_removes && check_safety(r, gone) < 0) {
 		retl_err_set(r->err, RETL_EXIT_SAFETY, "%s", r->sum->message);

@@ -72,6 +72,7 @@ struct retl_whdiff {
 	size_t nretry, capretry;
 	retl_state_lookup *look;
 	retl_buf tmp;
+	int store_rows;     /* the local store has rows of the sync */
 	int full;           /* the table was empty, the store not: this run
 			     * loads the whole cache, as the local diff does */
 	int pgver;          /* the server's version (PQserverVersion) */
@@ -540,7 +541,7 @@ static struct retl_cache_entry *load_entry(struct run *r, const char *key,
 	*err = 0;
 	/* a sync with no local rows yet (a first run) has nothing to read;
 	 * a full run has them all */
-	if (!created || !r->cached_rows || r->wh->full)
+	if (!created || !r->wh->store_rows || r->wh->full)
 		return e;
 	struct retl_cache_entry got;
 	memset(&got, 0, sizeof(got));
@@ -573,7 +574,9 @@ int retl_whdiff_open(struct run *r)
 	w->redshift = retl_source_is_redshift(r->src);
 	w->portable = w->redshift || (sw && !strcmp(sw, "portable"));
 	w->table = table_of(sc);
-	r->cached_rows = (size_t)retl_state_count_rows(r->st, sc->name);
+	/* counted only when rows leave (sync.c removals): a count reads
+	 * every local row; here only "any?" */
+	w->store_rows = retl_state_count_rows(r->st, sc->name, 1) > 0;
 	/* the table must exist before the snapshot reads it */
 	PGconn *c = wh_connect(sc, r->err);
 	if (!c)
@@ -590,11 +593,14 @@ int retl_whdiff_open(struct run *r)
 	 * not come back as removal candidates, so this run compares every
 	 * local row, as the local diff does, and fills the table again.
 	 */
-	if (empty && r->cached_rows) {
+	if (empty && w->store_rows) {
 		w->full = 1;
+		if (retl_state_load_cache(r->st, sc->name, &r->cache, r->err) < 0)
+			return -1;
+		r->cached_rows = retl_cache_count(r->cache);
 		retl_log(RETL_LOG_INFO, sc->name, "diff warehouse: table %s is empty: this run compares all %zu local rows and fills it",
 			 w->table, r->cached_rows);
-		return retl_state_load_cache(r->st, sc->name, &r->cache, r->err);
+		return 0;
 	}
 	r->cache = retl_cache_new(0);
 	if (retl_state_unsynced_keys(r->st, sc->name, note_retry, w, r->err) < 0)
