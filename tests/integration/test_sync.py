@@ -477,6 +477,9 @@ CRASH_CASES = [(point, n) for point, reach in CRASH_POINTS.items()
 # points only a destination that defers its outcomes reaches (one commit per
 # row reported): killed at in test_crash_salesforce.py
 DEFERRED_POINTS = {"report-commit", "reported"}
+# points only "diff": "warehouse" reaches (its table written before the
+# push, and after it): killed at in test_warehouse_diff.py
+DEFERRED_POINTS |= {"whdiff-marked", "whdiff-writeback", "whdiff-written"}
 BAD = json.dumps("9999")   # the row the mapping rejects in phase 1
 
 

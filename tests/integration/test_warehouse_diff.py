@@ -261,6 +261,25 @@ def test_table_dropped_between_runs(seeded, db):
     assert rc == 0 and returned(err) == (0, 0), err
 
 
+def net(p):
+    """the file destination's records: {key: payload}"""
+    recs = {}
+    for o in p.read_jsonl():
+        if o["op"] == "remove":
+            recs.pop(o["key"], None)
+        else:
+            recs[o["key"]] = o["payload"]
+    return recs
+
+
+def model(db):
+    out = {}
+    for line in db.psql("SELECT id, email, name FROM t", "-At", "-F", "\t").splitlines():
+        i, e, n = line.split("\t")
+        out[i] = {"email": e, "name": n}
+    return out
+
+
 def test_kill_between_ack_and_write_back(seeded, db):
     p = seeded
     rc, _, err = p.run("run", "s")
@@ -279,6 +298,24 @@ def test_kill_between_ack_and_write_back(seeded, db):
     assert rc == 0, err
     assert returned(err) == (1, 1)
     assert ops(p, 302) == [("remove", "301")]   # 5 found unchanged locally
+    rc, _, err = p.run("-v", "run", "s")
+    assert rc == 0 and returned(err) == (0, 0), err
+
+
+@pytest.mark.parametrize("point", ["whdiff-marked", "whdiff-writeback", "whdiff-written"])
+def test_killed_at_each_table_write(seeded, db, point):
+    """killed before the push (table marked), before and after the
+    write-back: the next runs leave the destination equal to the model"""
+    p = seeded
+    rc, _, err = p.run("run", "s")
+    assert rc == 0, err
+    db.psql("INSERT INTO t VALUES (301, 'u301@x.com', 'n301'), (302, 'u302@x.com', 'n302');"
+            "UPDATE t SET name = 'changed' WHERE id IN (5, 6); DELETE FROM t WHERE id = 7")
+    run_and_kill_at([p.retl_bin, "--config", p.dir, "run", "s"], point, 1)
+    db.psql("DELETE FROM t WHERE id = 301; UPDATE t SET name = 'again' WHERE id = 6")
+    rc, _, err = p.run("run", "s")
+    assert rc == 0, err
+    assert net(p) == model(db)
     rc, _, err = p.run("-v", "run", "s")
     assert rc == 0 and returned(err) == (0, 0), err
 
