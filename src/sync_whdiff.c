@@ -416,13 +416,26 @@ int retl_whdiff_stream(struct run *r)
 	return rc;
 }
 
+/* a full run's removal candidate, noted so the table gets it too (until
+ * its removal is acknowledged, it must come back) */
+static int note_gone(void *ud, const struct retl_state_row *row)
+{
+	struct retl_sync_gone *g = ud;
+	struct retl_whdiff *w = g->r->wh;
+	struct retl_cache_entry *e = retl_cache_find(g->r->cache, row->kh);
+	if (e && !e->seen)
+		push_off(&w->gone, &w->ngone, &w->capgone,
+			 retl_sync_arena_add(&w->arena, row->key, strlen(row->key)));
+	return retl_sync_on_gone(ud, row);
+}
+
 /* removal candidates: the table's keys the model lost, and failing keys
  * the model lost that never reached the table */
 int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g)
 {
 	struct retl_whdiff *w = r->wh;
 	if (w->full)
-		return retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, g, r->err);
+		return retl_state_scan(r->st, r->sc->name, note_gone, g, r->err);
 	retl_match_set *done = retl_match_set_new();
 	int rc = 0;
 	for (size_t pass = 0; pass < 2 && !rc; pass++) {
@@ -482,6 +495,13 @@ static void collect(struct run *r, int marking, retl_buf *arena, size_t **vals,
 			 (size_t)-1);
 		free(dest);
 	}
+	for (size_t i = 0; i < w->ngone && marking && w->full; i++) {
+		/* a full run's gone keys are not in the table yet */
+		const char *k = w->arena.ptr + w->gone[i];
+		push_off(vals, nv, &capv, retl_sync_arena_add(arena, k, strlen(k)));
+		for (int j = 0; j < 3; j++)
+			push_off(vals, nv, &capv, (size_t)-1);
+	}
 	for (size_t i = 0; i < w->ngone && !marking; i++) {
 		const char *k = w->arena.ptr + w->gone[i];
 		struct retl_cache_entry e;
@@ -530,10 +550,11 @@ static int wh_sync_table(struct run *r, int marking, struct retl_err *err)
 	int rc = (nv || nd) && !c ? -1 : 0;
 	if (c && nv)
 		rc = retl_whdiff_write(r->sc, c, r->wh->table, r->wh->portable,
-				       r->wh->redshift, pv, nv / 4, 0, err);
+				       r->wh->redshift, pv, nv / 4, 0,
+				       marking && r->wh->full, err);
 	if (c && nd && rc == 0)
 		rc = retl_whdiff_write(r->sc, c, r->wh->table, r->wh->portable,
-				       r->wh->redshift, pd, nd / 4, 1, err);
+				       r->wh->redshift, pd, nd / 4, 1, 0, err);
 	if (rc == 0 && (nv || nd))
 		retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu keys %s, %zu deleted",
 			 nv / 4, marking ? "marked before the push" : "written back", nd / 4);
@@ -549,7 +570,7 @@ static int wh_sync_table(struct run *r, int marking, struct retl_err *err)
 /* before the push (a failure stops the run: nothing was sent) */
 int retl_whdiff_mark(struct run *r)
 {
-	if (r->o->plan || !r->wh->nrows)
+	if (r->o->plan || (!r->wh->nrows && !r->wh->ngone))
 		return 0;
 	int rc = wh_sync_table(r, 1, r->err);
 	retl_testpoint("whdiff-marked");

@@ -32,9 +32,12 @@ int retl_whdiff_ensure(const struct retl_sync_cfg *sc, PGconn *c, int unlogged,
  * rows, in one transaction through a temp staging table.  PostgreSQL:
  * COPY FROM STDIN and INSERT … ON CONFLICT; portable (Redshift has
  * neither): multi-row INSERTs, DELETE … USING, INSERT.  Keys unique.
+ * fresh: t was empty at the run's start and only this run wrote it
+ * since: PostgreSQL COPYs straight into it.
  */
 int retl_whdiff_write(const struct retl_sync_cfg *sc, PGconn *c,
 		      const char *t, int portable, int redshift,
-		      const char *const *v, size_t n, int del, struct retl_err *err);
+		      const char *const *v, size_t n, int del, int fresh,
+		      struct retl_err *err);
 
 #endif

@@ -245,10 +245,14 @@ int retl_whdiff_ensure(const struct retl_sync_cfg *sc, PGconn *c, int unlogged,
 	if (!table_ok) {
 		char *t = retl_whdiff_table(sc);
 		retl_buf_reset(&sql);
+		/* PostgreSQL: byte order for the key (the locale's costs every
+		 * index write a strcoll), the time by default for COPY */
 		retl_buf_addf(&sql, "CREATE %sTABLE IF NOT EXISTS %s (key VARCHAR(65535) "
-			      "NOT NULL PRIMARY KEY, row_hash VARCHAR(64), pay_hash "
+			      "%sNOT NULL PRIMARY KEY, row_hash VARCHAR(64), pay_hash "
 			      "VARCHAR(32), dest_id VARCHAR(65535), updated_at "
-			      "TIMESTAMPTZ)", unlogged ? "UNLOGGED " : "", t);
+			      "TIMESTAMPTZ%s)", unlogged ? "UNLOGGED " : "", t,
+			      unlogged ? "COLLATE \"C\" " : "",
+			      unlogged ? " DEFAULT now()" : "");
 		free(t);
 		if (wh_cmd(sc, c, sql.ptr, 0, NULL, "creating its table", err) < 0)
 			goto out;
@@ -336,10 +340,13 @@ static void copy_field(retl_buf *b, const char *v)
 }
 
 /* PostgreSQL: the rows into retl_stage by COPY FROM STDIN */
-static int stage_copy(const struct retl_sync_cfg *sc, PGconn *c,
+static int stage_copy(const struct retl_sync_cfg *sc, PGconn *c, const char *into,
 		      const char *const *v, size_t n, struct retl_err *err)
 {
-	PGresult *res = wh_exec(c, "COPY retl_stage FROM STDIN", 0, NULL);
+	retl_buf q = RETL_BUF_INIT;
+	retl_buf_addf(&q, "COPY %s FROM STDIN", into);
+	PGresult *res = wh_exec(c, q.ptr, 0, NULL);
+	retl_buf_free(&q);
 	int ok = res && PQresultStatus(res) == PGRES_COPY_IN;
 	retl_buf b = RETL_BUF_INIT;
 	if (!ok) {
@@ -413,15 +420,27 @@ static int stage_insert(const struct retl_sync_cfg *sc, PGconn *c,
  */
 int retl_whdiff_write(const struct retl_sync_cfg *sc, PGconn *c,
 		      const char *t, int portable, int redshift,
-		      const char *const *v, size_t n, int del, struct retl_err *err)
+		      const char *const *v, size_t n, int del, int fresh,
+		      struct retl_err *err)
 {
 	retl_buf sql = RETL_BUF_INIT;
 	int rc = -1;
+	if (fresh && !portable && !del) {
+		/* an empty table this run alone writes: straight in */
+		retl_buf_addf(&sql, "%s (key, row_hash, pay_hash, dest_id)", t);
+		if (wh_cmd(sc, c, "BEGIN", 0, NULL, "writing back", err) < 0 ||
+		    stage_copy(sc, c, sql.ptr, v, n, err) < 0 ||
+		    wh_cmd(sc, c, "COMMIT", 0, NULL, "writing back", err) < 0)
+			goto out;
+		rc = 0;
+		goto out;
+	}
 	if (wh_cmd(sc, c, "BEGIN", 0, NULL, "writing back", err) < 0 ||
 	    wh_cmd(sc, c, "CREATE TEMP TABLE retl_stage (key VARCHAR(65535), "
 		   "row_hash VARCHAR(64), pay_hash VARCHAR(32), dest_id "
 		   "VARCHAR(65535))", 0, NULL, "writing back", err) < 0 ||
-	    (portable ? stage_insert(sc, c, v, n, err) : stage_copy(sc, c, v, n, err)) < 0)
+	    (portable ? stage_insert(sc, c, v, n, err) :
+	     stage_copy(sc, c, "retl_stage", v, n, err)) < 0)
 		goto out;
 	if (del || portable) {
 		retl_buf_addf(&sql, "DELETE FROM %s USING retl_stage WHERE %s.key = retl_stage.key",
