@@ -378,3 +378,20 @@ def test_switching_from_the_local_diff(db, project):
     assert len(ops(p)) == 50             # nothing sent again
     rc, out, err = p.run("failures", "s")
     assert "51" not in out.split(), out  # the refused row that left: forgotten
+
+
+def test_plan_counts_changes_and_writes_nothing(seeded, db):
+    p = seeded
+    rc, _, err = p.run("run", "s")
+    assert rc == 0, err
+    db.psql("UPDATE t SET name = 'changed' WHERE id IN (5, 6); DELETE FROM t WHERE id = 7")
+    before = db.psql("SELECT key, row_hash FROM retl_state.s ORDER BY key", "-At")
+    rc, out, err = p.run("-v", "plan", "s")
+    assert rc == 0, err
+    assert returned(err) == (2, 1)
+    assert db.psql("SELECT key, row_hash FROM retl_state.s ORDER BY key", "-At") == before
+    assert len(ops(p)) == 300
+    rc, out, err = p.run("plan", "s", "--out", p.path("plan.jsonl"))
+    assert rc == 2 and "plan --out is not available" in err, err
+    rc, _, err = p.run("-v", "run", "s")
+    assert rc == 0 and returned(err) == (2, 1), err
