@@ -395,3 +395,28 @@ def test_plan_counts_changes_and_writes_nothing(seeded, db):
     assert rc == 2 and "plan --out is not available" in err, err
     rc, _, err = p.run("-v", "run", "s")
     assert rc == 0 and returned(err) == (2, 1), err
+
+
+def test_failing_key_that_left_is_forgotten(db, project):
+    """a key failing locally that the table never had (it failed while the
+    sync ran with the local diff) is still looked at when it leaves"""
+    db.psql("CREATE TABLE t (id int PRIMARY KEY, email text, name text);"
+            "INSERT INTO t SELECT i, 'u' || i || '@x.com', 'n' || i "
+            "FROM generate_series(1, 50) i")
+    p = project(dsn=db.dsn)
+    strict = {"email": {"from": "email", "transform": [{"match": "^[^@ ]+@[^@ ]+$"}]},
+              "name": "name"}
+    p.add_mapping("s", mapping(fields=strict))
+    rc, _, err = p.run("run", "s")
+    assert rc == 0, err
+    p.add_mapping("s", mapping(diff="local", fields=strict))
+    db.psql("INSERT INTO t VALUES (51, 'not an address', 'bad')")
+    rc, _, err = p.run("run", "s")
+    assert rc == 1, err                  # row 51 refused by the mapping
+    db.psql("DELETE FROM t WHERE id = 51")
+    p.add_mapping("s", mapping(fields=strict))
+    rc, _, err = p.run("-v", "run", "s")
+    assert rc == 0, err
+    assert "compares all" not in err     # the table has rows: no full run
+    rc, out, err = p.run("failures", "s")
+    assert "51" not in out.split(), out
