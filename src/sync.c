@@ -477,6 +477,14 @@ static enum run_end estimate(struct run *r)
  * made against (a plan applied twice is refused the second time) */
 static enum run_end apply_plan(struct run *r)
 {
+	/* sends without the warehouse diff's table writes: keys it creates
+	 * would never come back as removal candidates */
+	if (r->sc->diff_warehouse) {
+		retl_err_set(r->err, RETL_EXIT_USAGE,
+			     "%s: sync %s uses \"diff\": \"warehouse\", which plan files do not support: nothing sent; use retl run %s",
+			     r->o->apply_path, r->sc->name, r->sc->name);
+		return RUN_STOPPED;
+	}
 	if (retl_state_generation(r->st, r->sc->name) != r->o->apply_state) {
 		retl_err_set(r->err, RETL_EXIT_USAGE,
 			     "%s: the state of sync %s changed since this plan was made (a run or an apply since): nothing sent; make a new plan with `retl plan %s --out FILE`",

@@ -420,3 +420,16 @@ def test_failing_key_that_left_is_forgotten(db, project):
     assert "compares all" not in err     # the table has rows: no full run
     rc, out, err = p.run("failures", "s")
     assert "51" not in out.split(), out
+
+
+def test_apply_of_a_plan_made_before_the_switch_is_refused(db, project):
+    db.psql("CREATE TABLE t (id int PRIMARY KEY, email text, name text);"
+            "INSERT INTO t VALUES (1, 'a@x.com', 'a')")
+    p = project(dsn=db.dsn)
+    p.add_mapping("s", mapping(diff="local"))
+    rc, _, err = p.run("plan", "s", "--out", p.path("plan.jsonl"))
+    assert rc == 0, err
+    p.add_mapping("s", mapping())
+    rc, _, err = p.run("apply", p.path("plan.jsonl"))
+    assert rc == 2 and "plan files do not support" in err, err
+    assert ops(p) == []
