@@ -197,8 +197,9 @@ static int wh_grants(const struct retl_sync_cfg *sc, PGconn *c, retl_buf *out,
 	if (!*table_ok || out->len)
 		goto out;
 	char *table = retl_whdiff_table(sc);
-	static const char *const tprivs[] = { "SELECT", "INSERT", "DELETE" };
-	for (size_t i = 0; i < 3; i++) {
+	/* UPDATE: PostgreSQL's INSERT … ON CONFLICT DO UPDATE needs it */
+	static const char *const tprivs[] = { "SELECT", "INSERT", "UPDATE", "DELETE" };
+	for (size_t i = 0; i < 4; i++) {
 		const char *v2[2] = { table, tprivs[i] };
 		res = wh_exec(c, "SELECT has_table_privilege($1, $2)", 2, v2);
 		if (res && PQresultStatus(res) == PGRES_TUPLES_OK &&

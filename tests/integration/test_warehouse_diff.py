@@ -234,11 +234,12 @@ def test_missing_grants_are_named(seeded, db, project):
     assert len(ops(p)) == 300
 
     # the table is there now: a grant taken away is named with its fix
-    db.psql(f"REVOKE DELETE ON retl_state.s FROM {role}")
+    db.psql(f"REVOKE DELETE, UPDATE ON retl_state.s FROM {role}")
     rc, out, err = p.run("check", "s")
     assert rc != 0 and 'GRANT DELETE ON "retl_state"."s"' in out + err, out + err
     rc, out, err = p.run("run", "s")
     assert rc == 3 and "missing: DELETE on table" in err, err
+    assert 'GRANT UPDATE ON "retl_state"."s"' in err, err
 
 
 def test_table_dropped_between_runs(seeded, db):
