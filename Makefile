@@ -257,7 +257,7 @@ fresh-host-check:
 bench: deps
 	$(call apt_install_missing,$(BENCH_PKGS),,)
 	$(MAKE) retl $(BENCH_TOOLS)
-	@failed=""; for s in bench bench_hubspot bench_webhook bench_mailchimp bench_airtable bench_connect bench_state; do \
+	@failed=""; for s in bench bench_hubspot bench_webhook bench_mailchimp bench_airtable bench_connect bench_state bench_whdiff; do \
 	  $(PYTHON) tests/bench/$$s.py || failed="$$failed $$s"; \
 	done; \
 	[ -z "$$failed" ] || { echo "bench: missed a target or failed:$$failed"; exit 1; }

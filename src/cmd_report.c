@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "redact.h"
+#include "sync.h"
 
 /* prints s redacted (API reasons may echo anything) */
 static void put_redacted(const char *prefix, const char *s)
@@ -275,7 +276,16 @@ static int reset_one(struct retl_cli *cli, const char *name, struct retl_err *er
 {
 	if (retl_state_lock(cli->st, name, err) < 0)
 		return -1;
-	int rc = retl_state_reset(cli->st, name, err);
+	/* "diff": "warehouse": the table first, or the next run would still
+	 * take every row for unchanged and send nothing */
+	struct retl_sync_cfg *sc = retl_config_sync(cli->cfg, name);
+	int rc = 0;
+	if (sc && sc->diff_warehouse &&
+	    (retl_config_resolve(cli->cfg, sc, err) < 0 ||
+	     retl_whdiff_reset(sc, err) < 0))
+		rc = -1;
+	if (rc == 0)
+		rc = retl_state_reset(cli->st, name, err);
 	retl_state_unlock(cli->st, name);
 	return rc;
 }

@@ -584,6 +584,7 @@ static void free_source(struct retl_source_cfg *s)
 	free(s->type);
 	free(s->dsn);
 	free(s->audit);
+	free(s->state_schema);
 	json_decref(s->unresolved);
 }
 

@@ -57,6 +57,8 @@ struct retl_source_cfg {
 	long statement_timeout_ms; /* 0 = server default */
 	enum retl_read_path read; /* "read": auto (default), copy, cursor */
 	long connect_timeout_ms;   /* 0 = none; a DSN's connect_timeout wins */
+	char *state_schema;       /* "diff": "warehouse" keeps its tables here
+				   * (default "retl_state"; sync_whdiff.c) */
 	json_t *unresolved;       /* as written, while its secrets are unread
 				   * (owned); NULL once resolved */
 	char *audit;              /* "audit": schema for sync logs (audit.h),
@@ -101,6 +103,7 @@ struct retl_sync_cfg {
 	json_t *match;            /* {destination field: column} or NULL (owned) */
 	json_t *fields;           /* the raw "fields" object (owned) */
 	enum retl_on_remove on_remove;
+	int diff_warehouse;       /* "diff": "warehouse" (sync_whdiff.c) */
 	struct retl_safety safety;
 	char *schedule;           /* NULL when not given */
 	json_t *options;          /* destination-specific sync keys, or NULL (owned) */

@@ -25,7 +25,7 @@
 
 static const char *const source_keys[] = {
 	"type", "dsn", "statement_timeout", "connect_timeout", "read",
-	"audit", "audit_retention", NULL
+	"audit", "audit_retention", "state_schema", NULL
 };
 
 /*
@@ -217,7 +217,9 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 	if (get_duration(c, obj, path, "connect_timeout",
 			 &sc->connect_timeout_ms) < 0)
 		goto out;
-	if (load_read(c, sc, obj, path) < 0)
+	if (load_read(c, sc, obj, path) < 0 ||
+	    retl_cfg_get_string(c, obj, path, "state_schema", 0, 1,
+				&sc->state_schema) < 0)
 		goto out;
 	rc = 0;
 out:

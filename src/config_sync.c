@@ -29,7 +29,7 @@ static const char *const remove_names[] = {
 
 static const char *const sync_keys[] = {
 	"source", "query", "key", "destination", "object", "mode", "match",
-	"fields", "on_remove", "safety", "schedule", NULL
+	"fields", "on_remove", "safety", "schedule", "diff", NULL
 };
 
 const char *retl_mode_name(enum retl_mode m)
@@ -393,6 +393,17 @@ static int read_schedule(struct sync_load *l, const struct sync_step *st,
 	return 0;
 }
 
+/* "diff": "local" (the default) or "warehouse" (sync_whdiff.c) */
+static int read_diff(struct sync_load *l, const struct sync_step *st, json_t *v)
+{
+	static const char *const diff_names[] = { "local", "warehouse", NULL };
+	int i = 0;
+	if (read_name(l, st->key, v, diff_names, "diff", &i) < 0)
+		return -1;
+	l->sc->diff_warehouse = i == 1;
+	return 0;
+}
+
 /* in the order errors are looked for */
 static const struct sync_step steps[] = {
 	{ "destination", read_destination, 0, 0 },
@@ -406,6 +417,7 @@ static const struct sync_step steps[] = {
 	{ "on_remove", read_on_remove, 0, 0 },
 	{ "safety", read_safety, 0, 0 },
 	{ "schedule", read_schedule, offsetof(struct retl_sync_cfg, schedule), 0 },
+	{ "diff", read_diff, 0, 0 },
 };
 
 int retl_cfg_load_sync(struct retl_cfg_ctx *c, struct retl_config *cfg,

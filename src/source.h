@@ -57,6 +57,12 @@ typedef int (*retl_row_fn)(void *ud, const struct retl_row *row,
 int retl_source_stream(retl_source *s, const char *query, retl_row_fn fn,
 		       void *ud, struct retl_err *err);
 
+/* the server says it is Amazon Redshift (or the source's type says so) */
+int retl_source_is_redshift(const retl_source *s);
+/* the columns of the last describe, owned by the source */
+void retl_source_columns(const retl_source *s, const struct retl_column **cols,
+			 size_t *ncols);
+
 /* rolls back (nothing was written) and disconnects; NULL is fine */
 void retl_source_close(retl_source *s);
 

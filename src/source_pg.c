@@ -523,6 +523,18 @@ double retl_source_estimated_rows(const retl_source *s)
 	return s->est_rows;
 }
 
+int retl_source_is_redshift(const retl_source *s)
+{
+	return s->redshift;
+}
+
+void retl_source_columns(const retl_source *s, const struct retl_column **cols,
+			 size_t *ncols)
+{
+	*cols = s->cols;
+	*ncols = s->ncols;
+}
+
 /* ---- stream ------------------------------------------------------------ */
 
 /*

@@ -384,4 +384,29 @@ int retl_state_stats_read(retl_state *st, struct retl_state_stats *out,
 			  struct retl_err *err);
 void retl_state_stats_free(struct retl_state_stats *stats);
 
+/*
+ * Point reads for "diff": "warehouse" (state_whdiff.c), where a run looks
+ * at the rows of the keys the warehouse returned, never the whole cache.
+ * entry: 1 and *e (as retl_state_load_cache would give it) and, unless
+ * dest_id is NULL, *dest_id (malloc'd, or NULL), 0 when the key has no
+ * row, -1.  row: fn with the row as retl_state_scan gives it
+ * (fn's value returned), 0 without calling fn when there is none.
+ */
+typedef struct retl_state_lookup retl_state_lookup;
+int retl_state_lookup_new(retl_state *st, const char *sync,
+			  retl_state_lookup **out, struct retl_err *err);
+void retl_state_lookup_free(retl_state_lookup *l);
+int retl_state_lookup_entry(retl_state_lookup *l, const char *key,
+			    struct retl_cache_entry *e, char **dest_id,
+			    struct retl_err *err);
+int retl_state_lookup_row(retl_state_lookup *l, const char *key,
+			  retl_state_row_fn fn, void *ud, struct retl_err *err);
+/* keys of the rows failing, pending or staged (few, indexed) */
+int retl_state_unsynced_keys(retl_state *st, const char *sync,
+			     void (*fn)(void *ud, const char *key), void *ud,
+			     struct retl_err *err);
+/* the sync's cache rows (0 on error: a sizing figure); any: 1 when it
+ * has one, without counting them all */
+long retl_state_count_rows(retl_state *st, const char *sync, int any);
+
 #endif

@@ -59,7 +59,11 @@ void retl_sync_clear_stop(void)
 static int over_limit(struct run *r, long gone, char *buf, size_t n)
 {
 	const struct retl_safety *s = &r->sc->safety;
-	if (s->refuse_empty_model && r->sum->c.read == 0) {
+	/* the warehouse diff reads only changed rows: there the model is
+	 * empty when none came back and every synced key left */
+	int empty = r->sum->c.read == 0 &&
+		    (!r->wh || (size_t)gone >= r->cached_rows);
+	if (s->refuse_empty_model && empty) {
 		snprintf(buf, n, "the model returned 0 rows: refusing to remove all %ld synced rows (safety.refuse_empty_model)",
 			 gone);
 		return 1;
@@ -183,7 +187,7 @@ int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		return -1;
 	int rc = open_source(sc, &src, key_idx, &sig, err);
 	retl_source_close(src);
-	if (rc < 0)
+	if (rc < 0 || (sc->diff_warehouse && retl_whdiff_check(sc, err) < 0))
 		return -1;
 	if (retl_audit_check(sc->src, err) < 0)
 		return -1;
@@ -336,7 +340,8 @@ static int load_cache(struct run *r)
 static enum run_end stream_and_diff(struct run *r)
 {
 	retl_progress_start(r->sc->name);
-	int s = retl_source_stream(r->src, r->sc->query, retl_sync_on_row, r, r->err);
+	int s = r->wh ? retl_whdiff_stream(r) :
+		retl_source_stream(r->src, r->sc->query, retl_sync_on_row, r, r->err);
 	if (s == RETL_SOURCE_INTERRUPTED && !r->stop)
 		return RUN_INTERRUPTED;
 	if (s < 0 || r->stop)
@@ -369,6 +374,9 @@ static enum run_end removals(struct run *r)
 		if (e->cached && !e->seen)
 			gone++;
 	r->sum->would_remove = gone;
+	/* the warehouse diff counts the synced rows only when some leave */
+	if (r->wh && gone && !r->cached_rows)
+		r->cached_rows = (size_t)retl_state_count_rows(r->st, r->sc->name, 0);
 	int send_removes = retl_sync_removes(r->sc);
 	if (gone && send_removes && check_safety(r, gone) < 0) {
 		retl_err_set(r->err, RETL_EXIT_SAFETY, "%s", r->sum->message);
@@ -379,7 +387,8 @@ static enum run_end removals(struct run *r)
 	if (!gone)
 		return RUN_DONE;
 	struct retl_sync_gone g = { .r = r, .send_removes = send_removes };
-	if (retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, &g, r->err) < 0 ||
+	if ((r->wh ? retl_whdiff_gone(r, &g) :
+	     retl_state_scan(r->st, r->sc->name, retl_sync_on_gone, &g, r->err)) < 0 ||
 	    r->stop)
 		return RUN_STOPPED;
 	if (retl_stop_requested())
@@ -476,6 +485,14 @@ static enum run_end estimate(struct run *r)
  * made against (a plan applied twice is refused the second time) */
 static enum run_end apply_plan(struct run *r)
 {
+	/* sends without the warehouse diff's table writes: keys it creates
+	 * would never come back as removal candidates */
+	if (r->sc->diff_warehouse) {
+		retl_err_set(r->err, RETL_EXIT_USAGE,
+			     "%s: sync %s uses \"diff\": \"warehouse\", which plan files do not support: nothing sent; use retl run %s",
+			     r->o->apply_path, r->sc->name, r->sc->name);
+		return RUN_STOPPED;
+	}
 	if (retl_state_generation(r->st, r->sc->name) != r->o->apply_state) {
 		retl_err_set(r->err, RETL_EXIT_USAGE,
 			     "%s: the state of sync %s changed since this plan was made (a run or an apply since): nothing sent; make a new plan with `retl plan %s --out FILE`",
@@ -513,7 +530,8 @@ static enum run_end open_both(struct run *r)
 	}
 	if (rc == RETL_SOURCE_INTERRUPTED)
 		return RUN_INTERRUPTED;  /* a stop while connecting or describing */
-	if (rc < 0 || open_spool(r) < 0 || load_cache(r) < 0)
+	if (rc < 0 || open_spool(r) < 0 ||
+	    (r->sc->diff_warehouse ? retl_whdiff_open(r) : load_cache(r)) < 0)
 		return RUN_STOPPED;
 	return RUN_DONE;
 }
@@ -532,6 +550,8 @@ static enum run_end plan_and_push(struct run *r)
 		return how;
 	if (r->o->plan)
 		return estimate(r);
+	if (r->wh && retl_whdiff_mark(r) < 0)
+		return RUN_STOPPED;
 	return push(r, r->spool_f, "the run's spool");
 }
 
@@ -651,7 +671,7 @@ static int close_run(struct run *r, int rc)
 	retl_source_close(r->src);
 	if (r->dctx)
 		r->dest->close(r->dctx);
-	if (r->locked) {
+	if (r->locked && !r->sc->diff_warehouse) {
 		/* so the next run loads the cache in one read: written from
 		 * the run's cache, which the store kept equal to its rows
 		 * (retl_state_mirror), or else read back from SQLite */
@@ -667,7 +687,12 @@ static int close_run(struct run *r, int rc)
 			retl_log(RETL_LOG_WARN, r->sc->name, "%s", warn.msg);
 		retl_testpoint("image-saved");
 		retl_state_unlock(r->st, r->sc->name);
+	} else if (r->locked) {
+		/* the warehouse diff keeps no image: its cache holds only
+		 * the rows the warehouse returned */
+		retl_state_unlock(r->st, r->sc->name);
 	}
+	retl_whdiff_free(r);
 	retl_state_mirror(r->st, NULL, NULL);  /* before the cache goes */
 	retl_cache_free(r->cache);
 	retl_spool_free(r->spool);
@@ -707,6 +732,7 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	retl_testpoint("run-begun");
 	how = o->apply_f ? apply_plan(&r) : plan_and_push(&r);
 	int rc = finish(&r, how);
+	retl_whdiff_end(&r);   /* after every ack this run will commit */
 	retl_testpoint("run-end");
 	rc = record_run(&r, rc);
 	retl_testpoint("run-recorded");

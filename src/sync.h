@@ -91,4 +91,10 @@ void retl_sync_clear_stop(void);
 int retl_sync_check(struct retl_config *cfg, struct retl_sync_cfg *sc,
 		    struct retl_err *err);
 
+/* "diff": "warehouse" (sync_whdiff.c), the sync's secrets resolved:
+ * check says which grants the role lacks to keep the sync's table; reset
+ * empties that table (retl reset), 0 when there is none */
+int retl_whdiff_check(struct retl_sync_cfg *sc, struct retl_err *err);
+int retl_whdiff_reset(struct retl_sync_cfg *sc, struct retl_err *err);
+
 #endif

@@ -115,6 +115,8 @@ struct run {
 
 	/* per-row scratch, reused */
 	retl_buf key, key_json, payload, reason, match;
+
+	struct retl_whdiff *wh;   /* "diff": "warehouse" (sync_whdiff.c) */
 };
 
 /* sync_diff.c */
@@ -151,5 +153,17 @@ void retl_sync_progress(struct run *r);
 void retl_sync_env_init(struct run *r);
 /* copies s (NUL-terminated) into an arena; returns its offset */
 size_t retl_sync_arena_add(retl_buf *a, const char *s, size_t len);
+
+/* sync_whdiff.c: "diff": "warehouse".  open replaces load_cache (the
+ * sync's table made when missing; only failing keys loaded), stream the
+ * model's stream (only new, changed and removed keys come back), gone the
+ * scan of the cache for removal candidates; mark before the push, end
+ * after it (the write-back; a failure is only logged) */
+int retl_whdiff_open(struct run *r);
+int retl_whdiff_stream(struct run *r);
+int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g);
+int retl_whdiff_mark(struct run *r);
+void retl_whdiff_end(struct run *r);
+void retl_whdiff_free(struct run *r);
 
 #endif

@@ -99,7 +99,7 @@ CASES = [
     ("unknown-top-key", retl(sorces={}), None,
      "retl.json: sorces: unknown key (expected one of state, sources, destinations, notify)"),
     ("unknown-source-key", source(dsnn="x"), None,
-     "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read, audit, audit_retention)"),
+     "retl.json: sources.wh.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read, audit, audit_retention, state_schema)"),
     ("unknown-dest-key", dest(paht="x"), None,
      "retl.json: destinations.out.paht: unknown key (expected one of type, base_url, path, batch_size)"),
     ("file-batch-size-zero", dest(batch_size=0), None,
@@ -164,7 +164,7 @@ CASES = [
     # --- mappings/x.json: keys and references ---
     ("sync-unknown-key", GOOD_RETL, sync(feilds={}),
      "mappings/x.json: feilds: unknown key (expected one of source, query, key, destination, "
-     "object, mode, match, fields, on_remove, safety, schedule)"),
+     "object, mode, match, fields, on_remove, safety, schedule, diff)"),
     ("sync-source-missing", GOOD_RETL, sync(source=DELETE),
      "mappings/x.json: source: missing (required)"),
     ("sync-source-unknown", GOOD_RETL, sync(source="warehouse"),
@@ -198,6 +198,8 @@ CASES = [
     # --- modes and removals ---
     ("mode-unknown", GOOD_RETL, sync(mode="upsrt"),
      'mappings/x.json: mode: unknown mode "upsrt" (expected one of upsert, update, insert, mirror, membership)'),
+    ("sync-diff-unknown", GOOD_RETL, sync(diff="remote"),
+     'mappings/x.json: diff: unknown diff "remote" (expected one of local, warehouse)'),
     ("mode-not-string", GOOD_RETL, sync(mode=1),
      "mappings/x.json: mode: expected a string (one of upsert, update, insert, mirror, membership)"),
     ("mode-unsupported", GOOD_RETL, sync(mode="update"),

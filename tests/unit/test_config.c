@@ -400,7 +400,7 @@ static void test_errors(void)
 	CHECK_STR(load_error(BASIC_RETL, "{\"source\": \"wh\",\n  \"query\": \"x\" \"key\": \"id\"}"),
 		  "mappings/x.json:2:20: '}' expected near '\"key\"'");
 	CHECK_STR(load_error("{\"sources\": {\"warehouse\": {\"dsn\": \"x\", \"dsnn\": \"y\"}}}", NULL),
-		  "retl.json: sources.warehouse.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read, audit, audit_retention)");
+		  "retl.json: sources.warehouse.dsnn: unknown key (expected one of type, dsn, statement_timeout, connect_timeout, read, audit, audit_retention, state_schema)");
 	CHECK_STR(load_error(BASIC_RETL,
 			     "{\"source\": \"wh\", \"query\": \"q\", \"key\": \"id\", "
 			     "\"destination\": \"hubspt\", \"fields\": {\"id\": \"id\"}}"),
