@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "emulators"))
 
 import hubspot  # noqa: E402
+from audit_check import assert_audit_complete  # noqa: E402
 from crashpoint import run_and_kill_at  # noqa: E402
 from emulator_control import control, starter  # noqa: E402
 from invariant import Model, run_killed  # noqa: E402
@@ -168,6 +169,11 @@ def test_both_modes_same_destination(project, db, hubspots, sql):
             "hs": {"type": "hubspot", "token": "${HS_TOKEN}", "base_url": url,
                    "requests_per_10s": 100000, "timeout": 10}})
         projects[d].add_mapping("inv", hs_mapping(d))
+        # sync logs in the warehouse (issue 19, Done when 3): checked at the
+        # end against each store's history and failures
+        cfg = json.load(open(projects[d].path("retl.json")))
+        cfg["sources"]["warehouse"]["audit"] = f"audit_{d}"
+        projects[d].write_config(cfg)
     upper = False
     story = []
     for step in range(14):
@@ -211,6 +217,10 @@ def test_both_modes_same_destination(project, db, hubspots, sql):
             assert got["warehouse"].get(m) == {"firstname": name,
                                               "company": row["plan"] or ""}, \
                 f"{where}: {m}: {got['warehouse'].get(m)} vs {row}"
+    # every run of the sequence (killed ones as "abandoned") and every row
+    # rejected or failed is in the warehouse's sync logs
+    for d, p in projects.items():
+        assert_audit_complete(p, db, f"audit_{d}", ["inv"], env=env)
 
 
 # ---- failure paths ----------------------------------------------------------
