@@ -18,6 +18,10 @@
 int retl_source_fail(struct retl_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* a libpq message as one log line: line breaks become one space, trailing
+ * whitespace goes (source_pg.c) */
+void retl_source_one_line(retl_buf *out, const char *s);
+
 /*
  * The source's error from a failed result (res NULL: connection-level),
  * shaped and redacted like every source error; pos_shift is what was put in

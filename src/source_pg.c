@@ -98,7 +98,7 @@ int retl_source_fail(struct retl_err *err, const char *fmt, ...)
  * whitespace that contain a line break become one space; trailing
  * whitespace goes.
  */
-static void one_line(retl_buf *out, const char *s)
+void retl_source_one_line(retl_buf *out, const char *s)
 {
 	retl_buf_reset(out);
 	if (!s)
@@ -138,7 +138,7 @@ static int fail_result(retl_source *s, const PGresult *res, size_t pos_shift,
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
 	if (primary) {
-		one_line(&part, primary);
+		retl_source_one_line(&part, primary);
 		retl_buf_add(&msg, part.ptr, part.len);
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		if (state)
@@ -151,16 +151,16 @@ static int fail_result(retl_source *s, const PGresult *res, size_t pos_shift,
 		}
 		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 		if (detail) {
-			one_line(&part, detail);
+			retl_source_one_line(&part, detail);
 			retl_buf_addf(&msg, "; DETAIL: %s", part.ptr);
 		}
 		const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
 		if (hint) {
-			one_line(&part, hint);
+			retl_source_one_line(&part, hint);
 			retl_buf_addf(&msg, "; HINT: %s", part.ptr);
 		}
 	} else {
-		one_line(&part, PQerrorMessage(s->conn));
+		retl_source_one_line(&part, PQerrorMessage(s->conn));
 		if (!part.len)
 			retl_buf_adds(&part, "unknown error (connection lost?)");
 		retl_buf_add(&msg, part.ptr, part.len);
@@ -283,7 +283,7 @@ static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
 
 	if (retl_pg_params_init(&pp, cfg->dsn, cfg->connect_timeout_ms, msg,
 				sizeof(msg)) < 0) {
-		one_line(&m, msg);
+		retl_source_one_line(&m, msg);
 		retl_source_fail(err, "source %s: cannot connect: %s", s->name, retl_buf_cstr(&m));
 		retl_buf_free(&m);
 		retl_pg_params_free(&pp);
@@ -305,7 +305,7 @@ static int connect_source(retl_source *s, const struct retl_source_cfg *cfg,
 		rc = RETL_SOURCE_INTERRUPTED;
 		break;
 	default:
-		one_line(&m, retl_buf_cstr(&why));
+		retl_source_one_line(&m, retl_buf_cstr(&why));
 		rc = retl_source_fail(err, "source %s: cannot connect: %s", s->name,
 			  retl_buf_cstr(&m));
 	}

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pgwait.h"
 #include "redact.h"
+#include "source_int.h"
 #include "sync.h"
 #include "sync_whdiff.h"
 
@@ -47,30 +48,6 @@ char *retl_whdiff_table(const struct retl_sync_cfg *sc)
 
 /* ---- the write connection ---- */
 
-static int wh_fail(struct retl_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int wh_fail(struct retl_err *err, const char *fmt, ...)
-{
-	int fresh = !retl_err_isset(err);
-	va_list ap;
-	va_start(ap, fmt);
-	retl_err_vset(err, RETL_EXIT_SOURCE, fmt, ap);
-	va_end(ap);
-	if (fresh)
-		retl_redact_str(err->msg, sizeof(err->msg));
-	return -1;
-}
-
-/* the server's message on one line */
-static void one_line(retl_buf *b, const char *s)
-{
-	retl_buf_reset(b);
-	for (; s && *s; s++)
-		retl_buf_addc(b, (*s == '\n' || *s == '\r' || *s == '\t') ? ' ' : *s);
-	while (b->len && b->ptr[b->len - 1] == ' ')
-		b->ptr[--b->len] = '\0';
-}
-
 /* a second, writable session on the sync's source (never the read one) */
 PGconn *retl_whdiff_connect(const struct retl_sync_cfg *sc, struct retl_err *err)
 {
@@ -80,12 +57,12 @@ PGconn *retl_whdiff_connect(const struct retl_sync_cfg *sc, struct retl_err *err
 	PGconn *conn = NULL;
 	if (retl_pg_params_init(&pp, sc->src->dsn, sc->src->connect_timeout_ms,
 				msg, sizeof(msg)) < 0) {
-		one_line(&m, msg);
-		wh_fail(err, "source %s: diff warehouse: cannot connect: %s",
+		retl_source_one_line(&m, msg);
+		retl_source_fail(err, "source %s: diff warehouse: cannot connect: %s",
 			sc->source, retl_buf_cstr(&m));
 	} else if (retl_pg_connect(&conn, &pp, &why) != RETL_PG_CONNECTED) {
-		one_line(&m, retl_buf_cstr(&why));
-		wh_fail(err, "source %s: diff warehouse: cannot connect: %s",
+		retl_source_one_line(&m, retl_buf_cstr(&why));
+		retl_source_fail(err, "source %s: diff warehouse: cannot connect: %s",
 			sc->source, m.len ? m.ptr : "interrupted");
 		PQfinish(conn);
 		conn = NULL;
@@ -128,8 +105,8 @@ static int wh_cmd(const struct retl_sync_cfg *sc, PGconn *c, const char *sql,
 	int rc = 0;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		retl_buf m = RETL_BUF_INIT;
-		one_line(&m, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
-		rc = wh_fail(err, "source %s: diff warehouse: %s: %s", sc->source,
+		retl_source_one_line(&m, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		rc = retl_source_fail(err, "source %s: diff warehouse: %s: %s", sc->source,
 			     what, retl_buf_cstr(&m));
 		retl_buf_free(&m);
 	}
@@ -157,9 +134,9 @@ static int wh_grants(const struct retl_sync_cfg *sc, PGconn *c, retl_buf *out,
 		" has_database_privilege(current_database(), 'TEMP')", 2, vals);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		retl_buf m = RETL_BUF_INIT;
-		one_line(&m, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		retl_source_one_line(&m, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
 		PQclear(res);
-		wh_fail(err, "source %s: diff warehouse: cannot read the role's grants: %s",
+		retl_source_fail(err, "source %s: diff warehouse: cannot read the role's grants: %s",
 			sc->source, retl_buf_cstr(&m));
 		retl_buf_free(&m);
 		return -1;
@@ -233,7 +210,7 @@ int retl_whdiff_ensure(const struct retl_sync_cfg *sc, PGconn *c, int unlogged,
 		miss.ptr[--miss.len] = '\0';
 		for (char *p = miss.ptr; (p = strchr(p, '\n')); )
 			*p = ';';
-		wh_fail(err, "source %s: diff warehouse: the role cannot keep sync %s's table: %s",
+		retl_source_fail(err, "source %s: diff warehouse: the role cannot keep sync %s's table: %s",
 			sc->source, sc->name, miss.ptr);
 		goto out;
 	}
@@ -291,7 +268,7 @@ int retl_whdiff_check(struct retl_sync_cfg *sc, struct retl_err *err)
 		miss.ptr[--miss.len] = '\0';
 		for (char *p = miss.ptr; (p = strchr(p, '\n')); )
 			*p = ';';
-		rc = wh_fail(err, "%s: diff warehouse: the role cannot keep the sync's table in source %s: %s",
+		rc = retl_source_fail(err, "%s: diff warehouse: the role cannot keep the sync's table in source %s: %s",
 			     sc->file, sc->source, miss.ptr);
 	}
 	retl_buf_free(&miss);
@@ -351,8 +328,8 @@ static int stage_copy(const struct retl_sync_cfg *sc, PGconn *c, const char *int
 	int ok = res && PQresultStatus(res) == PGRES_COPY_IN;
 	retl_buf b = RETL_BUF_INIT;
 	if (!ok) {
-		one_line(&b, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
-		wh_fail(err, "source %s: diff warehouse: writing back: %s", sc->source,
+		retl_source_one_line(&b, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+		retl_source_fail(err, "source %s: diff warehouse: writing back: %s", sc->source,
 			retl_buf_cstr(&b));
 		retl_buf_free(&b);
 		PQclear(res);
@@ -379,15 +356,15 @@ static int stage_copy(const struct retl_sync_cfg *sc, PGconn *c, const char *int
 			rc = -1;
 		if (rc && !retl_err_isset(err)) {
 			retl_buf m = RETL_BUF_INIT;
-			one_line(&m, PQresultErrorMessage(res));
-			wh_fail(err, "source %s: diff warehouse: writing back: %s",
+			retl_source_one_line(&m, PQresultErrorMessage(res));
+			retl_source_fail(err, "source %s: diff warehouse: writing back: %s",
 				sc->source, retl_buf_cstr(&m));
 			retl_buf_free(&m);
 		}
 		PQclear(res);
 	}
 	if (rc && !retl_err_isset(err))
-		wh_fail(err, "source %s: diff warehouse: writing back: the connection failed",
+		retl_source_fail(err, "source %s: diff warehouse: writing back: the connection failed",
 			sc->source);
 	return rc;
 }

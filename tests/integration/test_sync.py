@@ -481,14 +481,14 @@ DEFERRED_POINTS = {"report-commit", "reported"}
 AUDIT_POINTS = {"audit-written"}
 # points only "diff": "warehouse" reaches (its table written before the
 # push, and after it): killed at in test_warehouse_diff.py
-DEFERRED_POINTS |= {"whdiff-marked", "whdiff-writeback", "whdiff-written"}
+WHDIFF_POINTS = {"whdiff-marked", "whdiff-writeback", "whdiff-written"}
 BAD = json.dumps("9999")   # the row the mapping rejects in phase 1
 
 
 def test_every_pause_point_has_a_crash_case():
     """A point added to the sources is killed at by the crash test."""
     assert crashpoint.source_points() == \
-        set(CRASH_POINTS) | DEFERRED_POINTS | AUDIT_POINTS
+        set(CRASH_POINTS) | DEFERRED_POINTS | AUDIT_POINTS | WHDIFF_POINTS
 
 
 def test_pause_hook_only_pauses(project, db):
