@@ -232,17 +232,24 @@ def destination(p, g):
 AUDIT = "retl_audit"
 
 
-def make_project(project, db, store):
-    dests = {f"out{g}": {"type": "file", "path": f"out{g}.jsonl"}
-             for g in range(NSYNCS)}
-    p = project(dsn=db.dsn, destinations=dests)
+def use_store(p, store, audit=None):
+    """p with its state in store (and its source's sync logs in schema
+    audit, when given); returns p"""
     state = store.config(p.dir)
     cfg = json.load(open(p.path("retl.json")))
     if state is not None:
         cfg["state"] = state
-    # sync logs in the warehouse (issue 19, Done when 3)
-    cfg["sources"]["warehouse"]["audit"] = AUDIT
+    if audit:
+        cfg["sources"]["warehouse"]["audit"] = audit
     p.write_config(cfg)
+    return p
+
+
+def make_project(project, db, store):
+    dests = {f"out{g}": {"type": "file", "path": f"out{g}.jsonl"}
+             for g in range(NSYNCS)}
+    # sync logs in the warehouse too (issue 19, Done when 3)
+    p = use_store(project(dsn=db.dsn, destinations=dests), store, AUDIT)
     for g in range(NSYNCS):
         p.add_mapping(f"s{g:02d}", {
             "source": "warehouse",
@@ -417,12 +424,7 @@ def test_a_killed_daemon_stops_its_runs(project, db, store):
     to watch or stop it."""
     db.psql("CREATE TABLE m (grp int, id int, email text, name text);"
             "INSERT INTO m VALUES (0, 1, 'a@example.com', 'a');")
-    p = project(dsn=db.dsn)
-    state = store.config(p.dir)
-    if state is not None:
-        cfg = json.load(open(p.path("retl.json")))
-        cfg["state"] = state
-        p.write_config(cfg)
+    p = use_store(project(dsn=db.dsn), store)
     p.add_mapping("slow", {
         "source": "warehouse",
         "query": "SELECT m.id, m.email FROM m, (SELECT pg_sleep(600)) s",
@@ -457,12 +459,7 @@ def test_a_starting_worker_takes_a_later_claimed_due_time(project, db, store):
     decision, shown in the log and in retl_next_run_timestamp_seconds."""
     db.psql("CREATE TABLE m (grp int, id int, email text, name text);"
             "INSERT INTO m VALUES (0, 1, 'a@example.com', 'a');")
-    p = project(dsn=db.dsn)
-    state = store.config(p.dir)
-    if state is not None:
-        cfg = json.load(open(p.path("retl.json")))
-        cfg["state"] = state
-        p.write_config(cfg)
+    p = use_store(project(dsn=db.dsn), store)
     for name in ("claimed", "free"):
         p.add_mapping(name, {
             "source": "warehouse", "query": "SELECT id, email FROM m",
@@ -497,12 +494,7 @@ def test_a_shortened_schedule_takes_effect_at_once(project, db, store):
     schedule earlier rather than wait for it."""
     db.psql("CREATE TABLE m (grp int, id int, email text, name text);"
             "INSERT INTO m VALUES (0, 1, 'a@example.com', 'a');")
-    p = project(dsn=db.dsn)
-    state = store.config(p.dir)
-    if state is not None:
-        cfg = json.load(open(p.path("retl.json")))
-        cfg["state"] = state
-        p.write_config(cfg)
+    p = use_store(project(dsn=db.dsn), store)
     sync = {"source": "warehouse", "query": "SELECT id, email FROM m",
             "key": "id", "destination": "out", "mode": "upsert",
             "fields": {"email": "email"}, "schedule": "every 1h"}
