@@ -16,6 +16,12 @@
  *    both sides.  A removal, a repeated key (its hash counted twice) or a
  *    damaged table makes them differ, and the run is the plain hash diff,
  *    which finds them.  That scan reads the key only: no row hash, no join.
+ *    The check runs only when a removal would matter: the sync removes
+ *    (mirror, membership; retl_sync_removes), or rows are failing or
+ *    waiting (one that left the model must be forgotten).  Otherwise a
+ *    row that left changes nothing at the destination, and the range is
+ *    trusted: it costs an index range, not a scan (the key stays in the
+ *    table and the store until a run compares every row).
  *  - Rows not acknowledged.  W advances only when the run ended normally,
  *    and never past a returned row the run did not acknowledge (failing,
  *    refused, deferred by --limit): those are read again next run.
@@ -182,15 +188,21 @@ static void add_check_key(const struct retl_whsince *s, retl_buf *q, int portabl
  * aggregate over the model costs its expression on every row.
  */
 static void check_query(const struct retl_whsince *s, retl_buf *q, const char *model,
-			size_t mlen, const char *table, int portable, int redshift)
+			size_t mlen, const char *table, int portable, int redshift,
+			int check)
 {
 	const struct retl_sync_cfg *sc = s->sc;
-	if (!s->w) {
-		retl_buf_adds(q, "SELECT NULL, max(");
+	if (!s->w || !check) {
+		/* in the range (through the index): its max is the model's */
+		retl_buf_addf(q, "SELECT %s, max(", s->w ? "'t'" : "NULL");
 		retl_whdiff_ident(q, sc->changed_since);
 		retl_buf_adds(q, ") FROM (\n");
 		retl_buf_add(q, model, mlen);
 		retl_buf_adds(q, "\n) retl_m");
+		if (s->w) {
+			retl_buf_adds(q, " WHERE ");
+			retl_whsince_range(s, q);
+		}
 		return;
 	}
 	retl_buf k = RETL_BUF_INIT;
@@ -243,7 +255,7 @@ static int one_row(retl_source *src, const char *sql, struct one_row *o,
 
 int retl_whsince_prepare(struct retl_whsince *s, retl_source *src, const char *model,
 			 size_t mlen, const char *table, int portable, int redshift,
-			 int may_read_range, struct retl_err *err)
+			 int may_read_range, int check, struct retl_err *err)
 {
 	const char *why = "no watermark for changed_since yet";
 	retl_buf q = RETL_BUF_INIT;
@@ -259,7 +271,7 @@ int retl_whsince_prepare(struct retl_whsince *s, retl_source *src, const char *m
 	}
 	if (rc == 0) {
 		retl_buf_reset(&q);
-		check_query(s, &q, model, mlen, table, portable, redshift);
+		check_query(s, &q, model, mlen, table, portable, redshift, check);
 		rc = one_row(src, q.ptr, &o, err);
 	}
 	retl_buf_free(&q);
@@ -272,8 +284,9 @@ int retl_whsince_prepare(struct retl_whsince *s, retl_source *src, const char *m
 		why = "the table's keys are not the model's (rows left the model, or a key repeats)";
 	free(o.v[0]);
 	if (range)
-		retl_log(RETL_LOG_INFO, s->sc->name, "diff warehouse: rows with %s >= %s read (changed_since)",
-			 s->sc->changed_since, s->w);
+		retl_log(RETL_LOG_INFO, s->sc->name, "diff warehouse: rows with %s >= %s read (changed_since%s)",
+			 s->sc->changed_since, s->w,
+			 check ? "" : "; no key check: nothing to remove, nothing failing");
 	else
 		retl_log(RETL_LOG_INFO, s->sc->name, "diff warehouse: %s: this run compares every row", why);
 	return range;
