@@ -15,21 +15,25 @@ is one that breaks the contract (a column gone backwards, a late commit).
   * removals and repeated keys fall back to the full hash diff; no watermark
     (first run, mapping or column changed, --full-resync, table emptied)
     compares every row;
-  * a refused row and --limit's deferred rows hold the watermark back; a
-    kill around the write-back loses nothing and sends nothing twice;
+  * a refused row, --limit's deferred rows and a run that stopped hold the
+    watermark back; a kill around the write-back loses nothing and sends
+    nothing twice; every kind of key passes the key check (both dialects);
   * config errors; lookback reads a late commit.
 
 Each test names, in a comment, the bug that breaks it.
 """
 
 import json
+import os
 import random
 import re
+import signal
 import subprocess
+import tempfile
 
 import pytest
 
-from crashpoint import run_and_kill_at
+from crashpoint import proc_state, run_and_kill_at
 from emulator_control import control
 from invariant import Model, run_killed
 from pgcluster import _clean_env
@@ -112,7 +116,10 @@ def test_three_diffs_same_destination(project, db, hubspots, sql):
     # breaks it: any lost or repeated change with changed_since (a watermark
     # past a refused row, removals missed by the range, W advanced by a
     # killed run, the W row taken for a model key)
-    rng = random.Random(1919)
+    # seed 116's story: update+kill reject+kill insert+kill update_many
+    # update+kill reject mapping+kill empty delete key_change+kill update
+    # case match_change+kill (faults at random on top)
+    rng = random.Random(116)
     model = Model(db, rng)
     touch(db, "inv")
     model.seed(40)
@@ -232,12 +239,19 @@ def test_removals_fall_back_to_the_full_diff(cs, db):
     err = run_v(p)
     assert FALLBACK in err and returned(err) == (1, 1), err
     assert sorted(ops(p, 203)) == [("remove", "10"), ("upsert", "202")]
+    # a new row committed late, below W: not in the range, but the key
+    # check counts it
+    untouched(db, "INSERT INTO t VALUES (203, 'u203@x.com', 'n203', "
+                  "now() - interval '1 day', 0)")
+    err = run_v(p)
+    assert FALLBACK in err and returned(err) == (1, 0), err
+    assert ops(p, 205) == [("upsert", "203")]
     # a table row lost by hand: the keys differ, the full diff finds the
     # row unchanged locally and sends nothing
     db.psql("DELETE FROM retl_state.s WHERE key = '20'")
     err = run_v(p)
     assert FALLBACK in err and returned(err) == (1, 0), err
-    assert len(ops(p)) == 205 and net(p) == model(db)
+    assert len(ops(p)) == 206 and net(p) == model(db)
     err = run_v(p)
     assert ranged(err) and returned(err) == (0, 0), err
 
@@ -345,6 +359,97 @@ def test_killed_around_the_write_back(cs, db, point):
     assert db.scalar("SELECT count(*) FROM retl_state.s WHERE row_hash IS NULL") == "0"
     err = run_v(p)
     assert ranged(err) and returned(err) == (0, 0), err
+
+
+def test_interrupted_run_keeps_the_watermark(cs, db):
+    # breaks it: W moved by a run that did not end normally (rows the
+    # interrupted stream never reached, older than the ones it did, are
+    # never read again)
+    p = cs
+    strict = {"email": {"from": "email", "transform": [{"match": "^[^@ ]+@[^@ ]+$"}]},
+              "name": "name"}
+    p.add_mapping("s", cs_mapping(fields=strict))
+    run_v(p)
+    # the model streams in id order: 1 (refused by the mapping), then 2..;
+    # 101..200 changed first, so their values are below those of 1 and 2
+    db.psql("UPDATE t SET name = 'changed' WHERE id > 100;"
+            "UPDATE t SET name = 'changed' WHERE id BETWEEN 2 AND 100;"
+            "UPDATE t SET email = 'bad' WHERE id = 1")
+    env = dict(os.environ, RETL_TEST_PAUSE_AT="reject-commit:1")
+    with tempfile.TemporaryFile("w+") as e:
+        proc = subprocess.Popen([p.retl_bin, "--config", p.dir, "-v", "run", "s"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=e,
+                                stdin=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: proc.poll() is not None or proc_state(proc.pid) == "T",
+                     120, "the run to pause at its first refused row")
+            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGCONT)
+            assert proc.wait(120) == 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        e.seek(0)
+        err = e.read()
+    assert ranged(err) and "interrupted after" in err, err
+    assert len(ops(p)) == 200        # interrupted before the push
+    err = run_v(p, rc=(1,))
+    assert ranged(err) and returned(err) == (200, 0), err
+    assert sorted(int(k) for _, k in ops(p, 200)) == list(range(2, 201))
+
+
+def test_stopped_run_keeps_the_watermark(db, project):
+    # breaks it: W moved by a run that stopped mid-stream (exit 2): rows it
+    # never reached, older than those it did, are never read again.  (A
+    # SIGTERM'd run cannot write W at all: its write-back cannot connect.)
+    db.psql("CREATE TABLE t (id int PRIMARY KEY, email text, name text)")
+    touch(db, "t")
+    db.psql("INSERT INTO t SELECT i, 'u' || i || '@x.com', 'n' || i "
+            "FROM generate_series(1, 200) i WHERE i <> 100")
+    p = project(dsn=db.dsn)
+    p.add_mapping("s", cs_mapping(key=["id", "email"]))
+    env = {"RETL_TEST_WHDIFF_SQL": "portable"}
+    run_v(p, env=env)
+    # streamed in id order: 1..99, then 100, whose key the portable SQL
+    # renders otherwise (a tab, unescaped): the run stops there, exit 2;
+    # 101..200 changed first, so their values are below those of 1..99
+    db.psql("UPDATE t SET name = 'changed' WHERE id > 100;"
+            "UPDATE t SET name = 'changed' WHERE id < 100;"
+            "INSERT INTO t VALUES (100, 'u' || chr(9) || '100@x.com', 'n100')")
+    err = run_v(p, rc=(2,), env=env)
+    assert ranged(err) and "the key's text in SQL" in err, err
+    assert len(ops(p)) == 199
+    db.psql("UPDATE t SET email = 'u100@x.com' WHERE id = 100")
+    err = run_v(p, env=env)
+    assert ranged(err) and returned(err) == (200, 0), err
+    assert sorted(int(o["key"][0]) for o in p.read_jsonl()[199:]) == list(range(1, 201))
+
+
+@pytest.mark.parametrize("key", ["id", "email", ["id", "email"]], ids=["int", "text", "two"])
+@pytest.mark.parametrize("sql", ["postgresql", "portable"])
+def test_every_key_kind_passes_the_key_check(db, project, key, sql):
+    # breaks it: the key check's key text not the table's (every run a
+    # full diff), or its hash blind to a removal
+    db.psql("CREATE TABLE t (id int PRIMARY KEY, email text, name text)")
+    touch(db, "t")
+    db.psql("INSERT INTO t SELECT i, 'u' || i || '@x.com', 'n' || i "
+            "FROM generate_series(1, 50) i;"
+            "UPDATE t SET email = 'quote\"back\\slash' WHERE id = 2")
+    p = project(dsn=db.dsn)
+    p.add_mapping("s", cs_mapping(key=key))
+    env = {"RETL_TEST_WHDIFF_SQL": sql}
+    err = run_v(p, env=env)
+    assert FULL in err and returned(err) == (50, 0), err
+    db.psql("UPDATE t SET name = 'changed' WHERE id IN (2, 3)")
+    err = run_v(p, env=env)
+    assert ranged(err) and returned(err) == (2, 0), err
+    db.psql("DELETE FROM t WHERE id = 4")
+    err = run_v(p, env=env)
+    assert FALLBACK in err and returned(err) == (0, 1), err
+    err = run_v(p, env=env)
+    assert ranged(err) and returned(err) == (0, 0), err
+    assert len(ops(p)) == 53
 
 
 def repeated_key_model(db):
