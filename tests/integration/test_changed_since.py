@@ -569,3 +569,31 @@ def test_lookback_reads_a_late_commit(cs, db):
     err = run_v(p)
     assert ranged(err) and returned(err) == (0, 0), err
     assert net(p)["11"]["name"] == "n11"
+
+
+# ---- bugs found (reproducers for the lead: strict xfail, drop the mark
+# when fixed) -------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="sync_whdiff_since.c retl_whsince_marker: "
+                   "with no stored W, a max C cannot order ('infinity') is "
+                   "written as W; every later change is then out of the range")
+def test_an_unordered_max_is_never_the_watermark(cs, db):
+    p = cs
+    untouched(db, "UPDATE t SET updated_at = 'infinity' WHERE id = 1")
+    run_v(p)
+    db.psql("UPDATE t SET name = 'changed' WHERE id IN (3, 4)")
+    run_v(p)
+    assert net(p) == model(db)
+
+
+@pytest.mark.xfail(strict=True, reason="W's tag is cs:<seed>:<column>, without "
+                   "the type: a model whose change column turns from timestamptz "
+                   "into bigint fails every run (exit 3, a cast error) until "
+                   "--full-resync")
+def test_a_column_type_change_means_no_watermark(cs, db):
+    p = cs
+    run_v(p)
+    p.add_mapping("s", cs_mapping(query="SELECT id, email, name, version AS updated_at "
+                                        "FROM t ORDER BY id"))
+    err = run_v(p)
+    assert FULL in err, err
