@@ -445,7 +445,9 @@ int retl_whdiff_stream(struct run *r)
 		int rc = retl_whsince_prepare(w->since, r->src, r->sc->query,
 					      model_text_len(r->sc->query), w->table,
 					      w->portable, w->redshift,
-					      !r->o->full_resync && !w->full, r->err);
+					      !r->o->full_resync && !w->full,
+					      retl_sync_removes(r->sc) || w->nretry > 0,
+					      r->err);
 		if (rc < 0)
 			return rc;
 		w->range = rc;
@@ -481,7 +483,14 @@ int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g)
 		return retl_state_scan(r->st, r->sc->name, note_gone, g, r->err);
 	retl_match_set *done = retl_match_set_new();
 	int rc = 0;
-	for (size_t pass = 0; pass < 2 && !rc; pass++) {
+	/*
+	 * changed_since's range: with failing or waiting keys the key check
+	 * ran and proved every key of the table still the model's, and every
+	 * failing or waiting key is in the table (marked before the push that
+	 * failed it; the run that began changed_since compared every row):
+	 * one not returned is in the model below the range, not gone.
+	 */
+	for (size_t pass = 0; pass < (w->range ? 1u : 2u) && !rc; pass++) {
 		size_t n = pass ? w->nretry : w->ngone;
 		size_t *v = pass ? w->retry : w->gone;
 		for (size_t i = 0; i < n && !rc; i++) {

@@ -60,13 +60,14 @@ int retl_whsince_new(const struct retl_sync_cfg *sc, const struct retl_column *c
 size_t retl_whsince_col(const struct retl_whsince *s);
 /*
  * In the run's snapshot: reads the watermark (may_read_range: not a full
- * resync, the table not just emptied) and runs the key check.  Returns 1
+ * resync, the table not just emptied) and, when check, runs the key check
+ * (without it the range is trusted: see sync_whdiff_since.c).  Returns 1
  * when this run may read only the range, 0 when it compares every row,
  * or the source's error (< 0).
  */
 int retl_whsince_prepare(struct retl_whsince *s, retl_source *src, const char *model,
 			 size_t mlen, const char *table, int portable, int redshift,
-			 int may_read_range, struct retl_err *err);
+			 int may_read_range, int check, struct retl_err *err);
 /* appends "(col >= W [- lookback] OR col IS NULL)" */
 void retl_whsince_range(const struct retl_whsince *s, retl_buf *q);
 /* a returned row not acknowledged: W's next value stays at or below v */
