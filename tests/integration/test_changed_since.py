@@ -1,5 +1,6 @@
 """Issue 19, "Done when" 1: `"changed_since"` on a `"diff": "warehouse"`
-sync (src/sync_whdiff*.c; README "Diff in the warehouse", changed_since).
+sync (src/sync_whdiff_since.c, src/sync_whdiff.c; README "Diff in the
+warehouse" -> "Only the rows that changed").
 
 The model tables here get an `updated_at timestamptz` (and a `version
 bigint`) kept by a trigger, so every insert and update moves them: the
@@ -36,9 +37,10 @@ from crashpoint import run_and_kill_at
 from emulator_control import control
 from invariant import Model, run_killed
 from pgcluster import _clean_env
-from test_warehouse_diff import (ENV, HS_TOKEN, change, hs_faults,  # noqa: F401
-                                 hs_mapping, hs_records, hubspots, mapping,
-                                 model, net, ops, returned)
+# hubspots is a fixture: imported, pytest finds it here
+from test_warehouse_diff import (ENV, change, hs_faults, hs_mapping,  # noqa: F401
+                                 hs_records, hubspots, mapping, model, net,
+                                 ops, returned)
 from waiting import wait_for
 
 FULL = ("diff warehouse: no watermark for changed_since yet: "
