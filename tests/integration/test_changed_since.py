@@ -35,12 +35,12 @@ import pytest
 
 from crashpoint import run_and_kill_at
 from emulator_control import control
-from invariant import Model, run_killed
+from invariant import Model
 from pgcluster import _clean_env
 # hubspots is a fixture: imported, pytest finds it here
-from test_warehouse_diff import (ENV, change, hs_faults, hs_mapping,  # noqa: F401
-                                 hs_records, hubspots, mapping, model, net,
-                                 ops, returned)
+from test_warehouse_diff import (ENV, assert_model_records,  # noqa: F401
+                                 hs_faults, hs_mapping, hs_records, hubspots, mapping,
+                                 model, net, ops, returned, sequence)
 from waiting import wait_for
 
 FULL = ("diff warehouse: no watermark for changed_since yet: "
@@ -137,51 +137,18 @@ def test_three_diffs_same_destination(project, db, hubspots, sql):
     for k, url in urls.items():      # a state_schema each: their own tables
         projects[k] = hs_project(project, db, url, f"retl_{k}")
         projects[k].add_mapping("inv", sync(k))
-    upper, story, in_range = False, [], 0
-    for step in range(14):
-        if step == 7:
-            upper = True             # a mapping change: every row re-mapped
-            for k, p in projects.items():
-                p.add_mapping("inv", sync(k, upper=True))
-            kind = "mapping"
-        else:
-            kind = change(model, db, rng) if step else "seed"
-        faults = rng.random() < 0.6
-        kill = rng.random() < 0.3
-        kill_seed = rng.randint(0, 10**9)
-        for k, p in projects.items():
-            hs_faults(urls[k], faults, random.Random(kill_seed), slow=kill)
-            if kill:
-                run_killed(p, env, random.Random(kill_seed))
-            else:
-                rc, _, err = p.run("run", "inv", env=env)
-                assert rc in (0, 1, 4), f"{k} step {step}: exit {rc}: {err}"
-        story.append(f"{kind}{'+faults' if faults else ''}{'+kill' if kill else ''}")
-        where = f"step {step} ({' '.join(story)})"
-
-        for k, p in projects.items():
-            hs_faults(urls[k], False, rng, slow=False)
-            rc, _, err = p.run("-v", "run", "inv", env=env)
-            assert rc in (0, 1), f"{where}: {k}: clean run exit {rc}: {err}"
-            in_range += k == "changed_since" and ranged(err)
+    in_range = 0
+    for where, upper, errs in sequence(model, db, rng, projects, urls, env, sync):
+        in_range += ranged(errs["changed_since"])
         got = {k: hs_records(u) for k, u in urls.items()}
         for k in kinds[1:]:
             assert got[k] == got["local"], f"{where}: {k} differs from local: " + json.dumps(
                 {m: (got["local"].get(m), got[k].get(m))
                  for m in set(got["local"]) | set(got[k])
                  if got["local"].get(m) != got[k].get(m)})
-        want, _ = model.expected(True)
-        assert set(got["changed_since"]) == set(want) | {
-            m for m in got["changed_since"] if want.get(m, {}).get("name") == "REJECTED"}, where
-        for m, row in want.items():
-            if row["name"] == "REJECTED":
-                continue             # refused: its record keeps what it had
-            name = row["name"].upper() if upper else row["name"]
-            assert got["changed_since"].get(m) == {"firstname": name,
-                                                   "company": row["plan"] or ""}, \
-                f"{where}: {m}: {got['changed_since'].get(m)} vs {row}"
+        assert_model_records(got["changed_since"], model, upper, where)
     # the sequence did exercise the range (not only full diffs)
-    assert in_range >= 3, story
+    assert in_range >= 3, where
 
 
 # ---- what is read -----------------------------------------------------------

@@ -155,6 +155,54 @@ def change(model, db, rng):
         rng.random()
 
 
+def sequence(model, db, rng, projects, urls, env, remap, steps=14):
+    """One random sequence of model changes, rows the destination refuses,
+    a mapping change (step 7: remap(name, upper=True) for each project),
+    5xx and lost answers, and kills, run through every project; after each
+    step's clean runs, yields (where, upper, {name: that run's -v stderr})"""
+    upper, story = False, []
+    for step in range(steps):
+        if step == 7:
+            upper = True             # a mapping change: every row re-mapped
+            for d, p in projects.items():
+                p.add_mapping("inv", remap(d, True))
+            kind = "mapping"
+        else:
+            kind = change(model, db, rng) if step else "seed"
+        faults = rng.random() < 0.6
+        kill = rng.random() < 0.3
+        kill_seed = rng.randint(0, 10**9)
+        for d, p in projects.items():
+            hs_faults(urls[d], faults, random.Random(kill_seed), slow=kill)
+            if kill:
+                run_killed(p, env, random.Random(kill_seed))
+            else:
+                rc, _, err = p.run("run", "inv", env=env)
+                assert rc in (0, 1, 4), f"{d} step {step}: exit {rc}: {err}"
+        story.append(f"{kind}{'+faults' if faults else ''}{'+kill' if kill else ''}")
+        where = f"step {step} ({' '.join(story)})"
+        errs = {}
+        for d, p in projects.items():
+            hs_faults(urls[d], False, rng, slow=False)
+            rc, _, errs[d] = p.run("-v", "run", "inv", env=env)
+            assert rc in (0, 1), f"{where}: {d}: clean run exit {rc}: {errs[d]}"
+        yield where, upper, errs
+
+
+def assert_model_records(got, model, upper, where):
+    """a destination's records are the model's, record by record (a row
+    the destination refuses keeps what its record had)"""
+    want, _ = model.expected(True)
+    assert set(got) == set(want) | {
+        m for m in got if want.get(m, {}).get("name") == "REJECTED"}, where
+    for m, row in want.items():
+        if row["name"] == "REJECTED":
+            continue
+        name = row["name"].upper() if upper else row["name"]
+        assert got.get(m) == {"firstname": name, "company": row["plan"] or ""}, \
+            f"{where}: {m}: {got.get(m)} vs {row}"
+
+
 @pytest.mark.parametrize("sql", ["postgresql", "portable"])
 def test_both_modes_same_destination(project, db, hubspots, sql):
     seed = 19
@@ -174,49 +222,15 @@ def test_both_modes_same_destination(project, db, hubspots, sql):
         cfg = json.load(open(projects[d].path("retl.json")))
         cfg["sources"]["warehouse"]["audit"] = f"audit_{d}"
         projects[d].write_config(cfg)
-    upper = False
-    story = []
-    for step in range(14):
-        if step == 7:
-            upper = True             # a mapping change: every row re-mapped
-            for d, p in projects.items():
-                p.add_mapping("inv", hs_mapping(d, upper=True))
-            kind = "mapping"
-        else:
-            kind = change(model, db, rng) if step else "seed"
-        faults = rng.random() < 0.6
-        kill = rng.random() < 0.3
-        kill_seed = rng.randint(0, 10**9)
-        for d, p in projects.items():
-            hs_faults(urls[d], faults, random.Random(kill_seed), slow=kill)
-            if kill:
-                run_killed(p, env, random.Random(kill_seed))
-            else:
-                rc, _, err = p.run("run", "inv", env=env)
-                assert rc in (0, 1, 4), f"{d} step {step}: exit {rc}: {err}"
-        story.append(f"{kind}{'+faults' if faults else ''}{'+kill' if kill else ''}")
-        where = f"step {step} ({' '.join(story)})"
-
-        for d, p in projects.items():
-            hs_faults(urls[d], False, rng, slow=False)
-            rc, _, err = p.run("run", "inv", env=env)
-            assert rc in (0, 1), f"{where}: {d}: clean run exit {rc}: {err}"
+    for where, upper, _ in sequence(model, db, rng, projects, urls, env,
+                                    lambda d, up: hs_mapping(d, upper=up)):
         got = {d: hs_records(u) for d, u in urls.items()}
         assert got["local"] == got["warehouse"], \
             f"{where}: the destinations differ: " + json.dumps(
                 {k: (got["local"].get(k), got["warehouse"].get(k))
                  for k in set(got["local"]) ^ set(got["warehouse"]) |
                  {k for k in got["local"] if got["local"][k] != got["warehouse"].get(k)}})
-        want, _ = model.expected(True)
-        assert set(got["warehouse"]) == set(want) | {
-            m for m in got["warehouse"] if want.get(m, {}).get("name") == "REJECTED"}, where
-        for m, row in want.items():
-            if row["name"] == "REJECTED":
-                continue             # refused: its record keeps what it had
-            name = row["name"].upper() if upper else row["name"]
-            assert got["warehouse"].get(m) == {"firstname": name,
-                                              "company": row["plan"] or ""}, \
-                f"{where}: {m}: {got['warehouse'].get(m)} vs {row}"
+        assert_model_records(got["warehouse"], model, upper, where)
     # every run of the sequence (killed ones as "abandoned") and every row
     # rejected or failed is in the warehouse's sync logs
     for d, p in projects.items():
