@@ -572,6 +572,7 @@ static void free_sync(struct retl_sync_cfg *sc)
 	json_decref(sc->match);
 	json_decref(sc->fields);
 	free(sc->schedule);
+	free(sc->changed_since);
 	json_decref(sc->options);
 	json_decref(sc->def);
 	if (sc->mapping)

@@ -104,6 +104,8 @@ struct retl_sync_cfg {
 	json_t *fields;           /* the raw "fields" object (owned) */
 	enum retl_on_remove on_remove;
 	int diff_warehouse;       /* "diff": "warehouse" (sync_whdiff.c) */
+	char *changed_since;      /* its change column, or NULL */
+	long changed_since_lookback_ms; /* read that much below the watermark */
 	struct retl_safety safety;
 	char *schedule;           /* NULL when not given */
 	json_t *options;          /* destination-specific sync keys, or NULL (owned) */

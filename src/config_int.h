@@ -42,6 +42,12 @@ int retl_cfg_check_keys(struct retl_cfg_ctx *c, json_t *obj, const char *path,
 int retl_cfg_get_string(struct retl_cfg_ctx *c, json_t *obj, const char *path,
 			const char *key, int required, int nonempty, char **out);
 
+/* an optional duration member: "10min", "30s", "500ms", "2h", "1d", sums
+ * like "1h30min", or a number of milliseconds >= 0; *ms is left alone when
+ * the member is absent (config_source.c) */
+int retl_cfg_get_duration(struct retl_cfg_ctx *c, json_t *obj, const char *path,
+			  const char *key, long *ms);
+
 /* rel against dir (rel as is when absolute); the caller frees */
 char *retl_cfg_join_dir(const char *dir, const char *rel);
 

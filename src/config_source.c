@@ -101,10 +101,8 @@ out:
 	return rc;
 }
 
-/* an optional duration member: a string (parse_duration) or a number of
- * milliseconds >= 0; *ms is left alone when the member is absent */
-static int get_duration(struct retl_cfg_ctx *c, json_t *obj, const char *path,
-			const char *key, long *ms)
+int retl_cfg_get_duration(struct retl_cfg_ctx *c, json_t *obj, const char *path,
+			  const char *key, long *ms)
 {
 	json_t *t = json_object_get(obj, key);
 	retl_buf p = RETL_BUF_INIT;
@@ -158,7 +156,7 @@ static int load_audit(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 			goto out;
 		}
 	}
-	if (get_duration(c, obj, path, "audit_retention",
+	if (retl_cfg_get_duration(c, obj, path, "audit_retention",
 			 &sc->audit_retention_ms) < 0)
 		goto out;
 	if (json_object_get(obj, "audit_retention") && !sc->audit) {
@@ -210,11 +208,11 @@ int retl_cfg_load_source(struct retl_cfg_ctx *c, struct retl_source_cfg *sc,
 		goto out;
 	retl_redact_dsn_password(sc->dsn);
 
-	if (get_duration(c, obj, path, "statement_timeout",
+	if (retl_cfg_get_duration(c, obj, path, "statement_timeout",
 			 &sc->statement_timeout_ms) < 0)
 		goto out;
 	sc->connect_timeout_ms = RETL_CONNECT_TIMEOUT_DEFAULT_MS;
-	if (get_duration(c, obj, path, "connect_timeout",
+	if (retl_cfg_get_duration(c, obj, path, "connect_timeout",
 			 &sc->connect_timeout_ms) < 0)
 		goto out;
 	if (load_read(c, sc, obj, path) < 0 ||

@@ -29,7 +29,7 @@ static const char *const remove_names[] = {
 
 static const char *const sync_keys[] = {
 	"source", "query", "key", "destination", "object", "mode", "match",
-	"fields", "on_remove", "safety", "schedule", "diff", NULL
+	"fields", "on_remove", "safety", "schedule", "diff", "changed_since", NULL
 };
 
 const char *retl_mode_name(enum retl_mode m)
@@ -404,6 +404,34 @@ static int read_diff(struct sync_load *l, const struct sync_step *st, json_t *v)
 	return 0;
 }
 
+/*
+ * "changed_since": "col" or {"column": "col", "lookback": "10m"} (README
+ * "Diff in the warehouse" -> "Only the rows that changed"): the warehouse
+ * diff reads only rows whose change column reached the watermark.  The
+ * column's type is checked when the model is described (sync_whdiff.c).
+ */
+static int read_changed_since(struct sync_load *l, const struct sync_step *st,
+			      json_t *v)
+{
+	static const char *const keys[] = { "column", "lookback", NULL };
+	struct retl_sync_cfg *sc = l->sc;
+	if (!v)
+		return 0;
+	if (!sc->diff_warehouse)
+		return retl_cfg_fail(l->c, st->key, "changed_since needs \"diff\": \"warehouse\" (the local diff reads every row anyway)");
+	if (json_is_string(v) && json_string_length(v)) {
+		sc->changed_since = retl_strdup(json_string_value(v));
+		return 0;
+	}
+	if (!json_is_object(v))
+		return retl_cfg_fail(l->c, st->key, "expected a column name, or an object (keys: column, lookback)");
+	if (retl_cfg_check_keys(l->c, v, st->key, keys, NULL) < 0 ||
+	    retl_cfg_get_string(l->c, v, st->key, "column", 1, 1, &sc->changed_since) < 0)
+		return -1;
+	return retl_cfg_get_duration(l->c, v, st->key, "lookback",
+				     &sc->changed_since_lookback_ms);
+}
+
 /* in the order errors are looked for */
 static const struct sync_step steps[] = {
 	{ "destination", read_destination, 0, 0 },
@@ -418,6 +446,7 @@ static const struct sync_step steps[] = {
 	{ "safety", read_safety, 0, 0 },
 	{ "schedule", read_schedule, offsetof(struct retl_sync_cfg, schedule), 0 },
 	{ "diff", read_diff, 0, 0 },
+	{ "changed_since", read_changed_since, 0, 0 },
 };
 
 int retl_cfg_load_sync(struct retl_cfg_ctx *c, struct retl_config *cfg,

@@ -106,37 +106,24 @@ static char *dup_col(retl_db_stmt *s, int i)
 int retl_state_audit_run(retl_state *st, int64_t run_id,
 			 struct retl_run_rec *rec, struct retl_err *err)
 {
-	long *counts[] = {
-		&rec->c.read, &rec->c.added, &rec->c.changed, &rec->c.unchanged,
-		&rec->c.retried, &rec->c.removed, &rec->c.rejected,
-		&rec->c.failed, &rec->c.api_calls, &rec->c.retries,
-		&rec->c.http_429,
-	};
 	retl_db_stmt *s;
 	int rc;
 
 	memset(rec, 0, sizeof(*rec));
-	if (retl_state__prepare(st, "SELECT id, sync, started_at, ended_at, "
-				"status, exit_code, seconds, read, added, "
-				"changed, unchanged, retried, removed, rejected, "
-				"failed, api_calls, retries, http_429, message "
-				"FROM runs WHERE id = ?1", &s, err) < 0)
+	if (retl_state__prepare(st, RETL_STATE_RUN_COLS "WHERE id = ?1", &s, err) < 0)
 		return -1;
 	retl_db_bind_int64(s, 1, run_id);
 	rc = retl_db_step(s);
 	if (rc == RETL_DB_ROW) {
-		rec->id = retl_db_col_int64(s, 0);
+		/* the report's reading, with strings the caller owns */
+		retl_state__run_rec(s, rec);
 		rec->sync = dup_col(s, 1);
 		rec->started = dup_col(s, 2);
 		rec->ended = dup_col(s, 3);
 		rec->status = dup_col(s, 4);
-		rec->exit_code = retl_db_col_null(s, 5) ? -1 :
-				 retl_db_col_int(s, 5);
-		rec->seconds = retl_db_col_null(s, 6) ? -1 :
-			       retl_db_col_double(s, 6);
-		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
-			*counts[i] = (long)retl_db_col_int64(s, 7 + (int)i);
 		rec->message = dup_col(s, 18);
+		if (retl_db_col_null(s, 6))
+			rec->seconds = -1;
 		rec->allow_removals = -1;
 		rc = 0;
 	} else if (rc == RETL_DB_DONE) {

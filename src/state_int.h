@@ -88,6 +88,16 @@ int retl_state__done(retl_state *st, retl_db_stmt *s, struct retl_err *err);
 const char *retl_state__now(retl_state *st);
 int retl_state__exec(retl_state *st, const char *sql, struct retl_err *err);
 
+/* a runs row as struct retl_run_rec: select RETL_STATE_RUN_COLS, then
+ * retl_state__run_rec on each row (strings borrowed from the statement)
+ * (state_report.c) */
+#define RETL_STATE_RUN_COLS "SELECT id, sync, started_at, ended_at, status, " \
+	"exit_code, seconds, read, added, changed, unchanged, retried, " \
+	"removed, rejected, failed, api_calls, retries, http_429, message, " \
+	"allow_removals FROM runs "
+struct retl_run_rec;
+void retl_state__run_rec(retl_db_stmt *s, struct retl_run_rec *r);
+
 /* "<db>.<sync><suffix>" with the sync name escaped, malloc'd (state_lock.c) */
 char *retl_state__sync_path(retl_state *st, const char *sync,
 			    const char *suffix);

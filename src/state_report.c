@@ -265,17 +265,14 @@ int retl_state_run_end(retl_state *st, int64_t run_id, const char *status,
 	return rc;
 }
 
-#define RUN_COLS "SELECT id, sync, started_at, ended_at, status, " \
-	"exit_code, seconds, read, added, changed, unchanged, retried, " \
-	"removed, rejected, failed, api_calls, retries, http_429, message, " \
-	"allow_removals FROM runs "
+#define RUN_COLS RETL_STATE_RUN_COLS
 
 static const char *col_text(retl_db_stmt *s, int i)
 {
 	return retl_db_col_text(s, i);
 }
 
-static void run_rec(retl_db_stmt *s, struct retl_run_rec *r)
+void retl_state__run_rec(retl_db_stmt *s, struct retl_run_rec *r)
 {
 	long *counts[] = {
 		&r->c.read, &r->c.added, &r->c.changed, &r->c.unchanged,
@@ -385,7 +382,7 @@ int retl_state_runs(retl_state *st, const char *sync, int limit,
 	while ((rc = next_row(st, s, err)) > 0) {
 		struct retl_run_rec r;
 
-		run_rec(s, &r);
+		retl_state__run_rec(s, &r);
 		notice_dead(&dead, &r);
 		if ((rc = fn(ud, &r)))
 			break;

@@ -732,7 +732,9 @@ int retl_sync_run(struct retl_config *cfg, struct retl_sync_cfg *sc,
 	retl_testpoint("run-begun");
 	how = o->apply_f ? apply_plan(&r) : plan_and_push(&r);
 	int rc = finish(&r, how);
-	retl_whdiff_end(&r);   /* after every ack this run will commit */
+	/* after every ack this run will commit; the watermark of changed_since
+	 * moves only after a run that ended normally */
+	retl_whdiff_end(&r, how == RUN_DONE);
 	retl_testpoint("run-end");
 	rc = record_run(&r, rc);
 	retl_testpoint("run-recorded");

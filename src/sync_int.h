@@ -163,7 +163,7 @@ int retl_whdiff_open(struct run *r);
 int retl_whdiff_stream(struct run *r);
 int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g);
 int retl_whdiff_mark(struct run *r);
-void retl_whdiff_end(struct run *r);
+void retl_whdiff_end(struct run *r, int ended);
 void retl_whdiff_free(struct run *r);
 
 #endif

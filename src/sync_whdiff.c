@@ -55,6 +55,7 @@
 struct wh_row {
 	size_t key, hash;   /* arena offsets */
 	uint64_t src;       /* the model line's hash, as the engine takes it */
+	size_t since;       /* arena offset of its changed_since value, -1 NULL */
 	int done;           /* its row hash is written */
 };
 
@@ -76,6 +77,9 @@ struct retl_whdiff {
 	int full;           /* the table was empty, the store not: this run
 			     * loads the whole cache, as the local diff does */
 	int pgver;          /* the server's version (PQserverVersion) */
+	struct retl_whsince *since;  /* "changed_since", or NULL */
+	int range;          /* this run reads only changed_since's range */
+	int ended;          /* the run ended normally: the watermark may move */
 };
 
 static void push_off(size_t **v, size_t *n, size_t *cap, size_t off)
@@ -147,6 +151,13 @@ int retl_whdiff_open(struct run *r)
 	if (!c)
 		return -1;
 	int empty = 0;
+	const struct retl_column *cols;
+	size_t ncols;
+	retl_source_columns(r->src, &cols, &ncols);
+	if (retl_whsince_new(sc, cols, ncols, r->seed, &w->since, r->err) < 0) {
+		PQfinish(c);
+		return -1;
+	}
 	w->pgver = PQserverVersion(c);
 	int rc = retl_whdiff_ensure(sc, c, !w->portable, &empty, r->err);
 	PQfinish(c);
@@ -195,9 +206,8 @@ static void add_col_text(retl_buf *q, const char *name, int portable)
 }
 
 /* the engine's key text (sync_diff.c build_key) in SQL */
-static void add_key_expr(struct run *r, retl_buf *q, int portable)
+void retl_whdiff_key_expr(retl_buf *q, const struct retl_sync_cfg *sc, int portable)
 {
-	struct retl_sync_cfg *sc = r->sc;
 	if (sc->nkey == 1) {
 		add_col_text(q, sc->key[0], portable);
 		return;
@@ -280,25 +290,41 @@ static void add_hash_expr(struct run *r, retl_buf *q, const struct retl_column *
 		retl_buf_addf(q, ", %lld)::text", (long long)r->seed);
 }
 
+/* the model's length without a trailing ';' (it goes inside a WITH) */
+static size_t model_text_len(const char *query)
+{
+	size_t qlen = strlen(query);
+	while (qlen && strchr(" \t\r\n;", query[qlen - 1]))
+		qlen--;
+	return qlen;
+}
+
+/*
+ * The model's rows whose hash differs from the table's, and (FULL JOIN)
+ * the table's keys the model lacks; with changed_since's range, only the
+ * rows in the range (LEFT JOIN: the key check proved nothing left).
+ */
 static void build_query(struct run *r, retl_buf *q)
 {
 	struct retl_whdiff *w = r->wh;
 	const struct retl_column *cols;
-	size_t n, qlen = strlen(r->sc->query);
+	size_t n;
 	retl_source_columns(r->src, &cols, &n);
 	w->ncols = n;
-	/* the model without a trailing ';' (it goes inside a WITH) */
-	while (qlen && strchr(" \t\r\n;", r->sc->query[qlen - 1]))
-		qlen--;
 	retl_buf_adds(q, "WITH retl_m AS (\n");
-	retl_buf_add(q, r->sc->query, qlen);
+	retl_buf_add(q, r->sc->query, model_text_len(r->sc->query));
 	retl_buf_adds(q, "\n), retl_h AS (SELECT retl_m.*, ");
-	add_key_expr(r, q, w->portable);
+	retl_whdiff_key_expr(q, r->sc, w->portable);
 	retl_buf_adds(q, " AS retl__k, ");
 	add_hash_expr(r, q, cols, n, w->portable);
-	retl_buf_addf(q, " AS retl__h, 1 AS retl__in FROM retl_m)\n"
-		      "SELECT retl_h.*, retl_s.key AS retl__s FROM retl_h FULL JOIN %s "
-		      "retl_s ON retl_s.key = retl_h.retl__k", w->table);
+	retl_buf_adds(q, " AS retl__h, 1 AS retl__in FROM retl_m");
+	if (w->range) {
+		retl_buf_adds(q, " WHERE ");
+		retl_whsince_range(w->since, q);
+	}
+	retl_buf_addf(q, ")\nSELECT retl_h.*, retl_s.key AS retl__s FROM retl_h %s JOIN %s "
+		      "retl_s ON retl_s.key = retl_h.retl__k", w->range ? "LEFT" : "FULL",
+		      w->table);
 	if (!r->o->full_resync)
 		retl_buf_adds(q, "\nWHERE retl_h.retl__in IS NULL OR retl_s.key IS NULL "
 			      "OR retl_s.row_hash IS NULL OR retl_s.row_hash <> "
@@ -367,8 +393,8 @@ static int on_wh_row(void *ud, const struct retl_row *row, const char *raw,
 	const char *k = row->vals[m], *h = row->vals[m + 1], *s = row->vals[m + 3];
 	size_t klen = row->lens[m];
 	if (!row->vals[m + 2]) {        /* a key only the table has */
-		if (!s)
-			return 0;
+		if (!s || !row->lens[m + 3])
+			return 0;       /* '' is changed_since's watermark */
 		push_off(&w->gone, &w->ngone, &w->capgone,
 			 retl_sync_arena_add(&w->arena, s, row->lens[m + 3]));
 		load_entry(r, s, row->lens[m + 3], &bad);
@@ -399,6 +425,13 @@ static int on_wh_row(void *ud, const struct retl_row *row, const char *raw,
 			wr->key = retl_sync_arena_add(&w->arena, k, klen);
 			wr->hash = retl_sync_arena_add(&w->arena, h ? h : "", h ? row->lens[m + 1] : 0);
 			wr->src = retl_hash64(raw, mlen, r->seed);
+			wr->since = (size_t)-1;
+			if (w->since) {
+				size_t c = retl_whsince_col(w->since);
+				if (row->vals[c])
+					wr->since = retl_sync_arena_add(&w->arena, row->vals[c],
+									row->lens[c]);
+			}
 			wr->done = 0;
 		}
 	}
@@ -407,6 +440,18 @@ static int on_wh_row(void *ud, const struct retl_row *row, const char *raw,
 
 int retl_whdiff_stream(struct run *r)
 {
+	struct retl_whdiff *w = r->wh;
+	if (w->since) {
+		int rc = retl_whsince_prepare(w->since, r->src, r->sc->query,
+					      model_text_len(r->sc->query), w->table,
+					      w->portable, w->redshift,
+					      !r->o->full_resync && !w->full,
+					      retl_sync_removes(r->sc) || w->nretry > 0,
+					      r->err);
+		if (rc < 0)
+			return rc;
+		w->range = rc;
+	}
 	retl_buf q = RETL_BUF_INIT;
 	build_query(r, &q);
 	int rc = retl_source_stream(r->src, q.ptr, on_wh_row, r, r->err);
@@ -438,7 +483,14 @@ int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g)
 		return retl_state_scan(r->st, r->sc->name, note_gone, g, r->err);
 	retl_match_set *done = retl_match_set_new();
 	int rc = 0;
-	for (size_t pass = 0; pass < 2 && !rc; pass++) {
+	/*
+	 * changed_since's range: with failing or waiting keys the key check
+	 * ran and proved every key of the table still the model's, and every
+	 * failing or waiting key is in the table (marked before the push that
+	 * failed it; the run that began changed_since compared every row):
+	 * one not returned is in the model below the range, not gone.
+	 */
+	for (size_t pass = 0; pass < (w->range ? 1u : 2u) && !rc; pass++) {
 		size_t n = pass ? w->nretry : w->ngone;
 		size_t *v = pass ? w->retry : w->gone;
 		for (size_t i = 0; i < n && !rc; i++) {
@@ -451,6 +503,31 @@ int retl_whdiff_gone(struct run *r, struct retl_sync_gone *g)
 	}
 	retl_match_set_free(done);
 	return rc < 0 ? -1 : 0;
+}
+
+/*
+ * changed_since's watermark row, in the write-back's transaction: only
+ * after a run that ended normally, and never past a row it returned and
+ * did not get acknowledged (that row must be read again).
+ */
+static void add_watermark(struct run *r, retl_buf *arena, size_t **vals, size_t *nv,
+			  size_t *capv)
+{
+	struct retl_whdiff *w = r->wh;
+	const char *tag, *val;
+	if (!w->since || !w->ended)
+		return;
+	for (size_t i = 0; i < w->nrows; i++)
+		if (!w->rows[i].done && w->rows[i].since != (size_t)-1)
+			retl_whsince_pin(w->since, w->arena.ptr + w->rows[i].since);
+	if (!retl_whsince_marker(w->since, &tag, &val))
+		return;
+	/* the key and W go through the write-back's arena (arena), the tag
+	 * through the run's (w->arena), as to_ptrs reads row hashes */
+	push_off(vals, nv, capv, retl_sync_arena_add(arena, "", 0));
+	push_off(vals, nv, capv, retl_sync_arena_add(&w->arena, tag, strlen(tag)));
+	push_off(vals, nv, capv, (size_t)-1);
+	push_off(vals, nv, capv, retl_sync_arena_add(arena, val, strlen(val)));
 }
 
 /* the write-back's rows: acknowledged keys with their hashes (vals) and
@@ -514,6 +591,8 @@ static void collect(struct run *r, int marking, retl_buf *arena, size_t **vals,
 	}
 	if (txn)
 		retl_state_rollback(r->st);   /* it wrote nothing */
+	if (!marking)
+		add_watermark(r, arena, vals, nv, &capv);
 }
 
 /* offsets to pointers: -1 is NULL; hashes live in the run's arena */
@@ -581,11 +660,12 @@ int retl_whdiff_mark(struct run *r)
  * After the push.  A failure here is a warning: those rows come back next
  * run and are found unchanged locally.
  */
-void retl_whdiff_end(struct run *r)
+void retl_whdiff_end(struct run *r, int ended)
 {
 	struct retl_whdiff *w = r->wh;
-	if (!w || r->o->plan || (!w->nrows && !w->ngone))
+	if (!w || r->o->plan || (!w->nrows && !w->ngone && !(w->since && ended)))
 		return;
+	w->ended = ended;
 	retl_testpoint("whdiff-writeback");
 	struct retl_err err;
 	retl_err_clear(&err);
@@ -601,6 +681,7 @@ void retl_whdiff_free(struct run *r)
 	if (!w)
 		return;
 	retl_state_lookup_free(w->look);
+	retl_whsince_free(w->since);
 	free(w->table);
 	free(w->rows);
 	free(w->gone);
