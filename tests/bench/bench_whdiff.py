@@ -64,6 +64,7 @@ Small sizes (BENCH_WHDIFF_ROWS=100000) check the script quickly.
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -188,8 +189,10 @@ def project(base, name, diff, dsn):
     return d
 
 
-def write_mapping(d, diff, query=QUERY, changed_since=None):
-    m = dict(MAPPING, diff=diff, query=query)
+def write_mapping(d, diff, query=QUERY, changed_since=None, mode="upsert"):
+    m = dict(MAPPING, diff=diff, query=query, mode=mode)
+    if mode == "mirror":
+        m["on_remove"] = "delete"    # a sync that removes: the key check runs
     if changed_since:
         m["changed_since"] = changed_since
     with open(os.path.join(d, "mappings", "bench.json"), "w") as f:
@@ -233,7 +236,8 @@ def measure(pg, relay, projs, outs, modes, first, changed, failed):
             secs, n, log = run(projs[proj], outs[proj])
             if n != changed:
                 failed.append(f"{link}, {label}: {n} rows sent, not {changed}")
-            if label == "changed_since" and "read (changed_since)" not in log:
+            if label == "changed_since" and not re.search(
+                    r"rows with updated_at >= .* read \(changed_since", log):
                 failed.append(f"{link}, changed_since: the run did not read the range "
                               f"(it compared every row?): {log.strip()[-300:].replace(chr(10), ' | ')}")
             row[label] = (secs, relay.down)
@@ -281,7 +285,25 @@ def switch_cs(projs, outs, relay):
                          f"{log[-500:]}")
 
 
-def report(results, changed, failed):
+def key_check(pg, relay, projs, outs, changed, failed):
+    """changed_since in a sync that removes: the warehouse project switched
+    to mode mirror, so each run first checks in one aggregate query over
+    every model key that no row left the model; another 0.1 % changed,
+    loopback only (the check's bytes are one row); returns (secs, bytes)"""
+    write_mapping(projs["warehouse"], "warehouse", QUERY_CS, "updated_at", mode="mirror")
+    change(pg, 5)
+    relay.reset(None)
+    secs, n, log = run(projs["warehouse"], outs["warehouse"])
+    if n != changed:
+        failed.append(f"changed_since with the key check: {n} rows sent, not {changed}")
+    m = re.search(r"rows with updated_at >= .* read \(changed_since([^)]*)\)", log)
+    if not m or m.group(1):
+        failed.append(f"changed_since with the key check: the run did not check and read "
+                      f"the range: {log.strip()[-300:].replace(chr(10), ' | ')}")
+    return secs, relay.down
+
+
+def report(results, checked, changed, failed):
     """the table of both rounds, then the targets; appends to failed"""
     print(f"\nbench_whdiff: {ROWS:,} rows, {changed:,} changed (0.1 %) a run, "
           f"file destination; received = bytes the server sent retl; local/this = "
@@ -316,6 +338,11 @@ def report(results, changed, failed):
     plain = ", ".join(f"{row['link']} {row['local'][0] / row['warehouse'][0]:.1f}x"
                       for row in results[0])
     print(f"plain warehouse diff (no target): {plain}")
+    secs, down = checked
+    local = results[1][0]["local"][0]
+    print(f"changed_since with the key check (mirror + delete, loopback, no target): "
+          f"{secs:.2f} s, {down / 1e6:.1f} MB received, {local / secs:.1f}x "
+          f"(against the local diff's {local:.2f} s on loopback above)")
     lb = results[0][0]
     even = lb["local"][1] * 8 / (TARGET * lb["warehouse"][0]) / 1e6
     print(f"the plain diff's 10x would hold on links slower than about {even:.0f} Mbit/s "
@@ -345,7 +372,8 @@ def main():
         switch_cs(projs, outs, relay)
         cs = measure(pg, relay, projs, outs,
                      (("local", "local"), ("warehouse", "changed_since")), 3, changed, failed)
-        report((plain, cs), changed, failed)
+        checked = key_check(pg, relay, projs, outs, changed, failed)
+        report((plain, cs), checked, changed, failed)
         print(f"bench_whdiff: {time.perf_counter() - start:.0f} s in all")
     finally:
         pg.stop()
