@@ -27,7 +27,7 @@
  *    refused, deferred by --limit): those are read again next run.
  *  - Identity of W.  W lives in the table itself, as the row whose key is
  *    '' (no model row has an empty key: the engine refuses it), its
- *    row_hash "cs:<mapping seed>:<column>", its dest_id W's text.  It is
+ *    row_hash "cs:<mapping seed>:<type>:<column>", its dest_id W's text.  It is
  *    written in the transaction of the run's last write-back, so a table
  *    restored, truncated or dropped carries its own W or none, and a
  *    mapping change (a new seed) or another column means "no watermark":
@@ -109,7 +109,10 @@ int retl_whsince_new(const struct retl_sync_cfg *sc, const struct retl_column *c
 	s->cols = cols;
 	s->ncols = n;
 	retl_buf b = RETL_BUF_INIT;
-	retl_buf_addf(&b, "cs:%lld:%s", (long long)seed, sc->changed_since);
+	/* the type too: W's text of another type would not cast (or would
+	 * mean something else) */
+	retl_buf_addf(&b, "cs:%lld:%s:%s", (long long)seed, since_types[t].type,
+		      sc->changed_since);
 	s->tag = retl_buf_detach(&b);
 	*out = s;
 	return 0;
@@ -118,6 +121,24 @@ int retl_whsince_new(const struct retl_sync_cfg *sc, const struct retl_column *c
 size_t retl_whsince_col(const struct retl_whsince *s)
 {
 	return s->col;
+}
+
+/*
+ * max(column), the next watermark.  PostgreSQL's 'infinity' is left out:
+ * as W it would leave every later change below it; a row holding it is in
+ * every range anyway.  (Redshift has no infinity.)
+ */
+static void add_max(const struct retl_whsince *s, retl_buf *q, int portable)
+{
+	retl_buf_adds(q, "max(");
+	if (!portable && s->oid != 20 && s->oid != 21 && s->oid != 23) {
+		retl_buf_adds(q, "NULLIF(");
+		retl_whdiff_ident(q, s->sc->changed_since);
+		retl_buf_adds(q, ", 'infinity')");
+	} else {
+		retl_whdiff_ident(q, s->sc->changed_since);
+	}
+	retl_buf_addc(q, ')');
 }
 
 /* 'v' as an SQL literal (standard_conforming_strings: only ' doubles) */
@@ -191,12 +212,11 @@ static void check_query(const struct retl_whsince *s, retl_buf *q, const char *m
 			size_t mlen, const char *table, int portable, int redshift,
 			int check)
 {
-	const struct retl_sync_cfg *sc = s->sc;
 	if (!s->w || !check) {
 		/* in the range (through the index): its max is the model's */
-		retl_buf_addf(q, "SELECT %s, max(", s->w ? "'t'" : "NULL");
-		retl_whdiff_ident(q, sc->changed_since);
-		retl_buf_adds(q, ") FROM (\n");
+		retl_buf_addf(q, "SELECT %s, ", s->w ? "'t'" : "NULL");
+		add_max(s, q, portable);
+		retl_buf_adds(q, " FROM (\n");
 		retl_buf_add(q, model, mlen);
 		retl_buf_adds(q, "\n) retl_m");
 		if (s->w) {
@@ -211,9 +231,9 @@ static void check_query(const struct retl_whsince *s, retl_buf *q, const char *m
 	retl_buf_adds(&k, ", '')");
 	retl_buf_adds(q, "SELECT CASE WHEN a.s = b.s + c.s THEN 't' ELSE 'f' END, a.mx FROM\n(SELECT coalesce(sum(");
 	add_key_hash(q, k.ptr, portable, redshift);
-	retl_buf_adds(q, "), 0) AS s, max(");
-	retl_whdiff_ident(q, sc->changed_since);
-	retl_buf_adds(q, ") AS mx FROM (\n");
+	retl_buf_adds(q, "), 0) AS s, ");
+	add_max(s, q, portable);
+	retl_buf_adds(q, " AS mx FROM (\n");
 	retl_buf_add(q, model, mlen);
 	retl_buf_adds(q, "\n) retl_m) a,\n(SELECT coalesce(sum(");
 	add_key_hash(q, "key", portable, redshift);
@@ -330,8 +350,9 @@ void retl_whsince_pin(struct retl_whsince *s, const char *v)
 int retl_whsince_marker(const struct retl_whsince *s, const char **tag,
 			const char **w)
 {
-	if (s->stuck || !s->next || (s->w && !strcmp(s->w, s->next)))
-		return 0;
+	if (s->stuck || !s->next || (s->w && !strcmp(s->w, s->next)) ||
+	    compare(s->oid, s->next, s->next) == UNORDERED)
+		return 0;   /* a value C cannot order never becomes W */
 	/* pinned below W (a row read through lookback): W stays */
 	if (s->w && compare(s->oid, s->next, s->w) != 1)
 		return 0;
