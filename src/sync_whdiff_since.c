@@ -325,11 +325,11 @@ static int compare(unsigned oid, const char *a, const char *b)
 		return x < y ? -1 : x > y;
 	}
 	/* ISO text, years 1000-9999 only: "YYYY-MM-DD..." */
-	for (const char *v = a; v; v = v == a ? b : NULL) {
-		if (strlen(v) < 10 || v[4] != '-' || v[0] < '1' || v[0] > '9' ||
-		    strstr(v, "BC"))
+	const char *v[2] = { a, b };
+	for (size_t i = 0; i < 2; i++)
+		if (strlen(v[i]) < 10 || v[i][4] != '-' || v[i][0] < '1' ||
+		    v[i][0] > '9' || strstr(v[i], "BC"))
 			return UNORDERED;
-	}
 	int c = strcmp(a, b);
 	return c < 0 ? -1 : c > 0;
 }
