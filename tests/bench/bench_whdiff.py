@@ -85,6 +85,12 @@ RETL = os.environ.get("RETL_BIN") or os.path.join(REPO, "retl")
 ROWS = int(os.environ.get("BENCH_WHDIFF_ROWS", "10000000"))
 LINK_MBIT = float(os.environ.get("BENCH_WHDIFF_LINK_MBIT", "100"))
 TARGET = 10.0
+# BENCH_WHDIFF_EXPLAIN=1: the server logs the plan and time of every
+# statement of the changed_since runs that takes over 200 ms
+# (auto_explain in the warehouse project's sessions; EXPLAIN ANALYZE's
+# instrumentation slows them a little), printed at the end: where a slow
+# run's time went
+EXPLAIN = bool(os.environ.get("BENCH_WHDIFF_EXPLAIN"))
 # the warehouse project's model: changed_since needs its column among the
 # model's columns (the local project keeps bench.py's QUERY)
 QUERY_CS = QUERY.replace(" FROM bench", ", updated_at FROM bench")
@@ -303,6 +309,35 @@ def key_check(pg, relay, projs, outs, changed, failed):
     return secs, relay.down
 
 
+def explain_on(pg, proj, dsn):
+    """auto_explain in the warehouse project's sessions only (its DSN's
+    options: the local diff's COPY must not pay for the instrumentation),
+    plans of statements over 200 ms to the server's log; returns where the
+    log stands"""
+    opts = ("-c session_preload_libraries=auto_explain "
+            "-c auto_explain.log_min_duration=200ms -c auto_explain.log_analyze=on")
+    path = os.path.join(proj, "retl.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["sources"]["warehouse"]["dsn"] = f"{dsn} options='{opts}'"
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return os.path.getsize(pg.logfile)
+
+
+def explain_print(pg, mark):
+    """the changed_since runs' slow statements, as auto_explain logged them
+    (this script's own UPDATE and VACUUM left out)"""
+    with open(pg.logfile, errors="replace") as f:
+        f.seek(mark)
+        log = f.read()
+    entries = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", log)
+    print("\nbench_whdiff: statements of the changed_since runs over 200 ms (auto_explain):")
+    for e in entries:
+        if "duration:" in e and "retl" in e and "UPDATE bench SET" not in e:
+            print(e.strip())
+
+
 def report(results, checked, changed, failed):
     """the table of both rounds, then the targets; appends to failed"""
     print(f"\nbench_whdiff: {ROWS:,} rows, {changed:,} changed (0.1 %) a run, "
@@ -370,10 +405,13 @@ def main():
         plain = measure(pg, relay, projs, outs,
                         (("local", "local"), ("warehouse", "warehouse")), 1, changed, failed)
         switch_cs(projs, outs, relay)
+        mark = explain_on(pg, projs["warehouse"], dsn) if EXPLAIN else None
         cs = measure(pg, relay, projs, outs,
                      (("local", "local"), ("warehouse", "changed_since")), 3, changed, failed)
         checked = key_check(pg, relay, projs, outs, changed, failed)
         report((plain, cs), checked, changed, failed)
+        if EXPLAIN:
+            explain_print(pg, mark)
         print(f"bench_whdiff: {time.perf_counter() - start:.0f} s in all")
     finally:
         pg.stop()
