@@ -418,7 +418,7 @@ static int read_changed_since(struct sync_load *l, const struct sync_step *st,
 	if (!v)
 		return 0;
 	if (!sc->diff_warehouse)
-		return retl_cfg_fail(l->c, st->key, "changed_since needs \"diff\": \"warehouse\" (the local diff reads every row anyway)");
+		return retl_cfg_fail(l->c, st->key, "needs \"diff\": \"warehouse\" (the local diff reads every row anyway)");
 	if (json_is_string(v) && json_string_length(v)) {
 		sc->changed_since = retl_strdup(json_string_value(v));
 		return 0;

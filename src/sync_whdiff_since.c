@@ -75,6 +75,23 @@ static const struct {
 	{ 1082, "date", 1 }, { 1114, "timestamp", 1 }, { 1184, "timestamptz", 1 },
 };
 
+/* a few common types by name, for the message; others by oid */
+static const char *type_name(unsigned oid)
+{
+	static const struct { unsigned oid; const char *name; } names[] = {
+		{ 16, "boolean" }, { 25, "text" }, { 700, "real" },
+		{ 701, "double precision" }, { 1043, "varchar" }, { 1042, "char" },
+		{ 1083, "time" }, { 1186, "interval" }, { 1700, "numeric" },
+		{ 114, "json" }, { 3802, "jsonb" }, { 2950, "uuid" },
+	};
+	static char buf[32];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].oid == oid)
+			return names[i].name;
+	snprintf(buf, sizeof(buf), "type oid %u", oid);
+	return buf;
+}
+
 int retl_whsince_new(const struct retl_sync_cfg *sc, const struct retl_column *cols,
 		     size_t n, uint64_t seed, struct retl_whsince **out,
 		     struct retl_err *err)
@@ -95,8 +112,8 @@ int retl_whsince_new(const struct retl_sync_cfg *sc, const struct retl_column *c
 			break;
 	if (t == sizeof(since_types) / sizeof(since_types[0]))
 		return retl_err_set(err, RETL_EXIT_USAGE,
-				    "%s: changed_since: column \"%s\" (type oid %u) is not an integer, date or timestamp column: use one every change moves forward, such as an updated_at",
-				    sc->file, sc->changed_since, cols[i].oid);
+				    "%s: changed_since: column \"%s\" (%s) is not an integer, date or timestamp column: use one every change moves forward, such as an updated_at",
+				    sc->file, sc->changed_since, type_name(cols[i].oid));
 	if (sc->changed_since_lookback_ms && !since_types[t].time)
 		return retl_err_set(err, RETL_EXIT_USAGE,
 				    "%s: changed_since: a lookback needs a date or timestamp column (\"%s\" is %s)",
@@ -168,13 +185,17 @@ void retl_whsince_range(const struct retl_whsince *s, retl_buf *q)
 	retl_buf_adds(q, " IS NULL)");
 }
 
-/* a 64-bit (48 on the portable path) hash of key text x, summable */
+/*
+ * A 64-bit (48 on the portable path) hash of key text x, summable.
+ * Redshift's SUM of a BIGINT is a BIGINT (it would overflow past some
+ * 65,000 keys): the portable hash is summed as DECIMAL(38,0).
+ */
 static void add_key_hash(retl_buf *q, const char *x, int portable, int redshift)
 {
 	if (redshift)
-		retl_buf_addf(q, "STRTOL(SUBSTRING(MD5(%s), 1, 12), 16)", x);
+		retl_buf_addf(q, "CAST(STRTOL(SUBSTRING(MD5(%s), 1, 12), 16) AS DECIMAL(38,0))", x);
 	else if (portable)   /* Redshift's on PostgreSQL, for the tests */
-		retl_buf_addf(q, "CAST(CAST('x' || SUBSTRING(MD5(%s), 1, 12) AS BIT(48)) AS BIGINT)", x);
+		retl_buf_addf(q, "CAST(CAST(CAST('x' || SUBSTRING(MD5(%s), 1, 12) AS BIT(48)) AS BIGINT) AS DECIMAL(38,0))", x);
 	else
 		retl_buf_addf(q, "hashtextextended(%s, 0)", x);
 }
