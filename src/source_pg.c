@@ -237,6 +237,13 @@ static int exec_cmd(retl_source *s, const char *sql, struct retl_err *err)
 	return rc;
 }
 
+int retl_source_jit_off(retl_source *s, struct retl_err *err)
+{
+	if (s->redshift || PQserverVersion(s->conn) < 110000)
+		return 0;
+	return exec_cmd(s, "SET LOCAL jit = off", err);
+}
+
 /* best effort: used on the way out of an error, err already set.  Not
  * once asked to stop: the run is ending, and closing the connection ends
  * the transaction as surely */

@@ -51,6 +51,7 @@
 #include "testpoint.h"
 
 #define WH_EXTRA 4          /* retl__k, retl__h, retl__in, retl__s */
+#define WH_ANALYZE_ROWS 100000 /* rows written at once: ANALYZE the table */
 
 struct wh_row {
 	size_t key, hash;   /* arena offsets */
@@ -442,12 +443,14 @@ int retl_whdiff_stream(struct run *r)
 {
 	struct retl_whdiff *w = r->wh;
 	if (w->since) {
-		int rc = retl_whsince_prepare(w->since, r->src, r->sc->query,
-					      model_text_len(r->sc->query), w->table,
-					      w->portable, w->redshift,
-					      !r->o->full_resync && !w->full,
-					      retl_sync_removes(r->sc) || w->nretry > 0,
-					      r->err);
+		int rc = w->portable ? 0 : retl_source_jit_off(r->src, r->err);
+		if (rc == 0)
+			rc = retl_whsince_prepare(w->since, r->src, r->sc->query,
+						  model_text_len(r->sc->query), w->table,
+						  w->portable, w->redshift,
+						  !r->o->full_resync && !w->full,
+						  retl_sync_removes(r->sc) || w->nretry > 0,
+						  r->err);
 		if (rc < 0)
 			return rc;
 		w->range = rc;
@@ -637,6 +640,15 @@ static int wh_sync_table(struct run *r, int marking, struct retl_err *err)
 	if (rc == 0 && (nv || nd))
 		retl_log(RETL_LOG_DEBUG, r->sc->name, "diff warehouse: %zu keys %s, %zu deleted",
 			 nv / 4, marking ? "marked before the push" : "written back", nd / 4);
+	/* many rows written (a first fill, a switch): statistics now; a
+	 * failure costs a plan, not the run */
+	if (rc == 0 && c && !r->wh->portable &&
+	    (r->wh->full || nv / 4 >= WH_ANALYZE_ROWS)) {
+		struct retl_err aerr;
+		retl_err_clear(&aerr);
+		if (retl_whdiff_analyze(r->sc, c, r->wh->table, &aerr) < 0)
+			retl_log(RETL_LOG_WARN, r->sc->name, "%s", aerr.msg);
+	}
 	PQfinish(c);
 	free(pv);
 	free(pd);

@@ -43,6 +43,10 @@ int retl_whdiff_write(const struct retl_sync_cfg *sc, PGconn *c,
 		      const char *const *v, size_t n, int del, int fresh,
 		      struct retl_err *err);
 
+/* ANALYZE t (sync_whdiff_table.c) */
+int retl_whdiff_analyze(const struct retl_sync_cfg *sc, PGconn *c, const char *t,
+			struct retl_err *err);
+
 /* the engine's key text (sync_diff.c build_key) as an SQL expression over
  * the model's columns (sync_whdiff.c) */
 void retl_whdiff_key_expr(retl_buf *q, const struct retl_sync_cfg *sc, int portable);
