@@ -178,7 +178,7 @@ prism: $(PRISM)
 
 integration: retl $(PRISM)
 	rm -f $(REQUEST_LOG)
-	RETL_REQUEST_LOG=$(CURDIR)/$(REQUEST_LOG) $(PYTHON) -m pytest -q tests/integration tests/emulators
+	RETL_REQUEST_LOG=$(CURDIR)/$(REQUEST_LOG) $(PYTHON) -m pytest -q --durations=15 tests/integration tests/emulators
 	# the sync tests again, every model read through a server-side cursor
 	# (the path for warehouses without COPY ... TO STDOUT, README "Warehouses")
 	RETL_TEST_READ=cursor RETL_REQUEST_LOG=$(CURDIR)/$(REQUEST_LOG) $(PYTHON) -m pytest -q tests/integration/test_sync.py
