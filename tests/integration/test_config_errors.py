@@ -164,7 +164,7 @@ CASES = [
     # --- mappings/x.json: keys and references ---
     ("sync-unknown-key", GOOD_RETL, sync(feilds={}),
      "mappings/x.json: feilds: unknown key (expected one of source, query, key, destination, "
-     "object, mode, match, fields, on_remove, safety, schedule, diff)"),
+     "object, mode, match, fields, on_remove, safety, schedule, diff, changed_since)"),
     ("sync-source-missing", GOOD_RETL, sync(source=DELETE),
      "mappings/x.json: source: missing (required)"),
     ("sync-source-unknown", GOOD_RETL, sync(source="warehouse"),
